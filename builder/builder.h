@@ -1,0 +1,45 @@
+/* builder/builder.h - turns a Dockerfile and a build context into an image in the store.
+ *
+ * The builder owns the build semantics (stages, instructions, cache), the RUN sandbox
+ * (user, mount, pid, ipc and uts namespaces over overlayfs) and the rootless entry into a
+ * user namespace. It never prints on its own: progress and RUN output go to opts->log_fd,
+ * errors come back through common/error.h.
+ */
+#ifndef MK_BUILDER_H
+#define MK_BUILDER_H
+
+#include <stdbool.h>
+
+#include "common/digest.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "layerstore/layerstore.h"
+
+enum mk_network { MK_NET_HOST = 0, MK_NET_NONE };
+
+struct mk_build_opts {
+    const char *context_dir;  /* the build context (required) */
+    const char *dockerfile;   /* path; NULL = CONTEXT/Dockerfile */
+    struct mk_strv tags;      /* -t, as given */
+    struct mk_strv build_args;/* "K=V", or "K" (value from the environment) */
+    const char *target;       /* --target stage, or NULL */
+    bool no_cache;
+    enum mk_network network;
+    int log_fd;               /* progress and RUN output */
+    bool quiet;
+};
+
+/* Builds; on success the image is written and tagged with every opts->tags entry, and
+ * ret_image receives it (caller frees). On failure nothing is tagged and every temp dir
+ * and mount is gone. */
+int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
+                  struct mk_image **ret_image, struct mk_error **err);
+
+/* Rootless entry: when not running as root, moves this process into a new user namespace
+ * (mapping 0 to the caller and 1..N to its /etc/subuid and /etc/subgid ranges through
+ * newuidmap/newgidmap) and a private mount namespace, so that the store can hold files of
+ * every id an image uses. *ret_single_id is set when no subordinate range was available
+ * and only the caller's own id is mapped. No-op as root. */
+int builder_enter_userns(bool *ret_single_id, struct mk_error **err);
+
+#endif

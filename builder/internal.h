@@ -1,0 +1,63 @@
+/* builder/internal.h - declarations shared by the builder's files. Not a public API. */
+#ifndef MK_BUILDER_INTERNAL_H
+#define MK_BUILDER_INTERNAL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "builder/builder.h"
+
+/* ---- RUN sandbox (builder/sandbox.c) ------------------------------------------------------ */
+
+enum mk_sandbox_mount_type { MK_MOUNT_BIND, MK_MOUNT_TMPFS };
+
+struct mk_sandbox_mount {
+    enum mk_sandbox_mount_type type;
+    const char *source; /* host path for binds */
+    const char *target; /* absolute path inside the rootfs */
+    bool readonly;
+};
+
+struct mk_sandbox_spec {
+    /* Root file system: overlay of lowerdirs (top-most first; may be empty for scratch)
+     * with upperdir/workdir (both inside one store tmpdir). */
+    const struct mk_strv *lowerdirs;
+    const char *upperdir;
+    const char *workdir;
+    /* The process (only for builder_sandbox_run). */
+    char *const *argv;
+    const struct mk_strv *env;  /* "K=V" */
+    const char *cwd;            /* inside the rootfs; created when missing */
+    const char *user;           /* "name", "uid", "name:group", "uid:gid"; NULL = root */
+    const char *hostname;       /* NULL = "mkimg" */
+    enum mk_network network;
+    const struct mk_sandbox_mount *mounts;
+    size_t n_mounts;
+    int stdout_fd, stderr_fd;   /* the RUN's output; stdin is /dev/null */
+};
+
+/* Runs spec->argv in a new container: user (identity map of our own id range), mount, pid,
+ * ipc and uts namespaces (and net for MK_NET_NONE); the overlay as root, /proc, a minimal
+ * /dev (null zero full random urandom tty, pts, shm), the host's resolv.conf and a hosts
+ * file; env, cwd and user applied; no_new_privs. Mount points the sandbox had to create
+ * in the rootfs are removed from the upperdir again if they stayed empty.
+ * *ret_status is the command's exit status (128+N when killed by signal N).
+ * A SIGINT/SIGTERM to mkimg (mk_interrupted) kills the container and fails with
+ * MK_ERR_INTERRUPTED. The child dies with mkimg (PR_SET_PDEATHSIG). */
+int builder_sandbox_run(const struct mk_sandbox_spec *spec, int *ret_status,
+                        struct mk_error **err);
+
+/* Mounts the same root file system in a child process (user + mount namespace only) and
+ * calls fn(rootfd, arg, err) there, with rootfd an O_PATH fd of the merged root; used by
+ * COPY, WORKDIR and the user lookup. fn's error is carried back to the caller. */
+typedef int (*mk_sandbox_fn)(int rootfd, void *arg, struct mk_error **err);
+int builder_sandbox_call(const struct mk_sandbox_spec *spec, mk_sandbox_fn fn, void *arg,
+                         struct mk_error **err);
+
+/* Resolves USER ("name[:group]" / "uid[:gid]") through rootfd's /etc/passwd and
+ * /etc/group: uid, primary gid, supplementary groups. A numeric uid without an entry is
+ * accepted (gid = uid's entry or 0); an unknown name is MK_ERR_NOT_FOUND. */
+int builder_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
+                         struct mk_error **err);
+
+#endif
