@@ -59,5 +59,28 @@ int builder_sandbox_call(const struct mk_sandbox_spec *spec, mk_sandbox_fn fn, v
  * accepted (gid = uid's entry or 0); an unknown name is MK_ERR_NOT_FOUND. */
 int builder_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                          struct mk_error **err);
+/* Same, plus the supplementary groups (groups whose member list names the user; caller
+ * frees *ret_groups, NULL when there are none). */
+int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
+                                gid_t **ret_groups, size_t *ret_n_groups, struct mk_error **err);
+
+
+/* ---- COPY / ADD (builder/copy.c) ---------------------------------------------------------- */
+
+struct mk_context;
+
+struct mk_copy_spec {
+    const struct mk_context *ctx;  /* source: the build context (honours .dockerignore), or */
+    int src_rootfd;                /* another root (COPY --from), when ctx is NULL */
+    const struct mk_strv *sources; /* after expansion; may hold wildcards */
+    const char *dest;              /* absolute path inside the destination root */
+    bool dest_is_dir;              /* written with a trailing '/' */
+    const char *chown;             /* NULL: 0:0 */
+    bool has_chmod;
+    mode_t chmod;
+};
+
+/* Copies the sources into rootfd (runs in builder_sandbox_call's child). */
+int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_error **err);
 
 #endif

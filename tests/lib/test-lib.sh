@@ -45,15 +45,7 @@ t_grep() {
 
 # A busybox rootfs (from Debian's busybox-static) imported as busybox:latest.
 t_busybox_rootfs() { # DIR
-    local d=$1
-    mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/root"
-    cp /bin/busybox "$d/bin/busybox"
-    for a in $("$d/bin/busybox" --list); do
-        [ "$a" = busybox ] || ln -sf busybox "$d/bin/$a"
-    done
-    chmod 1777 "$d/tmp"
-    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$d/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
+    "$MKIMG_TOP/samples/busybox-rootfs.sh" "$1"
 }
 t_import_busybox() {
     t_busybox_rootfs "$T/bbroot"

@@ -1,0 +1,1219 @@
+/* builder/build.c - the build driver: Dockerfile stages and instructions -> image.
+ *
+ * One stage at a time, one instruction at a time. Metadata instructions change the stage's
+ * image config and add an empty_layer history entry; RUN, COPY, ADD and WORKDIR (when it
+ * creates the directory) run against an overlay of the stage's snapshots and their upperdir
+ * becomes the next layer and snapshot, with no extraction.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "builder/internal.h"
+#include "common/fsutil.h"
+#include "parser/parser.h"
+
+#define DOCKERFILE_MAX (16u << 20)
+
+struct stage {
+    char *name;       /* AS name (lowercase) or NULL */
+    size_t index;
+    size_t first, end; /* nodes [first, end) of the Dockerfile, first is the FROM */
+    bool needed;
+    bool built;
+    /* result */
+    struct mk_image_config config;
+    struct mk_layer_desc *layers;
+    size_t n_layers;
+    char chain[MK_DIGEST_SIZE]; /* chain id of all layers, "" for none */
+    struct mk_strv lowerdirs;   /* snapshot dirs, top-most first */
+    struct mk_strv args;        /* declared ARGs "K=V" (stage scope) */
+    bool cmd_set;
+    char *base_name;            /* the FROM image as written after expansion */
+};
+
+struct build {
+    struct mk_store *store;
+    const struct mk_build_opts *opts;
+    struct mk_df *df;
+    char *df_name;       /* for error locations: "Dockerfile" as the user named it */
+    struct mk_context *ctx;
+    struct mk_strv meta_args; /* global ARGs (before the first FROM), "K=V" */
+    struct mk_strv build_args; /* --build-arg, resolved "K=V" */
+    struct mk_strv used_build_args;
+    struct stage *stages;
+    size_t n_stages;
+    size_t target;
+    size_t step, n_steps;
+    char *created;
+    char *tmp; /* current step's tmpdir, removed on every path */
+};
+
+static const char *const default_path_env =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static char *where_of(struct build *b, const struct mk_df_node *n)
+{
+    return mk_xasprintf("%s:%d", b->df_name, n->start_line);
+}
+
+__attribute__((format(printf, 4, 5))) static int node_error(struct build *b,
+                                                            const struct mk_df_node *n,
+                                                            struct mk_error **err,
+                                                            const char *fmt, ...)
+{
+    _cleanup_free_ char *where = where_of(b, n);
+    if (err && *err) {
+        /* Keep the cause, add the location. */
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *ctx = mk_xvasprintf(fmt, ap);
+        va_end(ap);
+        mk_error_wrap(err, "%s", ctx);
+        return mk_error_set_where(err, where);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    mk_error_setv(err, MK_ERR_INVALID, 0, fmt, ap);
+    va_end(ap);
+    return mk_error_set_where(err, where);
+}
+
+/* Adds the instruction's location to an error a callee set. */
+static int node_where(struct build *b, const struct mk_df_node *n, struct mk_error **err)
+{
+    _cleanup_free_ char *where = where_of(b, n);
+    return mk_error_set_where(err, where);
+}
+
+static void logf_(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(struct build *b, const char *fmt, ...)
+{
+    if (b->opts->quiet || b->opts->log_fd < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *s = mk_xvasprintf(fmt, ap);
+    va_end(ap);
+    mk_write_all(b->opts->log_fd, s, strlen(s), NULL);
+}
+
+static char *upper_keyword(const char *kw)
+{
+    char *s = mk_xstrdup(kw);
+    for (char *p = s; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    return s;
+}
+
+/* The instruction text after the keyword and flags, as written (for history and logs). */
+static const char *node_rest(const struct mk_df_node *n)
+{
+    const char *p = n->original;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    while (*p && *p != ' ' && *p != '\t')
+        p++;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != ' ' && *p != '\t')
+                p++;
+            continue;
+        }
+        return p;
+    }
+}
+
+/* Expansion environment of a stage: ARGs first, ENV after (ENV wins, as in BuildKit). */
+static void stage_expand_env(const struct stage *s, struct mk_strv *env)
+{
+    mk_strv_copy(env, &s->args);
+    mk_strv_copy(env, &s->config.env);
+}
+
+static int expand_word(struct build *b, const struct stage *s, const struct mk_df_node *n,
+                       const char *word, char **ret, struct mk_error **err)
+{
+    struct mk_strv env = MK_STRV_INIT;
+    stage_expand_env(s, &env);
+    int r = mk_shell_word(word, &env, b->df->escape, ret, err);
+    mk_strv_release(&env);
+    if (r < 0)
+        return node_where(b, n, err);
+    return 0;
+}
+
+static void history(struct build *b, struct stage *s, const char *created_by, bool empty)
+{
+    layerstore_config_add_history(&s->config, b->created, created_by,
+                                  empty ? NULL : "buildkit.dockerfile.v0", empty);
+}
+
+static void stage_release(struct stage *s)
+{
+    free(s->name);
+    free(s->base_name);
+    layerstore_config_release(&s->config);
+    for (size_t i = 0; i < s->n_layers; i++)
+        free(s->layers[i].media_type);
+    free(s->layers);
+    mk_strv_release(&s->lowerdirs);
+    mk_strv_release(&s->args);
+}
+
+static void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, const char *chain,
+                            const char *snapshot)
+{
+    s->layers = mk_xreallocarray(s->layers, s->n_layers + 1, sizeof(*s->layers));
+    s->layers[s->n_layers] = *d;
+    s->layers[s->n_layers].media_type = mk_xstrdup(d->media_type ? d->media_type
+                                                                 : MK_MEDIA_OCI_LAYER);
+    s->n_layers++;
+    mk_strv_push(&s->config.diff_ids, d->diff_id);
+    memcpy(s->chain, chain, MK_DIGEST_SIZE);
+    /* lowerdirs are top-most first */
+    struct mk_strv nl = MK_STRV_INIT;
+    mk_strv_push(&nl, snapshot);
+    mk_strv_copy(&nl, &s->lowerdirs);
+    mk_strv_release(&s->lowerdirs);
+    s->lowerdirs = nl;
+}
+
+/* ---- steps that produce a layer ----------------------------------------------------------- */
+
+/* A fresh tmpdir with upper/ and work/ for one step. */
+static int step_begin(struct build *b, char **ret_upper, char **ret_work, struct mk_error **err)
+{
+    b->tmp = layerstore_tmpdir(b->store, "step-", err);
+    if (!b->tmp)
+        return -1;
+    *ret_upper = mk_xasprintf("%s/upper", b->tmp);
+    *ret_work = mk_xasprintf("%s/work", b->tmp);
+    if (mkdir(*ret_upper, 0755) < 0 || mkdir(*ret_work, 0700) < 0)
+        return mk_error_errno(err, "creating \"%s\"", b->tmp);
+    return 0;
+}
+
+static void step_end(struct build *b)
+{
+    if (b->tmp) {
+        layerstore_tmpdir_remove(b->store, b->tmp, NULL);
+        free(b->tmp);
+        b->tmp = NULL;
+    }
+}
+
+static int step_commit(struct build *b, struct stage *s, const char *upper, const char *created_by,
+                       struct mk_error **err)
+{
+    struct mk_layer_desc d;
+    memset(&d, 0, sizeof(d));
+    char chain[MK_DIGEST_SIZE];
+    if (layerstore_layer_commit_dir(b->store, upper, s->chain, &d, chain, err) < 0)
+        return -1;
+    _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
+    stage_add_layer(s, &d, chain, snap);
+    free(d.media_type);
+    history(b, s, created_by, false);
+    return 0;
+}
+
+static void sandbox_spec_init(struct mk_sandbox_spec *spec, struct stage *s, const char *upper,
+                              const char *work)
+{
+    memset(spec, 0, sizeof(*spec));
+    spec->lowerdirs = &s->lowerdirs;
+    spec->upperdir = upper;
+    spec->workdir = work;
+    spec->stdout_fd = -1;
+    spec->stderr_fd = -1;
+}
+
+/* RUN */
+static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
+                  struct mk_error **err)
+{
+    struct mk_strv argv = MK_STRV_INIT;
+    struct mk_strv env = MK_STRV_INIT;
+    _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
+    struct mk_buf script = MK_BUF_INIT;
+    int ret = -1;
+
+    const char *net = NULL;
+    if (mk_df_node_flag(n, "network", &net) && net && strcmp(net, "default") != 0 &&
+        strcmp(net, "none") != 0 && strcmp(net, "host") != 0) {
+        node_error(b, n, err, "unknown network mode \"%s\" (use default, none or host)", net);
+        goto out;
+    }
+    if (mk_df_node_flag(n, "mount", NULL)) {
+        node_error(b, n, err, "RUN --mount is not supported yet");
+        goto out;
+    }
+
+    if (n->json) {
+        mk_strv_copy(&argv, &n->args);
+    } else {
+        mk_buf_adds(&script, n->args.n ? n->args.v[0] : "");
+        /* Heredoc bodies go to the shell as written: it runs them as heredocs itself. */
+        for (size_t i = 0; i < n->n_heredocs; i++) {
+            mk_buf_addc(&script, '\n');
+            mk_buf_adds(&script, n->heredocs[i].content);
+            mk_buf_adds(&script, n->heredocs[i].name);
+        }
+        if (s->config.shell.n)
+            mk_strv_copy(&argv, &s->config.shell);
+        else {
+            mk_strv_push(&argv, "/bin/sh");
+            mk_strv_push(&argv, "-c");
+        }
+        mk_strv_push(&argv, script.data ? script.data : "");
+    }
+    if (argv.n == 0) {
+        node_error(b, n, err, "RUN needs a command");
+        goto out;
+    }
+
+    /* The command's environment: declared ARGs, then ENV (which wins). */
+    mk_strv_copy(&env, &s->args);
+    for (size_t i = 0; i < s->config.env.n; i++) {
+        const char *eq = strchr(s->config.env.v[i], '=');
+        _cleanup_free_ char *k = eq ? mk_xstrndup(s->config.env.v[i],
+                                                  (size_t)(eq - s->config.env.v[i]))
+                                    : mk_xstrdup(s->config.env.v[i]);
+        mk_strv_env_set(&env, k, eq ? eq + 1 : "");
+    }
+    if (!mk_strv_env_get(&env, "PATH"))
+        mk_strv_push(&env, default_path_env);
+
+    {
+        struct mk_buf cb = MK_BUF_INIT;
+        mk_buf_adds(&cb, "RUN ");
+        if (s->args.n) {
+            mk_buf_addf(&cb, "|%zu", s->args.n);
+            for (size_t i = 0; i < s->args.n; i++)
+                mk_buf_addf(&cb, " %s", s->args.v[i]);
+            mk_buf_addc(&cb, ' ');
+        }
+        for (size_t i = 0; i < argv.n; i++)
+            mk_buf_addf(&cb, "%s%s", i ? " " : "", argv.v[i]);
+        mk_buf_adds(&cb, " # buildkit");
+        created_by = mk_buf_detach(&cb);
+    }
+
+    if (step_begin(b, &upper, &work, err) < 0)
+        goto out;
+    struct mk_sandbox_spec spec;
+    sandbox_spec_init(&spec, s, upper, work);
+    spec.argv = argv.v;
+    spec.env = &env;
+    spec.cwd = s->config.working_dir && *s->config.working_dir ? s->config.working_dir : "/";
+    spec.user = s->config.user && *s->config.user ? s->config.user : NULL;
+    spec.network = b->opts->network;
+    if (net && strcmp(net, "none") == 0)
+        spec.network = MK_NET_NONE;
+    if (net && strcmp(net, "host") == 0)
+        spec.network = MK_NET_HOST;
+    spec.stdout_fd = b->opts->quiet ? -1 : b->opts->log_fd;
+    spec.stderr_fd = b->opts->quiet ? -1 : b->opts->log_fd;
+    int status = 0;
+    if (builder_sandbox_run(&spec, &status, err) < 0) {
+        node_error(b, n, err, "RUN");
+        goto out;
+    }
+    if (status != 0) {
+        _cleanup_free_ char *where = where_of(b, n);
+        const char *shown = n->json ? node_rest(n) : script.data;
+        mk_error_set_at(err, MK_ERR_RUN, where, "RUN %s%s%s: exit status %d",
+                        n->json ? "" : "\"", shown ? shown : "", n->json ? "" : "\"", status);
+        (*err)->status = status;
+        goto out;
+    }
+    if (step_commit(b, s, upper, created_by, err) < 0)
+        goto out;
+    ret = 0;
+out:
+    step_end(b);
+    mk_strv_release(&argv);
+    mk_strv_release(&env);
+    mk_buf_release(&script);
+    return ret;
+}
+
+/* WORKDIR: creates the directory (a layer) only when it does not exist yet. */
+struct workdir_arg {
+    const char *path;
+    bool created;
+};
+
+static int workdir_fn(int rootfd, void *arg, struct mk_error **err)
+{
+    struct workdir_arg *a = arg;
+    int fd = mk_open_in_root(rootfd, a->path, O_PATH | O_DIRECTORY, 0, NULL);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    fd = mk_mkdir_p_in_root(rootfd, a->path, 0755, err);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    a->created = true;
+    return 0;
+}
+
+static int do_workdir(struct build *b, struct stage *s, const struct mk_df_node *n,
+                      struct mk_error **err)
+{
+    if (n->args.n != 1)
+        return node_error(b, n, err, "WORKDIR requires exactly one argument");
+    _cleanup_free_ char *w = NULL;
+    if (expand_word(b, s, n, n->args.v[0], &w, err) < 0)
+        return -1;
+    char *path;
+    if (w[0] == '/')
+        path = mk_xstrdup(w);
+    else
+        path = mk_xasprintf("%s/%s",
+                            s->config.working_dir && *s->config.working_dir
+                                ? s->config.working_dir
+                                : "",
+                            w);
+    free(s->config.working_dir);
+    s->config.working_dir = path;
+    _cleanup_free_ char *created_by = mk_xasprintf("WORKDIR %s", path);
+
+    _cleanup_free_ char *upper = NULL, *work = NULL;
+    int ret = -1;
+    if (step_begin(b, &upper, &work, err) < 0)
+        goto out;
+    struct mk_sandbox_spec spec;
+    sandbox_spec_init(&spec, s, upper, work);
+    struct workdir_arg a = {.path = path, .created = false};
+    if (builder_sandbox_call(&spec, workdir_fn, &a, err) < 0) {
+        node_error(b, n, err, "WORKDIR \"%s\"", path);
+        goto out;
+    }
+    if (a.created)
+        ret = step_commit(b, s, upper, created_by, err);
+    else {
+        history(b, s, created_by, true);
+        ret = 0;
+    }
+out:
+    step_end(b);
+    return ret;
+}
+
+/* ---- metadata instructions ---------------------------------------------------------------- */
+
+/* ENV and LABEL nodes come in (key, value, sep) triples. */
+static int do_keyvalues(struct build *b, struct stage *s, const struct mk_df_node *n,
+                        struct mk_strv *target, const char *kw, struct mk_error **err)
+{
+    if (n->args.n == 0 || n->args.n % 3 != 0)
+        return node_error(b, n, err, "%s requires at least one argument", kw);
+    struct mk_buf cb = MK_BUF_INIT;
+    mk_buf_adds(&cb, kw);
+    for (size_t i = 0; i + 2 < n->args.n; i += 3) {
+        _cleanup_free_ char *k = NULL, *v = NULL;
+        if (expand_word(b, s, n, n->args.v[i], &k, err) < 0 ||
+            expand_word(b, s, n, n->args.v[i + 1], &v, err) < 0) {
+            mk_buf_release(&cb);
+            return -1;
+        }
+        if (!*k) {
+            mk_buf_release(&cb);
+            return node_error(b, n, err, "%s names must not be empty", kw);
+        }
+        mk_strv_env_set(target, k, v);
+        mk_buf_addf(&cb, " %s=%s", k, v);
+    }
+    history(b, s, cb.data, true);
+    mk_buf_release(&cb);
+    return 0;
+}
+
+static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
+                  const struct mk_df_node *n, struct mk_error **err)
+{
+    if (n->args.n == 0)
+        return node_error(b, n, err, "ARG requires at least one argument");
+    for (size_t i = 0; i < n->args.n; i++) {
+        const char *word = n->args.v[i];
+        const char *eq = strchr(word, '=');
+        _cleanup_free_ char *name = eq ? mk_xstrndup(word, (size_t)(eq - word)) : mk_xstrdup(word);
+        _cleanup_free_ char *def = NULL;
+        bool has_default = eq != NULL;
+        if (eq) {
+            struct mk_strv env = MK_STRV_INIT;
+            if (s)
+                stage_expand_env(s, &env);
+            else
+                mk_strv_copy(&env, scope);
+            int r = mk_shell_word(eq + 1, &env, b->df->escape, &def, err);
+            mk_strv_release(&env);
+            if (r < 0)
+                return node_where(b, n, err);
+        }
+        const char *given = mk_strv_env_get(&b->build_args, name);
+        const char *value = NULL;
+        if (given) {
+            value = given;
+            mk_strv_push(&b->used_build_args, name);
+        } else if (has_default) {
+            value = def;
+        } else if (s) {
+            /* A stage ARG without a default inherits the global value of the same name. */
+            value = mk_strv_env_get(&b->meta_args, name);
+        }
+        if (value)
+            mk_strv_env_set(scope, name, value);
+        else if (!mk_strv_env_get(scope, name))
+            mk_strv_env_set(scope, name, "");
+    }
+    if (s)
+        history(b, s, node_rest(n)[0] ? n->original : "ARG", true);
+    return 0;
+}
+
+static int do_cmd_like(struct build *b, struct stage *s, const struct mk_df_node *n,
+                       struct mk_strv *target, bool *has, struct mk_error **err)
+{
+    (void)b;
+    (void)err;
+    mk_strv_clear(target);
+    if (n->json) {
+        mk_strv_copy(target, &n->args);
+    } else if (n->args.n) {
+        if (s->config.shell.n)
+            mk_strv_copy(target, &s->config.shell);
+        else {
+            mk_strv_push(target, "/bin/sh");
+            mk_strv_push(target, "-c");
+        }
+        mk_strv_push(target, n->args.v[0]);
+    }
+    *has = true;
+    return 0;
+}
+
+static char *json_list(const struct mk_strv *l)
+{
+    struct mk_buf out = MK_BUF_INIT;
+    mk_buf_addc(&out, '[');
+    for (size_t i = 0; i < l->n; i++) {
+        mk_buf_adds(&out, i ? ",\"" : "\"");
+        for (const char *p = l->v[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                mk_buf_addc(&out, '\\');
+            mk_buf_addc(&out, *p);
+        }
+        mk_buf_addc(&out, '"');
+    }
+    mk_buf_addc(&out, ']');
+    return mk_buf_detach(&out);
+}
+
+static void strv_add_unique(struct mk_strv *l, const char *v)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], v) == 0)
+            return;
+    mk_strv_push(l, v);
+}
+
+static int parse_duration(const char *s, int64_t *ret)
+{
+    /* Go durations as HEALTHCHECK takes them: 30s, 1m30s, 500ms, 1h. */
+    int64_t total = 0;
+    const char *p = s;
+    if (!*p)
+        return -1;
+    while (*p) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno)
+            return -1;
+        p = end;
+        int64_t unit;
+        if (mk_str_has_prefix(p, "ns")) {
+            unit = 1;
+            p += 2;
+        } else if (mk_str_has_prefix(p, "us")) {
+            unit = 1000;
+            p += 2;
+        } else if (mk_str_has_prefix(p, "ms")) {
+            unit = 1000000;
+            p += 2;
+        } else if (*p == 's') {
+            unit = 1000000000;
+            p++;
+        } else if (*p == 'm') {
+            unit = 60LL * 1000000000;
+            p++;
+        } else if (*p == 'h') {
+            unit = 3600LL * 1000000000;
+            p++;
+        } else {
+            return -1;
+        }
+        total += (int64_t)(v * (double)unit);
+    }
+    *ret = total;
+    return 0;
+}
+
+static int do_healthcheck(struct build *b, struct stage *s, const struct mk_df_node *n,
+                          struct mk_error **err)
+{
+    struct mk_healthcheck *h = &s->config.healthcheck;
+    mk_strv_release(&h->test);
+    memset(h, 0, sizeof(*h));
+    h->set = true;
+    if (n->args.n == 0)
+        return node_error(b, n, err, "HEALTHCHECK requires an argument");
+    _cleanup_free_ char *kind = upper_keyword(n->args.v[0]);
+    if (strcmp(kind, "NONE") == 0) {
+        if (n->args.n > 1 || n->flags.n)
+            return node_error(b, n, err, "HEALTHCHECK NONE takes no arguments");
+        mk_strv_push(&h->test, "NONE");
+    } else if (strcmp(kind, "CMD") == 0) {
+        if (n->json) {
+            mk_strv_push(&h->test, "CMD");
+            for (size_t i = 1; i < n->args.n; i++)
+                mk_strv_push(&h->test, n->args.v[i]);
+        } else {
+            mk_strv_push(&h->test, "CMD-SHELL");
+            mk_strv_push(&h->test, n->args.n > 1 ? n->args.v[1] : "");
+        }
+        struct {
+            const char *name;
+            int64_t *field;
+        } durs[] = {{"interval", &h->interval},
+                    {"timeout", &h->timeout},
+                    {"start-period", &h->start_period},
+                    {"start-interval", &h->start_interval}};
+        for (size_t i = 0; i < MK_ARRAY_SIZE(durs); i++) {
+            const char *v = NULL;
+            if (mk_df_node_flag(n, durs[i].name, &v) &&
+                (!v || parse_duration(v, durs[i].field) < 0 || *durs[i].field < 0))
+                return node_error(b, n, err, "invalid --%s value \"%s\"", durs[i].name,
+                                  v ? v : "");
+        }
+        const char *r = NULL;
+        if (mk_df_node_flag(n, "retries", &r) &&
+            (!r || mk_parse_int(r, &h->retries) < 0 || h->retries < 0))
+            return node_error(b, n, err, "invalid --retries value \"%s\"", r ? r : "");
+    } else {
+        return node_error(b, n, err, "unknown type \"%s\" in HEALTHCHECK (try CMD)",
+                          n->args.v[0]);
+    }
+    history(b, s, n->original, true);
+    return 0;
+}
+
+/* ---- COPY / ADD --------------------------------------------------------------------------- */
+
+static int parse_chmod(const char *v, mode_t *ret)
+{
+    if (!v || !*v || strlen(v) > 4)
+        return -1;
+    mode_t m = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '7')
+            return -1;
+        m = (mode_t)(m * 8 + (mode_t)(*p - '0'));
+    }
+    *ret = m;
+    return 0;
+}
+
+struct copy_call {
+    const struct mk_copy_spec *spec;
+};
+
+static int copy_fn(int rootfd, void *arg, struct mk_error **err)
+{
+    struct copy_call *c = arg;
+    return builder_copy_into(rootfd, c->spec, err);
+}
+
+static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool is_add,
+                   struct mk_error **err)
+{
+    const char *kw = is_add ? "ADD" : "COPY";
+    if (n->args.n < 2 && !(n->n_heredocs && n->args.n >= 1))
+        return node_error(b, n, err, "%s requires at least two arguments", kw);
+    const char *from = NULL, *chown = NULL, *chmod = NULL;
+    mk_df_node_flag(n, "from", &from);
+    mk_df_node_flag(n, "chown", &chown);
+    mk_df_node_flag(n, "chmod", &chmod);
+    if (from && is_add)
+        return node_error(b, n, err, "ADD does not support --from (use COPY --from)");
+    if (n->n_heredocs)
+        return node_error(b, n, err, "%s with a heredoc source is not supported yet", kw);
+    struct mk_copy_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.src_rootfd = -1;
+    mode_t mode = 0;
+    if (chmod && parse_chmod(chmod, &mode) < 0)
+        return node_error(b, n, err, "invalid --chmod value \"%s\" (use octal, e.g. 0755)",
+                          chmod);
+    spec.has_chmod = chmod != NULL;
+    spec.chmod = mode;
+    if (from)
+        return node_error(b, n, err, "COPY --from is not supported yet");
+
+    struct mk_strv sources = MK_STRV_INIT;
+    _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
+    _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
+    int ret = -1;
+    for (size_t i = 0; i + 1 < n->args.n; i++) {
+        char *w = NULL;
+        if (expand_word(b, s, n, n->args.v[i], &w, err) < 0)
+            goto out;
+        if (is_add && (mk_str_has_prefix(w, "http://") || mk_str_has_prefix(w, "https://") ||
+                       mk_str_has_prefix(w, "git@"))) {
+            free(w);
+            node_error(b, n, err, "ADD from a URL is not supported yet");
+            goto out;
+        }
+        mk_strv_push_take(&sources, w);
+    }
+    if (expand_word(b, s, n, n->args.v[n->args.n - 1], &dest_word, err) < 0)
+        goto out;
+    if (chown && expand_word(b, s, n, chown, &chown_exp, err) < 0)
+        goto out;
+    spec.chown = chown_exp;
+    spec.dest_is_dir = mk_str_has_suffix(dest_word, "/") || strcmp(dest_word, ".") == 0 ||
+                       mk_str_has_suffix(dest_word, "/.");
+    if (dest_word[0] == '/')
+        dest = mk_xstrdup(dest_word);
+    else
+        dest = mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "",
+                            dest_word);
+    spec.ctx = b->ctx;
+    spec.sources = &sources;
+    spec.dest = dest;
+    created_by = mk_xasprintf("%s %s # buildkit", kw, node_rest(n));
+
+    if (step_begin(b, &upper, &work, err) < 0)
+        goto out;
+    struct mk_sandbox_spec sb;
+    sandbox_spec_init(&sb, s, upper, work);
+    struct copy_call call = {.spec = &spec};
+    if (builder_sandbox_call(&sb, copy_fn, &call, err) < 0) {
+        node_error(b, n, err, "%s failed", kw);
+        goto out;
+    }
+    ret = step_commit(b, s, upper, created_by, err);
+out:
+    step_end(b);
+    mk_strv_release(&sources);
+    return ret;
+}
+
+/* ---- stages ------------------------------------------------------------------------------- */
+
+static int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n,
+                      struct mk_error **err)
+{
+    if (n->args.n != 1 && !(n->args.n == 3 && strcasecmp(n->args.v[1], "as") == 0))
+        return node_error(b, n, err, "FROM requires either one or three arguments");
+    _cleanup_free_ char *image = NULL;
+    struct mk_strv env = MK_STRV_INIT;
+    mk_strv_copy(&env, &b->meta_args);
+    int r = mk_shell_word(n->args.v[0], &env, b->df->escape, &image, err);
+    mk_strv_release(&env);
+    if (r < 0)
+        return node_where(b, n, err);
+    if (!*image)
+        return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
+    s->base_name = mk_xstrdup(image);
+
+    /* An earlier stage by name (case-insensitive) or index. */
+    for (size_t i = 0; i < s->index; i++) {
+        struct stage *p = &b->stages[i];
+        char idx[32];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        if ((p->name && strcasecmp(p->name, image) == 0)) {
+            if (!p->built)
+                return node_error(b, n, err, "stage \"%s\" was not built", image);
+            layerstore_config_copy(&s->config, &p->config);
+            for (size_t l = 0; l < p->n_layers; l++) {
+                s->layers = mk_xreallocarray(s->layers, s->n_layers + 1, sizeof(*s->layers));
+                s->layers[s->n_layers] = p->layers[l];
+                s->layers[s->n_layers].media_type = mk_xstrdup(p->layers[l].media_type);
+                s->n_layers++;
+            }
+            memcpy(s->chain, p->chain, MK_DIGEST_SIZE);
+            mk_strv_copy(&s->lowerdirs, &p->lowerdirs);
+            return 0;
+        }
+    }
+    if (strcasecmp(image, "scratch") == 0) {
+        s->config.os = mk_xstrdup("linux");
+        s->config.architecture = mk_xstrdup(layerstore_host_arch());
+        return 0;
+    }
+    struct mk_image *img = NULL;
+    if (layerstore_image_get(b->store, image, &img, err) < 0) {
+        if (*err && (*err)->code == MK_ERR_NOT_FOUND) {
+            mk_error_free(*err);
+            *err = NULL;
+            return node_error(b, n, err,
+                              "base image \"%s\" is not in the store (add it with \"mkimg "
+                              "import\"; pulling from registries is not supported yet)",
+                              image);
+        }
+        return node_error(b, n, err, "base image \"%s\"", image);
+    }
+    layerstore_config_copy(&s->config, &img->config);
+    s->n_layers = img->n_layers;
+    s->layers = mk_xcalloc(img->n_layers ? img->n_layers : 1, sizeof(*s->layers));
+    for (size_t l = 0; l < img->n_layers; l++) {
+        s->layers[l] = img->layers[l];
+        s->layers[l].media_type = mk_xstrdup(img->layers[l].media_type);
+    }
+    layerstore_image_chain_id(img, img->n_layers, s->chain);
+    r = layerstore_image_snapshots(b->store, img, &s->lowerdirs, err);
+    layerstore_image_free(img);
+    if (r < 0)
+        return node_error(b, n, err, "preparing base image \"%s\"", image);
+    return 0;
+}
+
+static int run_instruction(struct build *b, struct stage *s, const struct mk_df_node *n,
+                           struct mk_error **err)
+{
+    const char *kw = n->keyword;
+    if (strcmp(kw, "run") == 0)
+        return do_run(b, s, n, err);
+    if (strcmp(kw, "copy") == 0 || strcmp(kw, "add") == 0)
+        return do_copy(b, s, n, strcmp(kw, "add") == 0, err);
+    if (strcmp(kw, "workdir") == 0)
+        return do_workdir(b, s, n, err);
+    if (strcmp(kw, "env") == 0)
+        return do_keyvalues(b, s, n, &s->config.env, "ENV", err);
+    if (strcmp(kw, "label") == 0)
+        return do_keyvalues(b, s, n, &s->config.labels, "LABEL", err);
+    if (strcmp(kw, "arg") == 0)
+        return do_arg(b, s, &s->args, n, err);
+    if (strcmp(kw, "cmd") == 0) {
+        do_cmd_like(b, s, n, &s->config.cmd, &s->config.has_cmd, err);
+        s->cmd_set = true;
+        _cleanup_free_ char *j = json_list(&s->config.cmd);
+        _cleanup_free_ char *h = mk_xasprintf("CMD %s", j);
+        history(b, s, h, true);
+        return 0;
+    }
+    if (strcmp(kw, "entrypoint") == 0) {
+        do_cmd_like(b, s, n, &s->config.entrypoint, &s->config.has_entrypoint, err);
+        if (!s->cmd_set) {
+            mk_strv_clear(&s->config.cmd);
+            s->config.has_cmd = false;
+        }
+        _cleanup_free_ char *j = json_list(&s->config.entrypoint);
+        _cleanup_free_ char *h = mk_xasprintf("ENTRYPOINT %s", j);
+        history(b, s, h, true);
+        return 0;
+    }
+    if (strcmp(kw, "user") == 0) {
+        if (n->args.n != 1)
+            return node_error(b, n, err, "USER requires exactly one argument");
+        _cleanup_free_ char *u = NULL;
+        if (expand_word(b, s, n, n->args.v[0], &u, err) < 0)
+            return -1;
+        free(s->config.user);
+        s->config.user = mk_xstrdup(u);
+        _cleanup_free_ char *h = mk_xasprintf("USER %s", u);
+        history(b, s, h, true);
+        return 0;
+    }
+    if (strcmp(kw, "expose") == 0) {
+        struct mk_strv env = MK_STRV_INIT;
+        stage_expand_env(s, &env);
+        for (size_t i = 0; i < n->args.n; i++) {
+            struct mk_strv words = MK_STRV_INIT;
+            if (mk_shell_words(n->args.v[i], &env, b->df->escape, &words, err) < 0) {
+                mk_strv_release(&env);
+                mk_strv_release(&words);
+                return node_where(b, n, err);
+            }
+            for (size_t w = 0; w < words.n; w++) {
+                _cleanup_free_ char *p = strchr(words.v[w], '/')
+                                             ? mk_xstrdup(words.v[w])
+                                             : mk_xasprintf("%s/tcp", words.v[w]);
+                strv_add_unique(&s->config.exposed_ports, p);
+            }
+            mk_strv_release(&words);
+        }
+        mk_strv_release(&env);
+        history(b, s, n->original, true);
+        return 0;
+    }
+    if (strcmp(kw, "volume") == 0) {
+        for (size_t i = 0; i < n->args.n; i++) {
+            _cleanup_free_ char *v = NULL;
+            if (expand_word(b, s, n, n->args.v[i], &v, err) < 0)
+                return -1;
+            if (!*v)
+                return node_error(b, n, err, "VOLUME specified can not be an empty string");
+            strv_add_unique(&s->config.volumes, v);
+        }
+        history(b, s, n->original, true);
+        return 0;
+    }
+    if (strcmp(kw, "stopsignal") == 0) {
+        _cleanup_free_ char *v = NULL;
+        if (n->args.n != 1 || expand_word(b, s, n, n->args.v[0], &v, err) < 0)
+            return n->args.n != 1 ? node_error(b, n, err, "STOPSIGNAL requires one argument")
+                                  : -1;
+        free(s->config.stop_signal);
+        s->config.stop_signal = mk_xstrdup(v);
+        history(b, s, n->original, true);
+        return 0;
+    }
+    if (strcmp(kw, "maintainer") == 0) {
+        free(s->config.author);
+        s->config.author = mk_xstrdup(n->args.n ? n->args.v[0] : "");
+        history(b, s, n->original, true);
+        return 0;
+    }
+    if (strcmp(kw, "shell") == 0) {
+        if (!n->json || n->args.n == 0)
+            return node_error(b, n, err, "SHELL requires the arguments to be in JSON form");
+        mk_strv_clear(&s->config.shell);
+        mk_strv_copy(&s->config.shell, &n->args);
+        history(b, s, n->original, true);
+        return 0;
+    }
+    if (strcmp(kw, "healthcheck") == 0)
+        return do_healthcheck(b, s, n, err);
+    if (strcmp(kw, "onbuild") == 0) {
+        const char *t = node_rest(n);
+        mk_strv_push(&s->config.onbuild, t);
+        history(b, s, n->original, true);
+        return 0;
+    }
+    _cleanup_free_ char *up = upper_keyword(kw);
+    const char *hint = mk_df_suggest_keyword(kw);
+    if (hint) {
+        _cleanup_free_ char *uh = upper_keyword(hint);
+        return node_error(b, n, err, "unknown instruction \"%s\" (did you mean \"%s\"?)", up, uh);
+    }
+    return node_error(b, n, err, "unknown instruction \"%s\"", up);
+}
+
+/* ONBUILD triggers of the base image run first, as if written after FROM. */
+static int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node *from,
+                       struct mk_error **err)
+{
+    if (!s->config.onbuild.n)
+        return 0;
+    struct mk_strv triggers = MK_STRV_INIT;
+    mk_strv_copy(&triggers, &s->config.onbuild);
+    mk_strv_clear(&s->config.onbuild);
+    int ret = 0;
+    for (size_t i = 0; i < triggers.n && ret == 0; i++) {
+        struct mk_df *df = NULL;
+        if (mk_df_parse(triggers.v[i], strlen(triggers.v[i]), b->df_name, &df, err) < 0) {
+            ret = node_where(b, from, err);
+            break;
+        }
+        for (size_t k = 0; k < df->n_nodes && ret == 0; k++) {
+            struct mk_df_node *tn = &df->nodes[k];
+            int sl = tn->start_line, el = tn->end_line;
+            tn->start_line = from->start_line;
+            tn->end_line = from->end_line;
+            logf_(b, "  ONBUILD %s\n", tn->original);
+            ret = run_instruction(b, s, tn, err);
+            tn->start_line = sl;
+            tn->end_line = el;
+        }
+        mk_df_free(df);
+    }
+    mk_strv_release(&triggers);
+    return ret;
+}
+
+static int build_stage(struct build *b, struct stage *s, struct mk_error **err)
+{
+    const struct mk_df_node *from = &b->df->nodes[s->first];
+    b->step++;
+    logf_(b, "[%zu/%zu] %s\n", b->step, b->n_steps, from->original);
+    if (stage_from(b, s, from, err) < 0)
+        return -1;
+    /* A stage ARG without default takes the global value only when redeclared; the
+     * predefined platform ARGs behave the same way. */
+    if (run_onbuild(b, s, from, err) < 0)
+        return -1;
+    for (size_t i = s->first + 1; i < s->end; i++) {
+        const struct mk_df_node *n = &b->df->nodes[i];
+        b->step++;
+        logf_(b, "[%zu/%zu] %s\n", b->step, b->n_steps, n->original);
+        if (mk_interrupted)
+            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+        if (run_instruction(b, s, n, err) < 0)
+            return -1;
+    }
+    s->built = true;
+    return 0;
+}
+
+static const char *host_platform_arch(void)
+{
+    return layerstore_host_arch();
+}
+
+static void predefined_args(struct build *b)
+{
+    const char *arch = host_platform_arch();
+    _cleanup_free_ char *plat = mk_xasprintf("linux/%s", arch);
+    const char *names[][2] = {
+        {"TARGETPLATFORM", plat}, {"TARGETOS", "linux"}, {"TARGETARCH", arch},
+        {"TARGETVARIANT", ""},    {"BUILDPLATFORM", plat}, {"BUILDOS", "linux"},
+        {"BUILDARCH", arch},      {"BUILDVARIANT", ""},
+    };
+    for (size_t i = 0; i < MK_ARRAY_SIZE(names); i++)
+        if (!mk_strv_env_get(&b->meta_args, names[i][0]))
+            mk_strv_env_set(&b->meta_args, names[i][0], names[i][1]);
+}
+
+/* Marks the target and the stages it needs (FROM <stage>, COPY --from=<stage>). */
+static struct stage *find_stage(struct build *b, const char *name, size_t before)
+{
+    for (size_t i = 0; i < before; i++)
+        if (b->stages[i].name && strcasecmp(b->stages[i].name, name) == 0)
+            return &b->stages[i];
+    uint64_t idx;
+    if (mk_parse_u64(name, &idx) == 0 && idx < before)
+        return &b->stages[idx];
+    return NULL;
+}
+
+static int mark_needed(struct build *b, size_t i, struct mk_error **err)
+{
+    struct stage *s = &b->stages[i];
+    if (s->needed)
+        return 0;
+    s->needed = true;
+    for (size_t k = s->first; k < s->end; k++) {
+        const struct mk_df_node *n = &b->df->nodes[k];
+        const char *dep = NULL;
+        _cleanup_free_ char *expanded = NULL;
+        if (k == s->first && n->args.n) {
+            struct mk_strv env = MK_STRV_INIT;
+            mk_strv_copy(&env, &b->meta_args);
+            int r = mk_shell_word(n->args.v[0], &env, b->df->escape, &expanded, err);
+            mk_strv_release(&env);
+            if (r < 0)
+                return node_where(b, n, err);
+            dep = expanded;
+        } else if ((strcmp(n->keyword, "copy") == 0 || strcmp(n->keyword, "add") == 0) &&
+                   mk_df_node_flag(n, "from", &dep) && dep) {
+            /* expanded later against the stage's ARGs; a plain name is the usual case */
+        } else {
+            continue;
+        }
+        struct stage *d = find_stage(b, dep, i);
+        if (d && mark_needed(b, d->index, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int split_stages(struct build *b, struct mk_error **err)
+{
+    struct mk_df *df = b->df;
+    size_t i = 0;
+    /* Global ARGs before the first FROM. */
+    for (; i < df->n_nodes && strcmp(df->nodes[i].keyword, "from") != 0; i++) {
+        const struct mk_df_node *n = &df->nodes[i];
+        if (strcmp(n->keyword, "arg") != 0)
+            return node_error(b, n, err, "no build stage in current context (%s before FROM)",
+                              n->original);
+        if (do_arg(b, NULL, &b->meta_args, n, err) < 0)
+            return -1;
+    }
+    if (i == df->n_nodes)
+        return mk_error_set_at(err, MK_ERR_INVALID, b->df_name, "no FROM instruction");
+    for (; i < df->n_nodes; i++) {
+        const struct mk_df_node *n = &df->nodes[i];
+        if (strcmp(n->keyword, "from") != 0) {
+            b->stages[b->n_stages - 1].end = i + 1;
+            continue;
+        }
+        b->stages = mk_xreallocarray(b->stages, b->n_stages + 1, sizeof(*b->stages));
+        struct stage *s = &b->stages[b->n_stages];
+        memset(s, 0, sizeof(*s));
+        s->index = b->n_stages++;
+        s->first = i;
+        s->end = i + 1;
+        if (n->args.n == 3) {
+            s->name = mk_xstrdup(n->args.v[2]);
+            for (char *p = s->name; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p - 'A' + 'a');
+            for (size_t k = 0; k + 1 < b->n_stages; k++)
+                if (b->stages[k].name && strcmp(b->stages[k].name, s->name) == 0)
+                    return node_error(b, n, err, "duplicate stage name \"%s\"", s->name);
+        }
+    }
+    if (b->opts->target && *b->opts->target) {
+        struct stage *t = find_stage(b, b->opts->target, b->n_stages);
+        if (!t || !t->name || strcasecmp(t->name, b->opts->target) != 0)
+            return mk_error_set(err, MK_ERR_USAGE, 0, "target stage \"%s\" could not be found",
+                                b->opts->target);
+        b->target = t->index;
+    } else {
+        b->target = b->n_stages - 1;
+    }
+    if (mark_needed(b, b->target, err) < 0)
+        return -1;
+    for (size_t k = 0; k < b->n_stages; k++)
+        if (b->stages[k].needed)
+            b->n_steps += b->stages[k].end - b->stages[k].first;
+    return 0;
+}
+
+static int read_dockerfile(struct build *b, struct mk_error **err)
+{
+    const struct mk_build_opts *o = b->opts;
+    _cleanup_free_ char *path = o->dockerfile ? mk_xstrdup(o->dockerfile)
+                                              : mk_xasprintf("%s/Dockerfile", o->context_dir);
+    if (!o->dockerfile && access(path, F_OK) < 0) {
+        /* Buildah and podman also take a Containerfile. */
+        _cleanup_free_ char *alt = mk_xasprintf("%s/Containerfile", o->context_dir);
+        if (access(alt, F_OK) == 0) {
+            free(path);
+            path = MK_TAKE_PTR(alt);
+        }
+    }
+    const char *slash = strrchr(path, '/');
+    b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    if (mk_read_file_at(AT_FDCWD, path, DOCKERFILE_MAX, &data, &len, err) < 0)
+        return mk_error_set_where(err, path);
+    if (mk_df_parse(data, len, b->df_name, &b->df, err) < 0)
+        return -1;
+    if (mk_df_validate(b->df, b->df_name, err) < 0)
+        return -1;
+    return 0;
+}
+
+static int resolve_build_args(struct build *b, struct mk_error **err)
+{
+    for (size_t i = 0; i < b->opts->build_args.n; i++) {
+        const char *a = b->opts->build_args.v[i];
+        const char *eq = strchr(a, '=');
+        if (eq == a || !*a)
+            return mk_error_set(err, MK_ERR_USAGE, 0, "invalid --build-arg \"%s\"", a);
+        if (eq) {
+            _cleanup_free_ char *k = mk_xstrndup(a, (size_t)(eq - a));
+            mk_strv_env_set(&b->build_args, k, eq + 1);
+        } else {
+            const char *v = getenv(a);
+            if (v)
+                mk_strv_env_set(&b->build_args, a, v);
+        }
+    }
+    return 0;
+}
+
+static void build_release(struct build *b)
+{
+    step_end(b);
+    for (size_t i = 0; i < b->n_stages; i++)
+        stage_release(&b->stages[i]);
+    free(b->stages);
+    mk_df_free(b->df);
+    builder_context_free(b->ctx);
+    mk_strv_release(&b->meta_args);
+    mk_strv_release(&b->build_args);
+    mk_strv_release(&b->used_build_args);
+    free(b->df_name);
+    free(b->created);
+}
+
+int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
+                  struct mk_image **ret_image, struct mk_error **err)
+{
+    struct build b;
+    memset(&b, 0, sizeof(b));
+    b.store = store;
+    b.opts = opts;
+    b.created = layerstore_now_rfc3339();
+    int ret = -1;
+    struct mk_image *img = NULL;
+
+    /* Validate tags before doing any work: a bad -t must not cost a build. */
+    for (size_t i = 0; i < opts->tags.n; i++) {
+        char *norm = layerstore_normalize_ref(opts->tags.v[i], err);
+        if (!norm) {
+            mk_error_set_where(err, opts->tags.v[i]);
+            goto out;
+        }
+        free(norm);
+    }
+    struct stat st;
+    if (stat(opts->context_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        mk_error_set_at(err, MK_ERR_NOT_FOUND, opts->context_dir,
+                        "build context is not a directory");
+        goto out;
+    }
+    if (resolve_build_args(&b, err) < 0 || read_dockerfile(&b, err) < 0)
+        goto out;
+    predefined_args(&b);
+    if (builder_context_open(opts->context_dir, opts->dockerfile, &b.ctx, err) < 0)
+        goto out;
+    if (split_stages(&b, err) < 0)
+        goto out;
+    for (size_t i = 0; i < b.n_stages; i++) {
+        if (!b.stages[i].needed)
+            continue;
+        if (build_stage(&b, &b.stages[i], err) < 0)
+            goto out;
+        if (i == b.target)
+            break;
+    }
+    struct stage *t = &b.stages[b.target];
+    free(t->config.created);
+    t->config.created = mk_xstrdup(b.created);
+    if (layerstore_image_write(store, &t->config, t->layers, t->n_layers, &img, err) < 0)
+        goto out;
+    for (size_t i = 0; i < opts->tags.n; i++)
+        if (layerstore_tag(store, img, opts->tags.v[i], err) < 0) {
+            /* Do not leave some tags pointing at the new image and others not. */
+            for (size_t k = 0; k < i; k++)
+                layerstore_untag(store, opts->tags.v[k], NULL);
+            mk_error_set_where(err, opts->tags.v[i]);
+            goto out;
+        }
+    /* Build args nobody declared: BuildKit warns; so do we, through the log. */
+    for (size_t i = 0; i < b.build_args.n; i++) {
+        const char *eq = strchr(b.build_args.v[i], '=');
+        _cleanup_free_ char *k = mk_xstrndup(b.build_args.v[i], (size_t)(eq - b.build_args.v[i]));
+        bool used = false;
+        for (size_t u = 0; u < b.used_build_args.n; u++)
+            used |= strcmp(b.used_build_args.v[u], k) == 0;
+        if (!used && !b.opts->quiet)
+            logf_(&b, "[warning] one or more build args were not consumed: %s\n", k);
+    }
+    *ret_image = MK_TAKE_PTR(img);
+    ret = 0;
+out:
+    layerstore_image_free(img);
+    build_release(&b);
+    return ret;
+}

@@ -1,0 +1,391 @@
+/* builder/copy.c - COPY and ADD: files from the build context (or another root) into the
+ * step's root file system.
+ *
+ * Runs inside builder_sandbox_call's child, with the step's overlay mounted: every path on
+ * the destination side resolves inside the image root (RESOLVE_IN_ROOT), every path on the
+ * source side inside the context, so neither a symlink in the context nor one in the image
+ * can make the copy read or write outside them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "builder/internal.h"
+#include "common/fsutil.h"
+
+struct copy_state {
+    const struct mk_copy_spec *spec;
+    int rootfd;
+    int srcfd;
+    uid_t uid;
+    gid_t gid;
+    const char *src_prefix; /* the source being copied (context-relative) */
+    const char *dest_base;  /* its destination */
+    uint64_t files;
+};
+
+static bool has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+static char *clean_rel(const char *p)
+{
+    /* Context-relative: no leading "/" or "./", no trailing "/". */
+    while (*p == '/' || (p[0] == '.' && p[1] == '/'))
+        p += (*p == '/') ? 1 : 2;
+    char *s = mk_xstrdup(*p ? p : ".");
+    size_t n = strlen(s);
+    while (n > 1 && s[n - 1] == '/')
+        s[--n] = '\0';
+    if (strcmp(s, ".") != 0 && n >= 2 && s[n - 1] == '.' && s[n - 2] == '/')
+        s[n - 2] = '\0';
+    return s;
+}
+
+static bool excluded(const struct copy_state *st, const char *rel)
+{
+    return st->spec->ctx && builder_context_excluded(st->spec->ctx, rel);
+}
+
+/* Expands one pattern component by component against the source tree. */
+static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
+                       struct mk_strv *out, struct mk_error **err)
+{
+    const char *slash = strchr(rest, '/');
+    _cleanup_free_ char *comp = slash ? mk_xstrndup(rest, (size_t)(slash - rest)) : mk_xstrdup(rest);
+    const char *next = slash ? slash + 1 : NULL;
+    while (next && *next == '/')
+        next++;
+    if (next && !*next)
+        next = NULL;
+    if (!has_glob(comp)) {
+        _cleanup_free_ char *p = strcmp(dir, ".") == 0 ? mk_xstrdup(comp)
+                                                       : mk_xasprintf("%s/%s", dir, comp);
+        if (!next) {
+            mk_strv_push(out, p);
+            return 0;
+        }
+        return glob_expand(st, p, next, out, err);
+    }
+    _cleanup_close_ int dfd = mk_open_in_root(st->srcfd, dir, O_RDONLY | O_DIRECTORY, 0, NULL);
+    if (dfd < 0)
+        return 0;
+    DIR *d = fdopendir(dfd);
+    if (!d)
+        return mk_error_errno(err, "reading directory \"%s\"", dir);
+    dfd = -1;
+    struct mk_strv names = MK_STRV_INIT;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+            fnmatch(comp, de->d_name, FNM_PERIOD) == 0)
+            mk_strv_push(&names, de->d_name);
+    closedir(d);
+    qsort(names.v, names.n, sizeof(char *), (int (*)(const void *, const void *))strcmp);
+    int r = 0;
+    for (size_t i = 0; i < names.n && r == 0; i++) {
+        _cleanup_free_ char *p = strcmp(dir, ".") == 0 ? mk_xstrdup(names.v[i])
+                                                       : mk_xasprintf("%s/%s", dir, names.v[i]);
+        if (excluded(st, p))
+            continue;
+        if (!next)
+            mk_strv_push(out, p);
+        else
+            r = glob_expand(st, p, next, out, err);
+    }
+    mk_strv_release(&names);
+    return r;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int set_meta(struct copy_state *st, int dirfd, const char *name, const struct stat *src,
+                    bool is_link, struct mk_error **err)
+{
+    if (fchownat(dirfd, name, st->uid, st->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return mk_error_errno(err, "changing the owner of \"%s\" to %u:%u", name,
+                              (unsigned)st->uid, (unsigned)st->gid);
+    if (!is_link) {
+        mode_t mode = src->st_mode & 07777;
+        if (st->spec->has_chmod)
+            mode = st->spec->chmod;
+        if (fchmodat(dirfd, name, mode, 0) < 0)
+            return mk_error_errno(err, "changing the mode of \"%s\"", name);
+    }
+    struct timespec ts[2] = {src->st_atim, src->st_mtim};
+    utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+    return 0;
+}
+
+static int copy_bytes(int in, int out, struct mk_error **err)
+{
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+        if (n == 0)
+            return 0;
+        if (n > 0)
+            continue;
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+            return mk_error_errno(err, "copying");
+        break;
+    }
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = mk_read_some(in, buf, sizeof(buf), err);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        if (mk_write_all(out, buf, (size_t)n, err) < 0)
+            return -1;
+    }
+}
+
+/* Copies one entry (file, dir, symlink, fifo) from the source tree to dest in the root. */
+static int copy_entry(struct copy_state *st, const char *rel, const struct stat *sst,
+                      const char *dest, struct mk_error **err)
+{
+    if (mk_interrupted)
+        return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+    _cleanup_free_ char *name = NULL;
+    _cleanup_close_ int pfd = mk_open_parent_in_root(st->rootfd, dest, true, &name, err);
+    if (pfd < 0)
+        return -1;
+    struct stat dst;
+    bool exists = fstatat(pfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+    if (S_ISDIR(sst->st_mode)) {
+        if (exists && !S_ISDIR(dst.st_mode)) {
+            if (unlinkat(pfd, name, 0) < 0)
+                return mk_error_errno(err, "replacing \"%s\"", dest);
+            exists = false;
+        }
+        if (!exists && mkdirat(pfd, name, 0755) < 0)
+            return mk_error_errno(err, "creating directory \"%s\"", dest);
+        return set_meta(st, pfd, name, sst, false, err);
+    }
+    if (exists) {
+        if (S_ISDIR(dst.st_mode))
+            return mk_error_set(err, MK_ERR_INVALID, 0,
+                                "cannot copy \"%s\" over the directory \"%s\"", rel, dest);
+        if (unlinkat(pfd, name, 0) < 0)
+            return mk_error_errno(err, "replacing \"%s\"", dest);
+    }
+    st->files++;
+    if (S_ISLNK(sst->st_mode)) {
+        _cleanup_free_ char *sname = NULL;
+        _cleanup_close_ int spfd = mk_open_parent_in_root(st->srcfd, rel, false, &sname, err);
+        if (spfd < 0)
+            return -1;
+        char target[4096];
+        ssize_t n = readlinkat(spfd, sname, target, sizeof(target) - 1);
+        if (n < 0)
+            return mk_error_errno(err, "reading link \"%s\"", rel);
+        target[n] = '\0';
+        if (symlinkat(target, pfd, name) < 0)
+            return mk_error_errno(err, "creating symlink \"%s\"", dest);
+        return set_meta(st, pfd, name, sst, true, err);
+    }
+    if (S_ISFIFO(sst->st_mode)) {
+        if (mkfifoat(pfd, name, 0600) < 0)
+            return mk_error_errno(err, "creating fifo \"%s\"", dest);
+        return set_meta(st, pfd, name, sst, false, err);
+    }
+    if (!S_ISREG(sst->st_mode))
+        return mk_error_set(err, MK_ERR_INVALID, 0, "cannot copy \"%s\": not a regular file, "
+                            "directory, symlink or fifo", rel);
+    _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
+    if (in < 0)
+        return -1;
+    _cleanup_close_ int out = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                     0600);
+    if (out < 0)
+        return mk_error_errno(err, "creating \"%s\"", dest);
+    if (copy_bytes(in, out, err) < 0)
+        return mk_error_wrap(err, "copying \"%s\"", rel);
+    return set_meta(st, pfd, name, sst, false, err);
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    if (!*b)
+        return mk_xstrdup(a);
+    return mk_xasprintf("%s%s%s", a, n && a[n - 1] == '/' ? "" : "/", b);
+}
+
+static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct mk_error **err)
+{
+    struct copy_state *cs = arg;
+    size_t pl = strlen(cs->src_prefix);
+    const char *sub = relpath;
+    if (strcmp(cs->src_prefix, ".") != 0) {
+        if (strncmp(relpath, cs->src_prefix, pl) != 0)
+            return 0;
+        sub = relpath + pl;
+        while (*sub == '/')
+            sub++;
+    } else if (strcmp(relpath, ".") == 0) {
+        sub = "";
+    }
+    if (!*sub && S_ISDIR(st->st_mode)) {
+        /* The source directory itself: its contents go into dest, which gets created. */
+        _cleanup_free_ char *name = NULL;
+        int fd = mk_mkdir_p_in_root(cs->rootfd, cs->dest_base, 0755, err);
+        if (fd < 0)
+            return -1;
+        close(fd);
+        _cleanup_close_ int pfd = mk_open_parent_in_root(cs->rootfd, cs->dest_base, true, &name,
+                                                         NULL);
+        if (pfd >= 0 && strcmp(cs->dest_base, "/") != 0)
+            return set_meta(cs, pfd, name, st, false, err);
+        return 0;
+    }
+    _cleanup_free_ char *dest = join(cs->dest_base, sub);
+    return copy_entry(cs, relpath, st, dest, err);
+}
+
+/* Plain recursive walk for sources that are not the build context (COPY --from). */
+static int walk_plain(struct copy_state *cs, const char *rel, mk_context_walk_fn fn,
+                      struct mk_error **err)
+{
+    struct stat st;
+    _cleanup_free_ char *name = NULL;
+    _cleanup_close_ int pfd = -1;
+    if (strcmp(rel, ".") == 0) {
+        if (fstatat(cs->srcfd, "", &st, AT_EMPTY_PATH) < 0)
+            return mk_error_errno(err, "stat of the source root");
+    } else {
+        pfd = mk_open_parent_in_root(cs->srcfd, rel, false, &name, err);
+        if (pfd < 0 || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            return mk_error_set(err, MK_ERR_NOT_FOUND, errno, "\"%s\" not found", rel);
+    }
+    if (fn(rel, &st, cs, err) < 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode))
+        return 0;
+    _cleanup_close_ int dfd = mk_open_in_root(cs->srcfd, rel, O_RDONLY | O_DIRECTORY, 0, err);
+    if (dfd < 0)
+        return -1;
+    DIR *d = fdopendir(dfd);
+    if (!d)
+        return mk_error_errno(err, "reading \"%s\"", rel);
+    dfd = -1;
+    struct mk_strv names = MK_STRV_INIT;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            mk_strv_push(&names, de->d_name);
+    closedir(d);
+    if (names.n)
+        qsort(names.v, names.n, sizeof(char *), cmp_strp);
+    int r = 0;
+    for (size_t i = 0; i < names.n && r == 0; i++) {
+        _cleanup_free_ char *child = strcmp(rel, ".") == 0 ? mk_xstrdup(names.v[i])
+                                                           : mk_xasprintf("%s/%s", rel, names.v[i]);
+        r = walk_plain(cs, child, fn, err);
+    }
+    mk_strv_release(&names);
+    return r;
+}
+
+static int copy_source(struct copy_state *cs, const char *rel, bool many,
+                       struct mk_error **err)
+{
+    struct stat st;
+    if (strcmp(rel, ".") == 0) {
+        if (fstatat(cs->srcfd, "", &st, AT_EMPTY_PATH) < 0)
+            return mk_error_errno(err, "stat of the build context");
+    } else {
+        /* A source that is a symlink is followed (inside the source root). */
+        _cleanup_close_ int fd = mk_open_in_root(cs->srcfd, rel, O_PATH, 0, NULL);
+        if (fd < 0 || fstat(fd, &st) < 0 || excluded(cs, rel))
+            return mk_error_set(err, MK_ERR_NOT_FOUND, 0,
+                                "\"%s\": file not found in build context or excluded by "
+                                ".dockerignore",
+                                rel);
+    }
+    const char *dest = cs->spec->dest;
+    _cleanup_free_ char *dest_file = NULL;
+    if (S_ISDIR(st.st_mode)) {
+        cs->src_prefix = rel;
+        cs->dest_base = dest;
+        if (cs->spec->ctx)
+            return builder_context_walk(cs->spec->ctx, rel, walk_fn, cs, err);
+        return walk_plain(cs, rel, walk_fn, err);
+    }
+    if (cs->spec->dest_is_dir || many) {
+        const char *base = strrchr(rel, '/');
+        dest_file = join(dest, base ? base + 1 : rel);
+    } else {
+        /* An existing directory at dest takes the file inside it. */
+        _cleanup_close_ int dfd = mk_open_in_root(cs->rootfd, dest, O_PATH | O_DIRECTORY, 0, NULL);
+        if (dfd >= 0) {
+            const char *base = strrchr(rel, '/');
+            dest_file = join(dest, base ? base + 1 : rel);
+        } else {
+            dest_file = mk_xstrdup(dest);
+        }
+    }
+    /* Copy the file the source names (a followed symlink becomes a regular file). */
+    struct stat fst = st;
+    _cleanup_free_ char *real_rel = mk_xstrdup(rel);
+    if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISLNK(st.st_mode))
+        return copy_entry(cs, real_rel, &fst, dest_file, err);
+    return mk_error_set(err, MK_ERR_INVALID, 0, "cannot copy \"%s\": unsupported file type", rel);
+}
+
+int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_error **err)
+{
+    struct copy_state cs;
+    memset(&cs, 0, sizeof(cs));
+    cs.spec = spec;
+    cs.rootfd = rootfd;
+    cs.srcfd = spec->ctx ? builder_context_dirfd(spec->ctx) : spec->src_rootfd;
+    cs.uid = 0;
+    cs.gid = 0;
+    if (spec->chown && *spec->chown &&
+        builder_resolve_user(rootfd, spec->chown, &cs.uid, &cs.gid, err) < 0)
+        return mk_error_wrap(err, "--chown=%s", spec->chown);
+
+    struct mk_strv matched = MK_STRV_INIT;
+    int r = 0;
+    for (size_t i = 0; i < spec->sources->n && r == 0; i++) {
+        _cleanup_free_ char *rel = clean_rel(spec->sources->v[i]);
+        if (has_glob(rel)) {
+            size_t before = matched.n;
+            r = glob_expand(&cs, ".", rel, &matched, err);
+            if (r == 0 && matched.n == before)
+                r = mk_error_set(err, MK_ERR_NOT_FOUND, 0,
+                                 "no source files were specified or matched by \"%s\"",
+                                 spec->sources->v[i]);
+        } else {
+            mk_strv_push(&matched, rel);
+        }
+    }
+    if (r == 0 && matched.n > 1 && !spec->dest_is_dir)
+        r = mk_error_set(err, MK_ERR_INVALID, 0,
+                         "when using COPY with more than one source file, the destination "
+                         "must be a directory and end with a /");
+    if (r == 0 && spec->dest_is_dir) {
+        int fd = mk_mkdir_p_in_root(rootfd, spec->dest, 0755, err);
+        if (fd < 0)
+            r = -1;
+        else
+            close(fd);
+    }
+    for (size_t i = 0; i < matched.n && r == 0; i++)
+        r = copy_source(&cs, matched.v[i], matched.n > 1, err);
+    mk_strv_release(&matched);
+    return r;
+}
