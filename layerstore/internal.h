@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "layerstore/layerstore.h"
@@ -37,5 +38,15 @@ struct ls_apply_opts {
  * On failure the caller removes the directory. */
 int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee_fd,
                  char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
+
+/* ---- private to layerstore/tar-*.c ---------------------------------------------------------- */
+
+/* Overlay's own xattrs describe the snapshot, never the image: not written, not restored. */
+static inline bool ls_tar_xattr_is_overlay(const char *name)
+{
+    return strncmp(name, "user.overlay.", 13) == 0 || strncmp(name, "trusted.overlay.", 16) == 0;
+}
+
+/* ---- end of layerstore/tar-*.c section ------------------------------------------------------ */
 
 #endif

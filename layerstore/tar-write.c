@@ -1,0 +1,367 @@
+/* layerstore/tar-write.c - a directory tree to a deterministic layer tar.
+ *
+ * The same tree always gives the same bytes: entries are sorted by name bytes, only
+ * content-defining metadata is written (no atime/ctime, no user/group names, no inode or
+ * device numbers of the host) and mtimes are whole seconds, so the restricted PAX writer only
+ * adds extended headers when a value needs one (long names, xattrs, large ids or sizes).
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "common/digest.h"
+#include "common/fsutil.h"
+#include "common/util.h"
+#include "layerstore/internal.h"
+
+MK_DEFINE_CLEANUP(struct archive, archive_write_free)
+MK_DEFINE_CLEANUP(struct archive_entry, archive_entry_free)
+
+/* Deeper trees would run out of file descriptors (one per level) long before. */
+#define MAX_DEPTH 512
+#define XATTR_LIST_MAX_BYTES 65536
+#define XATTR_VALUE_MAX_BYTES 65536
+
+struct link_slot {
+    dev_t dev;
+    ino_t ino;
+    char *path; /* NULL: empty slot */
+};
+
+/* Open-addressing map (dev, ino) -> first path, for inodes with st_nlink > 1. */
+struct link_map {
+    struct link_slot *slots;
+    size_t cap, n;
+};
+
+struct writer {
+    struct archive *a;
+    int out_fd;
+    struct mk_sha256 *hash;
+    uint64_t size;
+    struct mk_error *cb_err; /* an error from the write callback, reported first */
+    struct link_map links;
+};
+
+static size_t link_hash(dev_t dev, ino_t ino, size_t cap)
+{
+    uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ULL ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4fULL;
+    return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+static struct link_slot *link_find(struct link_map *m, dev_t dev, ino_t ino)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = link_hash(dev, ino, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        struct link_slot *s = &m->slots[i];
+        if (!s->path || (s->dev == dev && s->ino == ino))
+            return s;
+    }
+}
+
+static void link_add(struct link_map *m, dev_t dev, ino_t ino, const char *path)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        struct link_map bigger = {mk_xcalloc(m->cap ? m->cap * 2 : 64, sizeof(struct link_slot)),
+                                  m->cap ? m->cap * 2 : 64, m->n};
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->slots[i].path)
+                *link_find(&bigger, m->slots[i].dev, m->slots[i].ino) = m->slots[i];
+        free(m->slots);
+        *m = bigger;
+    }
+    struct link_slot *s = link_find(m, dev, ino);
+    *s = (struct link_slot){dev, ino, mk_xstrdup(path)};
+    m->n++;
+}
+
+static void link_map_release(struct link_map *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slots[i].path);
+    free(m->slots);
+    *m = (struct link_map){0};
+}
+
+static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_t n)
+{
+    (void)a;
+    struct writer *w = data;
+    if (mk_write_all(w->out_fd, buf, n, &w->cb_err) < 0)
+        return -1;
+    mk_sha256_update(w->hash, buf, n);
+    w->size += n;
+    return (la_ssize_t)n;
+}
+
+static int archive_fail(struct writer *w, const char *path, struct mk_error **err)
+{
+    if (w->cb_err) {
+        if (err && !*err)
+            *err = MK_TAKE_PTR(w->cb_err);
+        return mk_error_wrap(err, "writing the layer tar");
+    }
+    return mk_error_set(err, MK_ERR_FAILED, archive_errno(w->a),
+                        "writing \"%s\" to the layer tar: %s", path,
+                        archive_error_string(w->a) ? archive_error_string(w->a) : "unknown error");
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_dir(int dfd, const char *path, struct mk_strv *ret, struct mk_error **err)
+{
+    int fd2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd2 < 0)
+        return mk_error_errno(err, "opening \"%s\"", path);
+    _cleanup_closedir_ DIR *d = fdopendir(fd2);
+    if (!d) {
+        close(fd2);
+        return mk_error_errno(err, "opening \"%s\"", path);
+    }
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            mk_strv_push(ret, de->d_name);
+        errno = 0;
+    }
+    if (errno)
+        return mk_error_errno(err, "reading \"%s\"", path);
+    if (ret->n)
+        qsort(ret->v, ret->n, sizeof(char *), cmp_names);
+    return 0;
+}
+
+/* Adds the entry's xattrs (sorted by name, overlay ones left out) and reports whether the
+ * overlay marks the directory opaque. */
+static int add_xattrs(int dfd, const char *name, const char *path, struct archive_entry *e,
+                      bool *ret_opaque, struct mk_error **err)
+{
+    _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", path);
+    /* O_PATH fds have no f*xattr; the magic link names the inode itself, even a symlink. */
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    _cleanup_free_ char *list = mk_xmalloc(XATTR_LIST_MAX_BYTES);
+    ssize_t n = listxattr(proc, list, XATTR_LIST_MAX_BYTES);
+    if (n < 0) {
+        if (errno == ENOTSUP || errno == EPERM)
+            return 0;
+        return mk_error_errno(err, "listing extended attributes of \"%s\"", path);
+    }
+    struct mk_strv names = MK_STRV_INIT;
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
+        mk_strv_push(&names, list + i);
+    if (names.n)
+        qsort(names.v, names.n, sizeof(char *), cmp_names);
+    _cleanup_free_ char *value = mk_xmalloc(XATTR_VALUE_MAX_BYTES);
+    int ret = 0;
+    for (size_t i = 0; i < names.n; i++) {
+        const char *x = names.v[i];
+        ssize_t vn = getxattr(proc, x, value, XATTR_VALUE_MAX_BYTES);
+        if (vn < 0) {
+            if (errno == ENODATA)
+                continue;
+            ret = mk_error_errno(err, "reading extended attribute \"%s\" of \"%s\"", x, path);
+            break;
+        }
+        if (ls_tar_xattr_is_overlay(x)) {
+            if (mk_str_has_suffix(x, ".overlay.opaque") && vn == 1 && value[0] == 'y')
+                *ret_opaque = true;
+            continue;
+        }
+        archive_entry_xattr_add_entry(e, x, value, (size_t)vn);
+    }
+    mk_strv_release(&names);
+    return ret;
+}
+
+static int write_empty_file(struct writer *w, const char *path, struct mk_error **err)
+{
+    _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, path);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0);
+    archive_entry_set_size(e, 0);
+    /* Whiteouts get a fixed mtime: when a file was deleted says nothing about the image. */
+    archive_entry_set_mtime(e, 0, 0);
+    if (archive_write_header(w->a, e) < ARCHIVE_WARN)
+        return archive_fail(w, path, err);
+    return 0;
+}
+
+static int copy_file_data(struct writer *w, int dfd, const char *name, const char *path,
+                          int64_t size, struct mk_error **err)
+{
+    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", path);
+    char buf[65536];
+    while (size > 0) {
+        size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
+        ssize_t n = mk_read_some(fd, buf, want, err);
+        if (n < 0)
+            return mk_error_wrap(err, "reading \"%s\"", path);
+        if (n == 0)
+            break; /* shrank while we read: the writer pads the entry with zeros */
+        if (archive_write_data(w->a, buf, (size_t)n) < 0)
+            return archive_fail(w, path, err);
+        size -= n;
+    }
+    return 0;
+}
+
+static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
+                      struct mk_error **err);
+
+static int write_one(struct writer *w, int dfd, const char *name, const char *prefix,
+                     const struct stat *st, int depth, struct mk_error **err)
+{
+    bool dir = S_ISDIR(st->st_mode);
+    _cleanup_free_ char *path = mk_xasprintf("%s%s%s", prefix, name, dir ? "/" : "");
+    _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, path);
+    archive_entry_set_mode(e, st->st_mode);
+    archive_entry_set_uid(e, st->st_uid);
+    archive_entry_set_gid(e, st->st_gid);
+    archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
+
+    bool opaque = false;
+    if (add_xattrs(dfd, name, path, e, &opaque, err) < 0)
+        return -1;
+
+    bool data = false;
+    if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
+        struct link_slot *s = link_find(&w->links, st->st_dev, st->st_ino);
+        if (s && s->path) {
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_hardlink(e, s->path);
+            archive_entry_set_size(e, 0);
+        } else {
+            link_add(&w->links, st->st_dev, st->st_ino, path);
+            archive_entry_set_size(e, st->st_size);
+            data = true;
+        }
+    } else if (S_ISREG(st->st_mode)) {
+        archive_entry_set_size(e, st->st_size);
+        data = true;
+    } else if (S_ISLNK(st->st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
+        if (n < 0)
+            return mk_error_errno(err, "reading symlink \"%s\"", path);
+        target[n] = '\0';
+        archive_entry_set_symlink(e, target);
+    } else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+        archive_entry_set_rdevmajor(e, major(st->st_rdev));
+        archive_entry_set_rdevminor(e, minor(st->st_rdev));
+    } else if (S_ISSOCK(st->st_mode)) {
+        return 0; /* sockets are not content; tar has no type for them */
+    }
+
+    if (archive_write_header(w->a, e) < ARCHIVE_WARN)
+        return archive_fail(w, path, err);
+    if (data && copy_file_data(w, dfd, name, path, st->st_size, err) < 0)
+        return -1;
+    if (!dir)
+        return 0;
+
+    if (opaque) {
+        _cleanup_free_ char *marker = mk_xasprintf("%s.wh..wh..opq", path);
+        if (write_empty_file(w, marker, err) < 0)
+            return -1;
+    }
+    if (depth >= MAX_DEPTH)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "\"%s\" is nested too deeply", path);
+    _cleanup_close_ int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (cfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", path);
+    return write_tree(w, cfd, path, depth + 1, err);
+}
+
+static bool is_whiteout(const struct stat *st)
+{
+    return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
+}
+
+static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
+                      struct mk_error **err)
+{
+    struct mk_strv names = MK_STRV_INIT;
+    if (list_dir(dfd, prefix[0] ? prefix : ".", &names, err) < 0) {
+        mk_strv_release(&names);
+        return -1;
+    }
+    /* Two passes: OCI asks for whiteouts before their siblings, so that a reader applying
+     * entries in order never deletes something this same layer adds. */
+    int ret = 0;
+    for (int pass = 0; pass < 2 && ret == 0; pass++) {
+        for (size_t i = 0; i < names.n && ret == 0; i++) {
+            struct stat st;
+            if (fstatat(dfd, names.v[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                    continue;
+                ret = mk_error_errno(err, "stat \"%s%s\"", prefix, names.v[i]);
+                break;
+            }
+            if (is_whiteout(&st) != (pass == 0))
+                continue;
+            if (pass == 0) {
+                _cleanup_free_ char *wh = mk_xasprintf("%s.wh.%s", prefix, names.v[i]);
+                ret = write_empty_file(w, wh, err);
+            } else {
+                ret = write_one(w, dfd, names.v[i], prefix, &st, depth, err);
+            }
+        }
+    }
+    mk_strv_release(&names);
+    return ret;
+}
+
+int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
+                     struct mk_error **err)
+{
+    struct writer w = {.out_fd = out_fd, .hash = mk_sha256_new()};
+    _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+    if (!a)
+        MK_BUG("archive_write_new");
+    w.a = a;
+    int ret = -1;
+    /* SCHILY.xattr only: what docker, buildah and GNU tar read; libarchive reads it too. */
+    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+        archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
+        archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+        archive_write_open2(a, &w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
+        archive_fail(&w, "", err);
+        goto out;
+    }
+    if (write_tree(&w, dirfd, "", 0, err) < 0)
+        goto out;
+    if (archive_write_close(a) != ARCHIVE_OK) {
+        archive_fail(&w, "", err);
+        goto out;
+    }
+    mk_sha256_final(w.hash, ret_diff_id);
+    *ret_size = w.size;
+    ret = 0;
+out:
+    mk_sha256_free(w.hash);
+    mk_error_free(w.cb_err);
+    link_map_release(&w.links);
+    return ret;
+}
