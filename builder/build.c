@@ -724,8 +724,22 @@ out:
 
 /* ---- stages ------------------------------------------------------------------------------- */
 
+static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
+                           struct mk_error **err);
+
+/* Like BuildKit, a stage whose base sets no PATH gets the default one in its config. */
 static int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n,
                       struct mk_error **err)
+{
+    if (stage_from_base(b, s, n, err) < 0)
+        return -1;
+    if (!mk_strv_env_get(&s->config.env, "PATH"))
+        mk_strv_env_set(&s->config.env, "PATH", default_path_env + 5);
+    return 0;
+}
+
+static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
+                           struct mk_error **err)
 {
     if (n->args.n != 1 && !(n->args.n == 3 && strcasecmp(n->args.v[1], "as") == 0))
         return node_error(b, n, err, "FROM requires either one or three arguments");
