@@ -39,6 +39,63 @@ struct ls_apply_opts {
 int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee_fd,
                  char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
 
+/* ---- the store handle and shared helpers (store, blob, config, ref, index, image,
+ *      snapshot, import .c) ---------------------------------------------------------------- */
+
+#include <jansson.h>
+
+struct mk_store {
+    char *root;
+    int root_fd;
+    /* temp dirs and files this handle owns: path and the fd whose flock marks them live */
+    struct mk_strv tmp_paths;
+    int *tmp_fds;
+};
+
+/* index.json may not grow past this (every tag is one short descriptor). */
+#define LS_INDEX_MAX (16u << 20)
+/* Manifests and configs are small JSON documents. */
+#define LS_JSON_MAX (4u << 20)
+
+/* A temp file in ROOT/tmp, flock()ed so a concurrent layerstore_open leaves it alone.
+ * Returns an O_RDWR fd; *ret_path is its absolute path (caller unlinks or renames it). */
+int ls_tmpfile(struct mk_store *store, char **ret_path, struct mk_error **err);
+/* Makes the finished temp file tmp_path (open as fd, whose bytes hash to digest) the blob
+ * digest: fsync, rename into blobs/sha256/ (or drop it when the blob exists), fsync of the
+ * directory. tmp_path is gone afterwards, on success and on failure. */
+int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
+                       struct mk_error **err);
+/* true when the process is not real root of the initial user namespace (device nodes and
+ * setuid bits cannot be created). */
+bool ls_rootless(void);
+/* Unpacks blob (a layer tar whose uncompressed digest must be diff_id) into the snapshot
+ * of chain unless that exists. */
+int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *diff_id,
+                       const char *chain, struct mk_error **err);
+/* Forgets a temp dir of this handle (after it was renamed away): drops its lock. */
+void ls_tmpdir_forget(struct mk_store *store, const char *path);
+/* Renames a finished dir (inside ROOT/tmp) into snapshots/<chain hex>; when another process
+ * made it first, removes dir instead. */
+int ls_snapshot_install(struct mk_store *store, const char *dir, const char *chain,
+                        struct mk_error **err);
+
+/* jansson (>= 2.11) provides json_decrefp for its json_auto_t. */
+#define _cleanup_json_ _cleanup_(json_decrefp)
+
+/* The "config" object of an image config (Docker's capitalized keys), shared with inspect. */
+json_t *ls_config_exec_json(const struct mk_image_config *cfg);
+json_t *ls_strv_json(const struct mk_strv *sv);
+/* The "history" list of an image config. */
+json_t *ls_history_json(const struct mk_image_config *cfg);
+/* Reads and checks ROOT/index.json (no lock: it is replaced atomically). */
+int ls_index_load(struct mk_store *store, json_t **ret, struct mk_error **err);
+/* The ref.name annotation of an index entry, or NULL. */
+const char *ls_desc_ref(json_t *desc);
+/* The digest of an index entry when it is a valid sha256 digest, or NULL. */
+const char *ls_desc_digest(json_t *desc);
+/* Drops every index entry pointing at manifest (MK_ERR_NOT_FOUND when none). */
+int ls_index_remove_manifest(struct mk_store *store, const char *manifest, struct mk_error **err);
+
 /* ---- private to layerstore/tar-*.c ---------------------------------------------------------- */
 
 /* Overlay's own xattrs describe the snapshot, never the image: not written, not restored. */

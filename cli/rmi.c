@@ -1,0 +1,51 @@
+/* cli/rmi.c - `mkimg rmi NAME...`: untag images (an image goes with its last name). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static int rmi_one(struct mk_store *store, const char *name, struct mk_error **err)
+{
+    struct mk_image *img = NULL;
+    if (layerstore_image_get(store, name, &img, err) < 0)
+        return -1;
+    if (layerstore_rmi(store, name, err) < 0) {
+        layerstore_image_free(img);
+        return -1;
+    }
+    /* Report what went: the named tag, or every tag when removed by ID. */
+    char *ref = mk_digest_valid(name) ? NULL : layerstore_normalize_ref(name, NULL);
+    bool by_ref = false;
+    for (size_t i = 0; ref && i < img->tags.n; i++)
+        by_ref |= strcmp(img->tags.v[i], ref) == 0;
+    if (by_ref)
+        printf("Untagged: %s\n", ref);
+    else
+        for (size_t i = 0; i < img->tags.n; i++)
+            printf("Untagged: %s\n", img->tags.v[i]);
+    if (!by_ref || img->tags.n <= 1)
+        printf("Deleted: %s\n", img->config_digest);
+    free(ref);
+    layerstore_image_free(img);
+    return 0;
+}
+
+int cmd_rmi(struct mk_cli *cli, int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: mkimg rmi NAME...\n");
+        return 0;
+    }
+    if (argc < 2)
+        return cli_usage("usage: mkimg rmi NAME...");
+    struct mk_store *store = cli_store(cli);
+    if (!store)
+        return 1;
+    int rc = 0;
+    for (int i = 1; i < argc; i++) {
+        struct mk_error *err = NULL;
+        if (rmi_one(store, argv[i], &err) < 0)
+            rc = cli_fail(err);
+    }
+    return rc;
+}

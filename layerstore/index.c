@@ -1,0 +1,154 @@
+/* layerstore/index.c - index.json: the tags (org.opencontainers.image.ref.name) of the store.
+ *
+ * Readers take no lock (the file is replaced atomically); writers read-modify-write it under
+ * flock(ROOT/lock) so concurrent taggers never lose each other's updates. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "layerstore/internal.h"
+
+#define REF_ANNOTATION "org.opencontainers.image.ref.name"
+#define INDEX_MAX_ENTRIES 100000
+
+int ls_index_load(struct mk_store *store, json_t **ret, struct mk_error **err)
+{
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    if (mk_read_file_at(store->root_fd, "index.json", LS_INDEX_MAX, &data, &len, err) < 0)
+        return mk_error_wrap(err, "reading the store index");
+    json_error_t jerr;
+    json_t *idx = json_loadb(data, len, 0, &jerr);
+    if (!idx)
+        return mk_error_set(err, MK_ERR_PARSE, 0, "store index.json: %s (at offset %d)",
+                            jerr.text, jerr.position);
+    json_t *m = json_object_get(idx, "manifests");
+    if (!json_is_object(idx) || !json_is_array(m) || json_array_size(m) > INDEX_MAX_ENTRIES) {
+        json_decref(idx);
+        return mk_error_set(err, MK_ERR_PARSE, 0, "store index.json: no \"manifests\" list");
+    }
+    *ret = idx;
+    return 0;
+}
+
+static int index_save(struct mk_store *store, json_t *idx, struct mk_error **err)
+{
+    char *s = json_dumps(idx, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!s)
+        MK_BUG("json_dumps failed");
+    int r = mk_write_file_atomic(store->root_fd, "index.json", s, strlen(s), 0644, err);
+    free(s);
+    return r < 0 ? mk_error_wrap(err, "writing the store index") : 0;
+}
+
+static int index_lock(struct mk_store *store, struct mk_error **err)
+{
+    int fd = openat(store->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mk_error_errno(err, "opening the store lock");
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno == EINTR && !mk_interrupted)
+            continue;
+        close(fd);
+        return mk_error_errno(err, "locking the store");
+    }
+    return fd;
+}
+
+const char *ls_desc_ref(json_t *desc)
+{
+    json_t *a = json_object_get(desc, "annotations");
+    return json_string_value(json_object_get(a, REF_ANNOTATION));
+}
+
+const char *ls_desc_digest(json_t *desc)
+{
+    const char *d = json_string_value(json_object_get(desc, "digest"));
+    return d && mk_digest_valid(d) ? d : NULL;
+}
+
+int layerstore_tag(struct mk_store *store, const struct mk_image *img, const char *ref,
+                   struct mk_error **err)
+{
+    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    if (!name)
+        return -1;
+    _cleanup_close_ int lock = index_lock(store, err);
+    if (lock < 0)
+        return -1;
+    _cleanup_json_ json_t *idx = NULL;
+    if (ls_index_load(store, &idx, err) < 0)
+        return -1;
+    json_t *list = json_object_get(idx, "manifests");
+    json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", MK_MEDIA_OCI_MANIFEST,
+                             "digest", img->manifest_digest, "size",
+                             (json_int_t)img->manifest_size, "annotations", REF_ANNOTATION, name);
+    if (!desc)
+        MK_BUG("json_pack failed");
+    /* A moved tag keeps its place; an untagged entry for the same manifest is replaced. */
+    bool placed = false;
+    for (size_t i = 0; i < json_array_size(list);) {
+        json_t *e = json_array_get(list, i);
+        const char *r = ls_desc_ref(e);
+        const char *d = ls_desc_digest(e);
+        bool same_ref = r && strcmp(r, name) == 0;
+        bool bare_same = !r && d && strcmp(d, img->manifest_digest) == 0;
+        if ((same_ref || bare_same) && !placed) {
+            json_array_set(list, i, desc);
+            placed = true;
+            i++;
+        } else if (same_ref || bare_same) {
+            json_array_remove(list, i);
+        } else {
+            i++;
+        }
+    }
+    if (!placed)
+        json_array_append(list, desc);
+    json_decref(desc);
+    return index_save(store, idx, err);
+}
+
+/* Removes the entries naming ref (when ref) or pointing at manifest (when manifest). */
+static int index_remove(struct mk_store *store, const char *ref, const char *manifest,
+                        struct mk_error **err)
+{
+    _cleanup_close_ int lock = index_lock(store, err);
+    if (lock < 0)
+        return -1;
+    _cleanup_json_ json_t *idx = NULL;
+    if (ls_index_load(store, &idx, err) < 0)
+        return -1;
+    json_t *list = json_object_get(idx, "manifests");
+    size_t removed = 0;
+    for (size_t i = 0; i < json_array_size(list);) {
+        json_t *e = json_array_get(list, i);
+        const char *r = ls_desc_ref(e);
+        const char *d = ls_desc_digest(e);
+        if ((ref && r && strcmp(r, ref) == 0) || (manifest && d && strcmp(d, manifest) == 0)) {
+            json_array_remove(list, i);
+            removed++;
+        } else {
+            i++;
+        }
+    }
+    if (!removed)
+        return mk_error_set_at(err, MK_ERR_NOT_FOUND, ref ? ref : manifest, "image not known");
+    return index_save(store, idx, err);
+}
+
+int layerstore_untag(struct mk_store *store, const char *ref, struct mk_error **err)
+{
+    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    if (!name)
+        return -1;
+    return index_remove(store, name, NULL, err);
+}
+
+int ls_index_remove_manifest(struct mk_store *store, const char *manifest, struct mk_error **err)
+{
+    return index_remove(store, NULL, manifest, err);
+}

@@ -1,0 +1,212 @@
+/* layerstore/snapshot.c - unpacked layers (ROOT/snapshots/<chain hex>) and layer commits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "layerstore/internal.h"
+
+char *layerstore_snapshot_path(struct mk_store *store, const char *chain_id)
+{
+    if (!mk_digest_valid(chain_id))
+        return NULL;
+    return mk_xasprintf("%s/snapshots/%s", store->root, mk_digest_hex(chain_id));
+}
+
+bool layerstore_snapshot_exists(struct mk_store *store, const char *chain_id)
+{
+    if (!mk_digest_valid(chain_id))
+        return false;
+    _cleanup_free_ char *rel = mk_xasprintf("snapshots/%s", mk_digest_hex(chain_id));
+    struct stat st;
+    return fstatat(store->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+int ls_snapshot_install(struct mk_store *store, const char *dir, const char *chain,
+                        struct mk_error **err)
+{
+    _cleanup_free_ char *rel = mk_xasprintf("snapshots/%s", mk_digest_hex(chain));
+    /* NOREPLACE: rename(2) would silently replace an existing empty snapshot dir. */
+    if (renameat2(AT_FDCWD, dir, store->root_fd, rel, RENAME_NOREPLACE) == 0) {
+        _cleanup_close_ int dfd =
+            openat(store->root_fd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return dfd < 0 ? mk_error_errno(err, "opening \"snapshots\"") : mk_fsync_dir(dfd, err);
+    }
+    /* Another process unpacked the same layer first: its copy is as good as ours. */
+    if (errno == EEXIST || errno == ENOTEMPTY)
+        return mk_rm_rf(dir, err);
+    return mk_error_errno(err, "moving \"%s\" into the snapshots", dir);
+}
+
+static struct ls_apply_opts apply_opts(void)
+{
+    struct ls_apply_opts o;
+    memset(&o, 0, sizeof(o));
+    o.rootless = ls_rootless();
+    return o;
+}
+
+static int open_dir(const char *path, struct mk_error **err)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", path);
+    return fd;
+}
+
+/* A fresh temp dir to unpack into; a layer's root directory is world-readable like any
+ * image root unless the tar says otherwise. */
+static char *unpack_dir(struct mk_store *store, int *ret_fd, struct mk_error **err)
+{
+    char *dir = layerstore_tmpdir(store, "unpack-", err);
+    if (!dir)
+        return NULL;
+    int fd = open_dir(dir, err);
+    if (fd < 0 || fchmod(fd, 0755) < 0) {
+        if (fd >= 0) {
+            mk_error_errno(err, "chmod \"%s\"", dir);
+            close(fd);
+        }
+        layerstore_tmpdir_remove(store, dir, NULL);
+        free(dir);
+        return NULL;
+    }
+    *ret_fd = fd;
+    return dir;
+}
+
+int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *diff_id,
+                       const char *chain, struct mk_error **err)
+{
+    if (layerstore_snapshot_exists(store, chain))
+        return 0;
+    _cleanup_close_ int in = layerstore_blob_open(store, blob, err);
+    if (in < 0)
+        return -1;
+    _cleanup_close_ int dfd = -1;
+    _cleanup_free_ char *dir = unpack_dir(store, &dfd, err);
+    if (!dir)
+        return -1;
+    struct ls_apply_opts opts = apply_opts();
+    char got[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    int r = ls_tar_apply(in, dfd, &opts, -1, got, &size, err);
+    if (r == 0 && strcmp(got, diff_id) != 0)
+        r = mk_error_set(err, MK_ERR_DIGEST, 0, "layer %s unpacks to %s, not to its diff_id %s",
+                         blob, got, diff_id);
+    if (r == 0)
+        r = ls_snapshot_install(store, dir, chain, err);
+    if (r < 0) {
+        mk_error_wrap(err, "unpacking layer %s", blob);
+        layerstore_tmpdir_remove(store, dir, NULL);
+        return -1;
+    }
+    ls_tmpdir_forget(store, dir);
+    return 0;
+}
+
+int layerstore_image_snapshots(struct mk_store *store, const struct mk_image *img,
+                               struct mk_strv *ret_dirs, struct mk_error **err)
+{
+    struct mk_strv dirs = MK_STRV_INIT;
+    char chain[MK_DIGEST_SIZE] = "";
+    for (size_t i = 0; i < img->n_layers; i++) {
+        char next[MK_DIGEST_SIZE];
+        mk_chain_id(chain, img->layers[i].diff_id, next);
+        memcpy(chain, next, MK_DIGEST_SIZE);
+        if (ls_snapshot_unpack(store, img->layers[i].digest, img->layers[i].diff_id, chain,
+                               err) < 0) {
+            mk_strv_release(&dirs);
+            return -1;
+        }
+        mk_strv_push_take(&dirs, layerstore_snapshot_path(store, chain));
+    }
+    for (size_t i = dirs.n; i-- > 0;)
+        mk_strv_push(ret_dirs, dirs.v[i]);
+    mk_strv_release(&dirs);
+    return 0;
+}
+
+static void fill_desc(struct mk_layer_desc *ret, const char *diff_id, uint64_t size)
+{
+    memset(ret, 0, sizeof(*ret));
+    memcpy(ret->digest, diff_id, MK_DIGEST_SIZE);
+    memcpy(ret->diff_id, diff_id, MK_DIGEST_SIZE);
+    ret->media_type = mk_xstrdup(MK_MEDIA_OCI_LAYER);
+    ret->size = size;
+}
+
+/* Writes the layer tar of dirfd into a blob. */
+static int blob_from_dir(struct mk_store *store, int dirfd, char ret_diff_id[MK_DIGEST_SIZE],
+                         uint64_t *ret_size, struct mk_error **err)
+{
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
+    if (out < 0)
+        return -1;
+    if (ls_tar_write_dir(dirfd, out, ret_diff_id, ret_size, err) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return ls_blob_commit_tmp(store, out, tmp, ret_diff_id, err);
+}
+
+int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
+                                const char *parent_chain, struct mk_layer_desc *ret,
+                                char ret_chain[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    _cleanup_close_ int dfd = open_dir(upperdir, err);
+    if (dfd < 0)
+        return -1;
+    char diff_id[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    if (blob_from_dir(store, dfd, diff_id, &size, err) < 0)
+        return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
+    mk_chain_id(parent_chain, diff_id, chain);
+    if (ls_snapshot_install(store, upperdir, chain, err) < 0)
+        return -1;
+    fill_desc(ret, diff_id, size);
+    if (ret_chain)
+        memcpy(ret_chain, chain, MK_DIGEST_SIZE);
+    return 0;
+}
+
+int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *parent_chain,
+                                struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                struct mk_error **err)
+{
+    _cleanup_close_ int dfd = -1;
+    _cleanup_free_ char *dir = unpack_dir(store, &dfd, err);
+    if (!dir)
+        return -1;
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int tee = ls_tmpfile(store, &tmp, err);
+    if (tee < 0) {
+        layerstore_tmpdir_remove(store, dir, NULL);
+        return -1;
+    }
+    struct ls_apply_opts opts = apply_opts();
+    char diff_id[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    if (ls_tar_apply(fd, dfd, &opts, tee, diff_id, &size, err) < 0) {
+        unlink(tmp);
+        layerstore_tmpdir_remove(store, dir, NULL);
+        return mk_error_wrap(err, "importing a layer");
+    }
+    mk_chain_id(parent_chain, diff_id, chain);
+    if (ls_blob_commit_tmp(store, tee, tmp, diff_id, err) < 0 ||
+        (!layerstore_snapshot_exists(store, chain) &&
+         ls_snapshot_install(store, dir, chain, err) < 0)) {
+        layerstore_tmpdir_remove(store, dir, NULL);
+        return mk_error_wrap(err, "importing a layer");
+    }
+    /* Gone either way: renamed into snapshots/, or not needed because it was there. */
+    layerstore_tmpdir_remove(store, dir, NULL);
+    fill_desc(ret, diff_id, size);
+    if (ret_chain)
+        memcpy(ret_chain, chain, MK_DIGEST_SIZE);
+    return 0;
+}
