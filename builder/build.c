@@ -50,6 +50,8 @@ struct build {
     size_t step, n_steps;
     char *created;
     char *tmp; /* current step's tmpdir, removed on every path */
+    struct mk_hashcache *hc;
+    size_t cached_steps;
 };
 
 static const char *const default_path_env =
@@ -187,6 +189,89 @@ static void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, cons
     s->lowerdirs = nl;
 }
 
+
+/* ---- the step cache ----------------------------------------------------------------------- */
+
+/* A step's key: its kind, the chain it starts from, and everything that decides its result
+ * (hashed by the caller). The value names the resulting layer, or "empty". */
+static struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
+{
+    struct mk_sha256 *h = mk_sha256_new();
+    const char *chain = s->chain[0] ? s->chain : "scratch";
+    mk_sha256_update(h, "mkimg-step-v1\n", 14);
+    mk_sha256_update(h, kind, strlen(kind) + 1);
+    mk_sha256_update(h, chain, strlen(chain) + 1);
+    return h;
+}
+
+static void key_add(struct mk_sha256 *h, const char *s)
+{
+    s = s ? s : "";
+    mk_sha256_update(h, s, strlen(s) + 1);
+}
+
+static void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l)
+{
+    char n[32];
+    snprintf(n, sizeof(n), "%zu", l->n);
+    key_add(h, n);
+    for (size_t i = 0; i < l->n; i++)
+        key_add(h, l->v[i]);
+}
+
+/* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
+ * *ret_hit tells. A broken entry is a miss. */
+static int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
+                        bool *ret_hit)
+{
+    *ret_hit = false;
+    if (b->opts->no_cache)
+        return 0;
+    _cleanup_free_ char *value = NULL;
+    struct mk_error *e = NULL;
+    if (layerstore_cache_get(b->store, key, &value, &e) < 0) {
+        mk_error_free(e);
+        return 0;
+    }
+    if (strcmp(value, "empty\n") == 0) {
+        history(b, s, created_by, true);
+    } else {
+        char diff[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
+        if (strlen(value) != 2 * MK_DIGEST_LEN + 7 || strncmp(value, "layer ", 6) != 0)
+            return 0;
+        memcpy(diff, value + 6, MK_DIGEST_LEN);
+        diff[MK_DIGEST_LEN] = '\0';
+        memcpy(chain, value + 7 + MK_DIGEST_LEN, MK_DIGEST_LEN);
+        chain[MK_DIGEST_LEN] = '\0';
+        char expect[MK_DIGEST_SIZE];
+        mk_chain_id(s->chain, diff, expect);
+        struct mk_layer_desc d;
+        if (strcmp(expect, chain) != 0 ||
+            layerstore_layer_lookup(b->store, diff, chain, &d, &e) < 0) {
+            mk_error_free(e);
+            return 0;
+        }
+        _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
+        stage_add_layer(s, &d, chain, snap);
+        free(d.media_type);
+        history(b, s, created_by, false);
+    }
+    *ret_hit = true;
+    b->cached_steps++;
+    logf_(b, " => CACHED\n");
+    return 0;
+}
+
+static void cache_store(struct build *b, const struct stage *s, const char *key, bool empty)
+{
+    _cleanup_free_ char *value = empty ? mk_xstrdup("empty\n")
+                                       : mk_xasprintf("layer %s %s\n",
+                                                      s->layers[s->n_layers - 1].diff_id,
+                                                      s->chain);
+    /* A cache that cannot be written only costs speed next time. */
+    layerstore_cache_put(b->store, key, value, NULL);
+}
+
 /* ---- steps that produce a layer ----------------------------------------------------------- */
 
 /* A fresh tmpdir with upper/ and work/ for one step. */
@@ -308,19 +393,41 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
         created_by = mk_buf_detach(&cb);
     }
 
+    enum mk_network network = b->opts->network;
+    if (net && strcmp(net, "none") == 0)
+        network = MK_NET_NONE;
+    if (net && strcmp(net, "host") == 0)
+        network = MK_NET_HOST;
+    const char *cwd = s->config.working_dir && *s->config.working_dir ? s->config.working_dir
+                                                                      : "/";
+    const char *user = s->config.user && *s->config.user ? s->config.user : NULL;
+    char key[MK_DIGEST_SIZE];
+    {
+        struct mk_sha256 *h = key_begin(s, "RUN");
+        key_add_strv(h, &argv);
+        key_add_strv(h, &env);
+        key_add(h, cwd);
+        key_add(h, user);
+        key_add(h, network == MK_NET_NONE ? "none" : "host");
+        mk_sha256_final(h, key);
+        mk_sha256_free(h);
+    }
+    bool hit = false;
+    cache_lookup(b, s, key, created_by, &hit);
+    if (hit) {
+        ret = 0;
+        goto out;
+    }
+
     if (step_begin(b, &upper, &work, err) < 0)
         goto out;
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
     spec.argv = argv.v;
     spec.env = &env;
-    spec.cwd = s->config.working_dir && *s->config.working_dir ? s->config.working_dir : "/";
-    spec.user = s->config.user && *s->config.user ? s->config.user : NULL;
-    spec.network = b->opts->network;
-    if (net && strcmp(net, "none") == 0)
-        spec.network = MK_NET_NONE;
-    if (net && strcmp(net, "host") == 0)
-        spec.network = MK_NET_HOST;
+    spec.cwd = cwd;
+    spec.user = user;
+    spec.network = network;
     spec.stdout_fd = b->opts->quiet ? -1 : b->opts->log_fd;
     spec.stderr_fd = b->opts->quiet ? -1 : b->opts->log_fd;
     int status = 0;
@@ -338,6 +445,7 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     }
     if (step_commit(b, s, upper, created_by, err) < 0)
         goto out;
+    cache_store(b, s, key, false);
     ret = 0;
 out:
     step_end(b);
@@ -390,6 +498,16 @@ static int do_workdir(struct build *b, struct stage *s, const struct mk_df_node 
     s->config.working_dir = path;
     _cleanup_free_ char *created_by = mk_xasprintf("WORKDIR %s", path);
 
+    char key[MK_DIGEST_SIZE];
+    struct mk_sha256 *h = key_begin(s, "WORKDIR");
+    key_add(h, path);
+    mk_sha256_final(h, key);
+    mk_sha256_free(h);
+    bool hit = false;
+    cache_lookup(b, s, key, created_by, &hit);
+    if (hit)
+        return 0;
+
     _cleanup_free_ char *upper = NULL, *work = NULL;
     int ret = -1;
     if (step_begin(b, &upper, &work, err) < 0)
@@ -407,6 +525,8 @@ static int do_workdir(struct build *b, struct stage *s, const struct mk_df_node 
         history(b, s, created_by, true);
         ret = 0;
     }
+    if (ret == 0)
+        cache_store(b, s, key, !a.created);
 out:
     step_end(b);
     return ret;
@@ -641,6 +761,43 @@ struct copy_call {
     const struct mk_copy_spec *spec;
 };
 
+struct copy_key {
+    struct build *b;
+    struct mk_sha256 *h;
+};
+
+/* Feeds what COPY would copy into the step key: paths, types, modes and content. */
+static int copy_key_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
+                          struct mk_error **err)
+{
+    struct copy_key *k = arg;
+    char line[64];
+    snprintf(line, sizeof(line), "%o", (unsigned)st->st_mode);
+    key_add(k->h, rel);
+    key_add(k->h, dest);
+    key_add(k->h, line);
+    if (S_ISREG(st->st_mode)) {
+        char d[MK_DIGEST_SIZE];
+        if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st, d,
+                                   err) < 0)
+            return -1;
+        key_add(k->h, d);
+    } else if (S_ISLNK(st->st_mode)) {
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int pfd = mk_open_parent_in_root(builder_context_dirfd(k->b->ctx), rel,
+                                                         false, &name, err);
+        if (pfd < 0)
+            return -1;
+        char target[4096];
+        ssize_t n = readlinkat(pfd, name, target, sizeof(target) - 1);
+        if (n < 0)
+            return mk_error_errno(err, "reading link \"%s\"", rel);
+        target[n] = '\0';
+        key_add(k->h, target);
+    }
+    return 0;
+}
+
 static int copy_fn(int rootfd, void *arg, struct mk_error **err)
 {
     struct copy_call *c = arg;
@@ -706,6 +863,34 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     spec.dest = dest;
     created_by = mk_xasprintf("%s %s # buildkit", kw, node_rest(n));
 
+    char key[MK_DIGEST_SIZE];
+    {
+        if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
+            goto out;
+        struct copy_key k = {.b = b, .h = key_begin(s, kw)};
+        key_add_strv(k.h, &sources);
+        key_add(k.h, dest);
+        key_add(k.h, spec.dest_is_dir ? "dir" : "file");
+        key_add(k.h, spec.chown);
+        key_add(k.h, chmod);
+        struct mk_copy_spec vspec = spec;
+        vspec.visit = copy_key_visit;
+        vspec.visit_arg = &k;
+        int r = builder_copy_into(-1, &vspec, err);
+        mk_sha256_final(k.h, key);
+        mk_sha256_free(k.h);
+        if (r < 0) {
+            node_error(b, n, err, "%s failed", kw);
+            goto out;
+        }
+    }
+    bool hit = false;
+    cache_lookup(b, s, key, created_by, &hit);
+    if (hit) {
+        ret = 0;
+        goto out;
+    }
+
     if (step_begin(b, &upper, &work, err) < 0)
         goto out;
     struct mk_sandbox_spec sb;
@@ -716,6 +901,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         goto out;
     }
     ret = step_commit(b, s, upper, created_by, err);
+    if (ret == 0)
+        cache_store(b, s, key, false);
 out:
     step_end(b);
     mk_strv_release(&sources);
@@ -1153,6 +1340,7 @@ static void build_release(struct build *b)
     free(b->stages);
     mk_df_free(b->df);
     builder_context_free(b->ctx);
+    builder_hashcache_free(b->hc);
     mk_strv_release(&b->meta_args);
     mk_strv_release(&b->build_args);
     mk_strv_release(&b->used_build_args);
@@ -1224,6 +1412,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         if (!used && !b.opts->quiet)
             logf_(&b, "[warning] one or more build args were not consumed: %s\n", k);
     }
+    builder_hashcache_save(b.hc, NULL);
     *ret_image = MK_TAKE_PTR(img);
     ret = 0;
 out:

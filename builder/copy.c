@@ -156,6 +156,8 @@ static int copy_bytes(int in, int out, struct mk_error **err)
 static int copy_entry(struct copy_state *st, const char *rel, const struct stat *sst,
                       const char *dest, struct mk_error **err)
 {
+    if (st->spec->visit)
+        return st->spec->visit(rel, sst, dest, st->spec->visit_arg, err);
     if (mk_interrupted)
         return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
     _cleanup_free_ char *name = NULL;
@@ -240,6 +242,8 @@ static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct
     }
     if (!*sub && S_ISDIR(st->st_mode)) {
         /* The source directory itself: its contents go into dest, which gets created. */
+        if (cs->spec->visit)
+            return cs->spec->visit(relpath, st, cs->dest_base, cs->spec->visit_arg, err);
         _cleanup_free_ char *name = NULL;
         int fd = mk_mkdir_p_in_root(cs->rootfd, cs->dest_base, 0755, err);
         if (fd < 0)
@@ -327,6 +331,8 @@ static int copy_source(struct copy_state *cs, const char *rel, bool many,
     if (cs->spec->dest_is_dir || many) {
         const char *base = strrchr(rel, '/');
         dest_file = join(dest, base ? base + 1 : rel);
+    } else if (cs->spec->visit) {
+        dest_file = mk_xstrdup(dest);
     } else {
         /* An existing directory at dest takes the file inside it. */
         _cleanup_close_ int dfd = mk_open_in_root(cs->rootfd, dest, O_PATH | O_DIRECTORY, 0, NULL);
@@ -354,7 +360,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     cs.srcfd = spec->ctx ? builder_context_dirfd(spec->ctx) : spec->src_rootfd;
     cs.uid = 0;
     cs.gid = 0;
-    if (spec->chown && *spec->chown &&
+    if (spec->chown && *spec->chown && !spec->visit &&
         builder_resolve_user(rootfd, spec->chown, &cs.uid, &cs.gid, err) < 0)
         return mk_error_wrap(err, "--chown=%s", spec->chown);
 
@@ -377,7 +383,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
         r = mk_error_set(err, MK_ERR_INVALID, 0,
                          "when using COPY with more than one source file, the destination "
                          "must be a directory and end with a /");
-    if (r == 0 && spec->dest_is_dir) {
+    if (r == 0 && spec->dest_is_dir && !spec->visit) {
         int fd = mk_mkdir_p_in_root(rootfd, spec->dest, 0755, err);
         if (fd < 0)
             r = -1;

@@ -3,6 +3,7 @@
 #define MK_BUILDER_INTERNAL_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "builder/builder.h"
@@ -78,9 +79,27 @@ struct mk_copy_spec {
     const char *chown;             /* NULL: 0:0 */
     bool has_chmod;
     mode_t chmod;
+    /* When set, nothing is copied: visit is called for every source entry COPY would copy
+     * (for cache keys); rootfd is then unused. */
+    int (*visit)(const char *relpath, const struct stat *st, const char *dest, void *arg,
+                 struct mk_error **err);
+    void *visit_arg;
 };
 
 /* Copies the sources into rootfd (runs in builder_sandbox_call's child). */
 int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_error **err);
+
+
+/* ---- build cache (builder/cache.c) -------------------------------------------------------- */
+
+/* File digests of a build context, reused while size, mtime and inode are unchanged. */
+struct mk_hashcache;
+int builder_hashcache_open(struct mk_store *store, const char *context_dir,
+                           struct mk_hashcache **ret, struct mk_error **err);
+/* sha256 of the regular file rel (inside ctxfd) whose lstat is st. */
+int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
+                           const struct stat *st, char out[MK_DIGEST_SIZE], struct mk_error **err);
+int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err);
+void builder_hashcache_free(struct mk_hashcache *hc);
 
 #endif

@@ -225,4 +225,19 @@ const char *layerstore_host_arch(void);
 /* RFC 3339 UTC time of now (or of $SOURCE_DATE_EPOCH when set). Caller frees. */
 char *layerstore_now_rfc3339(void);
 
+
+/* ---- build cache -------------------------------------------------------------------------- */
+
+/* A small key -> value map under ROOT/cache/ (one file per key, written atomically), for the
+ * builder's step cache and its file-digest cache. Keys are digests ("sha256:<hex>"). Values
+ * are at most 64 MiB. A missing key is MK_ERR_NOT_FOUND. */
+int layerstore_cache_get(struct mk_store *store, const char *key, char **ret_value,
+                         struct mk_error **err);
+int layerstore_cache_put(struct mk_store *store, const char *key, const char *value,
+                         struct mk_error **err);
+/* A layer named by diff_id that is still fully usable (blob and snapshot present):
+ * fills ret (digest == diff_id, size of the blob). */
+int layerstore_layer_lookup(struct mk_store *store, const char *diff_id, const char *chain_id,
+                            struct mk_layer_desc *ret, struct mk_error **err);
+
 #endif

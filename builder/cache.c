@@ -1,0 +1,163 @@
+/* builder/cache.c - the file-digest cache that lets a rebuild skip reading unchanged
+ * context files.
+ *
+ * Per build context (keyed by its absolute path), a table relpath -> (size, mtime, inode,
+ * sha256) kept as one store cache value. A file whose size, mtime and inode are unchanged
+ * is not read again; everything else is hashed and the table rewritten at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "builder/internal.h"
+#include "common/fsutil.h"
+
+struct hc_entry {
+    char *path;
+    uint64_t size, mtime_ns, ino;
+    char digest[MK_DIGEST_SIZE];
+    bool used;
+};
+
+struct mk_hashcache {
+    struct mk_store *store;
+    char key[MK_DIGEST_SIZE];
+    struct hc_entry *tab; /* open addressing, power-of-two size */
+    size_t cap, n;
+    bool dirty;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct hc_entry *hc_slot(struct mk_hashcache *hc, const char *path)
+{
+    size_t i = hash_str(path) & (hc->cap - 1);
+    while (hc->tab[i].path && strcmp(hc->tab[i].path, path) != 0)
+        i = (i + 1) & (hc->cap - 1);
+    return &hc->tab[i];
+}
+
+static void hc_grow(struct mk_hashcache *hc)
+{
+    struct hc_entry *old = hc->tab;
+    size_t oldcap = hc->cap;
+    hc->cap = oldcap ? oldcap * 2 : 1024;
+    hc->tab = mk_xcalloc(hc->cap, sizeof(*hc->tab));
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].path)
+            *hc_slot(hc, old[i].path) = old[i];
+    free(old);
+}
+
+static struct hc_entry *hc_put(struct mk_hashcache *hc, const char *path)
+{
+    if ((hc->n + 1) * 2 > hc->cap)
+        hc_grow(hc);
+    struct hc_entry *e = hc_slot(hc, path);
+    if (!e->path) {
+        e->path = mk_xstrdup(path);
+        hc->n++;
+    }
+    return e;
+}
+
+int builder_hashcache_open(struct mk_store *store, const char *context_dir,
+                           struct mk_hashcache **ret, struct mk_error **err)
+{
+    _cleanup_free_ char *abs = realpath(context_dir, NULL);
+    if (!abs)
+        return mk_error_errno(err, "resolving \"%s\"", context_dir);
+    struct mk_hashcache *hc = mk_xcalloc(1, sizeof(*hc));
+    hc->store = store;
+    _cleanup_free_ char *material = mk_xasprintf("mkimg-filehash-v1\n%s", abs);
+    mk_sha256_buffer(material, strlen(material), hc->key);
+    hc_grow(hc);
+    _cleanup_free_ char *value = NULL;
+    struct mk_error *e = NULL;
+    if (layerstore_cache_get(store, hc->key, &value, &e) == 0) {
+        char *save = NULL;
+        for (char *line = strtok_r(value, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char *f[5];
+            size_t nf = 0;
+            char *s2 = NULL;
+            for (char *t = strtok_r(line, "\t", &s2); t && nf < 5; t = strtok_r(NULL, "\t", &s2))
+                f[nf++] = t;
+            uint64_t size, mt, ino;
+            if (nf != 5 || !mk_digest_valid(f[4]) || mk_parse_u64(f[1], &size) < 0 ||
+                mk_parse_u64(f[2], &mt) < 0 || mk_parse_u64(f[3], &ino) < 0)
+                continue;
+            struct hc_entry *en = hc_put(hc, f[0]);
+            en->size = size;
+            en->mtime_ns = mt;
+            en->ino = ino;
+            memcpy(en->digest, f[4], MK_DIGEST_SIZE);
+        }
+    }
+    mk_error_free(e);
+    *ret = hc;
+    return 0;
+}
+
+int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
+                           const struct stat *st, char out[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    uint64_t mt = (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
+    struct hc_entry *e = hc_put(hc, rel);
+    e->used = true;
+    if (e->size == (uint64_t)st->st_size && e->mtime_ns == mt && e->ino == (uint64_t)st->st_ino &&
+        mk_digest_valid(e->digest)) {
+        memcpy(out, e->digest, MK_DIGEST_SIZE);
+        return 0;
+    }
+    _cleanup_close_ int fd = mk_open_in_root(ctxfd, rel, O_RDONLY, 0, err);
+    if (fd < 0)
+        return -1;
+    if (mk_sha256_fd(fd, out, NULL, err) < 0)
+        return mk_error_wrap(err, "hashing \"%s\"", rel);
+    e->size = (uint64_t)st->st_size;
+    e->mtime_ns = mt;
+    e->ino = (uint64_t)st->st_ino;
+    memcpy(e->digest, out, MK_DIGEST_SIZE);
+    hc->dirty = true;
+    return 0;
+}
+
+int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err)
+{
+    if (!hc || !hc->dirty)
+        return 0;
+    struct mk_buf b = MK_BUF_INIT;
+    for (size_t i = 0; i < hc->cap; i++) {
+        struct hc_entry *e = &hc->tab[i];
+        /* Paths with tabs or newlines are simply not cached. */
+        if (!e->path || !mk_digest_valid(e->digest) || strpbrk(e->path, "\t\n"))
+            continue;
+        mk_buf_addf(&b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\n", e->path, e->size,
+                    e->mtime_ns, e->ino, e->digest);
+        if (b.len > (60u << 20))
+            break; /* the store's value cap: keep what fits */
+    }
+    int r = layerstore_cache_put(hc->store, hc->key, b.data ? b.data : "", err);
+    mk_buf_release(&b);
+    return r;
+}
+
+void builder_hashcache_free(struct mk_hashcache *hc)
+{
+    if (!hc)
+        return;
+    for (size_t i = 0; i < hc->cap; i++)
+        free(hc->tab[i].path);
+    free(hc->tab);
+    free(hc);
+}
