@@ -612,6 +612,8 @@ __attribute__((noreturn)) static void exec_command(struct child_ctx *c, uid_t ui
         mk_error_errno(&e, "setting up the command's standard streams");
         goto fail;
     }
+    /* Whatever mkimg had open without O_CLOEXEC must not reach the RUN command. */
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     /* A setgroups-denied namespace (single-id rootless) cannot have supplementary groups. */
     if (setgroups(n_groups, groups) < 0 && errno != EPERM) {
         mk_error_errno(&e, "setting supplementary groups");
