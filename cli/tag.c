@@ -22,7 +22,6 @@ int cmd_tag(struct mk_cli *cli, int argc, char **argv)
     int rc = 0;
     for (int i = 2; i < argc; i++) {
         if (layerstore_tag(store, img, argv[i], &err) < 0) {
-            mk_error_set_where(&err, argv[i]);
             rc = cli_fail(err);
             err = NULL;
         }

@@ -190,6 +190,10 @@ int layerstore_image_get(struct mk_store *store, const char *name, struct mk_ima
                 break;
             }
         }
+        /* name@digest names content: any manifest with that digest will do. */
+        const char *at = ref ? strchr(ref, '@') : NULL;
+        if (!manifest[0] && at && find_by_id(store, idx, at + 1, manifest, err) < 0)
+            return -1;
         if (!manifest[0] && is_hex_prefix(name) && find_by_id(store, idx, name, manifest, err) < 0)
             return -1;
     }

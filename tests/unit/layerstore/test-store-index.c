@@ -116,6 +116,9 @@ int main(void)
     tap_ok(get_ok(st, "hello", a) && get_ok(st, "hello:latest", a), "get by short and full name");
     tap_ok(get_ok(st, a->config_digest, a), "get by config digest (image ID)");
     tap_ok(get_ok(st, a->manifest_digest, a), "get by manifest digest");
+    char *by_digest = mk_xasprintf("hello@%s", a->manifest_digest);
+    tap_ok(get_ok(st, by_digest, a), "get by name@manifest-digest");
+    free(by_digest);
     char prefix[16];
     snprintf(prefix, sizeof(prefix), "%.12s", a->config_digest + 7);
     tap_ok(get_ok(st, prefix, a), "get by 12-digit ID prefix");
