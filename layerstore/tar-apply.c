@@ -297,11 +297,14 @@ static int apply_entry(struct applier *ap, struct archive_entry *e, struct mk_er
             return -1;
         _cleanup_free_ char *tname = NULL;
         _cleanup_close_ int tpfd = -1;
+        struct mk_error *terr = NULL;
         if (*target)
-            tpfd = mk_open_parent_in_root(ap->root, target, false, &tname, err);
-        if (tpfd < 0)
+            tpfd = mk_open_parent_in_root(ap->root, target, false, &tname, &terr);
+        if (tpfd < 0) {
+            mk_error_free(terr);
             return mk_error_set(err, MK_ERR_INVALID, 0,
                                 "hardlink \"%s\" to \"%s\": no such file in the layer", path, link);
+        }
         bool is_dir;
         if (clear_name(pfd, name, false, &is_dir, err) < 0)
             return -1;
@@ -442,25 +445,13 @@ int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee
     archive_read_support_format_tar(tar);
     struct archive_entry *e;
     if (archive_read_open_fd(raw, in_fd, 65536) != ARCHIVE_OK) {
-        mk_error_set(err, MK_ERR_PARSE, 0, "reading the layer: %s",
+        mk_error_set(err, MK_ERR_PARSE, 0, "malformed layer: %s",
                      archive_error_string(raw) ? archive_error_string(raw) : "error");
         goto out;
     }
     int r = archive_read_next_header(raw, &e);
-    if (r == ARCHIVE_EOF || (r < ARCHIVE_WARN && archive_filter_count(raw) <= 1 &&
-                             archive_filter_code(raw, 0) == ARCHIVE_FILTER_NONE)) {
-        /* An empty stream: raw refuses to bid on nothing, but it is an empty layer. */
-        struct stat st;
-        if (fstat(in_fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            lseek(in_fd, 0, SEEK_CUR) == st.st_size) {
-            mk_sha256_final(ap.hash, ret_diff_id);
-            *ret_size = 0;
-            ret = 0;
-            goto out;
-        }
-    }
     if (r < ARCHIVE_WARN) {
-        mk_error_set(err, MK_ERR_PARSE, 0, "reading the layer: %s",
+        mk_error_set(err, MK_ERR_PARSE, 0, "malformed layer: %s",
                      archive_error_string(raw) ? archive_error_string(raw) : "error");
         goto out;
     }

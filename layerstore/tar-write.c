@@ -344,6 +344,9 @@ int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], ui
     /* SCHILY.xattr only: what docker, buildah and GNU tar read; libarchive reads it too. */
     if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
         archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
+        /* Names are bytes: no conversion through the process locale, which would make the
+         * output depend on LANG. */
+        archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
         archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
         archive_write_open2(a, &w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
