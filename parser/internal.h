@@ -14,6 +14,8 @@
 #define MK_SHELL_MAX_OUT (4u << 20)
 #define MK_SHELL_MAX_DEPTH 64
 
+/* Go's utf8.DecodeRune of s (len > 0): invalid sequences give U+FFFD with width 1. */
+int32_t parser_utf8_decode(const char *s, size_t len, size_t *ret_width);
 /* BuildKit's reversePattern: reverses a ${V%pat} pattern by code point, keeping each
  * backslash-escape pair in order ("a\*c" -> "c\*a"). Caller frees. */
 char *parser_shell_reverse_pattern(const char *pattern);
@@ -23,6 +25,9 @@ int parser_shell_pattern_check(const char *pattern, struct mk_error **err);
 
 /* patternmatcher's cleaned pattern list (for tests): "!" prefix on exclusions. */
 void parser_ignore_patterns(const struct mk_ignore *ig, struct mk_strv *ret_patterns);
+/* Pattern.compile for one cleaned pattern: "exact", "prefix", "suffix" or "regexp", and for
+ * "regexp" the Go regexp text upstream would build (*ret_regexp, caller frees; else NULL). */
+const char *parser_ignore_compile_debug(const char *pattern, char **ret_regexp);
 
 /* ---- end shell lexer / dockerignore internals -------------------------------------------- */
 

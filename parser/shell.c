@@ -31,7 +31,7 @@ struct sh {
 
 /* Go's utf8.DecodeRune: overlong forms, surrogates and values past U+10FFFF are invalid and
  * decode as U+FFFD with width 1. */
-static int32_t utf8_decode(const char *s, size_t len, size_t *ret_width)
+int32_t parser_utf8_decode(const char *s, size_t len, size_t *ret_width)
 {
     const unsigned char *p = (const unsigned char *)s;
     unsigned char c = p[0];
@@ -92,7 +92,7 @@ static int32_t *to_runes(const char *s, size_t len, size_t **ret_offs, size_t *r
     while (pos < len) {
         size_t w;
         offs[n] = pos;
-        r[n++] = utf8_decode(s + pos, len - pos, &w);
+        r[n++] = parser_utf8_decode(s + pos, len - pos, &w);
         pos += w;
     }
     offs[n] = len;
@@ -105,8 +105,19 @@ static int32_t *to_runes(const char *s, size_t len, size_t **ret_offs, size_t *r
 static bool is_space(int32_t c)
 {
     switch (c) {
-    case '\t': case '\n': case '\v': case '\f': case '\r': case ' ':
-    case 0x85: case 0xa0: case 0x1680: case 0x2028: case 0x2029: case 0x202f: case 0x205f:
+    case '\t':
+    case '\n':
+    case '\v':
+    case '\f':
+    case '\r':
+    case ' ':
+    case 0x85:
+    case 0xa0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202f:
+    case 0x205f:
     case 0x3000:
         return true;
     }
@@ -142,7 +153,7 @@ static int32_t peek(const struct sh *sh)
     size_t w;
     if (sh->pos >= sh->len)
         return SH_EOF;
-    return utf8_decode(sh->s + sh->pos, sh->len - sh->pos, &w);
+    return parser_utf8_decode(sh->s + sh->pos, sh->len - sh->pos, &w);
 }
 
 static int32_t next(struct sh *sh)
@@ -150,7 +161,7 @@ static int32_t next(struct sh *sh)
     size_t w;
     if (sh->pos >= sh->len)
         return SH_EOF;
-    int32_t c = utf8_decode(sh->s + sh->pos, sh->len - sh->pos, &w);
+    int32_t c = parser_utf8_decode(sh->s + sh->pos, sh->len - sh->pos, &w);
     sh->pos += w;
     return c;
 }
@@ -227,7 +238,7 @@ static void words_string(struct words *w, const char *s, size_t len)
     size_t pos = 0;
     while (w && pos < len) {
         size_t n;
-        int32_t c = utf8_decode(s + pos, len - pos, &n);
+        int32_t c = parser_utf8_decode(s + pos, len - pos, &n);
         words_char(w, c);
         pos += n;
     }
@@ -266,7 +277,7 @@ static int pat_compile(struct sh *sh, const char *pattern, struct pat_tok **ret,
     _cleanup_free_ struct pat_tok *t = mk_xreallocarray(NULL, len + 1, sizeof(*t));
     while (pos < len) {
         size_t w;
-        int32_t c = utf8_decode(pattern + pos, len - pos, &w);
+        int32_t c = parser_utf8_decode(pattern + pos, len - pos, &w);
         pos += w;
         if (c == '*') {
             t[n++] = (struct pat_tok){PAT_STAR, 0};
@@ -280,7 +291,7 @@ static int pat_compile(struct sh *sh, const char *pattern, struct pat_tok **ret,
             /* } and / had to be escaped inside ${}; that escape is not part of the pattern. */
             if (pos < len && (pattern[pos] == '}' || pattern[pos] == '/'))
                 continue;
-            int32_t e = pos < len ? utf8_decode(pattern + pos, len - pos, &w) : SH_EOF;
+            int32_t e = pos < len ? parser_utf8_decode(pattern + pos, len - pos, &w) : SH_EOF;
             if (e != '*' && e != '?' && e != '\\') {
                 struct mk_buf b = MK_BUF_INIT;
                 put_rune(&b, e == SH_EOF ? 0xfffd : e);
@@ -431,7 +442,7 @@ static void expand_replacement(struct mk_buf *out, const char *tmpl, const char 
         const char *name = q;
         while (*q) {
             size_t w;
-            int32_t c = utf8_decode(q, strlen(q), &w);
+            int32_t c = parser_utf8_decode(q, strlen(q), &w);
             if (!is_letter(c) && !is_digit(c) && c != '_')
                 break;
             q += w;

@@ -1,11 +1,9 @@
 /* Word expansion against BuildKit's shell lexer tests (buildkit-shell/ in the conformance
  * data): envVarTest, wordsTest and every table in vectors/. */
-#include <jansson.h>
-#include <stdbool.h>
-
 #include "parser/internal.h"
 #include "parser/parser.h"
 #include "tap.h"
+#include "tsv.h"
 
 static const char *dir;
 
@@ -29,41 +27,6 @@ static char *trim(char *s)
     while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
         s[--n] = '\0';
     return s;
-}
-
-/* Splits a TSV line in place into at most max cells; returns the count. */
-static int split_tsv(char *line, char **cells, int max)
-{
-    int n = 0;
-    size_t len = strlen(line);
-    if (len && line[len - 1] == '\n')
-        line[len - 1] = '\0';
-    cells[n++] = line;
-    for (char *p = line; *p && n < max; p++) {
-        if (*p == '\t') {
-            *p = '\0';
-            cells[n++] = p + 1;
-        }
-    }
-    return n;
-}
-
-static json_t *cell(const char *s)
-{
-    json_error_t e;
-    json_t *j = json_loads(s, JSON_DECODE_ANY, &e);
-    if (!j) {
-        tap_diag("bad json cell %s", s);
-        exit(1);
-    }
-    return j;
-}
-
-static void env_from_json_list(json_t *list, struct mk_strv *env)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) mk_strv_push(env, json_string_value(v));
 }
 
 static const struct mk_strv *fixed_env(void)
@@ -129,37 +92,6 @@ static void test_env_var_test(void)
            skipped);
 }
 
-/* Runs row() over every data row of a vectors/ table (header skipped) and reports one line
- * with the pass count; rows with a failed check also get their own "not ok" line. */
-typedef bool (*row_fn)(char **c, int ncells);
-
-static void each_row(const char *name, int min_cells, int want_rows, row_fn row)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "vectors/%s", name);
-    FILE *f = open_data(path);
-    char *line = NULL, *c[10];
-    size_t cap = 0;
-    int n = 0, passed = 0, lineno = 1;
-    if (getline(&line, &cap, f) < 0)
-        tap_ok(0, "%s has a header", name);
-    while (getline(&line, &cap, f) > 0) {
-        lineno++;
-        int nc = split_tsv(line, c, 10);
-        if (nc < min_cells)
-            continue;
-        n++;
-        if (row(c, nc))
-            passed++;
-        else
-            tap_ok(0, "%s line %d", name, lineno);
-    }
-    free(line);
-    fclose(f);
-    tap_ok(n == want_rows && passed == n, "%s: %d/%d rows pass (%d expected)", name, passed, n,
-           want_rows);
-}
-
 static int w_skipped;
 
 static bool env_var_row(char **c, int nc)
@@ -169,22 +101,12 @@ static bool env_var_row(char **c, int nc)
         w_skipped++;
         return true;
     }
-    json_t *in = cell(c[2]), *res = cell(c[4]);
+    json_t *in = tsv_json(c[2]), *res = tsv_json(c[4]);
     bool ok = check_word(json_string_value(in), fixed_env(),
                          strcmp(c[3], "ok") == 0 ? json_string_value(res) : NULL);
     json_decref(in);
     json_decref(res);
     return ok;
-}
-
-static bool words_equal(const struct mk_strv *got, json_t *want)
-{
-    if (got->n != json_array_size(want))
-        return false;
-    for (size_t i = 0; i < got->n; i++)
-        if (strcmp(got->v[i], json_string_value(json_array_get(want, i))) != 0)
-            return false;
-    return true;
 }
 
 static void diag_words(const char *in, int r, const struct mk_strv *got)
@@ -256,12 +178,12 @@ static void test_words_test(void)
 static bool words_row(char **c, int nc)
 {
     (void)nc;
-    json_t *envj = cell(c[1]), *in = cell(c[2]), *words = cell(c[4]);
+    json_t *envj = tsv_json(c[1]), *in = tsv_json(c[2]), *words = tsv_json(c[4]);
     struct mk_strv env = MK_STRV_INIT, got = MK_STRV_INIT;
-    env_from_json_list(envj, &env);
+    tsv_strv_from_json(envj, &env);
     struct mk_error *err = NULL;
     int r = mk_shell_words(json_string_value(in), &env, '\\', &got, &err);
-    bool ok = strcmp(c[3], "ok") == 0 ? r == 0 && words_equal(&got, words) : r < 0;
+    bool ok = strcmp(c[3], "ok") == 0 ? r == 0 && tsv_strv_equals_json(&got, words) : r < 0;
     if (!ok)
         diag_words(json_string_value(in), r, &got);
     mk_error_free(err);
@@ -281,8 +203,8 @@ static int cmp_str(const void *a, const void *b)
 static bool process_word_row(char **c, int nc)
 {
     (void)nc;
-    json_t *in = cell(c[1]), *envj = cell(c[2]), *res = cell(c[4]), *matched = cell(c[5]),
-           *unmatched = cell(c[6]), *contains = cell(c[7]);
+    json_t *in = tsv_json(c[1]), *envj = tsv_json(c[2]), *res = tsv_json(c[4]),
+           *matched = tsv_json(c[5]), *unmatched = tsv_json(c[6]), *contains = tsv_json(c[7]);
     struct mk_strv env = MK_STRV_INIT, used = MK_STRV_INIT, want_used = MK_STRV_INIT;
     const char *k;
     json_t *v;
@@ -293,8 +215,8 @@ static bool process_word_row(char **c, int nc)
     bool ok;
     if (strcmp(c[3], "ok") == 0) {
         /* mk_shell_word_used reports every name looked up, found or not. */
-        env_from_json_list(matched, &want_used);
-        env_from_json_list(unmatched, &want_used);
+        tsv_strv_from_json(matched, &want_used);
+        tsv_strv_from_json(unmatched, &want_used);
         if (want_used.n)
             qsort(want_used.v, want_used.n, sizeof(char *), cmp_str);
         if (used.n)
@@ -303,8 +225,8 @@ static bool process_word_row(char **c, int nc)
         for (size_t i = 0; ok && i < used.n; i++)
             ok = strcmp(used.v[i], want_used.v[i]) == 0;
     } else {
-        ok = r < 0 && (!json_is_string(contains) ||
-                       strstr(err->msg, json_string_value(contains)) != NULL);
+        ok = r < 0 &&
+             (!json_is_string(contains) || strstr(err->msg, json_string_value(contains)) != NULL);
     }
     if (!ok)
         tap_diag("%s: got %s \"%s\" (%zu names)", json_string_value(in), r < 0 ? "error" : "ok",
@@ -326,9 +248,9 @@ static bool process_word_row(char **c, int nc)
 static bool env_list_row(char **c, int nc)
 {
     (void)nc;
-    json_t *envj = cell(c[0]), *name = cell(c[1]), *value = cell(c[2]);
+    json_t *envj = tsv_json(c[0]), *name = tsv_json(c[1]), *value = tsv_json(c[2]);
     struct mk_strv env = MK_STRV_INIT;
-    env_from_json_list(envj, &env);
+    tsv_strv_from_json(envj, &env);
     char *word = mk_xasprintf("${%s}", json_string_value(name));
     bool ok = check_word(word, &env, json_string_value(value));
     free(word);
@@ -344,7 +266,7 @@ static bool env_list_row(char **c, int nc)
 static bool pattern_row(char **c, int nc)
 {
     (void)nc;
-    json_t *pat = cell(c[0]);
+    json_t *pat = tsv_json(c[0]);
     struct mk_error *err = NULL;
     int r = parser_shell_pattern_check(json_string_value(pat), &err);
     bool ok = strcmp(c[1], "ok") == 0 ? r == 0 : r < 0;
@@ -356,7 +278,7 @@ static bool pattern_row(char **c, int nc)
 static bool reverse_row(char **c, int nc)
 {
     (void)nc;
-    json_t *pat = cell(c[0]), *want = cell(c[1]);
+    json_t *pat = tsv_json(c[0]), *want = tsv_json(c[1]);
     char *got = parser_shell_reverse_pattern(json_string_value(pat));
     bool ok = strcmp(got, json_string_value(want)) == 0;
     if (!ok)
@@ -403,8 +325,8 @@ static void test_extra(void)
     int r = mk_shell_words("x<<  EOF y", &env, '\\', &words, &err);
     if (r < 0 || words.n != 2)
         diag_words("x<<  EOF y", r, &words);
-    tap_ok(r == 0 && words.n == 2 &&
-               strcmp(words.v[0], "x<<  EOF") == 0 && strcmp(words.v[1], "y") == 0,
+    tap_ok(r == 0 && words.n == 2 && strcmp(words.v[0], "x<<  EOF") == 0 &&
+               strcmp(words.v[1], "y") == 0,
            "<< stays glued to its delimiter");
     mk_strv_clear(&words);
     tap_ok(mk_shell_words("a \"\" b $A", &env, '\\', &words, &err) == 0 && words.n == 4 &&
@@ -421,14 +343,14 @@ int main(void)
 {
     dir = tap_conformance_dir();
     test_env_var_test();
-    each_row("env-var.tsv", 5, 230, env_var_row);
+    tsv_each_row("buildkit-shell/vectors/env-var.tsv", 5, 230, env_var_row);
     tap_ok(w_skipped == 2, "env-var.tsv: the %d W rows are skipped", w_skipped);
     test_words_test();
-    each_row("words.tsv", 5, 24, words_row);
-    each_row("process-word.tsv", 8, 56, process_word_row);
-    each_row("env-list-lookup.tsv", 3, 7, env_list_row);
-    each_row("internal-pattern-regex.tsv", 3, 7, pattern_row);
-    each_row("internal-reverse-pattern.tsv", 2, 5, reverse_row);
+    tsv_each_row("buildkit-shell/vectors/words.tsv", 5, 24, words_row);
+    tsv_each_row("buildkit-shell/vectors/process-word.tsv", 8, 56, process_word_row);
+    tsv_each_row("buildkit-shell/vectors/env-list-lookup.tsv", 3, 7, env_list_row);
+    tsv_each_row("buildkit-shell/vectors/internal-pattern-regex.tsv", 3, 7, pattern_row);
+    tsv_each_row("buildkit-shell/vectors/internal-reverse-pattern.tsv", 2, 5, reverse_row);
     test_extra();
     return tap_done();
 }
