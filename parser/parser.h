@@ -32,6 +32,7 @@ struct mk_df_node {
     char *original;  /* the instruction as written, continuation lines joined */
     struct mk_strv flags; /* raw flags as written after unquoting, e.g. "--from=build" */
     struct mk_strv args;  /* argument nodes in BuildKit's shape (see the dump) */
+    size_t *arg_lens;     /* byte length of each args.v[i]: a JSON "\u0000" embeds a NUL */
     bool json;            /* exec (JSON array) form */
     struct mk_df_node *onbuild; /* ONBUILD: the nested instruction; args is then empty */
     struct mk_df_heredoc *heredocs;
@@ -71,6 +72,15 @@ void mk_df_to_json(const struct mk_df *df, struct mk_buf *out);
 /* Looks up --NAME=VALUE / --NAME in a node's flags; the last occurrence wins.
  * Returns true when present; *ret_value is the text after '=' (NULL for a bare --NAME). */
 bool mk_df_node_flag(const struct mk_df_node *n, const char *name, const char **ret_value);
+
+/* BuildKit's instruction-level checks (instructions.Parse), run by the builder before a build:
+ * unknown instructions ("unknown instruction \"RUNN\" (did you mean \"RUN\"?)"), flags not
+ * allowed for an instruction ("unknown flag: --foo"), wrong argument counts ("FROM requires
+ * either one or three arguments", "COPY requires at least two arguments", ...), ONBUILD
+ * ONBUILD / ONBUILD FROM / ONBUILD MAINTAINER, bad JSON where JSON is required (SHELL),
+ * HEALTHCHECK option errors, no FROM before an instruction that needs a stage. Errors carry
+ * where = "FILENAME:LINE" and code MK_ERR_INVALID. */
+int mk_df_validate(const struct mk_df *df, const char *filename, struct mk_error **err);
 
 /* Known instruction keywords (lowercase), for "did you mean" hints. NULL-terminated. */
 extern const char *const mk_df_keywords[];
