@@ -73,6 +73,13 @@ void parser_df_heredoc_release(struct mk_df_heredoc *h);
  * any_format also accepts "//key=" comments and a whole-file JSON object (syntax only). */
 bool parser_df_parse_directive(const char *key, const char *data, size_t len, bool any_format,
                                char **ret_ref, char **ret_cmdline, int *ret_line);
+/* One line against ^PREFIX\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$: key lowercased. */
+bool parser_df_directive_match(const char *line, size_t len, const char *prefix, char **ret_key,
+                               char **ret_value);
+/* syntax, escape or check. */
+bool parser_df_valid_directive(const char *key);
+/* The whole-file {"syntax": "..."} form (Go json.Unmarshal into a struct). */
+bool parser_df_json_syntax(const char *s, size_t len, char **ret_value);
 /* The directives at the top of data, as "name=value" in order (names lowercased). */
 void parser_df_directives_all(const char *data, size_t len, struct mk_strv *ret);
 
