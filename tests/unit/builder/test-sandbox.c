@@ -330,6 +330,60 @@ static int fail_fn(int rootfd, void *arg, struct mk_error **err)
     return mk_error_set(err, MK_ERR_NOT_FOUND, ENOENT, "no file \"%s\"", "x");
 }
 
+struct read_arg {
+    char f[64], bottom[64];
+};
+
+static int read_fn(int rootfd, void *arg, struct mk_error **err)
+{
+    struct read_arg *a = arg;
+    _cleanup_close_ int ffd = mk_open_in_root(rootfd, "/f", O_RDONLY, 0, err);
+    _cleanup_close_ int bfd = mk_open_in_root(rootfd, "/bottom", O_RDONLY, 0, err);
+    if (ffd < 0 || bfd < 0)
+        return -1;
+    ssize_t n1 = read(ffd, a->f, sizeof(a->f) - 1), n2 = read(bfd, a->bottom, sizeof(a->bottom) - 1);
+    /* The answer has to cross back to the parent: fn runs in a child, so report via error. */
+    return mk_error_set(err, MK_ERR_FAILED, 0, "%.*s|%.*s", (int)(n1 > 0 ? n1 : 0), a->f,
+                        (int)(n2 > 0 ? n2 : 0), a->bottom);
+}
+
+/* More layers than one page of mount options can name: needs the new mount API. */
+static void test_many_layers(void)
+{
+    struct mk_strv layers = MK_STRV_INIT;
+    char *base = mk_xasprintf("%s/layers", tmp);
+    if (mkdir(base, 0755) < 0)
+        exit(1);
+    for (int i = 0; i < 80; i++) {
+        char *d = mk_xasprintf("%s/layer-with-a-rather-long-name-as-store-digests-have-%064d", base, i);
+        char *f = mk_xasprintf("%s/f", d);
+        if (mkdir(d, 0755) < 0)
+            exit(1);
+        char num[16];
+        snprintf(num, sizeof(num), "%d", i);
+        write_file(f, num);
+        if (i == 79) {
+            char *b = mk_xasprintf("%s/bottom", d);
+            write_file(b, "bottom");
+            free(b);
+        }
+        mk_strv_push_take(&layers, d);
+        free(f);
+    }
+    struct step s;
+    step_new(&s, tmp);
+    struct mk_sandbox_spec spec = {.lowerdirs = &layers, .upperdir = s.upper, .workdir = s.work};
+    struct read_arg a = {{0}, {0}};
+    struct mk_error *e = NULL;
+    builder_sandbox_call(&spec, read_fn, &a, &e);
+    tap_ok(e && strcmp(e->msg, "0|bottom") == 0,
+           "80 long lowerdirs: top-most first, bottom one visible (%s)", e ? e->msg : "no error");
+    mk_error_free(e);
+    mk_strv_release(&layers);
+    free(base);
+    step_free(&s);
+}
+
 static void test_call(void)
 {
     struct step s;
@@ -533,6 +587,7 @@ int main(void)
     mk_strv_push_take(&lowers, make_lower("lower"));
     test_basics();
     test_call();
+    test_many_layers();
     test_interrupt();
     test_rootless();
     mk_strv_release(&lowers);
