@@ -10,8 +10,8 @@ static char *human_ago(const char *created)
 {
     struct tm tm;
     memset(&tm, 0, sizeof(tm));
-    if (!created || sscanf(created, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
-                           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+    if (!created || sscanf(created, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                           &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
         return mk_xstrdup("unknown");
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -130,8 +130,8 @@ int cmd_images(struct mk_cli *cli, int argc, char **argv)
         printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1], w[2], head[2], w[3],
                head[3], head[4]);
         for (size_t i = 0; i < nrows; i++)
-            printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], rows[i].col[0], w[1], rows[i].col[1],
-                   w[2], rows[i].col[2], w[3], rows[i].col[3], rows[i].col[4]);
+            printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], rows[i].col[0], w[1], rows[i].col[1], w[2],
+                   rows[i].col[2], w[3], rows[i].col[3], rows[i].col[4]);
     }
     for (size_t i = 0; i < nrows; i++)
         for (int c = 0; c < 5; c++)

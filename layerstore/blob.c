@@ -88,8 +88,8 @@ int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, con
         unlink(tmp_path);
         return mk_error_set(err, MK_ERR_IO, saved, "storing blob %s", digest);
     }
-    _cleanup_close_ int dfd = openat(store->root_fd, "blobs/sha256", O_RDONLY | O_DIRECTORY |
-                                                                       O_CLOEXEC);
+    _cleanup_close_ int dfd =
+        openat(store->root_fd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mk_error_errno(err, "opening \"blobs/sha256\"");
     return mk_fsync_dir(dfd, err);
@@ -151,8 +151,8 @@ int layerstore_blob_put_fd(struct mk_store *store, int fd, const char *expected,
     h = NULL;
     if (expected && strcmp(expected, digest) != 0) {
         unlink(tmp);
-        return mk_error_set(err, MK_ERR_DIGEST, 0, "content digest %s does not match %s",
-                            digest, expected);
+        return mk_error_set(err, MK_ERR_DIGEST, 0, "content digest %s does not match %s", digest,
+                            expected);
     }
     if (ls_blob_commit_tmp(store, out, tmp, digest, err) < 0)
         return -1;

@@ -27,11 +27,11 @@ static int get_strv(json_t *obj, const char *key, struct mk_strv *ret, struct mk
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_array(v) || json_array_size(v) > CFG_MAX_LIST)
-        return mk_error_set(err, MK_ERR_PARSE, 0, "image config: \"%s\" is not a string list",
-                            key);
+        return mk_error_set(err, MK_ERR_PARSE, 0, "image config: \"%s\" is not a string list", key);
     size_t i;
     json_t *e;
-    json_array_foreach (v, i, e) {
+    json_array_foreach(v, i, e)
+    {
         if (!json_is_string(e))
             return mk_error_set(err, MK_ERR_PARSE, 0,
                                 "image config: \"%s\" holds a value that is not a string", key);
@@ -51,7 +51,8 @@ static int get_map(json_t *obj, const char *key, bool keys_only, struct mk_strv 
         return mk_error_set(err, MK_ERR_PARSE, 0, "image config: \"%s\" is not an object", key);
     const char *k;
     json_t *e;
-    json_object_foreach (v, k, e) {
+    json_object_foreach(v, k, e)
+    {
         if (keys_only) {
             mk_strv_push(ret, k);
         } else if (json_is_string(e)) {
@@ -145,7 +146,8 @@ static int parse_history(json_t *h, struct mk_image_config *cfg, struct mk_error
     cfg->history = mk_xcalloc(json_array_size(h) + 1, sizeof(*cfg->history));
     size_t i;
     json_t *e;
-    json_array_foreach (h, i, e) {
+    json_array_foreach(h, i, e)
+    {
         if (!json_is_object(e))
             return mk_error_set(err, MK_ERR_PARSE, 0,
                                 "image config: a history entry is not an object");
@@ -169,14 +171,13 @@ static int parse_rootfs(json_t *r, struct mk_image_config *cfg, struct mk_error 
     json_t *type = json_object_get(r, "type");
     if (type && !json_is_null(type) &&
         !(json_is_string(type) && strcmp(json_string_value(type), "layers") == 0))
-        return mk_error_set(err, MK_ERR_INVALID, 0,
-                            "image config: rootfs type is not \"layers\"");
+        return mk_error_set(err, MK_ERR_INVALID, 0, "image config: rootfs type is not \"layers\"");
     if (get_strv(r, "diff_ids", &cfg->diff_ids, err) < 0)
         return -1;
     for (size_t i = 0; i < cfg->diff_ids.n; i++)
         if (!mk_digest_valid(cfg->diff_ids.v[i]))
-            return mk_error_set(err, MK_ERR_INVALID, 0,
-                                "image config: unsupported diff_id \"%s\"", cfg->diff_ids.v[i]);
+            return mk_error_set(err, MK_ERR_INVALID, 0, "image config: unsupported diff_id \"%s\"",
+                                cfg->diff_ids.v[i]);
     return 0;
 }
 
@@ -359,8 +360,7 @@ void layerstore_config_copy(struct mk_image_config *dst, const struct mk_image_c
     mk_strv_copy(&dst->diff_ids, &src->diff_ids);
     for (size_t i = 0; i < src->n_history; i++) {
         const struct mk_history *h = &src->history[i];
-        layerstore_config_add_history(dst, h->created, h->created_by, h->comment,
-                                      h->empty_layer);
+        layerstore_config_add_history(dst, h->created, h->created_by, h->comment, h->empty_layer);
         dst->history[dst->n_history - 1].author = dup_or_null(h->author);
     }
 }
@@ -398,8 +398,7 @@ void layerstore_config_release(struct mk_image_config *cfg)
 }
 
 void layerstore_config_add_history(struct mk_image_config *cfg, const char *created,
-                                   const char *created_by, const char *comment,
-                                   bool empty_layer)
+                                   const char *created_by, const char *comment, bool empty_layer)
 {
     cfg->history = mk_xreallocarray(cfg->history, cfg->n_history + 1, sizeof(*cfg->history));
     struct mk_history *h = &cfg->history[cfg->n_history++];

@@ -36,8 +36,7 @@ static bool get_size(json_t *desc, uint64_t *ret)
 
 /* Parses the manifest blob; ret_config receives its config digest. */
 static int manifest_load(struct mk_store *store, const char *digest, json_t **ret,
-                         char ret_config[MK_DIGEST_SIZE], uint64_t *ret_size,
-                         struct mk_error **err)
+                         char ret_config[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
 {
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
@@ -68,7 +67,8 @@ static void collect_tags(json_t *idx, const char *manifest, struct mk_strv *tags
 {
     size_t i;
     json_t *e;
-    json_array_foreach (json_object_get(idx, "manifests"), i, e) {
+    json_array_foreach(json_object_get(idx, "manifests"), i, e)
+    {
         const char *r = ls_desc_ref(e);
         const char *d = ls_desc_digest(e);
         if (r && d && strcmp(d, manifest) == 0)
@@ -99,7 +99,8 @@ static int image_load(struct mk_store *store, json_t *idx, const char *manifest,
     img->layers = mk_xcalloc(json_array_size(layers) + 1, sizeof(*img->layers));
     size_t i;
     json_t *l;
-    json_array_foreach (layers, i, l) {
+    json_array_foreach(layers, i, l)
+    {
         struct mk_layer_desc *d = &img->layers[img->n_layers++];
         const char *ld = json_string_value(json_object_get(l, "digest"));
         const char *lt = json_string_value(json_object_get(l, "mediaType"));
@@ -135,7 +136,8 @@ static int find_by_id(struct mk_store *store, json_t *idx, const char *name,
     char found_config[MK_DIGEST_SIZE] = "";
     size_t i;
     json_t *e;
-    json_array_foreach (json_object_get(idx, "manifests"), i, e) {
+    json_array_foreach(json_object_get(idx, "manifests"), i, e)
+    {
         const char *d = ls_desc_digest(e);
         if (!d)
             continue;
@@ -182,7 +184,8 @@ int layerstore_image_get(struct mk_store *store, const char *name, struct mk_ima
         _cleanup_free_ char *ref = layerstore_normalize_ref(name, NULL);
         size_t i;
         json_t *e;
-        json_array_foreach (json_object_get(idx, "manifests"), i, e) {
+        json_array_foreach(json_object_get(idx, "manifests"), i, e)
+        {
             const char *r = ls_desc_ref(e);
             const char *d = ls_desc_digest(e);
             if (ref && r && d && strcmp(r, ref) == 0) {
@@ -208,8 +211,8 @@ int layerstore_image_write(struct mk_store *store, const struct mk_image_config 
 {
     if (cfg->diff_ids.n != n_layers)
         return mk_error_set(err, MK_ERR_INVALID, 0,
-                            "image config lists %zu layers but the image has %zu",
-                            cfg->diff_ids.n, n_layers);
+                            "image config lists %zu layers but the image has %zu", cfg->diff_ids.n,
+                            n_layers);
     for (size_t i = 0; i < n_layers; i++)
         if (strcmp(cfg->diff_ids.v[i], layers[i].diff_id) != 0)
             return mk_error_set(err, MK_ERR_INVALID, 0,
@@ -267,7 +270,8 @@ int layerstore_list(struct mk_store *store, struct mk_image_entry **ret, size_t 
     size_t n = 0;
     size_t i;
     json_t *e;
-    json_array_foreach (list, i, e) {
+    json_array_foreach(list, i, e)
+    {
         const char *d = ls_desc_digest(e);
         if (!d)
             continue;
@@ -324,8 +328,7 @@ char *layerstore_image_inspect_json(struct mk_store *store, const struct mk_imag
     json_object_set_new(o, "RepoTags", ls_strv_json(&img->tags));
     json_object_set_new(o, "Created", cfg->created ? json_string(cfg->created) : json_null());
     json_object_set_new(o, "Author", json_string(cfg->author ? cfg->author : ""));
-    json_object_set_new(o, "Architecture",
-                        json_string(cfg->architecture ? cfg->architecture : ""));
+    json_object_set_new(o, "Architecture", json_string(cfg->architecture ? cfg->architecture : ""));
     if (cfg->variant)
         json_object_set_new(o, "Variant", json_string(cfg->variant));
     json_object_set_new(o, "Os", json_string(cfg->os ? cfg->os : ""));

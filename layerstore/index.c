@@ -23,8 +23,8 @@ int ls_index_load(struct mk_store *store, json_t **ret, struct mk_error **err)
     json_error_t jerr;
     json_t *idx = json_loadb(data, len, 0, &jerr);
     if (!idx)
-        return mk_error_set(err, MK_ERR_PARSE, 0, "store index.json: %s (at offset %d)",
-                            jerr.text, jerr.position);
+        return mk_error_set(err, MK_ERR_PARSE, 0, "store index.json: %s (at offset %d)", jerr.text,
+                            jerr.position);
     json_t *m = json_object_get(idx, "manifests");
     if (!json_is_object(idx) || !json_is_array(m) || json_array_size(m) > INDEX_MAX_ENTRIES) {
         json_decref(idx);
@@ -84,8 +84,8 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
         return -1;
     json_t *list = json_object_get(idx, "manifests");
     json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", MK_MEDIA_OCI_MANIFEST,
-                             "digest", img->manifest_digest, "size",
-                             (json_int_t)img->manifest_size, "annotations", REF_ANNOTATION, name);
+                             "digest", img->manifest_digest, "size", (json_int_t)img->manifest_size,
+                             "annotations", REF_ANNOTATION, name);
     if (!desc)
         MK_BUG("json_pack failed");
     /* A moved tag keeps its place; an untagged entry for the same manifest is replaced. */

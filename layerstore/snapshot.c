@@ -117,8 +117,8 @@ int layerstore_image_snapshots(struct mk_store *store, const struct mk_image *im
         char next[MK_DIGEST_SIZE];
         mk_chain_id(chain, img->layers[i].diff_id, next);
         memcpy(chain, next, MK_DIGEST_SIZE);
-        if (ls_snapshot_unpack(store, img->layers[i].digest, img->layers[i].diff_id, chain,
-                               err) < 0) {
+        if (ls_snapshot_unpack(store, img->layers[i].digest, img->layers[i].diff_id, chain, err) <
+            0) {
             mk_strv_release(&dirs);
             return -1;
         }

@@ -41,15 +41,6 @@ static int create_if_missing(int dirfd, const char *name, const char *content,
     return mk_write_file_atomic(dirfd, name, content, strlen(content), 0644, err);
 }
 
-/* Takes the lock of a tmp entry without waiting; >0 when it was free (the entry is stale),
- * 0 when a live owner holds it. */
-static int lock_if_stale(int fd)
-{
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-        return 1;
-    return 0;
-}
-
 static int remove_stale_tmp(int root_fd, struct mk_error **err)
 {
     _cleanup_close_ int tmpfd = openat(root_fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -69,9 +60,11 @@ static int remove_stale_tmp(int root_fd, struct mk_error **err)
             continue;
         _cleanup_close_ int fd =
             openat(tmpfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-        if (fd >= 0 && !lock_if_stale(fd))
+        /* An entry whose lock is free has no owner left. It is removed while we hold the
+         * lock, so an owner that created it but has not locked it yet sees nlink == 0 once
+         * it gets the lock, and starts over. */
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
             continue;
-        /* Removed while the lock is held, so an owner racing to lock it sees nlink == 0. */
         if (mk_rm_rf_at(tmpfd, de->d_name, err) < 0)
             return mk_error_wrap(err, "removing a stale temp entry");
     }
@@ -124,8 +117,8 @@ void layerstore_free(struct mk_store *store)
     free(store);
 }
 
-/* Locks a freshly created tmp entry; fails with EAGAIN semantics (returns 0) when a
- * concurrent open removed it before the lock was taken. */
+/* Locks a freshly created tmp entry: 1 when locked, 0 when a concurrent layerstore_open
+ * took it for stale and removed it before we got the lock (create another), -1 on error. */
 static int lock_new_entry(const char *path, int flags, int *ret_fd, struct mk_error **err)
 {
     _cleanup_close_ int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW);

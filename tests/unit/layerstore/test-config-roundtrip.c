@@ -44,8 +44,9 @@ static void check_full(const struct mk_image_config *c, const char *what)
                c->healthcheck.start_period == 1000000000LL &&
                c->healthcheck.start_interval == 2000000000LL && c->healthcheck.retries == 3,
            "%s: Healthcheck", what);
-    tap_ok(c->args_escaped && c->onbuild.n == 1 && c->shell.n == 2, "%s: ArgsEscaped, OnBuild, "
-                                                                    "Shell",
+    tap_ok(c->args_escaped && c->onbuild.n == 1 && c->shell.n == 2,
+           "%s: ArgsEscaped, OnBuild, "
+           "Shell",
            what);
     tap_ok(c->diff_ids.n == 2, "%s: diff_ids", what);
     tap_ok(c->n_history == 3 && c->history[1].empty_layer && !c->history[0].empty_layer &&

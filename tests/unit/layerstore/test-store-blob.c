@@ -89,7 +89,7 @@ int main(void)
     char want[MK_DIGEST_SIZE];
     mk_sha256_buffer("hello blob\n", 11, want);
     tap_ok(layerstore_blob_put_fd(st, fd, want, d2, &size, &err) == 0, "put_fd with the right "
-                                                                         "digest");
+                                                                       "digest");
     tap_is_str(d2, want, "put_fd digest");
     tap_is_int(size, 11, "put_fd size");
     tap_is_int(count_entries("store/tmp"), 0, "no temp file left after a put");
@@ -110,8 +110,7 @@ int main(void)
     chmod(path, 0644);
     close(file_fd(path, "tampered\n"));
     free(path);
-    tap_ok(layerstore_blob_read(st, d2, 100, &data, &len, &err) < 0 &&
-               err->code == MK_ERR_DIGEST,
+    tap_ok(layerstore_blob_read(st, d2, 100, &data, &len, &err) < 0 && err->code == MK_ERR_DIGEST,
            "blob_read detects a corrupted blob");
     mk_error_free(err);
     err = NULL;
@@ -128,8 +127,7 @@ int main(void)
            "stale temp entries removed at open");
     tap_ok(live && stat(live, &sb) == 0, "a live temp dir survives another open");
     layerstore_free(st2);
-    tap_ok(layerstore_tmpdir_remove(st, live, &err) == 0 && stat(live, &sb) < 0,
-           "tmpdir_remove");
+    tap_ok(layerstore_tmpdir_remove(st, live, &err) == 0 && stat(live, &sb) < 0, "tmpdir_remove");
     free(live);
     live = layerstore_tmpdir(st, "gone-", &err);
     layerstore_free(st);

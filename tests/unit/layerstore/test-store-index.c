@@ -85,9 +85,22 @@ static void check_refs(void)
         mk_error_free(err);
     }
     static const char *const bad[] = {
-        "", "Hello", "hello:", ":tag", "hello/", "/hello", "a//b", "hello:-x", "app@sha256:abc",
-        "-app", "app-", "host:port/app", "ex ample", "app:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "",
+        "Hello",
+        "hello:",
+        ":tag",
+        "hello/",
+        "/hello",
+        "a//b",
+        "hello:-x",
+        "app@sha256:abc",
+        "-app",
+        "app-",
+        "host:port/app",
+        "ex ample",
+        "app:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "a",
     };
     for (size_t i = 0; i < MK_ARRAY_SIZE(bad); i++) {
         struct mk_error *err = NULL;
@@ -159,7 +172,8 @@ int main(void)
                strcmp(e[0].config_digest, b->config_digest) == 0,
            "a moved tag keeps its place and is not duplicated");
     layerstore_list_free(e, n);
-    tap_ok(layerstore_untag(st, "other:1", &err) == 0 && get_code(st, "other:1") == MK_ERR_NOT_FOUND,
+    tap_ok(layerstore_untag(st, "other:1", &err) == 0 &&
+               get_code(st, "other:1") == MK_ERR_NOT_FOUND,
            "untag");
     tap_ok(layerstore_untag(st, "other:1", &err) < 0 && err->code == MK_ERR_NOT_FOUND,
            "untag of a missing ref: MK_ERR_NOT_FOUND");
@@ -170,14 +184,13 @@ int main(void)
     tap_ok(layerstore_tag(st, a, "x1", &err) == 0 && layerstore_rmi(st, "x1", &err) == 0 &&
                get_code(st, "x1") == MK_ERR_NOT_FOUND && get_ok(st, "127.0.0.1:5000/lib/app:v2", a),
            "rmi NAME removes only that name");
-    tap_ok(layerstore_tag(st, a, "x2", &err) == 0 &&
-               layerstore_rmi(st, a->config_digest, &err) == 0 &&
-               get_code(st, "x2") == MK_ERR_NOT_FOUND &&
-               get_code(st, "127.0.0.1:5000/lib/app:v2") == MK_ERR_NOT_FOUND && get_ok(st, "hello", b),
-           "rmi ID removes every name of that image only");
-    tap_ok(layerstore_rmi(st, "nosuch", &err) < 0 && err->code == MK_ERR_NOT_FOUND &&
-               err->where && strcmp(err->where, "nosuch") == 0 &&
-               strcmp(err->msg, "image not known") == 0,
+    tap_ok(
+        layerstore_tag(st, a, "x2", &err) == 0 && layerstore_rmi(st, a->config_digest, &err) == 0 &&
+            get_code(st, "x2") == MK_ERR_NOT_FOUND &&
+            get_code(st, "127.0.0.1:5000/lib/app:v2") == MK_ERR_NOT_FOUND && get_ok(st, "hello", b),
+        "rmi ID removes every name of that image only");
+    tap_ok(layerstore_rmi(st, "nosuch", &err) < 0 && err->code == MK_ERR_NOT_FOUND && err->where &&
+               strcmp(err->where, "nosuch") == 0 && strcmp(err->msg, "image not known") == 0,
            "rmi of a missing name: \"nosuch: image not known\"");
     mk_error_free(err);
     err = NULL;

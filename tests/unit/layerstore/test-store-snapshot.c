@@ -95,8 +95,8 @@ int main(void)
     /* a second layer on top, from a gzip tar made by tar(1) */
     mkdir("src", 0755);
     put("src/hello.txt", "hi\n");
-    char *const tar_argv[] = {"tar", "--numeric-owner", "-czf", "layer.tar.gz", "-C", "src",
-                              ".", NULL};
+    char *const tar_argv[] = {"tar", "--numeric-owner", "-czf", "layer.tar.gz", "-C", "src", ".",
+                              NULL};
     if (run(tar_argv) != 0)
         return 1;
     int fd = open("layer.tar.gz", O_RDONLY);
@@ -140,10 +140,10 @@ int main(void)
     r = layerstore_image_snapshots(st, img, &dirs, &err);
     if (r < 0)
         tap_diag("image_snapshots: %s", err->msg);
-    tap_ok(r == 0 && dirs.n == 2 && strcmp(dirs.v[0], snap2) == 0 &&
-               strcmp(dirs.v[1], snap1) == 0,
+    tap_ok(r == 0 && dirs.n == 2 && strcmp(dirs.v[0], snap2) == 0 && strcmp(dirs.v[1], snap1) == 0,
            "image_snapshots lists top-most first");
-    tap_ok(has_file(snap1, "etc/hostname", "box\n"), "a missing snapshot is unpacked from its blob");
+    tap_ok(has_file(snap1, "etc/hostname", "box\n"),
+           "a missing snapshot is unpacked from its blob");
     mk_strv_release(&dirs);
     tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after unpacking");
     layerstore_image_free(img);
@@ -177,11 +177,13 @@ int main(void)
            "import a tarball gives the same layer");
     layerstore_image_free(img);
     img = NULL;
-    tap_ok(layerstore_import(st, "nonexistent", "x", &img, &err) < 0 && err->code == MK_ERR_NOT_FOUND,
+    tap_ok(layerstore_import(st, "nonexistent", "x", &img, &err) < 0 &&
+               err->code == MK_ERR_NOT_FOUND,
            "import of a missing path fails");
     mk_error_free(err);
     err = NULL;
-    tap_ok(layerstore_import(st, "rootfs", "Bad:name", &img, &err) < 0 && err->code == MK_ERR_INVALID,
+    tap_ok(layerstore_import(st, "rootfs", "Bad:name", &img, &err) < 0 &&
+               err->code == MK_ERR_INVALID,
            "import with a bad name fails before any work");
     mk_error_free(err);
     err = NULL;
