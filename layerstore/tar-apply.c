@@ -52,6 +52,7 @@ struct applier {
     struct archive *tar; /* tar parser fed from raw */
     struct mk_sha256 *hash;
     uint64_t size;
+    uint64_t unpacked; /* file data written: sparse entries can unpack to far more than size */
     int tee_fd;
     struct mk_error *cb_err; /* an error met inside the read callback */
     char buf[65536];
@@ -221,6 +222,10 @@ static int write_data(struct applier *ap, int pfd, const char *name, const char 
             return tar_fail(ap, path, err);
         if (n == 0)
             return 0;
+        if ((uint64_t)n > ap->max_bytes - ap->unpacked)
+            return mk_error_set(err, MK_ERR_INVALID, 0, "layer unpacks to more than %llu bytes",
+                                (unsigned long long)ap->max_bytes);
+        ap->unpacked += (uint64_t)n;
         if (mk_write_all(fd, buf, (size_t)n, err) < 0)
             return mk_error_wrap(err, "writing \"%s\"", path);
     }

@@ -284,6 +284,40 @@ int main(void)
     r = APPLY(&root, {'d', "dir/", NULL, NULL, 0755}, {'h', "hd", "dir", NULL, 0});
     tap_ok(failed_with(r, err, MK_ERR_INVALID, "hardlink"), "hardlink to a directory is refused");
 
+    /* A sparse entry: a few bytes in the tar, 64 MiB on disk. */
+    {
+        struct archive *a = archive_write_new();
+        archive_write_set_format_pax(a);
+        archive_write_open_filename(a, "sparse.tar");
+        struct archive_entry *ae = archive_entry_new();
+        archive_entry_set_pathname(ae, "sparse");
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_perm(ae, 0644);
+        archive_entry_set_size(ae, 64 << 20);
+        archive_entry_sparse_add_entry(ae, (64 << 20) - 512, 512);
+        archive_write_header(a, ae);
+        char block[512] = "end";
+        archive_write_data(a, block, sizeof(block));
+        archive_entry_free(ae);
+        archive_write_close(a);
+        archive_write_free(a);
+        struct stat sst;
+        stat("sparse.tar", &sst);
+        mkdir("sp", 0755);
+        int sfd = open("sp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int tfd = open("sparse.tar", O_RDONLY | O_CLOEXEC);
+        struct ls_apply_opts mib = {.max_bytes = 1 << 20};
+        char sd[MK_DIGEST_SIZE];
+        uint64_t ss;
+        mk_error_free(err);
+        err = NULL;
+        r = ls_tar_apply(tfd, sfd, &mib, -1, sd, &ss, &err);
+        tap_ok(sst.st_size < 100000 && failed_with(r, err, MK_ERR_INVALID, "unpacks to more than"),
+               "byte cap also bounds what sparse entries unpack to");
+        close(sfd);
+        close(tfd);
+    }
+
     /* Garbage and non-tar input. */
     mk_write_all(open("garbage", O_WRONLY | O_CREAT | O_CLOEXEC, 0644),
                  "this is not a tar archive at all, just some words....", 50, NULL);
