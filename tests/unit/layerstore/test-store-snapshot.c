@@ -192,6 +192,46 @@ int main(void)
     mk_error_free(err);
     err = NULL;
     tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after failures");
+
+    /* Three processes importing the same new layer at once: all succeed, one snapshot. */
+    mkdir("rootfs/race", 0755);
+    put("rootfs/race/f", "race\n");
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            struct mk_store *cs = NULL;
+            struct mk_image *ci = NULL;
+            char ref[32];
+            snprintf(ref, sizeof(ref), "race:%d", i);
+            if (layerstore_open("store", &cs, NULL) < 0 ||
+                layerstore_import(cs, "rootfs", ref, &ci, NULL) < 0)
+                _exit(1);
+            layerstore_image_free(ci);
+            layerstore_free(cs);
+            _exit(0);
+        }
+    }
+    int all_ok = 1;
+    for (int i = 0; i < 3; i++) {
+        int status = 0;
+        waitpid(pids[i], &status, 0);
+        all_ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    tap_ok(all_ok, "concurrent imports of one layer all succeed");
+    struct mk_image *r0 = NULL;
+    if (layerstore_image_get(st, "race:0", &r0, &err) == 0) {
+        layerstore_image_chain_id(r0, 1, chain);
+        char *sp = layerstore_snapshot_path(st, chain);
+        tap_ok(has_file(sp, "race/f", "race\n"), "the shared snapshot is complete");
+        free(sp);
+        layerstore_image_free(r0);
+    } else {
+        tap_ok(0, "race:0 exists");
+        mk_error_free(err);
+        err = NULL;
+    }
+    tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after the race");
     free(snap1);
     free(snap2);
     free(l1.media_type);
