@@ -313,11 +313,14 @@ static int mount_overlay_fsconfig(const struct mk_sandbox_spec *spec, const char
     return 0;
 }
 
+bool builder_sandbox_legacy_mount;
+
 static int mount_overlay(const struct mk_sandbox_spec *spec, const char *empty,
                          const char *target, struct mk_error **err)
 {
-    bool unsupported;
-    if (mount_overlay_fsconfig(spec, empty, target, &unsupported, err) == 0)
+    bool unsupported = true;
+    if (!builder_sandbox_legacy_mount &&
+        mount_overlay_fsconfig(spec, empty, target, &unsupported, err) == 0)
         return 0;
     if (!unsupported)
         return -1;
@@ -339,7 +342,8 @@ static int mount_overlay(const struct mk_sandbox_spec *spec, const char *empty,
                           spec->workdir);
     if (r < 0) {
         mk_buf_release(&opts);
-        return mk_error_wrap(err, "too many layers for mount(2) on this kernel (needs Linux 6.8)");
+        return mk_error_wrap(err, "%zu layers do not fit in one page of mount options (Linux 6.8 "
+                                  "lifts this limit)", n);
     }
     r = mount("overlay", target, "overlay", 0, opts.data);
     int saved = errno;

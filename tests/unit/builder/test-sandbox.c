@@ -379,6 +379,25 @@ static void test_many_layers(void)
     tap_ok(e && strcmp(e->msg, "0|bottom") == 0,
            "80 long lowerdirs: top-most first, bottom one visible (%s)", e ? e->msg : "no error");
     mk_error_free(e);
+    e = NULL;
+
+    /* The mount(2) fallback: fine for a few layers, a clear error past one page. */
+    builder_sandbox_legacy_mount = true;
+    builder_sandbox_call(&spec, read_fn, &a, &e);
+    tap_ok(e && e->code == MK_ERR_INVALID && strstr(e->msg, "layers do not fit in one page of mount options"),
+           "mount(2) fallback: too many layers is a clear error (%s)", e ? e->msg : "no error");
+    mk_error_free(e);
+    e = NULL;
+    for (int i = 2; i < 79; i++)
+        free(layers.v[i]);
+    layers.v[2] = layers.v[79];
+    layers.v[3] = NULL;
+    layers.n = 3;
+    builder_sandbox_call(&spec, read_fn, &a, &e);
+    tap_ok(e && strcmp(e->msg, "0|bottom") == 0, "mount(2) fallback with 3 layers (%s)",
+           e ? e->msg : "no error");
+    mk_error_free(e);
+    builder_sandbox_legacy_mount = false;
     mk_strv_release(&layers);
     free(base);
     step_free(&s);
