@@ -54,6 +54,8 @@ int builder_sandbox_run(const struct mk_sandbox_spec *spec, int *ret_status,
 typedef int (*mk_sandbox_fn)(int rootfd, void *arg, struct mk_error **err);
 int builder_sandbox_call(const struct mk_sandbox_spec *spec, mk_sandbox_fn fn, void *arg,
                          struct mk_error **err);
+/* Tests only: mount the overlay with mount(2) as on kernels before 6.8 ("lowerdir+"). */
+extern bool builder_sandbox_legacy_mount;
 
 /* Resolves USER ("name[:group]" / "uid[:gid]") through rootfd's /etc/passwd and
  * /etc/group: uid, primary gid, supplementary groups. A numeric uid without an entry is
