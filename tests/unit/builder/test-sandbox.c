@@ -560,7 +560,9 @@ static void test_rootless(void)
         struct step s;
         step_new(&s, base);
         char *out;
-        if (run_sh(&s, "id -u; touch /mine /theirs && chown 1000:1000 /theirs && echo ok", NULL,
+        if (run_sh(&s, "id -u; touch /mine /theirs && chown 1000:1000 /theirs && echo ok; "
+                   "grep -c ' /sys sysfs ro,' /proc/mounts",
+                   NULL,
                    &out) != 0) {
             fflush(stdout);
             _exit(13);
@@ -576,7 +578,7 @@ static void test_rootless(void)
     free(single);
     char *p = mk_xasprintf("%s/step%d/out", base, step_no + 1);
     char *out = slurp(p);
-    tap_is_str(out, "0\nok", "rootless: root inside, chown to 1000 works");
+    tap_is_str(out, "0\nok\n1", "rootless: root inside, chown to 1000 works, /sys read-only");
     free(out), free(p);
     struct stat sm, sth;
     char *mine = mk_xasprintf("%s/step%d/upper/mine", base, step_no + 1);
@@ -588,6 +590,59 @@ static void test_rootless(void)
            "rootless: uid 1000's file has a subordinate id on the host (%u)",
            (unsigned)sth.st_uid);
     free(mine), free(theirs), free(base), free(single_file);
+}
+
+/* A user without subordinate ranges (nobody): only its own id is mapped, setgroups(2) is
+ * denied, and the sandbox still runs as root inside. */
+static void test_single_id(void)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (!pw) {
+        tap_skip("no user nobody");
+        return;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    char *base = mk_xasprintf("%s/single-id", tmp);
+    if (chmod(tmp, 0755) < 0 || mkdir(base, 0755) < 0 || chown(base, uid, gid) < 0)
+        exit(1);
+    char *lower = make_lower("lower-nobody");
+    chown_tree(lower, uid, gid);
+    mk_strv_clear(&lowers);
+    mk_strv_push_take(&lowers, lower);
+    int pfd[2];
+    if (pipe(pfd) < 0)
+        exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+            _exit(10);
+        prctl(PR_SET_DUMPABLE, 1);
+        bool single = false;
+        struct mk_error *e = NULL;
+        if (builder_enter_userns(&single, &e) < 0 || !single)
+            _exit(11);
+        struct step s;
+        step_new(&s, base);
+        char *out = NULL;
+        int st1 = run_sh(&s, "id -u; touch /mine && echo ok", NULL, &out);
+        int st2 = run_sh(&s, "true", &(struct run_opts){.user = "1000"}, NULL);
+        dprintf(pfd[1], "%d|%s|%d", st1, out, st2);
+        fflush(stdout);
+        _exit(0);
+    }
+    close(pfd[1]);
+    char buf[256] = "";
+    ssize_t n = read(pfd[0], buf, sizeof(buf) - 1);
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "single id: enter_userns reports single (exit %d)",
+           WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    tap_is_str(buf, "0|0\nok|-1", "single id: root inside works, USER 1000 is a setup error");
+    free(base);
 }
 
 int main(void)
@@ -609,6 +664,7 @@ int main(void)
     test_many_layers();
     test_interrupt();
     test_rootless();
+    test_single_id();
     mk_strv_release(&lowers);
     struct mk_error *e = NULL;
     mk_rm_rf(tmp, &e);
