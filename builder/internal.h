@@ -68,6 +68,33 @@ int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gi
                                 gid_t **ret_groups, size_t *ret_n_groups, struct mk_error **err);
 
 
+/* ---- build context (builder/context.c) ---------------------------------------------------- */
+
+struct mk_context;
+
+/* Opens the context dir; reads DOCKERFILE.dockerignore beside the Dockerfile (if present)
+ * else CONTEXT/.dockerignore (resolved inside the context). dockerfile may be NULL (then
+ * CONTEXT/Dockerfile.dockerignore is looked for). A malformed ignore file (a lone "!", a bad
+ * pattern) fails with MK_ERR_PARSE. Free with builder_context_free. */
+int builder_context_open(const char *dir, const char *dockerfile, struct mk_context **ret,
+                         struct mk_error **err);
+void builder_context_free(struct mk_context *ctx);
+/* O_PATH dir fd of the context, owned by ctx. */
+int builder_context_dirfd(const struct mk_context *ctx);
+/* Is relpath ("a/b", "./a/b/" ...) excluded by .dockerignore (it or a parent matches)? */
+bool builder_context_excluded(const struct mk_context *ctx, const char *relpath);
+/* Walks relpath (a file or directory inside the context; "." for all) depth-first in
+ * sorted order, calling fn for every entry that is not excluded, with its
+ * context-relative path and lstat; relpath itself comes first ("." included).
+ * Excluded directories are skipped without descending unless an exception pattern may
+ * re-include something below them (then only the re-included entries and their parent dirs
+ * are reported). Symlinks are reported, never followed. fn returning < 0 stops the walk
+ * with that error. A missing relpath is MK_ERR_NOT_FOUND. */
+typedef int (*mk_context_walk_fn)(const char *relpath, const struct stat *st, void *arg,
+                                  struct mk_error **err);
+int builder_context_walk(const struct mk_context *ctx, const char *relpath,
+                         mk_context_walk_fn fn, void *arg, struct mk_error **err);
+
 /* ---- COPY / ADD (builder/copy.c) ---------------------------------------------------------- */
 
 struct mk_context;
