@@ -151,8 +151,9 @@ static int group_match(char **f, size_t n, void *arg)
 int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                                 gid_t **ret_groups, size_t *ret_n_groups, struct mk_error **err)
 {
+    /* No USER is uid 0, which needs no passwd entry (scratch images have none). */
     if (!user || !*user)
-        user = "root";
+        user = "0";
     _cleanup_free_ char *spec = mk_xstrdup(user);
     char *group = strchr(spec, ':');
     if (group)

@@ -98,6 +98,13 @@ int main(void)
     int bare = open("bare", O_PATH | O_DIRECTORY);
     check(bare, "123:456", 123, 456, "");
     check(bare, "0", 0, 0, "");
+    check(bare, "", 0, 0, "");
+    {
+        uid_t u = 1;
+        gid_t g = 1;
+        tap_ok(builder_resolve_user(bare, NULL, &u, &g, NULL) == 0 && u == 0 && g == 0,
+               "no USER is root even without a passwd file");
+    }
     check_fails(bare, "root", MK_ERR_NOT_FOUND,
                 "unable to find user \"root\": no matching entry in passwd file");
 
