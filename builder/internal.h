@@ -34,7 +34,7 @@ struct mk_sandbox_spec {
     enum mk_network network;
     const struct mk_sandbox_mount *mounts;
     size_t n_mounts;
-    int stdout_fd, stderr_fd;   /* the RUN's output; stdin is /dev/null */
+    int stdout_fd, stderr_fd;   /* the RUN's output (-1: discarded); stdin is /dev/null */
 };
 
 /* Runs spec->argv in a new container: user (identity map of our own id range), mount, pid,

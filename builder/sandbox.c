@@ -607,9 +607,9 @@ __attribute__((noreturn)) static void exec_command(struct child_ctx *c, uid_t ui
     for (int s = 1; s < NSIG; s++)
         signal(s, SIG_DFL);
     setsid();
-    int out = fcntl(spec->stdout_fd, F_DUPFD_CLOEXEC, 3);
-    int errfd = fcntl(spec->stderr_fd, F_DUPFD_CLOEXEC, 3);
-    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int in = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int out = fcntl(spec->stdout_fd >= 0 ? spec->stdout_fd : in, F_DUPFD_CLOEXEC, 3);
+    int errfd = fcntl(spec->stderr_fd >= 0 ? spec->stderr_fd : in, F_DUPFD_CLOEXEC, 3);
     struct mk_error *e = NULL;
     if (out < 0 || errfd < 0 || in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
         dup2(errfd, 2) < 0) {

@@ -310,6 +310,13 @@ static void test_basics(void)
     out = slurp(s.out);
     tap_is_str(out, "direct", "echo found in the default PATH");
     free(out);
+    spec.stdout_fd = spec.stderr_fd = -1;
+    if (ftruncate(fd, 0) < 0)
+        exit(1);
+    tap_ok(builder_sandbox_run(&spec, &status, &e) == 0 && status == 0, "output fds -1: discarded");
+    out = slurp(s.out);
+    tap_is_str(out, "", "nothing written");
+    free(out);
     close(fd);
     mk_error_free(e);
     step_free(&s);
