@@ -279,7 +279,10 @@ int parser_df_json_array(const char *s, size_t len, struct mk_strv *ret_values,
         r = -1;
         goto out;
     }
-    mk_strv_copy(ret_values, &values);
+    /* Moved, not copied: mk_strv_copy would stop at an embedded NUL. */
+    for (size_t i = 0; i < values.n; i++)
+        mk_strv_push_take(ret_values, MK_TAKE_PTR(values.v[i]));
+    values.n = 0;
     *ret_lens = MK_TAKE_PTR(lens);
     r = 0;
 out:
