@@ -501,13 +501,25 @@ static void setup_sys(struct child_ctx *c, int rootfd)
     mk_error_free(e);
 }
 
-static int bind_file(struct child_ctx *c, int rootfd, const char *host, const char *target,
-                     bool readonly, struct mk_error **err)
+/* For the /etc files: an image may keep a dangling symlink there (to a resolver's runtime
+ * file). Nothing can be mounted on it without changing the image, so the RUN goes without. */
+static int bind_etc_file(struct child_ctx *c, int rootfd, const char *host, const char *target,
+                         bool readonly, struct mk_error **err)
 {
-    _cleanup_close_ int mp = mount_point(c, rootfd, target, false, err);
-    if (mp < 0 || bind_at(host, mp, false, readonly, target, err) < 0)
+    struct mk_error *e = NULL;
+    _cleanup_close_ int mp = mount_point(c, rootfd, target, false, &e);
+    if (mp < 0 && e->sys_errno == ELOOP) {
+        mk_error_free(e);
+        return 0;
+    }
+    if (mp < 0) {
+        if (err && !*err)
+            *err = e;
+        else
+            mk_error_free(e);
         return -1;
-    return 0;
+    }
+    return bind_at(host, mp, false, readonly, target, err);
 }
 
 static int setup_mounts(struct child_ctx *c, int rootfd, struct mk_error **err)
@@ -522,12 +534,12 @@ static int setup_mounts(struct child_ctx *c, int rootfd, struct mk_error **err)
         return -1;
     setup_sys(c, rootfd);
     if (access("/etc/resolv.conf", R_OK) == 0 &&
-        bind_file(c, rootfd, "/etc/resolv.conf", "/etc/resolv.conf", true, err) < 0)
+        bind_etc_file(c, rootfd, "/etc/resolv.conf", "/etc/resolv.conf", true, err) < 0)
         return -1;
     _cleanup_free_ char *hosts = mk_xasprintf("%s/hosts", c->workspace);
     _cleanup_free_ char *hostname = mk_xasprintf("%s/hostname", c->workspace);
-    if (bind_file(c, rootfd, hosts, "/etc/hosts", false, err) < 0 ||
-        bind_file(c, rootfd, hostname, "/etc/hostname", false, err) < 0)
+    if (bind_etc_file(c, rootfd, hosts, "/etc/hosts", false, err) < 0 ||
+        bind_etc_file(c, rootfd, hostname, "/etc/hostname", false, err) < 0)
         return -1;
     for (size_t i = 0; i < spec->n_mounts; i++) {
         const struct mk_sandbox_mount *m = &spec->mounts[i];

@@ -76,6 +76,11 @@ static char *make_lower(const char *name)
     write_file(p, "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
                   "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
     write_file(g, "root:x:0:\napp:x:1000:\nstaff:x:50:app\nnogroup:x:65534:\n");
+    /* A dangling symlink where the sandbox mounts its hostname file. */
+    char *hn = mk_xasprintf("%s/hostname", etc);
+    if (symlink("../run/hostname-of-some-daemon", hn) < 0)
+        exit(1);
+    free(hn);
     char *v = mk_xasprintf("%s/victim", l);
     write_file(v, "delete me\n");
     free(bin), free(etc), free(bb), free(p), free(g), free(v);
@@ -233,8 +238,9 @@ static void test_basics(void)
     step_free(&s);
 
     step_new(&s, tmp);
-    run_sh(&s, "hostname; cat /etc/hostname; grep -c localhost /etc/hosts", NULL, &out);
-    tap_is_str(out, "mkimg\nmkimg\n2", "default hostname, /etc/hostname and /etc/hosts");
+    run_sh(&s, "hostname; grep -c localhost /etc/hosts; readlink /etc/hostname", NULL, &out);
+    tap_is_str(out, "mkimg\n2\n../run/hostname-of-some-daemon",
+               "default hostname, /etc/hosts; a dangling /etc/hostname symlink is left alone");
     free(out);
     run_sh(&s, "hostname", &(struct run_opts){.hostname = "box"}, &out);
     tap_is_str(out, "box", "hostname from the spec");
