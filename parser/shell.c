@@ -187,7 +187,8 @@ static int check_size(struct sh *sh, const struct mk_buf *b, size_t more)
 static const char *get_env(struct sh *sh, const char *name)
 {
     const char *v = sh->env ? mk_strv_env_get(sh->env, name) : NULL;
-    if (sh->used) {
+    /* "${%x}" looks up the empty name; it is no variable a cache key could depend on. */
+    if (sh->used && *name) {
         for (size_t i = 0; i < sh->used->n; i++)
             if (strcmp(sh->used->v[i], name) == 0)
                 return v;
