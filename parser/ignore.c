@@ -43,6 +43,9 @@ struct pattern {
     bool bad; /* Go's regexp.Compile would fail: every match call fails */
     struct rx_tok *toks;
     size_t n_toks;
+    /* Cheap prefilter for regexps: ASCII literals every match must start / end with. */
+    char *head, *tail;
+    size_t len, head_len, tail_len; /* strlen of cleaned, head, tail */
 };
 
 struct mk_ignore {
@@ -534,6 +537,11 @@ static enum match_type build_regexp(const char *p, struct mk_buf *re_out)
     return type;
 }
 
+static bool plain_ascii_lit(const struct rx_tok *t)
+{
+    return t->type == RX_LIT && !t->star && t->c > 0 && t->c < 0x80;
+}
+
 /* Pattern.compile: the match type and, for regexps, the token list. */
 static void pattern_compile(struct pattern *pat)
 {
@@ -544,6 +552,23 @@ static void pattern_compile(struct pattern *pat)
         pat->bad = true;
     }
     mk_buf_release(&re);
+    if (pat->type != MATCH_REGEXP || pat->bad)
+        return;
+    size_t h = 0, t = pat->n_toks;
+    while (h < pat->n_toks && plain_ascii_lit(&pat->toks[h]))
+        h++;
+    while (t > h && plain_ascii_lit(&pat->toks[t - 1]))
+        t--;
+    pat->head = mk_xmalloc(h + 1);
+    for (size_t i = 0; i < h; i++)
+        pat->head[i] = (char)pat->toks[i].c;
+    pat->head[h] = '\0';
+    pat->tail = mk_xmalloc(pat->n_toks - t + 1);
+    for (size_t i = t; i < pat->n_toks; i++)
+        pat->tail[i - t] = (char)pat->toks[i].c;
+    pat->tail[pat->n_toks - t] = '\0';
+    pat->head_len = h;
+    pat->tail_len = pat->n_toks - t;
 }
 
 const char *parser_ignore_compile_debug(const char *pattern, char **ret_regexp)
@@ -607,18 +632,26 @@ static bool rx_match_at(struct rx_run *run, size_t ti, size_t pos)
 
 static bool rx_match(const struct pattern *pat, const char *path, size_t len)
 {
-    int32_t *s = mk_xreallocarray(NULL, len + 1, sizeof(*s));
+    /* Paths are short: stack buffers avoid two allocations per pattern and ancestor. */
+    int32_t stack_s[256];
+    uint8_t stack_memo[1024];
+    int32_t *s =
+        len < MK_ARRAY_SIZE(stack_s) ? stack_s : mk_xreallocarray(NULL, len + 1, sizeof(*s));
     size_t n = 0;
     for (size_t pos = 0; pos < len;) {
-        size_t w;
-        s[n++] = decode(path + pos, &w);
+        size_t w = 1;
+        s[n++] = (unsigned char)path[pos] < 0x80 ? path[pos] : decode(path + pos, &w);
         pos += w;
     }
-    size_t bits = (pat->n_toks + 1) * (n + 1);
-    struct rx_run run = {pat, s, n, mk_xcalloc(bits / 8 + 1, 1)};
+    size_t bytes = (pat->n_toks + 1) * (n + 1) / 8 + 1;
+    uint8_t *memo = bytes <= sizeof(stack_memo) ? stack_memo : mk_xmalloc(bytes);
+    memset(memo, 0, bytes);
+    struct rx_run run = {pat, s, n, memo};
     bool ok = rx_match_at(&run, 0, 0);
-    free(run.failed);
-    free(s);
+    if (memo != stack_memo)
+        free(memo);
+    if (s != stack_s)
+        free(s);
     return ok;
 }
 
@@ -626,7 +659,7 @@ static bool rx_match(const struct pattern *pat, const char *path, size_t len)
 static int pattern_match(const struct pattern *pat, const char *path, size_t len, bool *ret)
 {
     const char *c = pat->cleaned;
-    size_t clen = strlen(c);
+    size_t clen = pat->len;
     if (pat->bad)
         return -1;
     switch (pat->type) {
@@ -644,9 +677,16 @@ static int pattern_match(const struct pattern *pat, const char *path, size_t len
             (slen > 0 && suffix[0] == '/' && len == slen - 1 && memcmp(path, suffix + 1, len) == 0);
         return 0;
     }
-    case MATCH_REGEXP:
+    case MATCH_REGEXP: {
+        size_t hl = pat->head_len, tl = pat->tail_len;
+        if (len < hl + tl || memcmp(path, pat->head, hl) != 0 ||
+            memcmp(path + len - tl, pat->tail, tl) != 0) {
+            *ret = false;
+            return 0;
+        }
         *ret = rx_match(pat, path, len);
         return 0;
+    }
     }
     return -1;
 }
@@ -659,6 +699,8 @@ void mk_ignore_free(struct mk_ignore *ig)
         return;
     for (size_t i = 0; i < ig->n; i++) {
         free(ig->p[i].cleaned);
+        free(ig->p[i].head);
+        free(ig->p[i].tail);
         pattern_free_toks(&ig->p[i]);
     }
     free(ig->p);
@@ -691,6 +733,7 @@ int mk_ignore_new(const struct mk_strv *patterns, struct mk_ignore **ret, struct
         if (!go_match_syntax_ok(body))
             return mk_error_set(err, MK_ERR_PARSE, 0, "%s: \"%s\"", IGNORE_BAD_PATTERN, body);
         pat.cleaned = mk_xstrdup(body);
+        pat.len = strlen(body);
         pat.n_dirs = 1;
         for (const char *s = body; *s; s++)
             pat.n_dirs += *s == '/';
