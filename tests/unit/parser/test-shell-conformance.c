@@ -333,6 +333,13 @@ static void test_extra(void)
                strcmp(words.v[2], "1") == 0 && strcmp(words.v[3], "2") == 0,
            "empty quotes make no word, unquoted expansion splits");
     mk_strv_release(&words);
+    /* Fuzz finding (corpus: empty-name-in-braces): "${%x}" looks up the empty name, which
+     * must not be reported as a used variable. */
+    struct mk_strv used = MK_STRV_INIT;
+    r = mk_shell_word_used("${%x}$P", &env, '\\', &got, &used, &err);
+    tap_ok(r == 0 && used.n == 1 && strcmp(used.v[0], "P") == 0, "the empty name is not reported");
+    free(got);
+    mk_strv_release(&used);
     mk_strv_push(&env, "P=a.b.c");
     tap_ok(check_word("${P%.*}|${P%%.*}|${P#*.}|${P##*.}|${P//./-}", &env, "a.b|a|b.c|c|a-b-c"),
            "trim and replace");
