@@ -98,7 +98,7 @@ static int jp_string(struct jp *p, struct mk_buf *out)
             continue;
         }
         size_t w;
-        uint32_t r = parser_df_decode_rune(p->s + p->pos, p->len - p->pos, &w);
+        uint32_t r = (uint32_t)parser_utf8_decode(p->s + p->pos, p->len - p->pos, &w);
         if (out) {
             if (r == 0xFFFD && w == 1)
                 parser_df_encode_rune(out, r);

@@ -25,7 +25,7 @@ void parser_df_words(const char *s, size_t len, char escape, struct mk_strv *ret
     mk_buf_add(&word, "", 0);
     for (size_t pos = 0; pos <= len; pos += w) {
         if (pos != len)
-            ch = parser_df_decode_rune(s + pos, len - pos, &w);
+            ch = (uint32_t)parser_utf8_decode(s + pos, len - pos, &w);
         if (phase == IN_SPACES) {
             if (pos == len)
                 break;
@@ -59,7 +59,7 @@ void parser_df_words(const char *s, size_t len, char escape, struct mk_strv *ret
                 /* Unquoted, the escape and the escaped character both stay in the word. */
                 parser_df_encode_rune(&word, ch);
                 pos += w;
-                ch = parser_df_decode_rune(s + pos, len - pos, &w);
+                ch = (uint32_t)parser_utf8_decode(s + pos, len - pos, &w);
             }
             parser_df_encode_rune(&word, ch);
             continue;
@@ -74,7 +74,7 @@ void parser_df_words(const char *s, size_t len, char escape, struct mk_strv *ret
             }
             pos += w;
             parser_df_encode_rune(&word, ch);
-            ch = parser_df_decode_rune(s + pos, len - pos, &w);
+            ch = (uint32_t)parser_utf8_decode(s + pos, len - pos, &w);
         }
         parser_df_encode_rune(&word, ch);
     }
@@ -101,7 +101,7 @@ static uint32_t lex_peek(struct lex *l)
     size_t w;
     if (l->pos >= l->len)
         return RUNE_EOF;
-    return parser_df_decode_rune(l->s + l->pos, l->len - l->pos, &w);
+    return (uint32_t)parser_utf8_decode(l->s + l->pos, l->len - l->pos, &w);
 }
 
 static uint32_t lex_next(struct lex *l)
@@ -109,7 +109,7 @@ static uint32_t lex_next(struct lex *l)
     size_t w;
     if (l->pos >= l->len)
         return RUNE_EOF;
-    uint32_t r = parser_df_decode_rune(l->s + l->pos, l->len - l->pos, &w);
+    uint32_t r = (uint32_t)parser_utf8_decode(l->s + l->pos, l->len - l->pos, &w);
     l->pos += w;
     return r;
 }
@@ -138,7 +138,7 @@ static void words_add_string(struct lex_words *w, const char *s, size_t len)
 {
     size_t n;
     for (size_t i = 0; i < len; i += n)
-        words_add_char(w, parser_df_decode_rune(s + i, len - i, &n));
+        words_add_char(w, (uint32_t)parser_utf8_decode(s + i, len - i, &n));
 }
 
 static void words_finish(struct lex_words *w)

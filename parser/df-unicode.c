@@ -7,38 +7,6 @@
 
 #include "parser/df-unicode-tables.h"
 
-uint32_t parser_df_decode_rune(const char *str, size_t len, size_t *ret_width)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    unsigned char c = s[0];
-    *ret_width = 1;
-    if (c < 0x80)
-        return c;
-    size_t n;
-    uint32_t r, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2, r = c & 0x1F, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3, r = c & 0x0F, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4, r = c & 0x07, min = 0x10000;
-    } else {
-        return 0xFFFD;
-    }
-    if (len < n)
-        return 0xFFFD;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0xFFFD;
-        r = (r << 6) | (s[i] & 0x3F);
-    }
-    /* Overlong forms, UTF-16 surrogates and values past U+10FFFF are invalid in Go too. */
-    if (r < min || (r >= 0xD800 && r <= 0xDFFF) || r > 0x10FFFF)
-        return 0xFFFD;
-    *ret_width = n;
-    return r;
-}
-
 void parser_df_encode_rune(struct mk_buf *out, uint32_t r)
 {
     char b[4];
@@ -122,7 +90,7 @@ void parser_df_go_quote(struct mk_buf *out, const char *s, size_t len)
     mk_buf_addc(out, '"');
     for (size_t i = 0; i < len;) {
         size_t w;
-        uint32_t r = parser_df_decode_rune(s + i, len - i, &w);
+        uint32_t r = (uint32_t)parser_utf8_decode(s + i, len - i, &w);
         if (r == 0xFFFD && w == 1) {
             unsigned char b = (unsigned char)s[i];
             mk_buf_addf(out, "\\x%c%c", hex[b >> 4], hex[b & 15]);
@@ -167,7 +135,7 @@ char *parser_df_go_lower(const char *s, size_t len)
             ascii = false;
     for (size_t i = 0; i < len;) {
         size_t w = 1;
-        uint32_t r = ascii ? (unsigned char)s[i] : parser_df_decode_rune(s + i, len - i, &w);
+        uint32_t r = ascii ? (unsigned char)s[i] : (uint32_t)parser_utf8_decode(s + i, len - i, &w);
         parser_df_encode_rune(&b, to_lower(r));
         i += w;
     }

@@ -38,7 +38,7 @@ static struct span trim_left_space(struct span s)
 {
     while (s.len > 0) {
         size_t w;
-        uint32_t r = parser_df_decode_rune(s.s, s.len, &w);
+        uint32_t r = (uint32_t)parser_utf8_decode(s.s, s.len, &w);
         if (!parser_df_is_space(r))
             break;
         s.s += w;
@@ -56,7 +56,7 @@ static struct span trim_space(struct span s)
         size_t start = s.len - 1, w;
         while (start > 0 && s.len - start < 4 && ((unsigned char)s.s[start] & 0xC0) == 0x80)
             start--;
-        uint32_t r = parser_df_decode_rune(s.s + start, s.len - start, &w);
+        uint32_t r = (uint32_t)parser_utf8_decode(s.s + start, s.len - start, &w);
         if (start + w != s.len) {
             start = s.len - 1;
             r = 0xFFFD;
@@ -656,7 +656,7 @@ static void json_str(struct mk_buf *out, const char *s, size_t len)
             i++;
         } else {
             size_t w;
-            uint32_t r = parser_df_decode_rune(s + i, len - i, &w);
+            uint32_t r = (uint32_t)parser_utf8_decode(s + i, len - i, &w);
             if (r == 0xFFFD && w == 1)
                 mk_buf_adds(out, "\\ufffd");
             else

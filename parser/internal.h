@@ -40,8 +40,7 @@ const char *parser_ignore_compile_debug(const char *pattern, char **ret_regexp);
 /* Go's encoding/json nesting limit, so deep arrays fall back to shell form like upstream. */
 #define MK_DF_JSON_MAX_DEPTH 10000
 
-/* Go's utf8.DecodeRune: the rune at s (len > 0) and its width; invalid -> 0xFFFD, width 1. */
-uint32_t parser_df_decode_rune(const char *s, size_t len, size_t *ret_width);
+/* UTF-8 decoding is parser_utf8_decode (shell lexer section), Go's utf8.DecodeRune. */
 void parser_df_encode_rune(struct mk_buf *out, uint32_t r);
 /* Go's unicode.IsSpace. */
 bool parser_df_is_space(uint32_t r);

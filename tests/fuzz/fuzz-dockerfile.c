@@ -1,7 +1,9 @@
 /* libFuzzer target: the Dockerfile parser on arbitrary bytes. Parses, then dumps, encodes as
- * JSON and validates whatever parsed; checks that a successful parse has sane line ranges
- * and that a failure always carries a location. Also compiled into
+ * JSON and validates whatever parsed; checks that a successful parse has sane line ranges,
+ * that the JSON document is valid JSON with one entry per instruction, and that a failure
+ * always carries a location. Also compiled into
  * tests/unit/parser/test-df-fuzz-corpus.c, which replays the committed corpus. */
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     mk_buf_reset(&out);
     mk_df_to_json(df, &out);
+    json_t *doc = json_loadb(out.data, out.len, JSON_ALLOW_NUL, NULL);
+    size_t count = 0, i;
+    json_t *stage;
+    if (!doc)
+        abort();
+    json_array_foreach(json_object_get(doc, "stages"), i, stage)
+        count += json_array_size(json_object_get(stage, "instructions"));
+    if (count != df->n_nodes)
+        abort();
+    json_decref(doc);
     mk_buf_release(&out);
     if (mk_df_validate(df, "Dockerfile", &err) < 0) {
         if (!err || !err->where)
