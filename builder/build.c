@@ -237,7 +237,7 @@ static int cache_lookup(struct build *b, struct stage *s, const char *key, const
         history(b, s, created_by, true);
     } else {
         char diff[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
-        if (strlen(value) != 2 * MK_DIGEST_LEN + 7 || strncmp(value, "layer ", 6) != 0)
+        if (strlen(value) != 2 * MK_DIGEST_LEN + 8 || strncmp(value, "layer ", 6) != 0)
             return 0;
         memcpy(diff, value + 6, MK_DIGEST_LEN);
         diff[MK_DIGEST_LEN] = '\0';
