@@ -167,55 +167,65 @@ static int clone_error(int saved, struct mk_error **err)
                         "creating the container's namespaces (user, mount, pid, ipc, uts) failed");
 }
 
-/* Waits for the child; a signal to mkimg (mk_interrupted) kills it. A pidfd lets us poll
- * with a timeout, so a signal that lands just before we block is not missed. */
-static int wait_child(pid_t pid, int *ret_wstatus, struct mk_error **err)
+struct child_report {
+    struct mk_error *error;
+    struct mk_strv created;
+};
+
+/* Reads one record; false at EOF. A record is written with one write(2) below PIPE_BUF,
+ * so once its header is readable, its body is too. */
+static bool read_report(int fd, struct child_report *rep)
+{
+    struct record_hdr h;
+    char msg[REPORT_MSG_MAX + 1];
+    ssize_t n;
+    while ((n = read(fd, &h, sizeof(h))) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof(h) || h.len > REPORT_MSG_MAX)
+        return false;
+    if (h.len && read(fd, msg, h.len) != (ssize_t)h.len)
+        return false;
+    msg[h.len] = '\0';
+    if (h.type == REC_ERROR && !rep->error)
+        mk_error_set(&rep->error, h.code, h.sys_errno, "%s", msg);
+    else if (h.type == REC_CREATED)
+        mk_strv_push(&rep->created, msg);
+    return true;
+}
+
+/* Waits for the child while draining its reports (so it never blocks on a full pipe); a
+ * signal to mkimg (mk_interrupted) kills it. A pidfd lets us poll with a timeout, so a
+ * signal that lands just before we block is not missed. */
+static int wait_child(pid_t pid, int rep_fd, struct child_report *rep, int *ret_wstatus,
+                      struct mk_error **err)
 {
     _cleanup_close_ int pidfd = pidfd_open(pid, 0);
+    bool rep_open = true;
     for (;;) {
         if (mk_interrupted) {
             kill(pid, SIGKILL);
             while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            while (rep_open && read_report(rep_fd, rep))
                 ;
             return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
         }
         int st;
         pid_t r = waitpid(pid, &st, pidfd >= 0 ? WNOHANG : 0);
         if (r == pid) {
+            while (rep_open && read_report(rep_fd, rep))
+                ;
             *ret_wstatus = st;
             return 0;
         }
         if (r < 0 && errno != EINTR)
             return mk_error_errno(err, "waiting for the container");
         if (r == 0) {
-            struct pollfd p = {.fd = pidfd, .events = POLLIN};
-            poll(&p, 1, 200);
+            struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN},
+                                  {.fd = rep_open ? rep_fd : -1, .events = POLLIN}};
+            if (poll(p, 2, 200) > 0 && (p[1].revents & (POLLIN | POLLHUP)))
+                rep_open = read_report(rep_fd, rep);
         }
-    }
-}
-
-struct child_report {
-    struct mk_error *error;
-    struct mk_strv created;
-};
-
-static void read_reports(int fd, struct child_report *rep)
-{
-    for (;;) {
-        struct record_hdr h;
-        char msg[REPORT_MSG_MAX + 1];
-        ssize_t n = read(fd, &h, sizeof(h));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != (ssize_t)sizeof(h) || h.len > REPORT_MSG_MAX)
-            return;
-        if (h.len && read(fd, msg, h.len) != (ssize_t)h.len)
-            return;
-        msg[h.len] = '\0';
-        if (h.type == REC_ERROR && !rep->error)
-            mk_error_set(&rep->error, h.code, h.sys_errno, "%s", msg);
-        else if (h.type == REC_CREATED)
-            mk_strv_push(&rep->created, msg);
     }
 }
 
@@ -833,8 +843,7 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     }
     close(go[1]);
     go[1] = -1;
-    int wr = wait_child(pid, &wst, err);
-    read_reports(rep[0], &report);
+    int wr = wait_child(pid, rep[0], &report, &wst, err);
     remove_created(upper_fd, &report.created);
     if (wr < 0)
         goto out;
