@@ -240,4 +240,21 @@ int layerstore_cache_put(struct mk_store *store, const char *key, const char *va
 int layerstore_layer_lookup(struct mk_store *store, const char *diff_id, const char *chain_id,
                             struct mk_layer_desc *ret, struct mk_error **err);
 
+
+/* ---- compression (layerstore/compress.c) --------------------------------------------------- */
+
+enum mk_compression { MK_COMPRESS_NONE = 0, MK_COMPRESS_GZIP, MK_COMPRESS_ZSTD };
+
+/* The compressed form of each layer (media type +gzip / +zstd, level 0 = the default), made
+ * in parallel on all cores when missing and cached in the store (a compressed copy is an
+ * ordinary blob; the mapping diff_id -> compressed blob is remembered), so a second push or
+ * save costs nothing. ret is an array of n the caller releases with
+ * layerstore_layer_descs_free. MK_COMPRESS_NONE returns copies of the uncompressed descs. */
+int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_desc *layers,
+                               size_t n, enum mk_compression c, int level,
+                               struct mk_layer_desc **ret, struct mk_error **err);
+void layerstore_layer_descs_free(struct mk_layer_desc *descs, size_t n);
+/* "gzip" / "zstd" / "none" -> enum; -1 for anything else. */
+int layerstore_compression_parse(const char *s);
+
 #endif
