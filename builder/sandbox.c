@@ -52,9 +52,9 @@ struct child_ctx {
     enum sandbox_mode mode;
     mk_sandbox_fn fn;
     void *fn_arg;
-    int go_fd;     /* read end: the parent writes one byte once our id maps are in place */
-    int report_fd; /* write end of the report pipe */
-    int upper_fd;  /* the upperdir, to tell which mount points we create */
+    int go_fd;             /* read end: the parent writes one byte once our id maps are in place */
+    int report_fd;         /* write end of the report pipe */
+    int upper_fd;          /* the upperdir, to tell which mount points we create */
     const char *workspace; /* private dir next to upperdir: merged/, empty/, hosts, hostname */
     const char *hostname;
 };
@@ -65,7 +65,8 @@ static void send_record(int fd, char type, int code, int sys_errno, const char *
     size_t len = strlen(msg);
     if (len > REPORT_MSG_MAX)
         len = REPORT_MSG_MAX;
-    struct record_hdr h = {.type = type, .code = code, .sys_errno = sys_errno, .len = (unsigned)len};
+    struct record_hdr h = {
+        .type = type, .code = code, .sys_errno = sys_errno, .len = (unsigned)len};
     memcpy(buf, &h, sizeof(h));
     memcpy(buf + sizeof(h), msg, len);
     ssize_t ignored = write(fd, buf, sizeof(h) + len);
@@ -243,7 +244,8 @@ static void remove_created(int upper_fd, const struct mk_strv *created)
 {
     for (size_t i = created->n; i-- > 0;) {
         _cleanup_free_ char *name = NULL;
-        _cleanup_close_ int pfd = mk_open_parent_in_root(upper_fd, created->v[i], false, &name, NULL);
+        _cleanup_close_ int pfd =
+            mk_open_parent_in_root(upper_fd, created->v[i], false, &name, NULL);
         if (pfd < 0)
             continue;
         struct stat st;
@@ -325,8 +327,8 @@ static int mount_overlay_fsconfig(const struct mk_sandbox_spec *spec, const char
 
 bool builder_sandbox_legacy_mount;
 
-static int mount_overlay(const struct mk_sandbox_spec *spec, const char *empty,
-                         const char *target, struct mk_error **err)
+static int mount_overlay(const struct mk_sandbox_spec *spec, const char *empty, const char *target,
+                         struct mk_error **err)
 {
     bool unsupported = true;
     if (!builder_sandbox_legacy_mount &&
@@ -352,8 +354,10 @@ static int mount_overlay(const struct mk_sandbox_spec *spec, const char *empty,
                           spec->workdir);
     if (r < 0) {
         mk_buf_release(&opts);
-        return mk_error_wrap(err, "%zu layers do not fit in one page of mount options (Linux 6.8 "
-                                  "lifts this limit)", n);
+        return mk_error_wrap(err,
+                             "%zu layers do not fit in one page of mount options (Linux 6.8 "
+                             "lifts this limit)",
+                             n);
     }
     r = mount("overlay", target, "overlay", 0, opts.data);
     int saved = errno;
@@ -405,15 +409,15 @@ static int bind_at(const char *source, int target_fd, bool recursive, bool reado
 {
     /* A detached copy of the tree is made read-only before it is attached, so there is no
      * window where it is writable and no need to find the new mount again by path. */
-    _cleanup_close_ int tree = open_tree(AT_FDCWD, source,
-                                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
-                                             (recursive ? AT_RECURSIVE : 0));
+    _cleanup_close_ int tree = open_tree(
+        AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
     if (tree >= 0) {
         struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
         if (readonly && mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
                                       &attr, sizeof(attr)) < 0)
             return mk_error_errno(err, "making %s read-only", what);
-        if (move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        if (move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
+            0)
             return mk_error_errno(err, "bind-mounting \"%s\" on %s", source, what);
         return 0;
     }
@@ -455,7 +459,8 @@ static int setup_dev(struct child_ctx *c, int rootfd, struct mk_error **err)
 {
     {
         _cleanup_close_ int mp = mount_point(c, rootfd, "/dev", true, err);
-        if (mp < 0 || mount_fs_at(mp, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k", err) < 0)
+        if (mp < 0 ||
+            mount_fs_at(mp, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k", err) < 0)
             return mk_error_wrap(err, "setting up /dev");
     }
     _cleanup_close_ int dev = mk_open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY, 0, err);
@@ -647,8 +652,8 @@ __attribute__((noreturn)) static void exec_command(struct child_ctx *c, uid_t ui
     }
     if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
         mk_error_set(&e, errno == EINVAL ? MK_ERR_UNSUPPORTED : MK_ERR_IO, errno,
-                     "switching to user \"%s\" (uid %u, gid %u)%s", spec->user ? spec->user : "root",
-                     (unsigned)uid, (unsigned)gid,
+                     "switching to user \"%s\" (uid %u, gid %u)%s",
+                     spec->user ? spec->user : "root", (unsigned)uid, (unsigned)gid,
                      errno == EINVAL ? ": the id is not mapped (no /etc/subuid range?)" : "");
         goto fail;
     }
@@ -743,8 +748,7 @@ static pid_t clone_child(int flags)
     return (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, 0);
 }
 
-static int write_workspace_files(const char *workspace, const char *hostname,
-                                 struct mk_error **err)
+static int write_workspace_files(const char *workspace, const char *hostname, struct mk_error **err)
 {
     _cleanup_close_ int dfd = open(workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
@@ -872,8 +876,7 @@ out:
     return r;
 }
 
-int builder_sandbox_run(const struct mk_sandbox_spec *spec, int *ret_status,
-                        struct mk_error **err)
+int builder_sandbox_run(const struct mk_sandbox_spec *spec, int *ret_status, struct mk_error **err)
 {
     return sandbox_spawn(spec, MODE_RUN, NULL, NULL, ret_status, err);
 }

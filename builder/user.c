@@ -91,10 +91,10 @@ static int db_each(char *db, size_t min_fields, db_line_fn fn, void *arg)
 }
 
 struct passwd_query {
-    const char *want;   /* name or decimal uid */
+    const char *want; /* name or decimal uid */
     bool numeric;
     uint32_t want_id;
-    char *name;         /* found: */
+    char *name; /* found: */
     uint32_t uid, gid;
 };
 
@@ -114,8 +114,8 @@ static int passwd_match(char **f, size_t n, void *arg)
 }
 
 struct group_query {
-    const char *want;  /* group name (for the explicit group), or NULL */
-    uint32_t gid;      /* found gid */
+    const char *want; /* group name (for the explicit group), or NULL */
+    uint32_t gid;     /* found gid */
     bool found;
     const char *member; /* user name for supplementary lookup, or NULL */
     gid_t *groups;
@@ -176,7 +176,8 @@ int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gi
         uid = pq.want_id;
         gid = 0;
     } else {
-        return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "unable to find user \"%s\": no matching entry in passwd file", spec);
+        return mk_error_set(err, MK_ERR_NOT_FOUND, 0,
+                            "unable to find user \"%s\": no matching entry in passwd file", spec);
     }
 
     /* strtok_r in group_match cuts the member lists: each query needs a fresh copy. */

@@ -100,8 +100,8 @@ static bool is_initial_userns_root(void)
         return false;
     }
     unsigned long a, b, c;
-    return sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 &&
-           c == 4294967295ul && geteuid() == 0;
+    return sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 && c == 4294967295ul &&
+           geteuid() == 0;
 }
 
 int builder_enter_userns(bool *ret_single_id, struct mk_error **err)

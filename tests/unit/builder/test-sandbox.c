@@ -63,9 +63,9 @@ static char *make_lower(const char *name)
             exit(1);
     close(in);
     close(out);
-    static const char *const applets[] = {"sh", "echo", "ls", "cat", "id", "touch", "rm",
-                                          "mkdir", "hostname", "sleep", "true", "pwd", "grep",
-                                          "cut", "tr", "chown", "stat", "readlink", "wc"};
+    static const char *const applets[] = {
+        "sh",   "echo", "ls",   "cat", "id", "touch", "rm",   "mkdir",    "hostname", "sleep",
+        "true", "pwd",  "grep", "cut", "tr", "chown", "stat", "readlink", "wc"};
     for (size_t i = 0; i < MK_ARRAY_SIZE(applets); i++) {
         char *ln = mk_xasprintf("%s/%s", bin, applets[i]);
         if (symlink("busybox", ln) < 0)
@@ -267,8 +267,7 @@ static void test_basics(void)
     tap_ok(strcmp(out, "1") != 0 || access("/sys/class/net/eth0", F_OK) < 0,
            "host network: the host's interfaces (%s)", out);
     free(out);
-    run_sh(&s, "touch /sys/x 2>/dev/null && echo writable; grep ' /sys ' /proc/mounts", NULL,
-           &out);
+    run_sh(&s, "touch /sys/x 2>/dev/null && echo writable; grep ' /sys ' /proc/mounts", NULL, &out);
     tap_ok(strstr(out, "writable") == NULL && strstr(out, "sysfs /sys sysfs ro,"),
            "/sys is mounted read-only (%s)", out);
     free(out);
@@ -300,8 +299,12 @@ static void test_basics(void)
     char *argv[] = {"nosuchcmd", NULL};
     char *argv2[] = {"echo", "direct", NULL};
     int fd = open(s.out, O_WRONLY | O_TRUNC | O_CLOEXEC);
-    struct mk_sandbox_spec spec = {.lowerdirs = &lowers, .upperdir = s.upper, .workdir = s.work,
-                                   .argv = argv, .stdout_fd = fd, .stderr_fd = fd};
+    struct mk_sandbox_spec spec = {.lowerdirs = &lowers,
+                                   .upperdir = s.upper,
+                                   .workdir = s.work,
+                                   .argv = argv,
+                                   .stdout_fd = fd,
+                                   .stderr_fd = fd};
     int status = -1;
     struct mk_error *e = NULL;
     tap_ok(builder_sandbox_run(&spec, &status, &e) == 0 && status == 127,
@@ -354,7 +357,8 @@ static int read_fn(int rootfd, void *arg, struct mk_error **err)
     _cleanup_close_ int bfd = mk_open_in_root(rootfd, "/bottom", O_RDONLY, 0, err);
     if (ffd < 0 || bfd < 0)
         return -1;
-    ssize_t n1 = read(ffd, a->f, sizeof(a->f) - 1), n2 = read(bfd, a->bottom, sizeof(a->bottom) - 1);
+    ssize_t n1 = read(ffd, a->f, sizeof(a->f) - 1),
+            n2 = read(bfd, a->bottom, sizeof(a->bottom) - 1);
     /* The answer has to cross back to the parent: fn runs in a child, so report via error. */
     return mk_error_set(err, MK_ERR_FAILED, 0, "%.*s|%.*s", (int)(n1 > 0 ? n1 : 0), a->f,
                         (int)(n2 > 0 ? n2 : 0), a->bottom);
@@ -368,7 +372,8 @@ static void test_many_layers(void)
     if (mkdir(base, 0755) < 0)
         exit(1);
     for (int i = 0; i < 80; i++) {
-        char *d = mk_xasprintf("%s/layer-with-a-rather-long-name-as-store-digests-have-%064d", base, i);
+        char *d =
+            mk_xasprintf("%s/layer-with-a-rather-long-name-as-store-digests-have-%064d", base, i);
         char *f = mk_xasprintf("%s/f", d);
         if (mkdir(d, 0755) < 0)
             exit(1);
@@ -397,7 +402,8 @@ static void test_many_layers(void)
     /* The mount(2) fallback: fine for a few layers, a clear error past one page. */
     builder_sandbox_legacy_mount = true;
     builder_sandbox_call(&spec, read_fn, &a, &e);
-    tap_ok(e && e->code == MK_ERR_INVALID && strstr(e->msg, "layers do not fit in one page of mount options"),
+    tap_ok(e && e->code == MK_ERR_INVALID &&
+               strstr(e->msg, "layers do not fit in one page of mount options"),
            "mount(2) fallback: too many layers is a clear error (%s)", e ? e->msg : "no error");
     mk_error_free(e);
     e = NULL;
@@ -466,7 +472,10 @@ static bool sleep_running(void)
             continue;
         ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
         close(fd);
-        if (n == 9 && memcmp(cmd, "sleep\0" "100", 9) == 0)
+        if (n == 9 && memcmp(cmd,
+                             "sleep\0"
+                             "100",
+                             9) == 0)
             found = true;
     }
     if (d)
@@ -487,8 +496,12 @@ static void test_interrupt(void)
         _exit(0);
     }
     char *argv[] = {"sleep", "100", NULL};
-    struct mk_sandbox_spec spec = {.lowerdirs = &lowers, .upperdir = s.upper, .workdir = s.work,
-                                   .argv = argv, .stdout_fd = 2, .stderr_fd = 2};
+    struct mk_sandbox_spec spec = {.lowerdirs = &lowers,
+                                   .upperdir = s.upper,
+                                   .workdir = s.work,
+                                   .argv = argv,
+                                   .stdout_fd = 2,
+                                   .stderr_fd = 2};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int status;
@@ -573,10 +586,10 @@ static void test_rootless(void)
         struct step s;
         step_new(&s, base);
         char *out;
-        if (run_sh(&s, "id -u; touch /mine /theirs && chown 1000:1000 /theirs && echo ok; "
+        if (run_sh(&s,
+                   "id -u; touch /mine /theirs && chown 1000:1000 /theirs && echo ok; "
                    "grep -c ' /sys sysfs ro,' /proc/mounts",
-                   NULL,
-                   &out) != 0) {
+                   NULL, &out) != 0) {
             fflush(stdout);
             _exit(13);
         }
@@ -596,12 +609,12 @@ static void test_rootless(void)
     struct stat sm, sth;
     char *mine = mk_xasprintf("%s/step%d/upper/mine", base, step_no + 1);
     char *theirs = mk_xasprintf("%s/step%d/upper/theirs", base, step_no + 1);
-    tap_ok(stat(mine, &sm) == 0 && sm.st_uid == uid, "rootless: root's file is the user's on the host");
+    tap_ok(stat(mine, &sm) == 0 && sm.st_uid == uid,
+           "rootless: root's file is the user's on the host");
     if (stat(theirs, &sth) < 0)
         sth.st_uid = 0;
     tap_ok(sth.st_uid != uid && sth.st_uid >= 65536,
-           "rootless: uid 1000's file has a subordinate id on the host (%u)",
-           (unsigned)sth.st_uid);
+           "rootless: uid 1000's file has a subordinate id on the host (%u)", (unsigned)sth.st_uid);
     free(mine), free(theirs), free(base), free(single_file);
 }
 
@@ -652,7 +665,8 @@ static void test_single_id(void)
     int st;
     waitpid(pid, &st, 0);
     buf[n > 0 ? n : 0] = '\0';
-    tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "single id: enter_userns reports single (exit %d)",
+    tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+           "single id: enter_userns reports single (exit %d)",
            WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     tap_is_str(buf, "0|0\nok|-1", "single id: root inside works, USER 1000 is a setup error");
     free(base);

@@ -18,7 +18,8 @@ static void write_file(const char *path, const char *data)
     fclose(f);
 }
 
-static void check(int rootfd, const char *user, long want_uid, long want_gid, const char *want_groups)
+static void check(int rootfd, const char *user, long want_uid, long want_gid,
+                  const char *want_groups)
 {
     uid_t uid = 1234;
     gid_t gid = 1234;
@@ -33,8 +34,7 @@ static void check(int rootfd, const char *user, long want_uid, long want_gid, co
     if (!tap_ok(r == 0 && (long)uid == want_uid && (long)gid == want_gid &&
                     strcmp(got, want_groups) == 0,
                 "\"%s\" -> %ld:%ld [%s]", user, want_uid, want_gid, want_groups))
-        tap_diag("  got r=%d %u:%u [%s] %s", r, (unsigned)uid, (unsigned)gid, got,
-                 e ? e->msg : "");
+        tap_diag("  got r=%d %u:%u [%s] %s", r, (unsigned)uid, (unsigned)gid, got, e ? e->msg : "");
     free(got);
     free(groups);
     mk_error_free(e);
@@ -111,7 +111,8 @@ int main(void)
     /* An absolute symlink must resolve inside the image, never to the host's file. */
     write_file("hostpasswd", "hostonly:x:777:777::/:/bin/sh\n");
     char *abs = realpath("hostpasswd", NULL);
-    if (!abs || symlink(abs, "evil/etc/passwd") < 0 || symlink("../../../../../../etc/group", "evil/etc/group") < 0)
+    if (!abs || symlink(abs, "evil/etc/passwd") < 0 ||
+        symlink("../../../../../../etc/group", "evil/etc/group") < 0)
         return 1;
     int evil = open("evil", O_PATH | O_DIRECTORY);
     check_fails(evil, "hostonly", MK_ERR_NOT_FOUND,
