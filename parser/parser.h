@@ -66,7 +66,9 @@ void mk_df_free(struct mk_df *df);
 void mk_df_dump(const struct mk_df *df, struct mk_buf *out);
 /* A stable JSON document: {"directives":{...},"stages":[{"name":..,"base":..,
  * "instructions":[{"keyword","flags","args","json","heredocs","start_line","end_line"}]}],
- * "warnings":[...]} */
+ * "warnings":[{"line","message"}]}. Instructions before the first FROM (global ARGs) form a
+ * first stage whose name and base are null; ONBUILD adds "onbuild":{instruction}; heredocs are
+ * {"name","content","expand","chomp","fd"} with fd -1 when absent. Ends with "\n". */
 void mk_df_to_json(const struct mk_df *df, struct mk_buf *out);
 
 /* Looks up --NAME=VALUE / --NAME in a node's flags; the last occurrence wins.
