@@ -822,6 +822,8 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
         char byte;
         /* With the death signal armed, a parent gone before this point shows as EOF. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Layers must not depend on the umask of whoever runs mkimg. */
+        umask(022);
         close(go[1]);
         close(rep[0]);
         if (read(go[0], &byte, 1) != 1)

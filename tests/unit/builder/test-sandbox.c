@@ -212,6 +212,14 @@ static void test_basics(void)
     step_free(&s);
 
     step_new(&s, tmp);
+    mode_t old_umask = umask(077);
+    run_sh(&s, "umask; mkdir /d; stat -c %a /d", NULL, &out);
+    umask(old_umask);
+    tap_is_str(out, "0022\n755", "the RUN's umask is 022 whatever mkimg's is");
+    free(out);
+    step_free(&s);
+
+    step_new(&s, tmp);
     tap_is_int(run_sh(&s, "exit 3", NULL, NULL), 3, "exit 3 gives status 3");
     tap_ok(dir_is_empty(s.upper), "a RUN that writes nothing leaves an empty upperdir");
     step_free(&s);
