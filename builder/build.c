@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -764,6 +765,7 @@ struct copy_call {
 struct copy_key {
     struct build *b;
     struct mk_sha256 *h;
+    int srcfd; /* -1: the build context */
 };
 
 /* Feeds what COPY would copy into the step key: paths, types, modes and content. */
@@ -778,14 +780,17 @@ static int copy_key_visit(const char *rel, const struct stat *st, const char *de
     key_add(k->h, line);
     if (S_ISREG(st->st_mode)) {
         char d[MK_DIGEST_SIZE];
-        if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st, d,
-                                   err) < 0)
+        if (k->srcfd >= 0) {
+            /* COPY --from: the source's content is named by its layers (in the key). */
+            snprintf(d, sizeof(d), "%llu", (unsigned long long)st->st_size);
+        } else if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st,
+                                          d, err) < 0)
             return -1;
         key_add(k->h, d);
     } else if (S_ISLNK(st->st_mode)) {
         _cleanup_free_ char *name = NULL;
-        _cleanup_close_ int pfd = mk_open_parent_in_root(builder_context_dirfd(k->b->ctx), rel,
-                                                         false, &name, err);
+        _cleanup_close_ int pfd = mk_open_parent_in_root(
+            k->srcfd >= 0 ? k->srcfd : builder_context_dirfd(k->b->ctx), rel, false, &name, err);
         if (pfd < 0)
             return -1;
         char target[4096];
@@ -802,6 +807,124 @@ static int copy_fn(int rootfd, void *arg, struct mk_error **err)
 {
     struct copy_call *c = arg;
     return builder_copy_into(rootfd, c->spec, err);
+}
+
+static struct stage *find_stage(struct build *b, const char *name, size_t before);
+
+/* COPY --from: the source stage's or image's root, mounted read-only-in-practice by a
+ * sandbox child that hands an fd of it back over a socket. The mount outlives the child's
+ * mount namespace as long as the fd is open (like a lazy unmount), and disappears with it. */
+struct src_root {
+    char *tmp;
+    int fd;
+};
+
+static int send_root_fn(int rootfd, void *arg, struct mk_error **err)
+{
+    int sock = *(int *)arg;
+    char byte = 'r';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &rootfd, sizeof(int));
+    if (sendmsg(sock, &msg, 0) != 1)
+        return mk_error_errno(err, "handing over the source root");
+    return 0;
+}
+
+static int recv_fd(int sock, struct mk_error **err)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf)};
+    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+        return mk_error_errno(err, "receiving the source root");
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS)
+        return mk_error_set(err, MK_ERR_IO, 0, "receiving the source root: no descriptor");
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+static void src_root_release(struct build *b, struct src_root *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    if (r->tmp) {
+        layerstore_tmpdir_remove(b->store, r->tmp, NULL);
+        free(r->tmp);
+        r->tmp = NULL;
+    }
+}
+
+static int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_root *r,
+                         struct mk_error **err)
+{
+    r->fd = -1;
+    r->tmp = layerstore_tmpdir(b->store, "src-", err);
+    if (!r->tmp)
+        return -1;
+    _cleanup_free_ char *upper = mk_xasprintf("%s/upper", r->tmp);
+    _cleanup_free_ char *work = mk_xasprintf("%s/work", r->tmp);
+    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0)
+        return mk_error_errno(err, "creating \"%s\"", r->tmp);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return mk_error_errno(err, "socketpair");
+    struct mk_sandbox_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.lowerdirs = lowerdirs;
+    spec.upperdir = upper;
+    spec.workdir = work;
+    spec.stdout_fd = spec.stderr_fd = -1;
+    int rc = builder_sandbox_call(&spec, send_root_fn, &sv[1], err);
+    if (rc == 0)
+        r->fd = recv_fd(sv[0], err);
+    close(sv[0]);
+    close(sv[1]);
+    return rc < 0 || r->fd < 0 ? -1 : 0;
+}
+
+/* Lowerdirs of a --from value: an earlier stage (by name or index) or an image. */
+static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n,
+                          const char *from, struct mk_strv *ret, struct mk_error **err)
+{
+    struct stage *src = find_stage(b, from, s->index);
+    if (src) {
+        if (!src->built)
+            return node_error(b, n, err, "stage \"%s\" was not built", from);
+        mk_strv_copy(ret, &src->lowerdirs);
+        return 0;
+    }
+    struct mk_image *img = NULL;
+    if (layerstore_image_get(b->store, from, &img, err) < 0) {
+        if (*err && (*err)->code == MK_ERR_NOT_FOUND) {
+            mk_error_free(*err);
+            *err = NULL;
+            return node_error(b, n, err,
+                              "--from=%s names no earlier stage and no image in the store", from);
+        }
+        return node_where(b, n, err);
+    }
+    int r = layerstore_image_snapshots(b->store, img, ret, err);
+    layerstore_image_free(img);
+    return r < 0 ? node_where(b, n, err) : 0;
 }
 
 static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool is_add,
@@ -827,10 +950,9 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
                           chmod);
     spec.has_chmod = chmod != NULL;
     spec.chmod = mode;
-    if (from)
-        return node_error(b, n, err, "COPY --from is not supported yet");
 
-    struct mk_strv sources = MK_STRV_INIT;
+    struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT;
+    struct src_root src = {NULL, -1};
     _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
     _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
     int ret = -1;
@@ -858,7 +980,19 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     else
         dest = mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "",
                             dest_word);
-    spec.ctx = b->ctx;
+    if (from) {
+        _cleanup_free_ char *from_exp = NULL;
+        if (expand_word(b, s, n, from, &from_exp, err) < 0)
+            goto out;
+        if (from_lowerdirs(b, s, n, from_exp, &src_lowers, err) < 0 ||
+            src_root_open(b, &src_lowers, &src, err) < 0) {
+            node_error(b, n, err, "COPY --from=%s", from_exp);
+            goto out;
+        }
+        spec.src_rootfd = src.fd;
+    } else {
+        spec.ctx = b->ctx;
+    }
     spec.sources = &sources;
     spec.dest = dest;
     created_by = mk_xasprintf("%s %s # buildkit", kw, node_rest(n));
@@ -867,7 +1001,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     {
         if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
             goto out;
-        struct copy_key k = {.b = b, .h = key_begin(s, kw)};
+        struct copy_key k = {.b = b, .h = key_begin(s, kw), .srcfd = spec.src_rootfd};
+        key_add_strv(k.h, &src_lowers);
         key_add_strv(k.h, &sources);
         key_add(k.h, dest);
         key_add(k.h, spec.dest_is_dir ? "dir" : "file");
@@ -905,6 +1040,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         cache_store(b, s, key, false);
 out:
     step_end(b);
+    src_root_release(b, &src);
+    mk_strv_release(&src_lowers);
     mk_strv_release(&sources);
     return ret;
 }
