@@ -11,7 +11,7 @@
 /* ---- shell lexer / dockerignore internals (parser/shell.c, parser/ignore.c) --------------- */
 
 /* Caps on untrusted words: expansion output bytes and ${...} nesting depth. */
-#define MK_SHELL_MAX_OUT (4u << 20)
+#define MK_SHELL_MAX_OUT (1u << 20)
 #define MK_SHELL_MAX_DEPTH 64
 
 /* Go's utf8.DecodeRune of s (len > 0): invalid sequences give U+FFFD with width 1. */

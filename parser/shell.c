@@ -426,10 +426,12 @@ static int trim(struct sh *sh, const char *pattern, const char *value, bool suff
 static void expand_replacement(struct mk_buf *out, const char *tmpl, const char *match,
                                size_t match_len)
 {
-    const char *p = tmpl;
+    const char *p = tmpl, *end = tmpl + strlen(tmpl);
     while (*p) {
         if (*p != '$') {
-            mk_buf_addc(out, *p++);
+            size_t run = strcspn(p, "$");
+            mk_buf_add(out, p, run);
+            p += run;
             continue;
         }
         p++;
@@ -443,7 +445,7 @@ static void expand_replacement(struct mk_buf *out, const char *tmpl, const char 
         const char *name = q;
         while (*q) {
             size_t w;
-            int32_t c = parser_utf8_decode(q, strlen(q), &w);
+            int32_t c = parser_utf8_decode(q, (size_t)(end - q), &w);
             if (!is_letter(c) && !is_digit(c) && c != '_')
                 break;
             q += w;
