@@ -1531,6 +1531,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     t->config.created = mk_xstrdup(b.created);
     if (layerstore_image_write(store, &t->config, t->layers, t->n_layers, &img, err) < 0)
         goto out;
+    if (opts->tags.n == 0 && layerstore_tag(store, img, NULL, err) < 0)
+        goto out;
     for (size_t i = 0; i < opts->tags.n; i++)
         if (layerstore_tag(store, img, opts->tags.v[i], err) < 0) {
             /* Do not leave some tags pointing at the new image and others not. */

@@ -70,9 +70,36 @@ const char *ls_desc_digest(json_t *desc)
     return d && mk_digest_valid(d) ? d : NULL;
 }
 
+/* An image built without a name stays findable by ID: a bare descriptor, unless the
+ * manifest is already listed. */
+static int index_keep_untagged(struct mk_store *store, const struct mk_image *img,
+                               struct mk_error **err)
+{
+    _cleanup_close_ int lock = index_lock(store, err);
+    if (lock < 0)
+        return -1;
+    _cleanup_json_ json_t *idx = NULL;
+    if (ls_index_load(store, &idx, err) < 0)
+        return -1;
+    json_t *list = json_object_get(idx, "manifests");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *d = ls_desc_digest(json_array_get(list, i));
+        if (d && strcmp(d, img->manifest_digest) == 0)
+            return 0;
+    }
+    json_t *desc = json_pack("{s:s, s:s, s:I}", "mediaType", MK_MEDIA_OCI_MANIFEST, "digest",
+                             img->manifest_digest, "size", (json_int_t)img->manifest_size);
+    if (!desc)
+        MK_BUG("json_pack failed");
+    json_array_append_new(list, desc);
+    return index_save(store, idx, err);
+}
+
 int layerstore_tag(struct mk_store *store, const struct mk_image *img, const char *ref,
                    struct mk_error **err)
 {
+    if (!ref)
+        return index_keep_untagged(store, img, err);
     _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
     if (!name)
         return -1;

@@ -160,7 +160,8 @@ int layerstore_image_write(struct mk_store *store, const struct mk_image_config 
                            struct mk_image **ret, struct mk_error **err);
 
 /* Points ref (normalized) at the manifest, replacing what it named before. Atomic under
- * the store lock. */
+ * the store lock. ref NULL keeps the image as an untagged entry (findable by ID) unless
+ * index.json already lists its manifest. */
 int layerstore_tag(struct mk_store *store, const struct mk_image *img, const char *ref,
                    struct mk_error **err);
 /* Removes ref; MK_ERR_NOT_FOUND when absent. */

@@ -49,4 +49,7 @@ echo changed >"$T/hello.sh"
 cp -r "$MKIMG_TOP/samples/hello" "$T/hello-ctx" && cp "$T/hello.sh" "$T/hello-ctx/hello.sh"
 "$MKIMG" build -t hello4 "$T/hello-ctx" >"$T/touch" 2>&1
 t_eq "changed COPY source: only the first RUN is cached" "$(grep -c '=> CACHED' "$T/touch")" 1
+# A build without -t keeps the image, findable by its ID.
+id=$("$MKIMG" build -q "$MKIMG_TOP/samples/hello" 2>/dev/null)
+t_eq "untagged build is inspectable by ID" "$("$MKIMG" inspect "${id#sha256:}" | jq -r '.[0].Id')" "$id"
 t_done
