@@ -765,19 +765,19 @@ void mk_df_to_json(const struct mk_df *df, struct mk_buf *out)
 bool mk_df_node_flag(const struct mk_df_node *n, const char *name, const char **ret_value)
 {
     size_t nl = strlen(name);
+    const char *value = NULL;
     bool found = false;
     for (size_t i = 0; i < n->flags.n; i++) {
         const char *f = n->flags.v[i];
         if (strncmp(f, "--", 2) != 0 || strncmp(f + 2, name, nl) != 0)
             continue;
-        if (f[2 + nl] == '=') {
-            *ret_value = f + 3 + nl;
-            found = true;
-        } else if (f[2 + nl] == 0) {
-            *ret_value = NULL;
+        if (f[2 + nl] == '=' || f[2 + nl] == 0) {
+            value = f[2 + nl] == '=' ? f + 3 + nl : NULL;
             found = true;
         }
     }
+    if (found && ret_value)
+        *ret_value = value;
     return found;
 }
 

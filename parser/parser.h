@@ -72,7 +72,8 @@ void mk_df_dump(const struct mk_df *df, struct mk_buf *out);
 void mk_df_to_json(const struct mk_df *df, struct mk_buf *out);
 
 /* Looks up --NAME=VALUE / --NAME in a node's flags; the last occurrence wins.
- * Returns true when present; *ret_value is the text after '=' (NULL for a bare --NAME). */
+ * Returns true when present; *ret_value (when ret_value is not NULL) is the text after '='
+ * (NULL for a bare --NAME), pointing into n. */
 bool mk_df_node_flag(const struct mk_df_node *n, const char *name, const char **ret_value);
 
 /* BuildKit's instruction-level checks (instructions.Parse), run by the builder before a build:

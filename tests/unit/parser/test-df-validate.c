@@ -106,6 +106,8 @@ int main(void)
                "last --from wins");
         tap_ok(df && mk_df_node_flag(&df->nodes[1], "link", &v) && v == NULL, "bare --link");
         tap_ok(df && !mk_df_node_flag(&df->nodes[1], "chown", &v), "absent --chown");
+        tap_ok(df && mk_df_node_flag(&df->nodes[1], "from", NULL), "presence check, no value");
+        tap_ok(df && !mk_df_node_flag(&df->nodes[1], "fro", NULL), "no prefix match");
         mk_df_free(df);
     }
     return tap_done();
