@@ -106,4 +106,15 @@ static inline bool ls_tar_xattr_is_overlay(const char *name)
 
 /* ---- end of layerstore/tar-*.c section ------------------------------------------------------ */
 
+/* ---- compressed copies, prune, fsck, save/load (compress.c, gc.c, fsck.c, archive.c) ------- */
+
+/* The cache key of the compressed copy of diff_id (algorithm c, resolved level). */
+int ls_compress_cache_key(const char *diff_id, enum mk_compression c, int level,
+                          char ret_key[MK_DIGEST_SIZE]);
+/* Parses a cache value "compressed <diff_id> <blob> <size>\n"; -1 for any other value. */
+int ls_compress_cache_parse(const char *value, char ret_diff_id[MK_DIGEST_SIZE],
+                            char ret_blob[MK_DIGEST_SIZE], uint64_t *ret_size);
+
+/* ---- end of compress/gc/fsck/archive section ---------------------------------------------- */
+
 #endif

@@ -1,0 +1,331 @@
+/* layerstore/compress.c - compressed copies of layers for push, save and --output.
+ *
+ * The store keeps layers uncompressed so a build never waits for compression; a compressed
+ * copy is made only when a layer leaves the store, then kept as an ordinary blob. The cache
+ * entry sha256("compressed <diff_id> <algorithm> <level>") holds
+ * "compressed <diff_id> <blob digest> <size>\n" so prune can tell which layer the copy
+ * belongs to. Output is deterministic: gzip without name or mtime, fixed levels. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "layerstore/internal.h"
+
+#define GZIP_DEFAULT_LEVEL 6
+#define ZSTD_DEFAULT_LEVEL 3
+
+int layerstore_compression_parse(const char *s)
+{
+    if (!s)
+        return -1;
+    if (strcmp(s, "gzip") == 0)
+        return MK_COMPRESS_GZIP;
+    if (strcmp(s, "zstd") == 0)
+        return MK_COMPRESS_ZSTD;
+    if (strcmp(s, "none") == 0)
+        return MK_COMPRESS_NONE;
+    return -1;
+}
+
+static const char *algo_name(enum mk_compression c)
+{
+    return c == MK_COMPRESS_GZIP ? "gzip" : c == MK_COMPRESS_ZSTD ? "zstd" : "none";
+}
+
+static const char *algo_media_type(enum mk_compression c)
+{
+    return c == MK_COMPRESS_GZIP   ? MK_MEDIA_OCI_LAYER_GZIP
+           : c == MK_COMPRESS_ZSTD ? MK_MEDIA_OCI_LAYER_ZSTD
+                                   : MK_MEDIA_OCI_LAYER;
+}
+
+void layerstore_layer_descs_free(struct mk_layer_desc *descs, size_t n)
+{
+    if (!descs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(descs[i].media_type);
+    free(descs);
+}
+
+static void desc_copy(struct mk_layer_desc *dst, const struct mk_layer_desc *src)
+{
+    *dst = *src;
+    dst->media_type = mk_xstrdup(src->media_type ? src->media_type : MK_MEDIA_OCI_LAYER);
+}
+
+int ls_compress_cache_key(const char *diff_id, enum mk_compression c, int level,
+                          char ret_key[MK_DIGEST_SIZE])
+{
+    _cleanup_free_ char *k = mk_xasprintf("compressed %s %s %d", diff_id, algo_name(c), level);
+    mk_sha256_buffer(k, strlen(k), ret_key);
+    return 0;
+}
+
+int ls_compress_cache_parse(const char *value, char ret_diff_id[MK_DIGEST_SIZE],
+                            char ret_blob[MK_DIGEST_SIZE], uint64_t *ret_size)
+{
+    char diff_id[MK_DIGEST_SIZE + 1], blob[MK_DIGEST_SIZE + 1];
+    unsigned long long size;
+    int n = 0;
+    if (sscanf(value, "compressed %72s %72s %llu\n%n", diff_id, blob, &size, &n) != 3 ||
+        value[n] != '\0' || !mk_digest_valid(diff_id) || !mk_digest_valid(blob))
+        return -1;
+    memcpy(ret_diff_id, diff_id, MK_DIGEST_SIZE);
+    memcpy(ret_blob, blob, MK_DIGEST_SIZE);
+    *ret_size = size;
+    return 0;
+}
+
+/* A cached copy counts only while its blob is there with the recorded size. */
+static bool cached_copy(struct mk_store *store, const char *key, const char *diff_id,
+                        struct mk_layer_desc *ret)
+{
+    _cleanup_free_ char *value = NULL;
+    if (layerstore_cache_get(store, key, &value, NULL) < 0)
+        return false;
+    char d[MK_DIGEST_SIZE], blob[MK_DIGEST_SIZE];
+    uint64_t size;
+    if (ls_compress_cache_parse(value, d, blob, &size) < 0 || strcmp(d, diff_id) != 0)
+        return false;
+    _cleanup_free_ char *path = layerstore_blob_path(store, blob);
+    struct stat st;
+    if (!path || stat(path, &st) < 0 || (uint64_t)st.st_size != size)
+        return false;
+    memcpy(ret->digest, blob, MK_DIGEST_SIZE);
+    ret->size = size;
+    return true;
+}
+
+struct sink {
+    int fd;
+    struct mk_sha256 *h;
+    uint64_t size;
+    struct mk_error *err;
+};
+
+static la_ssize_t sink_write(struct archive *a, void *data, const void *buf, size_t n)
+{
+    (void)a;
+    struct sink *s = data;
+    if (mk_write_all(s->fd, buf, n, &s->err) < 0)
+        return -1;
+    mk_sha256_update(s->h, buf, n);
+    s->size += n;
+    return (la_ssize_t)n;
+}
+
+MK_DEFINE_CLEANUP(struct archive, archive_write_free)
+MK_DEFINE_CLEANUP(struct archive_entry, archive_entry_free)
+
+static int set_filter(struct archive *a, enum mk_compression c, int level, struct mk_error **err)
+{
+    char opt[64];
+    int r;
+    if (c == MK_COMPRESS_GZIP) {
+        r = archive_write_add_filter_gzip(a);
+        /* Reproducible output: no mtime (and raw format gives the filter no name). */
+        if (r == ARCHIVE_OK)
+            r = archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
+        snprintf(opt, sizeof(opt), "%d", level);
+        if (r == ARCHIVE_OK)
+            r = archive_write_set_filter_option(a, "gzip", "compression-level", opt);
+    } else {
+        r = archive_write_add_filter_zstd(a);
+        snprintf(opt, sizeof(opt), "%d", level);
+        if (r == ARCHIVE_OK)
+            r = archive_write_set_filter_option(a, "zstd", "compression-level", opt);
+    }
+    if (r != ARCHIVE_OK)
+        return mk_error_set(err, MK_ERR_UNSUPPORTED, 0, "setting up %s compression: %s",
+                            algo_name(c), archive_error_string(a));
+    return 0;
+}
+
+/* Streams the blob in_fd through the compressor into out_fd. */
+static int compress_fd(int in_fd, int out_fd, enum mk_compression c, int level,
+                       char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
+{
+    struct sink s = {.fd = out_fd, .h = mk_sha256_new()};
+    _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
+    _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, "layer");
+    archive_entry_set_filetype(e, AE_IFREG);
+    const size_t chunk = 1 << 17;
+    _cleanup_free_ char *buf = mk_xmalloc(chunk);
+    int r = -1;
+    if (archive_write_set_format_raw(a) != ARCHIVE_OK || set_filter(a, c, level, err) < 0)
+        goto out;
+    /* No block padding: the compressed stream must end where the compressor ends it. */
+    archive_write_set_bytes_per_block(a, 0);
+    archive_write_set_bytes_in_last_block(a, 1);
+    if (archive_write_open2(a, &s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK ||
+        archive_write_header(a, e) != ARCHIVE_OK)
+        goto lib_fail;
+    for (;;) {
+        if (mk_interrupted) {
+            mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+            goto out;
+        }
+        ssize_t n = mk_read_some(in_fd, buf, chunk, err);
+        if (n < 0)
+            goto out;
+        if (n == 0)
+            break;
+        if (archive_write_data(a, buf, (size_t)n) != n)
+            goto lib_fail;
+    }
+    if (archive_write_close(a) != ARCHIVE_OK)
+        goto lib_fail;
+    mk_sha256_final(s.h, ret_digest);
+    *ret_size = s.size;
+    r = 0;
+    goto out;
+
+lib_fail:
+    if (s.err) {
+        if (err && !*err)
+            *err = MK_TAKE_PTR(s.err);
+    } else {
+        mk_error_set(err, MK_ERR_FAILED, 0, "%s compression: %s", algo_name(c),
+                     archive_error_string(a));
+    }
+out:
+    mk_error_free(s.err);
+    mk_sha256_free(s.h);
+    return r;
+}
+
+/* Makes (or finds) the compressed copy of one layer and fills ret. */
+static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
+                        enum mk_compression c, int level, struct mk_layer_desc *ret,
+                        struct mk_error **err)
+{
+    ret->media_type = mk_xstrdup(algo_media_type(c));
+    memcpy(ret->diff_id, src->diff_id, MK_DIGEST_SIZE);
+    /* Already compressed the wanted way (an image made from pulled layers). */
+    if (src->media_type && strcmp(src->media_type, algo_media_type(c)) == 0 &&
+        strcmp(src->digest, src->diff_id) != 0) {
+        memcpy(ret->digest, src->digest, MK_DIGEST_SIZE);
+        ret->size = src->size;
+        return 0;
+    }
+    char key[MK_DIGEST_SIZE];
+    ls_compress_cache_key(src->diff_id, c, level, key);
+    if (cached_copy(store, key, src->diff_id, ret))
+        return 0;
+    _cleanup_close_ int in = layerstore_blob_open(store, src->diff_id, err);
+    if (in < 0)
+        return mk_error_wrap(err, "compressing layer %s", src->diff_id);
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
+    if (out < 0)
+        return -1;
+    char digest[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    if (compress_fd(in, out, c, level, digest, &size, err) < 0) {
+        unlink(tmp);
+        return mk_error_wrap(err, "compressing layer %s", src->diff_id);
+    }
+    if (ls_blob_commit_tmp(store, out, tmp, digest, err) < 0)
+        return mk_error_wrap(err, "compressing layer %s", src->diff_id);
+    /* The blob is in place before the entry that names it, so a crash in between leaves at
+     * worst an unreferenced blob for prune. */
+    _cleanup_free_ char *value =
+        mk_xasprintf("compressed %s %s %llu\n", src->diff_id, digest, (unsigned long long)size);
+    if (layerstore_cache_put(store, key, value, err) < 0)
+        return mk_error_wrap(err, "remembering the compressed copy of %s", src->diff_id);
+    memcpy(ret->digest, digest, MK_DIGEST_SIZE);
+    ret->size = size;
+    return 0;
+}
+
+struct job {
+    struct mk_store *store;
+    const struct mk_layer_desc *src;
+    struct mk_layer_desc *out;
+    struct mk_error **errs;
+    size_t n;
+    enum mk_compression c;
+    int level;
+    atomic_size_t next;
+    atomic_bool failed;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n || atomic_load(&j->failed))
+            break;
+        if (compress_one(j->store, &j->src[i], j->c, j->level, &j->out[i], &j->errs[i]) < 0)
+            atomic_store(&j->failed, true);
+    }
+    return NULL;
+}
+
+int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_desc *layers,
+                               size_t n, enum mk_compression c, int level,
+                               struct mk_layer_desc **ret, struct mk_error **err)
+{
+    if (c != MK_COMPRESS_NONE && c != MK_COMPRESS_GZIP && c != MK_COMPRESS_ZSTD)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "unknown compression %d", (int)c);
+    if (level == 0)
+        level = c == MK_COMPRESS_GZIP ? GZIP_DEFAULT_LEVEL : ZSTD_DEFAULT_LEVEL;
+    if ((c == MK_COMPRESS_GZIP && (level < 1 || level > 9)) ||
+        (c == MK_COMPRESS_ZSTD && (level < 1 || level > 19)))
+        return mk_error_set(err, MK_ERR_INVALID, 0, "compression level %d is out of range for %s",
+                            level, algo_name(c));
+    struct mk_layer_desc *out = mk_xcalloc(n + 1, sizeof(*out));
+    if (c == MK_COMPRESS_NONE) {
+        for (size_t i = 0; i < n; i++)
+            desc_copy(&out[i], &layers[i]);
+        *ret = out;
+        return 0;
+    }
+    struct job j = {.store = store, .src = layers, .out = out, .n = n, .c = c, .level = level};
+    j.errs = mk_xcalloc(n + 1, sizeof(*j.errs));
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, false);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nthreads = cpus < 1 ? 1 : (size_t)cpus;
+    if (nthreads > n)
+        nthreads = n;
+    pthread_t *threads = mk_xcalloc(nthreads + 1, sizeof(*threads));
+    size_t started = 0;
+    for (; started < nthreads; started++)
+        if (pthread_create(&threads[started], NULL, worker, &j) != 0)
+            break;
+    /* With no thread at all, this one does the work. */
+    if (started == 0)
+        worker(&j);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(threads[t], NULL);
+    free(threads);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (j.errs[i] && r == 0) {
+            if (err && !*err)
+                *err = MK_TAKE_PTR(j.errs[i]);
+            r = -1;
+        }
+        mk_error_free(j.errs[i]);
+    }
+    free(j.errs);
+    if (r == 0 && atomic_load(&j.failed))
+        r = mk_error_set(err, MK_ERR_FAILED, 0, "compression failed");
+    if (r < 0) {
+        layerstore_layer_descs_free(out, n);
+        return -1;
+    }
+    *ret = out;
+    return 0;
+}

@@ -1,0 +1,180 @@
+/* Compressed copies of layers: readable by gzip/zstd, deterministic, cached, parallel. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "layerstore/internal.h"
+#include "tap.h"
+
+/* Pseudo-random but compressible bytes, different per seed. */
+static char *make_data(unsigned seed, size_t n)
+{
+    char *p = mk_xmalloc(n);
+    unsigned x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = (char)('a' + ((x >> 16) % 8));
+    }
+    return p;
+}
+
+/* sha256 of `TOOL -dc BLOB` as the independent reader sees it. */
+static void decompressed_digest(struct mk_store *st, const char *tool, const char *blob,
+                                char out[MK_DIGEST_SIZE])
+{
+    char *path = layerstore_blob_path(st, blob);
+    char *cmd = mk_xasprintf("%s -dc '%s'", tool, path);
+    FILE *f = popen(cmd, "r");
+    out[0] = '\0';
+    if (f) {
+        struct mk_sha256 *h = mk_sha256_new();
+        char buf[65536];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+            mk_sha256_update(h, buf, n);
+        if (pclose(f) == 0)
+            mk_sha256_final(h, out);
+        mk_sha256_free(h);
+    }
+    free(cmd);
+    free(path);
+}
+
+int main(void)
+{
+    const char *top = tap_tmpdir();
+    struct mk_store *st = NULL;
+    struct mk_error *err = NULL;
+    if (layerstore_open("store", &st, &err) < 0)
+        return 1;
+
+    enum { N = 5 };
+    struct mk_layer_desc layers[N];
+    memset(layers, 0, sizeof(layers));
+    for (unsigned i = 0; i < N; i++) {
+        size_t len = (size_t)(i + 1) * 300000;
+        char *data = make_data(i, len);
+        layerstore_blob_put_buf(st, data, len, layers[i].digest, NULL);
+        memcpy(layers[i].diff_id, layers[i].digest, MK_DIGEST_SIZE);
+        layers[i].size = len;
+        layers[i].media_type = (char *)MK_MEDIA_OCI_LAYER;
+        free(data);
+    }
+
+    tap_is_int(layerstore_compression_parse("gzip"), MK_COMPRESS_GZIP, "parse gzip");
+    tap_is_int(layerstore_compression_parse("zstd"), MK_COMPRESS_ZSTD, "parse zstd");
+    tap_is_int(layerstore_compression_parse("none"), MK_COMPRESS_NONE, "parse none");
+    tap_is_int(layerstore_compression_parse("bzip2"), -1, "parse rejects bzip2");
+
+    struct mk_layer_desc *gz = NULL;
+    tap_ok(layerstore_layers_compress(st, layers, N, MK_COMPRESS_GZIP, 0, &gz, &err) == 0,
+           "gzip %d layers", N);
+    bool all_ok = gz != NULL;
+    for (unsigned i = 0; gz && i < N; i++) {
+        char got[MK_DIGEST_SIZE];
+        decompressed_digest(st, "gzip", gz[i].digest, got);
+        all_ok &= strcmp(got, layers[i].diff_id) == 0;
+        all_ok &= strcmp(gz[i].diff_id, layers[i].diff_id) == 0;
+        all_ok &= strcmp(gz[i].media_type, MK_MEDIA_OCI_LAYER_GZIP) == 0;
+        all_ok &= gz[i].size < layers[i].size;
+        char *path = layerstore_blob_path(st, gz[i].digest);
+        struct stat sb;
+        all_ok &= stat(path, &sb) == 0 && (uint64_t)sb.st_size == gz[i].size;
+        free(path);
+    }
+    tap_ok(all_ok, "gzip -dc reads every copy back to its diff_id; sizes and media types right");
+
+    /* Header: magic, deflate, no FNAME flag, zero mtime. */
+    char *path = layerstore_blob_path(st, gz[0].digest);
+    unsigned char hdr[10] = {0};
+    int fd = open(path, O_RDONLY);
+    tap_ok(fd >= 0 && read(fd, hdr, 10) == 10 && hdr[0] == 0x1f && hdr[1] == 0x8b &&
+               hdr[2] == 8 && (hdr[3] & 0x08) == 0 && !hdr[4] && !hdr[5] && !hdr[6] && !hdr[7],
+           "gzip header carries no name and no mtime");
+    if (fd >= 0)
+        close(fd);
+
+    /* Second call: served from the cache, even with the copy made unreadable to
+     * compression (the source blob gone proves no recompression happened). */
+    char *src0 = layerstore_blob_path(st, layers[0].diff_id);
+    char *src0_saved = mk_xasprintf("%s.saved", src0);
+    rename(src0, src0_saved);
+    struct mk_layer_desc *gz2 = NULL;
+    tap_ok(layerstore_layers_compress(st, layers, N, MK_COMPRESS_GZIP, 6, &gz2, &err) == 0 &&
+               strcmp(gz2[0].digest, gz[0].digest) == 0 && strcmp(gz2[4].digest, gz[4].digest) == 0,
+           "second gzip (level 6 = default) comes from the cache without the source");
+    layerstore_layer_descs_free(gz2, N);
+    gz2 = NULL;
+
+    /* A cache entry whose blob went away is not trusted. */
+    unlink(path);
+    struct mk_error *e2 = NULL;
+    tap_ok(layerstore_layers_compress(st, layers, 1, MK_COMPRESS_GZIP, 0, &gz2, &e2) < 0 && e2 &&
+               e2->code == MK_ERR_NOT_FOUND,
+           "copy gone and source gone: a not-found error, not a dangling digest");
+    mk_error_free(e2);
+    rename(src0_saved, src0);
+    tap_ok(layerstore_layers_compress(st, layers, 1, MK_COMPRESS_GZIP, 0, &gz2, &err) == 0 &&
+               strcmp(gz2[0].digest, gz[0].digest) == 0 && layerstore_blob_exists(st, gz[0].digest),
+           "recompressing gives the same bytes (deterministic)");
+    layerstore_layer_descs_free(gz2, 1);
+    free(src0);
+    free(src0_saved);
+    free(path);
+
+    struct mk_layer_desc *g1 = NULL;
+    tap_ok(layerstore_layers_compress(st, layers, 1, MK_COMPRESS_GZIP, 1, &g1, &err) == 0 &&
+               strcmp(g1[0].digest, gz[0].digest) != 0,
+           "another level is another copy");
+    layerstore_layer_descs_free(g1, 1);
+
+    struct mk_layer_desc *zs = NULL;
+    tap_ok(layerstore_layers_compress(st, layers, N, MK_COMPRESS_ZSTD, 0, &zs, &err) == 0,
+           "zstd %d layers", N);
+    all_ok = zs != NULL;
+    for (unsigned i = 0; zs && i < N; i++) {
+        char got[MK_DIGEST_SIZE];
+        decompressed_digest(st, "zstd -q", zs[i].digest, got);
+        all_ok &= strcmp(got, layers[i].diff_id) == 0;
+        all_ok &= strcmp(zs[i].media_type, MK_MEDIA_OCI_LAYER_ZSTD) == 0;
+    }
+    tap_ok(all_ok, "zstd -dc reads every copy back to its diff_id");
+
+    char key[MK_DIGEST_SIZE];
+    char *value = NULL;
+    ls_compress_cache_key(layers[2].diff_id, MK_COMPRESS_ZSTD, 3, key);
+    tap_ok(layerstore_cache_get(st, key, &value, NULL) == 0, "the mapping is in the cache");
+    char d[MK_DIGEST_SIZE], b[MK_DIGEST_SIZE];
+    uint64_t sz = 0;
+    tap_ok(value && ls_compress_cache_parse(value, d, b, &sz) == 0 &&
+               strcmp(d, layers[2].diff_id) == 0 && strcmp(b, zs[2].digest) == 0 &&
+               sz == zs[2].size,
+           "cache value names diff_id, blob and size");
+    free(value);
+    tap_ok(ls_compress_cache_parse("layer sha256:x sha256:y\n", d, b, &sz) < 0,
+           "other cache values are not compressed-copy entries");
+
+    struct mk_layer_desc *none = NULL;
+    tap_ok(layerstore_layers_compress(st, layers, N, MK_COMPRESS_NONE, 0, &none, &err) == 0 &&
+               strcmp(none[3].digest, layers[3].digest) == 0 &&
+               strcmp(none[3].media_type, MK_MEDIA_OCI_LAYER) == 0,
+           "none returns the layers as they are");
+    layerstore_layer_descs_free(none, N);
+
+    struct mk_layer_desc *bad = NULL;
+    e2 = NULL;
+    tap_ok(layerstore_layers_compress(st, layers, N, MK_COMPRESS_GZIP, 12, &bad, &e2) < 0 && e2 &&
+               e2->code == MK_ERR_INVALID && strstr(e2->msg, "level 12"),
+           "gzip level 12 is refused");
+    mk_error_free(e2);
+
+    layerstore_layer_descs_free(gz, N);
+    layerstore_layer_descs_free(zs, N);
+    if (err)
+        tap_diag("error: %s", err->msg);
+    mk_error_free(err);
+    layerstore_free(st);
+    mk_rm_rf(top, NULL);
+    return tap_done();
+}
