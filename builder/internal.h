@@ -63,9 +63,11 @@ extern bool builder_sandbox_legacy_mount;
 int builder_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                          struct mk_error **err);
 /* Same, plus the supplementary groups (groups whose member list names the user; caller
- * frees *ret_groups, NULL when there are none). */
+ * frees *ret_groups, NULL when there are none) and the home directory ("/" without a passwd
+ * entry; caller frees). ret_groups/ret_n_groups and ret_home may be NULL. */
 int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
-                                gid_t **ret_groups, size_t *ret_n_groups, struct mk_error **err);
+                                gid_t **ret_groups, size_t *ret_n_groups, char **ret_home,
+                                struct mk_error **err);
 
 
 /* ---- build context (builder/context.c) ---------------------------------------------------- */

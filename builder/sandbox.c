@@ -623,10 +623,31 @@ static void exec_in_path(char *const argv[], char *const envp[], const char *pat
     errno = first_errno;
 }
 
-/* The RUN process: credentials, no_new_privs, stdio, then exec. */
-__attribute__((noreturn)) static void exec_command(struct child_ctx *c, uid_t uid, gid_t gid,
-                                                   const gid_t *groups, size_t n_groups)
+/* Who the RUN command runs as, resolved against the rootfs. */
+struct run_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;
+    size_t n_groups;
+    char *home;
+};
+
+/* The environment, with HOME from passwd when the image sets none (as runc does). */
+static char **command_env(const struct mk_strv *env, const char *home)
 {
+    struct mk_strv e = MK_STRV_INIT;
+    if (env)
+        mk_strv_copy(&e, env);
+    if (!mk_strv_env_get(&e, "HOME"))
+        mk_strv_env_set(&e, "HOME", home);
+    return e.v;
+}
+
+/* The RUN process: credentials, no_new_privs, stdio, then exec. */
+__attribute__((noreturn)) static void exec_command(struct child_ctx *c, const struct run_user *u)
+{
+    uid_t uid = u->uid;
+    gid_t gid = u->gid;
     const struct mk_sandbox_spec *spec = c->spec;
     sigset_t all;
     sigemptyset(&all);
@@ -646,7 +667,7 @@ __attribute__((noreturn)) static void exec_command(struct child_ctx *c, uid_t ui
     /* Whatever mkimg had open without O_CLOEXEC must not reach the RUN command. */
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     /* A setgroups-denied namespace (single-id rootless) cannot have supplementary groups. */
-    if (setgroups(n_groups, groups) < 0 && errno != EPERM) {
+    if (setgroups(u->n_groups, u->groups) < 0 && errno != EPERM) {
         mk_error_errno(&e, "setting supplementary groups");
         goto fail;
     }
@@ -661,9 +682,7 @@ __attribute__((noreturn)) static void exec_command(struct child_ctx *c, uid_t ui
         mk_error_errno(&e, "setting no_new_privs");
         goto fail;
     }
-    static char *const no_env[] = {NULL};
-    char *const *envp = spec->env && spec->env->v ? spec->env->v : no_env;
-    exec_in_path(spec->argv, envp, env_path(spec->env));
+    exec_in_path(spec->argv, command_env(spec->env, u->home), env_path(spec->env));
     int saved = errno;
     if (saved == ENOENT && !strchr(spec->argv[0], '/'))
         dprintf(2, "mkimg: exec \"%s\": executable file not found in $PATH\n", spec->argv[0]);
@@ -677,8 +696,7 @@ fail:
 
 /* Pid 1 of the container: reaps orphans until the command exits; the kernel kills the rest
  * of the pid namespace when we return. */
-__attribute__((noreturn)) static void run_init(struct child_ctx *c, uid_t uid, gid_t gid,
-                                               const gid_t *groups, size_t n_groups)
+__attribute__((noreturn)) static void run_init(struct child_ctx *c, const struct run_user *u)
 {
     pid_t cmd = fork();
     if (cmd < 0) {
@@ -688,7 +706,7 @@ __attribute__((noreturn)) static void run_init(struct child_ctx *c, uid_t uid, g
         _exit(127);
     }
     if (cmd == 0)
-        exec_command(c, uid, gid, groups, n_groups);
+        exec_command(c, u);
     for (;;) {
         int st;
         pid_t w = waitpid(-1, &st, 0);
@@ -733,13 +751,12 @@ static int child_setup(struct child_ctx *c, struct mk_error **err)
         if (cwdfd < 0 || fchdir(cwdfd) < 0)
             return mk_error_wrap(err, "entering working directory \"%s\"", cwd);
     }
-    uid_t uid;
-    gid_t gid;
-    _cleanup_free_ gid_t *groups = NULL;
-    size_t n_groups = 0;
-    if (builder_resolve_user_groups(root, spec->user, &uid, &gid, &groups, &n_groups, err) < 0)
+    /* Never freed: run_init does not return. */
+    struct run_user u = {0};
+    if (builder_resolve_user_groups(root, spec->user, &u.uid, &u.gid, &u.groups, &u.n_groups,
+                                    &u.home, err) < 0)
         return -1;
-    run_init(c, uid, gid, groups, n_groups);
+    run_init(c, &u);
 }
 
 /* Raw clone with fork semantics: the child is pid 1 of its new pid namespace. */

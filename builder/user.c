@@ -95,12 +95,12 @@ struct passwd_query {
     bool numeric;
     uint32_t want_id;
     char *name; /* found: */
+    char *home;
     uint32_t uid, gid;
 };
 
 static int passwd_match(char **f, size_t n, void *arg)
 {
-    (void)n;
     struct passwd_query *q = arg;
     uint32_t uid, gid;
     if (parse_id(f[2], &uid) < 0 || parse_id(f[3], &gid) < 0)
@@ -108,6 +108,7 @@ static int passwd_match(char **f, size_t n, void *arg)
     if (q->numeric ? uid != q->want_id : strcmp(f[0], q->want) != 0)
         return 0;
     q->name = mk_xstrdup(f[0]);
+    q->home = n >= 6 && *f[5] ? mk_xstrdup(f[5]) : NULL;
     q->uid = uid;
     q->gid = gid;
     return 1;
@@ -149,7 +150,8 @@ static int group_match(char **f, size_t n, void *arg)
 }
 
 int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
-                                gid_t **ret_groups, size_t *ret_n_groups, struct mk_error **err)
+                                gid_t **ret_groups, size_t *ret_n_groups, char **ret_home,
+                                struct mk_error **err)
 {
     /* No USER is uid 0, which needs no passwd entry (scratch images have none). */
     if (!user || !*user)
@@ -168,6 +170,7 @@ int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gi
     pq.numeric = parse_id(spec, &pq.want_id) == 0;
     db_each(passwd, 4, passwd_match, &pq);
     _cleanup_free_ char *pw_name = pq.name;
+    _cleanup_free_ char *pw_home = pq.home;
     uint32_t uid, gid;
     if (pw_name) {
         uid = pq.uid;
@@ -204,6 +207,8 @@ int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gi
         db_each(group_db, 3, group_match, &sq);
     *ret_uid = uid;
     *ret_gid = gid;
+    if (ret_home)
+        *ret_home = pw_home ? MK_TAKE_PTR(pw_home) : mk_xstrdup("/");
     if (ret_groups) {
         *ret_groups = sq.groups;
         *ret_n_groups = sq.n_groups;
@@ -216,5 +221,5 @@ int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gi
 int builder_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                          struct mk_error **err)
 {
-    return builder_resolve_user_groups(rootfd, user, ret_uid, ret_gid, NULL, NULL, err);
+    return builder_resolve_user_groups(rootfd, user, ret_uid, ret_gid, NULL, NULL, NULL, err);
 }

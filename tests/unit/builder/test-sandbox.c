@@ -131,7 +131,7 @@ static void step_free(struct step *s)
 }
 
 struct run_opts {
-    const char *user, *cwd, *hostname;
+    const char *user, *cwd, *hostname, *home;
     enum mk_network net;
     const struct mk_strv *lowerdirs;
 };
@@ -140,7 +140,8 @@ struct run_opts {
 static int run_sh(struct step *s, const char *cmd, const struct run_opts *o, char **ret_out)
 {
     struct mk_strv env = MK_STRV_INIT;
-    mk_strv_push(&env, "HOME=/root");
+    if (o && o->home)
+        mk_strv_pushf(&env, "HOME=%s", o->home);
     char *argv[] = {"sh", "-c", (char *)cmd, NULL};
     int fd = open(s->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     struct mk_sandbox_spec spec = {
@@ -237,6 +238,15 @@ static void test_basics(void)
     free(out);
     run_sh(&s, "id -u; id -g; id -G", &(struct run_opts){.user = "app:nogroup"}, &out);
     tap_is_str(out, "1000\n65534\n65534 50", "USER app:nogroup with supplementary group staff");
+    free(out);
+    run_sh(&s, "echo $HOME", NULL, &out);
+    tap_is_str(out, "/root", "HOME from passwd when the env has none");
+    free(out);
+    run_sh(&s, "echo $HOME", &(struct run_opts){.user = "app"}, &out);
+    tap_is_str(out, "/home/app", "HOME of USER app");
+    free(out);
+    run_sh(&s, "echo $HOME", &(struct run_opts){.user = "app", .home = "/x"}, &out);
+    tap_is_str(out, "/x", "HOME from the env wins");
     free(out);
     run_sh(&s, "id -u", &(struct run_opts){.user = "4321:4321"}, &out);
     tap_is_str(out, "4321", "USER uid:gid without passwd entry");

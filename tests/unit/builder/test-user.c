@@ -26,7 +26,9 @@ static void check(int rootfd, const char *user, long want_uid, long want_gid,
     gid_t *groups = NULL;
     size_t n = 0;
     struct mk_error *e = NULL;
-    int r = builder_resolve_user_groups(rootfd, user, &uid, &gid, &groups, &n, &e);
+    char *home = NULL;
+    int r = builder_resolve_user_groups(rootfd, user, &uid, &gid, &groups, &n, &home, &e);
+    free(home);
     struct mk_buf b = MK_BUF_INIT;
     for (size_t i = 0; i < n; i++)
         mk_buf_addf(&b, "%s%u", i ? "," : "", (unsigned)groups[i]);
@@ -93,6 +95,18 @@ int main(void)
     check_fails(rootfd, ":0", MK_ERR_INVALID, "invalid user \":0\"");
     check_fails(rootfd, "4294967295", MK_ERR_NOT_FOUND,
                 "unable to find user \"4294967295\": no matching entry in passwd file");
+
+    static const char *const homes[][2] = {
+        {"root", "/root"}, {"app:staff", "/home/app"}, {"1000", "/home/app"}, {"4242", "/"}};
+    for (size_t i = 0; i < MK_ARRAY_SIZE(homes); i++) {
+        uid_t u;
+        gid_t g;
+        char *home = NULL;
+        int r = builder_resolve_user_groups(rootfd, homes[i][0], &u, &g, NULL, NULL, &home, NULL);
+        tap_ok(r == 0 && home && strcmp(home, homes[i][1]) == 0, "home of \"%s\" is %s (%s)",
+               homes[i][0], homes[i][1], home ? home : "none");
+        free(home);
+    }
 
     /* No passwd at all (scratch images): numeric ids still work. */
     int bare = open("bare", O_PATH | O_DIRECTORY);
