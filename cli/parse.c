@@ -44,9 +44,8 @@ static int read_all(const char *path, struct mk_buf *out, struct mk_error **err)
             return mk_error_errno(err, "reading \"%s\"", path);
         }
         if (out->len + (size_t)n > DOCKERFILE_MAX)
-            return mk_error_set(err, MK_ERR_INVALID, 0,
-                                "reading \"%s\": file larger than %u MiB", path,
-                                DOCKERFILE_MAX >> 20);
+            return mk_error_set(err, MK_ERR_INVALID, 0, "reading \"%s\": file larger than %u MiB",
+                                path, DOCKERFILE_MAX >> 20);
         mk_buf_add(out, chunk, (size_t)n);
     }
     return 0;

@@ -20,9 +20,8 @@ struct jp {
 
 static void jp_ws(struct jp *p)
 {
-    while (p->pos < p->len &&
-           (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' ||
-            p->s[p->pos] == '\r'))
+    while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+                               p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
         p->pos++;
 }
 
@@ -228,8 +227,7 @@ static int jp_value(struct jp *p, int depth)
     }
 }
 
-int parser_df_json_array(const char *s, size_t len, struct mk_strv *ret_values,
-                         size_t **ret_lens)
+int parser_df_json_array(const char *s, size_t len, struct mk_strv *ret_values, size_t **ret_lens)
 {
     struct jp p = {s, len, 0, false};
     struct mk_strv values = MK_STRV_INIT;

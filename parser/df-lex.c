@@ -568,15 +568,13 @@ bool parser_df_directive_match(const char *line, size_t len, const char *prefix,
 
 bool parser_df_valid_directive(const char *key)
 {
-    return strcmp(key, "syntax") == 0 || strcmp(key, "escape") == 0 ||
-           strcmp(key, "check") == 0;
+    return strcmp(key, "syntax") == 0 || strcmp(key, "escape") == 0 || strcmp(key, "check") == 0;
 }
 
 /* Scans the leading directive lines with the given comment prefix: stops at the first other
  * line, returns 1 with the value of want when found, collects all of them into all. */
 static int scan_directives(const char *data, size_t len, int line, const char *prefix,
-                           const char *want, char **ret_value, int *ret_line,
-                           struct mk_strv *all)
+                           const char *want, char **ret_value, int *ret_line, struct mk_strv *all)
 {
     size_t pos = 0;
     struct mk_strv seen = MK_STRV_INIT;

@@ -35,8 +35,19 @@ void parser_df_encode_rune(struct mk_buf *out, uint32_t r)
 bool parser_df_is_space(uint32_t r)
 {
     switch (r) {
-    case '\t': case '\n': case '\v': case '\f': case '\r': case ' ':
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
+    case '\t':
+    case '\n':
+    case '\v':
+    case '\f':
+    case '\r':
+    case ' ':
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
     case 0x3000:
         return true;
     default:
@@ -104,13 +115,27 @@ void parser_df_go_quote(struct mk_buf *out, const char *s, size_t len)
             mk_buf_add(out, s + i, w);
         } else {
             switch (r) {
-            case '\a': mk_buf_adds(out, "\\a"); break;
-            case '\b': mk_buf_adds(out, "\\b"); break;
-            case '\f': mk_buf_adds(out, "\\f"); break;
-            case '\n': mk_buf_adds(out, "\\n"); break;
-            case '\r': mk_buf_adds(out, "\\r"); break;
-            case '\t': mk_buf_adds(out, "\\t"); break;
-            case '\v': mk_buf_adds(out, "\\v"); break;
+            case '\a':
+                mk_buf_adds(out, "\\a");
+                break;
+            case '\b':
+                mk_buf_adds(out, "\\b");
+                break;
+            case '\f':
+                mk_buf_adds(out, "\\f");
+                break;
+            case '\n':
+                mk_buf_adds(out, "\\n");
+                break;
+            case '\r':
+                mk_buf_adds(out, "\\r");
+                break;
+            case '\t':
+                mk_buf_adds(out, "\\t");
+                break;
+            case '\v':
+                mk_buf_adds(out, "\\v");
+                break;
             default:
                 if (r < ' ' || r == 0x7F)
                     mk_buf_addf(out, "\\x%c%c", hex[r >> 4], hex[r & 15]);

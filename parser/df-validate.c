@@ -76,16 +76,15 @@ static int check_flags(const struct mk_df_node *n, const char *file, struct mk_e
         for (size_t j = 0; j < i && rule->type != FLAG_STRINGS; j++) {
             const char *g = n->flags.v[j] + 2;
             if (!strncmp(g, name, len) && (g[len] == 0 || g[len] == '='))
-                return fail(err, file, n->start_line, "duplicate flag specified: %.*s",
-                            (int)len, name);
+                return fail(err, file, n->start_line, "duplicate flag specified: %.*s", (int)len,
+                            name);
         }
         if (rule->type == FLAG_BOOL && eq && strcasecmp(eq + 1, "true") != 0 &&
             strcasecmp(eq + 1, "false") != 0)
             return fail(err, file, n->start_line, "expecting boolean value for flag %.*s, not: %s",
                         (int)len, name, eq + 1);
         if (rule->type != FLAG_BOOL && !eq)
-            return fail(err, file, n->start_line, "missing a value on flag: %.*s", (int)len,
-                        name);
+            return fail(err, file, n->start_line, "missing a value on flag: %.*s", (int)len, name);
     }
     return 0;
 }
@@ -96,8 +95,8 @@ static int parse_duration(const char *s, double *ret)
     static const struct {
         const char *unit;
         double ns;
-    } units[] = {{"ns", 1},          {"us", 1e3},  {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3},
-                 {"ms", 1e6},        {"s", 1e9},   {"m", 60e9},        {"h", 3600e9}};
+    } units[] = {{"ns", 1},   {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"\xce\xbcs", 1e3},
+                 {"ms", 1e6}, {"s", 1e9},  {"m", 60e9},        {"h", 3600e9}};
     const char *p = s;
     double total = 0, sign = 1;
     if (*p == '-' || *p == '+')
@@ -266,8 +265,8 @@ static int check_node(const struct mk_df_node *n, const char *file, struct mk_er
         if (argc < 2)
             return fail(err, file, line, "%s requires at least two arguments",
                         kw(n, "copy") ? "COPY" : "ADD");
-    } else if (kw(n, "run") || kw(n, "env") || kw(n, "label") || kw(n, "arg") ||
-               kw(n, "expose") || kw(n, "volume")) {
+    } else if (kw(n, "run") || kw(n, "env") || kw(n, "label") || kw(n, "arg") || kw(n, "expose") ||
+               kw(n, "volume")) {
         if (argc == 0) {
             _cleanup_free_ char *upper = mk_xstrdup(n->keyword);
             for (char *c = upper; *c; c++)
@@ -278,8 +277,7 @@ static int check_node(const struct mk_df_node *n, const char *file, struct mk_er
             for (size_t i = 0; i < argc; i++)
                 if (n->arg_lens[i] == 0)
                     return fail(err, file, line, "VOLUME specified can not be an empty string");
-    } else if (kw(n, "maintainer") || kw(n, "user") || kw(n, "workdir") ||
-               kw(n, "stopsignal")) {
+    } else if (kw(n, "maintainer") || kw(n, "user") || kw(n, "workdir") || kw(n, "stopsignal")) {
         if (argc != 1) {
             _cleanup_free_ char *upper = mk_xstrdup(n->keyword);
             for (char *c = upper; *c; c++)
@@ -322,8 +320,7 @@ int mk_df_validate(const struct mk_df *df, const char *filename, struct mk_error
                 _cleanup_free_ char *name = parser_df_go_lower(n->args.v[2], strlen(n->args.v[2]));
                 for (size_t j = 0; j < stages.n; j++)
                     if (!strcmp(stages.v[j], name)) {
-                        r = fail(err, filename, n->start_line, "duplicate stage name \"%s\"",
-                                 name);
+                        r = fail(err, filename, n->start_line, "duplicate stage name \"%s\"", name);
                         break;
                     }
                 mk_strv_push(&stages, name);

@@ -10,9 +10,9 @@
 #include "parser/internal.h"
 
 const char *const mk_df_keywords[] = {
-    "add",     "arg",   "cmd",        "copy", "entrypoint", "env",  "expose",
-    "from",    "healthcheck", "label", "maintainer", "onbuild", "run",  "shell",
-    "stopsignal", "user", "volume", "workdir", NULL,
+    "add",        "arg",         "cmd",    "copy",       "entrypoint", "env", "expose",
+    "from",       "healthcheck", "label",  "maintainer", "onbuild",    "run", "shell",
+    "stopsignal", "user",        "volume", "workdir",    NULL,
 };
 
 /* ---- small string helpers ------------------------------------------------------------------ */
@@ -357,9 +357,8 @@ static bool node_may_heredoc(const struct mk_df_node *n)
 {
     if (!strcmp(n->keyword, "onbuild") && n->onbuild)
         n = n->onbuild;
-    return !n->json &&
-           (!strcmp(n->keyword, "run") || !strcmp(n->keyword, "copy") ||
-            !strcmp(n->keyword, "add"));
+    return !n->json && (!strcmp(n->keyword, "run") || !strcmp(n->keyword, "copy") ||
+                        !strcmp(n->keyword, "add"));
 }
 
 /* ---- line reading ---------------------------------------------------------------------------- */
@@ -421,8 +420,7 @@ static int directive_line(struct directives *d, struct span line, struct mk_erro
     }
     char **slot = !strcmp(key, "syntax") ? &d->syntax : !strcmp(key, "check") ? &d->check : NULL;
     if ((slot && *slot) || (!slot && d->seen_escape))
-        return mk_error_set(err, MK_ERR_PARSE, 0, "only one %s parser directive can be used",
-                            key);
+        return mk_error_set(err, MK_ERR_PARSE, 0, "only one %s parser directive can be used", key);
     if (slot) {
         *slot = MK_TAKE_PTR(value);
         return 0;
@@ -760,7 +758,8 @@ void mk_df_to_json(const struct mk_df *df, struct mk_buf *out)
     mk_buf_adds(out, "]}\n");
 }
 
-/* ---- lookups ---------------------------------------------------------------------------------- */
+/* ---- lookups ----------------------------------------------------------------------------------
+ */
 
 bool mk_df_node_flag(const struct mk_df_node *n, const char *name, const char **ret_value)
 {

@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *stage;
     if (!doc)
         abort();
-    json_array_foreach(json_object_get(doc, "stages"), i, stage)
-        count += json_array_size(json_object_get(stage, "instructions"));
+    json_array_foreach(json_object_get(doc, "stages"), i, stage) count +=
+        json_array_size(json_object_get(stage, "instructions"));
     if (count != df->n_nodes)
         abort();
     json_decref(doc);

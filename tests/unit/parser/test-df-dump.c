@@ -42,7 +42,8 @@ int main(void)
     tap_is_str(g, "(run)\n", "continuations to EOF leave an empty RUN");
 
     /* The JSON document is valid JSON, even for control bytes and invalid UTF-8. */
-    static const char text[] = "ARG V=1\nFROM a:$V AS b\nRUN \x01\xff\nONBUILD COPY <<EOF /x\nhi\nEOF\n";
+    static const char text[] =
+        "ARG V=1\nFROM a:$V AS b\nRUN \x01\xff\nONBUILD COPY <<EOF /x\nhi\nEOF\n";
     struct mk_df *df = NULL;
     struct mk_buf out = MK_BUF_INIT;
     tap_ok(mk_df_parse(text, sizeof(text) - 1, "Dockerfile", &df, NULL) == 0, "parse for JSON");
@@ -52,7 +53,8 @@ int main(void)
     json_t *stages = json_object_get(doc, "stages");
     tap_ok(doc != NULL, "JSON document parses");
     tap_is_int(json_array_size(stages), 2, "global ARG stage plus one stage");
-    tap_ok(json_is_null(json_object_get(json_array_get(stages, 0), "base")), "global stage base null");
+    tap_ok(json_is_null(json_object_get(json_array_get(stages, 0), "base")),
+           "global stage base null");
     json_t *s1 = json_array_get(stages, 1);
     tap_is_str(json_string_value(json_object_get(s1, "name")), "b", "stage name");
     tap_is_str(json_string_value(json_object_get(s1, "base")), "a:$V", "stage base");
