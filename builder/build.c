@@ -323,6 +323,341 @@ static void sandbox_spec_init(struct mk_sandbox_spec *spec, struct stage *s, con
     spec->stderr_fd = -1;
 }
 
+struct src_root {
+    char *tmp;
+    int fd;
+};
+static int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_root *r,
+                         struct mk_error **err);
+static void src_root_release(struct build *b, struct src_root *r);
+static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n,
+                          const char *from, struct mk_strv *ret, struct mk_error **err);
+
+/* ---- RUN --mount ---------------------------------------------------------------------------- */
+
+struct run_mounts {
+    struct mk_sandbox_mount *m;
+    size_t n;
+    struct mk_strv strings; /* owned sources and targets */
+    struct src_root roots[4];
+    size_t n_roots;
+};
+
+static void run_mounts_release(struct build *b, struct run_mounts *rm);
+
+/* Splits "k=v,k2=v2,flag" into a KEY=VALUE list ("flag" alone = "flag="). */
+static void split_kv(const char *spec, struct mk_strv *out)
+{
+    _cleanup_free_ char *copy = mk_xstrdup(spec);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        const char *eq = strchr(t, '=');
+        if (eq) {
+            _cleanup_free_ char *k = mk_xstrndup(t, (size_t)(eq - t));
+            for (char *p = k; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p - 'A' + 'a');
+            mk_strv_pushf(out, "%s=%s", k, eq + 1);
+        } else {
+            mk_strv_pushf(out, "%s=", t);
+        }
+    }
+}
+
+static bool kv_bool(const struct mk_strv *kv, const char *key)
+{
+    const char *v = mk_strv_env_get(kv, key);
+    return v && (!*v || strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static const char *keep(struct run_mounts *rm, char *s)
+{
+    mk_strv_push_take(&rm->strings, s);
+    return s;
+}
+
+static void add_mount(struct run_mounts *rm, enum mk_sandbox_mount_type type, const char *source,
+                      const char *target, bool readonly)
+{
+    rm->m = mk_xreallocarray(rm->m, rm->n + 1, sizeof(*rm->m));
+    rm->m[rm->n].type = type;
+    rm->m[rm->n].source = source;
+    rm->m[rm->n].target = target;
+    rm->m[rm->n].readonly = readonly;
+    rm->n++;
+}
+
+static int parse_mode(const char *v, mode_t def, mode_t *ret)
+{
+    if (!v)
+        return *ret = def, 0;
+    uint64_t m = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '7')
+            return -1;
+        m = m * 8 + (uint64_t)(*p - '0');
+    }
+    if (!*v || m > 07777)
+        return -1;
+    *ret = (mode_t)m;
+    return 0;
+}
+
+static const char *secret_source(struct build *b, const char *id, bool *ret_env)
+{
+    for (size_t i = 0; i < b->opts->secrets.n; i++) {
+        struct mk_strv kv = MK_STRV_INIT;
+        split_kv(b->opts->secrets.v[i], &kv);
+        const char *sid = mk_strv_env_get(&kv, "id");
+        bool match = sid && strcmp(sid, id) == 0;
+        const char *src = mk_strv_env_get(&kv, "src");
+        if (!src)
+            src = mk_strv_env_get(&kv, "source");
+        const char *env = mk_strv_env_get(&kv, "env");
+        const char *result = NULL;
+        if (match) {
+            *ret_env = env && !src;
+            result = *ret_env ? env : src;
+            /* The value lives on in opts; find it there again to return a stable pointer. */
+            result = result ? strstr(b->opts->secrets.v[i], result) : NULL;
+        }
+        mk_strv_release(&kv);
+        if (match)
+            return result;
+    }
+    return NULL;
+}
+
+static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *n,
+                     const char *flag, struct run_mounts *rm, const char *tmp,
+                     struct mk_error **err)
+{
+    struct mk_strv kv = MK_STRV_INIT;
+    split_kv(flag, &kv);
+    int ret = -1;
+    const char *type = mk_strv_env_get(&kv, "type");
+    type = type ? type : "bind";
+    const char *target = mk_strv_env_get(&kv, "target");
+    if (!target)
+        target = mk_strv_env_get(&kv, "dst");
+    if (!target)
+        target = mk_strv_env_get(&kv, "destination");
+    const char *source = mk_strv_env_get(&kv, "source");
+    if (!source)
+        source = mk_strv_env_get(&kv, "src");
+    const char *from = mk_strv_env_get(&kv, "from");
+    bool ro = kv_bool(&kv, "readonly") || kv_bool(&kv, "ro");
+    bool rw = kv_bool(&kv, "rw") || kv_bool(&kv, "readwrite");
+    _cleanup_free_ char *abs_target = NULL;
+    if (target && *target)
+        abs_target = target[0] == '/' ? mk_xstrdup(target)
+                                      : mk_xasprintf("%s/%s", s->config.working_dir
+                                                                  ? s->config.working_dir
+                                                                  : "",
+                                                     target);
+    if (strcmp(type, "bind") && strcmp(type, "cache") && strcmp(type, "tmpfs") &&
+        strcmp(type, "secret")) {
+        node_error(b, n, err, "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
+                              "secret)", type);
+        goto out;
+    }
+    if (strcmp(type, "secret") != 0 && !abs_target) {
+        node_error(b, n, err, "--mount=%s: target is required", flag);
+        goto out;
+    }
+    if (strcmp(type, "tmpfs") == 0) {
+        add_mount(rm, MK_MOUNT_TMPFS, NULL, keep(rm, MK_TAKE_PTR(abs_target)), false);
+    } else if (strcmp(type, "cache") == 0) {
+        const char *id = mk_strv_env_get(&kv, "id");
+        _cleanup_free_ char *material = mk_xasprintf("cache-mount\n%s", id ? id : abs_target);
+        char d[MK_DIGEST_SIZE];
+        mk_sha256_buffer(material, strlen(material), d);
+        char *dir = mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store),
+                                 mk_digest_hex(d));
+        keep(rm, dir);
+        mode_t mode;
+        uint64_t uid = 0, gid = 0;
+        const char *u = mk_strv_env_get(&kv, "uid"), *g = mk_strv_env_get(&kv, "gid");
+        if (parse_mode(mk_strv_env_get(&kv, "mode"), 0755, &mode) < 0 ||
+            (u && mk_parse_u64(u, &uid) < 0) || (g && mk_parse_u64(g, &gid) < 0)) {
+            node_error(b, n, err, "--mount=%s: invalid mode, uid or gid", flag);
+            goto out;
+        }
+        struct stat st;
+        if (stat(dir, &st) < 0) {
+            if (mk_mkdir_p(dir, 0755, err) < 0 || chmod(dir, mode) < 0 ||
+                chown(dir, (uid_t)uid, (gid_t)gid) < 0) {
+                if (err && !*err)
+                    mk_error_errno(err, "preparing the cache mount \"%s\"", dir);
+                node_where(b, n, err);
+                goto out;
+            }
+        }
+        /* A cache mount from a stage or the context is seeded elsewhere; BuildKit's
+         * sharing modes all behave as "shared" here. */
+        add_mount(rm, MK_MOUNT_BIND, dir, keep(rm, MK_TAKE_PTR(abs_target)), ro);
+    } else if (strcmp(type, "bind") == 0) {
+        if (rw) {
+            node_error(b, n, err, "--mount=%s: rw bind mounts are not supported yet", flag);
+            goto out;
+        }
+        int rootfd;
+        if (from) {
+            if (rm->n_roots == MK_ARRAY_SIZE(rm->roots)) {
+                node_error(b, n, err, "too many --mount from= sources");
+                goto out;
+            }
+            struct src_root *r = &rm->roots[rm->n_roots];
+            struct mk_strv lowers = MK_STRV_INIT;
+            int rr = from_lowerdirs(b, s, n, from, &lowers, err);
+            if (rr == 0)
+                rr = src_root_open(b, &lowers, r, err);
+            mk_strv_release(&lowers);
+            rm->n_roots++;
+            if (rr < 0) {
+                node_error(b, n, err, "--mount from=%s", from);
+                goto out;
+            }
+            rootfd = r->fd;
+        } else {
+            const char *rel = source ? source : ".";
+            if (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel)) {
+                node_error(b, n, err, "--mount source \"%s\" is excluded by .dockerignore", rel);
+                goto out;
+            }
+            rootfd = builder_context_dirfd(b->ctx);
+        }
+        if (from) {
+            /* The container's mount namespace cannot bind a mount of another namespace. */
+            node_error(b, n, err, "--mount from=%s is not supported yet (use COPY --from)", from);
+            goto out;
+        }
+        /* Resolve inside the context, then bind the path the kernel resolved to: a mount
+         * cannot take /proc/self/fd/N of another mount namespace as its source. */
+        _cleanup_close_ int fd = mk_open_in_root(rootfd, source ? source : "/", O_PATH, 0, err);
+        if (fd < 0) {
+            node_error(b, n, err, "--mount source \"%s\"", source ? source : ".");
+            goto out;
+        }
+        char link[64], real[4096];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(link, real, sizeof(real) - 1);
+        if (len <= 0) {
+            mk_error_errno(err, "resolving --mount source \"%s\"", source ? source : ".");
+            node_where(b, n, err);
+            goto out;
+        }
+        real[len] = '\0';
+        add_mount(rm, MK_MOUNT_BIND, keep(rm, mk_xstrdup(real)), keep(rm, MK_TAKE_PTR(abs_target)),
+                  true);
+    } else if (strcmp(type, "secret") == 0) {
+        const char *id = mk_strv_env_get(&kv, "id");
+        if (!id && target) {
+            const char *slash = strrchr(target, '/');
+            id = slash ? slash + 1 : target;
+        }
+        if (!id || !*id) {
+            node_error(b, n, err, "--mount=%s: a secret needs an id or a target", flag);
+            goto out;
+        }
+        if (!abs_target)
+            abs_target = mk_xasprintf("/run/secrets/%s", id);
+        bool from_env = false;
+        const char *src = secret_source(b, id, &from_env);
+        _cleanup_free_ char *srcdup = NULL;
+        if (src) {
+            const char *end = strchr(src, ',');
+            srcdup = end ? mk_xstrndup(src, (size_t)(end - src)) : mk_xstrdup(src);
+        }
+        const char *value = srcdup && from_env ? getenv(srcdup) : NULL;
+        if (!srcdup || (from_env && !value)) {
+            if (kv_bool(&kv, "required")) {
+                node_error(b, n, err, "secret \"%s\" is required but was not given (--secret "
+                                      "id=%s,src=PATH)", id, id);
+                goto out;
+            }
+            ret = 0; /* BuildKit skips a missing optional secret */
+            goto out;
+        }
+        /* The secret goes to a file in the step's tmpdir (never into the upperdir), bound
+         * read-only; its content is never part of a cache key or history. */
+        char *file = mk_xasprintf("%s/secret-%zu", tmp, rm->n);
+        keep(rm, file);
+        _cleanup_close_ int out = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+        if (out < 0) {
+            mk_error_errno(err, "creating secret file");
+            node_where(b, n, err);
+            goto out;
+        }
+        if (from_env) {
+            if (mk_write_all(out, value, strlen(value), err) < 0) {
+                node_where(b, n, err);
+                goto out;
+            }
+        } else {
+            _cleanup_close_ int in = open(srcdup, O_RDONLY | O_CLOEXEC);
+            char buf[65536];
+            ssize_t r;
+            if (in < 0) {
+                mk_error_set(err, MK_ERR_NOT_FOUND, errno, "secret \"%s\": opening \"%s\"", id,
+                             srcdup);
+                node_where(b, n, err);
+                goto out;
+            }
+            while ((r = mk_read_some(in, buf, sizeof(buf), err)) > 0)
+                if (mk_write_all(out, buf, (size_t)r, err) < 0)
+                    break;
+            if (err && *err) {
+                node_where(b, n, err);
+                goto out;
+            }
+        }
+        mode_t mode;
+        uint64_t uid = 0, gid = 0;
+        const char *u = mk_strv_env_get(&kv, "uid"), *g = mk_strv_env_get(&kv, "gid");
+        if (parse_mode(mk_strv_env_get(&kv, "mode"), 0400, &mode) < 0 ||
+            (u && mk_parse_u64(u, &uid) < 0) || (g && mk_parse_u64(g, &gid) < 0) ||
+            fchmod(out, mode) < 0 || fchown(out, (uid_t)uid, (gid_t)gid) < 0) {
+            node_error(b, n, err, "--mount=%s: invalid mode, uid or gid", flag);
+            goto out;
+        }
+        add_mount(rm, MK_MOUNT_BIND, file, keep(rm, MK_TAKE_PTR(abs_target)), true);
+    } else {
+        node_error(b, n, err, "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
+                              "secret)", type);
+        goto out;
+    }
+    ret = 0;
+out:
+    mk_strv_release(&kv);
+    return ret;
+}
+
+static int run_mounts_prepare(struct build *b, struct stage *s, const struct mk_df_node *n,
+                              const char *tmp, struct run_mounts *rm, struct mk_error **err)
+{
+    for (size_t i = 0; i < n->flags.n; i++) {
+        const char *f = n->flags.v[i];
+        if (!mk_str_has_prefix(f, "--mount="))
+            continue;
+        _cleanup_free_ char *exp = NULL;
+        if (expand_word(b, s, n, f + 8, &exp, err) < 0)
+            return -1;
+        if (one_mount(b, s, n, exp, rm, tmp, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void run_mounts_release(struct build *b, struct run_mounts *rm)
+{
+    for (size_t i = 0; i < rm->n_roots; i++)
+        src_root_release(b, &rm->roots[i]);
+    free(rm->m);
+    mk_strv_release(&rm->strings);
+    memset(rm, 0, sizeof(*rm));
+}
+
 /* RUN */
 static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
                   struct mk_error **err)
@@ -331,16 +666,14 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     struct mk_strv env = MK_STRV_INIT;
     _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
     struct mk_buf script = MK_BUF_INIT;
+    struct run_mounts mounts;
+    memset(&mounts, 0, sizeof(mounts));
     int ret = -1;
 
     const char *net = NULL;
     if (mk_df_node_flag(n, "network", &net) && net && strcmp(net, "default") != 0 &&
         strcmp(net, "none") != 0 && strcmp(net, "host") != 0) {
         node_error(b, n, err, "unknown network mode \"%s\" (use default, none or host)", net);
-        goto out;
-    }
-    if (mk_df_node_flag(n, "mount", NULL)) {
-        node_error(b, n, err, "RUN --mount is not supported yet");
         goto out;
     }
 
@@ -410,6 +743,10 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
         key_add(h, cwd);
         key_add(h, user);
         key_add(h, network == MK_NET_NONE ? "none" : "host");
+        /* Mount specs (not cache contents or secret values) belong to the key. */
+        for (size_t i = 0; i < n->flags.n; i++)
+            if (mk_str_has_prefix(n->flags.v[i], "--mount="))
+                key_add(h, n->flags.v[i]);
         mk_sha256_final(h, key);
         mk_sha256_free(h);
     }
@@ -422,8 +759,12 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
 
     if (step_begin(b, &upper, &work, err) < 0)
         goto out;
+    if (run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0)
+        goto out;
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
+    spec.mounts = mounts.m;
+    spec.n_mounts = mounts.n;
     spec.argv = argv.v;
     spec.env = &env;
     spec.cwd = cwd;
@@ -449,6 +790,7 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     cache_store(b, s, key, false);
     ret = 0;
 out:
+    run_mounts_release(b, &mounts);
     step_end(b);
     mk_strv_release(&argv);
     mk_strv_release(&env);
@@ -814,11 +1156,6 @@ static struct stage *find_stage(struct build *b, const char *name, size_t before
 /* COPY --from: the source stage's or image's root, mounted read-only-in-practice by a
  * sandbox child that hands an fd of it back over a socket. The mount outlives the child's
  * mount namespace as long as the fd is open (like a lazy unmount), and disappears with it. */
-struct src_root {
-    char *tmp;
-    int fd;
-};
-
 static int send_root_fn(int rootfd, void *arg, struct mk_error **err)
 {
     int sock = *(int *)arg;

@@ -22,6 +22,7 @@ struct mk_build_opts {
     const char *dockerfile;   /* path; NULL = CONTEXT/Dockerfile */
     struct mk_strv tags;      /* -t, as given */
     struct mk_strv build_args;/* "K=V", or "K" (value from the environment) */
+    struct mk_strv secrets;   /* --secret values: "id=x,src=PATH" or "id=x,env=VAR" */
     const char *target;       /* --target stage, or NULL */
     bool no_cache;
     enum mk_network network;

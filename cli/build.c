@@ -17,6 +17,7 @@ static void build_usage(FILE *f)
           "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile)\n"
           "      --build-arg K[=V]    set a build-time variable (V from the environment if omitted)\n"
           "      --target STAGE       build up to this stage\n"
+          "      --secret id=ID,src=PATH|env=VAR   a secret for RUN --mount=type=secret\n"
           "      --network MODE       default (host), host or none for RUN\n"
           "      --no-cache           do not use the build cache\n"
           "      --iidfile FILE       write the image ID to FILE\n"
@@ -31,6 +32,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"tag", required_argument, NULL, 't'},
         {"file", required_argument, NULL, 'f'},
         {"build-arg", required_argument, NULL, 'a'},
+        {"secret", required_argument, NULL, 's'},
         {"target", required_argument, NULL, 'T'},
         {"network", required_argument, NULL, 'n'},
         {"no-cache", no_argument, NULL, 'N'},
@@ -61,6 +63,13 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             break;
         case 'T':
             opts.target = optarg;
+            break;
+        case 's':
+            if (!strstr(optarg, "id=")) {
+                rc = cli_usage("build: --secret needs id=ID,src=PATH or id=ID,env=VAR");
+                goto out;
+            }
+            mk_strv_push(&opts.secrets, optarg);
             break;
         case 'n':
             if (strcmp(optarg, "none") == 0)
@@ -139,5 +148,6 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
 out:
     mk_strv_release(&opts.tags);
     mk_strv_release(&opts.build_args);
+    mk_strv_release(&opts.secrets);
     return rc;
 }
