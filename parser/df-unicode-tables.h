@@ -1,6 +1,7 @@
 /* parser/df-unicode-tables.h - generated from Unicode 14.0.0 data (python unicodedata):
  * Go strconv.IsPrint ranges (categories L, M, N, P, S plus U+0020) and unicode.ToLower
  * simple mappings. Included once, by parser/df-unicode.c. */
+/* clang-format off */
 static const uint32_t df_print_ranges[][2] = {
     {0x20, 0x7e},
     {0xa1, 0xac},
@@ -2139,3 +2140,4 @@ static const uint32_t df_lower_map[][2] = {
     {0x1e920, 0x1e942},
     {0x1e921, 0x1e943},
 };
+/* clang-format on */

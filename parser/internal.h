@@ -55,8 +55,7 @@ void parser_df_words(const char *s, size_t len, char escape, struct mk_strv *ret
 /* parseJSON: 0 = a JSON array of strings (ret_values and ret_lens filled; strings may hold
  * NULs, hence the lengths), 1 = not a JSON array (the caller falls back to shell form),
  * -1 = valid JSON array with a non-string element. */
-int parser_df_json_array(const char *s, size_t len, struct mk_strv *ret_values,
-                         size_t **ret_lens);
+int parser_df_json_array(const char *s, size_t len, struct mk_strv *ret_values, size_t **ret_lens);
 
 /* ParseHeredoc on one word: 1 = heredoc (*ret filled, caller releases with
  * parser_df_heredoc_release), 0 = not a heredoc, -1 = lexing error. */
