@@ -9,6 +9,7 @@
  * match and "##"/"%%" the longest, "/" replaces the leftmost-longest match.
  */
 #include <locale.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <wctype.h>
@@ -126,20 +127,23 @@ static bool is_space(int32_t c)
 
 /* Unicode letters for names ($한국어 is a name). Classified with a private C.UTF-8 locale
  * object so the process locale does not matter. */
+static locale_t letter_locale;
+
+static void letter_locale_init(void)
+{
+    letter_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
 static bool is_letter(int32_t c)
 {
-    static locale_t loc;
-    static bool tried;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     if (c < 0x80)
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (!tried) {
-        loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-        tried = true;
-    }
     if (c == 0xfffd || is_space(c))
         return false;
-    if (loc)
-        return iswalpha_l((wint_t)c, loc) != 0;
+    pthread_once(&once, letter_locale_init);
+    if (letter_locale)
+        return iswalpha_l((wint_t)c, letter_locale) != 0;
     return true;
 }
 
