@@ -349,6 +349,50 @@ static void test_basics(void)
     step_free(&s);
 }
 
+/* Extra mounts: a read-only bind of a host dir, a tmpfs; their stubs do not reach the layer. */
+static void test_extra_mounts(void)
+{
+    struct step s;
+    step_new(&s, tmp);
+    char *src = mk_xasprintf("%s/hostdir", s.dir);
+    char *f = mk_xasprintf("%s/hostfile", src);
+    if (mkdir(src, 0755) < 0)
+        exit(1);
+    write_file(f, "from host");
+    struct mk_sandbox_mount mounts[] = {
+        {.type = MK_MOUNT_BIND, .source = src, .target = "/mnt/ro", .readonly = true},
+        {.type = MK_MOUNT_TMPFS, .target = "/cache"},
+    };
+    struct mk_strv env = MK_STRV_INIT;
+    char *argv[] = {"sh", "-c",
+                    "cat /mnt/ro/hostfile; echo; touch /mnt/ro/x 2>/dev/null || echo ro; "
+                    "echo t > /cache/t && cat /cache/t",
+                    NULL};
+    int fd = open(s.out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    struct mk_sandbox_spec spec = {.lowerdirs = &lowers,
+                                   .upperdir = s.upper,
+                                   .workdir = s.work,
+                                   .argv = argv,
+                                   .env = &env,
+                                   .mounts = mounts,
+                                   .n_mounts = MK_ARRAY_SIZE(mounts),
+                                   .stdout_fd = fd,
+                                   .stderr_fd = fd};
+    int status = -1;
+    struct mk_error *e = NULL;
+    tap_ok(builder_sandbox_run(&spec, &status, &e) == 0 && status == 0, "RUN with extra mounts");
+    close(fd);
+    char *out = slurp(s.out);
+    tap_is_str(out, "from host\nro\nt", "read-only bind and tmpfs mounts");
+    free(out);
+    tap_ok(dir_is_empty(s.upper), "their mount points are not left in the upperdir");
+    char *x = mk_xasprintf("%s/x", src);
+    tap_ok(access(x, F_OK) < 0, "nothing written to the host dir");
+    free(x), free(src), free(f);
+    mk_error_free(e);
+    step_free(&s);
+}
+
 static int write_fn(int rootfd, void *arg, struct mk_error **err)
 {
     _cleanup_close_ int fd =
@@ -705,6 +749,7 @@ int main(void)
     tmp = tap_tmpdir();
     mk_strv_push_take(&lowers, make_lower("lower"));
     test_basics();
+    test_extra_mounts();
     test_call();
     test_many_layers();
     test_interrupt();
