@@ -680,12 +680,18 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     if (n->json) {
         mk_strv_copy(&argv, &n->args);
     } else {
-        mk_buf_adds(&script, n->args.n ? n->args.v[0] : "");
-        /* Heredoc bodies go to the shell as written: it runs them as heredocs itself. */
-        for (size_t i = 0; i < n->n_heredocs; i++) {
-            mk_buf_addc(&script, '\n');
-            mk_buf_adds(&script, n->heredocs[i].content);
-            mk_buf_adds(&script, n->heredocs[i].name);
+        const char *cmd = n->args.n ? n->args.v[0] : "";
+        if (n->n_heredocs == 1 && cmd[0] == '<' && cmd[1] == '<' && !strpbrk(cmd, " \t")) {
+            /* RUN <<EOF ... EOF: the body is the script. */
+            mk_buf_adds(&script, n->heredocs[0].content);
+        } else {
+            /* Heredoc bodies go to the shell as written: it runs them as heredocs itself. */
+            mk_buf_adds(&script, cmd);
+            for (size_t i = 0; i < n->n_heredocs; i++) {
+                mk_buf_addc(&script, '\n');
+                mk_buf_adds(&script, n->heredocs[i].content);
+                mk_buf_adds(&script, n->heredocs[i].name);
+            }
         }
         if (s->config.shell.n)
             mk_strv_copy(&argv, &s->config.shell);
@@ -1264,6 +1270,57 @@ static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_n
     return r < 0 ? node_where(b, n, err) : 0;
 }
 
+/* COPY <<EOF: each heredoc becomes a file named after its delimiter in a private dir that
+ * serves as the copy's source root. */
+static int write_heredocs(struct build *b, struct stage *s, const struct mk_df_node *n,
+                          struct src_root *r, struct mk_error **err)
+{
+    r->tmp = layerstore_tmpdir(b->store, "heredoc-", err);
+    if (!r->tmp)
+        return node_where(b, n, err);
+    _cleanup_close_ int dfd = open(r->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", r->tmp);
+    for (size_t i = 0; i < n->n_heredocs; i++) {
+        const struct mk_df_heredoc *h = &n->heredocs[i];
+        if (!*h->name || strchr(h->name, '/'))
+            return node_error(b, n, err, "invalid heredoc name \"%s\"", h->name);
+        struct mk_buf body = MK_BUF_INIT;
+        const char *p = h->content;
+        while (*p) {
+            if (h->chomp)
+                while (*p == '\t')
+                    p++;
+            const char *nl = strchr(p, '\n');
+            size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+            mk_buf_add(&body, p, len);
+            p += len;
+        }
+        char *data = mk_buf_detach(&body);
+        if (h->expand) {
+            char *exp = NULL;
+            struct mk_error *e = NULL;
+            if (expand_word(b, s, n, data, &exp, &e) == 0) {
+                free(data);
+                data = exp;
+            }
+            mk_error_free(e);
+        }
+        _cleanup_close_ int fd = openat(dfd, h->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        int wr = fd < 0 ? mk_error_errno(err, "writing heredoc \"%s\"", h->name)
+                        : mk_write_all(fd, data, strlen(data), err);
+        if (fd >= 0)
+            fchmod(fd, 0644);
+        free(data);
+        if (wr < 0)
+            return node_where(b, n, err);
+    }
+    r->fd = open(r->tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (r->fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", r->tmp);
+    return 0;
+}
+
 static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool is_add,
                    struct mk_error **err)
 {
@@ -1276,8 +1333,6 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     mk_df_node_flag(n, "chmod", &chmod);
     if (from && is_add)
         return node_error(b, n, err, "ADD does not support --from (use COPY --from)");
-    if (n->n_heredocs)
-        return node_error(b, n, err, "%s with a heredoc source is not supported yet", kw);
     struct mk_copy_spec spec;
     memset(&spec, 0, sizeof(spec));
     spec.src_rootfd = -1;
@@ -1289,12 +1344,23 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     spec.chmod = mode;
 
     struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT;
-    struct src_root src = {NULL, -1};
+    struct src_root src = {NULL, -1}, heredocs = {NULL, -1};
     _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
     _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
     int ret = -1;
+    size_t next_heredoc = 0;
+    if (n->n_heredocs && (from || n->args.n != n->n_heredocs + 1)) {
+        node_error(b, n, err, "%s with heredoc sources takes only heredocs as sources", kw);
+        goto out;
+    }
+    if (n->n_heredocs && write_heredocs(b, s, n, &heredocs, err) < 0)
+        goto out;
     for (size_t i = 0; i + 1 < n->args.n; i++) {
         char *w = NULL;
+        if (n->n_heredocs) {
+            mk_strv_push(&sources, n->heredocs[next_heredoc++].name);
+            continue;
+        }
         if (expand_word(b, s, n, n->args.v[i], &w, err) < 0)
             goto out;
         if (is_add && (mk_str_has_prefix(w, "http://") || mk_str_has_prefix(w, "https://") ||
@@ -1327,6 +1393,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
             goto out;
         }
         spec.src_rootfd = src.fd;
+    } else if (n->n_heredocs) {
+        spec.src_rootfd = heredocs.fd;
     } else {
         spec.ctx = b->ctx;
     }
@@ -1340,6 +1408,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
             goto out;
         struct copy_key k = {.b = b, .h = key_begin(s, kw), .srcfd = spec.src_rootfd};
         key_add_strv(k.h, &src_lowers);
+        for (size_t i = 0; i < n->n_heredocs; i++)
+            key_add(k.h, n->heredocs[i].content);
         key_add_strv(k.h, &sources);
         key_add(k.h, dest);
         key_add(k.h, spec.dest_is_dir ? "dir" : "file");
@@ -1378,6 +1448,7 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
 out:
     step_end(b);
     src_root_release(b, &src);
+    src_root_release(b, &heredocs);
     mk_strv_release(&src_lowers);
     mk_strv_release(&sources);
     return ret;
