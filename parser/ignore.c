@@ -785,8 +785,10 @@ bool mk_ignore_has_exceptions(const struct mk_ignore *ig)
     return ig && ig->exclusions;
 }
 
-/* fsutil's rule: descend into an excluded directory only when an exception pattern, as
- * written, lies below it ("!dir/keep" for dir). */
+/* fsutil's rule. An exception written with glob characters (such as "!**" then "/keep")
+ * may match anywhere, so every excluded directory is walked; otherwise only those an
+ * exception lies below ("!dir/keep" for dir), comparing each pattern without a trailing
+ * "/" + "**" or "/" + "*". */
 bool mk_ignore_dir_may_have_exceptions(const struct mk_ignore *ig, const char *dir)
 {
     if (!mk_ignore_has_exceptions(ig))
@@ -794,10 +796,18 @@ bool mk_ignore_dir_may_have_exceptions(const struct mk_ignore *ig, const char *d
     size_t dlen = strlen(dir);
     for (size_t i = 0; i < ig->n; i++) {
         const char *c = ig->p[i].cleaned;
+        size_t clen = ig->p[i].len;
         if (!ig->p[i].exclusion)
             continue;
+        if (clen >= 3 && strcmp(c + clen - 3, "/**") == 0)
+            clen -= 3;
+        else if (clen >= 2 && strcmp(c + clen - 2, "/*") == 0)
+            clen -= 2;
+        if (memchr(c, '*', clen) || memchr(c, '[', clen) || memchr(c, ']', clen) ||
+            memchr(c, '?', clen) || memchr(c, '^', clen) || memchr(c, '\\', clen))
+            return true;
         /* HasPrefix(pattern + "/", dir + "/") */
-        if (strncmp(c, dir, dlen) == 0 && (c[dlen] == '/' || c[dlen] == '\0'))
+        if (clen >= dlen && memcmp(c, dir, dlen) == 0 && (clen == dlen || c[dlen] == '/'))
             return true;
     }
     return false;

@@ -134,6 +134,19 @@ static void test_extra(void)
     tap_ok(mk_ignore_matches(ig, "./foo/x/../bar", &m, &err) == 0 && m, "path cleaned first");
     tap_ok(mk_ignore_matches(ig, ".", &m, &err) == 0 && !m, "root never excluded");
     mk_ignore_free(ig);
+    mk_strv_clear(&pv);
+    mk_strv_push(&pv, "build");
+    mk_strv_push(&pv, "!build/keep/**");
+    tap_ok(mk_ignore_new(&pv, &ig, &err) == 0 && mk_ignore_dir_may_have_exceptions(ig, "build") &&
+               mk_ignore_dir_may_have_exceptions(ig, "build/keep") &&
+               !mk_ignore_dir_may_have_exceptions(ig, "build/other"),
+           "a trailing /** is ignored when comparing exceptions with directories");
+    mk_ignore_free(ig);
+    mk_strv_push(&pv, "!**/important.txt");
+    tap_ok(mk_ignore_new(&pv, &ig, &err) == 0 &&
+               mk_ignore_dir_may_have_exceptions(ig, "build/other"),
+           "a glob exception may re-include anything: every excluded dir is walked");
+    mk_ignore_free(ig);
     mk_strv_release(&pv);
 
     mk_strv_push(&pv, "a\\yb");

@@ -98,7 +98,9 @@ static bool env_var_row(char **c, int nc)
 {
     (void)nc;
     if (strcmp(c[1], "W") == 0) {
+        /* Windows-only: case-insensitive names. */
         w_skipped++;
+        tsv_skip_row();
         return true;
     }
     json_t *in = tsv_json(c[2]), *res = tsv_json(c[4]);
