@@ -36,4 +36,13 @@ int cmd_inspect(struct mk_cli *cli, int argc, char **argv);
 int cmd_rmi(struct mk_cli *cli, int argc, char **argv);
 int cmd_tag(struct mk_cli *cli, int argc, char **argv);
 
+/* ---- store maintenance and archives (cli/save.c, load.c, prune.c, fsck.c, df.c) ---- */
+int cmd_save(struct mk_cli *cli, int argc, char **argv);
+int cmd_load(struct mk_cli *cli, int argc, char **argv);
+int cmd_prune(struct mk_cli *cli, int argc, char **argv);
+int cmd_fsck(struct mk_cli *cli, int argc, char **argv);
+int cmd_df(struct mk_cli *cli, int argc, char **argv);
+/* Decimal units with three significant digits ("4.27 MB"), like podman. Caller frees. */
+char *cli_human_size(uint64_t n);
+
 #endif

@@ -39,19 +39,6 @@ static char *human_ago(const char *created)
     return mk_xasprintf("%lld years ago", h / 24 / 365);
 }
 
-/* Decimal units with three significant digits ("4.27 MB"), like podman. */
-static char *human_size(uint64_t n)
-{
-    static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
-    double v = (double)n;
-    size_t u = 0;
-    while (v >= 1000 && u + 1 < MK_ARRAY_SIZE(units)) {
-        v /= 1000;
-        u++;
-    }
-    return mk_xasprintf("%.3g %s", v, units[u]);
-}
-
 struct row {
     char *col[5];
 };
@@ -113,7 +100,7 @@ int cmd_images(struct mk_cli *cli, int argc, char **argv)
         }
         r->col[2] = shown_id;
         r->col[3] = human_ago(e[i].created);
-        r->col[4] = human_size(e[i].size);
+        r->col[4] = cli_human_size(e[i].size);
     }
     if (quiet) {
         for (size_t i = 0; i < nrows; i++)

@@ -27,6 +27,11 @@ static const struct command commands[] = {
     {"inspect", cmd_inspect, "show an image's manifest and config as JSON"},
     {"rmi", cmd_rmi, "remove images"},
     {"tag", cmd_tag, "add a name to an image"},
+    {"save", cmd_save, "write images to an OCI or Docker archive"},
+    {"load", cmd_load, "read images from an OCI or Docker archive"},
+    {"prune", cmd_prune, "remove what no image needs (blobs, snapshots, cache)"},
+    {"fsck", cmd_fsck, "verify the store (--repair drops what is broken)"},
+    {"df", cmd_df, "show the store's disk usage"},
 };
 
 static void usage(FILE *f)

@@ -47,6 +47,10 @@ int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee
 struct mk_store {
     char *root;
     int root_fd;
+    /* ROOT/gc.lock, flock()ed shared while the handle lives; prune and fsck --repair take
+     * it exclusively, so they never delete what a running build, pull or load has written
+     * but not tagged yet. */
+    int gc_fd;
     /* temp dirs and files this handle owns: path and the fd whose flock marks them live */
     struct mk_strv tmp_paths;
     int *tmp_fds;
@@ -114,6 +118,13 @@ int ls_compress_cache_key(const char *diff_id, enum mk_compression c, int level,
 /* Parses a cache value "compressed <diff_id> <blob> <size>\n"; -1 for any other value. */
 int ls_compress_cache_parse(const char *value, char ret_diff_id[MK_DIGEST_SIZE],
                             char ret_blob[MK_DIGEST_SIZE], uint64_t *ret_size);
+
+/* Turns this handle's gc lock exclusive (waiting for every other mkimg process on the store
+ * to finish) and back to shared. */
+int ls_gc_lock_exclusive(struct mk_store *store, struct mk_error **err);
+void ls_gc_lock_shared(struct mk_store *store);
+/* A blob or snapshot file name: 64 lowercase hex digits. */
+bool ls_is_hex64(const char *s);
 
 /* ---- end of compress/gc/fsck/archive section ---------------------------------------------- */
 

@@ -95,7 +95,19 @@ int layerstore_open(const char *root, struct mk_store **ret, struct mk_error **e
         return mk_error_wrap(err, "initializing the store \"%s\"", root);
     if (remove_stale_tmp(fd, err) < 0)
         return mk_error_wrap(err, "opening the store \"%s\"", root);
+    _cleanup_close_ int gcfd = openat(fd, "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (gcfd < 0)
+        return mk_error_errno(err, "creating \"%s/gc.lock\"", root);
+    /* Taken after the layout lock is dropped, so an open never waits for a prune while
+     * holding the lock every tag update needs. */
+    flock(lockfd, LOCK_UN);
+    while (flock(gcfd, LOCK_SH) < 0) {
+        if (errno == EINTR && !mk_interrupted)
+            continue;
+        return mk_error_errno(err, "locking \"%s/gc.lock\"", root);
+    }
     struct mk_store *s = mk_xcalloc(1, sizeof(*s));
+    s->gc_fd = MK_TAKE_FD(gcfd);
     s->root = mk_xstrdup(root);
     s->root_fd = MK_TAKE_FD(fd);
     *ret = s;
@@ -113,6 +125,8 @@ void layerstore_free(struct mk_store *store)
     mk_strv_release(&store->tmp_paths);
     if (store->root_fd >= 0)
         close(store->root_fd);
+    if (store->gc_fd >= 0)
+        close(store->gc_fd);
     free(store->root);
     free(store);
 }

@@ -1,0 +1,106 @@
+/* cli/save.c - `mkimg save [-o FILE] [--format F] [--compression C] IMAGE...`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const char save_usage[] =
+    "usage: mkimg save [-o FILE] [--format oci-archive|docker-archive|oci-dir]\n"
+    "                  [--compression gzip|zstd|none] [--compression-level N] IMAGE...\n"
+    "  -o, --output FILE        write to FILE (a directory for oci-dir) instead of stdout\n"
+    "      --format F           oci-archive (default), docker-archive or oci-dir\n"
+    "      --compression C      layer compression (default none)\n"
+    "      --compression-level N\n";
+
+/* The archive goes to a temp file next to FILE and is renamed over it only when complete,
+ * so FILE is never a truncated archive. */
+static int save_to_file(struct mk_store *store, const char *const *names, size_t n,
+                        enum mk_archive_format f, enum mk_compression c, int level,
+                        const char *file, struct mk_error **err)
+{
+    _cleanup_free_ char *tmp = mk_xasprintf("%s.tmp-XXXXXX", file);
+    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "creating \"%s\"", file);
+    if (fchmod(fd, 0644) < 0 ||
+        layerstore_save(store, names, n, f, c, level, fd, NULL, err) < 0 || fsync(fd) < 0 ||
+        rename(tmp, file) < 0) {
+        if (err && !*err)
+            mk_error_errno(err, "writing \"%s\"", file);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_save(struct mk_cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'},
+        {"compression", required_argument, NULL, 'c'},
+        {"compression-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *out = NULL;
+    int format = MK_ARCHIVE_OCI, comp = MK_COMPRESS_NONE, level = 0;
+    int o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'o':
+            out = optarg;
+            break;
+        case 'f':
+            if ((format = layerstore_archive_format_parse(optarg)) < 0)
+                return cli_usage("save: unknown format \"%s\" (oci-archive, docker-archive or "
+                                 "oci-dir)",
+                                 optarg);
+            break;
+        case 'c':
+            if ((comp = layerstore_compression_parse(optarg)) < 0)
+                return cli_usage("save: unknown compression \"%s\" (gzip, zstd or none)", optarg);
+            break;
+        case 'l':
+            if (mk_parse_int(optarg, &level) < 0 || level < 1)
+                return cli_usage("save: bad compression level \"%s\"", optarg);
+            break;
+        case 'h':
+            fputs(save_usage, stdout);
+            return 0;
+        default:
+            return cli_usage("save: bad option \"%s\" (see \"mkimg save --help\")",
+                             argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage("save: no image given (usage: mkimg save [-o FILE] IMAGE...)");
+    if (format == MK_ARCHIVE_OCI_DIR && (!out || strcmp(out, "-") == 0))
+        return cli_usage("save: --format oci-dir needs -o DIR");
+    bool to_stdout = !out || strcmp(out, "-") == 0;
+    if (to_stdout && isatty(STDOUT_FILENO))
+        return cli_usage("save: refusing to write an archive to a terminal (use -o FILE)");
+    struct mk_store *store = cli_store(cli);
+    if (!store)
+        return 1;
+    struct mk_error *err = NULL;
+    const char *const *names = (const char *const *)&argv[optind];
+    size_t n = (size_t)(argc - optind);
+    int r;
+    if (format == MK_ARCHIVE_OCI_DIR)
+        r = layerstore_save(store, names, n, format, comp, level, -1, out, &err);
+    else if (to_stdout)
+        r = layerstore_save(store, names, n, format, comp, level, STDOUT_FILENO, NULL, &err);
+    else
+        r = save_to_file(store, names, n, format, comp, level, out, &err);
+    if (r < 0)
+        return cli_fail(err);
+    return 0;
+}
