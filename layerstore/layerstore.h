@@ -334,4 +334,110 @@ int layerstore_extract(int in_fd, int rootfd, const char *dest,
                        const struct layerstore_extract_opts *opts, bool *ret_extracted,
                        struct mk_error **err);
 
+/* ---- pulled blobs and layers (layerstore/pull.c) ------------------------------------------ */
+
+struct mk_blob_writer;
+
+/* A blob arriving in pieces (a download): written to a temp file in the store and hashed
+ * on the way, stored by _commit only when its digest is expected and its size
+ * expected_size. Writing past expected_size fails (MK_ERR_INVALID). */
+int layerstore_blob_writer_new(struct mk_store *store, const char *expected,
+                               uint64_t expected_size, struct mk_blob_writer **ret,
+                               struct mk_error **err);
+int layerstore_blob_writer_write(struct mk_blob_writer *w, const void *data, size_t n,
+                                 struct mk_error **err);
+/* Bytes written so far (where a resumed download continues). */
+uint64_t layerstore_blob_writer_size(const struct mk_blob_writer *w);
+/* Starts over, empty (a resumed download that the server sent from its start again). */
+int layerstore_blob_writer_reset(struct mk_blob_writer *w, struct mk_error **err);
+/* Verifies size and digest (MK_ERR_DIGEST, nothing stored) and stores the blob. The writer
+ * is spent either way; free it after. */
+int layerstore_blob_writer_commit(struct mk_blob_writer *w, struct mk_error **err);
+/* Discards an uncommitted temp file. Accepts NULL. */
+void layerstore_blob_writer_free(struct mk_blob_writer *w);
+
+/* Unpacks the stored layer blob (plain or compressed, detected from content) into the
+ * snapshot of chain(parent_chain, diff_id) unless that exists, failing with MK_ERR_DIGEST
+ * when the blob does not unpack to diff_id. parent_chain is "" for a first layer;
+ * ret_chain may be NULL. */
+int layerstore_layer_unpack(struct mk_store *store, const char *blob, const char *diff_id,
+                            const char *parent_chain, char ret_chain[MK_DIGEST_SIZE],
+                            struct mk_error **err);
+
+/* ---- save and load (layerstore/archive.c) -------------------------------------------------- */
+
+enum mk_archive_format { MK_ARCHIVE_OCI = 0, MK_ARCHIVE_DOCKER, MK_ARCHIVE_OCI_DIR };
+
+/* "oci-archive" / "docker-archive" / "oci-dir" -> enum; -1 for anything else. */
+int layerstore_archive_format_parse(const char *s);
+/* Writes the images names[0..n) (as for layerstore_image_get) with their layers compressed
+ * as c/level (compressed copies are cached like for a push): a tar stream to out_fd, or for
+ * MK_ARCHIVE_OCI_DIR an OCI layout in the directory out_dir (created; index.json written
+ * last, replacing one that is there). Each image is recorded under the name it was asked
+ * by, or under all its tags when asked by ID. On failure the output is incomplete: callers
+ * write to a temp file and rename. */
+int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
+                    enum mk_archive_format f, enum mk_compression c, int level, int out_fd,
+                    const char *out_dir, struct mk_error **err);
+/* Reads an OCI archive or a Docker archive (tar, optionally compressed) from fd, imports
+ * its images (layers verified against the config's diff_ids, stored uncompressed) and tags
+ * them; appends to ret_loaded each tag made, or the image ID of an image without a name. */
+int layerstore_load(struct mk_store *store, int fd, struct mk_strv *ret_loaded,
+                    struct mk_error **err);
+
+/* ---- prune, df, fsck (layerstore/gc.c, layerstore/fsck.c) ---------------------------------- */
+
+struct mk_prune_report {
+    uint64_t blobs, snapshots, cache_entries;
+    uint64_t bytes; /* allocated bytes freed */
+};
+/* Removes what no image in index.json needs: blobs, snapshots, build-cache entries whose
+ * layer is gone, compressed copies of layers no image has, stale temp files; with all,
+ * every cache entry and compressed copy too. Waits until no other mkimg process has the
+ * store open (the gc lock), so nothing written but not yet tagged is lost. Fails without
+ * deleting anything when a referenced manifest or config cannot be read. */
+int layerstore_prune(struct mk_store *store, bool all, struct mk_prune_report *ret,
+                     struct mk_error **err);
+
+struct mk_df_report {
+    uint64_t images;                        /* index.json entries' images */
+    uint64_t blobs, blob_bytes;             /* blobs the images need */
+    uint64_t snapshots, snapshot_bytes;     /* all snapshots */
+    uint64_t unused_snapshots, unused_snapshot_bytes;
+    uint64_t cache_entries, cache_bytes;
+    uint64_t compressed, compressed_bytes;  /* cached compressed copies of image layers */
+    uint64_t unused_blobs, unused_blob_bytes; /* what prune would remove */
+};
+int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_error **err);
+
+/* Verifies the store: every blob's content against its name, every index.json entry's
+ * manifest, config and layer blobs, the snapshot of every referenced layer chain (present,
+ * a directory) and the compressed-copy cache entries. Each problem is one line appended to
+ * ret_problems ("blob sha256:...: content is sha256:..."). With repair, broken blobs, images
+ * and cache entries are dropped (images by removing their index.json entries) and missing
+ * snapshots unpacked again; ret_repaired counts the fixes. Fails only when the store cannot
+ * be read at all. */
+int layerstore_fsck(struct mk_store *store, bool repair, struct mk_strv *ret_problems,
+                    size_t *ret_repaired, struct mk_error **err);
+
+
+/* ---- ADD's archive extraction (layerstore/extract.c) --------------------------------------- */
+
+struct layerstore_extract_opts {
+    bool chown; /* every entry gets uid:gid instead of the archive's owners */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* Unpacks the tar archive read from in_fd (plain, gzip, bzip2, xz or zstd, detected from
+ * content) into the existing directory dest of the root rootfd, as ADD does with a local
+ * archive: existing directories are kept, other existing entries replaced, ".." refused, and
+ * every path (symlinks the archive creates included) resolved inside rootfd. When in_fd does
+ * not start with a tar archive nothing is written and *ret_extracted is false (the caller
+ * copies the file instead; in_fd's offset is then unspecified). opts may be NULL. Capped at
+ * 1,000,000 entries and 64 GiB of data. */
+int layerstore_extract(int in_fd, int rootfd, const char *dest,
+                       const struct layerstore_extract_opts *opts, bool *ret_extracted,
+                       struct mk_error **err);
+
 #endif

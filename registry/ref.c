@@ -104,3 +104,8 @@ void registry_ref_free(struct mk_ref *ref)
     free(ref->digest);
     free(ref);
 }
+
+const char *registry_ref_host(const struct mk_ref *ref)
+{
+    return strcmp(ref->domain, "docker.io") == 0 ? "registry-1.docker.io" : ref->domain;
+}

@@ -1,12 +1,30 @@
 /* registry/registry.h - the OCI distribution (registry API v2) client.
  *
- * For now: image references, [host[:port]/]repo[:tag][@digest] with Docker's defaults.
- * Pull and push come with the registry client (libcurl lives only in this module).
+ * Image references ([host[:port]/]repo[:tag][@digest] with Docker's defaults), pull into the
+ * local store and push from it, credentials (auth.json like podman and docker).
+ *
+ * Invariants: nothing reaches the store unverified. Every blob is streamed (never held whole
+ * in memory) into a temp file while its sha256 is computed, and renamed into the store only
+ * when digest and size match the descriptor; a pulled manifest is stored byte for byte (its
+ * digest is preserved) and only after the config and every layer it names are stored; each
+ * layer is unpacked into its snapshot and its uncompressed digest checked against the
+ * config's diff_ids before the image is tagged. Network data is capped (manifests and
+ * configs 4 MiB, header lines 8 KiB, tokens 64 KiB).
+ *
+ * libcurl lives only in this module. Functions never print: progress goes to opts->log
+ * when set. All functions follow common/error.h.
  */
 #ifndef MK_REGISTRY_H
 #define MK_REGISTRY_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common/digest.h"
 #include "common/error.h"
+
+struct mk_store;
+struct mk_image;
 
 struct mk_ref {
     char *domain; /* "docker.io", "127.0.0.1:5000" */
@@ -19,5 +37,60 @@ struct mk_ref {
  * MK_ERR_INVALID with a message naming the problem for malformed input. */
 int registry_ref_parse(const char *s, struct mk_ref **ret, struct mk_error **err);
 void registry_ref_free(struct mk_ref *ref);
+/* The registry host to talk to for a domain: docker.io means registry-1.docker.io. */
+const char *registry_ref_host(const struct mk_ref *ref);
+
+enum registry_tls {
+    REGISTRY_TLS_DEFAULT = 0, /* verify, except plain HTTP for localhost and 127.0.0.1 */
+    REGISTRY_TLS_VERIFY,      /* --tls-verify=true: https, verified, always */
+    REGISTRY_TLS_INSECURE,    /* --tls-verify=false: https without verification, else http */
+};
+
+struct registry_opts {
+    enum registry_tls tls;
+    const char *cert_dir;    /* NULL or a directory of *.crt CA files (like podman's) */
+    const char *platform;    /* NULL = linux/<host arch>; else "os/arch[/variant]" */
+    const char *authfile;    /* NULL = $REGISTRY_AUTH_FILE, podman's, docker's */
+    const char *creds;       /* NULL or "user:password" (overrides the auth file) */
+    const char *compression; /* push: "gzip" (NULL), "zstd" or "none" for layers stored
+                              * uncompressed; compressed copies are cached in the store */
+    int retries;             /* attempts after the first on 429, 5xx, broken connections;
+                              * < 0 = the default (5) */
+    FILE *log;               /* NULL or where to write one line per step (never credentials) */
+};
+
+/* Pulls ref from its registry into the store and tags it locally under ref as the user
+ * wrote it, normalized by layerstore_normalize_ref ("busybox" -> "busybox:latest";
+ * "127.0.0.1:5000/a/b:v1" stays). An index or manifest list resolves to opts->platform.
+ * Blobs already in the store are not fetched again. ret may be NULL; the image is the
+ * caller's (layerstore_image_free). MK_ERR_NOT_FOUND when the registry has no such image,
+ * MK_ERR_DIGEST when content does not match, MK_ERR_UNSUPPORTED for schema 1 manifests. */
+int registry_pull(struct mk_store *store, const char *ref, const struct registry_opts *opts,
+                  struct mk_image **ret, struct mk_error **err);
+
+/* Pushes the local image `image` to dest (NULL = image's own name): each blob not yet in
+ * the repository, then the manifest. ret_digest (may be NULL) receives the digest of the
+ * manifest as pushed. */
+int registry_push(struct mk_store *store, const char *image, const char *dest,
+                  const struct registry_opts *opts, char ret_digest[MK_DIGEST_SIZE],
+                  struct mk_error **err);
+
+/* ---- credentials (registry/auth.c) ---------------------------------------------------- */
+
+/* The auth file `mkimg login` writes: authfile when not NULL, else $REGISTRY_AUTH_FILE,
+ * else $XDG_RUNTIME_DIR/containers/auth.json, else ~/.config/containers/auth.json.
+ * Caller frees. */
+char *registry_auth_file(const char *authfile);
+/* Looks up "user:password" for a registry host: --authfile (or $REGISTRY_AUTH_FILE), then
+ * podman's auth.json, then ~/.docker/config.json (auths, credHelpers, credsStore).
+ * Returns 1 and a new string in *ret, 0 when there are none, -1 on a broken file. */
+int registry_auth_lookup(const char *authfile, const char *host, char **ret, struct mk_error **err);
+/* Stores (creds = "user:password") or, with creds NULL, removes the entry of host in the
+ * auth file (atomically). Removing an absent entry is MK_ERR_NOT_FOUND. */
+int registry_auth_store(const char *authfile, const char *host, const char *creds,
+                        struct mk_error **err);
+/* Checks creds against host's /v2/ endpoint (basic or token auth). */
+int registry_login_check(const char *host, const char *creds, const struct registry_opts *opts,
+                         struct mk_error **err);
 
 #endif

@@ -1,0 +1,97 @@
+/* registry/internal.h - declarations shared by the registry client's files. Not a public API. */
+#ifndef MK_REGISTRY_INTERNAL_H
+#define MK_REGISTRY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "registry/registry.h"
+
+/* Manifests, indexes and configs are small JSON documents. */
+#define REG_JSON_MAX (4u << 20)
+/* Error bodies and token responses. */
+#define REG_SMALL_MAX (64u << 10)
+#define REG_DEFAULT_RETRIES 5
+
+#define REG_MEDIA_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define REG_MEDIA_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define REG_MEDIA_DOCKER_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
+#define REG_MEDIA_DOCKER_SCHEMA1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+/* ---- HTTP (registry/http.c) ------------------------------------------------------------- */
+
+/* One registry repository for the run: one curl handle (connections are reused), the
+ * credentials and the Authorization header won by the last challenge. */
+struct reg_client {
+    void *curl;        /* CURL *, private to http.c */
+    char *host;        /* "127.0.0.1:5000", "registry-1.docker.io" */
+    char *base;        /* "http://127.0.0.1:5000" */
+    char *repo;        /* "library/busybox" */
+    char *creds;       /* NULL or "user:password" */
+    char *auth_header; /* NULL or "Authorization: ..." */
+    bool insecure;     /* https without certificate verification */
+    char *ca_file;     /* NULL or a CA bundle from --cert-dir */
+    int retries;
+    FILE *log;
+};
+
+/* The registry's answer to one request. */
+struct reg_resp {
+    long status;
+    struct mk_buf body; /* capped; empty when the body went to a sink */
+    char *location, *content_type, *docker_digest, *www_auth;
+    uint64_t range_start; /* first byte of a 206 answer */
+};
+
+struct reg_req {
+    const char *method; /* "GET", "HEAD", "POST", "PUT" */
+    const char *url;    /* absolute, or a path starting with "/" below the base */
+    const char *accept; /* NULL or the Accept header value */
+    const char *content_type;
+    const void *data; /* upload from memory (len bytes) ... */
+    size_t len;
+    int fd; /* ... or from a file (fd_size bytes from offset 0) when fd >= 0 */
+    uint64_t fd_size;
+    uint64_t range_from; /* > 0: ask for the bytes from here on (206 expected) */
+    size_t body_max;     /* cap of resp->body (0 = REG_SMALL_MAX) */
+    /* When set, a 2xx body goes here instead of resp->body; returning < 0 aborts. */
+    int (*sink)(void *ctx, const void *data, size_t n);
+    void *sink_ctx;
+    bool follow; /* follow redirects (blob downloads may be served elsewhere) */
+};
+
+/* opts may be NULL (defaults). Picks http or https from opts->tls and the host. */
+int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
+                   struct reg_client **ret, struct mk_error **err);
+void reg_client_free(struct reg_client *c);
+
+/* One request, answering one authentication challenge (basic or bearer) on the way.
+ * Returns 0 with resp filled (any status), or -1 when no HTTP answer came (*ret_retry says
+ * whether trying again could help). resp is released by the caller (reg_resp_release). */
+int reg_do(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp, bool *ret_retry,
+           struct mk_error **err);
+/* reg_do with retries and backoff on 429, 5xx and broken connections (for requests
+ * without a sink). */
+int reg_request(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,
+                struct mk_error **err);
+void reg_resp_release(struct reg_resp *resp);
+/* Whether an answer is worth retrying (429, 5xx). */
+bool reg_status_retryable(long status);
+/* Sleeps before attempt n (1, 2, ...): exponential backoff; false when interrupted. */
+bool reg_backoff(int attempt);
+/* Fills err from a non-success answer: the registry's error JSON message when present. */
+int reg_status_error(const struct reg_resp *resp, const char *what, struct mk_error **err);
+/* One progress line to c->log (when set). Never pass credentials. */
+void reg_log(const struct reg_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "/v2/<repo>/<kind>/<ref>" in a new string. */
+char *reg_path(const struct reg_client *c, const char *kind, const char *ref);
+
+/* ---- credentials (registry/auth.c) ------------------------------------------------------ */
+
+char *reg_base64(const void *data, size_t n);
+/* Decodes standard base64; NULL on junk. */
+char *reg_base64_decode(const char *s, size_t *ret_len);
+
+#endif

@@ -1,0 +1,66 @@
+# tests/lib/registry.sh - a throwaway docker-registry (distribution) on 127.0.0.1 (sourced
+# after test-lib.sh).
+#
+#   reg_start [NAME] [EXTRA_YAML_FILE]   starts a registry with fresh storage in $T/reg-NAME on
+#                                        a free port; sets REG (host:port), REG_LOG (its log,
+#                                        including the access log) and REG_PID
+#   reg_stop                             stops every registry this script started (also at exit)
+#   reg_count METHOD PATH_REGEX          access-log lines for matching requests
+#
+# Nothing here ever talks to an address outside 127.0.0.1.
+REG_PIDS=()
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+
+reg_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+reg_start() {
+    local name=${1:-main} extra=${2:-} dir port i
+    command -v docker-registry >/dev/null || return 1
+    dir=$T/reg-$name
+    mkdir -p "$dir/data"
+    port=$(reg_free_port)
+    {
+        echo "version: 0.1"
+        echo "log:"
+        echo "  level: info"
+        echo "  accesslog:"
+        echo "    disabled: false"
+        echo "storage:"
+        echo "  filesystem:"
+        echo "    rootdirectory: $dir/data"
+        echo "  delete:"
+        echo "    enabled: true"
+        echo "http:"
+        echo "  addr: 127.0.0.1:$port"
+        [ -n "$extra" ] && cat "$extra"
+    } >"$dir/config.yml"
+    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    REG_PID=$!
+    REG_PIDS+=("$REG_PID")
+    REG=127.0.0.1:$port
+    REG_LOG=$dir/log
+    for i in $(seq 1 100); do
+        if grep -q "listening on" "$REG_LOG" 2>/dev/null; then return 0; fi
+        kill -0 "$REG_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "# registry did not start:"; sed 's/^/#   /' "$REG_LOG" | tail -5
+    return 1
+}
+
+reg_stop() {
+    local p
+    for p in "${REG_PIDS[@]}"; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    REG_PIDS=()
+}
+
+reg_count() { # METHOD PATH_REGEX
+    grep -cE "\"$1 $2 HTTP" "$REG_LOG"
+}
+
+trap 'reg_stop; t_cleanup' EXIT
