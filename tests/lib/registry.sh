@@ -64,3 +64,21 @@ reg_count() { # METHOD PATH_REGEX
 }
 
 trap 'reg_stop; t_cleanup' EXIT
+
+# reg_bg CMD...: a helper process (token server, proxy) stopped with the registries.
+reg_bg() {
+    "$@" &
+    REG_PIDS+=("$!")
+}
+
+# reg_htpasswd FILE USER PASSWORD: a bcrypt htpasswd file (no apache2-utils needed).
+reg_htpasswd() {
+    python3 -W ignore -c 'import crypt,sys; print(sys.argv[1] + ":" + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))' "$2" "$3" >"$1"
+}
+
+# reg_wait_file FILE: waits up to 10 s for a helper to write FILE.
+reg_wait_file() {
+    local i
+    for i in $(seq 1 100); do [ -s "$1" ] && return 0; sleep 0.1; done
+    return 1
+}
