@@ -34,6 +34,10 @@ struct stage {
     struct mk_strv args;        /* declared ARGs "K=V" (stage scope) */
     bool cmd_set;
     char *base_name;            /* the FROM image as written after expansion */
+    /* The external image the stage's chain of FROMs starts at (fully qualified) and its
+     * manifest digest, for the base.name/base.digest annotations; NULL for scratch. */
+    char *base_ref;
+    char base_digest[MK_DIGEST_SIZE];
 };
 
 struct build {
@@ -164,6 +168,7 @@ static void stage_release(struct stage *s)
 {
     free(s->name);
     free(s->base_name);
+    free(s->base_ref);
     layerstore_config_release(&s->config);
     for (size_t i = 0; i < s->n_layers; i++)
         free(s->layers[i].media_type);
@@ -1092,20 +1097,6 @@ static int do_healthcheck(struct build *b, struct stage *s, const struct mk_df_n
 
 /* ---- COPY / ADD --------------------------------------------------------------------------- */
 
-static int parse_chmod(const char *v, mode_t *ret)
-{
-    if (!v || !*v || strlen(v) > 4)
-        return -1;
-    mode_t m = 0;
-    for (const char *p = v; *p; p++) {
-        if (*p < '0' || *p > '7')
-            return -1;
-        m = (mode_t)(m * 8 + (mode_t)(*p - '0'));
-    }
-    *ret = m;
-    return 0;
-}
-
 struct copy_call {
     const struct mk_copy_spec *spec;
 };
@@ -1337,11 +1328,13 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     memset(&spec, 0, sizeof(spec));
     spec.src_rootfd = -1;
     mode_t mode = 0;
-    if (chmod && parse_chmod(chmod, &mode) < 0)
-        return node_error(b, n, err, "invalid --chmod value \"%s\" (use octal, e.g. 0755)",
+    if (chmod && builder_chmod_apply(chmod, 0644, false, &mode) < 0)
+        return node_error(b, n, err,
+                          "invalid --chmod value \"%s\" (octal, e.g. 0755, or symbolic, "
+                          "e.g. u=rwx,go=rx)",
                           chmod);
-    spec.has_chmod = chmod != NULL;
-    spec.chmod = mode;
+    spec.chmod = chmod;
+    spec.extract = is_add;
 
     struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT;
     struct src_root src = {NULL, -1}, heredocs = {NULL, -1};
@@ -1470,6 +1463,20 @@ static int stage_from(struct build *b, struct stage *s, const struct mk_df_node 
     return 0;
 }
 
+/* "busybox" -> "docker.io/library/busybox:latest", as BuildKit writes base.name. */
+static char *qualified_ref(const char *image)
+{
+    _cleanup_free_ char *norm = layerstore_normalize_ref(image, NULL);
+    const char *r = norm ? norm : image;
+    const char *slash = strchr(r, '/');
+    bool has_host = slash && (memchr(r, '.', (size_t)(slash - r)) ||
+                              memchr(r, ':', (size_t)(slash - r)) ||
+                              ((size_t)(slash - r) == 9 && strncmp(r, "localhost", 9) == 0));
+    if (has_host)
+        return mk_xstrdup(r);
+    return mk_xasprintf("docker.io/%s%s", slash ? "" : "library/", r);
+}
+
 static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
                            struct mk_error **err)
 {
@@ -1503,6 +1510,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
             }
             memcpy(s->chain, p->chain, MK_DIGEST_SIZE);
             mk_strv_copy(&s->lowerdirs, &p->lowerdirs);
+            s->base_ref = p->base_ref ? mk_xstrdup(p->base_ref) : NULL;
+            memcpy(s->base_digest, p->base_digest, MK_DIGEST_SIZE);
             return 0;
         }
     }
@@ -1531,6 +1540,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         s->layers[l].media_type = mk_xstrdup(img->layers[l].media_type);
     }
     layerstore_image_chain_id(img, img->n_layers, s->chain);
+    s->base_ref = qualified_ref(image);
+    memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
     r = layerstore_image_snapshots(b->store, img, &s->lowerdirs, err);
     layerstore_image_free(img);
     if (r < 0)
@@ -1747,12 +1758,31 @@ static struct stage *find_stage(struct build *b, const char *name, size_t before
     return NULL;
 }
 
+/* The values an ARG line gives, as do_arg computes them, without side effects: enough to
+ * know which stage a "COPY --from=${ARG}" needs before the stage runs. */
+static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struct mk_df_node *n)
+{
+    for (size_t i = 0; i < n->args.n; i++) {
+        const char *eq = strchr(n->args.v[i], '=');
+        _cleanup_free_ char *name = eq ? mk_xstrndup(n->args.v[i], (size_t)(eq - n->args.v[i]))
+                                       : mk_xstrdup(n->args.v[i]);
+        _cleanup_free_ char *def = NULL;
+        if (eq && mk_shell_word(eq + 1, scope, b->df->escape, &def, NULL) < 0)
+            continue;
+        const char *v = mk_strv_env_get(&b->build_args, name);
+        if (!v)
+            v = eq ? def : mk_strv_env_get(&b->meta_args, name);
+        mk_strv_env_set(scope, name, v ? v : "");
+    }
+}
+
 static int mark_needed(struct build *b, size_t i, struct mk_error **err)
 {
     struct stage *s = &b->stages[i];
     if (s->needed)
         return 0;
     s->needed = true;
+    _cleanup_(mk_strv_release) struct mk_strv scope = MK_STRV_INIT;
     for (size_t k = s->first; k < s->end; k++) {
         const struct mk_df_node *n = &b->df->nodes[k];
         const char *dep = NULL;
@@ -1765,9 +1795,15 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err)
             if (r < 0)
                 return node_where(b, n, err);
             dep = expanded;
+        } else if (strcmp(n->keyword, "arg") == 0) {
+            needed_scope_arg(b, &scope, n);
+            continue;
         } else if ((strcmp(n->keyword, "copy") == 0 || strcmp(n->keyword, "add") == 0) &&
                    mk_df_node_flag(n, "from", &dep) && dep) {
-            /* expanded later against the stage's ARGs; a plain name is the usual case */
+            /* "--from=${VARIANT}": the stage's ARGs as declared so far name the stage. */
+            if (strchr(dep, '$') && mk_shell_word(dep, &scope, b->df->escape, &expanded,
+                                                  NULL) == 0)
+                dep = expanded;
         } else {
             continue;
         }
@@ -1937,8 +1973,18 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     struct stage *t = &b.stages[b.target];
     free(t->config.created);
     t->config.created = mk_xstrdup(b.created);
-    if (layerstore_image_write(store, &t->config, t->layers, t->n_layers, &img, err) < 0)
-        goto out;
+    {
+        _cleanup_(mk_strv_release) struct mk_strv notes = MK_STRV_INIT;
+        if (t->base_ref) {
+            mk_strv_push_take(&notes, mk_xasprintf("org.opencontainers.image.base.digest=%s",
+                                                   t->base_digest));
+            mk_strv_push_take(&notes,
+                              mk_xasprintf("org.opencontainers.image.base.name=%s", t->base_ref));
+        }
+        if (layerstore_image_write_annotated(store, &t->config, t->layers, t->n_layers, &notes,
+                                             &img, err) < 0)
+            goto out;
+    }
     if (opts->tags.n == 0 && layerstore_tag(store, img, NULL, err) < 0)
         goto out;
     for (size_t i = 0; i < opts->tags.n; i++)

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -17,6 +18,7 @@
 
 #include "builder/internal.h"
 #include "common/fsutil.h"
+#include "layerstore/layerstore.h"
 
 struct copy_state {
     const struct mk_copy_spec *spec;
@@ -28,6 +30,84 @@ struct copy_state {
     const char *dest_base;  /* its destination */
     uint64_t files;
 };
+
+/* Permission bits a symbolic --chmod clause may name after its operator. */
+static mode_t chmod_perm(const char **pp, mode_t cur, bool is_dir)
+{
+    const char *p = *pp;
+    mode_t perm = 0;
+    if (*p == 'u' || *p == 'g' || *p == 'o') {
+        /* "g=u": copy another class's current bits. */
+        int shift = *p == 'u' ? 6 : *p == 'g' ? 3 : 0;
+        perm = ((cur >> shift) & 7) * 0111;
+        *pp = p + 1;
+        return perm;
+    }
+    for (; *p && strchr("rwxXst", *p); p++) {
+        switch (*p) {
+        case 'r':
+            perm |= 0444;
+            break;
+        case 'w':
+            perm |= 0222;
+            break;
+        case 'x':
+            perm |= 0111;
+            break;
+        case 'X':
+            if (is_dir || (cur & 0111))
+                perm |= 0111;
+            break;
+        case 's':
+            perm |= 06000;
+            break;
+        case 't':
+            perm |= 01000;
+            break;
+        }
+    }
+    *pp = p;
+    return perm;
+}
+
+int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret)
+{
+    if (!spec || !*spec)
+        return -1;
+    if (strspn(spec, "01234567") == strlen(spec)) {
+        if (strlen(spec) > 4)
+            return -1;
+        *ret = (mode_t)strtoul(spec, NULL, 8);
+        return 0;
+    }
+    mode_t m = cur & 07777;
+    const char *p = spec;
+    for (;;) {
+        mode_t who = 0;
+        for (; *p && strchr("ugoa", *p); p++)
+            who |= *p == 'u' ? 04700 : *p == 'g' ? 02070 : *p == 'o' ? 01007 : 07777;
+        if (!who)
+            who = 07777;
+        if (!*p || !strchr("+-=", *p))
+            return -1;
+        while (*p && strchr("+-=", *p)) {
+            char op = *p++;
+            mode_t perm = chmod_perm(&p, m, is_dir) & who;
+            if (op == '+')
+                m |= perm;
+            else if (op == '-')
+                m &= ~perm;
+            else
+                m = (m & ~who) | perm;
+        }
+        if (!*p)
+            break;
+        if (*p != ',' || !*++p)
+            return -1;
+    }
+    *ret = m;
+    return 0;
+}
 
 static bool has_glob(const char *s)
 {
@@ -58,15 +138,16 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
                        struct mk_strv *out, struct mk_error **err)
 {
     const char *slash = strchr(rest, '/');
-    _cleanup_free_ char *comp = slash ? mk_xstrndup(rest, (size_t)(slash - rest)) : mk_xstrdup(rest);
+    _cleanup_free_ char *comp =
+        slash ? mk_xstrndup(rest, (size_t)(slash - rest)) : mk_xstrdup(rest);
     const char *next = slash ? slash + 1 : NULL;
     while (next && *next == '/')
         next++;
     if (next && !*next)
         next = NULL;
     if (!has_glob(comp)) {
-        _cleanup_free_ char *p = strcmp(dir, ".") == 0 ? mk_xstrdup(comp)
-                                                       : mk_xasprintf("%s/%s", dir, comp);
+        _cleanup_free_ char *p =
+            strcmp(dir, ".") == 0 ? mk_xstrdup(comp) : mk_xasprintf("%s/%s", dir, comp);
         if (!next) {
             mk_strv_push(out, p);
             return 0;
@@ -90,8 +171,8 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
     qsort(names.v, names.n, sizeof(char *), (int (*)(const void *, const void *))strcmp);
     int r = 0;
     for (size_t i = 0; i < names.n && r == 0; i++) {
-        _cleanup_free_ char *p = strcmp(dir, ".") == 0 ? mk_xstrdup(names.v[i])
-                                                       : mk_xasprintf("%s/%s", dir, names.v[i]);
+        _cleanup_free_ char *p =
+            strcmp(dir, ".") == 0 ? mk_xstrdup(names.v[i]) : mk_xasprintf("%s/%s", dir, names.v[i]);
         if (excluded(st, p))
             continue;
         if (!next)
@@ -112,12 +193,14 @@ static int set_meta(struct copy_state *st, int dirfd, const char *name, const st
                     bool is_link, struct mk_error **err)
 {
     if (fchownat(dirfd, name, st->uid, st->gid, AT_SYMLINK_NOFOLLOW) < 0)
-        return mk_error_errno(err, "changing the owner of \"%s\" to %u:%u", name,
-                              (unsigned)st->uid, (unsigned)st->gid);
+        return mk_error_errno(err, "changing the owner of \"%s\" to %u:%u", name, (unsigned)st->uid,
+                              (unsigned)st->gid);
     if (!is_link) {
         mode_t mode = src->st_mode & 07777;
-        if (st->spec->has_chmod)
-            mode = st->spec->chmod;
+        if (st->spec->chmod &&
+            builder_chmod_apply(st->spec->chmod, mode, S_ISDIR(src->st_mode), &mode) < 0)
+            return mk_error_set(err, MK_ERR_INVALID, 0, "invalid --chmod value \"%s\"",
+                                st->spec->chmod);
         if (fchmodat(dirfd, name, mode, 0) < 0)
             return mk_error_errno(err, "changing the mode of \"%s\"", name);
     }
@@ -204,13 +287,15 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
         return set_meta(st, pfd, name, sst, false, err);
     }
     if (!S_ISREG(sst->st_mode))
-        return mk_error_set(err, MK_ERR_INVALID, 0, "cannot copy \"%s\": not a regular file, "
-                            "directory, symlink or fifo", rel);
+        return mk_error_set(err, MK_ERR_INVALID, 0,
+                            "cannot copy \"%s\": not a regular file, "
+                            "directory, symlink or fifo",
+                            rel);
     _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
     if (in < 0)
         return -1;
-    _cleanup_close_ int out = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                     0600);
+    _cleanup_close_ int out =
+        openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0)
         return mk_error_errno(err, "creating \"%s\"", dest);
     if (copy_bytes(in, out, err) < 0)
@@ -249,8 +334,8 @@ static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct
         if (fd < 0)
             return -1;
         close(fd);
-        _cleanup_close_ int pfd = mk_open_parent_in_root(cs->rootfd, cs->dest_base, true, &name,
-                                                         NULL);
+        _cleanup_close_ int pfd =
+            mk_open_parent_in_root(cs->rootfd, cs->dest_base, true, &name, NULL);
         if (pfd >= 0 && strcmp(cs->dest_base, "/") != 0)
             return set_meta(cs, pfd, name, st, false, err);
         return 0;
@@ -295,16 +380,15 @@ static int walk_plain(struct copy_state *cs, const char *rel, mk_context_walk_fn
         qsort(names.v, names.n, sizeof(char *), cmp_strp);
     int r = 0;
     for (size_t i = 0; i < names.n && r == 0; i++) {
-        _cleanup_free_ char *child = strcmp(rel, ".") == 0 ? mk_xstrdup(names.v[i])
-                                                           : mk_xasprintf("%s/%s", rel, names.v[i]);
+        _cleanup_free_ char *child =
+            strcmp(rel, ".") == 0 ? mk_xstrdup(names.v[i]) : mk_xasprintf("%s/%s", rel, names.v[i]);
         r = walk_plain(cs, child, fn, err);
     }
     mk_strv_release(&names);
     return r;
 }
 
-static int copy_source(struct copy_state *cs, const char *rel, bool many,
-                       struct mk_error **err)
+static int copy_source(struct copy_state *cs, const char *rel, bool many, struct mk_error **err)
 {
     struct stat st;
     if (strcmp(rel, ".") == 0) {
@@ -342,6 +426,19 @@ static int copy_source(struct copy_state *cs, const char *rel, bool many,
         } else {
             dest_file = mk_xstrdup(dest);
         }
+    }
+    if (cs->spec->extract && !cs->spec->visit && S_ISREG(st.st_mode)) {
+        /* ADD unpacks a local archive into dest as a directory, trailing slash or not. */
+        bool extracted = false;
+        _cleanup_close_ int in = mk_open_in_root(cs->srcfd, rel, O_RDONLY, 0, err);
+        if (in < 0)
+            return -1;
+        struct layerstore_extract_opts xo = {
+            .chown = cs->spec->chown && *cs->spec->chown, .uid = cs->uid, .gid = cs->gid};
+        if (layerstore_extract(in, cs->rootfd, dest, &xo, &extracted, err) < 0)
+            return mk_error_wrap(err, "extracting \"%s\"", rel);
+        if (extracted)
+            return 0;
     }
     /* Copy the file the source names (a followed symlink becomes a regular file). */
     struct stat fst = st;

@@ -108,14 +108,19 @@ struct mk_copy_spec {
     const char *dest;              /* absolute path inside the destination root */
     bool dest_is_dir;              /* written with a trailing '/' */
     const char *chown;             /* NULL: 0:0 */
-    bool has_chmod;
-    mode_t chmod;
+    const char *chmod;             /* NULL, octal or symbolic (builder_chmod_apply) */
+    bool extract;                  /* ADD: local tar archives are unpacked into dest */
     /* When set, nothing is copied: visit is called for every source entry COPY would copy
      * (for cache keys); rootfd is then unused. */
     int (*visit)(const char *relpath, const struct stat *st, const char *dest, void *arg,
                  struct mk_error **err);
     void *visit_arg;
 };
+
+/* The mode a --chmod value gives an entry whose mode is cur: octal ("755", "0755") or
+ * symbolic as chmod(1) ("u=rwx,go=rx", "a+X", "g=u-w"; no umask applies). Returns -1 when
+ * spec is neither. */
+int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret);
 
 /* Copies the sources into rootfd (runs in builder_sandbox_call's child). */
 int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_error **err);

@@ -209,6 +209,14 @@ int layerstore_image_write(struct mk_store *store, const struct mk_image_config 
                            const struct mk_layer_desc *layers, size_t n_layers,
                            struct mk_image **ret, struct mk_error **err)
 {
+    return layerstore_image_write_annotated(store, cfg, layers, n_layers, NULL, ret, err);
+}
+
+int layerstore_image_write_annotated(struct mk_store *store, const struct mk_image_config *cfg,
+                                     const struct mk_layer_desc *layers, size_t n_layers,
+                                     const struct mk_strv *annotations, struct mk_image **ret,
+                                     struct mk_error **err)
+{
     if (cfg->diff_ids.n != n_layers)
         return mk_error_set(err, MK_ERR_INVALID, 0,
                             "image config lists %zu layers but the image has %zu", cfg->diff_ids.n,
@@ -235,6 +243,18 @@ int layerstore_image_write(struct mk_store *store, const struct mk_image_config 
                           layers[i].media_type ? layers[i].media_type : MK_MEDIA_OCI_LAYER,
                           "digest", layers[i].digest, "size", (json_int_t)layers[i].size));
     json_object_set_new(m, "layers", jl);
+    if (annotations && annotations->n) {
+        json_t *ja = json_object();
+        for (size_t i = 0; i < annotations->n; i++) {
+            const char *eq = strchr(annotations->v[i], '=');
+            if (!eq)
+                continue;
+            _cleanup_free_ char *k = mk_xstrndup(annotations->v[i],
+                                                 (size_t)(eq - annotations->v[i]));
+            json_object_set_new(ja, k, json_string(eq + 1));
+        }
+        json_object_set_new(m, "annotations", ja);
+    }
     _cleanup_free_ char *mjson = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!mjson)
         MK_BUG("json_dumps failed");

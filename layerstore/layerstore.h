@@ -158,6 +158,12 @@ void layerstore_image_free(struct mk_image *img);
 int layerstore_image_write(struct mk_store *store, const struct mk_image_config *cfg,
                            const struct mk_layer_desc *layers, size_t n_layers,
                            struct mk_image **ret, struct mk_error **err);
+/* Same, with manifest annotations ("key=value" strings, in that order; NULL or empty for
+ * none), e.g. org.opencontainers.image.base.name. */
+int layerstore_image_write_annotated(struct mk_store *store, const struct mk_image_config *cfg,
+                                     const struct mk_layer_desc *layers, size_t n_layers,
+                                     const struct mk_strv *annotations, struct mk_image **ret,
+                                     struct mk_error **err);
 
 /* Points ref (normalized) at the manifest, replacing what it named before. Atomic under
  * the store lock. ref NULL keeps the image as an untagged entry (findable by ID) unless

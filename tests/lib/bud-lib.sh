@@ -1,0 +1,27 @@
+# tests/lib/bud-lib.sh - helpers for the buildah-bud conformance tests (t46NN), sourced after
+# test-lib.sh. The cases are read in place from $MKIMG_CONFORMANCE/buildah-bud/cases; a test
+# that must add files copies a case dir to $T first.
+BUD=${MKIMG_CONFORMANCE:-$MKIMG_TOP/../shared/conformance}/buildah-bud/cases
+if [ ! -d "$BUD" ]; then
+    echo "ok 1 - # SKIP buildah-bud conformance data not found"
+    echo "1..1"
+    exit 0
+fi
+
+# No registry is reachable: the local busybox rootfs stands in for every base a case pulls.
+bud_images() { # NAME...
+    [ -d "$T/bbroot" ] || t_busybox_rootfs "$T/bbroot" || return 1
+    local n
+    for n in "$@"; do "$MKIMG" import "$T/bbroot" "$n" >/dev/null || return 1; done
+}
+# bud_build ARGS...: builds, keeping the combined output in $T/out.
+bud_build() { "$MKIMG" build --progress=plain "$@" >"$T/out" 2>&1; }
+# bud_unpack REF: the image's rootfs in $T/u/rootfs.
+bud_unpack() {
+    rm -rf "$T/u"
+    umoci unpack --image "$MKIMG_ROOT:$1" "$T/u" >/dev/null 2>&1
+}
+bud_cfg() { skopeo inspect --config "oci:$MKIMG_ROOT:$1" | jq -c "$2"; }
+bud_manifest() { skopeo inspect --raw "oci:$MKIMG_ROOT:$1" | jq -c "$2"; }
+# bud_na CASE REASON: a case (or part) that does not apply to a Docker-compatible builder.
+bud_na() { t_skip "$1: not applicable: $2"; }
