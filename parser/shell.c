@@ -63,26 +63,6 @@ int32_t parser_utf8_decode(const char *s, size_t len, size_t *ret_width)
     return cp;
 }
 
-static void put_rune(struct mk_buf *b, int32_t cp)
-{
-    char tmp[4];
-    size_t n;
-    if (cp < 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        cp = 0xfffd;
-    if (cp < 0x80) {
-        tmp[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        tmp[0] = (char)(0xc0 | (cp >> 6)), tmp[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-    } else if (cp < 0x10000) {
-        tmp[0] = (char)(0xe0 | (cp >> 12)), tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        tmp[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-    } else {
-        tmp[0] = (char)(0xf0 | (cp >> 18)), tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), tmp[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-    }
-    mk_buf_add(b, tmp, n);
-}
-
 /* Decodes a whole string into code points (with the byte offset of each, plus one past the
  * end) for pattern matching. */
 static int32_t *to_runes(const char *s, size_t len, size_t **ret_offs, size_t *ret_n)
@@ -102,31 +82,18 @@ static int32_t *to_runes(const char *s, size_t len, size_t **ret_offs, size_t *r
     return r;
 }
 
-/* Go's unicode.IsSpace. */
+/* Go's unicode.IsSpace; negative values (end of input) are no space. */
 static bool is_space(int32_t c)
 {
-    switch (c) {
-    case '\t':
-    case '\n':
-    case '\v':
-    case '\f':
-    case '\r':
-    case ' ':
-    case 0x85:
-    case 0xa0:
-    case 0x1680:
-    case 0x2028:
-    case 0x2029:
-    case 0x202f:
-    case 0x205f:
-    case 0x3000:
-        return true;
-    }
-    return c >= 0x2000 && c <= 0x200a;
+    return c >= 0 && parser_df_is_space((uint32_t)c);
 }
 
-/* Unicode letters for names ($한국어 is a name). Classified with a private C.UTF-8 locale
- * object so the process locale does not matter. */
+/* Go's utf8.EncodeRune; invalid code points become U+FFFD. */
+static void put_rune(struct mk_buf *b, int32_t cp)
+{
+    parser_df_encode_rune(b, cp < 0 ? 0xfffd : (uint32_t)cp);
+}
+
 static locale_t letter_locale;
 
 static void letter_locale_init(void)
