@@ -90,9 +90,10 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 check: deps
-	$(MAKE) all unit-bins
-	$(MAKE) SANITIZE=address,undefined unit-bins
+	$(MAKE) -j$(NPROC) all unit-bins
+	$(MAKE) -j$(NPROC) SANITIZE=address,undefined unit-bins
 	bash tests/run.sh
 
 demo: deps all
