@@ -118,7 +118,12 @@ build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
 		-fno-sanitize-recover=all -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS)
 fuzz: $(FUZZ_BINS)
 
-bench: deps all
+$(BUILD)/bench/parse-bench: bench/parse-bench.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(ALL_LDFLAGS)
+
+bench: deps all $(BUILD)/bench/parse-bench
+	$(BUILD)/bench/parse-bench
 	bash bench/run.sh
 
 clean:
