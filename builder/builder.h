@@ -36,6 +36,12 @@ struct mk_build_opts {
 int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
                   struct mk_image **ret_image, struct mk_error **err);
 
+/* `mkimg run`: runs the image's Entrypoint + Cmd (args, when given, replace Cmd) in a
+ * throwaway container with the image's Env, WorkingDir and User; stdout/stderr are ours.
+ * Nothing the command writes is kept. *ret_status is its exit status. */
+int builder_run_image(struct mk_store *store, const struct mk_image *img, char *const *args,
+                      enum mk_network network, int *ret_status, struct mk_error **err);
+
 /* Rootless entry: when not running as root, moves this process into a new user namespace
  * (mapping 0 to the caller and 1..N to its /etc/subuid and /etc/subgid ranges through
  * newuidmap/newgidmap) and a private mount namespace, so that the store can hold files of

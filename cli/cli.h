@@ -29,6 +29,7 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cmd_build(struct mk_cli *cli, int argc, char **argv);
+int cmd_run(struct mk_cli *cli, int argc, char **argv);
 int cmd_parse(struct mk_cli *cli, int argc, char **argv);
 int cmd_import(struct mk_cli *cli, int argc, char **argv);
 int cmd_images(struct mk_cli *cli, int argc, char **argv);

@@ -21,21 +21,22 @@ struct command {
 
 static const struct command commands[] = {
     {"build", cmd_build, "build an image from a Dockerfile"},
+    {"run", cmd_run, "run an image's command in a throwaway container"},
     {"parse", cmd_parse, "parse a Dockerfile and print it (--dump, --json)"},
     {"import", cmd_import, "import a rootfs tarball or directory as an image"},
     {"images", cmd_images, "list images"},
     {"inspect", cmd_inspect, "show an image's manifest and config as JSON"},
     {"rmi", cmd_rmi, "remove images"},
     {"tag", cmd_tag, "add a name to an image"},
-    {"pull", cmd_pull, "pull an image from a registry"},
-    {"push", cmd_push, "push an image to a registry"},
-    {"login", cmd_login, "store credentials for a registry"},
-    {"logout", cmd_logout, "remove stored credentials for a registry"},
     {"save", cmd_save, "write images to an OCI or Docker archive"},
     {"load", cmd_load, "read images from an OCI or Docker archive"},
     {"prune", cmd_prune, "remove what no image needs (blobs, snapshots, cache)"},
     {"fsck", cmd_fsck, "verify the store (--repair drops what is broken)"},
     {"df", cmd_df, "show the store's disk usage"},
+    {"pull", cmd_pull, "pull an image from a registry"},
+    {"push", cmd_push, "push an image to a registry"},
+    {"login", cmd_login, "store credentials for a registry"},
+    {"logout", cmd_logout, "remove stored credentials for a registry"},
 };
 
 static void usage(FILE *f)

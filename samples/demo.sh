@@ -14,3 +14,5 @@ echo "== mkimg images"
 "$mkimg" images
 echo "== mkimg inspect hello"
 "$mkimg" inspect hello
+echo "== mkimg run hello"
+"$mkimg" run hello
