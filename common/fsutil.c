@@ -20,6 +20,11 @@
 
 static int openat2_supported = -1;
 
+void mk_fsutil_test_force_fallback(bool on)
+{
+    openat2_supported = on ? 0 : -1;
+}
+
 static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve)
 {
     struct open_how how = {.flags = (uint64_t)flags, .mode = mode, .resolve = resolve};

@@ -49,6 +49,10 @@ int mk_write_all(int fd, const void *data, size_t len, struct mk_error **err);
 ssize_t mk_read_some(int fd, void *buf, size_t len, struct mk_error **err);
 int mk_fsync_dir(int dirfd, struct mk_error **err);
 
+/* Tests only: resolve with the user-space walk instead of openat2 (on) or go back to
+ * detecting openat2 (off). */
+void mk_fsutil_test_force_fallback(bool on);
+
 /* Creates a fresh directory "<parent>/<prefix>XXXXXX"; returns its path (caller frees). */
 char *mk_mkdtemp_in(const char *parent, const char *prefix, struct mk_error **err);
 
