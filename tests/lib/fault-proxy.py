@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""tests/lib/fault-proxy.py - an HTTP proxy on 127.0.0.1 that breaks registry traffic on purpose.
+
+usage: fault-proxy.py PORTFILE UPSTREAM(host:port) PLAN LOG
+
+PLAN is a comma-separated list of FAULT@KIND items, used up in order: the next request of
+KIND (blob = GET of a blob, manifest = GET of a manifest, upload = POST/PUT of an upload,
+head = HEAD, any = any request) gets FAULT, requests with no pending item pass untouched.
+FAULT is one of
+  500, 429     answer that status without asking the registry
+  drop         send the headers and half the body, then close the connection
+  short        a shorter Content-Length and only that many bytes (a clean, truncated body)
+  flip         the whole body with one byte changed
+Every request is logged to LOG as "METHOD PATH [range=...] -> FAULT|pass STATUS".
+"""
+import http.client, socket, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+portfile, upstream, plan_s, logpath = sys.argv[1:5]
+plan = [p.split("@") for p in plan_s.split(",") if p]
+lock = threading.Lock()
+
+
+def kind_of(method, path):
+    if method == "GET" and "/blobs/sha256:" in path:
+        return "blob"
+    if method == "GET" and "/manifests/" in path:
+        return "manifest"
+    if method in ("POST", "PUT", "PATCH") and "/blobs/uploads/" in path:
+        return "upload"
+    if method == "HEAD":
+        return "head"
+    return "other"
+
+
+def take_fault(kind):
+    with lock:
+        for i, (fault, k) in enumerate(plan):
+            if k == kind or k == "any":
+                del plan[i]
+                return fault
+    return None
+
+
+def log(line):
+    with lock, open(logpath, "a") as f:
+        f.write(line + "\n")
+
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def handle_any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        kind = kind_of(self.command, self.path)
+        fault = take_fault(kind)
+        rng = self.headers.get("Range")
+        desc = "%s %s%s" % (self.command, self.path.split("?")[0], " range=" + rng if rng else "")
+        if fault in ("500", "429"):
+            log("%s -> %s" % (desc, fault))
+            self.send_response(int(fault))
+            if fault == "429":
+                self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        c = http.client.HTTPConnection(upstream, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+        c.request(self.command, self.path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read() if self.command != "HEAD" else b""
+        log("%s -> %s %d" % (desc, fault or "pass", r.status))
+        if fault in ("drop", "short", "flip") and len(data) < 2:
+            fault = None
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() in ("content-length", "connection", "transfer-encoding"):
+                continue
+            self.send_header(k, v)
+        if fault == "short":
+            data = data[: len(data) // 2]
+        if fault == "flip":
+            i = len(data) // 2
+            data = data[:i] + bytes([data[i] ^ 0x20]) + data[i + 1:]
+        if self.command == "HEAD":
+            self.send_header("Content-Length", r.getheader("Content-Length") or "0")
+        else:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if fault == "drop":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(data)
+        c.close()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+import os
+with open(portfile + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+os.rename(portfile + ".tmp", portfile)
+srv.serve_forever()
