@@ -3,7 +3,8 @@
 #
 #   reg_start [NAME] [EXTRA_YAML_FILE]   starts a registry with fresh storage in $T/reg-NAME on
 #                                        a free port; sets REG (host:port), REG_LOG (its log,
-#                                        including the access log) and REG_PID
+#                                        including the access log) and REG_PID; lines in
+#                                        $REG_HTTP_EXTRA go into its http: section
 #   reg_stop                             stops every registry this script started (also at exit)
 #   reg_count METHOD PATH_REGEX          access-log lines for matching requests
 #
@@ -35,6 +36,7 @@ reg_start() {
         echo "    enabled: true"
         echo "http:"
         echo "  addr: 127.0.0.1:$port"
+        [ -n "${REG_HTTP_EXTRA:-}" ] && printf '%s\n' "$REG_HTTP_EXTRA"
         [ -n "$extra" ] && cat "$extra"
     } >"$dir/config.yml"
     docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# docker-registry over TLS with a test CA: --cert-dir verifies, --tls-verify=true without the
+# CA fails clearly, --tls-verify=false skips verification (and falls back to plain HTTP).
+. "$(dirname "$0")/../lib/test-lib.sh"
+. "$MKIMG_TOP/tests/lib/registry.sh"
+
+command -v docker-registry >/dev/null || { t_skip "docker-registry not available"; t_done; exit 0; }
+t_import_busybox
+mkdir -p "$T/certs"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/certs/ca.crt" -days 2 \
+    -subj /CN=mkimg-test-ca >/dev/null 2>&1
+openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" -subj /CN=127.0.0.1 \
+    >/dev/null 2>&1
+printf 'subjectAltName=IP:127.0.0.1\n' >"$T/ext"
+openssl x509 -req -in "$T/srv.csr" -CA "$T/certs/ca.crt" -CAkey "$T/ca.key" -CAcreateserial \
+    -out "$T/srv.crt" -days 2 -extfile "$T/ext" >/dev/null 2>&1
+REG_HTTP_EXTRA=$(printf '  tls:\n    certificate: %s\n    key: %s' "$T/srv.crt" "$T/srv.key")
+if ! reg_start tls; then t_fail "TLS registry starts"; t_done; exit 1; fi
+REG_HTTP_EXTRA=
+
+"$MKIMG" push -q --tls-verify=true busybox "$REG/tls/bb:1" >/dev/null 2>"$T/err"; rc=$?
+t_eq "an unknown CA fails verification" "$rc" 1
+t_grep "with a certificate error" 'certificate' "$T/err"
+"$MKIMG" push -q --cert-dir "$T/certs" busybox "$REG/tls/bb:1" >"$T/digest" 2>"$T/err"; rc=$?
+t_eq "push with --cert-dir" "$rc" 0
+t_ok "skopeo verifies and reads it" skopeo inspect --cert-dir "$T/certs" "docker://$REG/tls/bb:1"
+t_eq "same digest over TLS" \
+    "sha256:$(skopeo inspect --raw --cert-dir "$T/certs" "docker://$REG/tls/bb:1" | sha256sum | cut -d' ' -f1)" \
+    "$(cat "$T/digest")"
+t_ok "pull with --cert-dir" env MKIMG_ROOT="$T/s2" "$MKIMG" pull -q --cert-dir "$T/certs" "$REG/tls/bb:1"
+t_ok "pull with --tls-verify=false" env MKIMG_ROOT="$T/s3" "$MKIMG" pull -q --tls-verify=false "$REG/tls/bb:1"
+"$MKIMG" pull -q --cert-dir "$T/nonexistent" "$REG/tls/bb:1" >/dev/null 2>"$T/err"; rc=$?
+t_eq "a --cert-dir without certificates fails" "$rc" 1
+t_grep "and says so" "no \\*.crt file in --cert-dir" "$T/err"
+
+# --tls-verify=false also reaches a plain HTTP registry
+if reg_start plain; then
+    t_ok "--tls-verify=false falls back to plain HTTP" "$MKIMG" push -q --tls-verify=false busybox "$REG/p/bb:1"
+else
+    t_fail "plain registry starts"
+fi
+
+t_done
