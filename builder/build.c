@@ -811,24 +811,84 @@ out:
 
 /* WORKDIR: creates the directory (a layer) only when it does not exist yet. */
 struct workdir_arg {
-    const char *path;
+    const struct mk_strv *paths;
+    const char *user; /* owner of the directories created; NULL = root */
     bool created;
 };
 
 static int workdir_fn(int rootfd, void *arg, struct mk_error **err)
 {
     struct workdir_arg *a = arg;
-    int fd = mk_open_in_root(rootfd, a->path, O_PATH | O_DIRECTORY, 0, NULL);
-    if (fd >= 0) {
-        close(fd);
-        return 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    /* A USER the image cannot resolve yet leaves the directory to root. */
+    if (a->user && builder_resolve_user(rootfd, a->user, &uid, &gid, NULL) < 0) {
+        uid = 0;
+        gid = 0;
     }
-    fd = mk_mkdir_p_in_root(rootfd, a->path, 0755, err);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    a->created = true;
+    for (size_t i = 0; i < a->paths->n; i++) {
+        int fd = builder_mkdir_follow(rootfd, a->paths->v[i], 0755, uid, gid, NULL, err);
+        if (fd < 0)
+            return -1;
+        close(fd);
+    }
     return 0;
+}
+
+static bool dir_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return true;
+    struct dirent *de;
+    bool empty = true;
+    while (empty && (de = readdir(d)))
+        empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+/* WORKDIR and VOLUME: creates the missing directories (through symlinks), a layer only when
+ * something was created. */
+static int make_dirs_step(struct build *b, struct stage *s, const struct mk_df_node *n,
+                          const struct mk_strv *paths, const char *user, const char *created_by,
+                          struct mk_error **err)
+{
+    char key[MK_DIGEST_SIZE];
+    struct mk_sha256 *h = key_begin(s, n->keyword);
+    key_add_strv(h, paths);
+    key_add(h, user);
+    mk_sha256_final(h, key);
+    mk_sha256_free(h);
+    bool hit = false;
+    cache_lookup(b, s, key, created_by, &hit);
+    if (hit)
+        return 0;
+
+    _cleanup_free_ char *upper = NULL, *work = NULL;
+    int ret = -1;
+    if (step_begin(b, &upper, &work, err) < 0)
+        goto out;
+    struct mk_sandbox_spec spec;
+    sandbox_spec_init(&spec, s, upper, work);
+    struct workdir_arg a = {.paths = paths, .user = user, .created = false};
+    if (builder_sandbox_call(&spec, workdir_fn, &a, err) < 0) {
+        node_error(b, n, err, "%s", created_by);
+        goto out;
+    }
+    /* fn ran in a child: what it created shows in the upper dir. */
+    a.created = !dir_is_empty(upper);
+    if (a.created)
+        ret = step_commit(b, s, upper, created_by, err);
+    else {
+        history(b, s, created_by, true);
+        ret = 0;
+    }
+    if (ret == 0)
+        cache_store(b, s, key, !a.created);
+out:
+    step_end(b);
+    return ret;
 }
 
 static int do_workdir(struct build *b, struct stage *s, const struct mk_df_node *n,
@@ -851,39 +911,11 @@ static int do_workdir(struct build *b, struct stage *s, const struct mk_df_node 
     free(s->config.working_dir);
     s->config.working_dir = path;
     _cleanup_free_ char *created_by = mk_xasprintf("WORKDIR %s", path);
-
-    char key[MK_DIGEST_SIZE];
-    struct mk_sha256 *h = key_begin(s, "WORKDIR");
-    key_add(h, path);
-    mk_sha256_final(h, key);
-    mk_sha256_free(h);
-    bool hit = false;
-    cache_lookup(b, s, key, created_by, &hit);
-    if (hit)
-        return 0;
-
-    _cleanup_free_ char *upper = NULL, *work = NULL;
-    int ret = -1;
-    if (step_begin(b, &upper, &work, err) < 0)
-        goto out;
-    struct mk_sandbox_spec spec;
-    sandbox_spec_init(&spec, s, upper, work);
-    struct workdir_arg a = {.path = path, .created = false};
-    if (builder_sandbox_call(&spec, workdir_fn, &a, err) < 0) {
-        node_error(b, n, err, "WORKDIR \"%s\"", path);
-        goto out;
-    }
-    if (a.created)
-        ret = step_commit(b, s, upper, created_by, err);
-    else {
-        history(b, s, created_by, true);
-        ret = 0;
-    }
-    if (ret == 0)
-        cache_store(b, s, key, !a.created);
-out:
-    step_end(b);
-    return ret;
+    _cleanup_(mk_strv_release) struct mk_strv paths = MK_STRV_INIT;
+    mk_strv_push(&paths, path);
+    /* As BuildKit: a missing WORKDIR is created owned by the current USER. */
+    const char *user = s->config.user && *s->config.user ? s->config.user : NULL;
+    return make_dirs_step(b, s, n, &paths, user, created_by, err);
 }
 
 /* ---- metadata instructions ---------------------------------------------------------------- */
@@ -1619,6 +1651,7 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
         return 0;
     }
     if (strcmp(kw, "volume") == 0) {
+        _cleanup_(mk_strv_release) struct mk_strv paths = MK_STRV_INIT;
         for (size_t i = 0; i < n->args.n; i++) {
             _cleanup_free_ char *v = NULL;
             if (expand_word(b, s, n, n->args.v[i], &v, err) < 0)
@@ -1626,9 +1659,11 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
             if (!*v)
                 return node_error(b, n, err, "VOLUME specified can not be an empty string");
             strv_add_unique(&s->config.volumes, v);
+            mk_strv_push(&paths, v);
         }
-        history(b, s, n->original, true);
-        return 0;
+        /* As buildah and the classic builder: the volume's directory exists in the image
+         * (through symlinks: "VOLUME /link/x" creates it at the link's target). */
+        return make_dirs_step(b, s, n, &paths, NULL, n->original, err);
     }
     if (strcmp(kw, "stopsignal") == 0) {
         _cleanup_free_ char *v = NULL;

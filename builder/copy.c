@@ -109,6 +109,111 @@ int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret)
     return 0;
 }
 
+#define MAX_SYMLINK_HOPS 40
+
+int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, gid_t gid,
+                         bool *ret_created, struct mk_error **err)
+{
+    /* done never holds a symlink, so ".." is resolved on the string and every open of it
+     * (RESOLVE_IN_ROOT) names the directory we walked to. */
+    struct mk_buf done = MK_BUF_INIT, todo = MK_BUF_INIT;
+    mk_buf_adds(&done, "/");
+    mk_buf_adds(&todo, path);
+    int hops = 0, ret = -1;
+    bool created = false;
+    while (todo.len) {
+        size_t skip = strspn(todo.data, "/");
+        size_t len = strcspn(todo.data + skip, "/");
+        _cleanup_free_ char *comp = mk_xstrndup(todo.data + skip, len);
+        _cleanup_free_ char *rest = mk_xstrdup(todo.data + skip + len);
+        mk_buf_reset(&todo);
+        mk_buf_adds(&todo, rest);
+        if (!*comp || strcmp(comp, ".") == 0)
+            continue;
+        if (strcmp(comp, "..") == 0) {
+            char *slash = strrchr(done.data, '/');
+            done.len = slash && slash != done.data ? (size_t)(slash - done.data) : 1;
+            done.data[done.len] = '\0';
+            continue;
+        }
+        _cleanup_close_ int pfd = mk_open_in_root(rootfd, done.data, O_PATH | O_DIRECTORY, 0, err);
+        if (pfd < 0)
+            goto out;
+        struct stat st;
+        if (fstatat(pfd, comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT) {
+                mk_error_errno(err, "stat \"%s/%s\"", done.data, comp);
+                goto out;
+            }
+            _cleanup_close_ int dfd = mk_open_in_root(rootfd, done.data, O_RDONLY | O_DIRECTORY,
+                                                      0, err);
+            if (dfd < 0)
+                goto out;
+            if (mkdirat(dfd, comp, mode) < 0 ||
+                (fchownat(dfd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL)) {
+                mk_error_errno(err, "creating directory \"%s\"", path);
+                goto out;
+            }
+            created = true;
+        } else if (S_ISLNK(st.st_mode)) {
+            if (++hops > MAX_SYMLINK_HOPS) {
+                mk_error_set(err, MK_ERR_INVALID, ELOOP, "\"%s\": too many levels of symbolic links",
+                             path);
+                goto out;
+            }
+            char target[4096];
+            ssize_t n = readlinkat(pfd, comp, target, sizeof(target) - 1);
+            if (n < 0) {
+                mk_error_errno(err, "reading link \"%s/%s\"", done.data, comp);
+                goto out;
+            }
+            target[n] = '\0';
+            mk_buf_reset(&todo);
+            mk_buf_addf(&todo, "%s/%s", target, rest);
+            if (target[0] == '/') {
+                mk_buf_reset(&done);
+                mk_buf_adds(&done, "/");
+            }
+            continue;
+        } else if (!S_ISDIR(st.st_mode)) {
+            mk_error_set(err, MK_ERR_INVALID, ENOTDIR, "\"%s\": \"%s/%s\" is not a directory",
+                         path, done.data, comp);
+            goto out;
+        }
+        if (done.len > 1)
+            mk_buf_addc(&done, '/');
+        mk_buf_adds(&done, comp);
+    }
+    ret = mk_open_in_root(rootfd, done.data, O_PATH | O_DIRECTORY, 0, err);
+    if (ret >= 0 && ret_created)
+        *ret_created = created;
+out:
+    mk_buf_release(&done);
+    mk_buf_release(&todo);
+    return ret;
+}
+
+/* The parent of path (created as needed, through symlinks) and its last component. */
+static int open_parent_follow(int rootfd, const char *path, char **ret_name,
+                              struct mk_error **err)
+{
+    int fd = mk_open_parent_in_root(rootfd, path, false, ret_name, NULL);
+    if (fd >= 0)
+        return fd;
+    _cleanup_free_ char *parent = mk_xstrdup(path);
+    char *end = parent + strlen(parent);
+    while (end > parent + 1 && end[-1] == '/')
+        *--end = '\0';
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        slash[slash == parent ? 1 : 0] = '\0';
+    fd = builder_mkdir_follow(rootfd, slash ? parent : "/", 0755, 0, 0, NULL, err);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return mk_open_parent_in_root(rootfd, path, false, ret_name, err);
+}
+
 static bool has_glob(const char *s)
 {
     return strpbrk(s, "*?[") != NULL;
@@ -244,7 +349,7 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
     if (mk_interrupted)
         return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
     _cleanup_free_ char *name = NULL;
-    _cleanup_close_ int pfd = mk_open_parent_in_root(st->rootfd, dest, true, &name, err);
+    _cleanup_close_ int pfd = open_parent_follow(st->rootfd, dest, &name, err);
     if (pfd < 0)
         return -1;
     struct stat dst;
@@ -330,7 +435,7 @@ static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct
         if (cs->spec->visit)
             return cs->spec->visit(relpath, st, cs->dest_base, cs->spec->visit_arg, err);
         _cleanup_free_ char *name = NULL;
-        int fd = mk_mkdir_p_in_root(cs->rootfd, cs->dest_base, 0755, err);
+        int fd = builder_mkdir_follow(cs->rootfd, cs->dest_base, 0755, 0, 0, NULL, err);
         if (fd < 0)
             return -1;
         close(fd);
@@ -410,6 +515,22 @@ static int copy_source(struct copy_state *cs, const char *rel, bool many, struct
         cs->dest_base = dest;
         if (cs->spec->ctx)
             return builder_context_walk(cs->spec->ctx, rel, walk_fn, cs, err);
+        struct stat lst;
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int pfd = mk_open_parent_in_root(cs->srcfd, rel, false, &name, NULL);
+        if (strcmp(rel, ".") != 0 && pfd >= 0 &&
+            fstatat(pfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
+            /* A source naming a symlink to a directory copies the directory it points to. */
+            _cleanup_close_ int dfd = mk_open_in_root(cs->srcfd, rel, O_PATH | O_DIRECTORY, 0, err);
+            if (dfd < 0)
+                return -1;
+            int saved = cs->srcfd;
+            cs->srcfd = dfd;
+            cs->src_prefix = ".";
+            int r = walk_plain(cs, ".", walk_fn, err);
+            cs->srcfd = saved;
+            return r;
+        }
         return walk_plain(cs, rel, walk_fn, err);
     }
     if (cs->spec->dest_is_dir || many) {
@@ -481,7 +602,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
                          "when using COPY with more than one source file, the destination "
                          "must be a directory and end with a /");
     if (r == 0 && spec->dest_is_dir && !spec->visit) {
-        int fd = mk_mkdir_p_in_root(rootfd, spec->dest, 0755, err);
+        int fd = builder_mkdir_follow(rootfd, spec->dest, 0755, 0, 0, NULL, err);
         if (fd < 0)
             r = -1;
         else

@@ -122,6 +122,15 @@ struct mk_copy_spec {
  * spec is neither. */
 int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret);
 
+/* Creates directory path and its missing parents (mode, owned by uid:gid) below rootfd,
+ * following symlinks (dangling ones included) inside the root, as COPY, WORKDIR and VOLUME
+ * do: "VOLUME /link/x" with /link -> /data/log creates /data/log/x. A symlink loop fails
+ * with ELOOP ("too many levels of symbolic links"), a non-directory component with ENOTDIR.
+ * Returns an O_PATH fd of the directory; *ret_created (may be NULL) says whether anything
+ * was created. */
+int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, gid_t gid,
+                         bool *ret_created, struct mk_error **err);
+
 /* Copies the sources into rootfd (runs in builder_sandbox_call's child). */
 int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_error **err);
 

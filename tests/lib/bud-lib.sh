@@ -10,7 +10,11 @@ fi
 
 # No registry is reachable: the local busybox rootfs stands in for every base a case pulls.
 bud_images() { # NAME...
-    [ -d "$T/bbroot" ] || t_busybox_rootfs "$T/bbroot" || return 1
+    if [ ! -d "$T/bbroot" ]; then
+        t_busybox_rootfs "$T/bbroot" || return 1
+        # Directories the cases expect of alpine/ubuntu (mkdir without -p under them).
+        mkdir -p "$T/bbroot/usr/local" "$T/bbroot/usr/lib" "$T/bbroot/var/lib" "$T/bbroot/home"
+    fi
     local n
     for n in "$@"; do "$MKIMG" import "$T/bbroot" "$n" >/dev/null || return 1; done
 }
