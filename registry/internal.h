@@ -88,6 +88,46 @@ void reg_log(const struct reg_client *c, const char *fmt, ...)
 /* "/v2/<repo>/<kind>/<ref>" in a new string. */
 char *reg_path(const struct reg_client *c, const char *kind, const char *ref);
 
+/* ---- manifests (registry/manifest.c) --------------------------------------------------- */
+
+#include <jansson.h>
+
+struct reg_manifest {
+    char *data; /* the bytes as the registry sent them */
+    size_t len;
+    char digest[MK_DIGEST_SIZE];
+    char *media_type; /* from the document, else the Content-Type, else by shape */
+    json_t *json;
+};
+
+/* Takes data (len bytes, NUL-terminated; freed on failure too) and parses it: a JSON object,
+ * not Docker schema 1 (MK_ERR_UNSUPPORTED). content_type may be NULL; ref names it in
+ * errors. */
+int reg_manifest_load(char *data, size_t len, const char *content_type, const char *ref,
+                      struct reg_manifest *ret, struct mk_error **err);
+void reg_manifest_release(struct reg_manifest *m);
+bool reg_is_index(const char *media_type);
+bool reg_is_image_manifest(const char *media_type);
+
+struct reg_platform {
+    char os[32], arch[32], variant[32];
+};
+/* "os/arch[/variant]"; NULL means linux/<host arch>. MK_ERR_USAGE when malformed. */
+int reg_platform_parse(const char *s, struct reg_platform *ret, struct mk_error **err);
+/* The digest of the index entry for want (MK_ERR_NOT_FOUND listing what the index has). */
+int reg_index_select(const struct reg_manifest *idx, const struct reg_platform *want,
+                     char ret[MK_DIGEST_SIZE], struct mk_error **err);
+
+struct reg_blob_desc {
+    const char *digest; /* points into the manifest's JSON */
+    uint64_t size;
+};
+/* The config and layer descriptors of an image manifest, checked (valid digests and sizes,
+ * known layer media types, at most 4096 layers, a config under 4 MiB). *ret_layers is
+ * the caller's (free). */
+int reg_manifest_blobs(const struct reg_manifest *m, struct reg_blob_desc *ret_config,
+                       struct reg_blob_desc **ret_layers, size_t *ret_n, struct mk_error **err);
+
 /* ---- credentials (registry/auth.c) ------------------------------------------------------ */
 
 char *reg_base64(const void *data, size_t n);

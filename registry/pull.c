@@ -7,8 +7,6 @@
 #include "registry/internal.h"
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
-#define INDEX_MAX_ENTRIES 1024
-#define MANIFEST_MAX_LAYERS 4096
 
 static const char accept_manifests[] = MK_MEDIA_OCI_MANIFEST
     ", " MK_MEDIA_OCI_INDEX ", " REG_MEDIA_DOCKER_MANIFEST ", " REG_MEDIA_DOCKER_LIST;
@@ -17,25 +15,9 @@ MK_DEFINE_CLEANUP(struct reg_client, reg_client_free)
 MK_DEFINE_CLEANUP(struct mk_blob_writer, layerstore_blob_writer_free)
 MK_DEFINE_CLEANUP(struct mk_image, layerstore_image_free)
 
-struct manifest {
-    char *data;
-    size_t len;
-    char digest[MK_DIGEST_SIZE];
-    char *media_type;
-    json_t *json;
-};
-
-static void manifest_release(struct manifest *m)
-{
-    free(m->data);
-    free(m->media_type);
-    json_decref(m->json);
-    memset(m, 0, sizeof(*m));
-}
-
 /* GETs a manifest by tag or digest; when want is a digest the bytes must hash to it. */
 static int fetch_manifest(struct reg_client *c, const char *ref, const char *want,
-                          struct manifest *ret, struct mk_error **err)
+                          struct reg_manifest *ret, struct mk_error **err)
 {
     _cleanup_free_ char *path = reg_path(c, "manifests", ref);
     struct reg_req req = {.method = "GET",
@@ -55,127 +37,18 @@ static int fetch_manifest(struct reg_client *c, const char *ref, const char *wan
         reg_resp_release(&resp);
         return -1;
     }
-    struct manifest m = {0};
-    m.len = resp.body.len;
-    m.data = mk_buf_detach(&resp.body);
-    mk_sha256_buffer(m.data, m.len, m.digest);
+    size_t len = resp.body.len;
+    char *data = mk_buf_detach(&resp.body);
     _cleanup_free_ char *ctype = MK_TAKE_PTR(resp.content_type);
     reg_resp_release(&resp);
-    if (want && strcmp(want, m.digest) != 0) {
-        mk_error_set(err, MK_ERR_DIGEST, 0, "manifest %s: content digest is %s", want, m.digest);
-        manifest_release(&m);
+    if (reg_manifest_load(data, len, ctype, ref, ret, err) < 0)
+        return -1;
+    if (want && strcmp(want, ret->digest) != 0) {
+        mk_error_set(err, MK_ERR_DIGEST, 0, "manifest %s: content digest is %s", want, ret->digest);
+        reg_manifest_release(ret);
         return -1;
     }
-    json_error_t jerr;
-    m.json = json_loadb(m.data, m.len, 0, &jerr);
-    if (!json_is_object(m.json)) {
-        mk_error_set(err, MK_ERR_PARSE, 0, "manifest %s: bad JSON: %s", ref,
-                     m.json ? "not an object" : jerr.text);
-        manifest_release(&m);
-        return -1;
-    }
-    const char *mt = json_string_value(json_object_get(m.json, "mediaType"));
-    if (!mt && ctype) {
-        ctype[strcspn(ctype, "; ")] = '\0';
-        mt = ctype;
-    }
-    json_t *sv = json_object_get(m.json, "schemaVersion");
-    if ((json_is_integer(sv) && json_integer_value(sv) == 1) ||
-        (mt && (strcmp(mt, REG_MEDIA_DOCKER_SCHEMA1) == 0 ||
-                strcmp(mt, REG_MEDIA_DOCKER_SCHEMA1_SIGNED) == 0))) {
-        mk_error_set(err, MK_ERR_UNSUPPORTED, 0,
-                     "manifest %s: Docker schema 1 manifests are not supported (deprecated since "
-                     "2017; push the image again with a current tool)",
-                     ref);
-        manifest_release(&m);
-        return -1;
-    }
-    /* An OCI document without mediaType says what it is by its members. */
-    if (!mt)
-        mt = json_is_array(json_object_get(m.json, "manifests")) ? MK_MEDIA_OCI_INDEX
-                                                                 : MK_MEDIA_OCI_MANIFEST;
-    m.media_type = mk_xstrdup(mt);
-    *ret = m;
     return 0;
-}
-
-static bool is_index(const char *mt)
-{
-    return strcmp(mt, MK_MEDIA_OCI_INDEX) == 0 || strcmp(mt, REG_MEDIA_DOCKER_LIST) == 0;
-}
-
-static bool is_image_manifest(const char *mt)
-{
-    return strcmp(mt, MK_MEDIA_OCI_MANIFEST) == 0 || strcmp(mt, REG_MEDIA_DOCKER_MANIFEST) == 0;
-}
-
-struct platform {
-    char os[32], arch[32], variant[32];
-};
-
-static int platform_parse(const char *s, struct platform *ret, struct mk_error **err)
-{
-    memset(ret, 0, sizeof(*ret));
-    if (!s) {
-        snprintf(ret->os, sizeof(ret->os), "linux");
-        snprintf(ret->arch, sizeof(ret->arch), "%s", layerstore_host_arch());
-        return 0;
-    }
-    const char *a = strchr(s, '/');
-    const char *v = a ? strchr(a + 1, '/') : NULL;
-    size_t on = a ? (size_t)(a - s) : 0;
-    size_t an = a ? (v ? (size_t)(v - a - 1) : strlen(a + 1)) : 0;
-    if (!a || on == 0 || on >= sizeof(ret->os) || an == 0 || an >= sizeof(ret->arch) ||
-        (v && (strlen(v + 1) == 0 || strlen(v + 1) >= sizeof(ret->variant) || strchr(v + 1, '/'))))
-        return mk_error_set(err, MK_ERR_USAGE, 0,
-                            "invalid platform \"%s\" (expected OS/ARCH[/VARIANT])", s);
-    memcpy(ret->os, s, on);
-    memcpy(ret->arch, a + 1, an);
-    if (v)
-        snprintf(ret->variant, sizeof(ret->variant), "%s", v + 1);
-    return 0;
-}
-
-/* The digest of the index entry for the platform. */
-static int select_platform(const struct manifest *idx, const struct platform *want,
-                           char ret[MK_DIGEST_SIZE], struct mk_error **err)
-{
-    json_t *list = json_object_get(idx->json, "manifests");
-    if (!json_is_array(list) || json_array_size(list) > INDEX_MAX_ENTRIES)
-        return mk_error_set(err, MK_ERR_PARSE, 0, "index %s: bad manifest list", idx->digest);
-    size_t i;
-    json_t *e;
-    struct mk_buf seen = MK_BUF_INIT;
-    json_array_foreach(list, i, e)
-    {
-        json_t *p = json_object_get(e, "platform");
-        const char *os = json_string_value(json_object_get(p, "os"));
-        const char *arch = json_string_value(json_object_get(p, "architecture"));
-        const char *variant = json_string_value(json_object_get(p, "variant"));
-        const char *d = json_string_value(json_object_get(e, "digest"));
-        const char *mt = json_string_value(json_object_get(e, "mediaType"));
-        if (!os || !arch || !d)
-            continue;
-        if (seen.len < 512)
-            mk_buf_addf(&seen, "%s%s/%s%s%s", seen.len ? ", " : "", os, arch, variant ? "/" : "",
-                        variant ? variant : "");
-        if (strcmp(os, want->os) != 0 || strcmp(arch, want->arch) != 0)
-            continue;
-        if (want->variant[0] && (!variant || strcmp(variant, want->variant) != 0))
-            continue;
-        if (mt && !is_image_manifest(mt))
-            continue;
-        if (!mk_digest_valid(d))
-            break;
-        memcpy(ret, d, MK_DIGEST_SIZE);
-        mk_buf_release(&seen);
-        return 0;
-    }
-    mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no image for %s/%s%s%s in the index (it has: %s)",
-                 want->os, want->arch, want->variant[0] ? "/" : "", want->variant,
-                 seen.len ? seen.data : "nothing");
-    mk_buf_release(&seen);
-    return -1;
 }
 
 /* ---- blobs ------------------------------------------------------------------------------ */
@@ -277,82 +150,35 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
     }
 }
 
-static bool layer_type_ok(const char *mt)
-{
-    static const char *const ok[] = {
-        MK_MEDIA_OCI_LAYER,
-        MK_MEDIA_OCI_LAYER_GZIP,
-        MK_MEDIA_OCI_LAYER_ZSTD,
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        "application/vnd.docker.image.rootfs.diff.tar",
-    };
-    for (size_t i = 0; i < MK_ARRAY_SIZE(ok); i++)
-        if (strcmp(mt, ok[i]) == 0)
-            return true;
-    return false;
-}
-
-static int desc_get(json_t *d, const char **ret_digest, uint64_t *ret_size)
-{
-    const char *dg = json_string_value(json_object_get(d, "digest"));
-    json_t *s = json_object_get(d, "size");
-    if (!dg || !mk_digest_valid(dg) || !json_is_integer(s) || json_integer_value(s) < 0)
-        return -1;
-    *ret_digest = dg;
-    *ret_size = (uint64_t)json_integer_value(s);
-    return 0;
-}
-
 /* Fetches the config and every layer of an image manifest, unpacking each layer. */
-static int pull_image(struct reg_client *c, struct mk_store *store, const struct manifest *m,
+static int pull_image(struct reg_client *c, struct mk_store *store, const struct reg_manifest *m,
                       struct mk_error **err)
 {
-    const char *cd;
-    uint64_t csize;
-    if (desc_get(json_object_get(m->json, "config"), &cd, &csize) < 0)
-        return mk_error_set_at(err, MK_ERR_PARSE, m->digest, "bad config descriptor");
-    if (csize > REG_JSON_MAX)
-        return mk_error_set_at(err, MK_ERR_INVALID, m->digest, "image config too large");
-    json_t *layers = json_object_get(m->json, "layers");
-    if (!json_is_array(layers) || json_array_size(layers) > MANIFEST_MAX_LAYERS)
-        return mk_error_set_at(err, MK_ERR_PARSE, m->digest, "bad layer list");
-    if (fetch_blob(c, store, cd, csize, err) < 0)
+    struct reg_blob_desc config;
+    _cleanup_free_ struct reg_blob_desc *layers = NULL;
+    size_t n = 0;
+    if (reg_manifest_blobs(m, &config, &layers, &n, err) < 0 ||
+        fetch_blob(c, store, config.digest, config.size, err) < 0)
         return -1;
     _cleanup_free_ char *cdata = NULL;
     size_t clen = 0;
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
-    if (layerstore_blob_read(store, cd, REG_JSON_MAX, &cdata, &clen, err) < 0 ||
+    if (layerstore_blob_read(store, config.digest, REG_JSON_MAX, &cdata, &clen, err) < 0 ||
         layerstore_config_parse(cdata, clen, &cfg, err) < 0)
-        return mk_error_set_where(err, cd);
+        return mk_error_set_where(err, config.digest);
     int r = 0;
-    if (cfg.diff_ids.n != json_array_size(layers))
+    if (cfg.diff_ids.n != n)
         r = mk_error_set_at(err, MK_ERR_INVALID, m->digest,
-                            "the manifest has %zu layers but its config %zu diff_ids",
-                            json_array_size(layers), cfg.diff_ids.n);
+                            "the manifest has %zu layers but its config %zu diff_ids", n,
+                            cfg.diff_ids.n);
     char chain[MK_DIGEST_SIZE] = "";
-    size_t i;
-    json_t *l;
-    json_array_foreach(layers, i, l)
-    {
-        if (r < 0)
-            break;
-        const char *ld;
-        uint64_t lsize;
-        const char *mt = json_string_value(json_object_get(l, "mediaType"));
-        if (desc_get(l, &ld, &lsize) < 0) {
-            r = mk_error_set_at(err, MK_ERR_PARSE, m->digest, "bad layer descriptor");
-            break;
-        }
-        if (mt && !layer_type_ok(mt)) {
-            r = mk_error_set_at(err, MK_ERR_UNSUPPORTED, m->digest,
-                                "layer %zu has unsupported media type \"%s\"", i + 1, mt);
-            break;
-        }
+    for (size_t i = 0; r == 0 && i < n; i++) {
         char next[MK_DIGEST_SIZE];
-        r = fetch_blob(c, store, ld, lsize, err);
+        r = fetch_blob(c, store, layers[i].digest, layers[i].size, err);
         if (r == 0)
-            r = layerstore_layer_unpack(store, ld, cfg.diff_ids.v[i], chain, next, err);
+            r = layerstore_layer_unpack(store, layers[i].digest, cfg.diff_ids.v[i], chain, next,
+                                        err);
         if (r == 0)
             memcpy(chain, next, MK_DIGEST_SIZE);
     }
@@ -369,9 +195,9 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
     struct mk_ref *ref = NULL;
     if (registry_ref_parse(name, &ref, err) < 0)
         return -1;
-    struct platform want;
+    struct reg_platform want;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
-    int r = platform_parse(opts ? opts->platform : NULL, &want, err);
+    int r = reg_platform_parse(opts ? opts->platform : NULL, &want, err);
     if (r == 0)
         r = reg_client_new(ref, opts, &c, err);
     if (r == 0 && opts && opts->creds)
@@ -380,24 +206,24 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
         r = registry_auth_lookup(opts ? opts->authfile : NULL, c->host, &c->creds, err) < 0 ? -1
                                                                                             : 0;
     const char *what = ref->digest ? ref->digest : ref->tag;
-    struct manifest m = {0};
+    struct reg_manifest m = {0};
     if (r == 0) {
         reg_log(c, "pulling %s/%s %s", c->host, c->repo, what);
         r = fetch_manifest(c, what, ref->digest, &m, err);
     }
-    if (r == 0 && is_index(m.media_type)) {
+    if (r == 0 && reg_is_index(m.media_type)) {
         char sel[MK_DIGEST_SIZE];
-        struct manifest im = {0};
-        r = select_platform(&m, &want, sel, err);
+        struct reg_manifest im = {0};
+        r = reg_index_select(&m, &want, sel, err);
         if (r == 0)
             r = fetch_manifest(c, sel, sel, &im, err);
         /* The index is not stored: the local tag names the platform's image. */
-        manifest_release(&m);
+        reg_manifest_release(&m);
         m = im;
-        if (r == 0 && !is_image_manifest(m.media_type))
+        if (r == 0 && !reg_is_image_manifest(m.media_type))
             r = mk_error_set_at(err, MK_ERR_UNSUPPORTED, sel, "the index entry is a \"%s\"",
                                 m.media_type);
-    } else if (r == 0 && !is_image_manifest(m.media_type)) {
+    } else if (r == 0 && !reg_is_image_manifest(m.media_type)) {
         r = mk_error_set(err, MK_ERR_UNSUPPORTED, 0, "unsupported manifest type \"%s\"",
                          m.media_type);
     }
@@ -416,7 +242,7 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
         mk_strv_push(&img->tags, local);
         reg_log(c, "stored %s as %s", m.digest, local);
     }
-    manifest_release(&m);
+    reg_manifest_release(&m);
     registry_ref_free(ref);
     if (r < 0)
         return mk_error_set_where(err, name);
