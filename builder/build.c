@@ -1993,7 +1993,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     if (resolve_build_args(&b, err) < 0 || read_dockerfile(&b, err) < 0)
         goto out;
     predefined_args(&b);
-    if (builder_context_open(opts->context_dir, opts->dockerfile, &b.ctx, err) < 0)
+    if (builder_context_open_with(opts->context_dir, opts->dockerfile, opts->ignorefile, &b.ctx,
+                                  err) < 0)
         goto out;
     if (split_stages(&b, err) < 0)
         goto out;

@@ -24,6 +24,7 @@ struct mk_build_opts {
     struct mk_strv build_args;/* "K=V", or "K" (value from the environment) */
     struct mk_strv secrets;   /* --secret values: "id=x,src=PATH" or "id=x,env=VAR" */
     const char *target;       /* --target stage, or NULL */
+    const char *ignorefile;   /* --ignorefile: replaces the context's .dockerignore; or NULL */
     bool no_cache;
     enum mk_network network;
     int log_fd;               /* progress and RUN output */

@@ -73,6 +73,12 @@ MK_DEFINE_CLEANUP(struct mk_context, builder_context_free)
 int builder_context_open(const char *dir, const char *dockerfile, struct mk_context **ret,
                          struct mk_error **err)
 {
+    return builder_context_open_with(dir, dockerfile, NULL, ret, err);
+}
+
+int builder_context_open_with(const char *dir, const char *dockerfile, const char *ignorefile,
+                              struct mk_context **ret, struct mk_error **err)
+{
     _cleanup_(builder_context_freep) struct mk_context *ctx = mk_xcalloc(1, sizeof(*ctx));
     ctx->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (ctx->dirfd < 0)
@@ -84,11 +90,18 @@ int builder_context_open(const char *dir, const char *dockerfile, struct mk_cont
                                              : mk_xasprintf("%s/Dockerfile.dockerignore", dir);
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
-    const char *source = beside;
-    if (read_ignore_file(ctx->dirfd, beside, false, &data, &len, err) < 0)
+    const char *source = ignorefile ? ignorefile : beside;
+    if (ignorefile) {
+        /* --ignorefile names a file of the caller's, which must exist. */
+        if (mk_read_file_at(AT_FDCWD, ignorefile, CONTEXT_IGNORE_MAX, &data, &len, err) < 0)
+            return mk_error_set_where(err, ignorefile);
+    } else if (read_ignore_file(ctx->dirfd, beside, false, &data, &len, err) < 0) {
         return -1;
-    if (!data) {
-        source = ".dockerignore";
+    }
+    /* buildah and podman's .containerignore comes before .dockerignore. */
+    static const char *const in_context[] = {".containerignore", ".dockerignore"};
+    for (size_t i = 0; !data && i < sizeof(in_context) / sizeof(in_context[0]); i++) {
+        source = in_context[i];
         if (read_ignore_file(ctx->dirfd, source, true, &data, &len, err) < 0)
             return -1;
     }

@@ -80,6 +80,11 @@ struct mk_context;
  * pattern) fails with MK_ERR_PARSE. Free with builder_context_free. */
 int builder_context_open(const char *dir, const char *dockerfile, struct mk_context **ret,
                          struct mk_error **err);
+/* Same, with ignorefile (when not NULL; a host path that must exist) used instead of the
+ * context's ignore files. Without it, DOCKERFILE.dockerignore, then CONTEXT/.containerignore
+ * (buildah's name), then CONTEXT/.dockerignore is used. */
+int builder_context_open_with(const char *dir, const char *dockerfile, const char *ignorefile,
+                              struct mk_context **ret, struct mk_error **err);
 void builder_context_free(struct mk_context *ctx);
 /* O_PATH dir fd of the context, owned by ctx. */
 int builder_context_dirfd(const struct mk_context *ctx);

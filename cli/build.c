@@ -20,6 +20,7 @@ static void build_usage(FILE *f)
           "      --secret id=ID,src=PATH|env=VAR   a secret for RUN --mount=type=secret\n"
           "      --network MODE       default (host), host or none for RUN\n"
           "      --no-cache           do not use the build cache\n"
+          "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
           "      --iidfile FILE       write the image ID to FILE\n"
           "      --progress MODE      auto, plain, tty or quiet\n"
           "  -q, --quiet              print only the image ID\n",
@@ -36,6 +37,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"target", required_argument, NULL, 'T'},
         {"network", required_argument, NULL, 'n'},
         {"no-cache", no_argument, NULL, 'N'},
+        {"ignorefile", required_argument, NULL, 'I'},
         {"iidfile", required_argument, NULL, 'i'},
         {"progress", required_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
@@ -84,6 +86,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             break;
         case 'N':
             opts.no_cache = true;
+            break;
+        case 'I':
+            opts.ignorefile = optarg;
             break;
         case 'i':
             iidfile = optarg;
