@@ -205,8 +205,8 @@ struct saved {
 
 static void saved_release(struct saved *s)
 {
-    layerstore_image_free(s->img);
     layerstore_layer_descs_free(s->layers, s->img ? s->img->n_layers : 0);
+    layerstore_image_free(s->img);
     free(s->manifest);
     mk_strv_release(&s->names);
 }
