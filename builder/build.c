@@ -664,6 +664,21 @@ static void run_mounts_release(struct build *b, struct run_mounts *rm)
 }
 
 /* RUN */
+/* A heredoc's body as the command reads it: with "<<-", leading tabs stripped. */
+static void heredoc_body(struct mk_buf *out, const struct mk_df_heredoc *h)
+{
+    if (!h->chomp) {
+        mk_buf_adds(out, h->content);
+        return;
+    }
+    for (const char *p = h->content; *p;) {
+        p += strspn(p, "\t");
+        size_t len = strcspn(p, "\n");
+        mk_buf_add(out, p, len + (p[len] == '\n'));
+        p += len + (p[len] == '\n');
+    }
+}
+
 static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
                   struct mk_error **err)
 {
@@ -686,9 +701,35 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
         mk_strv_copy(&argv, &n->args);
     } else {
         const char *cmd = n->args.n ? n->args.v[0] : "";
-        if (n->n_heredocs == 1 && cmd[0] == '<' && cmd[1] == '<' && !strpbrk(cmd, " \t")) {
+        bool bare = n->n_heredocs == 1 && cmd[0] == '<' && cmd[1] == '<' && !strpbrk(cmd, " \t");
+        if (bare)
+            heredoc_body(&script, &n->heredocs[0]);
+        if (bare && script.data && mk_str_has_prefix(script.data, "#!")) {
+            /* As BuildKit: a body with a "#!" line is a script its interpreter runs. The
+             * shell only hands it over, as a file descriptor, so nothing lands in the rootfs. */
+            const char *nl = strchr(script.data, '\n');
+            _cleanup_free_ char *line = mk_xstrndup(script.data + 2,
+                                                    nl ? (size_t)(nl - script.data - 2)
+                                                       : strlen(script.data + 2));
+            char *interp = line + strspn(line, " \t");
+            char *arg = interp + strcspn(interp, " \t");
+            if (*arg)
+                *arg++ = '\0';
+            arg += strspn(arg, " \t");
+            const char *delim = "MKIMG_HEREDOC_END";
+            struct mk_buf sh = MK_BUF_INIT;
+            mk_buf_addf(&sh, "exec \"$0\" %s /dev/fd/3 3<<'%s'\n%s%s%s\n", *arg ? "\"$1\"" : "",
+                        delim, script.data, mk_str_has_suffix(script.data, "\n") ? "" : "\n",
+                        delim);
+            mk_strv_push(&argv, "/bin/sh");
+            mk_strv_push(&argv, "-c");
+            mk_strv_push(&argv, sh.data);
+            mk_strv_push(&argv, interp);
+            if (*arg)
+                mk_strv_push(&argv, arg);
+            mk_buf_release(&sh);
+        } else if (bare) {
             /* RUN <<EOF ... EOF: the body is the script. */
-            mk_buf_adds(&script, n->heredocs[0].content);
         } else {
             /* Heredoc bodies go to the shell as written: it runs them as heredocs itself. */
             mk_buf_adds(&script, cmd);
@@ -698,13 +739,16 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
                 mk_buf_adds(&script, n->heredocs[i].name);
             }
         }
-        if (s->config.shell.n)
+        if (argv.n) {
+            /* the "#!" script above */
+        } else if (s->config.shell.n) {
             mk_strv_copy(&argv, &s->config.shell);
-        else {
+            mk_strv_push(&argv, script.data ? script.data : "");
+        } else {
             mk_strv_push(&argv, "/bin/sh");
             mk_strv_push(&argv, "-c");
+            mk_strv_push(&argv, script.data ? script.data : "");
         }
-        mk_strv_push(&argv, script.data ? script.data : "");
     }
     if (argv.n == 0) {
         node_error(b, n, err, "RUN needs a command");

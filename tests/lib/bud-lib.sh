@@ -14,6 +14,7 @@ bud_images() { # NAME...
         t_busybox_rootfs "$T/bbroot" || return 1
         # Directories the cases expect of alpine/ubuntu (mkdir without -p under them).
         mkdir -p "$T/bbroot/usr/local" "$T/bbroot/usr/lib" "$T/bbroot/var/lib" "$T/bbroot/home"
+        ln -s ../../bin/busybox "$T/bbroot/usr/bin/env"
     fi
     local n
     for n in "$@"; do "$MKIMG" import "$T/bbroot" "$n" >/dev/null || return 1; done
