@@ -1411,8 +1411,10 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
                           chmod);
     spec.chmod = chmod;
     spec.extract = is_add;
+    spec.parents = mk_df_node_flag(n, "parents", NULL);
 
-    struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT;
+    struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT, excludes = MK_STRV_INIT;
+    struct mk_ignore *exclude = NULL;
     struct src_root src = {NULL, -1}, heredocs = {NULL, -1};
     _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
     _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
@@ -1445,6 +1447,19 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     if (chown && expand_word(b, s, n, chown, &chown_exp, err) < 0)
         goto out;
     spec.chown = chown_exp;
+    for (size_t i = 0; i < n->flags.n; i++) {
+        char *w = NULL;
+        if (!mk_str_has_prefix(n->flags.v[i], "--exclude="))
+            continue;
+        if (expand_word(b, s, n, n->flags.v[i] + strlen("--exclude="), &w, err) < 0)
+            goto out;
+        mk_strv_push_take(&excludes, w);
+    }
+    if (excludes.n && mk_ignore_new(&excludes, &exclude, err) < 0) {
+        node_error(b, n, err, "invalid --exclude pattern");
+        goto out;
+    }
+    spec.exclude = exclude;
     spec.dest_is_dir = mk_str_has_suffix(dest_word, "/") || strcmp(dest_word, ".") == 0 ||
                        mk_str_has_suffix(dest_word, "/.");
     if (dest_word[0] == '/')
@@ -1484,6 +1499,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         key_add(k.h, spec.dest_is_dir ? "dir" : "file");
         key_add(k.h, spec.chown);
         key_add(k.h, chmod);
+        key_add(k.h, spec.parents ? "parents" : "");
+        key_add_strv(k.h, &excludes);
         struct mk_copy_spec vspec = spec;
         vspec.visit = copy_key_visit;
         vspec.visit_arg = &k;
@@ -1518,6 +1535,8 @@ out:
     step_end(b);
     src_root_release(b, &src);
     src_root_release(b, &heredocs);
+    mk_ignore_free(exclude);
+    mk_strv_release(&excludes);
     mk_strv_release(&src_lowers);
     mk_strv_release(&sources);
     return ret;

@@ -29,6 +29,14 @@ struct copy_state {
     const char *src_prefix; /* the source being copied (context-relative) */
     const char *dest_base;  /* its destination */
     uint64_t files;
+    /* Regular files with several links already copied, so their other names become links
+     * again: source (dev, ino) -> destination path. */
+    struct copied_link {
+        dev_t dev;
+        ino_t ino;
+        char *dest;
+    } *links;
+    size_t n_links;
 };
 
 /* Permission bits a symbolic --chmod clause may name after its operator. */
@@ -219,7 +227,7 @@ static bool has_glob(const char *s)
     return strpbrk(s, "*?[") != NULL;
 }
 
-static char *clean_rel(const char *p)
+static char *clean_rel(const char *p, bool keep_dot)
 {
     /* Context-relative: no leading "/" or "./", no trailing "/". */
     while (*p == '/' || (p[0] == '.' && p[1] == '/'))
@@ -228,9 +236,37 @@ static char *clean_rel(const char *p)
     size_t n = strlen(s);
     while (n > 1 && s[n - 1] == '/')
         s[--n] = '\0';
-    if (strcmp(s, ".") != 0 && n >= 2 && s[n - 1] == '.' && s[n - 2] == '/')
+    if (!keep_dot && strcmp(s, ".") != 0 && n >= 2 && s[n - 1] == '.' && s[n - 2] == '/')
         s[n - 2] = '\0';
     return s;
+}
+
+/* "x/./y/." -> "x/y"; "." when nothing is left. */
+static char *drop_dots(const char *p)
+{
+    struct mk_buf b = MK_BUF_INIT;
+    mk_buf_adds(&b, "");
+    while (*p) {
+        size_t len = strcspn(p, "/");
+        if (len && !(len == 1 && p[0] == '.')) {
+            if (b.len)
+                mk_buf_addc(&b, '/');
+            mk_buf_add(&b, p, len);
+        }
+        p += len + (p[len] == '/');
+    }
+    if (!b.len)
+        mk_buf_adds(&b, ".");
+    return mk_buf_detach(&b);
+}
+
+/* --exclude: patterns match paths relative to the source being copied. */
+static bool user_excluded(const struct copy_state *st, const char *sub)
+{
+    bool m = false;
+    if (!st->spec->exclude || !*sub)
+        return false;
+    return mk_ignore_matches(st->spec->exclude, sub, &m, NULL) < 0 || m;
 }
 
 static bool excluded(const struct copy_state *st, const char *rel)
@@ -396,6 +432,18 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
                             "cannot copy \"%s\": not a regular file, "
                             "directory, symlink or fifo",
                             rel);
+    if (sst->st_nlink > 1) {
+        for (size_t i = 0; i < st->n_links; i++) {
+            if (st->links[i].dev != sst->st_dev || st->links[i].ino != sst->st_ino)
+                continue;
+            _cleanup_free_ char *lname = NULL;
+            _cleanup_close_ int lpfd =
+                mk_open_parent_in_root(st->rootfd, st->links[i].dest, false, &lname, NULL);
+            if (lpfd >= 0 && linkat(lpfd, lname, pfd, name, 0) == 0)
+                return 0;
+            break; /* the first copy is gone or elsewhere: copy the bytes again */
+        }
+    }
     _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
     if (in < 0)
         return -1;
@@ -405,6 +453,11 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
         return mk_error_errno(err, "creating \"%s\"", dest);
     if (copy_bytes(in, out, err) < 0)
         return mk_error_wrap(err, "copying \"%s\"", rel);
+    if (sst->st_nlink > 1) {
+        st->links = mk_xreallocarray(st->links, st->n_links + 1, sizeof(*st->links));
+        st->links[st->n_links++] =
+            (struct copied_link){.dev = sst->st_dev, .ino = sst->st_ino, .dest = mk_xstrdup(dest)};
+    }
     return set_meta(st, pfd, name, sst, false, err);
 }
 
@@ -430,6 +483,8 @@ static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct
     } else if (strcmp(relpath, ".") == 0) {
         sub = "";
     }
+    if (user_excluded(cs, sub))
+        return 0;
     if (!*sub && S_ISDIR(st->st_mode)) {
         /* The source directory itself: its contents go into dest, which gets created. */
         if (cs->spec->visit)
@@ -493,8 +548,19 @@ static int walk_plain(struct copy_state *cs, const char *rel, mk_context_walk_fn
     return r;
 }
 
-static int copy_source(struct copy_state *cs, const char *rel, bool many, struct mk_error **err)
+static int copy_source(struct copy_state *cs, const char *src, bool many, struct mk_error **err)
 {
+    /* --parents keeps the source's path below dest: all of it, or what follows a "/./". */
+    _cleanup_free_ char *rel_buf = drop_dots(src), *keep = NULL, *dest_parents = NULL;
+    const char *rel = rel_buf;
+    if (cs->spec->parents) {
+        const char *pivot = strstr(src, "/./");
+        if (!pivot && mk_str_has_suffix(src, "/."))
+            pivot = src + strlen(src) - 2;
+        keep = drop_dots(pivot ? pivot + 2 : src);
+        dest_parents = strcmp(keep, ".") == 0 ? mk_xstrdup(cs->spec->dest)
+                                              : join(cs->spec->dest, keep);
+    }
     struct stat st;
     if (strcmp(rel, ".") == 0) {
         if (fstatat(cs->srcfd, "", &st, AT_EMPTY_PATH) < 0)
@@ -508,8 +574,11 @@ static int copy_source(struct copy_state *cs, const char *rel, bool many, struct
                                 ".dockerignore",
                                 rel);
     }
-    const char *dest = cs->spec->dest;
+    const char *dest = dest_parents ? dest_parents : cs->spec->dest;
     _cleanup_free_ char *dest_file = NULL;
+    const char *base = strrchr(rel, '/');
+    if (!S_ISDIR(st.st_mode) && user_excluded(cs, base ? base + 1 : rel))
+        return 0;
     if (S_ISDIR(st.st_mode)) {
         cs->src_prefix = rel;
         cs->dest_base = dest;
@@ -533,8 +602,9 @@ static int copy_source(struct copy_state *cs, const char *rel, bool many, struct
         }
         return walk_plain(cs, rel, walk_fn, err);
     }
-    if (cs->spec->dest_is_dir || many) {
-        const char *base = strrchr(rel, '/');
+    if (dest_parents) {
+        dest_file = mk_xstrdup(dest_parents);
+    } else if (cs->spec->dest_is_dir || many) {
         dest_file = join(dest, base ? base + 1 : rel);
     } else if (cs->spec->visit) {
         dest_file = mk_xstrdup(dest);
@@ -542,7 +612,6 @@ static int copy_source(struct copy_state *cs, const char *rel, bool many, struct
         /* An existing directory at dest takes the file inside it. */
         _cleanup_close_ int dfd = mk_open_in_root(cs->rootfd, dest, O_PATH | O_DIRECTORY, 0, NULL);
         if (dfd >= 0) {
-            const char *base = strrchr(rel, '/');
             dest_file = join(dest, base ? base + 1 : rel);
         } else {
             dest_file = mk_xstrdup(dest);
@@ -584,24 +653,30 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
 
     struct mk_strv matched = MK_STRV_INIT;
     int r = 0;
+    size_t globs = 0, plain = 0;
     for (size_t i = 0; i < spec->sources->n && r == 0; i++) {
-        _cleanup_free_ char *rel = clean_rel(spec->sources->v[i]);
+        _cleanup_free_ char *rel = clean_rel(spec->sources->v[i], spec->parents);
         if (has_glob(rel)) {
-            size_t before = matched.n;
+            /* As BuildKit: one wildcard may match nothing when others match. */
+            globs++;
             r = glob_expand(&cs, ".", rel, &matched, err);
-            if (r == 0 && matched.n == before)
-                r = mk_error_set(err, MK_ERR_NOT_FOUND, 0,
-                                 "no source files were specified or matched by \"%s\"",
-                                 spec->sources->v[i]);
         } else {
+            plain++;
             mk_strv_push(&matched, rel);
         }
     }
-    if (r == 0 && matched.n > 1 && !spec->dest_is_dir)
+    if (r == 0 && globs && matched.n == 0)
+        r = mk_error_set(err, MK_ERR_NOT_FOUND, 0,
+                         "no source files were specified or matched by \"%s\"",
+                         spec->sources->v[0]);
+    /* Several names need a directory: "dir/" when written as several sources; wildcards
+     * matching several files make one of dest, as BuildKit does. */
+    if (r == 0 && plain > 1 && !spec->dest_is_dir)
         r = mk_error_set(err, MK_ERR_INVALID, 0,
                          "when using COPY with more than one source file, the destination "
                          "must be a directory and end with a /");
-    if (r == 0 && spec->dest_is_dir && !spec->visit) {
+    bool dest_dir = spec->dest_is_dir || matched.n > 1;
+    if (r == 0 && dest_dir && !spec->visit) {
         int fd = builder_mkdir_follow(rootfd, spec->dest, 0755, 0, 0, NULL, err);
         if (fd < 0)
             r = -1;
@@ -609,7 +684,10 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
             close(fd);
     }
     for (size_t i = 0; i < matched.n && r == 0; i++)
-        r = copy_source(&cs, matched.v[i], matched.n > 1, err);
+        r = copy_source(&cs, matched.v[i], dest_dir, err);
     mk_strv_release(&matched);
+    for (size_t i = 0; i < cs.n_links; i++)
+        free(cs.links[i].dest);
+    free(cs.links);
     return r;
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "builder/builder.h"
+#include "parser/parser.h"
 
 /* ---- RUN sandbox (builder/sandbox.c) ------------------------------------------------------ */
 
@@ -115,6 +116,8 @@ struct mk_copy_spec {
     const char *chown;             /* NULL: 0:0 */
     const char *chmod;             /* NULL, octal or symbolic (builder_chmod_apply) */
     bool extract;                  /* ADD: local tar archives are unpacked into dest */
+    bool parents;                  /* --parents: a source's path (after a "/./") kept */
+    const struct mk_ignore *exclude; /* --exclude patterns (relative to each source), or NULL */
     /* When set, nothing is copied: visit is called for every source entry COPY would copy
      * (for cache keys); rootfd is then unused. */
     int (*visit)(const char *relpath, const struct stat *st, const char *dest, void *arg,
