@@ -16,13 +16,14 @@
 # and its backing file are synced (untimed) before each timed run so that one run's writeback
 # does not land in the next one's time.
 #
-# Environment: REPS (default 3), WORKLOADS (default all), BIG_MB / IGNORE_MB (sizes, see
+# Environment: REPS (default 3), BIG_REPS (bigfile, push and pull; default 2), WORKLOADS (default all), BIG_MB / IGNORE_MB (sizes, see
 # workloads.sh), MKIMG (the binary, default ./mkimg), OUT (default bench/results/latest.md),
 # BENCH_TMP (where the loop file goes, default /var/tmp).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 mkimg=${MKIMG:-$top/mkimg}
 reps=${REPS:-3}
+big_reps=${BIG_REPS:-2} # bigfile and push/pull: each run moves 1-3 GiB
 workloads=${WORKLOADS:-hello manysteps manyfiles bigfile multistage ignore}
 out=${OUT:-$top/bench/results/latest.md}
 
@@ -138,9 +139,12 @@ touch_source() { # changes the first bytes of the workload's touch file
     head -c 32 /dev/urandom | dd of="$f" conv=notrunc status=none
 }
 
-# Push and pull of the bigfile image through a loopback registry, mkimg against skopeo copy (both
-# move the same bytes: skopeo reads mkimg's store as an OCI layout; the pulls write a fresh OCI
-# layout / a fresh mkimg store). The registry starts empty for every push.
+# Push and pull of the bigfile image through a loopback registry, mkimg against skopeo copy. The
+# pushes move the same bytes: skopeo reads mkimg's store as an OCI layout and sends its layers as
+# they are (uncompressed tar), so mkimg pushes with --compression-format none (its default, gzip,
+# would compress 1 GiB of random data: see the report). The pulls both end in a store ready to
+# build on: mkimg pull unpacks into snapshots, skopeo copies into containers-storage (overlay).
+# The registry starts empty for every push.
 reg_port=
 start_registry() {
     stop_registry
@@ -166,27 +170,28 @@ EOF
 }
 mk_has() { "$mkimg" --help 2>&1 | grep -qE "^  $1 "; }
 push_pull() {
-    local rep dst=127.0.0.1:$reg_port/bench/bigfile:latest
-    for rep in $(seq 0 "$reps"); do # repetition 0 is the warm-up
-        [ "$rep" != 0 ] || record=0
+    local rep dst
+    for rep in $(seq 1 "$big_reps"); do
         start_registry
         dst=127.0.0.1:$reg_port/bench/bigfile:latest
         timed skopeo bigfile push skopeo copy -q --dest-tls-verify=false \
-            "oci:$mnt/mk:bench-bigfile:latest" "docker://$dst" || { record=1; return 0; }
+            "oci:$mnt/mk:bench-bigfile:latest" "docker://$dst" || return 0
         if mk_has push; then
             start_registry
             dst=127.0.0.1:$reg_port/bench/bigfile:latest
-            timed mkimg bigfile push env "MKIMG_ROOT=$mnt/mk" "$mkimg" push bench-bigfile "$dst" ||
-                true
+            timed mkimg bigfile push env "MKIMG_ROOT=$mnt/mk" "$mkimg" push -q \
+                --compression-format none bench-bigfile "$dst" || true
         fi
+        umount_under "$mnt/skpull"
         rm -rf "$mnt/skpull" "$mnt/mkpull"
         timed skopeo bigfile pull skopeo copy -q --src-tls-verify=false "docker://$dst" \
-            "oci:$mnt/skpull:latest" || true
+            "containers-storage:[overlay@$mnt/skpull/root+$mnt/skpull/run]bench/bigfile:latest" ||
+            true
         if mk_has pull; then
-            timed mkimg bigfile pull env "MKIMG_ROOT=$mnt/mkpull" "$mkimg" pull "$dst" || true
+            timed mkimg bigfile pull env "MKIMG_ROOT=$mnt/mkpull" "$mkimg" pull -q "$dst" || true
         fi
-        record=1
     done
+    umount_under "$mnt/skpull"
     stop_registry
     rm -rf "$mnt/registry" "$mnt/skpull" "$mnt/mkpull"
 }
@@ -205,7 +210,9 @@ bh_build hello
 for w in $workloads; do
     say "$w"
     for s in cold warm touch; do
-        for rep in $(seq 1 "$reps"); do
+        n=$reps
+        [ "$w" != bigfile ] || n=$big_reps
+        for rep in $(seq 1 "$n"); do
             [ "$s" != touch ] || touch_source "$w"
             both "$w" "$s" "$rep"
         done
@@ -270,7 +277,7 @@ report() {
     echo
     echo "- machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "- storage: both stores on a journaled ext4 loop file; Buildah $(buildah --version | awk '{print $3}') with the overlay driver (native overlay diff: $("${bh[@]}" info 2>/dev/null | awk -F'"' '/Native Overlay Diff/ {print $4}')), runc $(runc --version | awk 'NR==1 {print $3}'), cgroups v$(stat -fc %T /sys/fs/cgroup | grep -q cgroup2 && echo 2 || echo 1); skopeo $(skopeo --version | awk '{print $3}'); mkimg $(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown) (store: OCI layout + snapshots, layers stored uncompressed)"
-    echo "- method: buildah bud --layers --network host --pull=never --runtime runc; a warm-up build of hello per builder, then $reps runs per scenario and builder, alternating; sync before each run; times are wall seconds, RSS is /usr/bin/time's max RSS"
+    echo "- method: buildah bud --layers --network host --pull=never --runtime runc; a warm-up build of hello per builder, then $reps runs per scenario and builder ($big_reps for bigfile, push and pull), alternating; sync before each run; times are wall seconds, RSS is /usr/bin/time's max RSS"
     echo "- workloads: see bench/workloads.sh (bigfile ${BIG_MB:-1024} MiB, ignore ${IGNORE_MB:-500} MiB excluded); ratio = mkimg median / Buildah median"
     for s in cold warm touch; do
         echo
@@ -286,6 +293,8 @@ report() {
     case " $workloads " in *" bigfile "*)
         echo
         echo "## push and pull of the bigfile image (loopback registry; mkimg vs skopeo copy)"
+        echo
+        echo "Push: both send the uncompressed layers (mkimg push --compression-format none). Pull: both unpack (mkimg into its snapshots, skopeo into containers-storage overlay)."
         echo
         header skopeo
         row bigfile push mkimg skopeo
