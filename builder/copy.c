@@ -35,7 +35,7 @@ struct copy_state {
         dev_t dev;
         ino_t ino;
         char *dest;
-    } *links;
+    } * links;
     size_t n_links;
 };
 
@@ -153,8 +153,8 @@ int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, g
                 mk_error_errno(err, "stat \"%s/%s\"", done.data, comp);
                 goto out;
             }
-            _cleanup_close_ int dfd = mk_open_in_root(rootfd, done.data, O_RDONLY | O_DIRECTORY,
-                                                      0, err);
+            _cleanup_close_ int dfd =
+                mk_open_in_root(rootfd, done.data, O_RDONLY | O_DIRECTORY, 0, err);
             if (dfd < 0)
                 goto out;
             if (mkdirat(dfd, comp, mode) < 0 ||
@@ -165,8 +165,8 @@ int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, g
             created = true;
         } else if (S_ISLNK(st.st_mode)) {
             if (++hops > MAX_SYMLINK_HOPS) {
-                mk_error_set(err, MK_ERR_INVALID, ELOOP, "\"%s\": too many levels of symbolic links",
-                             path);
+                mk_error_set(err, MK_ERR_INVALID, ELOOP,
+                             "\"%s\": too many levels of symbolic links", path);
                 goto out;
             }
             char target[4096];
@@ -184,8 +184,8 @@ int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, g
             }
             continue;
         } else if (!S_ISDIR(st.st_mode)) {
-            mk_error_set(err, MK_ERR_INVALID, ENOTDIR, "\"%s\": \"%s/%s\" is not a directory",
-                         path, done.data, comp);
+            mk_error_set(err, MK_ERR_INVALID, ENOTDIR, "\"%s\": \"%s/%s\" is not a directory", path,
+                         done.data, comp);
             goto out;
         }
         if (done.len > 1)
@@ -202,8 +202,7 @@ out:
 }
 
 /* The parent of path (created as needed, through symlinks) and its last component. */
-static int open_parent_follow(int rootfd, const char *path, char **ret_name,
-                              struct mk_error **err)
+static int open_parent_follow(int rootfd, const char *path, char **ret_name, struct mk_error **err)
 {
     int fd = mk_open_parent_in_root(rootfd, path, false, ret_name, NULL);
     if (fd >= 0)
@@ -558,8 +557,8 @@ static int copy_source(struct copy_state *cs, const char *src, bool many, struct
         if (!pivot && mk_str_has_suffix(src, "/."))
             pivot = src + strlen(src) - 2;
         keep = drop_dots(pivot ? pivot + 2 : src);
-        dest_parents = strcmp(keep, ".") == 0 ? mk_xstrdup(cs->spec->dest)
-                                              : join(cs->spec->dest, keep);
+        dest_parents =
+            strcmp(keep, ".") == 0 ? mk_xstrdup(cs->spec->dest) : join(cs->spec->dest, keep);
     }
     struct stat st;
     if (strcmp(rel, ".") == 0) {
