@@ -10,8 +10,8 @@
 
 static void test_base64(void)
 {
-    const char *cases[][2] = {{"", ""},       {"f", "Zg=="},         {"fo", "Zm8="},
-                              {"foo", "Zm9v"}, {"user:pw", "dXNlcjpwdw=="}};
+    const char *cases[][2] = {
+        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"user:pw", "dXNlcjpwdw=="}};
     for (size_t i = 0; i < MK_ARRAY_SIZE(cases); i++) {
         char *e = reg_base64(cases[i][0], strlen(cases[i][0]));
         tap_is_str(e, cases[i][1], "base64 \"%s\"", cases[i][0]);

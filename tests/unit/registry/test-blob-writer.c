@@ -38,8 +38,7 @@ int main(void)
     tap_ok(layerstore_blob_writer_write(w, data, 5, NULL) == 0 &&
                layerstore_blob_writer_write(w, data + 5, strlen(data) - 5, NULL) == 0,
            "write in pieces");
-    tap_ok(layerstore_blob_writer_write(w, "x", 1, &err) < 0 && err &&
-               err->code == MK_ERR_INVALID,
+    tap_ok(layerstore_blob_writer_write(w, "x", 1, &err) < 0 && err && err->code == MK_ERR_INVALID,
            "a byte past the expected size is refused");
     mk_error_free(err);
     err = NULL;

@@ -22,8 +22,8 @@ static const struct ref_case good[] = {
 };
 
 static const char *const bad[] = {
-    "", "UPPER", "app:", "app:-bad", "app@sha256:short", "/app", "app/", "a//b", "app:tag:x",
-    "ex.com/App", "app@md5:0123", ":tag",
+    "",     "UPPER", "app:",      "app:-bad",   "app@sha256:short", "/app",
+    "app/", "a//b",  "app:tag:x", "ex.com/App", "app@md5:0123",     ":tag",
 };
 
 static void check_host(void)
