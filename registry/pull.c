@@ -250,3 +250,40 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
         *ret = MK_TAKE_PTR(img);
     return 0;
 }
+
+int registry_pull_policy_parse(const char *s)
+{
+    if (!s)
+        return -1;
+    if (strcmp(s, "missing") == 0)
+        return REGISTRY_PULL_MISSING;
+    if (strcmp(s, "always") == 0 || strcmp(s, "true") == 0)
+        return REGISTRY_PULL_ALWAYS;
+    if (strcmp(s, "never") == 0 || strcmp(s, "false") == 0)
+        return REGISTRY_PULL_NEVER;
+    return -1;
+}
+
+int registry_image_get(struct mk_store *store, const char *name, enum registry_pull_policy policy,
+                       const struct registry_opts *opts, struct mk_image **ret,
+                       struct mk_error **err)
+{
+    if (policy != REGISTRY_PULL_ALWAYS) {
+        struct mk_error *e = NULL;
+        if (layerstore_image_get(store, name, ret, &e) == 0)
+            return 0;
+        bool missing = e->code == MK_ERR_NOT_FOUND;
+        if (!missing) {
+            if (err && !*err)
+                *err = e;
+            else
+                mk_error_free(e);
+            return -1;
+        }
+        mk_error_free(e);
+        if (policy == REGISTRY_PULL_NEVER)
+            return mk_error_set_at(err, MK_ERR_NOT_FOUND, name,
+                                   "image not in the store, and pulling is off (--pull=never)");
+    }
+    return registry_pull(store, name, opts, ret, err);
+}

@@ -75,6 +75,23 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
                   const struct registry_opts *opts, char ret_digest[MK_DIGEST_SIZE],
                   struct mk_error **err);
 
+/* ---- base images for builds (registry/pull.c) ---------------------------------------- */
+
+enum registry_pull_policy {
+    REGISTRY_PULL_MISSING = 0, /* use the local image, pull when there is none (default) */
+    REGISTRY_PULL_ALWAYS,      /* pull every time (a tag may have moved) */
+    REGISTRY_PULL_NEVER,       /* offline: only what the store has */
+};
+/* "missing" / "always" / "never" (also "true" = always, "false" = never, like podman);
+ * -1 for anything else. */
+int registry_pull_policy_parse(const char *s);
+/* The image name refers to under the policy: the local one, or pulled (registry_pull, so
+ * tagged as name). MK_ERR_NOT_FOUND with a message saying why when it is missing and the
+ * policy is never, or when the registry does not have it. opts may be NULL. */
+int registry_image_get(struct mk_store *store, const char *name, enum registry_pull_policy policy,
+                       const struct registry_opts *opts, struct mk_image **ret,
+                       struct mk_error **err);
+
 /* ---- credentials (registry/auth.c) ---------------------------------------------------- */
 
 /* The auth file `mkimg login` writes: authfile when not NULL, else $REGISTRY_AUTH_FILE,
