@@ -16,8 +16,7 @@ int cmd_fsck(struct mk_cli *cli, int argc, char **argv)
                    "cache; --repair drops what is broken and unpacks missing snapshots.\n");
             return 0;
         } else
-            return cli_usage("fsck: unknown option \"%s\" (usage: mkimg fsck [--repair])",
-                             argv[i]);
+            return cli_usage("fsck: unknown option \"%s\" (usage: mkimg fsck [--repair])", argv[i]);
     }
     struct mk_store *store = cli_store(cli);
     if (!store)

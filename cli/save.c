@@ -27,9 +27,8 @@ static int save_to_file(struct mk_store *store, const char *const *names, size_t
     _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return mk_error_errno(err, "creating \"%s\"", file);
-    if (fchmod(fd, 0644) < 0 ||
-        layerstore_save(store, names, n, f, c, level, fd, NULL, err) < 0 || fsync(fd) < 0 ||
-        rename(tmp, file) < 0) {
+    if (fchmod(fd, 0644) < 0 || layerstore_save(store, names, n, f, c, level, fd, NULL, err) < 0 ||
+        fsync(fd) < 0 || rename(tmp, file) < 0) {
         if (err && !*err)
             mk_error_errno(err, "writing \"%s\"", file);
         unlink(tmp);

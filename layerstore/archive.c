@@ -157,8 +157,8 @@ static char *blob_name(const char *digest)
     return mk_xasprintf("blobs/sha256/%s", mk_digest_hex(digest));
 }
 
-static int sink_blob(struct sink *s, struct mk_store *store, const char *digest,
-                     const char *name, struct mk_error **err)
+static int sink_blob(struct sink *s, struct mk_store *store, const char *digest, const char *name,
+                     struct mk_error **err)
 {
     _cleanup_close_ int fd = layerstore_blob_open(store, digest, err);
     if (fd < 0)
@@ -177,8 +177,9 @@ static char *manifest_json(const char *config, uint64_t config_size,
     _cleanup_json_ json_t *m = json_object();
     json_object_set_new(m, "schemaVersion", json_integer(2));
     json_object_set_new(m, "mediaType", json_string(MK_MEDIA_OCI_MANIFEST));
-    json_object_set_new(m, "config", json_pack("{s:s, s:s, s:I}", "mediaType", MK_MEDIA_OCI_CONFIG,
-                                               "digest", config, "size", (json_int_t)config_size));
+    json_object_set_new(m, "config",
+                        json_pack("{s:s, s:s, s:I}", "mediaType", MK_MEDIA_OCI_CONFIG, "digest",
+                                  config, "size", (json_int_t)config_size));
     json_t *jl = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(
@@ -211,8 +212,8 @@ static void saved_release(struct saved *s)
     mk_strv_release(&s->names);
 }
 
-static int saved_prepare(struct mk_store *store, const char *name, enum mk_compression c,
-                         int level, struct saved *ret, struct mk_error **err)
+static int saved_prepare(struct mk_store *store, const char *name, enum mk_compression c, int level,
+                         struct saved *ret, struct mk_error **err)
 {
     if (layerstore_image_get(store, name, &ret->img, err) < 0)
         return -1;
@@ -231,8 +232,8 @@ static int saved_prepare(struct mk_store *store, const char *name, enum mk_compr
         return mk_error_set_at(err, MK_ERR_NOT_FOUND, name, "config blob %s is missing",
                                img->config_digest);
     ret->config_size = (uint64_t)st.st_size;
-    if (layerstore_layers_compress(store, img->layers, img->n_layers, c, level, &ret->layers,
-                                   err) < 0)
+    if (layerstore_layers_compress(store, img->layers, img->n_layers, c, level, &ret->layers, err) <
+        0)
         return mk_error_set_where(err, name);
     bool same = true;
     for (size_t i = 0; i < img->n_layers; i++)
@@ -242,16 +243,16 @@ static int saved_prepare(struct mk_store *store, const char *name, enum mk_compr
                                  &ret->manifest_len, err) < 0)
             return mk_error_set_where(err, name);
     } else {
-        ret->manifest = manifest_json(img->config_digest, ret->config_size, ret->layers,
-                                      img->n_layers);
+        ret->manifest =
+            manifest_json(img->config_digest, ret->config_size, ret->layers, img->n_layers);
         ret->manifest_len = strlen(ret->manifest);
     }
     mk_sha256_buffer(ret->manifest, ret->manifest_len, ret->manifest_digest);
     return 0;
 }
 
-static int save_blobs(struct sink *s, struct mk_store *store, const struct saved *sv,
-                      bool docker, struct mk_error **err)
+static int save_blobs(struct sink *s, struct mk_store *store, const struct saved *sv, bool docker,
+                      struct mk_error **err)
 {
     _cleanup_free_ char *cname = blob_name(sv->img->config_digest);
     if (sink_blob(s, store, sv->img->config_digest, cname, err) < 0)
@@ -502,8 +503,7 @@ static struct entry *entry_add(struct loader *l, const char *path)
 }
 
 /* Streams one regular entry into a temp file named by its digest. */
-static int read_regular(struct loader *l, struct archive *a, struct entry *e,
-                        struct mk_error **err)
+static int read_regular(struct loader *l, struct archive *a, struct entry *e, struct mk_error **err)
 {
     _cleanup_close_ int fd =
         openat(l->dirfd, "partial", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -527,8 +527,8 @@ static int read_regular(struct loader *l, struct archive *a, struct entry *e,
             }
             static const char zeros[4096];
             for (uint64_t z = e->size; z < (uint64_t)off;) {
-                size_t k = (uint64_t)off - z < sizeof(zeros) ? (size_t)((uint64_t)off - z)
-                                                             : sizeof(zeros);
+                size_t k =
+                    (uint64_t)off - z < sizeof(zeros) ? (size_t)((uint64_t)off - z) : sizeof(zeros);
                 mk_sha256_update(h, zeros, k);
                 z += k;
             }

@@ -272,9 +272,9 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_desc *layers,
-                               size_t n, enum mk_compression c, int level,
-                               struct mk_layer_desc **ret, struct mk_error **err)
+int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_desc *layers, size_t n,
+                               enum mk_compression c, int level, struct mk_layer_desc **ret,
+                               struct mk_error **err)
 {
     if (c != MK_COMPRESS_NONE && c != MK_COMPRESS_GZIP && c != MK_COMPRESS_ZSTD)
         return mk_error_set(err, MK_ERR_INVALID, 0, "unknown compression %d", (int)c);

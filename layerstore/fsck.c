@@ -83,9 +83,8 @@ static bool blob_ok(struct fsck *f, const char *digest)
 }
 
 /* NULL when the image behind manifest is whole, else what is wrong with it. */
-static char *check_manifest(struct fsck *f, const char *digest, int depth,
-                            struct mk_strv *chains, struct mk_strv *layer_blobs,
-                            struct mk_strv *diff_ids)
+static char *check_manifest(struct fsck *f, const char *digest, int depth, struct mk_strv *chains,
+                            struct mk_strv *layer_blobs, struct mk_strv *diff_ids)
 {
     if (!blob_ok(f, digest))
         return mk_xasprintf("manifest %s is missing or corrupt", digest);

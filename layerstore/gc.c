@@ -65,8 +65,8 @@ static void ls_marks_release(struct ls_marks *m)
     mk_strv_release(&m->chains);
 }
 
-static int mark_manifest(struct mk_store *store, const char *digest, int depth,
-                         struct ls_marks *m, struct mk_error **err)
+static int mark_manifest(struct mk_store *store, const char *digest, int depth, struct ls_marks *m,
+                         struct mk_error **err)
 {
     if (depth == 0) {
         for (size_t i = 0; i < m->blobs.n; i++)

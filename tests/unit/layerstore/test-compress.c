@@ -89,8 +89,8 @@ int main(void)
     char *path = layerstore_blob_path(st, gz[0].digest);
     unsigned char hdr[10] = {0};
     int fd = open(path, O_RDONLY);
-    tap_ok(fd >= 0 && read(fd, hdr, 10) == 10 && hdr[0] == 0x1f && hdr[1] == 0x8b &&
-               hdr[2] == 8 && (hdr[3] & 0x08) == 0 && !hdr[4] && !hdr[5] && !hdr[6] && !hdr[7],
+    tap_ok(fd >= 0 && read(fd, hdr, 10) == 10 && hdr[0] == 0x1f && hdr[1] == 0x8b && hdr[2] == 8 &&
+               (hdr[3] & 0x08) == 0 && !hdr[4] && !hdr[5] && !hdr[6] && !hdr[7],
            "gzip header carries no name and no mtime");
     if (fd >= 0)
         close(fd);
