@@ -273,6 +273,11 @@ static bool excluded(const struct copy_state *st, const char *rel)
     return st->spec->ctx && builder_context_excluded(st->spec->ctx, rel);
 }
 
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Expands one pattern component by component against the source tree. */
 static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
                        struct mk_strv *out, struct mk_error **err)
@@ -308,7 +313,8 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
             fnmatch(comp, de->d_name, FNM_PERIOD) == 0)
             mk_strv_push(&names, de->d_name);
     closedir(d);
-    qsort(names.v, names.n, sizeof(char *), (int (*)(const void *, const void *))strcmp);
+    if (names.n)
+        qsort(names.v, names.n, sizeof(char *), cmp_strp);
     int r = 0;
     for (size_t i = 0; i < names.n && r == 0; i++) {
         _cleanup_free_ char *p =
@@ -322,11 +328,6 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
     }
     mk_strv_release(&names);
     return r;
-}
-
-static int cmp_strp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int set_meta(struct copy_state *st, int dirfd, const char *name, const struct stat *src,
