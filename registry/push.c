@@ -37,13 +37,22 @@ static char *upload_url(const char *location, const char *digest)
 
 /* One upload: POST for a session, PUT of the whole blob with its digest. */
 static int upload_once(struct reg_client *c, int fd, const char *digest, uint64_t size,
-                       bool *ret_retry, struct mk_error **err)
+                       const char *mount_from, bool *ret_retry, struct mk_error **err)
 {
-    _cleanup_free_ char *post = mk_xasprintf("/v2/%s/blobs/uploads/", c->repo);
+    /* With mount_from the registry may link the blob from that repository (201) instead of
+     * opening an upload session (202). */
+    _cleanup_free_ char *post = mount_from ? mk_xasprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s",
+                                                          c->repo, digest, mount_from)
+                                           : mk_xasprintf("/v2/%s/blobs/uploads/", c->repo);
     struct reg_req req = {.method = "POST", .url = post, .fd = -1};
     struct reg_resp resp = {0};
     *ret_retry = false;
     int r = reg_do(c, &req, &resp, ret_retry, err);
+    if (r == 0 && mount_from && resp.status == 201) {
+        reg_log(c, "blob %s mounted from %s", digest, mount_from);
+        reg_resp_release(&resp);
+        return 0;
+    }
     if (r == 0 && resp.status != 202) {
         *ret_retry = reg_status_retryable(resp.status);
         r = reg_status_error(&resp, "starting an upload", err);
@@ -72,7 +81,7 @@ static int upload_once(struct reg_client *c, int fd, const char *digest, uint64_
 }
 
 static int push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
-                     struct mk_error **err)
+                     const char *mount_from, struct mk_error **err)
 {
     int ex = blob_exists(c, digest, err);
     if (ex < 0)
@@ -91,7 +100,7 @@ static int push_blob(struct reg_client *c, struct mk_store *store, const char *d
     for (int attempt = 1;; attempt++) {
         struct mk_error *e = NULL;
         bool retry = false;
-        if (upload_once(c, fd, digest, (uint64_t)st.st_size, &retry, &e) == 0)
+        if (upload_once(c, fd, digest, (uint64_t)st.st_size, mount_from, &retry, &e) == 0)
             return 0;
         if (!retry || attempt > c->retries || !reg_backoff(attempt)) {
             if (err && !*err)
@@ -184,6 +193,24 @@ static char *manifest_with_layers(json_t *m, const struct mk_layer_desc *layers,
     return s;
 }
 
+/* Another repository of the destination registry that the image came from or went to (one
+ * of its local names), whose blobs the registry can mount instead of receiving them. */
+static char *mount_source(const struct mk_image *img, const struct mk_ref *dest)
+{
+    for (size_t i = 0; i < img->tags.n; i++) {
+        struct mk_ref *r = NULL;
+        if (registry_ref_parse(img->tags.v[i], &r, NULL) < 0)
+            continue;
+        char *from = NULL;
+        if (strcmp(r->domain, dest->domain) == 0 && strcmp(r->path, dest->path) != 0)
+            from = mk_xstrdup(r->path);
+        registry_ref_free(r);
+        if (from)
+            return from;
+    }
+    return NULL;
+}
+
 int registry_push(struct mk_store *store, const char *image, const char *dest,
                   const struct registry_opts *opts, char ret_digest[MK_DIGEST_SIZE],
                   struct mk_error **err)
@@ -233,10 +260,11 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
         mk_sha256_buffer(mdata, mlen, digest);
         reg_log(c, "pushing %s to %s/%s", image, c->host, c->repo);
     }
+    _cleanup_free_ char *mount_from = r == 0 ? mount_source(img, ref) : NULL;
     for (size_t i = 0; r == 0 && i < img->n_layers; i++)
-        r = push_blob(c, store, layers[i].digest, err);
+        r = push_blob(c, store, layers[i].digest, mount_from, err);
     if (r == 0)
-        r = push_blob(c, store, img->config_digest, err);
+        r = push_blob(c, store, img->config_digest, mount_from, err);
     const char *tag = ref->tag ? ref->tag : ref->digest;
     if (r == 0 && !ref->tag && changed)
         r = mk_error_set(err, MK_ERR_INVALID, 0,

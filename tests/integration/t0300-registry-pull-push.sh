@@ -52,6 +52,10 @@ t_ok "pull again" "$MKIMG" pull -q "$REG/test/bb:v1"
 t_eq "pull again fetches no blob" "$(reg_count GET '/v2/test/bb/blobs/sha256:[0-9a-f]+')" "$gets"
 t_ok "pull by digest" "$MKIMG" pull -q "$REG/test/bb@$digest"
 t_ok "pull re-pushes" "$MKIMG" push -q "$REG/test/bb:v1" "$REG/test/copy:1"
+t_eq "to another repository by cross-repository mounts" \
+    "$(reg_count POST '/v2/test/copy/blobs/uploads/\?mount=sha256:[0-9a-f]+&from=test/bb')" 2
+t_eq "without sending a blob" "$(reg_count PUT '/v2/test/copy/blobs/uploads/[^ ]*')" 0
+t_ok "skopeo reads the mounted copy" skopeo inspect --tls-verify=false "docker://$REG/test/copy:1"
 
 # skopeo push -> mkimg pull (uncompressed layers, straight from mkimg's first store)
 export MKIMG_ROOT=$T/store
