@@ -76,12 +76,17 @@ __attribute__((format(printf, 4, 5))) static int node_error(struct build *b,
 {
     _cleanup_free_ char *where = where_of(b, n);
     if (err && *err) {
-        /* Keep the cause, add the location. */
+        /* Keep the cause, add the context; the Dockerfile line is where the user looks, so
+         * it replaces a callee's location (an image name the context names anyway). */
         va_list ap;
         va_start(ap, fmt);
         _cleanup_free_ char *ctx = mk_xvasprintf(fmt, ap);
         va_end(ap);
         mk_error_wrap(err, "%s", ctx);
+        if ((*err)->where && !mk_str_has_prefix((*err)->where, b->df_name)) {
+            free((*err)->where);
+            (*err)->where = NULL;
+        }
         return mk_error_set_where(err, where);
     }
     va_list ap;
@@ -1323,14 +1328,14 @@ static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_n
         return 0;
     }
     struct mk_image *img = NULL;
-    if (layerstore_image_get(b->store, from, &img, err) < 0) {
-        if (*err && (*err)->code == MK_ERR_NOT_FOUND) {
+    if (registry_image_get(b->store, from, b->opts->pull, b->opts->registry, &img, err) < 0) {
+        if (*err && (*err)->code == MK_ERR_NOT_FOUND && b->opts->pull == REGISTRY_PULL_NEVER) {
             mk_error_free(*err);
             *err = NULL;
             return node_error(b, n, err,
                               "--from=%s names no earlier stage and no image in the store", from);
         }
-        return node_where(b, n, err);
+        return node_error(b, n, err, "--from=%s names no earlier stage; as an image", from);
     }
     int r = layerstore_image_snapshots(b->store, img, ret, err);
     layerstore_image_free(img);
@@ -1616,17 +1621,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         return 0;
     }
     struct mk_image *img = NULL;
-    if (layerstore_image_get(b->store, image, &img, err) < 0) {
-        if (*err && (*err)->code == MK_ERR_NOT_FOUND) {
-            mk_error_free(*err);
-            *err = NULL;
-            return node_error(b, n, err,
-                              "base image \"%s\" is not in the store (add it with \"mkimg "
-                              "import\"; pulling from registries is not supported yet)",
-                              image);
-        }
+    if (registry_image_get(b->store, image, b->opts->pull, b->opts->registry, &img, err) < 0)
         return node_error(b, n, err, "base image \"%s\"", image);
-    }
     layerstore_config_copy(&s->config, &img->config);
     s->n_layers = img->n_layers;
     s->layers = mk_xcalloc(img->n_layers ? img->n_layers : 1, sizeof(*s->layers));

@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "layerstore/layerstore.h"
+#include "registry/registry.h"
 
 enum mk_network { MK_NET_HOST = 0, MK_NET_NONE };
 
@@ -26,6 +27,8 @@ struct mk_build_opts {
     const char *target;       /* --target stage, or NULL */
     const char *ignorefile;   /* --ignorefile: replaces the context's .dockerignore; or NULL */
     bool no_cache;
+    enum registry_pull_policy pull;        /* for FROM and COPY --from images */
+    const struct registry_opts *registry;  /* NULL = defaults */
     enum mk_network network;
     int log_fd;               /* progress and RUN output */
     bool quiet;

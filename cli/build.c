@@ -20,6 +20,8 @@ static void build_usage(FILE *f)
           "      --secret id=ID,src=PATH|env=VAR   a secret for RUN --mount=type=secret\n"
           "      --network MODE       default (host), host or none for RUN\n"
           "      --no-cache           do not use the build cache\n"
+          "      --pull[=POLICY]      base images: missing (default), always, never (offline)\n"
+          "      --tls-verify=BOOL    verify registry certificates (default true)\n"
           "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
           "      --iidfile FILE       write the image ID to FILE\n"
           "      --progress MODE      auto, plain, tty or quiet\n"
@@ -37,6 +39,8 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"target", required_argument, NULL, 'T'},
         {"network", required_argument, NULL, 'n'},
         {"no-cache", no_argument, NULL, 'N'},
+        {"pull", optional_argument, NULL, 'P'},
+        {"tls-verify", required_argument, NULL, 'V'},
         {"ignorefile", required_argument, NULL, 'I'},
         {"iidfile", required_argument, NULL, 'i'},
         {"progress", required_argument, NULL, 'p'},
@@ -46,6 +50,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     };
     struct mk_build_opts opts;
     memset(&opts, 0, sizeof(opts));
+    struct registry_opts ropts;
+    memset(&ropts, 0, sizeof(ropts));
+    opts.registry = &ropts;
     opts.log_fd = STDERR_FILENO;
     const char *iidfile = NULL;
     int rc = 2;
@@ -86,6 +93,26 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             break;
         case 'N':
             opts.no_cache = true;
+            break;
+        case 'P': {
+            int p = registry_pull_policy_parse(optarg ? optarg : "always");
+            if (p < 0) {
+                rc = cli_usage("build: unknown --pull \"%s\" (use missing, always or never)",
+                               optarg);
+                goto out;
+            }
+            opts.pull = (enum registry_pull_policy)p;
+            break;
+        }
+        case 'V':
+            if (strcmp(optarg, "false") == 0)
+                ropts.tls = REGISTRY_TLS_INSECURE;
+            else if (strcmp(optarg, "true") == 0)
+                ropts.tls = REGISTRY_TLS_VERIFY;
+            else {
+                rc = cli_usage("build: --tls-verify takes true or false");
+                goto out;
+            }
             break;
         case 'I':
             opts.ignorefile = optarg;

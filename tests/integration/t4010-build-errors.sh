@@ -31,9 +31,9 @@ ctx nobase <<'DF'
 FROM nosuchimage:1.0
 RUN true
 DF
-"$MKIMG" build -t bad "$T/nobase" >/dev/null 2>"$T/err"; rc=$?
+"$MKIMG" build --pull=never -t bad "$T/nobase" >/dev/null 2>"$T/err"; rc=$?
 t_eq "missing base exits 1" "$rc" 1
-t_grep "missing base message" '^mkimg: Dockerfile:1: base image "nosuchimage:1.0" is not in the store' "$T/err"
+t_grep "missing base message (offline)" '^mkimg: Dockerfile:1: base image "nosuchimage:1.0": image not in the store, and pulling is off \(--pull=never\)$' "$T/err"
 
 ctx nosrc <<'DF'
 FROM busybox
