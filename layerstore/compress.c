@@ -149,8 +149,50 @@ static int set_filter(struct archive *a, enum mk_compression c, int level, struc
     return 0;
 }
 
-/* Streams the blob in_fd through the compressor into out_fd. */
-static int compress_fd(int in_fd, int out_fd, enum mk_compression c, int level,
+/* The uncompressed bytes of a layer: its plain blob, or (for a layer kept only in the form
+ * it was pulled in) its compressed blob decoded on the fly and checked against diff_id. */
+struct source {
+    int fd;
+    struct archive *rd; /* NULL for a plain blob */
+    struct mk_sha256 *h;
+};
+
+static int source_open_decoded(struct source *src, int fd, struct mk_error **err)
+{
+    src->fd = fd;
+    src->rd = archive_read_new();
+    src->h = mk_sha256_new();
+    struct archive_entry *e;
+    archive_read_support_filter_all(src->rd);
+    archive_read_support_format_raw(src->rd);
+    if (archive_read_open_fd(src->rd, fd, 1 << 16) != ARCHIVE_OK ||
+        archive_read_next_header(src->rd, &e) != ARCHIVE_OK)
+        return mk_error_set(err, MK_ERR_PARSE, 0, "decoding the layer: %s",
+                            archive_error_string(src->rd));
+    return 0;
+}
+
+static void source_release(struct source *src)
+{
+    if (src->rd)
+        archive_read_free(src->rd);
+    mk_sha256_free(src->h);
+}
+
+static ssize_t source_read(struct source *src, void *buf, size_t n, struct mk_error **err)
+{
+    if (!src->rd)
+        return mk_read_some(src->fd, buf, n, err);
+    la_ssize_t got = archive_read_data(src->rd, buf, n);
+    if (got < 0)
+        return mk_error_set(err, MK_ERR_PARSE, 0, "decoding the layer: %s",
+                            archive_error_string(src->rd));
+    mk_sha256_update(src->h, buf, (size_t)got);
+    return got;
+}
+
+/* Streams the layer from src through the compressor into out_fd. */
+static int compress_fd(struct source *in, int out_fd, enum mk_compression c, int level,
                        char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
 {
     struct sink s = {.fd = out_fd, .h = mk_sha256_new()};
@@ -174,7 +216,7 @@ static int compress_fd(int in_fd, int out_fd, enum mk_compression c, int level,
             mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
             goto out;
         }
-        ssize_t n = mk_read_some(in_fd, buf, chunk, err);
+        ssize_t n = source_read(in, buf, chunk, err);
         if (n < 0)
             goto out;
         if (n == 0)
@@ -203,6 +245,10 @@ out:
     return r;
 }
 
+static int compress_source(struct mk_store *store, struct source *in,
+                           const struct mk_layer_desc *src, enum mk_compression c, int level,
+                           struct mk_layer_desc *ret, struct mk_error **err);
+
 /* Makes (or finds) the compressed copy of one layer and fills ret. */
 static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
                         enum mk_compression c, int level, struct mk_layer_desc *ret,
@@ -221,9 +267,32 @@ static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
     ls_compress_cache_key(src->diff_id, c, level, key);
     if (cached_copy(store, key, src->diff_id, ret))
         return 0;
-    _cleanup_close_ int in = layerstore_blob_open(store, src->diff_id, err);
-    if (in < 0)
+    struct source in = {.fd = -1};
+    in.fd = layerstore_blob_open(store, src->diff_id, NULL);
+    if (in.fd < 0 && strcmp(src->digest, src->diff_id) != 0) {
+        in.fd = layerstore_blob_open(store, src->digest, err);
+        if (in.fd >= 0 && source_open_decoded(&in, in.fd, err) < 0) {
+            close(in.fd);
+            source_release(&in);
+            return mk_error_wrap(err, "compressing layer %s", src->diff_id);
+        }
+    } else if (in.fd < 0) {
+        in.fd = layerstore_blob_open(store, src->diff_id, err);
+    }
+    if (in.fd < 0)
         return mk_error_wrap(err, "compressing layer %s", src->diff_id);
+    int r = compress_source(store, &in, src, c, level, ret, err);
+    close(in.fd);
+    source_release(&in);
+    return r;
+}
+
+static int compress_source(struct mk_store *store, struct source *in,
+                           const struct mk_layer_desc *src, enum mk_compression c, int level,
+                           struct mk_layer_desc *ret, struct mk_error **err)
+{
+    char key[MK_DIGEST_SIZE];
+    ls_compress_cache_key(src->diff_id, c, level, key);
     _cleanup_free_ char *tmp = NULL;
     _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
     if (out < 0)
@@ -233,6 +302,14 @@ static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
     if (compress_fd(in, out, c, level, digest, &size, err) < 0) {
         unlink(tmp);
         return mk_error_wrap(err, "compressing layer %s", src->diff_id);
+    }
+    if (in->rd) {
+        char got[MK_DIGEST_SIZE];
+        mk_sha256_final(in->h, got);
+        if (strcmp(got, src->diff_id) != 0) {
+            unlink(tmp);
+            return mk_error_set(err, MK_ERR_DIGEST, 0, "layer %s decodes to %s", src->diff_id, got);
+        }
     }
     if (ls_blob_commit_tmp(store, out, tmp, digest, err) < 0)
         return mk_error_wrap(err, "compressing layer %s", src->diff_id);
