@@ -85,6 +85,8 @@ static int image_load(struct mk_store *store, json_t *idx, const char *manifest,
     if (manifest_load(store, manifest, &m, config, &msize, err) < 0)
         return -1;
     _cleanup_(layerstore_image_freep) struct mk_image *img = mk_xcalloc(1, sizeof(*img));
+    const char *mt = json_string_value(json_object_get(m, "mediaType"));
+    img->docker_manifest = mt && strcmp(mt, MEDIA_DOCKER_MANIFEST) == 0;
     img->manifest_size = msize;
     memcpy(img->manifest_digest, manifest, MK_DIGEST_SIZE);
     memcpy(img->config_digest, config, MK_DIGEST_SIZE);

@@ -70,6 +70,13 @@ const char *ls_desc_digest(json_t *desc)
     return d && mk_digest_valid(d) ? d : NULL;
 }
 
+/* index.json names the manifest's own type: readers such as skopeo check it. */
+static const char *manifest_media_type(const struct mk_image *img)
+{
+    return img->docker_manifest ? "application/vnd.docker.distribution.manifest.v2+json"
+                                : MK_MEDIA_OCI_MANIFEST;
+}
+
 /* An image built without a name stays findable by ID: a bare descriptor, unless the
  * manifest is already listed. */
 static int index_keep_untagged(struct mk_store *store, const struct mk_image *img,
@@ -87,7 +94,7 @@ static int index_keep_untagged(struct mk_store *store, const struct mk_image *im
         if (d && strcmp(d, img->manifest_digest) == 0)
             return 0;
     }
-    json_t *desc = json_pack("{s:s, s:s, s:I}", "mediaType", MK_MEDIA_OCI_MANIFEST, "digest",
+    json_t *desc = json_pack("{s:s, s:s, s:I}", "mediaType", manifest_media_type(img), "digest",
                              img->manifest_digest, "size", (json_int_t)img->manifest_size);
     if (!desc)
         MK_BUG("json_pack failed");
@@ -110,7 +117,7 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
     if (ls_index_load(store, &idx, err) < 0)
         return -1;
     json_t *list = json_object_get(idx, "manifests");
-    json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", MK_MEDIA_OCI_MANIFEST,
+    json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", manifest_media_type(img),
                              "digest", img->manifest_digest, "size", (json_int_t)img->manifest_size,
                              "annotations", REF_ANNOTATION, name);
     if (!desc)

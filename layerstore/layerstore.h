@@ -136,6 +136,7 @@ struct mk_image {
     char manifest_digest[MK_DIGEST_SIZE];
     char config_digest[MK_DIGEST_SIZE]; /* the image ID */
     uint64_t manifest_size;
+    bool docker_manifest; /* the manifest is Docker's v2 schema 2, not OCI */
     struct mk_image_config config;
     struct mk_layer_desc *layers;
     size_t n_layers;
@@ -264,6 +265,37 @@ void layerstore_layer_descs_free(struct mk_layer_desc *descs, size_t n);
 /* "gzip" / "zstd" / "none" -> enum; -1 for anything else. */
 int layerstore_compression_parse(const char *s);
 
+
+/* ---- pulled blobs and layers (layerstore/pull.c) ------------------------------------------ */
+
+struct mk_blob_writer;
+
+/* A blob arriving in pieces (a download): written to a temp file in the store and hashed
+ * on the way, stored by _commit only when its digest is expected and its size
+ * expected_size. Writing past expected_size fails (MK_ERR_INVALID). */
+int layerstore_blob_writer_new(struct mk_store *store, const char *expected,
+                               uint64_t expected_size, struct mk_blob_writer **ret,
+                               struct mk_error **err);
+int layerstore_blob_writer_write(struct mk_blob_writer *w, const void *data, size_t n,
+                                 struct mk_error **err);
+/* Bytes written so far (where a resumed download continues). */
+uint64_t layerstore_blob_writer_size(const struct mk_blob_writer *w);
+/* Starts over, empty (a resumed download that the server sent from its start again). */
+int layerstore_blob_writer_reset(struct mk_blob_writer *w, struct mk_error **err);
+/* Verifies size and digest (MK_ERR_DIGEST, nothing stored) and stores the blob. The writer
+ * is spent either way; free it after. */
+int layerstore_blob_writer_commit(struct mk_blob_writer *w, struct mk_error **err);
+/* Discards an uncommitted temp file. Accepts NULL. */
+void layerstore_blob_writer_free(struct mk_blob_writer *w);
+
+/* Unpacks the stored layer blob (plain or compressed, detected from content) into the
+ * snapshot of chain(parent_chain, diff_id) unless that exists, failing with MK_ERR_DIGEST
+ * when the blob does not unpack to diff_id. parent_chain is "" for a first layer;
+ * ret_chain may be NULL. */
+int layerstore_layer_unpack(struct mk_store *store, const char *blob, const char *diff_id,
+                            const char *parent_chain, char ret_chain[MK_DIGEST_SIZE],
+                            struct mk_error **err);
+
 /* ---- save and load (layerstore/archive.c) -------------------------------------------------- */
 
 enum mk_archive_format { MK_ARCHIVE_OCI = 0, MK_ARCHIVE_DOCKER, MK_ARCHIVE_OCI_DIR };
@@ -339,35 +371,5 @@ struct layerstore_extract_opts {
 int layerstore_extract(int in_fd, int rootfd, const char *dest,
                        const struct layerstore_extract_opts *opts, bool *ret_extracted,
                        struct mk_error **err);
-
-/* ---- pulled blobs and layers (layerstore/pull.c) ------------------------------------------ */
-
-struct mk_blob_writer;
-
-/* A blob arriving in pieces (a download): written to a temp file in the store and hashed
- * on the way, stored by _commit only when its digest is expected and its size
- * expected_size. Writing past expected_size fails (MK_ERR_INVALID). */
-int layerstore_blob_writer_new(struct mk_store *store, const char *expected,
-                               uint64_t expected_size, struct mk_blob_writer **ret,
-                               struct mk_error **err);
-int layerstore_blob_writer_write(struct mk_blob_writer *w, const void *data, size_t n,
-                                 struct mk_error **err);
-/* Bytes written so far (where a resumed download continues). */
-uint64_t layerstore_blob_writer_size(const struct mk_blob_writer *w);
-/* Starts over, empty (a resumed download that the server sent from its start again). */
-int layerstore_blob_writer_reset(struct mk_blob_writer *w, struct mk_error **err);
-/* Verifies size and digest (MK_ERR_DIGEST, nothing stored) and stores the blob. The writer
- * is spent either way; free it after. */
-int layerstore_blob_writer_commit(struct mk_blob_writer *w, struct mk_error **err);
-/* Discards an uncommitted temp file. Accepts NULL. */
-void layerstore_blob_writer_free(struct mk_blob_writer *w);
-
-/* Unpacks the stored layer blob (plain or compressed, detected from content) into the
- * snapshot of chain(parent_chain, diff_id) unless that exists, failing with MK_ERR_DIGEST
- * when the blob does not unpack to diff_id. parent_chain is "" for a first layer;
- * ret_chain may be NULL. */
-int layerstore_layer_unpack(struct mk_store *store, const char *blob, const char *diff_id,
-                            const char *parent_chain, char ret_chain[MK_DIGEST_SIZE],
-                            struct mk_error **err);
 
 #endif

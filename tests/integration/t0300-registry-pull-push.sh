@@ -65,6 +65,14 @@ if skopeo copy -q --dest-tls-verify=false "oci:$T/store:busybox:latest" "docker:
     export MKIMG_ROOT=$T/store3
     t_ok "mkimg pulls what skopeo pushed" "$MKIMG" pull "$REG/sk/bb:1"
     t_eq "same manifest digest" "$("$MKIMG" inspect "$REG/sk/bb:1" | jq -r '.[0].Digest')" "$skdigest"
+    skopeo copy -q --dest-tls-verify=false --format v2s2 "oci:$T/store:busybox:latest" \
+        "docker://$REG/sk/bb:v2s2" >"$T/skp" 2>&1
+    t_ok "mkimg pulls a Docker v2 manifest" "$MKIMG" pull "$REG/sk/bb:v2s2"
+    # index.json must name the manifest's real type (skopeo checks it before reading).
+    t_eq "index.json names the Docker manifest type" \
+        "$(jq -r --arg r "$REG/sk/bb:v2s2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $r) | .mediaType' "$MKIMG_ROOT/index.json")" \
+        application/vnd.docker.distribution.manifest.v2+json
+    t_ok "mkimg reads the pulled Docker manifest image" "$MKIMG" inspect "$REG/sk/bb:v2s2"
 else
     t_fail "skopeo push"; sed 's/^/# /' "$T/skp" | tail -5
 fi
