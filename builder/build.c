@@ -2007,6 +2007,42 @@ static int resolve_build_args(struct build *b, struct mk_error **err)
     return 0;
 }
 
+static void image_reuse_key(const struct stage *t, const struct mk_strv *notes,
+                            char out[MK_DIGEST_SIZE])
+{
+    struct mk_image_config c;
+    memset(&c, 0, sizeof(c));
+    layerstore_config_copy(&c, &t->config);
+    free(c.created);
+    c.created = NULL;
+    for (size_t i = 0; i < c.n_history; i++) {
+        free(c.history[i].created);
+        c.history[i].created = NULL;
+    }
+    _cleanup_free_ char *json = layerstore_config_serialize(&c);
+    layerstore_config_release(&c);
+    struct mk_sha256 *h = mk_sha256_new();
+    mk_sha256_update(h, "mkimg-image-v1\n", 15);
+    mk_sha256_update(h, json, strlen(json) + 1);
+    for (size_t i = 0; i < t->n_layers; i++)
+        mk_sha256_update(h, t->layers[i].digest, strlen(t->layers[i].digest) + 1);
+    for (size_t i = 0; i < notes->n; i++)
+        mk_sha256_update(h, notes->v[i], strlen(notes->v[i]) + 1);
+    mk_sha256_final(h, out);
+    mk_sha256_free(h);
+}
+
+static void image_reuse_lookup(struct build *b, const char *key, struct mk_image **ret)
+{
+    _cleanup_free_ char *manifest = NULL;
+    struct mk_error *e = NULL;
+    if (layerstore_cache_get(b->store, key, &manifest, &e) == 0 && mk_digest_valid(manifest) &&
+        layerstore_image_get(b->store, manifest, ret, &e) == 0)
+        return;
+    mk_error_free(e);
+    *ret = NULL;
+}
+
 static void build_release(struct build *b)
 {
     step_end(b);
@@ -2076,9 +2112,18 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
             mk_strv_push_take(&notes,
                               mk_xasprintf("org.opencontainers.image.base.name=%s", t->base_ref));
         }
-        if (layerstore_image_write_annotated(store, &t->config, t->layers, t->n_layers, &notes,
-                                             &img, err) < 0)
-            goto out;
+        /* The same config (but for timestamps) on the same layers is the same image: reuse
+         * the one written before, so a rebuild with nothing changed gives the same ID. */
+        char key[MK_DIGEST_SIZE];
+        image_reuse_key(t, &notes, key);
+        if (!opts->no_cache)
+            image_reuse_lookup(&b, key, &img);
+        if (!img) {
+            if (layerstore_image_write_annotated(store, &t->config, t->layers, t->n_layers,
+                                                 &notes, &img, err) < 0)
+                goto out;
+            layerstore_cache_put(store, key, img->manifest_digest, NULL);
+        }
     }
     if (opts->tags.n == 0 && layerstore_tag(store, img, NULL, err) < 0)
         goto out;

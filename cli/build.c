@@ -20,6 +20,7 @@ static void build_usage(FILE *f)
           "      --secret id=ID,src=PATH|env=VAR   a secret for RUN --mount=type=secret\n"
           "      --network MODE       default (host), host or none for RUN\n"
           "      --no-cache           do not use the build cache\n"
+          "      --push               push every -t name to its registry after the build\n"
           "      --pull[=POLICY]      base images: missing (default), always, never (offline)\n"
           "      --tls-verify=BOOL    verify registry certificates (default true)\n"
           "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
@@ -39,6 +40,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"target", required_argument, NULL, 'T'},
         {"network", required_argument, NULL, 'n'},
         {"no-cache", no_argument, NULL, 'N'},
+        {"push", no_argument, NULL, 'U'},
         {"pull", optional_argument, NULL, 'P'},
         {"tls-verify", required_argument, NULL, 'V'},
         {"ignorefile", required_argument, NULL, 'I'},
@@ -55,6 +57,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     opts.registry = &ropts;
     opts.log_fd = STDERR_FILENO;
     const char *iidfile = NULL;
+    bool push = false;
     int rc = 2;
     int c;
     optind = 1;
@@ -93,6 +96,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             break;
         case 'N':
             opts.no_cache = true;
+            break;
+        case 'U':
+            push = true;
             break;
         case 'P': {
             int p = registry_pull_policy_parse(optarg ? optarg : "always");
@@ -169,6 +175,18 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     }
     printf("%s\n", img->config_digest);
     rc = 0;
+    if (push && opts.tags.n == 0) {
+        cli_warn("--push without -t: nothing to push");
+    }
+    for (size_t i = 0; push && rc == 0 && i < opts.tags.n; i++) {
+        char digest[MK_DIGEST_SIZE];
+        if (registry_push(store, opts.tags.v[i], NULL, &ropts, digest, &err) < 0) {
+            rc = cli_fail(err);
+            break;
+        }
+        if (!opts.quiet)
+            fprintf(stderr, "pushed %s@%s\n", opts.tags.v[i], digest);
+    }
     if (iidfile) {
         _cleanup_free_ char *line = mk_xasprintf("%s", img->config_digest);
         if (mk_write_file_atomic(AT_FDCWD, iidfile, line, strlen(line), 0644, &err) < 0) {

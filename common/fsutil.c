@@ -378,6 +378,16 @@ int mk_fsync_dir(int dirfd, struct mk_error **err)
 int mk_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                          struct mk_error **err)
 {
+    const char *slash = strrchr(name, '/');
+    if (slash) {
+        /* "dir/file": the temp file must sit in dir for the rename to be atomic. */
+        _cleanup_free_ char *parent = slash == name ? mk_xstrdup("/")
+                                                    : mk_xstrndup(name, (size_t)(slash - name));
+        _cleanup_close_ int pfd = openat(dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+            return mk_error_errno(err, "opening directory \"%s\"", parent);
+        return mk_write_file_atomic(pfd, slash + 1, data, len, mode, err);
+    }
     _cleanup_free_ char *tmp = mk_xasprintf(".%s.tmp.%d", name, (int)getpid());
     _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)

@@ -29,5 +29,7 @@ t_eq "--pull=missing does not fetch a present base again" "$(reg_count GET '/v2/
 m=$(reg_count '(GET|HEAD)' '/v2/base/bb/manifests/[^ ]*')
 t_ok "--pull=always" "$MKIMG" build --pull=always -t app "$T/c"
 t_ok "--pull=always asked the registry again" test "$(reg_count '(GET|HEAD)' '/v2/base/bb/manifests/[^ ]*')" -gt "$m"
+t_ok "build --push" "$MKIMG" build -q --push -t "$REG/app/built:1" "$T/c"
+t_ok "skopeo sees the pushed build" skopeo inspect --tls-verify=false "docker://$REG/app/built:1"
 reg_stop
 t_done

@@ -39,6 +39,11 @@ t_eq "rebuild: RUN, COPY, RUN and WORKDIR cached" "$(grep -c '=> CACHED' "$T/reb
 a=$(skopeo inspect "oci:$MKIMG_ROOT:hello:latest" | jq -c '.Layers')
 b=$(skopeo inspect "oci:$MKIMG_ROOT:hello2:latest" | jq -c '.Layers')
 t_eq "rebuild gives the same layers" "$a" "$b"
+t_eq "rebuild with nothing changed gives the same image ID" \
+    "$("$MKIMG" inspect hello2 | jq -r '.[0].Id')" "$("$MKIMG" inspect hello | jq -r '.[0].Id')"
+mkdir -p "$T/iid"
+t_ok "--iidfile into a directory" "$MKIMG" build -q --iidfile "$T/iid/id" -t hello "$MKIMG_TOP/samples/hello"
+t_eq "--iidfile holds the ID" "$(cat "$T/iid/id")" "$("$MKIMG" inspect hello | jq -r '.[0].Id')"
 # Without the cache the same steps give the same bytes again (deterministic tars); only the
 # RUN layers differ where the command wrote new mtimes, so compare the base and COPY layers.
 "$MKIMG" build -q --no-cache -t hello3 "$MKIMG_TOP/samples/hello" >/dev/null 2>&1
