@@ -364,7 +364,7 @@ static int copy_bytes(int in, int out, struct mk_error **err)
             return mk_error_errno(err, "copying");
         break;
     }
-    char buf[1 << 16];
+    char buf[1 << 18];
     for (;;) {
         ssize_t n = mk_read_some(in, buf, sizeof(buf), err);
         if (n < 0)

@@ -43,9 +43,14 @@ struct link_map {
     size_t cap, n;
 };
 
+/* libarchive hands over 10 KiB blocks; the file gets them in 1 MiB writes. */
+#define WRITE_BUF_SIZE (1u << 20)
+
 struct writer {
     struct archive *a;
     int out_fd;
+    char *buf;
+    size_t buf_len;
     struct mk_sha256 *hash;
     uint64_t size;
     struct mk_error *cb_err; /* an error from the write callback, reported first */
@@ -93,14 +98,29 @@ static void link_map_release(struct link_map *m)
     *m = (struct link_map){0};
 }
 
+static int writer_flush(struct writer *w)
+{
+    if (w->buf_len && mk_write_all(w->out_fd, w->buf, w->buf_len, &w->cb_err) < 0)
+        return -1;
+    w->buf_len = 0;
+    return 0;
+}
+
 static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_t n)
 {
     (void)a;
     struct writer *w = data;
-    if (mk_write_all(w->out_fd, buf, n, &w->cb_err) < 0)
-        return -1;
     mk_sha256_update(w->hash, buf, n);
     w->size += n;
+    if (w->buf_len + n > WRITE_BUF_SIZE && writer_flush(w) < 0)
+        return -1;
+    if (n >= WRITE_BUF_SIZE) {
+        if (mk_write_all(w->out_fd, buf, n, &w->cb_err) < 0)
+            return -1;
+    } else {
+        memcpy(w->buf + w->buf_len, buf, n);
+        w->buf_len += n;
+    }
     return (la_ssize_t)n;
 }
 
@@ -210,7 +230,7 @@ static int copy_file_data(struct writer *w, int dfd, const char *name, const cha
     _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return mk_error_errno(err, "opening \"%s\"", path);
-    char buf[65536];
+    char buf[1 << 18];
     while (size > 0) {
         size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
         ssize_t n = mk_read_some(fd, buf, want, err);
@@ -335,7 +355,7 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
 int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                      struct mk_error **err)
 {
-    struct writer w = {.out_fd = out_fd, .hash = mk_sha256_new()};
+    struct writer w = {.out_fd = out_fd, .hash = mk_sha256_new(), .buf = mk_xmalloc(WRITE_BUF_SIZE)};
     _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
     if (!a)
         MK_BUG("archive_write_new");
@@ -355,7 +375,7 @@ int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], ui
     }
     if (write_tree(&w, dirfd, "", 0, err) < 0)
         goto out;
-    if (archive_write_close(a) != ARCHIVE_OK) {
+    if (archive_write_close(a) != ARCHIVE_OK || writer_flush(&w) < 0) {
         archive_fail(&w, "", err);
         goto out;
     }
@@ -363,6 +383,7 @@ int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], ui
     *ret_size = w.size;
     ret = 0;
 out:
+    free(w.buf);
     mk_sha256_free(w.hash);
     mk_error_free(w.cb_err);
     link_map_release(&w.links);
