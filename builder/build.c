@@ -1335,7 +1335,7 @@ static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_n
             return node_error(b, n, err,
                               "--from=%s names no earlier stage and no image in the store", from);
         }
-        return node_error(b, n, err, "--from=%s names no earlier stage; as an image", from);
+        return node_error(b, n, err, "--from=%s names no earlier stage, and as an image", from);
     }
     int r = layerstore_image_snapshots(b->store, img, ret, err);
     layerstore_image_free(img);
@@ -1421,6 +1421,7 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT, excludes = MK_STRV_INIT;
     struct mk_ignore *exclude = NULL;
     struct src_root src = {NULL, -1}, heredocs = {NULL, -1};
+    _cleanup_free_ char *from_name = NULL;
     _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
     _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
     int ret = -1;
@@ -1476,12 +1477,11 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         _cleanup_free_ char *from_exp = NULL;
         if (expand_word(b, s, n, from, &from_exp, err) < 0)
             goto out;
-        if (from_lowerdirs(b, s, n, from_exp, &src_lowers, err) < 0 ||
-            src_root_open(b, &src_lowers, &src, err) < 0) {
-            node_error(b, n, err, "COPY --from=%s", from_exp);
+        if (from_lowerdirs(b, s, n, from_exp, &src_lowers, err) < 0)
             goto out;
-        }
-        spec.src_rootfd = src.fd;
+        from_name = MK_TAKE_PTR(from_exp);
+        /* The source root is mounted only on a cache miss: its layers (in src_lowers)
+         * already name its content for the key. */
     } else if (n->n_heredocs) {
         spec.src_rootfd = heredocs.fd;
     } else {
@@ -1509,7 +1509,7 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         struct mk_copy_spec vspec = spec;
         vspec.visit = copy_key_visit;
         vspec.visit_arg = &k;
-        int r = builder_copy_into(-1, &vspec, err);
+        int r = from ? 0 : builder_copy_into(-1, &vspec, err);
         mk_sha256_final(k.h, key);
         mk_sha256_free(k.h);
         if (r < 0) {
@@ -1524,6 +1524,13 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         goto out;
     }
 
+    if (from) {
+        if (src_root_open(b, &src_lowers, &src, err) < 0) {
+            node_error(b, n, err, "COPY --from=%s", from_name);
+            goto out;
+        }
+        spec.src_rootfd = src.fd;
+    }
     if (step_begin(b, &upper, &work, err) < 0)
         goto out;
     struct mk_sandbox_spec sb;
