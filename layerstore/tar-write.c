@@ -49,6 +49,7 @@ struct link_map {
 struct writer {
     struct archive *a;
     int out_fd;
+    time_t clamp_mtime; /* -1, or $SOURCE_DATE_EPOCH: no mtime after it (reproducible builds) */
     char *buf;
     size_t buf_len;
     struct mk_sha256 *hash;
@@ -258,7 +259,10 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
     archive_entry_set_mode(e, st->st_mode);
     archive_entry_set_uid(e, st->st_uid);
     archive_entry_set_gid(e, st->st_gid);
-    archive_entry_set_mtime(e, st->st_mtim.tv_sec, 0);
+    time_t mtime = st->st_mtim.tv_sec;
+    if (w->clamp_mtime >= 0 && mtime > w->clamp_mtime)
+        mtime = w->clamp_mtime;
+    archive_entry_set_mtime(e, mtime, 0);
 
     bool opaque = false;
     if (add_xattrs(dfd, name, path, e, &opaque, err) < 0)
@@ -355,7 +359,12 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
 int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                      struct mk_error **err)
 {
-    struct writer w = {.out_fd = out_fd, .hash = mk_sha256_new(), .buf = mk_xmalloc(WRITE_BUF_SIZE)};
+    struct writer w = {.out_fd = out_fd, .hash = mk_sha256_new(), .buf = mk_xmalloc(WRITE_BUF_SIZE),
+                       .clamp_mtime = -1};
+    uint64_t epoch;
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && mk_parse_u64(sde, &epoch) == 0 && epoch < (uint64_t)INT64_MAX)
+        w.clamp_mtime = (time_t)epoch;
     _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
     if (!a)
         MK_BUG("archive_write_new");
