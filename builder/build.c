@@ -57,6 +57,7 @@ struct build {
     char *tmp; /* current step's tmpdir, removed on every path */
     struct mk_hashcache *hc;
     size_t cached_steps;
+    char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
 };
 
 static const char *const default_path_env =
@@ -205,20 +206,68 @@ static void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, cons
 
 /* A step's key: its kind, the chain it starts from, and everything that decides its result
  * (hashed by the caller). The value names the resulting layer, or "empty". */
-static struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
+/* --explain-cache: while a step's key is hashed, its inputs are also recorded as named
+ * digests ("env VERSION", "file src/a.c", ...). The record is kept per step position, so on
+ * a miss the next build can name the input that changed. One key is computed at a time. */
+static struct {
+    bool on;
+    bool first_in_stage;
+    struct mk_strv parts; /* "NAME\tsha256:..." */
+    struct mk_sha256 *cur;
+    char *cur_name;
+} ex;
+
+static void ex_close_part(void)
 {
-    struct mk_sha256 *h = mk_sha256_new();
-    const char *chain = s->chain[0] ? s->chain : "scratch";
-    mk_sha256_update(h, "mkimg-step-v1\n", 14);
-    mk_sha256_update(h, kind, strlen(kind) + 1);
-    mk_sha256_update(h, chain, strlen(chain) + 1);
-    return h;
+    if (!ex.cur)
+        return;
+    char d[MK_DIGEST_SIZE];
+    mk_sha256_final(ex.cur, d);
+    mk_sha256_free(ex.cur);
+    ex.cur = NULL;
+    mk_strv_pushf(&ex.parts, "%s\t%s", ex.cur_name, d);
+    free(ex.cur_name);
+    ex.cur_name = NULL;
+}
+
+/* Starts a named input: what key_add hashes next belongs to it. */
+__attribute__((format(printf, 1, 2))) static void key_part(const char *fmt, ...)
+{
+    if (!ex.on)
+        return;
+    ex_close_part();
+    va_list ap;
+    va_start(ap, fmt);
+    ex.cur_name = mk_xvasprintf(fmt, ap);
+    va_end(ap);
+    for (char *p = ex.cur_name; *p; p++)
+        if (*p == '\t' || *p == '\n')
+            *p = ' ';
+    ex.cur = mk_sha256_new();
 }
 
 static void key_add(struct mk_sha256 *h, const char *s)
 {
     s = s ? s : "";
     mk_sha256_update(h, s, strlen(s) + 1);
+    if (ex.cur)
+        mk_sha256_update(ex.cur, s, strlen(s) + 1);
+}
+
+static struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
+{
+    struct mk_sha256 *h = mk_sha256_new();
+    const char *chain = s->chain[0] ? s->chain : "scratch";
+    mk_sha256_update(h, "mkimg-step-v1\n", 14);
+    mk_sha256_update(h, kind, strlen(kind) + 1);
+    if (ex.on) {
+        ex_close_part();
+        mk_strv_clear(&ex.parts);
+    }
+    key_part("%s", ex.first_in_stage ? "base image" : "layers of the earlier steps");
+    key_add(h, chain);
+    key_part("instruction");
+    return h;
 }
 
 static void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l)
@@ -230,10 +279,88 @@ static void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l)
         key_add(h, l->v[i]);
 }
 
+static int cmp_part(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Compares this step's inputs with the record of the last build's step at the same
+ * position, prints what changed, and keeps the new record. */
+static void explain_step(struct build *b, bool hit)
+{
+    ex_close_part();
+    _cleanup_free_ char *id_text = mk_xasprintf("mkimg-explain-v1\n%s\n%zu", b->df_abs, b->step);
+    char id[MK_DIGEST_SIZE];
+    mk_sha256_buffer(id_text, strlen(id_text), id);
+    qsort(ex.parts.v, ex.parts.n, sizeof(char *), cmp_part);
+    if (!hit && !b->opts->no_cache) {
+        _cleanup_free_ char *old = NULL;
+        struct mk_error *e = NULL;
+        if (layerstore_cache_get(b->store, id, &old, &e) < 0) {
+            logf_(b, " => cache miss: no earlier build of this step\n");
+        } else {
+            struct mk_strv o = MK_STRV_INIT, changed = MK_STRV_INIT;
+            char *save = NULL;
+            for (char *l = strtok_r(old, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                mk_strv_push(&o, l);
+            size_t i = 0, j = 0;
+            while (i < ex.parts.n || j < o.n) {
+                const char *a = i < ex.parts.n ? ex.parts.v[i] : NULL;
+                const char *c = j < o.n ? o.v[j] : NULL;
+                size_t an = a ? (size_t)(strchr(a, '\t') - a) : 0;
+                size_t cn = c ? (size_t)(strchr(c, '\t') - c) : 0;
+                int cmp = !a ? 1 : !c ? -1 : strncmp(a, c, an > cn ? an : cn);
+                if (cmp == 0) {
+                    if (strcmp(a + an, c + cn) != 0)
+                        mk_strv_push_take(&changed, mk_xasprintf("%.*s changed", (int)an, a));
+                    i++, j++;
+                } else if (cmp < 0) {
+                    mk_strv_push_take(&changed, mk_xasprintf("%.*s is new", (int)an, a));
+                    i++;
+                } else {
+                    mk_strv_push_take(&changed, mk_xasprintf("%.*s is gone", (int)cn, c));
+                    j++;
+                }
+            }
+            struct mk_buf msg = MK_BUF_INIT;
+            for (size_t k = 0; k < changed.n && k < 5; k++)
+                mk_buf_addf(&msg, "%s%s", k ? "; " : "", changed.v[k]);
+            if (changed.n > 5)
+                mk_buf_addf(&msg, "; and %zu more", changed.n - 5);
+            logf_(b, " => cache miss: %s\n",
+                  changed.n ? msg.data : "the cached layer is gone from the store");
+            mk_buf_release(&msg);
+            mk_strv_release(&o);
+            mk_strv_release(&changed);
+        }
+        mk_error_free(e);
+    }
+    struct mk_buf rec = MK_BUF_INIT;
+    for (size_t k = 0; k < ex.parts.n; k++)
+        mk_buf_addf(&rec, "%s\n", ex.parts.v[k]);
+    if (rec.len < (60u << 20))
+        layerstore_cache_put(b->store, id, rec.data ? rec.data : "", NULL);
+    mk_buf_release(&rec);
+    mk_strv_clear(&ex.parts);
+}
+
 /* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
  * *ret_hit tells. A broken entry is a miss. */
+static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
+                              const char *created_by, bool *ret_hit);
+
 static int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
                         bool *ret_hit)
+{
+    int r = cache_lookup_inner(b, s, key, created_by, ret_hit);
+    if (ex.on)
+        explain_step(b, *ret_hit);
+    ex.first_in_stage = false;
+    return r;
+}
+
+static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
+                              const char *created_by, bool *ret_hit)
 {
     *ret_hit = false;
     if (b->opts->no_cache)
@@ -798,11 +925,24 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     char key[MK_DIGEST_SIZE];
     {
         struct mk_sha256 *h = key_begin(s, "RUN");
+        key_part("command");
         key_add_strv(h, &argv);
-        key_add_strv(h, &env);
+        char count[32];
+        snprintf(count, sizeof(count), "%zu", env.n);
+        key_part("number of environment variables");
+        key_add(h, count);
+        for (size_t i = 0; i < env.n; i++) {
+            const char *eq = strchr(env.v[i], '=');
+            key_part("env %.*s", eq ? (int)(eq - env.v[i]) : (int)strlen(env.v[i]), env.v[i]);
+            key_add(h, env.v[i]);
+        }
+        key_part("working directory");
         key_add(h, cwd);
+        key_part("user");
         key_add(h, user);
+        key_part("network");
         key_add(h, network == MK_NET_NONE ? "none" : "host");
+        key_part("mounts");
         /* Mount specs (not cache contents or secret values) belong to the key. */
         for (size_t i = 0; i < n->flags.n; i++)
             if (mk_str_has_prefix(n->flags.v[i], "--mount="))
@@ -1195,6 +1335,7 @@ static int copy_key_visit(const char *rel, const struct stat *st, const char *de
     struct copy_key *k = arg;
     char line[64];
     snprintf(line, sizeof(line), "%o", (unsigned)st->st_mode);
+    key_part("file %s", rel);
     key_add(k->h, rel);
     key_add(k->h, dest);
     key_add(k->h, line);
@@ -1496,9 +1637,12 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
             goto out;
         struct copy_key k = {.b = b, .h = key_begin(s, kw), .srcfd = spec.src_rootfd};
+        key_part("source stage or image");
         key_add_strv(k.h, &src_lowers);
+        key_part("heredocs");
         for (size_t i = 0; i < n->n_heredocs; i++)
             key_add(k.h, n->heredocs[i].content);
+        key_part("sources and options");
         key_add_strv(k.h, &sources);
         key_add(k.h, dest);
         key_add(k.h, spec.dest_is_dir ? "dir" : "file");
@@ -1806,6 +1950,7 @@ static int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node
 
 static int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 {
+    ex.first_in_stage = true;
     const struct mk_df_node *from = &b->df->nodes[s->first];
     b->step++;
     logf_(b, "[%zu/%zu] %s\n", b->step, b->n_steps, from->original);
@@ -1984,6 +2129,9 @@ static int read_dockerfile(struct build *b, struct mk_error **err)
     }
     const char *slash = strrchr(path, '/');
     b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
+    b->df_abs = realpath(path, NULL);
+    if (!b->df_abs)
+        b->df_abs = mk_xstrdup(path);
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
     if (mk_read_file_at(AT_FDCWD, path, DOCKERFILE_MAX, &data, &len, err) < 0)
@@ -2063,7 +2211,11 @@ static void build_release(struct build *b)
     mk_strv_release(&b->build_args);
     mk_strv_release(&b->used_build_args);
     free(b->df_name);
+    free(b->df_abs);
     free(b->created);
+    ex_close_part();
+    mk_strv_release(&ex.parts);
+    ex.on = false;
 }
 
 int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
@@ -2074,6 +2226,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     b.store = store;
     b.opts = opts;
     b.created = layerstore_now_rfc3339();
+    ex.on = opts->explain_cache;
     int ret = -1;
     struct mk_image *img = NULL;
 

@@ -27,6 +27,7 @@ struct mk_build_opts {
     const char *target;       /* --target stage, or NULL */
     const char *ignorefile;   /* --ignorefile: replaces the context's .dockerignore; or NULL */
     bool no_cache;
+    bool explain_cache;       /* say, for each step that misses the cache, which input changed */
     enum registry_pull_policy pull;        /* for FROM and COPY --from images */
     const struct registry_opts *registry;  /* NULL = defaults */
     enum mk_network network;

@@ -21,6 +21,7 @@ static void build_usage(FILE *f)
           "      --network MODE       default (host), host or none for RUN\n"
           "      --no-cache           do not use the build cache\n"
           "      --push               push every -t name to its registry after the build\n"
+          "      --explain-cache      for each step that misses the cache, say which input changed\n"
           "      --pull[=POLICY]      base images: missing (default), always, never (offline)\n"
           "      --tls-verify=BOOL    verify registry certificates (default true)\n"
           "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
@@ -41,6 +42,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"network", required_argument, NULL, 'n'},
         {"no-cache", no_argument, NULL, 'N'},
         {"push", no_argument, NULL, 'U'},
+        {"explain-cache", no_argument, NULL, 'X'},
         {"pull", optional_argument, NULL, 'P'},
         {"tls-verify", required_argument, NULL, 'V'},
         {"ignorefile", required_argument, NULL, 'I'},
@@ -99,6 +101,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             break;
         case 'U':
             push = true;
+            break;
+        case 'X':
+            opts.explain_cache = true;
             break;
         case 'P': {
             int p = registry_pull_policy_parse(optarg ? optarg : "always");
