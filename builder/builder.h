@@ -47,6 +47,11 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
 int builder_run_image(struct mk_store *store, const struct mk_image *img, char *const *args,
                       enum mk_network network, int *ret_status, struct mk_error **err);
 
+/* `build --output type=tar|local,dest=PATH`: the image's root file system as a tar file
+ * ("-" = stdout) or unpacked into the directory dest (created when missing). */
+int builder_export(struct mk_store *store, const struct mk_image *img, const char *type,
+                   const char *dest, struct mk_error **err);
+
 /* Rootless entry: when not running as root, moves this process into a new user namespace
  * (mapping 0 to the caller and 1..N to its /etc/subuid and /etc/subgid ranges through
  * newuidmap/newgidmap) and a private mount namespace, so that the store can hold files of

@@ -21,6 +21,9 @@ static void build_usage(FILE *f)
           "      --network MODE       default (host), host or none for RUN\n"
           "      --no-cache           do not use the build cache\n"
           "      --push               push every -t name to its registry after the build\n"
+          "  -o, --output SPEC        also write the result: type=oci|docker,dest=FILE.tar,\n"
+          "                           type=oci,dest=DIR/, type=tar,dest=FILE|-, type=local,dest=DIR\n"
+          "                           (a plain DIR means type=local)\n"
           "      --explain-cache      for each step that misses the cache, say which input changed\n"
           "      --pull[=POLICY]      base images: missing (default), always, never (offline)\n"
           "      --tls-verify=BOOL    verify registry certificates (default true)\n"
@@ -29,6 +32,79 @@ static void build_usage(FILE *f)
           "      --progress MODE      auto, plain, tty or quiet\n"
           "  -q, --quiet              print only the image ID\n",
           f);
+}
+
+/* One --output: "type=T,dest=D" or a plain directory (type=local). Archives are written to
+ * a temp file beside the destination and renamed into place when complete. */
+static int write_output(struct mk_store *store, const struct mk_image *img, const char *spec,
+                        bool check_only)
+{
+    _cleanup_free_ char *type = NULL, *dest = NULL;
+    if (!strchr(spec, '=')) {
+        type = mk_xstrdup("local");
+        dest = mk_xstrdup(spec);
+    } else {
+        _cleanup_free_ char *copy = mk_xstrdup(spec);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (mk_str_has_prefix(t, "type=")) {
+                free(type);
+                type = mk_xstrdup(t + 5);
+            } else if (mk_str_has_prefix(t, "dest=")) {
+                free(dest);
+                dest = mk_xstrdup(t + 5);
+            } else {
+                return cli_usage("build: unknown --output option \"%s\"", t);
+            }
+        }
+    }
+    if (!type || !dest || !*dest)
+        return cli_usage("build: --output needs type= and dest= (e.g. type=oci,dest=img.tar)");
+    if (strcmp(type, "local") && strcmp(type, "tar") && strcmp(type, "docker") &&
+        strcmp(type, "oci"))
+        return cli_usage("build: unknown --output type \"%s\" (oci, docker, tar or local)", type);
+    if (check_only)
+        return 0;
+    struct mk_error *err = NULL;
+    if (strcmp(type, "local") == 0 || strcmp(type, "tar") == 0) {
+        if (builder_export(store, img, type, dest, &err) < 0)
+            return cli_fail(err);
+        return 0;
+    }
+    int fmt;
+    if (strcmp(type, "docker") == 0)
+        fmt = MK_ARCHIVE_DOCKER;
+    else if (strcmp(type, "oci") == 0)
+        fmt = mk_str_has_suffix(dest, "/") ? MK_ARCHIVE_OCI_DIR : MK_ARCHIVE_OCI;
+    else
+        return cli_usage("build: unknown --output type \"%s\" (oci, docker, tar or local)", type);
+    const char *name = img->manifest_digest;
+    if (fmt == MK_ARCHIVE_OCI_DIR) {
+        if (layerstore_save(store, &name, 1, (enum mk_archive_format)fmt, MK_COMPRESS_GZIP, 0, -1,
+                            dest, &err) < 0) {
+            mk_error_set_where(&err, dest);
+            return cli_fail(err);
+        }
+        return 0;
+    }
+    _cleanup_free_ char *tmp = mk_xasprintf("%s.mkimg-tmp-%d", dest, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        mk_error_errno(&err, "creating \"%s\"", tmp);
+        mk_error_set_where(&err, dest);
+        return cli_fail(err);
+    }
+    int r = layerstore_save(store, &name, 1, (enum mk_archive_format)fmt, MK_COMPRESS_GZIP, 0, fd,
+                            NULL, &err);
+    if (r == 0 && (fsync(fd) < 0 || rename(tmp, dest) < 0))
+        r = mk_error_errno(&err, "writing \"%s\"", dest);
+    close(fd);
+    if (r < 0) {
+        unlink(tmp);
+        mk_error_set_where(&err, dest);
+        return cli_fail(err);
+    }
+    return 0;
 }
 
 int cmd_build(struct mk_cli *cli, int argc, char **argv)
@@ -42,6 +118,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"network", required_argument, NULL, 'n'},
         {"no-cache", no_argument, NULL, 'N'},
         {"push", no_argument, NULL, 'U'},
+        {"output", required_argument, NULL, 'o'},
         {"explain-cache", no_argument, NULL, 'X'},
         {"pull", optional_argument, NULL, 'P'},
         {"tls-verify", required_argument, NULL, 'V'},
@@ -60,11 +137,12 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     opts.log_fd = STDERR_FILENO;
     const char *iidfile = NULL;
     bool push = false;
+    struct mk_strv outputs = MK_STRV_INIT;
     int rc = 2;
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+t:f:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+t:f:o:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
             mk_strv_push(&opts.tags, optarg);
@@ -101,6 +179,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             break;
         case 'U':
             push = true;
+            break;
+        case 'o':
+            mk_strv_push(&outputs, optarg);
             break;
         case 'X':
             opts.explain_cache = true;
@@ -157,6 +238,11 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         goto out;
     }
     opts.context_dir = argv[optind];
+    /* A bad --output is a usage error before any work, not after the build. */
+    for (size_t i = 0; i < outputs.n; i++)
+        if ((rc = write_output(NULL, NULL, outputs.v[i], true)) != 0)
+            goto out;
+    rc = 2;
 
     struct mk_store *store = cli_store(cli);
     if (!store) {
@@ -180,6 +266,8 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     }
     printf("%s\n", img->config_digest);
     rc = 0;
+    for (size_t i = 0; rc == 0 && i < outputs.n; i++)
+        rc = write_output(store, img, outputs.v[i], false);
     if (push && opts.tags.n == 0) {
         cli_warn("--push without -t: nothing to push");
     }
@@ -204,5 +292,6 @@ out:
     mk_strv_release(&opts.tags);
     mk_strv_release(&opts.build_args);
     mk_strv_release(&opts.secrets);
+    mk_strv_release(&outputs);
     return rc;
 }

@@ -372,4 +372,11 @@ int layerstore_extract(int in_fd, int rootfd, const char *dest,
                        const struct layerstore_extract_opts *opts, bool *ret_extracted,
                        struct mk_error **err);
 
+
+/* ---- exporting a root file system (layerstore/tar-write.c) --------------------------------- */
+
+/* Writes the tree at dirfd (a mounted image root: no overlay whiteouts in it) to out_fd as a
+ * deterministic tar, owners and modes as they are. For `build --output type=tar`. */
+int layerstore_tar_tree(int dirfd, int out_fd, struct mk_error **err);
+
 #endif

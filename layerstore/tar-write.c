@@ -398,3 +398,10 @@ out:
     link_map_release(&w.links);
     return ret;
 }
+
+int layerstore_tar_tree(int dirfd, int out_fd, struct mk_error **err)
+{
+    char digest[MK_DIGEST_SIZE];
+    uint64_t size;
+    return ls_tar_write_dir(dirfd, out_fd, digest, &size, err);
+}

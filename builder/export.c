@@ -1,0 +1,94 @@
+/* builder/export.c - `build --output type=tar|local`: the image's root file system, as a tar
+ * or as a directory tree, read through the same overlay mount a RUN step sees. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "builder/internal.h"
+#include "common/fsutil.h"
+
+struct tar_arg {
+    int out_fd;
+};
+
+static int tar_fn(int rootfd, void *arg, struct mk_error **err)
+{
+    struct tar_arg *a = arg;
+    /* An O_PATH root cannot be read as a directory: reopen it. */
+    _cleanup_close_ int dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return mk_error_errno(err, "opening the image root");
+    return layerstore_tar_tree(dfd, a->out_fd, err);
+}
+
+/* Writes the image's root file system as a tar to out_fd. */
+static int export_tar(struct mk_store *store, const struct mk_image *img, int out_fd,
+                      struct mk_error **err)
+{
+    struct mk_strv lowers = MK_STRV_INIT;
+    _cleanup_free_ char *tmp = NULL, *upper = NULL, *work = NULL;
+    int r = -1;
+    if (layerstore_image_snapshots(store, img, &lowers, err) < 0)
+        goto out;
+    tmp = layerstore_tmpdir(store, "export-", err);
+    if (!tmp)
+        goto out;
+    upper = mk_xasprintf("%s/upper", tmp);
+    work = mk_xasprintf("%s/work", tmp);
+    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
+        mk_error_errno(err, "creating \"%s\"", tmp);
+        goto out;
+    }
+    struct mk_sandbox_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.lowerdirs = &lowers;
+    spec.upperdir = upper;
+    spec.workdir = work;
+    spec.stdout_fd = spec.stderr_fd = -1;
+    struct tar_arg a = {.out_fd = out_fd};
+    r = builder_sandbox_call(&spec, tar_fn, &a, err);
+out:
+    if (tmp)
+        layerstore_tmpdir_remove(store, tmp, NULL);
+    mk_strv_release(&lowers);
+    return r;
+}
+
+int builder_export(struct mk_store *store, const struct mk_image *img, const char *type,
+                   const char *dest, struct mk_error **err)
+{
+    if (strcmp(type, "tar") != 0 && strcmp(type, "local") != 0)
+        return mk_error_set(err, MK_ERR_USAGE, 0, "unknown output type \"%s\"", type);
+    if (strcmp(dest, "-") == 0 && strcmp(type, "tar") == 0)
+        return export_tar(store, img, STDOUT_FILENO, err);
+    /* The tar goes to a temp file next to the destination (tar) or in the store (local),
+     * so nothing half-written is left under the destination's name. */
+    _cleanup_free_ char *tmp_path = NULL;
+    if (strcmp(type, "tar") == 0)
+        tmp_path = mk_xasprintf("%s.mkimg-tmp-%d", dest, (int)getpid());
+    else
+        tmp_path = mk_xasprintf("%s/tmp/export-%d.tar", layerstore_root(store), (int)getpid());
+    _cleanup_close_ int fd = open(tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return mk_error_set_at(err, MK_ERR_IO, dest, "creating \"%s\": %s", tmp_path,
+                               strerror(errno));
+    int r = export_tar(store, img, fd, err);
+    if (r == 0 && strcmp(type, "tar") == 0) {
+        if (fsync(fd) < 0 || rename(tmp_path, dest) < 0)
+            r = mk_error_errno(err, "writing \"%s\"", dest);
+    } else if (r == 0) {
+        r = mk_mkdir_p(dest, 0755, err);
+        _cleanup_close_ int dfd = r == 0 ? open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+        bool extracted = false;
+        if (r == 0 && (dfd < 0 || lseek(fd, 0, SEEK_SET) < 0))
+            r = mk_error_errno(err, "opening \"%s\"", dest);
+        if (r == 0)
+            r = layerstore_extract(fd, dfd, "/", NULL, &extracted, err);
+    }
+    if (r < 0 || strcmp(type, "local") == 0)
+        unlink(tmp_path);
+    return r < 0 ? mk_error_set_where(err, dest) : 0;
+}
