@@ -20,14 +20,30 @@ int main(void)
     mk_buf_adds(&df, "# syntax=docker/dockerfile:1\nARG BASE=busybox\nFROM ${BASE} AS build\n");
     for (int i = 0; df.len < (1u << 30) && i < 10000; i++) {
         switch (i % 8) {
-        case 0: mk_buf_addf(&df, "ENV VAR%d=\"value $BASE %d\" OTHER%d=${BASE:-x}\n", i, i, i); break;
-        case 1: mk_buf_addf(&df, "RUN echo step %d && \\\n    ls -la /tmp/%d\n", i, i); break;
-        case 2: mk_buf_addf(&df, "COPY --chown=1000:1000 src/file%d.txt /app/dir%d/\n", i, i); break;
-        case 3: mk_buf_addf(&df, "WORKDIR /app/${VAR%d:-w%d}\n", i - 3, i); break;
-        case 4: mk_buf_addf(&df, "LABEL org.example.k%d=\"v %d\"\n", i, i); break;
-        case 5: mk_buf_addf(&df, "ARG A%d=default%d\n", i, i); break;
-        case 6: mk_buf_addf(&df, "RUN [\"/bin/sh\", \"-c\", \"echo %d\"]\n", i); break;
-        default: mk_buf_addf(&df, "EXPOSE %d/tcp\n", 1000 + i); break;
+        case 0:
+            mk_buf_addf(&df, "ENV VAR%d=\"value $BASE %d\" OTHER%d=${BASE:-x}\n", i, i, i);
+            break;
+        case 1:
+            mk_buf_addf(&df, "RUN echo step %d && \\\n    ls -la /tmp/%d\n", i, i);
+            break;
+        case 2:
+            mk_buf_addf(&df, "COPY --chown=1000:1000 src/file%d.txt /app/dir%d/\n", i, i);
+            break;
+        case 3:
+            mk_buf_addf(&df, "WORKDIR /app/${VAR%d:-w%d}\n", i - 3, i);
+            break;
+        case 4:
+            mk_buf_addf(&df, "LABEL org.example.k%d=\"v %d\"\n", i, i);
+            break;
+        case 5:
+            mk_buf_addf(&df, "ARG A%d=default%d\n", i, i);
+            break;
+        case 6:
+            mk_buf_addf(&df, "RUN [\"/bin/sh\", \"-c\", \"echo %d\"]\n", i);
+            break;
+        default:
+            mk_buf_addf(&df, "EXPOSE %d/tcp\n", 1000 + i);
+            break;
         }
     }
     int reps = 20;
@@ -72,11 +88,21 @@ int main(void)
     struct mk_strv pats = MK_STRV_INIT;
     for (int i = 0; i < 50; i++) {
         switch (i % 5) {
-        case 0: mk_strv_pushf(&pats, "**/*.tmp%d", i % 4); break;
-        case 1: mk_strv_pushf(&pats, "build%d/", i); break;
-        case 2: mk_strv_pushf(&pats, "dir%d/*/cache", i); break;
-        case 3: mk_strv_pushf(&pats, "!dir%d/keep*", i); break;
-        default: mk_strv_pushf(&pats, "dir%d/**/*.log%d", i, i % 5); break;
+        case 0:
+            mk_strv_pushf(&pats, "**/*.tmp%d", i % 4);
+            break;
+        case 1:
+            mk_strv_pushf(&pats, "build%d/", i);
+            break;
+        case 2:
+            mk_strv_pushf(&pats, "dir%d/*/cache", i);
+            break;
+        case 3:
+            mk_strv_pushf(&pats, "!dir%d/keep*", i);
+            break;
+        default:
+            mk_strv_pushf(&pats, "dir%d/**/*.log%d", i, i % 5);
+            break;
         }
     }
     struct mk_ignore *ig = NULL;

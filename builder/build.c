@@ -20,7 +20,7 @@
 #define DOCKERFILE_MAX (16u << 20)
 
 struct stage {
-    char *name;       /* AS name (lowercase) or NULL */
+    char *name; /* AS name (lowercase) or NULL */
     size_t index;
     size_t first, end; /* nodes [first, end) of the Dockerfile, first is the FROM */
     bool needed;
@@ -33,7 +33,7 @@ struct stage {
     struct mk_strv lowerdirs;   /* snapshot dirs, top-most first */
     struct mk_strv args;        /* declared ARGs "K=V" (stage scope) */
     bool cmd_set;
-    char *base_name;            /* the FROM image as written after expansion */
+    char *base_name; /* the FROM image as written after expansion */
     /* The external image the stage's chain of FROMs starts at (fully qualified) and its
      * manifest digest, for the base.name/base.digest annotations; NULL for scratch. */
     char *base_ref;
@@ -44,9 +44,9 @@ struct build {
     struct mk_store *store;
     const struct mk_build_opts *opts;
     struct mk_df *df;
-    char *df_name;       /* for error locations: "Dockerfile" as the user named it */
+    char *df_name; /* for error locations: "Dockerfile" as the user named it */
     struct mk_context *ctx;
-    struct mk_strv meta_args; /* global ARGs (before the first FROM), "K=V" */
+    struct mk_strv meta_args;  /* global ARGs (before the first FROM), "K=V" */
     struct mk_strv build_args; /* --build-arg, resolved "K=V" */
     struct mk_strv used_build_args;
     struct stage *stages;
@@ -70,10 +70,8 @@ static char *where_of(struct build *b, const struct mk_df_node *n)
     return mk_xasprintf("%s:%d", b->df_name, n->start_line);
 }
 
-__attribute__((format(printf, 4, 5))) static int node_error(struct build *b,
-                                                            const struct mk_df_node *n,
-                                                            struct mk_error **err,
-                                                            const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int
+node_error(struct build *b, const struct mk_df_node *n, struct mk_error **err, const char *fmt, ...)
 {
     _cleanup_free_ char *where = where_of(b, n);
     if (err && *err) {
@@ -188,8 +186,8 @@ static void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, cons
 {
     s->layers = mk_xreallocarray(s->layers, s->n_layers + 1, sizeof(*s->layers));
     s->layers[s->n_layers] = *d;
-    s->layers[s->n_layers].media_type = mk_xstrdup(d->media_type ? d->media_type
-                                                                 : MK_MEDIA_OCI_LAYER);
+    s->layers[s->n_layers].media_type =
+        mk_xstrdup(d->media_type ? d->media_type : MK_MEDIA_OCI_LAYER);
     s->n_layers++;
     mk_strv_push(&s->config.diff_ids, d->diff_id);
     memcpy(s->chain, chain, MK_DIGEST_SIZE);
@@ -200,7 +198,6 @@ static void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, cons
     mk_strv_release(&s->lowerdirs);
     s->lowerdirs = nl;
 }
-
 
 /* ---- the step cache ----------------------------------------------------------------------- */
 
@@ -402,10 +399,9 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
 
 static void cache_store(struct build *b, const struct stage *s, const char *key, bool empty)
 {
-    _cleanup_free_ char *value = empty ? mk_xstrdup("empty\n")
-                                       : mk_xasprintf("layer %s %s\n",
-                                                      s->layers[s->n_layers - 1].diff_id,
-                                                      s->chain);
+    _cleanup_free_ char *value =
+        empty ? mk_xstrdup("empty\n")
+              : mk_xasprintf("layer %s %s\n", s->layers[s->n_layers - 1].diff_id, s->chain);
     /* A cache that cannot be written only costs speed next time. */
     layerstore_cache_put(b->store, key, value, NULL);
 }
@@ -565,9 +561,8 @@ static const char *secret_source(struct build *b, const char *id, bool *ret_env)
     return NULL;
 }
 
-static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *n,
-                     const char *flag, struct run_mounts *rm, const char *tmp,
-                     struct mk_error **err)
+static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *n, const char *flag,
+                     struct run_mounts *rm, const char *tmp, struct mk_error **err)
 {
     struct mk_strv kv = MK_STRV_INIT;
     split_kv(flag, &kv);
@@ -587,15 +582,16 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
     bool rw = kv_bool(&kv, "rw") || kv_bool(&kv, "readwrite");
     _cleanup_free_ char *abs_target = NULL;
     if (target && *target)
-        abs_target = target[0] == '/' ? mk_xstrdup(target)
-                                      : mk_xasprintf("%s/%s", s->config.working_dir
-                                                                  ? s->config.working_dir
-                                                                  : "",
-                                                     target);
+        abs_target =
+            target[0] == '/'
+                ? mk_xstrdup(target)
+                : mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "", target);
     if (strcmp(type, "bind") && strcmp(type, "cache") && strcmp(type, "tmpfs") &&
         strcmp(type, "secret")) {
-        node_error(b, n, err, "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
-                              "secret)", type);
+        node_error(b, n, err,
+                   "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
+                   "secret)",
+                   type);
         goto out;
     }
     if (strcmp(type, "secret") != 0 && !abs_target) {
@@ -609,8 +605,7 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         _cleanup_free_ char *material = mk_xasprintf("cache-mount\n%s", id ? id : abs_target);
         char d[MK_DIGEST_SIZE];
         mk_sha256_buffer(material, strlen(material), d);
-        char *dir = mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store),
-                                 mk_digest_hex(d));
+        char *dir = mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
         keep(rm, dir);
         mode_t mode;
         uint64_t uid = 0, gid = 0;
@@ -709,8 +704,10 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         const char *value = srcdup && from_env ? getenv(srcdup) : NULL;
         if (!srcdup || (from_env && !value)) {
             if (kv_bool(&kv, "required")) {
-                node_error(b, n, err, "secret \"%s\" is required but was not given (--secret "
-                                      "id=%s,src=PATH)", id, id);
+                node_error(b, n, err,
+                           "secret \"%s\" is required but was not given (--secret "
+                           "id=%s,src=PATH)",
+                           id, id);
                 goto out;
             }
             ret = 0; /* BuildKit skips a missing optional secret */
@@ -760,8 +757,10 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         }
         add_mount(rm, MK_MOUNT_BIND, file, keep(rm, MK_TAKE_PTR(abs_target)), true);
     } else {
-        node_error(b, n, err, "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
-                              "secret)", type);
+        node_error(b, n, err,
+                   "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
+                   "secret)",
+                   type);
         goto out;
     }
     ret = 0;
@@ -840,9 +839,8 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
             /* As BuildKit: a body with a "#!" line is a script its interpreter runs. The
              * shell only hands it over, as a file descriptor, so nothing lands in the rootfs. */
             const char *nl = strchr(script.data, '\n');
-            _cleanup_free_ char *line = mk_xstrndup(script.data + 2,
-                                                    nl ? (size_t)(nl - script.data - 2)
-                                                       : strlen(script.data + 2));
+            _cleanup_free_ char *line = mk_xstrndup(
+                script.data + 2, nl ? (size_t)(nl - script.data - 2) : strlen(script.data + 2));
             char *interp = line + strspn(line, " \t");
             char *arg = interp + strcspn(interp, " \t");
             if (*arg)
@@ -891,9 +889,9 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     mk_strv_copy(&env, &s->args);
     for (size_t i = 0; i < s->config.env.n; i++) {
         const char *eq = strchr(s->config.env.v[i], '=');
-        _cleanup_free_ char *k = eq ? mk_xstrndup(s->config.env.v[i],
-                                                  (size_t)(eq - s->config.env.v[i]))
-                                    : mk_xstrdup(s->config.env.v[i]);
+        _cleanup_free_ char *k =
+            eq ? mk_xstrndup(s->config.env.v[i], (size_t)(eq - s->config.env.v[i]))
+               : mk_xstrdup(s->config.env.v[i]);
         mk_strv_env_set(&env, k, eq ? eq + 1 : "");
     }
     if (!mk_strv_env_get(&env, "PATH"))
@@ -919,8 +917,7 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
         network = MK_NET_NONE;
     if (net && strcmp(net, "host") == 0)
         network = MK_NET_HOST;
-    const char *cwd = s->config.working_dir && *s->config.working_dir ? s->config.working_dir
-                                                                      : "/";
+    const char *cwd = s->config.working_dir && *s->config.working_dir ? s->config.working_dir : "/";
     const char *user = s->config.user && *s->config.user ? s->config.user : NULL;
     char key[MK_DIGEST_SIZE];
     {
@@ -980,8 +977,8 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     if (status != 0) {
         _cleanup_free_ char *where = where_of(b, n);
         const char *shown = n->json ? node_rest(n) : script.data;
-        mk_error_set_at(err, MK_ERR_RUN, where, "RUN %s%s%s: exit status %d",
-                        n->json ? "" : "\"", shown ? shown : "", n->json ? "" : "\"", status);
+        mk_error_set_at(err, MK_ERR_RUN, where, "RUN %s%s%s: exit status %d", n->json ? "" : "\"",
+                        shown ? shown : "", n->json ? "" : "\"", status);
         (*err)->status = status;
         goto out;
     }
@@ -1092,11 +1089,9 @@ static int do_workdir(struct build *b, struct stage *s, const struct mk_df_node 
     if (w[0] == '/')
         path = mk_xstrdup(w);
     else
-        path = mk_xasprintf("%s/%s",
-                            s->config.working_dir && *s->config.working_dir
-                                ? s->config.working_dir
-                                : "",
-                            w);
+        path = mk_xasprintf(
+            "%s/%s", s->config.working_dir && *s->config.working_dir ? s->config.working_dir : "",
+            w);
     free(s->config.working_dir);
     s->config.working_dir = path;
     _cleanup_free_ char *created_by = mk_xasprintf("WORKDIR %s", path);
@@ -1301,16 +1296,14 @@ static int do_healthcheck(struct build *b, struct stage *s, const struct mk_df_n
             const char *v = NULL;
             if (mk_df_node_flag(n, durs[i].name, &v) &&
                 (!v || parse_duration(v, durs[i].field) < 0 || *durs[i].field < 0))
-                return node_error(b, n, err, "invalid --%s value \"%s\"", durs[i].name,
-                                  v ? v : "");
+                return node_error(b, n, err, "invalid --%s value \"%s\"", durs[i].name, v ? v : "");
         }
         const char *r = NULL;
         if (mk_df_node_flag(n, "retries", &r) &&
             (!r || mk_parse_int(r, &h->retries) < 0 || h->retries < 0))
             return node_error(b, n, err, "invalid --retries value \"%s\"", r ? r : "");
     } else {
-        return node_error(b, n, err, "unknown type \"%s\" in HEALTHCHECK (try CMD)",
-                          n->args.v[0]);
+        return node_error(b, n, err, "unknown type \"%s\" in HEALTHCHECK (try CMD)", n->args.v[0]);
     }
     history(b, s, n->original, true);
     return 0;
@@ -1344,8 +1337,8 @@ static int copy_key_visit(const char *rel, const struct stat *st, const char *de
         if (k->srcfd >= 0) {
             /* COPY --from: the source's content is named by its layers (in the key). */
             snprintf(d, sizeof(d), "%llu", (unsigned long long)st->st_size);
-        } else if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st,
-                                          d, err) < 0)
+        } else if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st, d,
+                                          err) < 0)
             return -1;
         key_add(k->h, d);
     } else if (S_ISLNK(st->st_mode)) {
@@ -1385,8 +1378,8 @@ static int send_root_fn(int rootfd, void *arg, struct mk_error **err)
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof(u));
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof(u.buf)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -1405,8 +1398,8 @@ static int recv_fd(int sock, struct mk_error **err)
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof(u.buf)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
         return mk_error_errno(err, "receiving the source root");
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
@@ -1519,7 +1512,8 @@ static int write_heredocs(struct build *b, struct stage *s, const struct mk_df_n
             }
             mk_error_free(e);
         }
-        _cleanup_close_ int fd = openat(dfd, h->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        _cleanup_close_ int fd =
+            openat(dfd, h->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         int wr = fd < 0 ? mk_error_errno(err, "writing heredoc \"%s\"", h->name)
                         : mk_write_all(fd, data, strlen(data), err);
         if (fd >= 0)
@@ -1612,8 +1606,7 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     if (dest_word[0] == '/')
         dest = mk_xstrdup(dest_word);
     else
-        dest = mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "",
-                            dest_word);
+        dest = mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "", dest_word);
     if (from) {
         _cleanup_free_ char *from_exp = NULL;
         if (expand_word(b, s, n, from, &from_exp, err) < 0)
@@ -1720,9 +1713,9 @@ static char *qualified_ref(const char *image)
     _cleanup_free_ char *norm = layerstore_normalize_ref(image, NULL);
     const char *r = norm ? norm : image;
     const char *slash = strchr(r, '/');
-    bool has_host = slash && (memchr(r, '.', (size_t)(slash - r)) ||
-                              memchr(r, ':', (size_t)(slash - r)) ||
-                              ((size_t)(slash - r) == 9 && strncmp(r, "localhost", 9) == 0));
+    bool has_host =
+        slash && (memchr(r, '.', (size_t)(slash - r)) || memchr(r, ':', (size_t)(slash - r)) ||
+                  ((size_t)(slash - r) == 9 && strncmp(r, "localhost", 9) == 0));
     if (has_host)
         return mk_xstrdup(r);
     return mk_xasprintf("docker.io/%s%s", slash ? "" : "library/", r);
@@ -1878,8 +1871,7 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
     if (strcmp(kw, "stopsignal") == 0) {
         _cleanup_free_ char *v = NULL;
         if (n->args.n != 1 || expand_word(b, s, n, n->args.v[0], &v, err) < 0)
-            return n->args.n != 1 ? node_error(b, n, err, "STOPSIGNAL requires one argument")
-                                  : -1;
+            return n->args.n != 1 ? node_error(b, n, err, "STOPSIGNAL requires one argument") : -1;
         free(s->config.stop_signal);
         s->config.stop_signal = mk_xstrdup(v);
         history(b, s, n->original, true);
@@ -1983,7 +1975,7 @@ static void predefined_args(struct build *b)
     const char *arch = host_platform_arch();
     _cleanup_free_ char *plat = mk_xasprintf("linux/%s", arch);
     const char *names[][2] = {
-        {"TARGETPLATFORM", plat}, {"TARGETOS", "linux"}, {"TARGETARCH", arch},
+        {"TARGETPLATFORM", plat}, {"TARGETOS", "linux"},   {"TARGETARCH", arch},
         {"TARGETVARIANT", ""},    {"BUILDPLATFORM", plat}, {"BUILDOS", "linux"},
         {"BUILDARCH", arch},      {"BUILDVARIANT", ""},
     };
@@ -2010,8 +2002,8 @@ static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struc
 {
     for (size_t i = 0; i < n->args.n; i++) {
         const char *eq = strchr(n->args.v[i], '=');
-        _cleanup_free_ char *name = eq ? mk_xstrndup(n->args.v[i], (size_t)(eq - n->args.v[i]))
-                                       : mk_xstrdup(n->args.v[i]);
+        _cleanup_free_ char *name =
+            eq ? mk_xstrndup(n->args.v[i], (size_t)(eq - n->args.v[i])) : mk_xstrdup(n->args.v[i]);
         _cleanup_free_ char *def = NULL;
         if (eq && mk_shell_word(eq + 1, scope, b->df->escape, &def, NULL) < 0)
             continue;
@@ -2047,8 +2039,7 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err)
         } else if ((strcmp(n->keyword, "copy") == 0 || strcmp(n->keyword, "add") == 0) &&
                    mk_df_node_flag(n, "from", &dep) && dep) {
             /* "--from=${VARIANT}": the stage's ARGs as declared so far name the stage. */
-            if (strchr(dep, '$') && mk_shell_word(dep, &scope, b->df->escape, &expanded,
-                                                  NULL) == 0)
+            if (strchr(dep, '$') && mk_shell_word(dep, &scope, b->df->escape, &expanded, NULL) == 0)
                 dep = expanded;
         } else {
             continue;
@@ -2117,8 +2108,8 @@ static int split_stages(struct build *b, struct mk_error **err)
 static int read_dockerfile(struct build *b, struct mk_error **err)
 {
     const struct mk_build_opts *o = b->opts;
-    _cleanup_free_ char *path = o->dockerfile ? mk_xstrdup(o->dockerfile)
-                                              : mk_xasprintf("%s/Dockerfile", o->context_dir);
+    _cleanup_free_ char *path =
+        o->dockerfile ? mk_xstrdup(o->dockerfile) : mk_xasprintf("%s/Dockerfile", o->context_dir);
     if (!o->dockerfile && access(path, F_OK) < 0) {
         /* Buildah and podman also take a Containerfile. */
         _cleanup_free_ char *alt = mk_xasprintf("%s/Containerfile", o->context_dir);
@@ -2267,8 +2258,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     {
         _cleanup_(mk_strv_release) struct mk_strv notes = MK_STRV_INIT;
         if (t->base_ref) {
-            mk_strv_push_take(&notes, mk_xasprintf("org.opencontainers.image.base.digest=%s",
-                                                   t->base_digest));
+            mk_strv_push_take(
+                &notes, mk_xasprintf("org.opencontainers.image.base.digest=%s", t->base_digest));
             mk_strv_push_take(&notes,
                               mk_xasprintf("org.opencontainers.image.base.name=%s", t->base_ref));
         }
@@ -2279,8 +2270,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         if (!opts->no_cache)
             image_reuse_lookup(&b, key, &img);
         if (!img) {
-            if (layerstore_image_write_annotated(store, &t->config, t->layers, t->n_layers,
-                                                 &notes, &img, err) < 0)
+            if (layerstore_image_write_annotated(store, &t->config, t->layers, t->n_layers, &notes,
+                                                 &img, err) < 0)
                 goto out;
             layerstore_cache_put(store, key, img->manifest_digest, NULL);
         }

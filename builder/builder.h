@@ -19,19 +19,19 @@
 enum mk_network { MK_NET_HOST = 0, MK_NET_NONE };
 
 struct mk_build_opts {
-    const char *context_dir;  /* the build context (required) */
-    const char *dockerfile;   /* path; NULL = CONTEXT/Dockerfile */
-    struct mk_strv tags;      /* -t, as given */
-    struct mk_strv build_args;/* "K=V", or "K" (value from the environment) */
-    struct mk_strv secrets;   /* --secret values: "id=x,src=PATH" or "id=x,env=VAR" */
-    const char *target;       /* --target stage, or NULL */
-    const char *ignorefile;   /* --ignorefile: replaces the context's .dockerignore; or NULL */
+    const char *context_dir;   /* the build context (required) */
+    const char *dockerfile;    /* path; NULL = CONTEXT/Dockerfile */
+    struct mk_strv tags;       /* -t, as given */
+    struct mk_strv build_args; /* "K=V", or "K" (value from the environment) */
+    struct mk_strv secrets;    /* --secret values: "id=x,src=PATH" or "id=x,env=VAR" */
+    const char *target;        /* --target stage, or NULL */
+    const char *ignorefile;    /* --ignorefile: replaces the context's .dockerignore; or NULL */
     bool no_cache;
-    bool explain_cache;       /* say, for each step that misses the cache, which input changed */
-    enum registry_pull_policy pull;        /* for FROM and COPY --from images */
-    const struct registry_opts *registry;  /* NULL = defaults */
+    bool explain_cache; /* say, for each step that misses the cache, which input changed */
+    enum registry_pull_policy pull;       /* for FROM and COPY --from images */
+    const struct registry_opts *registry; /* NULL = defaults */
     enum mk_network network;
-    int log_fd;               /* progress and RUN output */
+    int log_fd; /* progress and RUN output */
     bool quiet;
 };
 

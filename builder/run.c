@@ -21,8 +21,9 @@ int builder_run_image(struct mk_store *store, const struct mk_image *img, char *
         mk_strv_copy(&argv, &c->cmd);
     }
     if (argv.n == 0) {
-        mk_error_set(err, MK_ERR_USAGE, 0, "the image has no command (no Entrypoint or Cmd): "
-                                           "give one after the image name");
+        mk_error_set(err, MK_ERR_USAGE, 0,
+                     "the image has no command (no Entrypoint or Cmd): "
+                     "give one after the image name");
         goto out;
     }
     mk_strv_copy(&env, &c->env);

@@ -12,26 +12,27 @@
 
 static void build_usage(FILE *f)
 {
-    fputs("usage: mkimg build [OPTIONS] CONTEXT\n"
-          "  -t, --tag NAME[:TAG]     name the image (repeatable)\n"
-          "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile)\n"
-          "      --build-arg K[=V]    set a build-time variable (V from the environment if omitted)\n"
-          "      --target STAGE       build up to this stage\n"
-          "      --secret id=ID,src=PATH|env=VAR   a secret for RUN --mount=type=secret\n"
-          "      --network MODE       default (host), host or none for RUN\n"
-          "      --no-cache           do not use the build cache\n"
-          "      --push               push every -t name to its registry after the build\n"
-          "  -o, --output SPEC        also write the result: type=oci|docker,dest=FILE.tar,\n"
-          "                           type=oci,dest=DIR/, type=tar,dest=FILE|-, type=local,dest=DIR\n"
-          "                           (a plain DIR means type=local)\n"
-          "      --explain-cache      for each step that misses the cache, say which input changed\n"
-          "      --pull[=POLICY]      base images: missing (default), always, never (offline)\n"
-          "      --tls-verify=BOOL    verify registry certificates (default true)\n"
-          "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
-          "      --iidfile FILE       write the image ID to FILE\n"
-          "      --progress MODE      auto, plain, tty or quiet\n"
-          "  -q, --quiet              print only the image ID\n",
-          f);
+    fputs(
+        "usage: mkimg build [OPTIONS] CONTEXT\n"
+        "  -t, --tag NAME[:TAG]     name the image (repeatable)\n"
+        "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile)\n"
+        "      --build-arg K[=V]    set a build-time variable (V from the environment if omitted)\n"
+        "      --target STAGE       build up to this stage\n"
+        "      --secret id=ID,src=PATH|env=VAR   a secret for RUN --mount=type=secret\n"
+        "      --network MODE       default (host), host or none for RUN\n"
+        "      --no-cache           do not use the build cache\n"
+        "      --push               push every -t name to its registry after the build\n"
+        "  -o, --output SPEC        also write the result: type=oci|docker,dest=FILE.tar,\n"
+        "                           type=oci,dest=DIR/, type=tar,dest=FILE|-, type=local,dest=DIR\n"
+        "                           (a plain DIR means type=local)\n"
+        "      --explain-cache      for each step that misses the cache, say which input changed\n"
+        "      --pull[=POLICY]      base images: missing (default), always, never (offline)\n"
+        "      --tls-verify=BOOL    verify registry certificates (default true)\n"
+        "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
+        "      --iidfile FILE       write the image ID to FILE\n"
+        "      --progress MODE      auto, plain, tty or quiet\n"
+        "  -q, --quiet              print only the image ID\n",
+        f);
 }
 
 /* One --output: "type=T,dest=D" or a plain directory (type=local). Archives are written to
@@ -234,7 +235,8 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         }
     }
     if (optind != argc - 1) {
-        rc = cli_usage("build: expected exactly one CONTEXT directory (see \"mkimg build --help\")");
+        rc =
+            cli_usage("build: expected exactly one CONTEXT directory (see \"mkimg build --help\")");
         goto out;
     }
     opts.context_dir = argv[optind];

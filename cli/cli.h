@@ -45,14 +45,16 @@ int cmd_logout(struct mk_cli *cli, int argc, char **argv);
 /* The options every registry command takes (getopt_long val 1, dispatched by name to
  * cli_registry_opt, which returns 0 or prints a usage error and returns 2). */
 #define CLI_REGISTRY_LONGOPTS                                                                      \
-    {"tls-verify", optional_argument, NULL, 1}, {"cert-dir", required_argument, NULL, 1},         \
+    {"tls-verify", optional_argument, NULL, 1}, {"cert-dir", required_argument, NULL, 1},          \
         {"authfile", required_argument, NULL, 1}, {"creds", required_argument, NULL, 1},           \
-        {"retry", required_argument, NULL, 1}
+    {                                                                                              \
+        "retry", required_argument, NULL, 1                                                        \
+    }
 #define CLI_REGISTRY_HELP                                                                          \
     "      --tls-verify[=BOOL]  verify TLS (default: yes, but plain HTTP for localhost)\n"         \
-    "      --cert-dir DIR       CA certificates (*.crt) for the registry\n"                       \
-    "      --authfile FILE      credentials file (default: podman's auth.json)\n"                 \
-    "      --creds USER:PASS    credentials for this command\n"                                   \
+    "      --cert-dir DIR       CA certificates (*.crt) for the registry\n"                        \
+    "      --authfile FILE      credentials file (default: podman's auth.json)\n"                  \
+    "      --creds USER:PASS    credentials for this command\n"                                    \
     "      --retry N            attempts after a failure (default 5)\n"
 struct registry_opts;
 int cli_registry_opt(struct registry_opts *o, const char *name, const char *arg);

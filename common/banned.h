@@ -1,5 +1,6 @@
 /* common/banned.h - functions this code base never calls (forced into every .c file with the
- * build's -include, after the system headers that declare them). Unbounded copies, non-reentrant time and tokenising, and system(). */
+ * build's -include, after the system headers that declare them). Unbounded copies, non-reentrant
+ * time and tokenising, and system(). */
 #ifndef MK_COMMON_BANNED_H
 #define MK_COMMON_BANNED_H
 

@@ -12,25 +12,25 @@
 #include <stdarg.h>
 
 enum mk_error_code {
-    MK_ERR_FAILED = 1,   /* the operation failed (exit 1) */
-    MK_ERR_USAGE = 2,    /* the user's command line is wrong (exit 2) */
-    MK_ERR_NOT_FOUND,    /* an image, file, blob or stage does not exist */
-    MK_ERR_PARSE,        /* malformed Dockerfile, JSON, reference, tar */
-    MK_ERR_INVALID,      /* well-formed but not acceptable input */
-    MK_ERR_IO,           /* a system call failed (sys_errno says why) */
-    MK_ERR_RUN,          /* a RUN command exited non-zero (status holds its status) */
-    MK_ERR_INTERRUPTED,  /* a signal asked us to stop */
-    MK_ERR_UNSUPPORTED,  /* the kernel or machine lacks something we need */
+    MK_ERR_FAILED = 1,  /* the operation failed (exit 1) */
+    MK_ERR_USAGE = 2,   /* the user's command line is wrong (exit 2) */
+    MK_ERR_NOT_FOUND,   /* an image, file, blob or stage does not exist */
+    MK_ERR_PARSE,       /* malformed Dockerfile, JSON, reference, tar */
+    MK_ERR_INVALID,     /* well-formed but not acceptable input */
+    MK_ERR_IO,          /* a system call failed (sys_errno says why) */
+    MK_ERR_RUN,         /* a RUN command exited non-zero (status holds its status) */
+    MK_ERR_INTERRUPTED, /* a signal asked us to stop */
+    MK_ERR_UNSUPPORTED, /* the kernel or machine lacks something we need */
     MK_ERR_EXISTS,
-    MK_ERR_DIGEST,       /* content did not match its digest */
+    MK_ERR_DIGEST, /* content did not match its digest */
 };
 
 struct mk_error {
-    int code;       /* enum mk_error_code */
-    int sys_errno;  /* 0, or the errno of the failed system call */
-    int status;     /* MK_ERR_RUN: the command's exit status */
-    char *where;    /* NULL, or "Dockerfile:7", "hello:latest", "sha256:..." */
-    char *msg;      /* lowercase, no final period; never NULL */
+    int code;      /* enum mk_error_code */
+    int sys_errno; /* 0, or the errno of the failed system call */
+    int status;    /* MK_ERR_RUN: the command's exit status */
+    char *where;   /* NULL, or "Dockerfile:7", "hello:latest", "sha256:..." */
+    char *msg;     /* lowercase, no final period; never NULL */
 };
 
 /* Sets *err (if err && !*err) and returns -1. errnum is 0 or an errno value. */
@@ -45,7 +45,8 @@ int mk_error_set_at(struct mk_error **err, int code, const char *where, const ch
 #define mk_error_errno(err, ...) mk_error_set((err), MK_ERR_IO, errno, __VA_ARGS__)
 
 /* Prefixes the message with context: "pulling x" + "y" -> "pulling x: y". Returns -1. */
-int mk_error_wrap(struct mk_error **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int mk_error_wrap(struct mk_error **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Sets the location if the error has none yet. Returns -1. */
 int mk_error_set_where(struct mk_error **err, const char *where);
 

@@ -194,7 +194,8 @@ int mk_open_parent_in_root(int rootfd, const char *path, bool create_parents, ch
     const char *name = slash ? slash + 1 : copy;
     if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return mk_error_set(err, MK_ERR_INVALID, 0, "\"%s\" names no file", path);
-    _cleanup_free_ char *parent = slash ? mk_xstrndup(copy, (size_t)(slash - copy)) : mk_xstrdup(".");
+    _cleanup_free_ char *parent =
+        slash ? mk_xstrndup(copy, (size_t)(slash - copy)) : mk_xstrdup(".");
     if (!*parent) {
         free(parent);
         parent = mk_xstrdup("/");
@@ -381,8 +382,8 @@ int mk_write_file_atomic(int dirfd, const char *name, const void *data, size_t l
     const char *slash = strrchr(name, '/');
     if (slash) {
         /* "dir/file": the temp file must sit in dir for the rename to be atomic. */
-        _cleanup_free_ char *parent = slash == name ? mk_xstrdup("/")
-                                                    : mk_xstrndup(name, (size_t)(slash - name));
+        _cleanup_free_ char *parent =
+            slash == name ? mk_xstrdup("/") : mk_xstrndup(name, (size_t)(slash - name));
         _cleanup_close_ int pfd = openat(dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (pfd < 0)
             return mk_error_errno(err, "opening directory \"%s\"", parent);

@@ -27,8 +27,8 @@ int mk_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, struct mk_erro
 
 /* Splits path into its parent (opened inside root, created when create_parents) and the
  * last component (*ret_name points into a newly allocated string the caller frees). */
-int mk_open_parent_in_root(int rootfd, const char *path, bool create_parents,
-                           char **ret_name, struct mk_error **err);
+int mk_open_parent_in_root(int rootfd, const char *path, bool create_parents, char **ret_name,
+                           struct mk_error **err);
 
 /* Host paths (not inside an image root). */
 int mk_mkdir_p(const char *path, mode_t mode, struct mk_error **err);

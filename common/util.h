@@ -40,7 +40,10 @@ struct mk_buf {
     size_t alloc;
     size_t max;
 };
-#define MK_BUF_INIT {NULL, 0, 0, 0}
+#define MK_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 void mk_buf_init(struct mk_buf *b, size_t max);
 int mk_buf_append(struct mk_buf *b, const void *data, size_t n, struct mk_error **err);
@@ -64,10 +67,13 @@ struct mk_strv {
     size_t n;
     size_t alloc;
 };
-#define MK_STRV_INIT {NULL, 0, 0}
+#define MK_STRV_INIT                                                                               \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
-void mk_strv_push(struct mk_strv *sv, const char *s);      /* copies s */
-void mk_strv_push_take(struct mk_strv *sv, char *s);       /* takes ownership of s */
+void mk_strv_push(struct mk_strv *sv, const char *s); /* copies s */
+void mk_strv_push_take(struct mk_strv *sv, char *s);  /* takes ownership of s */
 void mk_strv_pushf(struct mk_strv *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mk_strv_copy(struct mk_strv *dst, const struct mk_strv *src); /* appends src to dst */
 void mk_strv_clear(struct mk_strv *sv);

@@ -251,8 +251,8 @@ int layerstore_image_write_annotated(struct mk_store *store, const struct mk_ima
             const char *eq = strchr(annotations->v[i], '=');
             if (!eq)
                 continue;
-            _cleanup_free_ char *k = mk_xstrndup(annotations->v[i],
-                                                 (size_t)(eq - annotations->v[i]));
+            _cleanup_free_ char *k =
+                mk_xstrndup(annotations->v[i], (size_t)(eq - annotations->v[i]));
             json_object_set_new(ja, k, json_string(eq + 1));
         }
         json_object_set_new(m, "annotations", ja);

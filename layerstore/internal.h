@@ -20,8 +20,8 @@
  * trusted.overlay.opaque=y gets an entry "DIR/.wh..wh..opq" right after the directory.
  * Hashes while writing: ret_diff_id = sha256 of the bytes written, ret_size their count.
  * With $SOURCE_DATE_EPOCH set, no entry's mtime is later than it (reproducible builds). */
-int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE],
-                     uint64_t *ret_size, struct mk_error **err);
+int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
+                     struct mk_error **err);
 
 struct ls_apply_opts {
     bool rootless;        /* not real root: skip device nodes (except whiteouts), drop

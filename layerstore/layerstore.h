@@ -98,9 +98,11 @@ struct mk_image_config {
     char *architecture, *os, *variant;
     char *created, *author;
     char *user, *working_dir, *stop_signal;
-    struct mk_strv env;           /* "K=V" */
-    struct mk_strv entrypoint;    bool has_entrypoint;
-    struct mk_strv cmd;           bool has_cmd;
+    struct mk_strv env; /* "K=V" */
+    struct mk_strv entrypoint;
+    bool has_entrypoint;
+    struct mk_strv cmd;
+    bool has_cmd;
     struct mk_strv shell;         /* Docker extension; empty = default */
     struct mk_strv onbuild;       /* Docker extension: trigger instructions as written */
     struct mk_strv labels;        /* "K=V", keys unique */
@@ -108,7 +110,7 @@ struct mk_image_config {
     struct mk_strv volumes;       /* "/data" */
     struct mk_healthcheck healthcheck;
     bool args_escaped;
-    struct mk_strv diff_ids;      /* rootfs.diff_ids */
+    struct mk_strv diff_ids; /* rootfs.diff_ids */
     struct mk_history *history;
     size_t n_history;
 };
@@ -120,8 +122,7 @@ char *layerstore_config_serialize(const struct mk_image_config *cfg);
 void layerstore_config_copy(struct mk_image_config *dst, const struct mk_image_config *src);
 void layerstore_config_release(struct mk_image_config *cfg);
 void layerstore_config_add_history(struct mk_image_config *cfg, const char *created,
-                                   const char *created_by, const char *comment,
-                                   bool empty_layer);
+                                   const char *created_by, const char *comment, bool empty_layer);
 
 /* ---- images ------------------------------------------------------------------------------- */
 
@@ -178,7 +179,7 @@ struct mk_image_entry {
     char *ref; /* NULL for an untagged manifest kept in index.json */
     char manifest_digest[MK_DIGEST_SIZE];
     char config_digest[MK_DIGEST_SIZE];
-    uint64_t size;  /* sum of the layer sizes */
+    uint64_t size; /* sum of the layer sizes */
     char *created;
 };
 /* Every ref in index.json, in index order. */
@@ -233,7 +234,6 @@ const char *layerstore_host_arch(void);
 /* RFC 3339 UTC time of now (or of $SOURCE_DATE_EPOCH when set). Caller frees. */
 char *layerstore_now_rfc3339(void);
 
-
 /* ---- build cache -------------------------------------------------------------------------- */
 
 /* A small key -> value map under ROOT/cache/ (one file per key, written atomically), for the
@@ -248,7 +248,6 @@ int layerstore_cache_put(struct mk_store *store, const char *key, const char *va
 int layerstore_layer_lookup(struct mk_store *store, const char *diff_id, const char *chain_id,
                             struct mk_layer_desc *ret, struct mk_error **err);
 
-
 /* ---- compression (layerstore/compress.c) --------------------------------------------------- */
 
 enum mk_compression { MK_COMPRESS_NONE = 0, MK_COMPRESS_GZIP, MK_COMPRESS_ZSTD };
@@ -258,13 +257,12 @@ enum mk_compression { MK_COMPRESS_NONE = 0, MK_COMPRESS_GZIP, MK_COMPRESS_ZSTD }
  * ordinary blob; the mapping diff_id -> compressed blob is remembered), so a second push or
  * save costs nothing. ret is an array of n the caller releases with
  * layerstore_layer_descs_free. MK_COMPRESS_NONE returns copies of the uncompressed descs. */
-int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_desc *layers,
-                               size_t n, enum mk_compression c, int level,
-                               struct mk_layer_desc **ret, struct mk_error **err);
+int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_desc *layers, size_t n,
+                               enum mk_compression c, int level, struct mk_layer_desc **ret,
+                               struct mk_error **err);
 void layerstore_layer_descs_free(struct mk_layer_desc *descs, size_t n);
 /* "gzip" / "zstd" / "none" -> enum; -1 for anything else. */
 int layerstore_compression_parse(const char *s);
-
 
 /* ---- pulled blobs and layers (layerstore/pull.c) ------------------------------------------ */
 
@@ -273,9 +271,8 @@ struct mk_blob_writer;
 /* A blob arriving in pieces (a download): written to a temp file in the store and hashed
  * on the way, stored by _commit only when its digest is expected and its size
  * expected_size. Writing past expected_size fails (MK_ERR_INVALID). */
-int layerstore_blob_writer_new(struct mk_store *store, const char *expected,
-                               uint64_t expected_size, struct mk_blob_writer **ret,
-                               struct mk_error **err);
+int layerstore_blob_writer_new(struct mk_store *store, const char *expected, uint64_t expected_size,
+                               struct mk_blob_writer **ret, struct mk_error **err);
 int layerstore_blob_writer_write(struct mk_blob_writer *w, const void *data, size_t n,
                                  struct mk_error **err);
 /* Bytes written so far (where a resumed download continues). */
@@ -332,12 +329,12 @@ int layerstore_prune(struct mk_store *store, bool all, struct mk_prune_report *r
                      struct mk_error **err);
 
 struct mk_df_report {
-    uint64_t images;                        /* index.json entries' images */
-    uint64_t blobs, blob_bytes;             /* blobs the images need */
-    uint64_t snapshots, snapshot_bytes;     /* all snapshots */
+    uint64_t images;                    /* index.json entries' images */
+    uint64_t blobs, blob_bytes;         /* blobs the images need */
+    uint64_t snapshots, snapshot_bytes; /* all snapshots */
     uint64_t unused_snapshots, unused_snapshot_bytes;
     uint64_t cache_entries, cache_bytes;
-    uint64_t compressed, compressed_bytes;  /* cached compressed copies of image layers */
+    uint64_t compressed, compressed_bytes;    /* cached compressed copies of image layers */
     uint64_t unused_blobs, unused_blob_bytes; /* what prune would remove */
 };
 int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_error **err);
@@ -351,7 +348,6 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
  * be read at all. */
 int layerstore_fsck(struct mk_store *store, bool repair, struct mk_strv *ret_problems,
                     size_t *ret_repaired, struct mk_error **err);
-
 
 /* ---- ADD's archive extraction (layerstore/extract.c) --------------------------------------- */
 
@@ -371,7 +367,6 @@ struct layerstore_extract_opts {
 int layerstore_extract(int in_fd, int rootfd, const char *dest,
                        const struct layerstore_extract_opts *opts, bool *ret_extracted,
                        struct mk_error **err);
-
 
 /* ---- exporting a root file system (layerstore/tar-write.c) --------------------------------- */
 

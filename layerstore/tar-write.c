@@ -359,7 +359,9 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
 int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                      struct mk_error **err)
 {
-    struct writer w = {.out_fd = out_fd, .hash = mk_sha256_new(), .buf = mk_xmalloc(WRITE_BUF_SIZE),
+    struct writer w = {.out_fd = out_fd,
+                       .hash = mk_sha256_new(),
+                       .buf = mk_xmalloc(WRITE_BUF_SIZE),
                        .clamp_mtime = -1};
     uint64_t epoch;
     const char *sde = getenv("SOURCE_DATE_EPOCH");

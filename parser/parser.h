@@ -28,12 +28,13 @@ struct mk_df_heredoc {
 };
 
 struct mk_df_node {
-    char *keyword;   /* lowercase: "from", "run", ... (unknown keywords kept as written, lowercased) */
-    char *original;  /* the instruction as written, continuation lines joined */
-    struct mk_strv flags; /* raw flags as written after unquoting, e.g. "--from=build" */
-    struct mk_strv args;  /* argument nodes in BuildKit's shape (see the dump) */
-    size_t *arg_lens;     /* byte length of each args.v[i]: a JSON "\u0000" embeds a NUL */
-    bool json;            /* exec (JSON array) form */
+    char
+        *keyword; /* lowercase: "from", "run", ... (unknown keywords kept as written, lowercased) */
+    char *original;             /* the instruction as written, continuation lines joined */
+    struct mk_strv flags;       /* raw flags as written after unquoting, e.g. "--from=build" */
+    struct mk_strv args;        /* argument nodes in BuildKit's shape (see the dump) */
+    size_t *arg_lens;           /* byte length of each args.v[i]: a JSON "\u0000" embeds a NUL */
+    bool json;                  /* exec (JSON array) form */
     struct mk_df_node *onbuild; /* ONBUILD: the nested instruction; args is then empty */
     struct mk_df_heredoc *heredocs;
     size_t n_heredocs;

@@ -36,11 +36,16 @@ static const char *read_in_root(int rootfd, const char *path)
 
 static void run(const char *mode, int rootfd)
 {
-    tap_is_str(read_in_root(rootfd, "/etc/passwd"), "inside\n", "%s: absolute path stays in root", mode);
-    tap_is_str(read_in_root(rootfd, "../../../etc/passwd"), "inside\n", "%s: .. clamps at root", mode);
-    tap_is_str(read_in_root(rootfd, "abs/etc/passwd"), "inside\n", "%s: absolute symlink to / resolves in root", mode);
-    tap_is_str(read_in_root(rootfd, "rel/etc/passwd"), "inside\n", "%s: relative symlink escaping resolves in root", mode);
-    tap_is_str(read_in_root(rootfd, "leaf"), "inside\n", "%s: leaf symlink to /etc/passwd resolves in root", mode);
+    tap_is_str(read_in_root(rootfd, "/etc/passwd"), "inside\n", "%s: absolute path stays in root",
+               mode);
+    tap_is_str(read_in_root(rootfd, "../../../etc/passwd"), "inside\n", "%s: .. clamps at root",
+               mode);
+    tap_is_str(read_in_root(rootfd, "abs/etc/passwd"), "inside\n",
+               "%s: absolute symlink to / resolves in root", mode);
+    tap_is_str(read_in_root(rootfd, "rel/etc/passwd"), "inside\n",
+               "%s: relative symlink escaping resolves in root", mode);
+    tap_is_str(read_in_root(rootfd, "leaf"), "inside\n",
+               "%s: leaf symlink to /etc/passwd resolves in root", mode);
     tap_is_str(read_in_root(rootfd, "dir/sub/../file"), "f\n", "%s: .. inside the tree", mode);
     tap_is_str(read_in_root(rootfd, "./dir//file"), "f\n", "%s: . and // components", mode);
     errno = 0;
@@ -50,8 +55,8 @@ static void run(const char *mode, int rootfd)
         close(fd);
     fd = mk_open_in_root(rootfd, "leaf", O_RDONLY | O_NOFOLLOW | O_PATH, 0, NULL);
     struct stat st;
-    tap_ok(fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode), "%s: O_NOFOLLOW keeps a leaf link",
-           mode);
+    tap_ok(fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode),
+           "%s: O_NOFOLLOW keeps a leaf link", mode);
     if (fd >= 0)
         close(fd);
 
@@ -69,7 +74,8 @@ static void run(const char *mode, int rootfd)
     err = NULL;
     char *name = NULL;
     fd = mk_open_parent_in_root(rootfd, "rel/x/y", true, &name, &err);
-    tap_ok(fd >= 0 && name && strcmp(name, "y") == 0, "%s: open_parent creates parents in root", mode);
+    tap_ok(fd >= 0 && name && strcmp(name, "y") == 0, "%s: open_parent creates parents in root",
+           mode);
     tap_ok(access("root/x", F_OK) == 0, "%s: ... the parent is inside the root", mode);
     if (fd >= 0)
         close(fd);
