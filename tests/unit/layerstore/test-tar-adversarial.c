@@ -162,6 +162,20 @@ static bool failed_with(int r, const struct mk_error *err, int code, const char 
     return err->code == code && (!needle || strstr(err->msg, needle));
 }
 
+/* True when the uid map is not the initial namespace's identity map. */
+static bool in_user_namespace(void)
+{
+    char buf[128] = "";
+    FILE *f = fopen("/proc/self/uid_map", "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    unsigned long a = 0, b = 0, c = 0;
+    return sscanf(buf, "%lu %lu %lu", &a, &b, &c) != 3 || a != 0 || b != 0 || c != 4294967295UL;
+}
+
 int main(void)
 {
     const char *tmp = tap_tmpdir();
@@ -221,9 +235,14 @@ int main(void)
     tap_ok(lstat(in_root("gone"), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == 0,
            "rootless: whiteouts still made");
     tap_ok(is_type("fifo", S_IFIFO), "rootless: fifos made");
-    r = APPLY(&root, {'c', "dev/null", NULL, NULL, 0666}, {'f', "suid", NULL, "s", 04755});
-    tap_ok(r == 0 && is_type("dev/null", S_IFCHR) && mode_of("suid") == 04755,
-           "as root: devices and setuid kept");
+    if (in_user_namespace()) {
+        /* Run rootless by t0290: mapped root cannot make device nodes. */
+        tap_skip("as root: devices and setuid kept (in a user namespace)");
+    } else {
+        r = APPLY(&root, {'c', "dev/null", NULL, NULL, 0666}, {'f', "suid", NULL, "s", 04755});
+        tap_ok(r == 0 && is_type("dev/null", S_IFCHR) && mode_of("suid") == 04755,
+               "as root: devices and setuid kept");
+    }
 
     struct ls_apply_opts few = {.max_entries = 10};
     r = APPLY(&few, {'f', "1", NULL, NULL, 0}, {'f', "2", NULL, NULL, 0}, {'f', "3", NULL, NULL, 0},
