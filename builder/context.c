@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -127,8 +128,10 @@ int builder_context_dirfd(const struct mk_context *ctx)
     return ctx->dirfd;
 }
 
-/* "./a//b/" -> "a/b"; "" and "/" -> ".". Caller frees. */
-static char *normalize(const char *relpath)
+/* "./a//b/" -> "a/b"; "" and "/" -> ".". With dotdot, ".." removes the element before it
+ * and stops at the root (Go's path.Clean of "/" + relpath, without the leading "/").
+ * Caller frees. */
+static char *clean_path(const char *relpath, bool dotdot)
 {
     struct mk_buf b = MK_BUF_INIT;
     const char *p = relpath;
@@ -137,7 +140,12 @@ static char *normalize(const char *relpath)
             p++;
         const char *e = strchrnul(p, '/');
         size_t n = (size_t)(e - p);
-        if (n > 0 && !(n == 1 && *p == '.')) {
+        if (dotdot && n == 2 && p[0] == '.' && p[1] == '.') {
+            char *slash = b.len ? memrchr(b.data, '/', b.len) : NULL;
+            b.len = slash ? (size_t)(slash - b.data) : 0;
+            if (b.data)
+                b.data[b.len] = '\0';
+        } else if (n > 0 && !(n == 1 && *p == '.')) {
             if (b.len)
                 mk_buf_addc(&b, '/');
             mk_buf_add(&b, p, n);
@@ -147,6 +155,11 @@ static char *normalize(const char *relpath)
     if (!b.len)
         mk_buf_addc(&b, '.');
     return mk_buf_detach(&b);
+}
+
+static char *normalize(const char *relpath)
+{
+    return clean_path(relpath, false);
 }
 
 bool builder_context_excluded(const struct mk_context *ctx, const char *relpath)
@@ -195,10 +208,10 @@ static int cmp_strp(const void *a, const void *b)
 }
 
 /* The sorted entries of directory rel with their lstat. */
-static int read_dir(const struct mk_context *ctx, const char *rel, bool tolerate_denied,
+static int read_dir(int rootfd, const char *rel, bool tolerate_denied,
                     struct mk_strv *ret_names, struct stat **ret_st, struct mk_error **err)
 {
-    int fd = mk_open_in_root(ctx->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, NULL);
+    int fd = mk_open_in_root(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, NULL);
     if (fd < 0) {
         /* Opened only because an exception might lie below: unreadable means none does. */
         if (tolerate_denied && errno == EACCES)
@@ -228,6 +241,39 @@ static int read_dir(const struct mk_context *ctx, const char *rel, bool tolerate
     return 0;
 }
 
+/* Bounds every walk: nesting depth and SIGINT. */
+static int walk_guard(const char *rel, unsigned depth, struct mk_error **err)
+{
+    if (depth > CONTEXT_MAX_DEPTH)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "\"%s\": nested deeper than %d directories",
+                            rel, CONTEXT_MAX_DEPTH);
+    if (mk_interrupted)
+        return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+    return 0;
+}
+
+/* rel + "/" + name, or name below the root. Caller frees. */
+static char *child_path(const char *rel, const char *name)
+{
+    return strcmp(rel, ".") == 0 ? mk_xstrdup(name) : mk_xasprintf("%s/%s", rel, name);
+}
+
+/* The lstat of the walk's start rel (normalized) below rootfd. */
+static int stat_start(int rootfd, const char *rel, struct stat *st, struct mk_error **err)
+{
+    if (strcmp(rel, ".") == 0) {
+        if (fstat(rootfd, st) < 0)
+            return mk_error_errno(err, "stat of the build context");
+        return 0;
+    }
+    _cleanup_free_ char *name = NULL;
+    _cleanup_close_ int pfd = mk_open_parent_in_root(rootfd, rel, false, &name, NULL);
+    if (pfd < 0 || fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+        return mk_error_set(err, MK_ERR_NOT_FOUND, errno,
+                            "\"%s\" not found in the build context", rel);
+    return 0;
+}
+
 static int walk_entry(struct walk *w, const char *rel, const struct stat *st, unsigned depth,
                       struct mk_error **err);
 
@@ -236,10 +282,9 @@ static int walk_children(struct walk *w, const char *rel, bool speculative, unsi
 {
     struct mk_strv names = MK_STRV_INIT;
     _cleanup_free_ struct stat *sts = NULL;
-    int r = read_dir(w->ctx, rel, speculative, &names, &sts, err);
+    int r = read_dir(w->ctx->dirfd, rel, speculative, &names, &sts, err);
     for (size_t i = 0; r == 0 && i < names.n; i++) {
-        _cleanup_free_ char *child =
-            strcmp(rel, ".") == 0 ? mk_xstrdup(names.v[i]) : mk_xasprintf("%s/%s", rel, names.v[i]);
+        _cleanup_free_ char *child = child_path(rel, names.v[i]);
         r = walk_entry(w, child, &sts[i], depth + 1, err);
     }
     mk_strv_release(&names);
@@ -249,11 +294,8 @@ static int walk_children(struct walk *w, const char *rel, bool speculative, unsi
 static int walk_entry(struct walk *w, const char *rel, const struct stat *st, unsigned depth,
                       struct mk_error **err)
 {
-    if (depth > CONTEXT_MAX_DEPTH)
-        return mk_error_set(err, MK_ERR_INVALID, 0, "\"%s\": nested deeper than %d directories",
-                            rel, CONTEXT_MAX_DEPTH);
-    if (mk_interrupted)
-        return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+    if (walk_guard(rel, depth, err) < 0)
+        return -1;
     bool excluded = strcmp(rel, ".") != 0 && builder_context_excluded(w->ctx, rel);
     if (!excluded) {
         if (report(w, rel, st, err) < 0)
@@ -273,16 +315,8 @@ int builder_context_walk(const struct mk_context *ctx, const char *relpath, mk_c
 {
     _cleanup_free_ char *rel = normalize(relpath);
     struct stat st;
-    if (strcmp(rel, ".") == 0) {
-        if (fstat(ctx->dirfd, &st) < 0)
-            return mk_error_errno(err, "stat of the build context");
-    } else {
-        _cleanup_free_ char *name = NULL;
-        _cleanup_close_ int pfd = mk_open_parent_in_root(ctx->dirfd, rel, false, &name, NULL);
-        if (pfd < 0 || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            return mk_error_set(err, MK_ERR_NOT_FOUND, errno,
-                                "\"%s\" not found in the build context", rel);
-    }
+    if (stat_start(ctx->dirfd, rel, &st, err) < 0)
+        return -1;
     struct walk w = {.ctx = ctx, .fn = fn, .arg = arg};
     int r = walk_entry(&w, rel, &st, 0, err);
     while (w.pending.n)
@@ -290,4 +324,406 @@ int builder_context_walk(const struct mk_context *ctx, const char *relpath, mk_c
     free(w.pending.paths);
     free(w.pending.st);
     return r;
+}
+
+/* ---- filtered walk: fsutil's filterFS, one stage per filter layer ---- */
+
+#define FOLLOW_MAX_STEPS 4096 /* symlink resolutions of one set of follow paths */
+
+/* Directories a stage has seen on the way to the current entry. */
+struct held {
+    char *path;
+    struct stat st;
+    bool sent; /* passed on to the next stage */
+    bool dead; /* the next stage pruned it: nothing below is sent */
+};
+
+struct stage {
+    struct mk_ignore *inc, *exc; /* NULL: no such filter */
+    struct mk_strv inc_dirs;     /* include patterns without a trailing glob, for pruning */
+    bool inc_prefix_only;        /* fsutil onlyPrefixIncludes: pruning by prefix is exact */
+    struct held *held;
+    size_t n_held, alloc_held;
+};
+
+struct fwalk {
+    int rootfd;
+    struct stage *stages;
+    size_t n;
+    mk_context_walk_fn fn;
+    void *arg;
+};
+
+enum { FEED_SENT = 0, FEED_PRUNE = 1, FEED_HELD = 2 };
+
+static bool has_wildcards(const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' && s[1])
+            s++;
+        else if (*s == '*' || *s == '?' || *s == '[')
+            return true;
+    }
+    return false;
+}
+
+struct follow {
+    int rootfd;
+    struct mk_strv resolved;
+    unsigned steps;
+};
+
+static bool strv_has(const struct mk_strv *sv, const char *s)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        if (strcmp(sv->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* fsutil readSymlink: the target of p (context-relative) when it is a symlink, as a clean
+ * root-relative path; with a wildcard in the last element, those of each matching sibling. */
+static int follow_read(struct follow *f, const char *p, bool wildcard, struct mk_strv *targets,
+                       struct mk_error **err)
+{
+    const char *slash = strrchr(p, '/');
+    const char *base = slash ? slash + 1 : p;
+    _cleanup_free_ char *dir = slash ? mk_xstrndup(p, (size_t)(slash - p)) : mk_xstrdup(".");
+    if (wildcard && has_wildcards(base)) {
+        struct mk_strv names = MK_STRV_INIT;
+        _cleanup_free_ struct stat *sts = NULL;
+        int r = read_dir(f->rootfd, dir, false, &names, &sts, NULL);
+        for (size_t i = 0; r == 0 && i < names.n; i++) {
+            if (fnmatch(base, names.v[i], 0) != 0)
+                continue;
+            _cleanup_free_ char *child = child_path(dir, names.v[i]);
+            r = follow_read(f, child, false, targets, err);
+        }
+        mk_strv_release(&names);
+        return r;
+    }
+    _cleanup_free_ char *name = NULL;
+    _cleanup_close_ int pfd = mk_open_parent_in_root(f->rootfd, p, false, &name, NULL);
+    struct stat st;
+    if (pfd < 0 || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+        return 0; /* missing paths are left to the walk */
+    char link[4096];
+    ssize_t n = readlinkat(pfd, name, link, sizeof(link) - 1);
+    if (n < 0)
+        return mk_error_errno(err, "reading the symlink \"%s\"", p);
+    link[n] = '\0';
+    if (link[0] == '/')
+        mk_strv_push_take(targets, clean_path(link, true));
+    else {
+        _cleanup_free_ char *joined = mk_xasprintf("%s/%s", dir, link);
+        mk_strv_push_take(targets, clean_path(joined, true));
+    }
+    return 0;
+}
+
+/* fsutil symlinkResolver.append. */
+static int follow_append(struct follow *f, const char *path, struct mk_error **err)
+{
+    if (++f->steps > FOLLOW_MAX_STEPS)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "follow path \"%s\": too many symlinks",
+                            path);
+    _cleanup_free_ char *p = clean_path(path, true);
+    _cleanup_free_ char *current = mk_xstrdup(".");
+    const char *rest = p;
+    for (;;) {
+        const char *e = strchrnul(rest, '/');
+        /* p is clean: only p itself can be "." (the root). */
+        char *next = strcmp(current, ".") == 0
+                         ? mk_xstrndup(rest, (size_t)(e - rest))
+                         : mk_xasprintf("%s/%.*s", current, (int)(e - rest), rest);
+        free(current);
+        current = next;
+        struct mk_strv targets = MK_STRV_INIT;
+        if (follow_read(f, current, true, &targets, err) < 0) {
+            mk_strv_release(&targets);
+            return -1;
+        }
+        rest = *e ? e + 1 : e;
+        if ((!*rest || targets.n) && strv_has(&f->resolved, current)) {
+            mk_strv_release(&targets);
+            return 0;
+        }
+        if (targets.n) {
+            mk_strv_push(&f->resolved, current);
+            int r = 0;
+            for (size_t i = 0; r == 0 && i < targets.n; i++) {
+                _cleanup_free_ char *t = *rest ? mk_xasprintf("%s/%s", targets.v[i], rest)
+                                               : mk_xstrdup(targets.v[i]);
+                r = follow_append(f, t, err);
+            }
+            mk_strv_release(&targets);
+            return r;
+        }
+        mk_strv_release(&targets);
+        if (!*rest) {
+            mk_strv_push(&f->resolved, current);
+            return 0;
+        }
+    }
+}
+
+/* fsutil dedupePaths: drops paths below the one before; "." anywhere means no filter
+ * (returns false). */
+static bool dedupe_paths(const struct mk_strv *in, struct mk_strv *out)
+{
+    const char *last = NULL;
+    for (size_t i = 0; i < in->n; i++) {
+        const char *s = in->v[i];
+        if (strcmp(s, ".") == 0) {
+            mk_strv_clear(out);
+            return false;
+        }
+        size_t ll = last ? strlen(last) : 0;
+        if (last ? strncmp(s, last, ll) == 0 && s[ll] == '/' : s[0] == '/')
+            continue;
+        mk_strv_push(out, s);
+        last = s;
+    }
+    return true;
+}
+
+static int compile(const struct mk_strv *patterns, struct mk_ignore **ret, struct mk_error **err)
+{
+    bool m;
+    if (mk_ignore_new(patterns, ret, err) < 0 || mk_ignore_matches(*ret, "x", &m, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* The layer's include patterns: include plus the resolved follow paths (NewFilterFS). */
+static int stage_init(struct stage *s, int rootfd, const struct mk_walk_filter *f,
+                      struct mk_error **err)
+{
+    struct mk_strv inc = MK_STRV_INIT;
+    int r = 0;
+    if (f->include)
+        mk_strv_copy(&inc, f->include);
+    if (f->follow_paths && f->follow_paths->n) {
+        struct follow fo = {.rootfd = rootfd};
+        for (size_t i = 0; r == 0 && i < f->follow_paths->n; i++)
+            r = follow_append(&fo, f->follow_paths->v[i], err);
+        struct mk_strv targets = MK_STRV_INIT;
+        if (fo.resolved.n)
+            qsort(fo.resolved.v, fo.resolved.n, sizeof(char *), cmp_strp);
+        if (r == 0 && dedupe_paths(&fo.resolved, &targets) && targets.n) {
+            mk_strv_copy(&inc, &targets);
+            struct mk_strv deduped = MK_STRV_INIT;
+            dedupe_paths(&inc, &deduped);
+            mk_strv_release(&inc);
+            inc = deduped;
+        }
+        mk_strv_release(&targets);
+        mk_strv_release(&fo.resolved);
+    }
+    if (r == 0 && inc.n) {
+        r = compile(&inc, &s->inc, err);
+        s->inc_prefix_only = true;
+        for (size_t i = 0; r == 0 && i < inc.n; i++) {
+            if (inc.v[i][0] == '!')
+                continue;
+            _cleanup_free_ char *c = clean_path(inc.v[i], true);
+            size_t len = strlen(c);
+            if (len >= 3 && strcmp(c + len - 3, "/**") == 0)
+                c[len - 3] = '\0';
+            else if (len >= 2 && strcmp(c + len - 2, "/*") == 0)
+                c[len - 2] = '\0';
+            /* A pattern with ".." cleans differently in patternmatcher: do not prune. */
+            if (strpbrk(c, "*?[]^\\") || strstr(inc.v[i], ".."))
+                s->inc_prefix_only = false;
+            mk_strv_push(&s->inc_dirs, c);
+        }
+    }
+    if (r == 0 && f->exclude && f->exclude->n)
+        r = compile(f->exclude, &s->exc, err);
+    mk_strv_release(&inc);
+    return r;
+}
+
+static void stage_release(struct stage *s)
+{
+    mk_ignore_free(s->inc);
+    mk_ignore_free(s->exc);
+    mk_strv_release(&s->inc_dirs);
+    for (size_t i = 0; i < s->n_held; i++)
+        free(s->held[i].path);
+    free(s->held);
+}
+
+/* May an include pattern of s name something below dir? */
+static bool include_below(const struct stage *s, const char *dir)
+{
+    if (!s->inc_prefix_only)
+        return true;
+    size_t dlen = strlen(dir);
+    for (size_t i = 0; i < s->inc_dirs.n; i++) {
+        const char *c = s->inc_dirs.v[i];
+        if (strncmp(c, dir, dlen) == 0 && (c[dlen] == '/' || c[dlen] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+static int feed(struct fwalk *w, size_t k, const char *rel, const struct stat *st,
+                struct mk_error **err);
+
+/* Sends to the stage after k (or the callback); a FEED_HELD there is a send from k's view. */
+static int forward(struct fwalk *w, size_t k, const char *rel, const struct stat *st,
+                   struct mk_error **err)
+{
+    if (k + 1 == w->n)
+        return w->fn(rel, st, w->arg, err) < 0 ? -1 : FEED_SENT;
+    int r = feed(w, k + 1, rel, st, err);
+    return r == FEED_HELD ? FEED_SENT : r;
+}
+
+/* One stage of fsutil's filterFS.Walk callback for the entry rel. */
+static int feed(struct fwalk *w, size_t k, const char *rel, const struct stat *st,
+                struct mk_error **err)
+{
+    struct stage *s = &w->stages[k];
+    bool is_dir = S_ISDIR(st->st_mode), skip = false, m;
+    size_t rlen = strlen(rel);
+    /* Drop the directories the walk has left. */
+    while (s->n_held) {
+        const char *h = s->held[s->n_held - 1].path;
+        size_t hlen = strlen(h);
+        if (hlen < rlen && strncmp(rel, h, hlen) == 0 && rel[hlen] == '/')
+            break;
+        free(s->held[--s->n_held].path);
+    }
+    if (s->inc) {
+        if (mk_ignore_matches(s->inc, rel, &m, err) < 0)
+            return -1;
+        if (!m && is_dir && !include_below(s, rel))
+            return FEED_PRUNE;
+        skip = !m;
+    }
+    if (s->exc && !skip) {
+        if (mk_ignore_matches(s->exc, rel, &m, err) < 0)
+            return -1;
+        if (m && is_dir && !mk_ignore_dir_may_have_exceptions(s->exc, rel))
+            return FEED_PRUNE;
+        skip = m;
+    }
+    int r = FEED_HELD;
+    bool dead = false;
+    if (!skip) {
+        for (size_t i = 0; i < s->n_held; i++)
+            if (s->held[i].dead)
+                return FEED_PRUNE;
+        for (size_t i = 0; i < s->n_held; i++) {
+            if (s->held[i].sent)
+                continue;
+            s->held[i].sent = true;
+            r = forward(w, k, s->held[i].path, &s->held[i].st, err);
+            if (r < 0)
+                return -1;
+            if (r == FEED_PRUNE) {
+                s->held[i].dead = true;
+                return FEED_PRUNE;
+            }
+        }
+        r = forward(w, k, rel, st, err);
+        if (r < 0)
+            return -1;
+        dead = r == FEED_PRUNE;
+    }
+    if (is_dir) {
+        if (s->n_held == s->alloc_held) {
+            s->alloc_held = s->alloc_held ? 2 * s->alloc_held : 8;
+            s->held = mk_xreallocarray(s->held, s->alloc_held, sizeof(*s->held));
+        }
+        s->held[s->n_held++] =
+            (struct held){.path = mk_xstrdup(rel), .st = *st, .sent = !skip, .dead = dead};
+    }
+    return r;
+}
+
+static int fwalk_entry(struct fwalk *w, const char *rel, const struct stat *st, unsigned depth,
+                       struct mk_error **err)
+{
+    if (walk_guard(rel, depth, err) < 0)
+        return -1;
+    int r = strcmp(rel, ".") == 0 || w->n == 0
+                ? (w->fn(rel, st, w->arg, err) < 0 ? -1 : FEED_SENT)
+                : feed(w, 0, rel, st, err);
+    if (r < 0)
+        return -1;
+    if (r == FEED_PRUNE || !S_ISDIR(st->st_mode))
+        return 0;
+    struct mk_strv names = MK_STRV_INIT;
+    _cleanup_free_ struct stat *sts = NULL;
+    /* As fsutil: a directory the first layer holds back may be unreadable. */
+    r = read_dir(w->rootfd, rel, r == FEED_HELD, &names, &sts, err);
+    for (size_t i = 0; r == 0 && i < names.n; i++) {
+        _cleanup_free_ char *child = child_path(rel, names.v[i]);
+        r = fwalk_entry(w, child, &sts[i], depth + 1, err);
+    }
+    mk_strv_release(&names);
+    return r;
+}
+
+static int stages_init(int rootfd, const struct mk_walk_filter *filters, size_t n,
+                       struct stage **ret, struct mk_error **err)
+{
+    *ret = mk_xcalloc(n + 1, sizeof(**ret));
+    for (size_t i = 0; i < n; i++)
+        if (stage_init(&(*ret)[i], rootfd, &filters[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static void stages_free(struct stage *stages, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        stage_release(&stages[i]);
+    free(stages);
+}
+
+int builder_context_walk_filtered(int rootfd, const char *relpath,
+                                  const struct mk_walk_filter *filters, size_t n,
+                                  mk_context_walk_fn fn, void *arg, struct mk_error **err)
+{
+    _cleanup_free_ char *rel = normalize(relpath);
+    struct stat st;
+    if (stat_start(rootfd, rel, &st, err) < 0)
+        return -1;
+    struct fwalk w = {.rootfd = rootfd, .n = n, .fn = fn, .arg = arg};
+    int r = stages_init(rootfd, filters, n, &w.stages, err);
+    if (r == 0)
+        r = fwalk_entry(&w, rel, &st, 0, err);
+    stages_free(w.stages, n);
+    return r;
+}
+
+int builder_context_open_filtered(int rootfd, const char *relpath,
+                                  const struct mk_walk_filter *filters, size_t n, int flags,
+                                  struct mk_error **err)
+{
+    _cleanup_free_ char *rel = normalize(relpath);
+    struct stage *stages = NULL;
+    int r = stages_init(rootfd, filters, n, &stages, err);
+    bool m = false;
+    /* Outermost first, as each filterFS.Open asks the one it wraps. */
+    for (size_t i = n; r == 0 && i-- > 0;) {
+        if (stages[i].inc && (r = mk_ignore_matches(stages[i].inc, rel, &m, err)) == 0 && !m)
+            break;
+        if (stages[i].exc && (r = mk_ignore_matches(stages[i].exc, rel, &m, err)) == 0 && m) {
+            m = false;
+            break;
+        }
+        m = true;
+    }
+    stages_free(stages, n);
+    if (r < 0)
+        return -1;
+    if (n && !m)
+        return mk_error_set(err, MK_ERR_NOT_FOUND, ENOENT, "\"%s\" not found", rel);
+    int fd = mk_open_in_root(rootfd, rel, flags, 0, err);
+    return fd;
 }

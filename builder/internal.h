@@ -103,6 +103,35 @@ typedef int (*mk_context_walk_fn)(const char *relpath, const struct stat *st, vo
 int builder_context_walk(const struct mk_context *ctx, const char *relpath,
                          mk_context_walk_fn fn, void *arg, struct mk_error **err);
 
+/* ---- filtered walk (builder/context.c): fsutil's FilterOpt ------------------------------- */
+
+/* One fsutil filter layer. include (IncludePatterns): when not empty, only matching paths
+ * are sent, each with every parent directory on the way to it; "!" exceptions allowed.
+ * exclude (ExcludePatterns): .dockerignore semantics. follow_paths (FollowPaths): the named
+ * paths, and the targets of the symlinks they pass through (resolved inside the root), are
+ * added to include; a path that resolves to the root lifts the include filter. Any may be
+ * NULL. */
+struct mk_walk_filter {
+    const struct mk_strv *include, *exclude, *follow_paths;
+};
+
+/* Walks relpath below rootfd (an O_PATH dir fd; relpath "." for all) like
+ * builder_context_walk (same order, callback, containment and errors), through the filters
+ * stacked innermost first: each layer only sees what the layers before it sent, so a later
+ * layer's exception cannot undo an earlier one's exclusion. The start entry is reported
+ * first and unfiltered when it is "."; otherwise it is filtered like any entry. A bad
+ * pattern is MK_ERR_PARSE. n == 0 walks everything. */
+int builder_context_walk_filtered(int rootfd, const char *relpath,
+                                  const struct mk_walk_filter *filters, size_t n,
+                                  mk_context_walk_fn fn, void *arg, struct mk_error **err);
+/* Opens relpath below rootfd (mk_open_in_root flags) if every filter lets it through (fsutil
+ * filterFS.Open: it or a parent is included and not excluded); MK_ERR_NOT_FOUND if not. */
+int builder_context_open_filtered(int rootfd, const char *relpath,
+                                  const struct mk_walk_filter *filters, size_t n, int flags,
+                                  struct mk_error **err);
+
+/* ---- end of filtered walk ------------------------------------------------------------------ */
+
 /* ---- COPY / ADD (builder/copy.c) ---------------------------------------------------------- */
 
 struct mk_context;

@@ -1,6 +1,7 @@
 /* The build context walker against fsutil's and BuildKit's tests (dockerignore/ in the
  * conformance data): context-walk.tsv and context-scenarios.tsv, each tree built in a temp
- * dir and walked with builder_context_walk. */
+ * dir and walked with builder_context_walk_filtered (every context-walk row) and with
+ * builder_context_walk (rows with one exclude list, read from a .dockerignore). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -102,10 +103,60 @@ static void write_ignore(const char *dir, json_t *exclude)
     mk_buf_release(&b);
 }
 
-/* Opens dir/ctx (with dir/Dockerfile.dockerignore) and walks from start. Returns 0 or -1.
+/* The filter layers of one row. */
+struct row_filters {
+    struct mk_walk_filter f[8];
+    struct mk_strv lists[8 + 2];
+    size_t n;
+};
+
+static void strv_from_json(struct mk_strv *sv, json_t *a)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) mk_strv_push(sv, json_string_value(v));
+}
+
+/* One layer with include, exclude and follow paths, or (exclude a list of lists) one layer
+ * per list, innermost first. */
+static void row_filters_init(struct row_filters *rf, json_t *include, json_t *exclude,
+                             json_t *follow)
+{
+    memset(rf, 0, sizeof(*rf));
+    strv_from_json(&rf->lists[0], include);
+    strv_from_json(&rf->lists[1], follow);
+    rf->f[0] = (struct mk_walk_filter){.include = &rf->lists[0], .follow_paths = &rf->lists[1]};
+    rf->n = 1;
+    if (!json_is_array(json_array_get(exclude, 0))) {
+        strv_from_json(&rf->lists[2], exclude);
+        rf->f[0].exclude = &rf->lists[2];
+        return;
+    }
+    size_t i;
+    json_t *layer;
+    json_array_foreach(exclude, i, layer)
+    {
+        if (i >= 8)
+            break;
+        strv_from_json(&rf->lists[2 + i], layer);
+        if (i > 0)
+            rf->f[i] = (struct mk_walk_filter){0};
+        rf->f[i].exclude = &rf->lists[2 + i];
+        rf->n = i + 1;
+    }
+}
+
+static void row_filters_release(struct row_filters *rf)
+{
+    for (size_t i = 0; i < sizeof(rf->lists) / sizeof(rf->lists[0]); i++)
+        mk_strv_release(&rf->lists[i]);
+}
+
+/* Walks dir/ctx from start: through rf with builder_context_walk_filtered, or (rf NULL) with
+ * builder_context_walk, dir/Dockerfile.dockerignore as the ignore file. Returns 0 or -1.
  * Uses _exit on setup failures: it also runs in a forked child sharing our stdio. */
-static int open_and_walk(const char *dir, const char *start, struct mk_strv *out,
-                         struct mk_error **err)
+static int open_and_walk(const char *dir, const char *start, const struct row_filters *rf,
+                         struct mk_strv *out, struct mk_error **err)
 {
     _cleanup_free_ char *ctxdir = mk_xasprintf("%s/ctx", dir);
     _cleanup_free_ char *df = mk_xasprintf("%s/Dockerfile", dir);
@@ -115,7 +166,10 @@ static int open_and_walk(const char *dir, const char *start, struct mk_strv *out
     /* collect() reads symlink targets relative to the cwd: walk from inside the context. */
     int cwd = open(".", O_PATH | O_DIRECTORY);
     int r = chdir(ctxdir) == 0 ? 0 : -1;
-    if (r == 0)
+    if (r == 0 && rf)
+        r = builder_context_walk_filtered(builder_context_dirfd(ctx), start, rf->f, rf->n,
+                                          collect, out, err);
+    else if (r == 0)
         r = builder_context_walk(ctx, start, collect, out, err);
     if (fchdir(cwd) < 0)
         _exit(1);
@@ -126,7 +180,7 @@ static int open_and_walk(const char *dir, const char *start, struct mk_strv *out
 
 /* As open_and_walk, in a child running as nobody (the mode-0000 rows need a user without
  * CAP_DAC_OVERRIDE). Returns 0, -1, or 77 when the child could not drop privileges. */
-static int walk_unprivileged(const char *dir, struct mk_strv *out)
+static int walk_unprivileged(const char *dir, const struct row_filters *rf, struct mk_strv *out)
 {
     int fds[2];
     if (pipe(fds) < 0)
@@ -139,7 +193,7 @@ static int walk_unprivileged(const char *dir, struct mk_strv *out)
             _exit(77);
         struct mk_strv lines = MK_STRV_INIT;
         struct mk_error *err = NULL;
-        int r = open_and_walk(dir, ".", &lines, &err);
+        int r = open_and_walk(dir, ".", rf, &lines, &err);
         FILE *f = fdopen(fds[1], "w");
         for (size_t i = 0; i < lines.n; i++)
             fprintf(f, "%s\n", lines.v[i]);
@@ -169,75 +223,98 @@ static int walk_unprivileged(const char *dir, struct mk_strv *out)
     return WEXITSTATUS(status) == 0 ? 0 : WEXITSTATUS(status) == 77 ? 77 : -1;
 }
 
-static bool walk_row(char **c, int nc)
+/* Runs row c one way: through rf, or (rf NULL) builder_context_walk and
+ * builder_context_excluded. Returns 1 when the outcome is the expected one, 0 if not, 77
+ * when the row cannot run here. */
+static int walk_once(char **c, const char *dir, const struct row_filters *rf, json_t *expected)
 {
-    (void)nc;
-    json_t *tree = tsv_json(c[1]), *include = tsv_json(c[2]), *exclude = tsv_json(c[3]),
-           *follow = tsv_json(c[4]), *expected = tsv_json(c[7]);
     const char *op = c[5], *outcome = c[6];
-    bool ok = true, stacked = json_is_array(json_array_get(exclude, 0));
+    const char *how = rf ? "filtered" : "dockerignore";
     struct mk_strv got = MK_STRV_INIT;
     struct mk_error *err = NULL;
-    _cleanup_free_ char *dir = row_dir();
     _cleanup_free_ char *ctxdir = mk_xasprintf("%s/ctx", dir);
-    if (json_array_size(include) || json_array_size(follow) || stacked) {
-        /* Include filters, FollowPaths and stacked filters are fsutil options BuildKit uses
-         * for other purposes; a build context only has one .dockerignore. */
-        tap_skip("%s %s: %s", c[0], op,
-                 stacked                   ? "stacked filters"
-                 : json_array_size(follow) ? "follow paths"
-                                           : "include filters");
-        tsv_skip_row();
-        goto out;
-    }
-    build_tree(ctxdir, tree);
-    write_ignore(dir, exclude);
+    bool ok;
     int r;
     if (strcmp(c[0], "TestWalkerPermissionDenied") == 0) {
         _cleanup_free_ char *locked = mk_xasprintf("%s/foo/bar", ctxdir);
         chmod(locked, 0);
-        r = walk_unprivileged(dir, &got);
+        r = walk_unprivileged(dir, rf, &got);
         chmod(locked, 0755);
         if (r == 77) {
-            tap_skip("%s: cannot drop privileges", c[0]);
-            tsv_skip_row();
-            goto out;
+            mk_strv_release(&got);
+            return 77;
         }
     } else if (mk_str_has_prefix(op, "open:")) {
         struct mk_context *ctx = NULL;
-        struct stat st;
         _cleanup_free_ char *df = mk_xasprintf("%s/Dockerfile", dir);
+        bool want = strcmp(outcome, "ok") == 0;
         r = builder_context_open(ctxdir, df, &ctx, &err);
-        if (r == 0) {
+        if (r == 0 && rf) {
+            _cleanup_close_ int fd = builder_context_open_filtered(
+                builder_context_dirfd(ctx), op + 5, rf->f, rf->n, O_RDONLY, &err);
+            char buf[16];
+            /* The tree's files are empty. */
+            ok = want ? fd >= 0 && read(fd, buf, sizeof(buf)) == 0
+                      : fd < 0 && err->code == MK_ERR_NOT_FOUND;
+        } else if (r == 0) {
+            struct stat st;
             bool exists = fstatat(builder_context_dirfd(ctx), op + 5, &st, 0) == 0;
-            bool visible = exists && !builder_context_excluded(ctx, op + 5);
-            ok = visible == (strcmp(outcome, "ok") == 0);
-            builder_context_free(ctx);
+            ok = (exists && !builder_context_excluded(ctx, op + 5)) == want;
         } else {
             ok = false;
         }
-        goto out;
+        if (!ok)
+            tap_diag("%s %s (%s): %s", c[0], op, how, err ? err->msg : "");
+        builder_context_free(ctx);
+        mk_error_free(err);
+        return ok;
     } else {
-        r = open_and_walk(dir, mk_str_has_prefix(op, "walk:") ? op + 5 : ".", &got, &err);
+        r = open_and_walk(dir, mk_str_has_prefix(op, "walk:") ? op + 5 : ".", rf, &got, &err);
     }
     if (strcmp(outcome, "error") == 0)
         ok = r < 0;
     else
         ok = r == 0 && tsv_strv_equals_json(&got, expected);
     if (!ok) {
-        tap_diag("%s %s: %s", c[0], c[3], r < 0 && err ? err->msg : "");
+        tap_diag("%s %s %s %s (%s): %s", c[0], c[2], c[3], c[4], how,
+                 r < 0 && err ? err->msg : "");
         for (size_t i = 0; i < got.n; i++)
             tap_diag("  got \"%s\"", got.v[i]);
     }
-out:
     mk_error_free(err);
     mk_strv_release(&got);
+    return ok;
+}
+
+static bool walk_row(char **c, int nc)
+{
+    (void)nc;
+    json_t *tree = tsv_json(c[1]), *include = tsv_json(c[2]), *exclude = tsv_json(c[3]),
+           *follow = tsv_json(c[4]), *expected = tsv_json(c[7]);
+    bool stacked = json_is_array(json_array_get(exclude, 0));
+    /* builder_context_walk has one .dockerignore: only exclude lists go through it too. */
+    bool legacy = !json_array_size(include) && !json_array_size(follow) && !stacked;
+    struct row_filters rf;
+    row_filters_init(&rf, include, exclude, follow);
+    _cleanup_free_ char *dir = row_dir();
+    _cleanup_free_ char *ctxdir = mk_xasprintf("%s/ctx", dir);
+    build_tree(ctxdir, tree);
+    if (legacy)
+        write_ignore(dir, exclude);
+    int r = walk_once(c, dir, &rf, expected);
+    if (r == 1 && legacy)
+        r = walk_once(c, dir, NULL, expected);
+    if (r == 77) {
+        tap_skip("%s: cannot drop privileges", c[0]);
+        tsv_skip_row();
+    }
+    row_filters_release(&rf);
     json_decref(tree);
     json_decref(include);
     json_decref(exclude);
     json_decref(follow);
     json_decref(expected);
-    return ok;
+    return r != 0;
 }
 
 static bool scenario_row(char **c, int nc)
@@ -378,6 +455,43 @@ static void test_extra(void)
     mk_error_free(err);
 }
 
+/* Follow paths through symlink loops and out-of-root targets stay inside the root. */
+static void test_follow_extra(void)
+{
+    _cleanup_free_ char *dir = row_dir();
+    _cleanup_free_ char *ctxdir = mk_xasprintf("%s/ctx", dir);
+    _cleanup_free_ char *in = mk_xasprintf("%s/in", ctxdir);
+    _cleanup_free_ char *other = mk_xasprintf("%s/other", ctxdir);
+    write_file(in, "");
+    write_file(other, "");
+    static const char *const links[][2] = {{"a", "b"}, {"b", "a"}, {"up", "../../in"}};
+    for (size_t i = 0; i < 3; i++) {
+        _cleanup_free_ char *l = mk_xasprintf("%s/%s", ctxdir, links[i][0]);
+        if (symlink(links[i][1], l) < 0)
+            exit(1);
+    }
+    struct mk_strv follow = MK_STRV_INIT, got = MK_STRV_INIT;
+    mk_strv_push(&follow, "a");
+    mk_strv_push(&follow, "up");
+    struct mk_walk_filter f = {.follow_paths = &follow};
+    struct mk_error *err = NULL;
+    int cwd = open(".", O_PATH | O_DIRECTORY);
+    if (chdir(ctxdir) < 0)
+        exit(1);
+    _cleanup_close_ int root = open(".", O_PATH | O_DIRECTORY);
+    int r = builder_context_walk_filtered(root, ".", &f, 1, collect, &got, &err);
+    if (fchdir(cwd) < 0)
+        exit(1);
+    close(cwd);
+    tap_ok(r == 0 && got.n == 4 && strcmp(got.v[0], "symlink:b a") == 0 &&
+               strcmp(got.v[1], "symlink:a b") == 0 && strcmp(got.v[2], "file in") == 0 &&
+               strcmp(got.v[3], "symlink:../../in up") == 0,
+           "follow paths: a symlink loop ends, \"../..\" stops at the root, other left out");
+    mk_error_free(err);
+    mk_strv_release(&got);
+    mk_strv_release(&follow);
+}
+
 int main(void)
 {
     const char *tmp = tap_tmpdir();
@@ -386,5 +500,6 @@ int main(void)
     tsv_each_row("dockerignore/context-walk.tsv", 8, 44, walk_row);
     tsv_each_row("dockerignore/context-scenarios.tsv", 6, 4, scenario_row);
     test_extra();
+    test_follow_extra();
     return tap_done();
 }
