@@ -80,7 +80,7 @@ unit-bins: $(UNIT_BINS)
 # registry tests, uidmap for rootless, busybox-static for the embedded base image).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev \
-	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc buildah runc time
+	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \
@@ -122,8 +122,13 @@ $(BUILD)/bench/parse-bench: bench/parse-bench.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(ALL_LDFLAGS)
 
-bench: deps all $(BUILD)/bench/parse-bench
+$(BUILD)/bench/layer-bench: bench/layer-bench.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(ALL_LDFLAGS)
+
+bench: deps all $(BUILD)/bench/parse-bench $(BUILD)/bench/layer-bench
 	$(BUILD)/bench/parse-bench
+	bash bench/layer.sh
 	bash bench/run.sh
 
 clean:
