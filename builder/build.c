@@ -411,13 +411,12 @@ static void cache_store(struct build *b, const struct stage *s, const char *key,
 /* A fresh tmpdir with upper/ and work/ for one step. */
 static int step_begin(struct build *b, char **ret_upper, char **ret_work, struct mk_error **err)
 {
-    b->tmp = layerstore_tmpdir(b->store, "step-", err);
-    if (!b->tmp)
+    struct mk_workspace ws;
+    if (builder_workspace_new(b->store, "step-", &ws, err) < 0)
         return -1;
-    *ret_upper = mk_xasprintf("%s/upper", b->tmp);
-    *ret_work = mk_xasprintf("%s/work", b->tmp);
-    if (mkdir(*ret_upper, 0755) < 0 || mkdir(*ret_work, 0700) < 0)
-        return mk_error_errno(err, "creating \"%s\"", b->tmp);
+    b->tmp = MK_TAKE_PTR(ws.tmp);
+    *ret_upper = MK_TAKE_PTR(ws.upper);
+    *ret_work = MK_TAKE_PTR(ws.work);
     return 0;
 }
 
@@ -1426,13 +1425,12 @@ static int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struc
                          struct mk_error **err)
 {
     r->fd = -1;
-    r->tmp = layerstore_tmpdir(b->store, "src-", err);
-    if (!r->tmp)
+    struct mk_workspace ws;
+    if (builder_workspace_new(b->store, "src-", &ws, err) < 0)
         return -1;
-    _cleanup_free_ char *upper = mk_xasprintf("%s/upper", r->tmp);
-    _cleanup_free_ char *work = mk_xasprintf("%s/work", r->tmp);
-    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0)
-        return mk_error_errno(err, "creating \"%s\"", r->tmp);
+    r->tmp = MK_TAKE_PTR(ws.tmp);
+    _cleanup_free_ char *upper = MK_TAKE_PTR(ws.upper);
+    _cleanup_free_ char *work = MK_TAKE_PTR(ws.work);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
         return mk_error_errno(err, "socketpair");

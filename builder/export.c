@@ -29,30 +29,21 @@ static int export_tar(struct mk_store *store, const struct mk_image *img, int ou
                       struct mk_error **err)
 {
     struct mk_strv lowers = MK_STRV_INIT;
-    _cleanup_free_ char *tmp = NULL, *upper = NULL, *work = NULL;
+    struct mk_workspace ws = {0};
     int r = -1;
-    if (layerstore_image_snapshots(store, img, &lowers, err) < 0)
+    if (layerstore_image_snapshots(store, img, &lowers, err) < 0 ||
+        builder_workspace_new(store, "export-", &ws, err) < 0)
         goto out;
-    tmp = layerstore_tmpdir(store, "export-", err);
-    if (!tmp)
-        goto out;
-    upper = mk_xasprintf("%s/upper", tmp);
-    work = mk_xasprintf("%s/work", tmp);
-    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
-        mk_error_errno(err, "creating \"%s\"", tmp);
-        goto out;
-    }
     struct mk_sandbox_spec spec;
     memset(&spec, 0, sizeof(spec));
     spec.lowerdirs = &lowers;
-    spec.upperdir = upper;
-    spec.workdir = work;
+    spec.upperdir = ws.upper;
+    spec.workdir = ws.work;
     spec.stdout_fd = spec.stderr_fd = -1;
     struct tar_arg a = {.out_fd = out_fd};
     r = builder_sandbox_call(&spec, tar_fn, &a, err);
 out:
-    if (tmp)
-        layerstore_tmpdir_remove(store, tmp, NULL);
+    builder_workspace_release(store, &ws);
     mk_strv_release(&lowers);
     return r;
 }

@@ -38,6 +38,16 @@ struct mk_sandbox_spec {
     int stdout_fd, stderr_fd;   /* the RUN's output (-1: discarded); stdin is /dev/null */
 };
 
+/* Scratch space for one overlay mount: a store tmpdir holding upper/ and work/. */
+struct mk_workspace {
+    char *tmp, *upper, *work;
+};
+/* Creates it (ret zeroed first); on failure nothing is left behind. */
+int builder_workspace_new(struct mk_store *store, const char *prefix, struct mk_workspace *ret,
+                          struct mk_error **err);
+/* Removes the tmpdir and frees the paths; accepts a zeroed workspace. */
+void builder_workspace_release(struct mk_store *store, struct mk_workspace *ws);
+
 /* Runs spec->argv in a new container: user (identity map of our own id range), mount, pid,
  * ipc and uts namespaces (and net for MK_NET_NONE); the overlay as root, /proc, a minimal
  * /dev (null zero full random urandom tty, pts, shm), the host's resolv.conf and a hosts

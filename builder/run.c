@@ -11,7 +11,6 @@ int builder_run_image(struct mk_store *store, const struct mk_image *img, char *
 {
     const struct mk_image_config *c = &img->config;
     struct mk_strv argv = MK_STRV_INIT, lowers = MK_STRV_INIT, env = MK_STRV_INIT;
-    _cleanup_free_ char *tmp = NULL, *upper = NULL, *work = NULL;
     int ret = -1;
     mk_strv_copy(&argv, &c->entrypoint);
     if (args && args[0]) {
@@ -31,29 +30,23 @@ int builder_run_image(struct mk_store *store, const struct mk_image *img, char *
         mk_strv_push(&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     if (layerstore_image_snapshots(store, img, &lowers, err) < 0)
         goto out;
-    tmp = layerstore_tmpdir(store, "run-", err);
-    if (!tmp)
+    struct mk_workspace ws;
+    if (builder_workspace_new(store, "run-", &ws, err) < 0)
         goto out;
-    upper = mk_xasprintf("%s/upper", tmp);
-    work = mk_xasprintf("%s/work", tmp);
-    if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0) {
-        mk_error_errno(err, "creating \"%s\"", tmp);
-    } else {
-        struct mk_sandbox_spec spec;
-        memset(&spec, 0, sizeof(spec));
-        spec.lowerdirs = &lowers;
-        spec.upperdir = upper;
-        spec.workdir = work;
-        spec.argv = argv.v;
-        spec.env = &env;
-        spec.cwd = c->working_dir && *c->working_dir ? c->working_dir : "/";
-        spec.user = c->user && *c->user ? c->user : NULL;
-        spec.network = network;
-        spec.stdout_fd = 1;
-        spec.stderr_fd = 2;
-        ret = builder_sandbox_run(&spec, ret_status, err);
-    }
-    layerstore_tmpdir_remove(store, tmp, NULL);
+    struct mk_sandbox_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.lowerdirs = &lowers;
+    spec.upperdir = ws.upper;
+    spec.workdir = ws.work;
+    spec.argv = argv.v;
+    spec.env = &env;
+    spec.cwd = c->working_dir && *c->working_dir ? c->working_dir : "/";
+    spec.user = c->user && *c->user ? c->user : NULL;
+    spec.network = network;
+    spec.stdout_fd = 1;
+    spec.stderr_fd = 2;
+    ret = builder_sandbox_run(&spec, ret_status, err);
+    builder_workspace_release(store, &ws);
 out:
     mk_strv_release(&argv);
     mk_strv_release(&lowers);

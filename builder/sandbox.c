@@ -905,3 +905,30 @@ int builder_sandbox_call(const struct mk_sandbox_spec *spec, mk_sandbox_fn fn, v
 {
     return sandbox_spawn(spec, MODE_CALL, fn, arg, NULL, err);
 }
+
+int builder_workspace_new(struct mk_store *store, const char *prefix, struct mk_workspace *ret,
+                          struct mk_error **err)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->tmp = layerstore_tmpdir(store, prefix, err);
+    if (!ret->tmp)
+        return -1;
+    ret->upper = mk_xasprintf("%s/upper", ret->tmp);
+    ret->work = mk_xasprintf("%s/work", ret->tmp);
+    if (mkdir(ret->upper, 0755) < 0 || mkdir(ret->work, 0700) < 0) {
+        mk_error_errno(err, "creating \"%s\"", ret->tmp);
+        builder_workspace_release(store, ret);
+        return -1;
+    }
+    return 0;
+}
+
+void builder_workspace_release(struct mk_store *store, struct mk_workspace *ws)
+{
+    if (ws->tmp)
+        layerstore_tmpdir_remove(store, ws->tmp, NULL);
+    free(ws->tmp);
+    free(ws->upper);
+    free(ws->work);
+    memset(ws, 0, sizeof(*ws));
+}
