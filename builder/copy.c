@@ -278,6 +278,28 @@ static int cmp_strp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The entries of the directory dfd (taken over and closed) whose names match pattern (all
+ * when NULL), sorted by name bytes. -1 with errno set when it cannot be read. */
+static int sorted_names(int dfd, const char *pattern, struct mk_strv *ret)
+{
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        int saved = errno;
+        close(dfd);
+        errno = saved;
+        return -1;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+            (!pattern || fnmatch(pattern, de->d_name, FNM_PERIOD) == 0))
+            mk_strv_push(ret, de->d_name);
+    closedir(d);
+    if (ret->n)
+        qsort(ret->v, ret->n, sizeof(char *), cmp_strp);
+    return 0;
+}
+
 /* Expands one pattern component by component against the source tree. */
 static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
                        struct mk_strv *out, struct mk_error **err)
@@ -302,19 +324,9 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
     _cleanup_close_ int dfd = mk_open_in_root(st->srcfd, dir, O_RDONLY | O_DIRECTORY, 0, NULL);
     if (dfd < 0)
         return 0;
-    DIR *d = fdopendir(dfd);
-    if (!d)
-        return mk_error_errno(err, "reading directory \"%s\"", dir);
-    dfd = -1;
     struct mk_strv names = MK_STRV_INIT;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-            fnmatch(comp, de->d_name, FNM_PERIOD) == 0)
-            mk_strv_push(&names, de->d_name);
-    closedir(d);
-    if (names.n)
-        qsort(names.v, names.n, sizeof(char *), cmp_strp);
+    if (sorted_names(MK_TAKE_FD(dfd), comp, &names) < 0)
+        return mk_error_errno(err, "reading directory \"%s\"", dir);
     int r = 0;
     for (size_t i = 0; i < names.n && r == 0; i++) {
         _cleanup_free_ char *p =
@@ -526,18 +538,9 @@ static int walk_plain(struct copy_state *cs, const char *rel, mk_context_walk_fn
     _cleanup_close_ int dfd = mk_open_in_root(cs->srcfd, rel, O_RDONLY | O_DIRECTORY, 0, err);
     if (dfd < 0)
         return -1;
-    DIR *d = fdopendir(dfd);
-    if (!d)
-        return mk_error_errno(err, "reading \"%s\"", rel);
-    dfd = -1;
     struct mk_strv names = MK_STRV_INIT;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            mk_strv_push(&names, de->d_name);
-    closedir(d);
-    if (names.n)
-        qsort(names.v, names.n, sizeof(char *), cmp_strp);
+    if (sorted_names(MK_TAKE_FD(dfd), NULL, &names) < 0)
+        return mk_error_errno(err, "reading \"%s\"", rel);
     int r = 0;
     for (size_t i = 0; i < names.n && r == 0; i++) {
         _cleanup_free_ char *child =

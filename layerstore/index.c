@@ -58,6 +58,22 @@ static int index_lock(struct mk_store *store, struct mk_error **err)
     return fd;
 }
 
+/* Takes the store lock and loads index.json for a read-modify-write; the caller keeps the
+ * lock fd until index_save is done. */
+static int index_open_locked(struct mk_store *store, int *ret_lock, json_t **ret_idx,
+                             struct mk_error **err)
+{
+    int lock = index_lock(store, err);
+    if (lock < 0)
+        return -1;
+    if (ls_index_load(store, ret_idx, err) < 0) {
+        close(lock);
+        return -1;
+    }
+    *ret_lock = lock;
+    return 0;
+}
+
 const char *ls_desc_ref(json_t *desc)
 {
     json_t *a = json_object_get(desc, "annotations");
@@ -82,11 +98,9 @@ static const char *manifest_media_type(const struct mk_image *img)
 static int index_keep_untagged(struct mk_store *store, const struct mk_image *img,
                                struct mk_error **err)
 {
-    _cleanup_close_ int lock = index_lock(store, err);
-    if (lock < 0)
-        return -1;
+    _cleanup_close_ int lock = -1;
     _cleanup_json_ json_t *idx = NULL;
-    if (ls_index_load(store, &idx, err) < 0)
+    if (index_open_locked(store, &lock, &idx, err) < 0)
         return -1;
     json_t *list = json_object_get(idx, "manifests");
     for (size_t i = 0; i < json_array_size(list); i++) {
@@ -110,11 +124,9 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
     _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
     if (!name)
         return -1;
-    _cleanup_close_ int lock = index_lock(store, err);
-    if (lock < 0)
-        return -1;
+    _cleanup_close_ int lock = -1;
     _cleanup_json_ json_t *idx = NULL;
-    if (ls_index_load(store, &idx, err) < 0)
+    if (index_open_locked(store, &lock, &idx, err) < 0)
         return -1;
     json_t *list = json_object_get(idx, "manifests");
     json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", manifest_media_type(img),
@@ -150,11 +162,9 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
 static int index_remove(struct mk_store *store, const char *ref, const char *manifest,
                         struct mk_error **err)
 {
-    _cleanup_close_ int lock = index_lock(store, err);
-    if (lock < 0)
-        return -1;
+    _cleanup_close_ int lock = -1;
     _cleanup_json_ json_t *idx = NULL;
-    if (ls_index_load(store, &idx, err) < 0)
+    if (index_open_locked(store, &lock, &idx, err) < 0)
         return -1;
     json_t *list = json_object_get(idx, "manifests");
     size_t removed = 0;
