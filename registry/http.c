@@ -81,6 +81,24 @@ int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
     return 0;
 }
 
+int reg_client_new_plain(const struct registry_opts *opts, struct reg_client **ret,
+                         struct mk_error **err)
+{
+    pthread_once(&curl_once, curl_init);
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return mk_error_set(err, MK_ERR_FAILED, 0, "cannot initialize libcurl");
+    struct reg_client *c = mk_xcalloc(1, sizeof(*c));
+    c->curl = curl;
+    c->host = mk_xstrdup("");
+    c->base = mk_xstrdup("");
+    c->repo = mk_xstrdup("");
+    c->retries = opts && opts->retries >= 0 ? opts->retries : REG_DEFAULT_RETRIES;
+    c->log = opts ? opts->log : NULL;
+    *ret = c;
+    return 0;
+}
+
 void reg_client_free(struct reg_client *c)
 {
     if (!c)
@@ -286,7 +304,9 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         req->url[0] == '/' ? mk_xasprintf("%s%s", c->base, req->url) : mk_xstrdup(req->url);
     struct xfer x = {.curl = curl, .req = req, .resp = resp};
     reg_resp_release(resp);
+    resp->mtime = -1;
     mk_buf_init(&resp->body, req->body_max ? req->body_max : REG_SMALL_MAX);
+    char errbuf[CURL_ERROR_SIZE] = "";
 
     _cleanup_(curl_slist_free_allp) struct curl_slist *h = NULL;
     _cleanup_free_ char *accept = NULL, *ctype = NULL, *range = NULL;
@@ -323,6 +343,9 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    /* Last-Modified, for ADD <url> (the file's mtime). */
+    curl_easy_setopt(curl, CURLOPT_FILETIME, 1L);
     /* Blobs stream through the callbacks: fewer, larger writes. */
     curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
@@ -356,6 +379,7 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
     }
     CURLcode rc = curl_easy_perform(curl);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL); /* errbuf dies with this frame */
     if (rc == CURLE_SSL_CONNECT_ERROR && c->insecure && req->url[0] == '/' &&
         mk_str_has_prefix(c->base, "https://")) {
         /* An insecure registry that does not speak TLS at all: plain HTTP from now on. */
@@ -371,10 +395,14 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         if (mk_interrupted)
             return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
         *ret_retry = curl_retryable(rc);
+        /* The error buffer names the host, the proxy or the certificate problem. */
         return mk_error_set(err, MK_ERR_FAILED, 0, "%s %s: %s", req->method, url,
-                            curl_easy_strerror(rc));
+                            errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_off_t filetime = -1;
+    if (curl_easy_getinfo(curl, CURLINFO_FILETIME_T, &filetime) == CURLE_OK && filetime >= 0)
+        resp->mtime = (int64_t)filetime;
     return 0;
 }
 
@@ -518,6 +546,12 @@ static int authenticate(struct reg_client *c, const char *challenge, struct mk_e
         return 1;
     }
     return 0;
+}
+
+int reg_transfer(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,
+                 bool *ret_retry, struct mk_error **err)
+{
+    return transfer(c, req, resp, ret_retry, err);
 }
 
 int reg_do(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp, bool *ret_retry,

@@ -42,6 +42,7 @@ struct reg_resp {
     struct mk_buf body; /* capped; empty when the body went to a sink */
     char *location, *content_type, *docker_digest, *www_auth;
     uint64_t range_start; /* first byte of a 206 answer */
+    int64_t mtime;        /* Last-Modified in seconds since the epoch, -1 when absent */
 };
 
 struct reg_req {
@@ -64,6 +65,10 @@ struct reg_req {
 /* opts may be NULL (defaults). Picks http or https from opts->tls and the host. */
 int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
                    struct reg_client **ret, struct mk_error **err);
+/* A client for absolute URLs outside any registry (ADD <url>): no credentials, TLS always
+ * verified; only retries and log are taken from opts (may be NULL). */
+int reg_client_new_plain(const struct registry_opts *opts, struct reg_client **ret,
+                         struct mk_error **err);
 void reg_client_free(struct reg_client *c);
 
 /* One request, answering one authentication challenge (basic or bearer) on the way.
@@ -71,6 +76,9 @@ void reg_client_free(struct reg_client *c);
  * whether trying again could help). resp is released by the caller (reg_resp_release). */
 int reg_do(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp, bool *ret_retry,
            struct mk_error **err);
+/* One request as it is: no authentication challenge answered, no retry; else like reg_do. */
+int reg_transfer(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,
+                 bool *ret_retry, struct mk_error **err);
 /* reg_do with retries and backoff on 429, 5xx and broken connections (for requests
  * without a sink). */
 int reg_request(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,

@@ -18,6 +18,7 @@
 #define MK_REGISTRY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/digest.h"
@@ -91,6 +92,21 @@ int registry_pull_policy_parse(const char *s);
 int registry_image_get(struct mk_store *store, const char *name, enum registry_pull_policy policy,
                        const struct registry_opts *opts, struct mk_image **ret,
                        struct mk_error **err);
+
+/* ---- plain downloads (registry/fetch.c): ADD <url> -------------------------------------- */
+
+struct registry_fetch_result {
+    char digest[MK_DIGEST_SIZE]; /* sha256 of the bytes written */
+    uint64_t size;
+    int64_t mtime; /* the Last-Modified header in seconds since the epoch, -1 when absent */
+};
+/* Downloads url (http:// or https://; redirects followed, TLS verified, no credentials, the
+ * proxy environment variables honoured as libcurl does) into fd, which is truncated first and
+ * again before each retry, hashing the bytes as they stream. opts may be NULL; only its
+ * retries and log are used. More than max bytes fail with MK_ERR_INVALID. A 404 or 410 is
+ * MK_ERR_NOT_FOUND; any failure's message starts with `downloading "URL"`. */
+int registry_fetch_url(const char *url, const struct registry_opts *opts, uint64_t max, int fd,
+                       struct registry_fetch_result *ret, struct mk_error **err);
 
 /* ---- credentials (registry/auth.c) ---------------------------------------------------- */
 
