@@ -470,9 +470,9 @@ static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_n
 struct run_mounts {
     struct mk_sandbox_mount *m;
     size_t n;
-    struct mk_strv strings; /* owned sources and targets */
-    struct src_root roots[4];
-    size_t n_roots;
+    struct mk_strv strings;   /* owned sources and targets */
+    struct mk_strv lowers[8]; /* lowerdirs of the overlay mounts (from=, rw, masked) */
+    size_t n_lowers;
 };
 
 static void run_mounts_release(struct build *b, struct run_mounts *rm);
@@ -512,11 +512,136 @@ static void add_mount(struct run_mounts *rm, enum mk_sandbox_mount_type type, co
                       const char *target, bool readonly)
 {
     rm->m = mk_xreallocarray(rm->m, rm->n + 1, sizeof(*rm->m));
+    memset(&rm->m[rm->n], 0, sizeof(rm->m[rm->n]));
     rm->m[rm->n].type = type;
     rm->m[rm->n].source = source;
     rm->m[rm->n].target = target;
     rm->m[rm->n].readonly = readonly;
     rm->n++;
+}
+
+/* An overlay mount of lowers (a slot of rm->lowers) over upper/work, showing subpath. */
+static void add_overlay(struct run_mounts *rm, const struct mk_strv *lowers, const char *upper,
+                        const char *work, const char *subpath, const char *target, bool readonly)
+{
+    add_mount(rm, MK_MOUNT_OVERLAY, NULL, target, readonly);
+    struct mk_sandbox_mount *m = &rm->m[rm->n - 1];
+    m->lowerdirs = lowers;
+    m->upperdir = upper;
+    m->workdir = work;
+    m->subpath = subpath;
+}
+
+static struct mk_strv *lowers_slot(struct run_mounts *rm)
+{
+    return rm->n_lowers < MK_ARRAY_SIZE(rm->lowers) ? &rm->lowers[rm->n_lowers++] : NULL;
+}
+
+/* upper/ and work/ for one overlay mount: below dir (created), so they go with it. */
+static int overlay_dirs(struct run_mounts *rm, const char *dir, const char **ret_upper,
+                        const char **ret_work, struct mk_error **err)
+{
+    const char *upper = keep(rm, mk_xasprintf("%s/upper", dir));
+    const char *work = keep(rm, mk_xasprintf("%s/work", dir));
+    if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || (mkdir(upper, 0755) < 0 && errno != EEXIST) ||
+        (mkdir(work, 0700) < 0 && errno != EEXIST))
+        return mk_error_errno(err, "creating \"%s\"", dir);
+    *ret_upper = upper;
+    *ret_work = work;
+    return 0;
+}
+
+/* A mount's source= inside the context or a stage, as BuildKit's path.Join("/", source). */
+static char *mount_source_rel(const char *source)
+{
+    return builder_path_clean(source ? source : "", true);
+}
+
+/* The lowerdirs of a from= mount, in a slot of rm. */
+static struct mk_strv *from_lowers(struct build *b, struct stage *s, const struct mk_df_node *n,
+                                   struct run_mounts *rm, const char *from, struct mk_error **err)
+{
+    struct mk_strv *lowers = lowers_slot(rm);
+    if (!lowers) {
+        node_error(b, n, err, "too many --mount options that need an overlay");
+        return NULL;
+    }
+    if (from_lowerdirs(b, s, n, from, lowers, err) < 0) {
+        node_error(b, n, err, "--mount from=%s", from);
+        return NULL;
+    }
+    return lowers;
+}
+
+/* A context bind: read-only straight from the context when .dockerignore hides nothing in
+ * it, else (and for rw) an overlay with the mask on top and a private upper, so nothing the
+ * RUN writes reaches the context. */
+static int context_bind(struct build *b, const struct mk_df_node *n, struct run_mounts *rm,
+                        const char *source, const char *target, bool rw, const char *tmp,
+                        struct mk_error **err)
+{
+    _cleanup_free_ char *rel = mount_source_rel(source);
+    if (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel))
+        return node_error(b, n, err, "--mount source \"%s\" is excluded by .dockerignore", rel);
+    /* Resolve inside the context, then use the path the kernel resolved to: a mount cannot
+     * take /proc/self/fd/N of another mount namespace as its source. */
+    _cleanup_close_ int fd = mk_open_in_root(builder_context_dirfd(b->ctx), rel, O_PATH, 0, err);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (err && !*err)
+            mk_error_errno(err, "stat");
+        return node_error(b, n, err, "--mount source \"%s\"", rel);
+    }
+    char link[64], real[4096];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(link, real, sizeof(real) - 1);
+    if (len <= 0) {
+        mk_error_errno(err, "resolving --mount source \"%s\"", rel);
+        return node_where(b, n, err);
+    }
+    real[len] = '\0';
+    const char *dir = keep(rm, mk_xasprintf("%s/mount-%zu", tmp, rm->n));
+    if (!S_ISDIR(st.st_mode)) {
+        if (!rw) {
+            add_mount(rm, MK_MOUNT_BIND, keep(rm, mk_xstrdup(real)), target, true);
+            return 0;
+        }
+        /* A writable single file: a private copy. */
+        const char *copy = keep(rm, mk_xasprintf("%s-file", dir));
+        _cleanup_close_ int in = open(real, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int out =
+            open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
+        char buf[65536];
+        ssize_t r = in < 0 || out < 0 ? mk_error_errno(err, "copying \"%s\"", rel) : 1;
+        while (r > 0 && (r = mk_read_some(in, buf, sizeof(buf), err)) > 0)
+            if (mk_write_all(out, buf, (size_t)r, err) < 0)
+                r = -1;
+        if (r < 0)
+            return node_where(b, n, err);
+        add_mount(rm, MK_MOUNT_BIND, copy, target, false);
+        return 0;
+    }
+    const char *mask = keep(rm, mk_xasprintf("%s/mask", dir));
+    const char *upper, *work;
+    bool hidden = false;
+    if (overlay_dirs(rm, dir, &upper, &work, err) < 0 || mkdir(mask, 0700) < 0 ||
+        builder_context_mask(b->ctx, rel, mask, &hidden, err) < 0) {
+        if (err && !*err)
+            mk_error_errno(err, "creating \"%s\"", mask);
+        return node_error(b, n, err, "--mount source \"%s\"", rel);
+    }
+    if (!hidden && !rw) {
+        add_mount(rm, MK_MOUNT_BIND, keep(rm, mk_xstrdup(real)), target, true);
+        return 0;
+    }
+    struct mk_strv *lowers = lowers_slot(rm);
+    if (!lowers)
+        return node_error(b, n, err, "too many --mount options that need an overlay");
+    if (hidden)
+        mk_strv_push(lowers, mask);
+    mk_strv_push(lowers, real);
+    add_overlay(rm, lowers, upper, work, NULL, target, !rw);
+    return 0;
 }
 
 static int parse_mode(const char *v, mode_t def, mode_t *ret)
@@ -597,8 +722,36 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         node_error(b, n, err, "--mount=%s: target is required", flag);
         goto out;
     }
+    if (abs_target && abs_target[strspn(abs_target, "/.")] == '\0') {
+        node_error(b, n, err, "invalid mount target \"%s\"", abs_target);
+        goto out;
+    }
     if (strcmp(type, "tmpfs") == 0) {
         add_mount(rm, MK_MOUNT_TMPFS, NULL, keep(rm, MK_TAKE_PTR(abs_target)), false);
+    } else if (strcmp(type, "cache") == 0 && from) {
+        /* BuildKit: the stage's (or image's) tree is the cache's starting point. The cache
+         * is the upper of an overlay on it, kept per id and per source tree, so it persists
+         * as long as that tree does not change. */
+        const char *id = mk_strv_env_get(&kv, "id");
+        struct mk_strv *lowers = from_lowers(b, s, n, rm, from, err);
+        if (!lowers)
+            goto out;
+        struct mk_buf material = MK_BUF_INIT;
+        mk_buf_addf(&material, "cache-mount-from\n%s\n", id ? id : abs_target);
+        for (size_t i = 0; i < lowers->n; i++)
+            mk_buf_addf(&material, "%s\n", lowers->v[i]);
+        char d[MK_DIGEST_SIZE];
+        mk_sha256_buffer(material.data, material.len, d);
+        mk_buf_release(&material);
+        _cleanup_free_ char *dir =
+            mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
+        const char *upper, *work;
+        if (mk_mkdir_p(dir, 0700, err) < 0 || overlay_dirs(rm, dir, &upper, &work, err) < 0) {
+            node_where(b, n, err);
+            goto out;
+        }
+        add_overlay(rm, lowers, upper, work, keep(rm, mount_source_rel(source)),
+                    keep(rm, MK_TAKE_PTR(abs_target)), ro);
     } else if (strcmp(type, "cache") == 0) {
         const char *id = mk_strv_env_get(&kv, "id");
         _cleanup_free_ char *material = mk_xasprintf("cache-mount\n%s", id ? id : abs_target);
@@ -628,59 +781,25 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
          * sharing modes all behave as "shared" here. */
         add_mount(rm, MK_MOUNT_BIND, dir, keep(rm, MK_TAKE_PTR(abs_target)), ro);
     } else if (strcmp(type, "bind") == 0) {
-        if (rw) {
-            node_error(b, n, err, "--mount=%s: rw bind mounts are not supported yet", flag);
-            goto out;
-        }
-        int rootfd;
-        if (from) {
-            if (rm->n_roots == MK_ARRAY_SIZE(rm->roots)) {
-                node_error(b, n, err, "too many --mount from= sources");
+        const char *tgt = keep(rm, MK_TAKE_PTR(abs_target));
+        if (!from) {
+            if (context_bind(b, n, rm, source, tgt, rw && !ro, tmp, err) < 0)
                 goto out;
-            }
-            struct src_root *r = &rm->roots[rm->n_roots];
-            struct mk_strv lowers = MK_STRV_INIT;
-            int rr = from_lowerdirs(b, s, n, from, &lowers, err);
-            if (rr == 0)
-                rr = src_root_open(b, &lowers, r, err);
-            mk_strv_release(&lowers);
-            rm->n_roots++;
-            if (rr < 0) {
-                node_error(b, n, err, "--mount from=%s", from);
-                goto out;
-            }
-            rootfd = r->fd;
         } else {
-            const char *rel = source ? source : ".";
-            if (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel)) {
-                node_error(b, n, err, "--mount source \"%s\" is excluded by .dockerignore", rel);
+            /* A stage's or image's tree through an overlay with a private upper: rw writes
+             * land there and go with the step's tmpdir, never in the source. */
+            struct mk_strv *lowers = from_lowers(b, s, n, rm, from, err);
+            const char *upper, *work;
+            if (!lowers)
+                goto out;
+            _cleanup_free_ char *dir = mk_xasprintf("%s/mount-%zu", tmp, rm->n);
+            if (overlay_dirs(rm, dir, &upper, &work, err) < 0) {
+                node_where(b, n, err);
                 goto out;
             }
-            rootfd = builder_context_dirfd(b->ctx);
+            add_overlay(rm, lowers, upper, work, keep(rm, mount_source_rel(source)), tgt,
+                        !(rw && !ro));
         }
-        if (from) {
-            /* The container's mount namespace cannot bind a mount of another namespace. */
-            node_error(b, n, err, "--mount from=%s is not supported yet (use COPY --from)", from);
-            goto out;
-        }
-        /* Resolve inside the context, then bind the path the kernel resolved to: a mount
-         * cannot take /proc/self/fd/N of another mount namespace as its source. */
-        _cleanup_close_ int fd = mk_open_in_root(rootfd, source ? source : "/", O_PATH, 0, err);
-        if (fd < 0) {
-            node_error(b, n, err, "--mount source \"%s\"", source ? source : ".");
-            goto out;
-        }
-        char link[64], real[4096];
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-        ssize_t len = readlink(link, real, sizeof(real) - 1);
-        if (len <= 0) {
-            mk_error_errno(err, "resolving --mount source \"%s\"", source ? source : ".");
-            node_where(b, n, err);
-            goto out;
-        }
-        real[len] = '\0';
-        add_mount(rm, MK_MOUNT_BIND, keep(rm, mk_xstrdup(real)), keep(rm, MK_TAKE_PTR(abs_target)),
-                  true);
     } else if (strcmp(type, "secret") == 0) {
         const char *id = mk_strv_env_get(&kv, "id");
         if (!id && target) {
@@ -786,8 +905,9 @@ static int run_mounts_prepare(struct build *b, struct stage *s, const struct mk_
 
 static void run_mounts_release(struct build *b, struct run_mounts *rm)
 {
-    for (size_t i = 0; i < rm->n_roots; i++)
-        src_root_release(b, &rm->roots[i]);
+    (void)b;
+    for (size_t i = 0; i < rm->n_lowers; i++)
+        mk_strv_release(&rm->lowers[i]);
     free(rm->m);
     mk_strv_release(&rm->strings);
     memset(rm, 0, sizeof(*rm));
@@ -806,6 +926,72 @@ static void heredoc_body(struct mk_buf *out, const struct mk_df_heredoc *h)
         size_t len = strcspn(p, "\n");
         mk_buf_add(out, p, len + (p[len] == '\n'));
         p += len + (p[len] == '\n');
+    }
+}
+
+struct copy_key;
+static int copy_key_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
+                          struct mk_error **err);
+static int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel,
+                            struct mk_error **err);
+
+/* What the mounts bring in belongs to the key: a stage's or image's layers (from=), the
+ * context files a bind shows (as COPY hashes them). Cache contents and secrets do not. */
+static int run_mounts_key(struct build *b, struct stage *s, const struct mk_df_node *n,
+                          struct mk_sha256 *h, struct mk_error **err)
+{
+    for (size_t i = 0; i < n->flags.n; i++) {
+        if (!mk_str_has_prefix(n->flags.v[i], "--mount="))
+            continue;
+        _cleanup_free_ char *exp = NULL;
+        if (expand_word(b, s, n, n->flags.v[i] + 8, &exp, err) < 0)
+            return -1;
+        _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
+        split_kv(exp, &kv);
+        const char *type = mk_strv_env_get(&kv, "type");
+        const char *from = mk_strv_env_get(&kv, "from");
+        const char *source = mk_strv_env_get(&kv, "source");
+        if (!source)
+            source = mk_strv_env_get(&kv, "src");
+        type = type ? type : "bind";
+        if (from && (strcmp(type, "bind") == 0 || strcmp(type, "cache") == 0)) {
+            _cleanup_(mk_strv_release) struct mk_strv lowers = MK_STRV_INIT;
+            if (from_lowerdirs(b, s, n, from, &lowers, err) < 0)
+                return node_error(b, n, err, "--mount from=%s", from);
+            key_part("mount from %s", from);
+            key_add_strv(h, &lowers);
+        } else if (strcmp(type, "bind") == 0) {
+            _cleanup_free_ char *rel = mount_source_rel(source);
+            if (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel))
+                continue; /* one_mount says why */
+            if (key_context_tree(b, h, rel, err) < 0)
+                return node_error(b, n, err, "--mount source \"%s\"", rel);
+        }
+    }
+    return 0;
+}
+
+/* The proxy ARGs docker predefines: a --build-arg of one reaches every RUN without an ARG
+ * line, yet stays out of the history, the config and the cache key (a declared one is an
+ * ordinary ARG). */
+static const char *const proxy_args[] = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                                         "FTP_PROXY",  "ftp_proxy",  "NO_PROXY",    "no_proxy",
+                                         "ALL_PROXY",  "all_proxy"};
+
+/* env NULL: only marks them used (a cached RUN still consumes them). */
+static void add_proxy_env(struct build *b, const struct stage *s, struct mk_strv *env)
+{
+    for (size_t i = 0; i < MK_ARRAY_SIZE(proxy_args); i++) {
+        const char *v = mk_strv_env_get(&b->build_args, proxy_args[i]);
+        if (!v || mk_strv_env_get(&s->args, proxy_args[i]))
+            continue;
+        if (env && !mk_strv_env_get(env, proxy_args[i])) /* ENV wins, as for any ARG */
+            mk_strv_env_set(env, proxy_args[i], v);
+        bool used = false;
+        for (size_t u = 0; u < b->used_build_args.n && !used; u++)
+            used = strcmp(b->used_build_args.v[u], proxy_args[i]) == 0;
+        if (!used)
+            mk_strv_push(&b->used_build_args, proxy_args[i]);
     }
 }
 
@@ -943,16 +1129,21 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
         for (size_t i = 0; i < n->flags.n; i++)
             if (mk_str_has_prefix(n->flags.v[i], "--mount="))
                 key_add(h, n->flags.v[i]);
+        int kr = run_mounts_key(b, s, n, h, err);
         mk_sha256_final(h, key);
         mk_sha256_free(h);
+        if (kr < 0)
+            goto out;
     }
     bool hit = false;
+    add_proxy_env(b, s, NULL);
     cache_lookup(b, s, key, created_by, &hit);
     if (hit) {
         ret = 0;
         goto out;
     }
 
+    add_proxy_env(b, s, &env);
     if (step_begin(b, &upper, &work, err) < 0)
         goto out;
     if (run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0)
@@ -1311,7 +1502,8 @@ static int do_healthcheck(struct build *b, struct stage *s, const struct mk_df_n
 /* ---- COPY / ADD --------------------------------------------------------------------------- */
 
 struct copy_call {
-    const struct mk_copy_spec *spec;
+    const struct mk_copy_spec *spec;     /* local sources (context, stage, heredocs) */
+    const struct mk_copy_spec *url_spec; /* ADD <url>: the downloads, or NULL */
 };
 
 struct copy_key {
@@ -1356,10 +1548,62 @@ static int copy_key_visit(const char *rel, const struct stat *st, const char *de
     return 0;
 }
 
+static int key_tree_visit(const char *relpath, const struct stat *st, void *arg,
+                          struct mk_error **err)
+{
+    return copy_key_visit(relpath, st, "", arg, err);
+}
+
+static int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel,
+                            struct mk_error **err)
+{
+    if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
+        return -1;
+    struct copy_key k = {.b = b, .h = h, .srcfd = -1};
+    return builder_context_walk(b->ctx, rel, key_tree_visit, &k, err);
+}
+
 static int copy_fn(int rootfd, void *arg, struct mk_error **err)
 {
     struct copy_call *c = arg;
-    return builder_copy_into(rootfd, c->spec, err);
+    if (c->spec->sources->n && builder_copy_into(rootfd, c->spec, err) < 0)
+        return -1;
+    return c->url_spec ? builder_copy_into(rootfd, c->url_spec, err) : 0;
+}
+
+/* A boolean flag: absent = def, bare or "true" (any case) = true. */
+static bool flag_bool(const struct mk_df_node *n, const char *name, bool def)
+{
+    const char *v = NULL;
+    if (!mk_df_node_flag(n, name, &v))
+        return def;
+    return !v || strcasecmp(v, "true") == 0;
+}
+
+/* ADD <url>: the downloads live in a store tmpdir, one subdirectory per URL so that two
+ * URLs with the same file name do not collide; it is the source root of a second copy. */
+struct url_sources {
+    struct mk_strv urls, rel, digests; /* rel: "0/name"; digests: "" until downloaded */
+    struct src_root root;
+};
+
+static void url_sources_release(struct build *b, struct url_sources *u);
+
+static int url_download(struct build *b, const struct mk_df_node *n, struct url_sources *u,
+                        size_t i, const char *checksum, struct mk_error **err)
+{
+    char d[MK_DIGEST_SIZE];
+    if (builder_url_fetch(u->urls.v[i], b->opts->registry, u->root.fd, u->rel.v[i], d, err) < 0)
+        return node_where(b, n, err);
+    if (checksum && strcmp(d, checksum) != 0) {
+        _cleanup_free_ char *where = where_of(b, n);
+        return mk_error_set_at(err, MK_ERR_DIGEST, where,
+                               "downloading \"%s\": checksum mismatch: got %s, want %s",
+                               u->urls.v[i], d, checksum);
+    }
+    free(u->digests.v[i]);
+    u->digests.v[i] = mk_xstrdup(d);
+    return 0;
 }
 
 static struct stage *find_stage(struct build *b, const char *name, size_t before);
@@ -1526,16 +1770,28 @@ static int write_heredocs(struct build *b, struct stage *s, const struct mk_df_n
     return 0;
 }
 
+static void url_sources_release(struct build *b, struct url_sources *u)
+{
+    src_root_release(b, &u->root);
+    mk_strv_release(&u->urls);
+    mk_strv_release(&u->rel);
+    mk_strv_release(&u->digests);
+}
+
 static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool is_add,
                    struct mk_error **err)
 {
     const char *kw = is_add ? "ADD" : "COPY";
     if (n->args.n < 2 && !(n->n_heredocs && n->args.n >= 1))
         return node_error(b, n, err, "%s requires at least two arguments", kw);
-    const char *from = NULL, *chown = NULL, *chmod = NULL;
+    const char *from = NULL, *chown = NULL, *chmod = NULL, *checksum = NULL;
     mk_df_node_flag(n, "from", &from);
     mk_df_node_flag(n, "chown", &chown);
     mk_df_node_flag(n, "chmod", &chmod);
+    mk_df_node_flag(n, "checksum", &checksum);
+    /* As BuildKit: --link copies into an empty root (no symlink of an earlier layer is
+     * followed, parents are plain directories); with --chmod it is ignored. */
+    bool link = flag_bool(n, "link", false) && !chmod;
     if (from && is_add)
         return node_error(b, n, err, "ADD does not support --from (use COPY --from)");
     struct mk_copy_spec spec;
@@ -1548,12 +1804,15 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
                           "e.g. u=rwx,go=rx)",
                           chmod);
     spec.chmod = chmod;
-    spec.extract = is_add;
+    /* Local archives are unpacked unless --unpack=false, downloads only with --unpack=true. */
+    spec.extract = is_add && flag_bool(n, "unpack", true);
     spec.parents = mk_df_node_flag(n, "parents", NULL);
 
     struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT, excludes = MK_STRV_INIT;
     struct mk_ignore *exclude = NULL;
     struct src_root src = {NULL, -1}, heredocs = {NULL, -1};
+    struct url_sources urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}};
+    struct mk_copy_spec url_spec;
     _cleanup_free_ char *from_name = NULL;
     _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
     _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
@@ -1573,11 +1832,22 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         }
         if (expand_word(b, s, n, n->args.v[i], &w, err) < 0)
             goto out;
-        if (is_add && (mk_str_has_prefix(w, "http://") || mk_str_has_prefix(w, "https://") ||
-                       mk_str_has_prefix(w, "git@"))) {
+        if (is_add && builder_is_git_url(w)) {
+            node_error(b, n, err, "ADD from a git repository (\"%s\") is not supported yet", w);
             free(w);
-            node_error(b, n, err, "ADD from a URL is not supported yet");
             goto out;
+        }
+        if (builder_is_http_url(w)) {
+            if (!is_add) {
+                node_error(b, n, err, "COPY cannot take a URL (\"%s\") as a source: use ADD", w);
+                free(w);
+                goto out;
+            }
+            _cleanup_free_ char *name = builder_url_filename(w);
+            mk_strv_pushf(&urls.rel, "%zu/%s", urls.urls.n, name);
+            mk_strv_push_take(&urls.urls, w);
+            mk_strv_push(&urls.digests, "");
+            continue;
         }
         mk_strv_push_take(&sources, w);
     }
@@ -1601,6 +1871,45 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     spec.exclude = exclude;
     spec.dest_is_dir = mk_str_has_suffix(dest_word, "/") || strcmp(dest_word, ".") == 0 ||
                        mk_str_has_suffix(dest_word, "/.");
+    if (checksum) {
+        /* BuildKit's rules and wording. */
+        if (sources.n + urls.urls.n != 1) {
+            node_error(b, n, err, "checksum can't be specified for multiple sources");
+            goto out;
+        }
+        if (!urls.urls.n) {
+            node_error(b, n, err, "checksum requires HTTP(S) or Git sources");
+            goto out;
+        }
+        if (!mk_digest_valid(checksum)) {
+            node_error(b, n, err, "invalid --checksum value \"%s\" (want sha256:<64 hex digits>)",
+                       checksum);
+            goto out;
+        }
+    }
+    if (urls.urls.n && sources.n + urls.urls.n > 1 && !spec.dest_is_dir) {
+        node_error(b, n, err,
+                   "when using ADD with more than one source file, the destination must be a "
+                   "directory and end with a /");
+        goto out;
+    }
+    if (urls.urls.n) {
+        urls.root.tmp = layerstore_tmpdir(b->store, "url-", err);
+        if (!urls.root.tmp) {
+            node_where(b, n, err);
+            goto out;
+        }
+        urls.root.fd = open(urls.root.tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (urls.root.fd < 0) {
+            mk_error_errno(err, "opening \"%s\"", urls.root.tmp);
+            goto out;
+        }
+        /* Without --checksum only the content can tell whether the step is cached: docker
+         * downloads on every build too. */
+        for (size_t i = 0; !checksum && i < urls.urls.n; i++)
+            if (url_download(b, n, &urls, i, NULL, err) < 0)
+                goto out;
+    }
     if (dest_word[0] == '/')
         dest = mk_xstrdup(dest_word);
     else
@@ -1641,6 +1950,17 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         key_add(k.h, chmod);
         key_add(k.h, spec.parents ? "parents" : "");
         key_add_strv(k.h, &excludes);
+        if (link)
+            key_add(k.h, "link");
+        if (spec.extract != is_add)
+            key_add(k.h, "unpack");
+        for (size_t i = 0; i < urls.urls.n; i++) {
+            key_part("url %s", urls.urls.v[i]);
+            key_add(k.h, urls.urls.v[i]);
+            key_add(k.h, urls.rel.v[i]);
+            key_add(k.h, checksum ? checksum : urls.digests.v[i]);
+            key_add(k.h, flag_bool(n, "unpack", false) ? "unpack" : "");
+        }
         struct mk_copy_spec vspec = spec;
         vspec.visit = copy_key_visit;
         vspec.visit_arg = &k;
@@ -1659,6 +1979,9 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         goto out;
     }
 
+    for (size_t i = 0; checksum && i < urls.urls.n; i++)
+        if (url_download(b, n, &urls, i, checksum, err) < 0)
+            goto out;
     if (from) {
         if (src_root_open(b, &src_lowers, &src, err) < 0) {
             node_error(b, n, err, "COPY --from=%s", from_name);
@@ -1670,7 +1993,18 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         goto out;
     struct mk_sandbox_spec sb;
     sandbox_spec_init(&sb, s, upper, work);
-    struct copy_call call = {.spec = &spec};
+    if (link)
+        sb.lowerdirs = NULL;
+    if (urls.urls.n) {
+        url_spec = spec;
+        url_spec.ctx = NULL;
+        url_spec.src_rootfd = urls.root.fd;
+        url_spec.sources = &urls.rel;
+        url_spec.extract = is_add && flag_bool(n, "unpack", false);
+        url_spec.parents = false;
+        url_spec.exclude = NULL;
+    }
+    struct copy_call call = {.spec = &spec, .url_spec = urls.urls.n ? &url_spec : NULL};
     if (builder_sandbox_call(&sb, copy_fn, &call, err) < 0) {
         node_error(b, n, err, "%s failed", kw);
         goto out;
@@ -1682,6 +2016,7 @@ out:
     step_end(b);
     src_root_release(b, &src);
     src_root_release(b, &heredocs);
+    url_sources_release(b, &urls);
     mk_ignore_free(exclude);
     mk_strv_release(&excludes);
     mk_strv_release(&src_lowers);
@@ -2012,6 +2347,28 @@ static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struc
     }
 }
 
+static int mark_needed(struct build *b, size_t i, struct mk_error **err);
+
+/* RUN --mount=...,from=<stage> needs that stage too. */
+static int mark_needed_run_mounts(struct build *b, size_t i, struct mk_strv *scope,
+                                  const struct mk_df_node *n, struct mk_error **err)
+{
+    for (size_t f = 0; f < n->flags.n; f++) {
+        if (!mk_str_has_prefix(n->flags.v[f], "--mount="))
+            continue;
+        _cleanup_free_ char *exp = NULL;
+        if (mk_shell_word(n->flags.v[f] + 8, scope, b->df->escape, &exp, NULL) < 0)
+            continue;
+        _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
+        split_kv(exp, &kv);
+        const char *from = mk_strv_env_get(&kv, "from");
+        struct stage *d = from ? find_stage(b, from, i) : NULL;
+        if (d && mark_needed(b, d->index, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int mark_needed(struct build *b, size_t i, struct mk_error **err)
 {
     struct stage *s = &b->stages[i];
@@ -2033,6 +2390,10 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err)
             dep = expanded;
         } else if (strcmp(n->keyword, "arg") == 0) {
             needed_scope_arg(b, &scope, n);
+            continue;
+        } else if (strcmp(n->keyword, "run") == 0) {
+            if (mark_needed_run_mounts(b, i, &scope, n, err) < 0)
+                return -1;
             continue;
         } else if ((strcmp(n->keyword, "copy") == 0 || strcmp(n->keyword, "add") == 0) &&
                    mk_df_node_flag(n, "from", &dep) && dep) {

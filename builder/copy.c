@@ -240,14 +240,17 @@ static char *clean_rel(const char *p, bool keep_dot)
     return s;
 }
 
-/* "x/./y/." -> "x/y"; "." when nothing is left. */
-static char *drop_dots(const char *p)
+char *builder_path_clean(const char *p, bool dotdot)
 {
     struct mk_buf b = MK_BUF_INIT;
     mk_buf_adds(&b, "");
     while (*p) {
         size_t len = strcspn(p, "/");
-        if (len && !(len == 1 && p[0] == '.')) {
+        if (dotdot && len == 2 && p[0] == '.' && p[1] == '.') {
+            char *slash = b.len ? strrchr(b.data, '/') : NULL;
+            b.len = slash ? (size_t)(slash - b.data) : 0;
+            b.data[b.len] = '\0';
+        } else if (len && !(len == 1 && p[0] == '.')) {
             if (b.len)
                 mk_buf_addc(&b, '/');
             mk_buf_add(&b, p, len);
@@ -257,6 +260,12 @@ static char *drop_dots(const char *p)
     if (!b.len)
         mk_buf_adds(&b, ".");
     return mk_buf_detach(&b);
+}
+
+/* "x/./y/." -> "x/y"; "." when nothing is left. */
+static char *drop_dots(const char *p)
+{
+    return builder_path_clean(p, false);
 }
 
 /* --exclude: patterns match paths relative to the source being copied. */

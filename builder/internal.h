@@ -11,13 +11,18 @@
 
 /* ---- RUN sandbox (builder/sandbox.c) ------------------------------------------------------ */
 
-enum mk_sandbox_mount_type { MK_MOUNT_BIND, MK_MOUNT_TMPFS };
+enum mk_sandbox_mount_type { MK_MOUNT_BIND, MK_MOUNT_TMPFS, MK_MOUNT_OVERLAY };
 
 struct mk_sandbox_mount {
     enum mk_sandbox_mount_type type;
     const char *source; /* host path for binds */
     const char *target; /* absolute path inside the rootfs */
     bool readonly;
+    /* MK_MOUNT_OVERLAY: an overlay of lowerdirs (top-most first; NULL or none: empty) over
+     * upperdir/workdir (where writes go); subpath (NULL = the root), resolved inside it,
+     * is what appears at target. */
+    const struct mk_strv *lowerdirs;
+    const char *upperdir, *workdir, *subpath;
 };
 
 struct mk_sandbox_spec {
@@ -178,9 +183,34 @@ int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret);
 int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, gid_t gid,
                          bool *ret_created, struct mk_error **err);
 
+/* "/a/./b/" -> "a/b", "" -> "."; with dotdot, ".." drops the component before it (never
+ * above the top, like path.Join("/", p)). Caller frees. */
+char *builder_path_clean(const char *p, bool dotdot);
+
 /* Copies the sources into rootfd (runs in builder_sandbox_call's child). */
 int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_error **err);
 
+/* ---- RUN --mount=type=bind from the context (builder/runmount.c) --------------------------- */
+
+/* Fills maskdir (an empty directory) with the overlay layer that hides, below the context
+ * directory rel (normalized as builder_context_walk reports it), every entry .dockerignore
+ * excludes; *ret_any says whether there was any. */
+int builder_context_mask(const struct mk_context *ctx, const char *rel, const char *maskdir,
+                         bool *ret_any, struct mk_error **err);
+
+/* ---- ADD <url> (builder/addurl.c) --------------------------------------------------------- */
+
+/* git@..., git://, ssh://, and http(s) URLs whose path ends in ".git" (BuildKit's rule). */
+bool builder_is_git_url(const char *s);
+/* http:// or https:// and not a git repository. */
+bool builder_is_http_url(const char *s);
+/* The name ADD gives a URL's file under a directory: the last component of the decoded URL
+ * path, "__unnamed__" when there is none. Caller frees. */
+char *builder_url_filename(const char *url);
+/* Downloads url into relpath below dirfd (parents created), mode 0600, mtime from
+ * Last-Modified when sent; ret_digest is the content's sha256. */
+int builder_url_fetch(const char *url, const struct registry_opts *opts, int dirfd,
+                      const char *relpath, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
 
 /* ---- build cache (builder/cache.c) -------------------------------------------------------- */
 

@@ -537,6 +537,36 @@ static int bind_etc_file(struct child_ctx *c, int rootfd, const char *host, cons
     return bind_at(host, mp, false, readonly, target, err);
 }
 
+/* RUN --mount from a stage or image, or a writable or filtered view of the context: the
+ * overlay is put together in our workspace (still in this mount namespace, so its subpath can
+ * be bound like any host path), and pivot_root later takes the workspace out of sight. */
+static int mount_overlay_at(struct child_ctx *c, int rootfd, const struct mk_sandbox_mount *m,
+                            size_t i, struct mk_error **err)
+{
+    _cleanup_free_ char *dir = mk_xasprintf("%s/mount-%zu", c->workspace, i);
+    _cleanup_free_ char *empty = mk_xasprintf("%s/empty", c->workspace);
+    if (mkdir(dir, 0755) < 0)
+        return mk_error_errno(err, "creating \"%s\"", dir);
+    struct mk_sandbox_spec ov = {
+        .lowerdirs = m->lowerdirs, .upperdir = m->upperdir, .workdir = m->workdir};
+    if (mount_overlay(&ov, empty, dir, err) < 0)
+        return mk_error_wrap(err, "--mount target \"%s\"", m->target);
+    _cleanup_close_ int top = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (top < 0)
+        return mk_error_errno(err, "opening \"%s\"", dir);
+    const char *sub = m->subpath && *m->subpath ? m->subpath : "/";
+    _cleanup_close_ int src = mk_open_in_root(top, sub, O_PATH, 0, NULL);
+    struct stat st;
+    if (src < 0 || fstat(src, &st) < 0)
+        return mk_error_set(err, MK_ERR_NOT_FOUND, errno, "--mount source \"%s\" not found", sub);
+    _cleanup_close_ int mp = mount_point(c, rootfd, m->target, S_ISDIR(st.st_mode), err);
+    if (mp < 0)
+        return -1;
+    char path[64];
+    fd_path(path, src);
+    return bind_at(path, mp, true, m->readonly, m->target, err);
+}
+
 static int setup_mounts(struct child_ctx *c, int rootfd, struct mk_error **err)
 {
     const struct mk_sandbox_spec *spec = c->spec;
@@ -558,6 +588,11 @@ static int setup_mounts(struct child_ctx *c, int rootfd, struct mk_error **err)
         return -1;
     for (size_t i = 0; i < spec->n_mounts; i++) {
         const struct mk_sandbox_mount *m = &spec->mounts[i];
+        if (m->type == MK_MOUNT_OVERLAY) {
+            if (mount_overlay_at(c, rootfd, m, i, err) < 0)
+                return -1;
+            continue;
+        }
         bool dir = true;
         struct stat st;
         if (m->type == MK_MOUNT_BIND) {

@@ -82,5 +82,20 @@ t_ok "cache-chown: copy and add give different keys/layers" test "$l_copy1" = "$
 bud_unpack cc-tar1:latest
 t_eq "cache-chown: tar1: archive unpacked" "$(cat "$T/u/rootfs/testfile")" "Hi, I'm a test file.  Enjoy the test."
 t_eq "cache-chown: tar1: --chown applies to unpacked files (BuildKit)" "$(stat -c %u:%g "$T/u/rootfs/testfile")" 1:1
-bud_na "cache-chown: url1/url2" "ADD of http(s) URLs is not implemented in mkimg yet"
+# url1/url2: the README served from 127.0.0.1 (the case says 0.0.0.0).
+. "$MKIMG_TOP/tests/lib/http.sh"
+mkdir -p "$T/www" && echo "a readme" >"$T/www/README.md"
+t_ok "cache-chown: start the HTTP server" http_start "$T/www"
+sed -i 's|http://0\.0\.0\.0:|http://127.0.0.1:|' "$c/Dockerfile.url1" "$c/Dockerfile.url2"
+for v in 1 2; do
+    a=--build-arg=HTTP_SERVER_PORT=${HTTP#*:}
+    t_ok "cache-chown: url$v" bud_build "$a" -t "cc-url$v" -f "$c/Dockerfile.url$v" "$c"
+    eval "l_url$v=\$(layer cc-url$v:latest)"
+    t_ok "cache-chown: url$v rebuilt" bud_build "$a" -t "cc-url$v" -f "$c/Dockerfile.url$v" "$c"
+    t_eq "cache-chown: url$v rebuilt from the cache" "$(layer "cc-url$v:latest")" "$(eval echo "\$l_url$v")"
+    t_grep "cache-chown: url$v rebuild is CACHED" 'CACHED' "$T/out"
+done
+t_ok "cache-chown: url: ownership changes the layer" test "$l_url1" != "$l_url2"
+bud_unpack cc-url1:latest
+t_eq "cache-chown: url1: owner and mode" "$(stat -c '%u:%g %a' "$T/u/rootfs/README.md")" "1:1 600"
 t_done

@@ -28,9 +28,13 @@ t_grep "add-create-relative-path: parents 755" '^permissions=755$' "$T/out"
 
 # ---- add-checksum
 c=$BUD/add-checksum
-bud_na "add-checksum: Containerfile" "ADD of an https URL needs network access (and mkimg has no ADD of URLs yet)"
-bud_na "add-checksum: bad-checksum" "ADD of an https URL needs network access (and mkimg has no ADD of URLs yet)"
-bud_na "add-checksum: proxy" "ADD of URLs is not implemented in mkimg yet"
+bud_na "add-checksum: Containerfile" "ADD of an https URL on the internet needs network access (t4410 covers --checksum locally)"
+bud_na "add-checksum: bad-checksum" "ADD of an https URL on the internet needs network access (t4410 covers the mismatch locally)"
+# "build proxy - ADD URL": a dead proxy on 127.0.0.1 fails the download; nothing leaves the host.
+env http_proxy=http://127.0.0.1:1 https_proxy=http://127.0.0.1:1 HTTPS_PROXY=http://127.0.0.1:1 \
+    no_proxy= NO_PROXY= "$MKIMG" build --progress=plain -t ac -f "$c/Containerfile" "$c" >"$T/out" 2>&1
+t_eq "add-checksum: proxy: the build fails" "$?" 1
+t_grep "add-checksum: proxy: connection refused by the proxy" '127\.0\.0\.1 port 1.*(refused|connect)' "$T/out"
 t_fails "add-checksum: --checksum without =" bud_build -t ac -f "$c/Containerfile.bad" "$c"
 t_grep "add-checksum: --checksum without = message" 'missing a value on flag: checksum' "$T/out"
 
