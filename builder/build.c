@@ -585,12 +585,16 @@ static int context_bind(struct build *b, const struct mk_df_node *n, struct run_
         return node_error(b, n, err, "--mount source \"%s\" is excluded by .dockerignore", rel);
     /* Resolve inside the context, then use the path the kernel resolved to: a mount cannot
      * take /proc/self/fd/N of another mount namespace as its source. */
-    _cleanup_close_ int fd = mk_open_in_root(builder_context_dirfd(b->ctx), rel, O_PATH, 0, err);
+    _cleanup_close_ int fd = mk_open_in_root(builder_context_dirfd(b->ctx), rel, O_PATH, 0, NULL);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        if (err && !*err)
-            mk_error_errno(err, "stat");
-        return node_error(b, n, err, "--mount source \"%s\"", rel);
+        int saved = errno;
+        _cleanup_free_ char *where = where_of(b, n);
+        if (saved == ENOENT)
+            return mk_error_set_at(err, MK_ERR_NOT_FOUND, where,
+                                   "--mount source \"%s\" not found in the build context", rel);
+        mk_error_errno(err, "--mount source \"%s\"", rel);
+        return node_where(b, n, err);
     }
     char link[64], real[4096];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
@@ -962,7 +966,9 @@ static int run_mounts_key(struct build *b, struct stage *s, const struct mk_df_n
             key_add_strv(h, &lowers);
         } else if (strcmp(type, "bind") == 0) {
             _cleanup_free_ char *rel = mount_source_rel(source);
-            if (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel))
+            _cleanup_close_ int fd =
+                mk_open_in_root(builder_context_dirfd(b->ctx), rel, O_PATH, 0, NULL);
+            if (fd < 0 || (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel)))
                 continue; /* one_mount says why */
             if (key_context_tree(b, h, rel, err) < 0)
                 return node_error(b, n, err, "--mount source \"%s\"", rel);

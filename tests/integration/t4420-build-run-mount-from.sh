@@ -82,4 +82,11 @@ printf 'FROM busybox\nRUN --mount=type=bind,from=nosuchstage,target=/x true\n' >
 "$MKIMG" build --pull=never -t bad "$c" >/dev/null 2>"$T/err"
 t_eq "unknown from= exits 1" "$?" 1
 t_grep "unknown from= message" '^mkimg: Dockerfile:2: .*nosuchstage' "$T/err"
+printf 'FROM busybox\nRUN --mount=type=bind,source=nosuch,target=/x true\n' >"$c/Dockerfile"
+"$MKIMG" build -q -t bad "$c" >/dev/null 2>"$T/err"
+t_eq "missing context source: message" "$(cat "$T/err")" \
+    'mkimg: Dockerfile:2: --mount source "nosuch" not found in the build context'
+printf 'FROM busybox\nRUN --mount=type=bind,target=/ true\n' >"$c/Dockerfile"
+"$MKIMG" build -q -t bad "$c" >/dev/null 2>"$T/err"
+t_eq "target / is refused" "$(cat "$T/err")" 'mkimg: Dockerfile:2: invalid mount target "/"'
 t_done
