@@ -23,7 +23,7 @@ RUN --mount=type=bind,from=busybox,source=bin,target=/mnt/img test -x /mnt/img/b
 RUN --mount=type=bind,from=builder,target=/mnt/b,rw echo w > /mnt/b/out/ver && cat /mnt/b/out/ver > /got2 && touch /mnt/b/new
 RUN --mount=type=bind,from=builder,target=/mnt/b cat /mnt/b/out/ver > /got3 && test ! -e /mnt/b/new && echo gone > /got4
 RUN --mount=type=bind,target=/ctx,rw find /ctx | sort > /ls && echo changed > /ctx/sub/z && touch /ctx/newfile && stat -c %a /ctx/sub > /mode
-RUN --mount=type=bind,source=sub,target=/ctx find /ctx | sort > /ls2
+RUN --mount=type=bind,source=sub,target=/ctx find /ctx | sort > /ls2 && cat /ctx/pub/y > /y
 RUN --mount=type=cache,from=builder,source=/out,target=/c,id=cc cat /c/ver > /cacheseed && echo more >> /c/more && cat /c/more > /cachemore
 DF
 t_ok "build with from= and rw mounts" "$MKIMG" build -t m "$c"
@@ -65,6 +65,7 @@ echo more-secret >"$c/sub/private/x"; echo other >"$c/sub/drop.log"
 t_eq "an ignored file changes nothing" "$(cached)" "3 5 6 7 8 9 10 11 "
 echo pub2 >"$c/sub/pub/y"
 "$MKIMG" build -t m "$c" >"$T/out" 2>&1
+# (The RUN after them re-runs too: the last one's output, /y, changed its layer.)
 t_eq "a bound context file re-runs its steps" "$(cached)" "3 5 6 7 8 "
 "$MKIMG" build --build-arg V=v2 -t m "$c" >"$T/out" 2>&1
 t_eq "a changed from-stage re-runs the first step mounting it" "$(cached)" ""
