@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -38,6 +39,11 @@ struct stage {
      * manifest digest, for the base.name/base.digest annotations; NULL for scratch. */
     char *base_ref;
     char base_digest[MK_DIGEST_SIZE];
+    /* How many layers and history entries come from that external image (--squash keeps
+     * them and merges the rest). */
+    size_t n_base_layers, n_base_history;
+    size_t step0;  /* steps of the needed stages before this one (for "[step/n]") */
+    bool prebuilt; /* --jobs: built by a helper process; this pass only collects it */
 };
 
 struct build {
@@ -58,6 +64,8 @@ struct build {
     struct mk_hashcache *hc;
     size_t cached_steps;
     char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
+    struct mk_progress_ui *ui;
+    bool silent; /* collecting a stage a helper process built and showed already */
 };
 
 static const char *const default_path_env =
@@ -105,13 +113,13 @@ static int node_where(struct build *b, const struct mk_df_node *n, struct mk_err
 static void logf_(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(struct build *b, const char *fmt, ...)
 {
-    if (b->opts->quiet || b->opts->log_fd < 0)
+    if (b->silent)
         return;
     va_list ap;
     va_start(ap, fmt);
     _cleanup_free_ char *s = mk_xvasprintf(fmt, ap);
     va_end(ap);
-    mk_write_all(b->opts->log_fd, s, strlen(s), NULL);
+    builder_progress_log(b->ui, s);
 }
 
 static char *upper_keyword(const char *kw)
@@ -263,6 +271,12 @@ static struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
     }
     key_part("%s", ex.first_in_stage ? "base image" : "layers of the earlier steps");
     key_add(h, chain);
+    /* The epoch clamps the mtimes in the layer: a layer made without it is another layer. */
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && *sde) {
+        key_part("SOURCE_DATE_EPOCH");
+        key_add(h, sde);
+    }
     key_part("instruction");
     return h;
 }
@@ -393,7 +407,8 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
     }
     *ret_hit = true;
     b->cached_steps++;
-    logf_(b, " => CACHED\n");
+    if (!b->silent)
+        builder_progress_done(b->ui, "CACHED");
     return 0;
 }
 
@@ -966,10 +981,11 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     spec.cwd = cwd;
     spec.user = user;
     spec.network = network;
-    spec.stdout_fd = b->opts->quiet ? -1 : b->opts->log_fd;
-    spec.stderr_fd = b->opts->quiet ? -1 : b->opts->log_fd;
+    spec.stdout_fd = spec.stderr_fd = b->silent ? -1 : builder_progress_output_begin(b->ui);
     int status = 0;
-    if (builder_sandbox_run(&spec, &status, err) < 0) {
+    int sr = builder_sandbox_run(&spec, &status, err);
+    builder_progress_output_end(b->ui);
+    if (sr < 0) {
         node_error(b, n, err, "RUN");
         goto out;
     }
@@ -1694,6 +1710,31 @@ out:
 static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
                            struct mk_error **err);
 
+/* "linux/amd64", "linux/amd64/v2", "amd64", "x86_64": is it this host's platform? Building
+ * for another platform needs emulation we do not have. */
+static bool platform_is_host(const char *p)
+{
+    if (mk_str_has_prefix(p, "linux/"))
+        p += 6;
+    const char *host = layerstore_host_arch();
+    size_t n = strcspn(p, "/");
+    static const char *const alias[][2] = {{"x86_64", "amd64"}, {"aarch64", "arm64"}};
+    for (size_t i = 0; i < MK_ARRAY_SIZE(alias); i++)
+        if (n == strlen(alias[i][0]) && strncmp(p, alias[i][0], n) == 0)
+            p = alias[i][1], n = strlen(p);
+    return n == strlen(host) && strncmp(p, host, n) == 0;
+}
+
+static int check_platform(const char *p, struct mk_error **err)
+{
+    if (platform_is_host(p))
+        return 0;
+    return mk_error_set(err, MK_ERR_UNSUPPORTED, 0,
+                        "platform \"%s\": building for another platform is not supported yet "
+                        "(this host is linux/%s)",
+                        p, layerstore_host_arch());
+}
+
 /* Like BuildKit, a stage whose base sets no PATH gets the default one in its config. */
 static int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n,
                       struct mk_error **err)
@@ -1734,6 +1775,15 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
     if (!*image)
         return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
     s->base_name = mk_xstrdup(image);
+    const char *platform = NULL;
+    if (mk_df_node_flag(n, "platform", &platform) && platform) {
+        _cleanup_free_ char *p = NULL;
+        mk_strv_copy(&env, &b->meta_args);
+        r = mk_shell_word(platform, &env, b->df->escape, &p, err);
+        mk_strv_release(&env);
+        if (r < 0 || check_platform(p, err) < 0)
+            return node_where(b, n, err);
+    }
 
     /* An earlier stage by name (case-insensitive) or index. */
     for (size_t i = 0; i < s->index; i++) {
@@ -1754,6 +1804,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
             mk_strv_copy(&s->lowerdirs, &p->lowerdirs);
             s->base_ref = p->base_ref ? mk_xstrdup(p->base_ref) : NULL;
             memcpy(s->base_digest, p->base_digest, MK_DIGEST_SIZE);
+            s->n_base_layers = p->n_base_layers;
+            s->n_base_history = p->n_base_history;
             return 0;
         }
     }
@@ -1773,6 +1825,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         s->layers[l].media_type = mk_xstrdup(img->layers[l].media_type);
     }
     layerstore_image_chain_id(img, img->n_layers, s->chain);
+    s->n_base_layers = img->n_layers;
+    s->n_base_history = s->config.n_history;
     s->base_ref = qualified_ref(image);
     memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
     r = layerstore_image_snapshots(b->store, img, &s->lowerdirs, err);
@@ -1938,13 +1992,30 @@ static int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node
     return ret;
 }
 
+static void step_show(struct build *b, const struct mk_df_node *n)
+{
+    b->step++;
+    if (!b->silent)
+        builder_progress_step(b->ui, b->step, b->n_steps, n->original,
+                              !strcmp(n->keyword, "run") || !strcmp(n->keyword, "copy") ||
+                                  !strcmp(n->keyword, "add"));
+}
+
+static int step_result(struct build *b, int r)
+{
+    if (!b->silent)
+        builder_progress_done(b->ui, r < 0 ? "ERROR" : NULL);
+    return r;
+}
+
 static int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 {
     ex.first_in_stage = true;
+    b->silent = s->prebuilt;
+    b->step = s->step0;
     const struct mk_df_node *from = &b->df->nodes[s->first];
-    b->step++;
-    logf_(b, "[%zu/%zu] %s\n", b->step, b->n_steps, from->original);
-    if (stage_from(b, s, from, err) < 0)
+    step_show(b, from);
+    if (step_result(b, stage_from(b, s, from, err)) < 0)
         return -1;
     /* A stage ARG without default takes the global value only when redeclared; the
      * predefined platform ARGs behave the same way. */
@@ -1952,14 +2023,14 @@ static int build_stage(struct build *b, struct stage *s, struct mk_error **err)
         return -1;
     for (size_t i = s->first + 1; i < s->end; i++) {
         const struct mk_df_node *n = &b->df->nodes[i];
-        b->step++;
-        logf_(b, "[%zu/%zu] %s\n", b->step, b->n_steps, n->original);
+        step_show(b, n);
         if (mk_interrupted)
-            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
-        if (run_instruction(b, s, n, err) < 0)
+            return step_result(b, mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted"));
+        if (step_result(b, run_instruction(b, s, n, err)) < 0)
             return -1;
     }
     s->built = true;
+    b->silent = false;
     return 0;
 }
 
@@ -2098,8 +2169,10 @@ static int split_stages(struct build *b, struct mk_error **err)
     if (mark_needed(b, b->target, err) < 0)
         return -1;
     for (size_t k = 0; k < b->n_stages; k++)
-        if (b->stages[k].needed)
+        if (b->stages[k].needed) {
+            b->stages[k].step0 = b->n_steps;
             b->n_steps += b->stages[k].end - b->stages[k].first;
+        }
     return 0;
 }
 
@@ -2148,6 +2221,58 @@ static int resolve_build_args(struct build *b, struct mk_error **err)
                 mk_strv_env_set(&b->build_args, a, v);
         }
     }
+    return 0;
+}
+
+/* --squash: the layers the build added to the base become one; their history entries stay,
+ * marked empty, and one entry for the merged layer follows them. */
+static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
+{
+    size_t nb = t->n_base_layers, added = t->n_layers - nb;
+    if (added < 2)
+        return 0;
+    if (t->lowerdirs.n != t->n_layers)
+        return mk_error_set(err, MK_ERR_FAILED, 0, "--squash: snapshots and layers differ");
+    _cleanup_(mk_strv_release) struct mk_strv snaps = MK_STRV_INIT;
+    for (size_t i = added; i-- > 0;)
+        mk_strv_push(&snaps, t->lowerdirs.v[i]);
+    char chain[MK_DIGEST_SIZE] = "", prev[MK_DIGEST_SIZE];
+    for (size_t i = 0; i < nb; i++) {
+        memcpy(prev, chain, sizeof(prev));
+        mk_chain_id(prev, t->layers[i].diff_id, chain);
+    }
+    struct mk_workspace ws;
+    if (builder_workspace_new(b->store, "squash-", &ws, err) < 0)
+        return -1;
+    struct mk_layer_desc d;
+    memset(&d, 0, sizeof(d));
+    char new_chain[MK_DIGEST_SIZE];
+    int r = builder_squash_snapshots(&snaps, ws.upper, err);
+    if (r == 0)
+        r = layerstore_layer_commit_dir(b->store, ws.upper, chain, &d, new_chain, err);
+    builder_workspace_release(b->store, &ws);
+    if (r < 0)
+        return mk_error_wrap(err, "--squash");
+    for (size_t i = nb; i < t->n_layers; i++)
+        free(t->layers[i].media_type);
+    t->n_layers = nb;
+    struct mk_strv diffs = MK_STRV_INIT, lowers = MK_STRV_INIT;
+    for (size_t i = 0; i < nb; i++) {
+        mk_strv_push(&diffs, t->config.diff_ids.v[i]);
+        mk_strv_push(&lowers, t->lowerdirs.v[added + i]);
+    }
+    mk_strv_release(&t->config.diff_ids);
+    mk_strv_release(&t->lowerdirs);
+    t->config.diff_ids = diffs;
+    t->lowerdirs = lowers;
+    memcpy(t->chain, chain, sizeof(chain));
+    _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, new_chain);
+    stage_add_layer(t, &d, new_chain, snap);
+    free(d.media_type);
+    for (size_t i = t->n_base_history; i < t->config.n_history; i++)
+        t->config.history[i].empty_layer = true;
+    _cleanup_free_ char *comment = mk_xasprintf("mkimg build --squash: %zu layers merged", added);
+    layerstore_config_add_history(&t->config, b->created, "", comment, false);
     return 0;
 }
 
@@ -2205,6 +2330,7 @@ static void build_release(struct build *b)
     ex_close_part();
     mk_strv_release(&ex.parts);
     ex.on = false;
+    builder_progress_free(b->ui);
 }
 
 int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
@@ -2215,6 +2341,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     b.store = store;
     b.opts = opts;
     b.created = layerstore_now_rfc3339();
+    b.ui = builder_progress_new(opts->quiet ? -1 : opts->log_fd, opts->progress);
     ex.on = opts->explain_cache;
     int ret = -1;
     struct mk_image *img = NULL;
@@ -2227,6 +2354,26 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
             goto out;
         }
         free(norm);
+    }
+    if (opts->platform && check_platform(opts->platform, err) < 0) {
+        mk_error_set_where(err, "--platform");
+        goto out;
+    }
+    /* SOURCE_DATE_EPOCH as a build-arg works like the environment variable. */
+    const char *sde = NULL;
+    for (size_t i = 0; i < opts->build_args.n; i++)
+        if (mk_str_has_prefix(opts->build_args.v[i], "SOURCE_DATE_EPOCH="))
+            sde = opts->build_args.v[i] + 18;
+    if (sde) {
+        uint64_t v;
+        if (mk_parse_u64(sde, &v) < 0) {
+            mk_error_set(err, MK_ERR_USAGE, 0,
+                         "--build-arg SOURCE_DATE_EPOCH=%s: not a number of seconds", sde);
+            goto out;
+        }
+        setenv("SOURCE_DATE_EPOCH", sde, 1);
+        free(b.created);
+        b.created = layerstore_now_rfc3339();
     }
     struct stat st;
     if (stat(opts->context_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -2253,6 +2400,13 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     struct stage *t = &b.stages[b.target];
     free(t->config.created);
     t->config.created = mk_xstrdup(b.created);
+    for (size_t i = 0; i < opts->labels.n; i++) {
+        const char *l = opts->labels.v[i], *eq = strchr(l, '=');
+        _cleanup_free_ char *k = eq ? mk_xstrndup(l, (size_t)(eq - l)) : mk_xstrdup(l);
+        mk_strv_env_set(&t->config.labels, k, eq ? eq + 1 : "");
+    }
+    if (opts->squash && squash_stage(&b, t, err) < 0)
+        goto out;
     {
         _cleanup_(mk_strv_release) struct mk_strv notes = MK_STRV_INIT;
         if (t->base_ref) {
@@ -2260,6 +2414,10 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
                 &notes, mk_xasprintf("org.opencontainers.image.base.digest=%s", t->base_digest));
             mk_strv_push_take(&notes,
                               mk_xasprintf("org.opencontainers.image.base.name=%s", t->base_ref));
+        }
+        for (size_t i = 0; i < opts->annotations.n; i++) {
+            const char *a = opts->annotations.v[i];
+            mk_strv_push_take(&notes, strchr(a, '=') ? mk_xstrdup(a) : mk_xasprintf("%s=", a));
         }
         /* The same config (but for timestamps) on the same layers is the same image: reuse
          * the one written before, so a rebuild with nothing changed gives the same ID. */
