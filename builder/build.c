@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "builder/internal.h"
@@ -44,6 +47,8 @@ struct stage {
     size_t n_base_layers, n_base_history;
     size_t step0;  /* steps of the needed stages before this one (for "[step/n]") */
     bool prebuilt; /* --jobs: built by a helper process; this pass only collects it */
+    size_t *deps;  /* the stages this one uses (FROM, --from, --mount from=) */
+    size_t n_deps;
 };
 
 struct build {
@@ -66,6 +71,10 @@ struct build {
     char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
     struct mk_progress_ui *ui;
     bool silent; /* collecting a stage a helper process built and showed already */
+    /* --jobs: a helper process reports the cache keys it stored on result_fd; the parent
+     * keeps them in fresh_keys, the entries this build made (hits even with --no-cache). */
+    int result_fd;
+    struct mk_strv fresh_keys;
 };
 
 static const char *const default_path_env =
@@ -187,6 +196,7 @@ static void stage_release(struct stage *s)
     free(s->layers);
     mk_strv_release(&s->lowerdirs);
     mk_strv_release(&s->args);
+    free(s->deps);
 }
 
 static void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, const char *chain,
@@ -355,6 +365,14 @@ static void explain_step(struct build *b, bool hit)
     mk_strv_clear(&ex.parts);
 }
 
+static bool strv_has(const struct mk_strv *l, const char *v)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], v) == 0)
+            return true;
+    return false;
+}
+
 /* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
  * *ret_hit tells. A broken entry is a miss. */
 static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
@@ -374,7 +392,7 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
                               const char *created_by, bool *ret_hit)
 {
     *ret_hit = false;
-    if (b->opts->no_cache)
+    if (b->opts->no_cache && !strv_has(&b->fresh_keys, key))
         return 0;
     _cleanup_free_ char *value = NULL;
     struct mk_error *e = NULL;
@@ -419,6 +437,10 @@ static void cache_store(struct build *b, const struct stage *s, const char *key,
               : mk_xasprintf("layer %s %s\n", s->layers[s->n_layers - 1].diff_id, s->chain);
     /* A cache that cannot be written only costs speed next time. */
     layerstore_cache_put(b->store, key, value, NULL);
+    if (b->result_fd >= 0) {
+        _cleanup_free_ char *line = mk_xasprintf("key %s\n", key);
+        mk_write_all(b->result_fd, line, strlen(line), NULL);
+    }
 }
 
 /* ---- steps that produce a layer ----------------------------------------------------------- */
@@ -2004,7 +2026,7 @@ static void step_show(struct build *b, const struct mk_df_node *n)
 static int step_result(struct build *b, int r)
 {
     if (!b->silent)
-        builder_progress_done(b->ui, r < 0 ? "ERROR" : NULL);
+        builder_progress_done(b->ui, r >= 0 ? NULL : mk_interrupted ? "CANCELED" : "ERROR");
     return r;
 }
 
@@ -2083,6 +2105,19 @@ static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struc
     }
 }
 
+static int mark_needed(struct build *b, size_t i, struct mk_error **err);
+
+/* Stage s uses the stage named dep (when it names one): it is needed, and s waits for it. */
+static int need_dep(struct build *b, struct stage *s, const char *dep, struct mk_error **err)
+{
+    struct stage *d = find_stage(b, dep, s->index);
+    if (!d)
+        return 0;
+    s->deps = mk_xreallocarray(s->deps, s->n_deps + 1, sizeof(*s->deps));
+    s->deps[s->n_deps++] = d->index;
+    return mark_needed(b, d->index, err);
+}
+
 static int mark_needed(struct build *b, size_t i, struct mk_error **err)
 {
     struct stage *s = &b->stages[i];
@@ -2110,11 +2145,22 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err)
             /* "--from=${VARIANT}": the stage's ARGs as declared so far name the stage. */
             if (strchr(dep, '$') && mk_shell_word(dep, &scope, b->df->escape, &expanded, NULL) == 0)
                 dep = expanded;
+        } else if (strcmp(n->keyword, "run") == 0) {
+            /* RUN --mount=...,from=STAGE */
+            for (size_t f = 0; f < n->flags.n; f++) {
+                if (!mk_str_has_prefix(n->flags.v[f], "--mount="))
+                    continue;
+                _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
+                split_kv(n->flags.v[f] + 8, &kv);
+                const char *from = mk_strv_env_get(&kv, "from");
+                if (from && need_dep(b, s, from, err) < 0)
+                    return -1;
+            }
+            continue;
         } else {
             continue;
         }
-        struct stage *d = find_stage(b, dep, i);
-        if (d && mark_needed(b, d->index, err) < 0)
+        if (need_dep(b, s, dep, err) < 0)
             return -1;
     }
     return 0;
@@ -2276,6 +2322,212 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
     return 0;
 }
 
+/* ---- --jobs: independent stages at once ---------------------------------------------------
+ *
+ * Each stage but the target is built by a helper process (fork) as soon as the stages it
+ * uses are done, up to opts->jobs at a time. A helper builds its stage with the usual step
+ * cache; the stages it uses are already in that cache (built by earlier helpers), so it
+ * collects them silently. The helpers report the cache keys they stored; then this process
+ * builds everything in order, where every prebuilt step is a silent cache hit (also with
+ * --no-cache: the keys this build stored count as fresh). */
+
+static bool depends_on(const struct build *b, size_t i, size_t j)
+{
+    const struct stage *s = &b->stages[i];
+    for (size_t k = 0; k < s->n_deps; k++)
+        if (s->deps[k] == j || depends_on(b, s->deps[k], j))
+            return true;
+    return false;
+}
+
+/* Worth forking when two stages (not the target) could run at the same time. */
+static bool stages_parallel(const struct build *b)
+{
+    for (size_t i = 0; i < b->n_stages; i++)
+        for (size_t j = i + 1; j < b->n_stages; j++)
+            if (i != b->target && j != b->target && b->stages[i].needed && b->stages[j].needed &&
+                !depends_on(b, j, i) && !depends_on(b, i, j))
+                return true;
+    return false;
+}
+
+/* The helper process: builds stage i (and collects what it uses), reports, exits. */
+__attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, int fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(1);
+    b->result_fd = fd;
+    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd, MK_PROGRESS_PLAIN);
+    builder_progress_tag_results(b->ui);
+    struct mk_error *err = NULL;
+    int r = 0;
+    for (size_t k = 0; r == 0 && k <= i; k++) {
+        struct stage *s = &b->stages[k];
+        if (!s->needed || (k != i && !depends_on(b, i, k)))
+            continue;
+        s->prebuilt = k != i;
+        r = build_stage(b, s, &err);
+    }
+    step_end(b);
+    builder_hashcache_save(b->hc, NULL);
+    if (r < 0) {
+        /* "error CODE ERRNO STATUS\tWHERE\tMESSAGE", one line */
+        _cleanup_free_ char *line =
+            mk_xasprintf("error %d %d %d\t%s\t%s", err->code, err->sys_errno, err->status,
+                         err->where ? err->where : "", err->msg);
+        for (char *p = line; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        mk_write_all(fd, line, strlen(line), NULL);
+        mk_write_all(fd, "\n", 1, NULL);
+    } else {
+        mk_write_all(fd, "ok\n", 3, NULL);
+    }
+    _exit(r < 0 ? 1 : 0);
+}
+
+struct helper {
+    pid_t pid;
+    size_t stage;
+    int fd;
+};
+
+/* Reads a finished helper's report: cache keys into fresh_keys; an error into err. */
+static int helper_collect(struct build *b, struct helper *h, struct mk_error **err)
+{
+    struct mk_buf data = MK_BUF_INIT;
+    char chunk[8192];
+    ssize_t got;
+    lseek(h->fd, 0, SEEK_SET);
+    while ((got = read(h->fd, chunk, sizeof(chunk))) > 0 || (got < 0 && errno == EINTR))
+        if (got > 0)
+            mk_buf_add(&data, chunk, (size_t)got);
+    close(h->fd);
+    h->fd = -1;
+    bool ok = false;
+    char *save = NULL;
+    int ret = 0;
+    for (char *l = data.data ? strtok_r(data.data, "\n", &save) : NULL; l;
+         l = strtok_r(NULL, "\n", &save)) {
+        if (mk_str_has_prefix(l, "key ")) {
+            mk_strv_push(&b->fresh_keys, l + 4);
+        } else if (strcmp(l, "ok") == 0) {
+            ok = true;
+        } else if (mk_str_has_prefix(l, "error ") && ret == 0) {
+            int code = MK_ERR_FAILED, sys = 0, status = 0;
+            sscanf(l + 6, "%d %d %d", &code, &sys, &status);
+            char *where = strchr(l, '\t');
+            char *msg = where ? strchr(where + 1, '\t') : NULL;
+            if (!msg)
+                continue;
+            *where++ = '\0';
+            *msg++ = '\0';
+            ret = mk_error_set_at(err, code, *where ? where : NULL, "%s", msg);
+            if (err && *err) {
+                (*err)->sys_errno = sys;
+                (*err)->status = status;
+            }
+        }
+    }
+    mk_buf_release(&data);
+    if (ret < 0)
+        return -1;
+    if (!ok)
+        return mk_error_set(err, mk_interrupted ? MK_ERR_INTERRUPTED : MK_ERR_FAILED, 0, "%s",
+                            mk_interrupted ? "interrupted" : "building a stage failed");
+    return 0;
+}
+
+static int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
+{
+    size_t n = b->n_stages;
+    _cleanup_free_ bool *done = mk_xcalloc(n, sizeof(bool));
+    _cleanup_free_ bool *started = mk_xcalloc(n, sizeof(bool));
+    _cleanup_free_ struct helper *run = mk_xcalloc(jobs, sizeof(*run));
+    size_t n_run = 0;
+    int ret = 0;
+    for (size_t i = 0; i < n; i++)
+        done[i] = !b->stages[i].needed || i == b->target;
+    for (;;) {
+        /* Start what is ready. */
+        for (size_t i = 0; ret == 0 && !mk_interrupted && i < n && n_run < jobs; i++) {
+            if (done[i] || started[i])
+                continue;
+            bool ready = true;
+            for (size_t k = 0; k < b->stages[i].n_deps; k++)
+                ready &= done[b->stages[i].deps[k]];
+            if (!ready)
+                continue;
+            /* The report goes through a file, not a pipe: it can be longer than a pipe
+             * holds, and is read once the helper is gone. */
+            _cleanup_free_ char *dir = layerstore_tmpdir(b->store, "stage-", err);
+            if (!dir) {
+                ret = -1;
+                break;
+            }
+            _cleanup_free_ char *path = mk_xasprintf("%s/report", dir);
+            int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            unlink(path);
+            layerstore_tmpdir_remove(b->store, dir, NULL);
+            if (fd < 0) {
+                ret = mk_error_errno(err, "creating a stage report");
+                break;
+            }
+            pid_t pid = fork();
+            if (pid < 0) {
+                close(fd);
+                ret = mk_error_errno(err, "starting a stage");
+                break;
+            }
+            if (pid == 0)
+                stage_helper(b, i, fd);
+            started[i] = true;
+            run[n_run++] = (struct helper){.pid = pid, .stage = i, .fd = fd};
+        }
+        if (n_run == 0)
+            break;
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR) {
+                if (mk_interrupted)
+                    for (size_t k = 0; k < n_run; k++)
+                        kill(run[k].pid, SIGTERM);
+                continue;
+            }
+            ret = mk_error_errno(err, "waiting for a stage");
+            break;
+        }
+        for (size_t k = 0; k < n_run; k++) {
+            if (run[k].pid != pid)
+                continue;
+            struct helper h = run[k];
+            run[k] = run[--n_run];
+            if (helper_collect(b, &h, ret == 0 ? err : NULL) < 0 && ret == 0) {
+                ret = -1;
+                /* One stage failed: the build fails; stop the others. */
+                for (size_t m = 0; m < n_run; m++)
+                    kill(run[m].pid, SIGTERM);
+            }
+            done[h.stage] = true;
+            break;
+        }
+    }
+    /* On an early exit the helpers still running are stopped and waited for. */
+    for (size_t k = 0; k < n_run; k++) {
+        kill(run[k].pid, SIGTERM);
+        while (waitpid(run[k].pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        close(run[k].fd);
+    }
+    if (ret == 0 && mk_interrupted)
+        ret = mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+    for (size_t i = 0; ret == 0 && i < n; i++)
+        b->stages[i].prebuilt = b->stages[i].needed && i != b->target;
+    return ret;
+}
+
 static void image_reuse_key(const struct stage *t, const struct mk_strv *notes,
                             char out[MK_DIGEST_SIZE])
 {
@@ -2324,6 +2576,7 @@ static void build_release(struct build *b)
     mk_strv_release(&b->meta_args);
     mk_strv_release(&b->build_args);
     mk_strv_release(&b->used_build_args);
+    mk_strv_release(&b->fresh_keys);
     free(b->df_name);
     free(b->df_abs);
     free(b->created);
@@ -2342,6 +2595,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     b.opts = opts;
     b.created = layerstore_now_rfc3339();
     b.ui = builder_progress_new(opts->quiet ? -1 : opts->log_fd, opts->progress);
+    b.result_fd = -1;
     ex.on = opts->explain_cache;
     int ret = -1;
     struct mk_image *img = NULL;
@@ -2389,6 +2643,12 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         goto out;
     if (split_stages(&b, err) < 0)
         goto out;
+    {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned jobs = opts->jobs ? opts->jobs : cores > 0 ? (unsigned)cores : 1;
+        if (jobs > 1 && stages_parallel(&b) && prebuild_stages(&b, jobs, err) < 0)
+            goto out;
+    }
     for (size_t i = 0; i < b.n_stages; i++) {
         if (!b.stages[i].needed)
             continue;

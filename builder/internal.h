@@ -53,6 +53,8 @@ struct mk_progress_ui;
 /* fd < 0: quiet, nothing is shown. */
 struct mk_progress_ui *builder_progress_new(int fd, enum mk_progress mode);
 void builder_progress_free(struct mk_progress_ui *p);
+/* Plain result lines name their step ("#3 => done 1.2s"): for stages shown interleaved. */
+void builder_progress_tag_results(struct mk_progress_ui *p);
 /* A step starts: "[step/n_steps] text". timed: plain mode prints its time when it ends. */
 void builder_progress_step(struct mk_progress_ui *p, size_t step, size_t n_steps, const char *text,
                            bool timed);

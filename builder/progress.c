@@ -29,7 +29,8 @@
 struct mk_progress_ui {
     int fd; /* -1 = quiet */
     bool tty;
-    size_t cols; /* tty: the terminal's width */
+    size_t cols;      /* tty: the terminal's width */
+    bool tag_results; /* plain: result lines carry the step prefix too (stages in parallel) */
     pthread_mutex_t lock;
     /* the current step */
     char *label;  /* "[3/9] RUN make" */
@@ -99,6 +100,11 @@ struct mk_progress_ui *builder_progress_new(int fd, enum mk_progress mode)
     return p;
 }
 
+void builder_progress_tag_results(struct mk_progress_ui *p)
+{
+    p->tag_results = true;
+}
+
 void builder_progress_free(struct mk_progress_ui *p)
 {
     if (!p)
@@ -149,10 +155,11 @@ void builder_progress_done(struct mk_progress_ui *p, const char *result)
             _cleanup_free_ char *l = status_text(p);
             s = result ? mk_xasprintf("%s  %s\n", l, result)
                        : mk_xasprintf("%s  %.1fs\n", l, elapsed(p));
-        } else if (result) {
-            s = mk_xasprintf(" => %s\n", result);
-        } else if (p->timed) {
-            s = mk_xasprintf(" => done %.2fs\n", elapsed(p));
+        } else if (result || p->timed) {
+            _cleanup_free_ char *r =
+                result ? mk_xstrdup(result) : mk_xasprintf("done %.2fs", elapsed(p));
+            s = p->tag_results ? mk_xasprintf("%s=> %s\n", p->prefix, r)
+                               : mk_xasprintf(" => %s\n", r);
         }
         if (s)
             put(p, s, strlen(s));
