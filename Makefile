@@ -130,6 +130,7 @@ bench: deps all $(BUILD)/bench/parse-bench $(BUILD)/bench/layer-bench
 	$(BUILD)/bench/parse-bench
 	bash bench/layer.sh
 	bash bench/run.sh
+	bash bench/parallel.sh
 
 clean:
 	rm -rf build build-san build-fuzz mkimg
