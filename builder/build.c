@@ -8,9 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "builder/internal.h"
@@ -38,6 +42,13 @@ struct stage {
      * manifest digest, for the base.name/base.digest annotations; NULL for scratch. */
     char *base_ref;
     char base_digest[MK_DIGEST_SIZE];
+    /* How many layers and history entries come from that external image (--squash keeps
+     * them and merges the rest). */
+    size_t n_base_layers, n_base_history;
+    size_t step0;  /* steps of the needed stages before this one (for "[step/n]") */
+    bool prebuilt; /* --jobs: built by a helper process; this pass only collects it */
+    size_t *deps;  /* the stages this one uses (FROM, --from, --mount from=) */
+    size_t n_deps;
 };
 
 struct build {
@@ -58,6 +69,12 @@ struct build {
     struct mk_hashcache *hc;
     size_t cached_steps;
     char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
+    struct mk_progress_ui *ui;
+    bool silent; /* collecting a stage a helper process built and showed already */
+    /* --jobs: a helper process reports the cache keys it stored on result_fd; the parent
+     * keeps them in fresh_keys, the entries this build made (hits even with --no-cache). */
+    int result_fd;
+    struct mk_strv fresh_keys;
 };
 
 static const char *const default_path_env =
@@ -105,13 +122,13 @@ static int node_where(struct build *b, const struct mk_df_node *n, struct mk_err
 static void logf_(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(struct build *b, const char *fmt, ...)
 {
-    if (b->opts->quiet || b->opts->log_fd < 0)
+    if (b->silent)
         return;
     va_list ap;
     va_start(ap, fmt);
     _cleanup_free_ char *s = mk_xvasprintf(fmt, ap);
     va_end(ap);
-    mk_write_all(b->opts->log_fd, s, strlen(s), NULL);
+    builder_progress_log(b->ui, s);
 }
 
 static char *upper_keyword(const char *kw)
@@ -179,6 +196,7 @@ static void stage_release(struct stage *s)
     free(s->layers);
     mk_strv_release(&s->lowerdirs);
     mk_strv_release(&s->args);
+    free(s->deps);
 }
 
 static void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, const char *chain,
@@ -263,6 +281,12 @@ static struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
     }
     key_part("%s", ex.first_in_stage ? "base image" : "layers of the earlier steps");
     key_add(h, chain);
+    /* The epoch clamps the mtimes in the layer: a layer made without it is another layer. */
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && *sde) {
+        key_part("SOURCE_DATE_EPOCH");
+        key_add(h, sde);
+    }
     key_part("instruction");
     return h;
 }
@@ -341,6 +365,14 @@ static void explain_step(struct build *b, bool hit)
     mk_strv_clear(&ex.parts);
 }
 
+static bool strv_has(const struct mk_strv *l, const char *v)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], v) == 0)
+            return true;
+    return false;
+}
+
 /* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
  * *ret_hit tells. A broken entry is a miss. */
 static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
@@ -360,7 +392,7 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
                               const char *created_by, bool *ret_hit)
 {
     *ret_hit = false;
-    if (b->opts->no_cache)
+    if (b->opts->no_cache && !strv_has(&b->fresh_keys, key))
         return 0;
     _cleanup_free_ char *value = NULL;
     struct mk_error *e = NULL;
@@ -393,7 +425,8 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
     }
     *ret_hit = true;
     b->cached_steps++;
-    logf_(b, " => CACHED\n");
+    if (!b->silent)
+        builder_progress_done(b->ui, "CACHED");
     return 0;
 }
 
@@ -404,6 +437,10 @@ static void cache_store(struct build *b, const struct stage *s, const char *key,
               : mk_xasprintf("layer %s %s\n", s->layers[s->n_layers - 1].diff_id, s->chain);
     /* A cache that cannot be written only costs speed next time. */
     layerstore_cache_put(b->store, key, value, NULL);
+    if (b->result_fd >= 0) {
+        _cleanup_free_ char *line = mk_xasprintf("key %s\n", key);
+        mk_write_all(b->result_fd, line, strlen(line), NULL);
+    }
 }
 
 /* ---- steps that produce a layer ----------------------------------------------------------- */
@@ -1163,10 +1200,11 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     spec.cwd = cwd;
     spec.user = user;
     spec.network = network;
-    spec.stdout_fd = b->opts->quiet ? -1 : b->opts->log_fd;
-    spec.stderr_fd = b->opts->quiet ? -1 : b->opts->log_fd;
+    spec.stdout_fd = spec.stderr_fd = b->silent ? -1 : builder_progress_output_begin(b->ui);
     int status = 0;
-    if (builder_sandbox_run(&spec, &status, err) < 0) {
+    int sr = builder_sandbox_run(&spec, &status, err);
+    builder_progress_output_end(b->ui);
+    if (sr < 0) {
         node_error(b, n, err, "RUN");
         goto out;
     }
@@ -2035,6 +2073,31 @@ out:
 static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
                            struct mk_error **err);
 
+/* "linux/amd64", "linux/amd64/v2", "amd64", "x86_64": is it this host's platform? Building
+ * for another platform needs emulation we do not have. */
+static bool platform_is_host(const char *p)
+{
+    if (mk_str_has_prefix(p, "linux/"))
+        p += 6;
+    const char *host = layerstore_host_arch();
+    size_t n = strcspn(p, "/");
+    static const char *const alias[][2] = {{"x86_64", "amd64"}, {"aarch64", "arm64"}};
+    for (size_t i = 0; i < MK_ARRAY_SIZE(alias); i++)
+        if (n == strlen(alias[i][0]) && strncmp(p, alias[i][0], n) == 0)
+            p = alias[i][1], n = strlen(p);
+    return n == strlen(host) && strncmp(p, host, n) == 0;
+}
+
+static int check_platform(const char *p, struct mk_error **err)
+{
+    if (platform_is_host(p))
+        return 0;
+    return mk_error_set(err, MK_ERR_UNSUPPORTED, 0,
+                        "platform \"%s\": building for another platform is not supported yet "
+                        "(this host is linux/%s)",
+                        p, layerstore_host_arch());
+}
+
 /* Like BuildKit, a stage whose base sets no PATH gets the default one in its config. */
 static int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n,
                       struct mk_error **err)
@@ -2075,6 +2138,15 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
     if (!*image)
         return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
     s->base_name = mk_xstrdup(image);
+    const char *platform = NULL;
+    if (mk_df_node_flag(n, "platform", &platform) && platform) {
+        _cleanup_free_ char *p = NULL;
+        mk_strv_copy(&env, &b->meta_args);
+        r = mk_shell_word(platform, &env, b->df->escape, &p, err);
+        mk_strv_release(&env);
+        if (r < 0 || check_platform(p, err) < 0)
+            return node_where(b, n, err);
+    }
 
     /* An earlier stage by name (case-insensitive) or index. */
     for (size_t i = 0; i < s->index; i++) {
@@ -2095,6 +2167,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
             mk_strv_copy(&s->lowerdirs, &p->lowerdirs);
             s->base_ref = p->base_ref ? mk_xstrdup(p->base_ref) : NULL;
             memcpy(s->base_digest, p->base_digest, MK_DIGEST_SIZE);
+            s->n_base_layers = p->n_base_layers;
+            s->n_base_history = p->n_base_history;
             return 0;
         }
     }
@@ -2114,6 +2188,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         s->layers[l].media_type = mk_xstrdup(img->layers[l].media_type);
     }
     layerstore_image_chain_id(img, img->n_layers, s->chain);
+    s->n_base_layers = img->n_layers;
+    s->n_base_history = s->config.n_history;
     s->base_ref = qualified_ref(image);
     memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
     r = layerstore_image_snapshots(b->store, img, &s->lowerdirs, err);
@@ -2279,13 +2355,30 @@ static int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node
     return ret;
 }
 
+static void step_show(struct build *b, const struct mk_df_node *n)
+{
+    b->step++;
+    if (!b->silent)
+        builder_progress_step(b->ui, b->step, b->n_steps, n->original,
+                              !strcmp(n->keyword, "run") || !strcmp(n->keyword, "copy") ||
+                                  !strcmp(n->keyword, "add"));
+}
+
+static int step_result(struct build *b, int r)
+{
+    if (!b->silent)
+        builder_progress_done(b->ui, r >= 0 ? NULL : mk_interrupted ? "CANCELED" : "ERROR");
+    return r;
+}
+
 static int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 {
     ex.first_in_stage = true;
+    b->silent = s->prebuilt;
+    b->step = s->step0;
     const struct mk_df_node *from = &b->df->nodes[s->first];
-    b->step++;
-    logf_(b, "[%zu/%zu] %s\n", b->step, b->n_steps, from->original);
-    if (stage_from(b, s, from, err) < 0)
+    step_show(b, from);
+    if (step_result(b, stage_from(b, s, from, err)) < 0)
         return -1;
     /* A stage ARG without default takes the global value only when redeclared; the
      * predefined platform ARGs behave the same way. */
@@ -2293,14 +2386,14 @@ static int build_stage(struct build *b, struct stage *s, struct mk_error **err)
         return -1;
     for (size_t i = s->first + 1; i < s->end; i++) {
         const struct mk_df_node *n = &b->df->nodes[i];
-        b->step++;
-        logf_(b, "[%zu/%zu] %s\n", b->step, b->n_steps, n->original);
+        step_show(b, n);
         if (mk_interrupted)
-            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
-        if (run_instruction(b, s, n, err) < 0)
+            return step_result(b, mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted"));
+        if (step_result(b, run_instruction(b, s, n, err)) < 0)
             return -1;
     }
     s->built = true;
+    b->silent = false;
     return 0;
 }
 
@@ -2355,24 +2448,15 @@ static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struc
 
 static int mark_needed(struct build *b, size_t i, struct mk_error **err);
 
-/* RUN --mount=...,from=<stage> needs that stage too. */
-static int mark_needed_run_mounts(struct build *b, size_t i, struct mk_strv *scope,
-                                  const struct mk_df_node *n, struct mk_error **err)
+/* Stage s uses the stage named dep (when it names one): it is needed, and s waits for it. */
+static int need_dep(struct build *b, struct stage *s, const char *dep, struct mk_error **err)
 {
-    for (size_t f = 0; f < n->flags.n; f++) {
-        if (!mk_str_has_prefix(n->flags.v[f], "--mount="))
-            continue;
-        _cleanup_free_ char *exp = NULL;
-        if (mk_shell_word(n->flags.v[f] + 8, scope, b->df->escape, &exp, NULL) < 0)
-            continue;
-        _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
-        split_kv(exp, &kv);
-        const char *from = mk_strv_env_get(&kv, "from");
-        struct stage *d = from ? find_stage(b, from, i) : NULL;
-        if (d && mark_needed(b, d->index, err) < 0)
-            return -1;
-    }
-    return 0;
+    struct stage *d = find_stage(b, dep, s->index);
+    if (!d)
+        return 0;
+    s->deps = mk_xreallocarray(s->deps, s->n_deps + 1, sizeof(*s->deps));
+    s->deps[s->n_deps++] = d->index;
+    return mark_needed(b, d->index, err);
 }
 
 static int mark_needed(struct build *b, size_t i, struct mk_error **err)
@@ -2397,20 +2481,33 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err)
         } else if (strcmp(n->keyword, "arg") == 0) {
             needed_scope_arg(b, &scope, n);
             continue;
-        } else if (strcmp(n->keyword, "run") == 0) {
-            if (mark_needed_run_mounts(b, i, &scope, n, err) < 0)
-                return -1;
-            continue;
         } else if ((strcmp(n->keyword, "copy") == 0 || strcmp(n->keyword, "add") == 0) &&
                    mk_df_node_flag(n, "from", &dep) && dep) {
             /* "--from=${VARIANT}": the stage's ARGs as declared so far name the stage. */
             if (strchr(dep, '$') && mk_shell_word(dep, &scope, b->df->escape, &expanded, NULL) == 0)
                 dep = expanded;
+        } else if (strcmp(n->keyword, "run") == 0) {
+            /* RUN --mount=...,from=STAGE */
+            for (size_t f = 0; f < n->flags.n; f++) {
+                if (!mk_str_has_prefix(n->flags.v[f], "--mount="))
+                    continue;
+                /* "from=${STAGE}": the stage's ARGs as declared so far name the stage. */
+                const char *spec = n->flags.v[f] + 8;
+                _cleanup_free_ char *exp = NULL;
+                if (strchr(spec, '$') &&
+                    mk_shell_word(spec, &scope, b->df->escape, &exp, NULL) == 0)
+                    spec = exp;
+                _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
+                split_kv(spec, &kv);
+                const char *from = mk_strv_env_get(&kv, "from");
+                if (from && need_dep(b, s, from, err) < 0)
+                    return -1;
+            }
+            continue;
         } else {
             continue;
         }
-        struct stage *d = find_stage(b, dep, i);
-        if (d && mark_needed(b, d->index, err) < 0)
+        if (need_dep(b, s, dep, err) < 0)
             return -1;
     }
     return 0;
@@ -2465,8 +2562,10 @@ static int split_stages(struct build *b, struct mk_error **err)
     if (mark_needed(b, b->target, err) < 0)
         return -1;
     for (size_t k = 0; k < b->n_stages; k++)
-        if (b->stages[k].needed)
+        if (b->stages[k].needed) {
+            b->stages[k].step0 = b->n_steps;
             b->n_steps += b->stages[k].end - b->stages[k].first;
+        }
     return 0;
 }
 
@@ -2518,6 +2617,264 @@ static int resolve_build_args(struct build *b, struct mk_error **err)
     return 0;
 }
 
+/* --squash: the layers the build added to the base become one; their history entries stay,
+ * marked empty, and one entry for the merged layer follows them. */
+static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
+{
+    size_t nb = t->n_base_layers, added = t->n_layers - nb;
+    if (added < 2)
+        return 0;
+    if (t->lowerdirs.n != t->n_layers)
+        return mk_error_set(err, MK_ERR_FAILED, 0, "--squash: snapshots and layers differ");
+    _cleanup_(mk_strv_release) struct mk_strv snaps = MK_STRV_INIT;
+    for (size_t i = added; i-- > 0;)
+        mk_strv_push(&snaps, t->lowerdirs.v[i]);
+    char chain[MK_DIGEST_SIZE] = "", prev[MK_DIGEST_SIZE];
+    for (size_t i = 0; i < nb; i++) {
+        memcpy(prev, chain, sizeof(prev));
+        mk_chain_id(prev, t->layers[i].diff_id, chain);
+    }
+    struct mk_workspace ws;
+    if (builder_workspace_new(b->store, "squash-", &ws, err) < 0)
+        return -1;
+    struct mk_layer_desc d;
+    memset(&d, 0, sizeof(d));
+    char new_chain[MK_DIGEST_SIZE];
+    int r = builder_squash_snapshots(&snaps, ws.upper, err);
+    if (r == 0)
+        r = layerstore_layer_commit_dir(b->store, ws.upper, chain, &d, new_chain, err);
+    builder_workspace_release(b->store, &ws);
+    if (r < 0)
+        return mk_error_wrap(err, "--squash");
+    for (size_t i = nb; i < t->n_layers; i++)
+        free(t->layers[i].media_type);
+    t->n_layers = nb;
+    struct mk_strv diffs = MK_STRV_INIT, lowers = MK_STRV_INIT;
+    for (size_t i = 0; i < nb; i++) {
+        mk_strv_push(&diffs, t->config.diff_ids.v[i]);
+        mk_strv_push(&lowers, t->lowerdirs.v[added + i]);
+    }
+    mk_strv_release(&t->config.diff_ids);
+    mk_strv_release(&t->lowerdirs);
+    t->config.diff_ids = diffs;
+    t->lowerdirs = lowers;
+    memcpy(t->chain, chain, sizeof(chain));
+    _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, new_chain);
+    stage_add_layer(t, &d, new_chain, snap);
+    free(d.media_type);
+    for (size_t i = t->n_base_history; i < t->config.n_history; i++)
+        t->config.history[i].empty_layer = true;
+    _cleanup_free_ char *comment = mk_xasprintf("mkimg build --squash: %zu layers merged", added);
+    layerstore_config_add_history(&t->config, b->created, "", comment, false);
+    return 0;
+}
+
+/* ---- --jobs: independent stages at once ---------------------------------------------------
+ *
+ * Each stage but the target is built by a helper process (fork) as soon as the stages it
+ * uses are done, up to opts->jobs at a time. A helper builds its stage with the usual step
+ * cache; the stages it uses are already in that cache (built by earlier helpers), so it
+ * collects them silently. The helpers report the cache keys they stored; then this process
+ * builds everything in order, where every prebuilt step is a silent cache hit (also with
+ * --no-cache: the keys this build stored count as fresh). */
+
+static bool depends_on(const struct build *b, size_t i, size_t j)
+{
+    const struct stage *s = &b->stages[i];
+    for (size_t k = 0; k < s->n_deps; k++)
+        if (s->deps[k] == j || depends_on(b, s->deps[k], j))
+            return true;
+    return false;
+}
+
+/* Worth forking when two stages (not the target) could run at the same time. */
+static bool stages_parallel(const struct build *b)
+{
+    for (size_t i = 0; i < b->n_stages; i++)
+        for (size_t j = i + 1; j < b->n_stages; j++)
+            if (i != b->target && j != b->target && b->stages[i].needed && b->stages[j].needed &&
+                !depends_on(b, j, i) && !depends_on(b, i, j))
+                return true;
+    return false;
+}
+
+/* The helper process: builds stage i (and collects what it uses), reports, exits. */
+__attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, int fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(1);
+    b->result_fd = fd;
+    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd, MK_PROGRESS_PLAIN);
+    builder_progress_tag_results(b->ui);
+    struct mk_error *err = NULL;
+    int r = 0;
+    for (size_t k = 0; r == 0 && k <= i; k++) {
+        struct stage *s = &b->stages[k];
+        if (!s->needed || (k != i && !depends_on(b, i, k)))
+            continue;
+        s->prebuilt = k != i;
+        r = build_stage(b, s, &err);
+    }
+    step_end(b);
+    builder_hashcache_save(b->hc, NULL);
+    if (r < 0) {
+        /* "error CODE ERRNO STATUS\tWHERE\tMESSAGE", one line */
+        _cleanup_free_ char *line =
+            mk_xasprintf("error %d %d %d\t%s\t%s", err->code, err->sys_errno, err->status,
+                         err->where ? err->where : "", err->msg);
+        for (char *p = line; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        mk_write_all(fd, line, strlen(line), NULL);
+        mk_write_all(fd, "\n", 1, NULL);
+    } else {
+        mk_write_all(fd, "ok\n", 3, NULL);
+    }
+    _exit(r < 0 ? 1 : 0);
+}
+
+struct helper {
+    pid_t pid;
+    size_t stage;
+    int fd;
+};
+
+/* Reads a finished helper's report: cache keys into fresh_keys; an error into err. */
+static int helper_collect(struct build *b, struct helper *h, struct mk_error **err)
+{
+    struct mk_buf data = MK_BUF_INIT;
+    char chunk[8192];
+    ssize_t got;
+    lseek(h->fd, 0, SEEK_SET);
+    while ((got = read(h->fd, chunk, sizeof(chunk))) > 0 || (got < 0 && errno == EINTR))
+        if (got > 0)
+            mk_buf_add(&data, chunk, (size_t)got);
+    close(h->fd);
+    h->fd = -1;
+    bool ok = false;
+    char *save = NULL;
+    int ret = 0;
+    for (char *l = data.data ? strtok_r(data.data, "\n", &save) : NULL; l;
+         l = strtok_r(NULL, "\n", &save)) {
+        if (mk_str_has_prefix(l, "key ")) {
+            mk_strv_push(&b->fresh_keys, l + 4);
+        } else if (strcmp(l, "ok") == 0) {
+            ok = true;
+        } else if (mk_str_has_prefix(l, "error ") && ret == 0) {
+            int code = MK_ERR_FAILED, sys = 0, status = 0;
+            sscanf(l + 6, "%d %d %d", &code, &sys, &status);
+            char *where = strchr(l, '\t');
+            char *msg = where ? strchr(where + 1, '\t') : NULL;
+            if (!msg)
+                continue;
+            *where++ = '\0';
+            *msg++ = '\0';
+            ret = mk_error_set_at(err, code, *where ? where : NULL, "%s", msg);
+            if (err && *err) {
+                (*err)->sys_errno = sys;
+                (*err)->status = status;
+            }
+        }
+    }
+    mk_buf_release(&data);
+    if (ret < 0)
+        return -1;
+    if (!ok)
+        return mk_error_set(err, mk_interrupted ? MK_ERR_INTERRUPTED : MK_ERR_FAILED, 0, "%s",
+                            mk_interrupted ? "interrupted" : "building a stage failed");
+    return 0;
+}
+
+static int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
+{
+    size_t n = b->n_stages;
+    _cleanup_free_ bool *done = mk_xcalloc(n, sizeof(bool));
+    _cleanup_free_ bool *started = mk_xcalloc(n, sizeof(bool));
+    _cleanup_free_ struct helper *run = mk_xcalloc(jobs, sizeof(*run));
+    size_t n_run = 0;
+    int ret = 0;
+    for (size_t i = 0; i < n; i++)
+        done[i] = !b->stages[i].needed || i == b->target;
+    for (;;) {
+        /* Start what is ready. */
+        for (size_t i = 0; ret == 0 && !mk_interrupted && i < n && n_run < jobs; i++) {
+            if (done[i] || started[i])
+                continue;
+            bool ready = true;
+            for (size_t k = 0; k < b->stages[i].n_deps; k++)
+                ready &= done[b->stages[i].deps[k]];
+            if (!ready)
+                continue;
+            /* The report goes through a file, not a pipe: it can be longer than a pipe
+             * holds, and is read once the helper is gone. */
+            _cleanup_free_ char *dir = layerstore_tmpdir(b->store, "stage-", err);
+            if (!dir) {
+                ret = -1;
+                break;
+            }
+            _cleanup_free_ char *path = mk_xasprintf("%s/report", dir);
+            int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            unlink(path);
+            layerstore_tmpdir_remove(b->store, dir, NULL);
+            if (fd < 0) {
+                ret = mk_error_errno(err, "creating a stage report");
+                break;
+            }
+            pid_t pid = fork();
+            if (pid < 0) {
+                close(fd);
+                ret = mk_error_errno(err, "starting a stage");
+                break;
+            }
+            if (pid == 0)
+                stage_helper(b, i, fd);
+            started[i] = true;
+            run[n_run++] = (struct helper){.pid = pid, .stage = i, .fd = fd};
+        }
+        if (n_run == 0)
+            break;
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR) {
+                if (mk_interrupted)
+                    for (size_t k = 0; k < n_run; k++)
+                        kill(run[k].pid, SIGTERM);
+                continue;
+            }
+            ret = mk_error_errno(err, "waiting for a stage");
+            break;
+        }
+        for (size_t k = 0; k < n_run; k++) {
+            if (run[k].pid != pid)
+                continue;
+            struct helper h = run[k];
+            run[k] = run[--n_run];
+            if (helper_collect(b, &h, ret == 0 ? err : NULL) < 0 && ret == 0) {
+                ret = -1;
+                /* One stage failed: the build fails; stop the others. */
+                for (size_t m = 0; m < n_run; m++)
+                    kill(run[m].pid, SIGTERM);
+            }
+            done[h.stage] = true;
+            break;
+        }
+    }
+    /* On an early exit the helpers still running are stopped and waited for. */
+    for (size_t k = 0; k < n_run; k++) {
+        kill(run[k].pid, SIGTERM);
+        while (waitpid(run[k].pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        close(run[k].fd);
+    }
+    if (ret == 0 && mk_interrupted)
+        ret = mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+    for (size_t i = 0; ret == 0 && i < n; i++)
+        b->stages[i].prebuilt = b->stages[i].needed && i != b->target;
+    return ret;
+}
+
 static void image_reuse_key(const struct stage *t, const struct mk_strv *notes,
                             char out[MK_DIGEST_SIZE])
 {
@@ -2566,12 +2923,14 @@ static void build_release(struct build *b)
     mk_strv_release(&b->meta_args);
     mk_strv_release(&b->build_args);
     mk_strv_release(&b->used_build_args);
+    mk_strv_release(&b->fresh_keys);
     free(b->df_name);
     free(b->df_abs);
     free(b->created);
     ex_close_part();
     mk_strv_release(&ex.parts);
     ex.on = false;
+    builder_progress_free(b->ui);
 }
 
 int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
@@ -2582,6 +2941,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     b.store = store;
     b.opts = opts;
     b.created = layerstore_now_rfc3339();
+    b.ui = builder_progress_new(opts->quiet ? -1 : opts->log_fd, opts->progress);
+    b.result_fd = -1;
     ex.on = opts->explain_cache;
     int ret = -1;
     struct mk_image *img = NULL;
@@ -2594,6 +2955,26 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
             goto out;
         }
         free(norm);
+    }
+    if (opts->platform && check_platform(opts->platform, err) < 0) {
+        mk_error_set_where(err, "--platform");
+        goto out;
+    }
+    /* SOURCE_DATE_EPOCH as a build-arg works like the environment variable. */
+    const char *sde = NULL;
+    for (size_t i = 0; i < opts->build_args.n; i++)
+        if (mk_str_has_prefix(opts->build_args.v[i], "SOURCE_DATE_EPOCH="))
+            sde = opts->build_args.v[i] + 18;
+    if (sde) {
+        uint64_t v;
+        if (mk_parse_u64(sde, &v) < 0) {
+            mk_error_set(err, MK_ERR_USAGE, 0,
+                         "--build-arg SOURCE_DATE_EPOCH=%s: not a number of seconds", sde);
+            goto out;
+        }
+        setenv("SOURCE_DATE_EPOCH", sde, 1);
+        free(b.created);
+        b.created = layerstore_now_rfc3339();
     }
     struct stat st;
     if (stat(opts->context_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -2609,6 +2990,12 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         goto out;
     if (split_stages(&b, err) < 0)
         goto out;
+    {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned jobs = opts->jobs ? opts->jobs : cores > 0 ? (unsigned)cores : 1;
+        if (jobs > 1 && stages_parallel(&b) && prebuild_stages(&b, jobs, err) < 0)
+            goto out;
+    }
     for (size_t i = 0; i < b.n_stages; i++) {
         if (!b.stages[i].needed)
             continue;
@@ -2620,6 +3007,13 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     struct stage *t = &b.stages[b.target];
     free(t->config.created);
     t->config.created = mk_xstrdup(b.created);
+    for (size_t i = 0; i < opts->labels.n; i++) {
+        const char *l = opts->labels.v[i], *eq = strchr(l, '=');
+        _cleanup_free_ char *k = eq ? mk_xstrndup(l, (size_t)(eq - l)) : mk_xstrdup(l);
+        mk_strv_env_set(&t->config.labels, k, eq ? eq + 1 : "");
+    }
+    if (opts->squash && squash_stage(&b, t, err) < 0)
+        goto out;
     {
         _cleanup_(mk_strv_release) struct mk_strv notes = MK_STRV_INIT;
         if (t->base_ref) {
@@ -2627,6 +3021,10 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
                 &notes, mk_xasprintf("org.opencontainers.image.base.digest=%s", t->base_digest));
             mk_strv_push_take(&notes,
                               mk_xasprintf("org.opencontainers.image.base.name=%s", t->base_ref));
+        }
+        for (size_t i = 0; i < opts->annotations.n; i++) {
+            const char *a = opts->annotations.v[i];
+            mk_strv_push_take(&notes, strchr(a, '=') ? mk_xstrdup(a) : mk_xasprintf("%s=", a));
         }
         /* The same config (but for timestamps) on the same layers is the same image: reuse
          * the one written before, so a rebuild with nothing changed gives the same ID. */

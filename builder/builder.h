@@ -18,6 +18,10 @@
 
 enum mk_network { MK_NET_HOST = 0, MK_NET_NONE };
 
+/* auto: tty when log_fd is a terminal, plain otherwise. tty keeps one live status line with
+ * the running step's time; plain prints a line per step and per step result. */
+enum mk_progress { MK_PROGRESS_AUTO = 0, MK_PROGRESS_PLAIN, MK_PROGRESS_TTY };
+
 struct mk_build_opts {
     const char *context_dir;   /* the build context (required) */
     const char *dockerfile;    /* path; NULL = CONTEXT/Dockerfile */
@@ -33,6 +37,12 @@ struct mk_build_opts {
     enum mk_network network;
     int log_fd; /* progress and RUN output */
     bool quiet;
+    enum mk_progress progress;  /* how steps are shown on log_fd */
+    struct mk_strv labels;      /* --label "K=V": set on the final image's config */
+    struct mk_strv annotations; /* --annotation "K=V": on the final image's manifest */
+    const char *platform;       /* --platform, or NULL; only the host's is supported */
+    bool squash;                /* one layer for everything this build adds to the base */
+    unsigned jobs;              /* stages built at once; 0 = one per core */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and

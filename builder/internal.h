@@ -53,6 +53,32 @@ int builder_workspace_new(struct mk_store *store, const char *prefix, struct mk_
 /* Removes the tmpdir and frees the paths; accepts a zeroed workspace. */
 void builder_workspace_release(struct mk_store *store, struct mk_workspace *ws);
 
+/* ---- progress (progress.c) ---- */
+struct mk_progress_ui;
+/* fd < 0: quiet, nothing is shown. */
+struct mk_progress_ui *builder_progress_new(int fd, enum mk_progress mode);
+void builder_progress_free(struct mk_progress_ui *p);
+/* Plain result lines name their step ("#3 => done 1.2s"): for stages shown interleaved. */
+void builder_progress_tag_results(struct mk_progress_ui *p);
+/* A step starts: "[step/n_steps] text". timed: plain mode prints its time when it ends. */
+void builder_progress_step(struct mk_progress_ui *p, size_t step, size_t n_steps, const char *text,
+                           bool timed);
+/* The step ends: result NULL = it ran (its time is shown), else e.g. "CACHED", "ERROR". A
+ * second call for the same step does nothing. */
+void builder_progress_done(struct mk_progress_ui *p, const char *result);
+/* A message between the step lines (text ends with a newline). */
+void builder_progress_log(struct mk_progress_ui *p, const char *text);
+/* The fd a RUN writes its stdout and stderr to (lines shown behind the step's prefix), or
+ * -1 when quiet; output_end waits until all of it is shown. */
+int builder_progress_output_begin(struct mk_progress_ui *p);
+void builder_progress_output_end(struct mk_progress_ui *p);
+
+/* --squash: merges overlay-format snapshot dirs (bottom-most first) into the empty upper
+ * directory dest, so that dest is the diff of all of them (whiteouts and opaque directories
+ * kept). Files are hard-linked from the snapshots. */
+int builder_squash_snapshots(const struct mk_strv *snapshots, const char *dest,
+                             struct mk_error **err);
+
 /* Runs spec->argv in a new container: user (identity map of our own id range), mount, pid,
  * ipc and uts namespaces (and net for MK_NET_NONE); the overlay as root, /proc, a minimal
  * /dev (null zero full random urandom tty, pts, shm), the host's resolv.conf and a hosts

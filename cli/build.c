@@ -1,7 +1,10 @@
 /* cli/build.c - mkimg build [OPTIONS] CONTEXT */
 #include <fcntl.h>
 #include <getopt.h>
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +34,14 @@ static void build_usage(FILE *f)
         "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
         "      --iidfile FILE       write the image ID to FILE\n"
         "      --progress MODE      auto, plain, tty or quiet\n"
-        "  -q, --quiet              print only the image ID\n",
+        "  -q, --quiet              print only the image ID\n"
+        "      --label K=V          set a label on the image (repeatable)\n"
+        "      --annotation K=V     set an annotation on the image's manifest (repeatable)\n"
+        "      --metadata-file FILE write the image's digests and names to FILE as JSON\n"
+        "      --platform P         the target platform (only the host's, e.g. linux/amd64)\n"
+        "      --timestamp SECONDS  clamp created times and file mtimes (as SOURCE_DATE_EPOCH)\n"
+        "      --squash             merge the layers this build adds into one\n"
+        "  -j, --jobs N             build up to N independent stages at once (default: cores)\n",
         f);
 }
 
@@ -108,6 +118,40 @@ static int write_output(struct mk_store *store, const struct mk_image *img, cons
     return 0;
 }
 
+/* --metadata-file: what BuildKit writes there, for CI scripts that read it. */
+static int write_metadata(const struct mk_image *img, const struct mk_strv *tags, const char *path)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "containerimage.config.digest", json_string(img->config_digest));
+    json_object_set_new(o, "containerimage.digest", json_string(img->manifest_digest));
+    json_t *desc = json_object();
+    json_object_set_new(
+        desc, "mediaType",
+        json_string(img->docker_manifest ? MK_MEDIA_DOCKER_MANIFEST : MK_MEDIA_OCI_MANIFEST));
+    json_object_set_new(desc, "digest", json_string(img->manifest_digest));
+    json_object_set_new(desc, "size", json_integer((json_int_t)img->manifest_size));
+    json_object_set_new(o, "containerimage.descriptor", desc);
+    if (tags->n) {
+        struct mk_buf names = MK_BUF_INIT;
+        for (size_t i = 0; i < tags->n; i++) {
+            _cleanup_free_ char *norm = layerstore_normalize_ref(tags->v[i], NULL);
+            mk_buf_addf(&names, "%s%s", i ? "," : "", norm ? norm : tags->v[i]);
+        }
+        json_object_set_new(o, "image.name", json_string(names.data));
+        mk_buf_release(&names);
+    }
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(o);
+    struct mk_error *err = NULL;
+    int r = mk_write_file_atomic(AT_FDCWD, path, text, strlen(text), 0644, &err);
+    free(text);
+    if (r < 0) {
+        mk_error_set_where(&err, path);
+        cli_fail(err);
+    }
+    return r;
+}
+
 int cmd_build(struct mk_cli *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -127,6 +171,13 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"iidfile", required_argument, NULL, 'i'},
         {"progress", required_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
+        {"label", required_argument, NULL, 'L'},
+        {"annotation", required_argument, NULL, 'A'},
+        {"metadata-file", required_argument, NULL, 'M'},
+        {"platform", required_argument, NULL, 'F'},
+        {"timestamp", required_argument, NULL, 'S'},
+        {"squash", no_argument, NULL, 'Q'},
+        {"jobs", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -136,14 +187,14 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     memset(&ropts, 0, sizeof(ropts));
     opts.registry = &ropts;
     opts.log_fd = STDERR_FILENO;
-    const char *iidfile = NULL;
+    const char *iidfile = NULL, *metadata_file = NULL;
     bool push = false;
     struct mk_strv outputs = MK_STRV_INIT;
     int rc = 2;
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+t:f:o:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+t:f:o:j:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
             mk_strv_push(&opts.tags, optarg);
@@ -216,11 +267,54 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         case 'p':
             if (strcmp(optarg, "quiet") == 0)
                 opts.quiet = true;
-            else if (strcmp(optarg, "auto") && strcmp(optarg, "plain") && strcmp(optarg, "tty")) {
-                rc = cli_usage("build: unknown --progress \"%s\"", optarg);
+            else if (strcmp(optarg, "plain") == 0)
+                opts.progress = MK_PROGRESS_PLAIN;
+            else if (strcmp(optarg, "tty") == 0)
+                opts.progress = MK_PROGRESS_TTY;
+            else if (strcmp(optarg, "auto") == 0)
+                opts.progress = MK_PROGRESS_AUTO;
+            else {
+                rc = cli_usage("build: unknown --progress \"%s\" (auto, plain, tty or quiet)",
+                               optarg);
                 goto out;
             }
             break;
+        case 'L':
+        case 'A':
+            if (!*optarg || *optarg == '=') {
+                rc = cli_usage("build: --%s needs KEY=VALUE", c == 'L' ? "label" : "annotation");
+                goto out;
+            }
+            mk_strv_push(c == 'L' ? &opts.labels : &opts.annotations, optarg);
+            break;
+        case 'M':
+            metadata_file = optarg;
+            break;
+        case 'F':
+            opts.platform = optarg;
+            break;
+        case 'S': {
+            uint64_t v;
+            if (mk_parse_u64(optarg, &v) < 0 || v > (uint64_t)INT32_MAX * 4) {
+                rc = cli_usage("build: --timestamp takes seconds since the epoch, not \"%s\"",
+                               optarg);
+                goto out;
+            }
+            setenv("SOURCE_DATE_EPOCH", optarg, 1);
+            break;
+        }
+        case 'Q':
+            opts.squash = true;
+            break;
+        case 'j': {
+            uint64_t v;
+            if (mk_parse_u64(optarg, &v) < 0 || v < 1 || v > 64) {
+                rc = cli_usage("build: --jobs takes a number from 1 to 64, not \"%s\"", optarg);
+                goto out;
+            }
+            opts.jobs = (unsigned)v;
+            break;
+        }
         case 'q':
             opts.quiet = true;
             break;
@@ -282,6 +376,8 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         if (!opts.quiet)
             fprintf(stderr, "pushed %s@%s\n", opts.tags.v[i], digest);
     }
+    if (rc == 0 && metadata_file && write_metadata(img, &opts.tags, metadata_file) < 0)
+        rc = 1;
     if (iidfile) {
         _cleanup_free_ char *line = mk_xasprintf("%s", img->config_digest);
         if (mk_write_file_atomic(AT_FDCWD, iidfile, line, strlen(line), 0644, &err) < 0) {
@@ -294,6 +390,8 @@ out:
     mk_strv_release(&opts.tags);
     mk_strv_release(&opts.build_args);
     mk_strv_release(&opts.secrets);
+    mk_strv_release(&opts.labels);
+    mk_strv_release(&opts.annotations);
     mk_strv_release(&outputs);
     return rc;
 }

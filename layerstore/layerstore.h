@@ -32,6 +32,7 @@
 #include "common/util.h"
 
 #define MK_MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MK_MEDIA_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define MK_MEDIA_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MK_MEDIA_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MK_MEDIA_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"

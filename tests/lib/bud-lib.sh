@@ -44,7 +44,13 @@ SH
     chmod 755 "$1/usr/sbin/adduser" "$1/usr/sbin/addgroup"
 }
 # bud_build ARGS...: builds, keeping the combined output in $T/out.
-bud_build() { "$MKIMG" build --progress=plain "$@" >"$T/out" 2>&1; }
+# bud_build ARGS: builds; the log in $T/out, RUN output lines without their "#STEP " prefix.
+bud_build() {
+    local rc=0
+    "$MKIMG" build --progress=plain "$@" >"$T/out.raw" 2>&1 || rc=$?
+    sed -E 's/^#[0-9]+ //' "$T/out.raw" >"$T/out"
+    return $rc
+}
 # bud_unpack REF: the image's rootfs in $T/u/rootfs.
 bud_unpack() {
     rm -rf "$T/u"

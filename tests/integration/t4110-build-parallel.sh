@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# --jobs: independent stages are built at the same time (each stage's RUN waits for the other
+# through a shared cache mount, so the build only succeeds when they overlap), the result is
+# the image a sequential build gives, a failing stage stops the build cleanly, and so does
+# Ctrl-C.
+. "$(dirname "$0")/../lib/test-lib.sh"
+
+t_ok "import busybox base" t_import_busybox
+c=$T/c; mkdir -p "$c"
+# Each of a and b marks itself in the shared cache and waits (up to 15 s) for the other.
+cat >"$c/Dockerfile" <<'DF'
+FROM busybox AS a
+ARG RUNID
+RUN --mount=type=cache,target=/sync,id=sync sh -c 'echo a-start; touch /sync/a-$RUNID; i=0; while [ ! -e /sync/b-$RUNID ]; do i=$((i+1)); [ $i -gt 150 ] && exit 7; sleep 0.1; done; echo a > /a'
+FROM busybox AS b
+ARG RUNID
+RUN --mount=type=cache,target=/sync,id=sync sh -c 'echo b-start; touch /sync/b-$RUNID; i=0; while [ ! -e /sync/a-$RUNID ]; do i=$((i+1)); [ $i -gt 150 ] && exit 7; sleep 0.1; done; echo b > /b'
+FROM busybox AS unused
+RUN echo unused-ran
+FROM busybox
+COPY --from=a /a /a
+COPY --from=b /b /b
+RUN cat /a /b > /ab
+DF
+t_ok "two stages that need each other running build with --jobs 2" \
+    "$MKIMG" build --progress=plain -j 2 --build-arg RUNID=1 -t par "$c"
+"$MKIMG" build --progress=plain -j 2 --no-cache --build-arg RUNID=2 -t par "$c" >/dev/null 2>"$T/log"
+t_eq "--no-cache too" "$?" 0
+t_eq "each RUN's output shown once" "$(grep -c '^#[0-9]* a-start$' "$T/log"):$(grep -c '^#[0-9]* b-start$' "$T/log")" "1:1"
+t_ok "a stage the target does not need does not run" bash -c "! grep -q unused-ran '$T/log'"
+t_grep "result lines of parallel stages name their step" '^#3 => done [0-9.]+s$' "$T/log"
+"$MKIMG" run par cat /ab >"$T/ab"
+t_eq "the image holds both stages' files" "$(cat "$T/ab")" "$(printf 'a\nb')"
+id=$("$MKIMG" inspect par | jq -r '.[0].Id')
+"$MKIMG" build --progress=plain -j 1 --build-arg RUNID=2 -t par "$c" >"$T/id" 2>"$T/log1"
+t_eq "a sequential rebuild is all cached" "$(grep -c '=> CACHED' "$T/log1")" 5
+t_eq "... and gives the same image" "$(cat "$T/id")" "$id"
+"$MKIMG" build -q -j 1 --no-cache --build-arg RUNID=3 -t seq "$c" >/dev/null 2>&1
+t_eq "sequentially (-j 1) the same Dockerfile cannot build (the test can fail)" "$?" 1
+
+# A failing stage: one clear error, the other stage stopped, nothing tagged or left behind.
+cat >"$c/Dockerfile.fail" <<'DF'
+FROM busybox AS a
+RUN sleep 0.3; exit 3
+FROM busybox AS b
+RUN sleep 20
+FROM busybox
+COPY --from=a / /
+COPY --from=b / /
+DF
+start=$SECONDS
+"$MKIMG" build -j 2 -t failed -f "$c/Dockerfile.fail" "$c" >/dev/null 2>"$T/err"; rc=$?
+t_eq "a failing stage fails the build" "$rc" 1
+t_grep "... naming its line" '^mkimg: .*Dockerfile.fail:2: RUN "sleep 0.3; exit 3": exit status 3$' "$T/err"
+t_ok "... and stops the other stage (no 20 s wait)" test $((SECONDS - start)) -lt 15
+sleepers() { pgrep -fc '^(/bin/sh -c )?sleep 20$'; }
+t_fails "nothing tagged" "$MKIMG" inspect failed
+t_eq "no temp dir left" "$(ls -A "$MKIMG_ROOT/tmp" | wc -l)" 0
+t_eq "no stage process left" "$(sleepers)" 0
+
+# Ctrl-C while two stages run.
+sed 's/sleep 0.3; exit 3/sleep 20/' "$c/Dockerfile.fail" >"$c/Dockerfile.int"
+"$MKIMG" build -j 2 -t intr -f "$c/Dockerfile.int" "$c" >/dev/null 2>"$T/err" &
+pid=$!
+for _ in $(seq 50); do [ "$(sleepers)" -ge 2 ] && break; sleep 0.1; done
+kill -INT $pid
+wait $pid; rc=$?
+t_eq "SIGINT: exit 130" "$rc" 130
+sleep 0.3
+t_eq "SIGINT: no stage process left" "$(sleepers)" 0
+t_eq "SIGINT: no temp dir left" "$(ls -A "$MKIMG_ROOT/tmp" | wc -l)" 0
+t_fails "SIGINT: nothing tagged" "$MKIMG" inspect intr
+t_ok "fsck is clean" "$MKIMG" fsck
+t_done
