@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -510,6 +511,8 @@ struct run_mounts {
     struct mk_strv strings;   /* owned sources and targets */
     struct mk_strv lowers[8]; /* lowerdirs of the overlay mounts (from=, rw, masked) */
     size_t n_lowers;
+    int locks[8]; /* flock()ed lock files of the cache mounts in use (sharing=) */
+    size_t n_locks;
 };
 
 static void run_mounts_release(struct build *b, struct run_mounts *rm);
@@ -726,6 +729,59 @@ static const char *secret_source(struct build *b, const char *id, bool *ret_env)
     return NULL;
 }
 
+/* A cache mount's sharing= (BuildKit): "shared" users hold the cache's lock file shared and
+ * run together; "locked" holds it exclusively, so it waits for every other user; "private"
+ * takes the first instance (DIR, DIR-1, DIR-2, ...) nobody uses. Builds with --jobs and
+ * concurrent builds on one store meet here. overlay: the cache is an overlay's upper, which
+ * one mount at a time may use, so "shared" locks exclusively too. *ret_dir is the
+ * directory to use (caller frees); the lock is held until run_mounts_release. */
+static int cache_lock(struct build *b, const struct mk_df_node *n, struct run_mounts *rm,
+                      const char *dir, const char *sharing, bool overlay, char **ret_dir,
+                      struct mk_error **err)
+{
+    sharing = sharing ? sharing : "shared";
+    bool private = strcmp(sharing, "private") == 0;
+    if (!private && strcmp(sharing, "shared") != 0 && strcmp(sharing, "locked") != 0)
+        return node_error(b, n, err, "--mount sharing=%s: unknown mode (shared, private or locked)",
+                          sharing);
+    if (rm->n_locks == MK_ARRAY_SIZE(rm->locks))
+        return node_error(b, n, err, "too many cache mounts in one RUN");
+    int how = strcmp(sharing, "shared") == 0 && !overlay ? LOCK_SH : LOCK_EX;
+    for (unsigned k = 0; k <= (private ? 16u : 0u); k++) {
+        bool last = k == (private ? 16u : 0u);
+        _cleanup_free_ char *d = k ? mk_xasprintf("%s-%u", dir, k) : mk_xstrdup(dir);
+        _cleanup_free_ char *lock = mk_xasprintf("%s.lock", d);
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT) {
+            _cleanup_free_ char *parent = mk_xstrdup(dir);
+            *strrchr(parent, '/') = '\0';
+            if (mk_mkdir_p(parent, 0755, NULL) == 0)
+                fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        }
+        if (fd < 0)
+            return node_error(b, n, err, "locking the cache mount: %s", strerror(errno));
+        /* private: an instance in use is skipped; with all 17 in use, wait for the last. */
+        while (flock(fd, how | (private && !last ? LOCK_NB : 0)) < 0) {
+            if (errno == EINTR && !mk_interrupted)
+                continue;
+            int e = errno;
+            close(fd);
+            fd = -1;
+            if (e == EWOULDBLOCK)
+                break;
+            if (e == EINTR)
+                return node_error(b, n, err, "interrupted");
+            return node_error(b, n, err, "locking the cache mount: %s", strerror(e));
+        }
+        if (fd < 0)
+            continue;
+        rm->locks[rm->n_locks++] = fd;
+        *ret_dir = MK_TAKE_PTR(d);
+        return 0;
+    }
+    return node_error(b, n, err, "no free cache instance");
+}
+
 static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *n, const char *flag,
                      struct run_mounts *rm, const char *tmp, struct mk_error **err)
 {
@@ -784,9 +840,12 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         char d[MK_DIGEST_SIZE];
         mk_sha256_buffer(material.data, material.len, d);
         mk_buf_release(&material);
-        _cleanup_free_ char *dir =
+        _cleanup_free_ char *base =
             mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
+        _cleanup_free_ char *dir = NULL;
         const char *upper, *work;
+        if (cache_lock(b, n, rm, base, mk_strv_env_get(&kv, "sharing"), true, &dir, err) < 0)
+            goto out;
         if (mk_mkdir_p(dir, 0700, err) < 0 || overlay_dirs(rm, dir, &upper, &work, err) < 0) {
             node_where(b, n, err);
             goto out;
@@ -798,7 +857,13 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         _cleanup_free_ char *material = mk_xasprintf("cache-mount\n%s", id ? id : abs_target);
         char d[MK_DIGEST_SIZE];
         mk_sha256_buffer(material, strlen(material), d);
-        char *dir = mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
+        _cleanup_free_ char *base =
+            mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
+        char *dir = NULL;
+        if (cache_lock(b, n, rm, base, mk_strv_env_get(&kv, "sharing"), false, &dir, err) < 0) {
+            node_where(b, n, err);
+            goto out;
+        }
         keep(rm, dir);
         mode_t mode;
         uint64_t uid = 0, gid = 0;
@@ -818,8 +883,6 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
                 goto out;
             }
         }
-        /* A cache mount from a stage or the context is seeded elsewhere; BuildKit's
-         * sharing modes all behave as "shared" here. */
         add_mount(rm, MK_MOUNT_BIND, dir, keep(rm, MK_TAKE_PTR(abs_target)), ro);
     } else if (strcmp(type, "bind") == 0) {
         const char *tgt = keep(rm, MK_TAKE_PTR(abs_target));
@@ -949,6 +1012,8 @@ static void run_mounts_release(struct build *b, struct run_mounts *rm)
     (void)b;
     for (size_t i = 0; i < rm->n_lowers; i++)
         mk_strv_release(&rm->lowers[i]);
+    for (size_t i = 0; i < rm->n_locks; i++)
+        close(rm->locks[i]);
     free(rm->m);
     mk_strv_release(&rm->strings);
     memset(rm, 0, sizeof(*rm));

@@ -38,6 +38,32 @@ t_eq "... and gives the same image" "$(cat "$T/id")" "$id"
 "$MKIMG" build -q -j 1 --no-cache --build-arg RUNID=3 -t seq "$c" >/dev/null 2>&1
 t_eq "sequentially (-j 1) the same Dockerfile cannot build (the test can fail)" "$?" 1
 
+# Cache mounts under --jobs: sharing=locked makes the second user wait (each stage reads back
+# what it wrote although both write the same file), private gives the second its own
+# instance (the same), shared lets them use it at once (each waits for the other's mark).
+for mode in locked private; do
+    cat >"$c/Dockerfile.$mode" <<DF
+FROM busybox AS a
+ARG R
+RUN --mount=type=cache,target=/c,id=sh-$mode,sharing=$mode sh -c 'echo \$R-a > /c/v; sleep 1; cat /c/v > /seen'
+FROM busybox AS b
+ARG R
+RUN --mount=type=cache,target=/c,id=sh-$mode,sharing=$mode sh -c 'echo \$R-b > /c/v; sleep 1; cat /c/v > /seen'
+FROM busybox
+COPY --from=a /seen /a
+COPY --from=b /seen /b
+DF
+    t_ok "sharing=$mode builds with --jobs 2" "$MKIMG" build -q -j 2 --build-arg R=$mode -t sh-$mode -f "$c/Dockerfile.$mode" "$c"
+    t_eq "sharing=$mode: each stage sees its own write" \
+        "$("$MKIMG" run sh-$mode cat /a /b | tr '\n' ' ')" "$mode-a $mode-b "
+done
+sed -e 's/id=sync/id=sync-shared,sharing=shared/' "$c/Dockerfile" >"$c/Dockerfile.shared"
+t_ok "sharing=shared: two stages use the cache at once" \
+    "$MKIMG" build -q -j 2 --build-arg RUNID=s -f "$c/Dockerfile.shared" "$c"
+sed 's/sharing=locked/sharing=sometimes/' "$c/Dockerfile.locked" >"$c/Dockerfile.bad"
+"$MKIMG" build -q -j 1 -f "$c/Dockerfile.bad" "$c" >/dev/null 2>"$T/err"
+t_grep "an unknown sharing mode is a clear error" 'Dockerfile.bad:3: --mount sharing=sometimes: unknown mode' "$T/err"
+
 # A failing stage: one clear error, the other stage stopped, nothing tagged or left behind.
 cat >"$c/Dockerfile.fail" <<'DF'
 FROM busybox AS a
