@@ -99,6 +99,7 @@ static bool cached_copy(struct mk_store *store, const char *key, const char *dif
     struct stat st;
     if (!path || stat(path, &st) < 0 || (uint64_t)st.st_size != size)
         return false;
+    ls_mark_used(store, blob, NULL);
     memcpy(ret->digest, blob, MK_DIGEST_SIZE);
     ret->size = size;
     return true;

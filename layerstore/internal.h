@@ -126,6 +126,13 @@ int ls_gc_lock_exclusive(struct mk_store *store, struct mk_error **err);
 void ls_gc_lock_shared(struct mk_store *store);
 /* A blob or snapshot file name: 64 lowercase hex digits. */
 bool ls_is_hex64(const char *s);
+/* Records that a blob and/or a snapshot (either may be NULL) was just used, for prune
+ * --keep-storage's least-recently-used order: the entry's atime is set explicitly, which
+ * moves its ctime to now (the use time prune reads; mount atime options do not matter and
+ * nothing that is part of an image changes). Best effort: a failure costs only LRU order. */
+void ls_mark_used(struct mk_store *store, const char *blob, const char *chain);
+/* Same for one entry relative to dirfd. */
+void ls_mark_used_at(int dirfd, const char *name);
 
 /* ---- end of compress/gc/fsck/archive section ---------------------------------------------- */
 

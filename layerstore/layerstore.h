@@ -319,15 +319,28 @@ int layerstore_load(struct mk_store *store, int fd, struct mk_strv *ret_loaded,
 
 struct mk_prune_report {
     uint64_t blobs, snapshots, cache_entries;
-    uint64_t bytes; /* allocated bytes freed */
+    uint64_t bytes;     /* allocated bytes freed */
+    uint64_t remaining; /* with keep_storage_set: allocated bytes of blobs, snapshots and
+                         * cache entries left in the store */
 };
-/* Removes what no image in index.json needs: blobs, snapshots, build-cache entries whose
- * layer is gone, compressed copies of layers no image has, stale temp files; with all,
- * every cache entry and compressed copy too. Waits until no other mkimg process has the
- * store open (the gc lock), so nothing written but not yet tagged is lost. Fails without
- * deleting anything when a referenced manifest or config cannot be read. */
-int layerstore_prune(struct mk_store *store, bool all, struct mk_prune_report *ret,
-                     struct mk_error **err);
+
+struct mk_prune_opts {
+    /* Without all, what may go is what no image in index.json needs: blobs, snapshots,
+     * build-cache entries naming a layer that is gone or unreferenced, compressed copies of
+     * layers no image has, stale temp files. With all, every build-cache entry and every
+     * compressed copy too. */
+    bool all;
+    /* Stop once blobs, snapshots and cache entries take at most keep_storage bytes: of what
+     * may go, the least recently used goes first. Without it, all of it goes. */
+    bool keep_storage_set;
+    uint64_t keep_storage;
+};
+/* Removes what may go (see mk_prune_opts), least recently used first. Waits until no other
+ * mkimg process has the store open (the gc lock), so nothing written but not yet tagged is
+ * lost; what an image in index.json needs is never removed. Fails without deleting anything
+ * when a referenced manifest or config cannot be read. */
+int layerstore_prune(struct mk_store *store, const struct mk_prune_opts *opts,
+                     struct mk_prune_report *ret, struct mk_error **err);
 
 struct mk_df_report {
     uint64_t images;                    /* index.json entries' images */

@@ -81,8 +81,10 @@ static char *unpack_dir(struct mk_store *store, int *ret_fd, struct mk_error **e
 int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *diff_id,
                        const char *chain, struct mk_error **err)
 {
-    if (layerstore_snapshot_exists(store, chain))
+    if (layerstore_snapshot_exists(store, chain)) {
+        ls_mark_used(store, blob, chain);
         return 0;
+    }
     _cleanup_close_ int in = layerstore_blob_open(store, blob, err);
     if (in < 0)
         return -1;
@@ -105,6 +107,7 @@ int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *dif
         return -1;
     }
     ls_tmpdir_forget(store, dir);
+    ls_mark_used(store, blob, chain);
     return 0;
 }
 
@@ -168,6 +171,7 @@ int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
     mk_chain_id(parent_chain, diff_id, chain);
     if (ls_snapshot_install(store, upperdir, chain, err) < 0)
         return -1;
+    ls_mark_used(store, diff_id, chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)
         memcpy(ret_chain, chain, MK_DIGEST_SIZE);
@@ -205,6 +209,7 @@ int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *pare
     }
     /* Gone either way: renamed into snapshots/, or not needed because it was there. */
     layerstore_tmpdir_remove(store, dir, NULL);
+    ls_mark_used(store, diff_id, chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)
         memcpy(ret_chain, chain, MK_DIGEST_SIZE);
