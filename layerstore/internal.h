@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "layerstore/layerstore.h"
@@ -22,6 +23,46 @@
  * With $SOURCE_DATE_EPOCH set, no entry's mtime is later than it (reproducible builds). */
 int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                      struct mk_error **err);
+
+/* The overlay lowerdirs under one directory of an upperdir being written (tar-diff.c): an
+ * open directory fd per layer where it is visible, top-most first. */
+struct ls_lowers {
+    int *fds;
+    size_t n;
+};
+
+/* Like ls_tar_write_dir, for the upperdir of a step whose lowerdirs are lowers (top-most
+ * first; NULL or empty: none): entries that overlay copied up but that equal the entry they
+ * hide are left out (see tar-diff.c); a directory is still written when something under it
+ * is. */
+int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
+                      char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
+
+/* An entry's extended attributes, sorted by name, overlay's own left out (opaque tells
+ * whether overlay marks the directory opaque). */
+struct ls_xattrs {
+    struct mk_strv names;
+    char **values;
+    size_t *lens;
+    size_t n_values;
+    bool opaque;
+};
+int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs *ret,
+                   struct mk_error **err);
+void ls_xattrs_release(struct ls_xattrs *x);
+
+/* The lower set of the directory name inside the one l describes (none when the upper
+ * directory is opaque). ret is released with ls_lowers_release. */
+void ls_lowers_child(const struct ls_lowers *l, const char *name, bool upper_opaque,
+                     struct ls_lowers *ret);
+void ls_lowers_release(struct ls_lowers *l);
+#define LS_DIFF_BUF_SIZE (1u << 18)
+/* Whether the upper entry name of dfd (stat st, xattrs as read) equals the entry it hides in
+ * l. buf is scratch space of LS_DIFF_BUF_SIZE bytes. Fails only on a read error of the
+ * upper file. */
+int ls_lowers_unchanged(const struct ls_lowers *l, int dfd, const char *name, const char *path,
+                        const struct stat *st, const struct ls_xattrs *xattrs, char *buf,
+                        bool *ret_same, struct mk_error **err);
 
 struct ls_apply_opts {
     bool rootless;        /* not real root: skip device nodes (except whiteouts), drop

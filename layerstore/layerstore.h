@@ -213,10 +213,14 @@ int layerstore_image_snapshots(struct mk_store *store, const struct mk_image *im
 /* Turns an overlay upperdir (a directory inside layerstore_tmpdir()) into a layer: writes
  * the deterministic tar blob (overlay whiteouts -> .wh. entries), then renames the dir to
  * the snapshot of chain(parent_chain, diff_id) (or removes it when that snapshot exists).
+ * lowerdirs (top-most first, as mounted; NULL for none) are what the upperdir was mounted
+ * over: entries overlay copied up that equal what they hide there (content, mode, owner,
+ * mtime, xattrs) are left out of the tar; the snapshot keeps them (same merged tree).
  * parent_chain is "" for a first layer. ret_chain may be NULL. */
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
-                                const char *parent_chain, struct mk_layer_desc *ret,
-                                char ret_chain[MK_DIGEST_SIZE], struct mk_error **err);
+                                const struct mk_strv *lowerdirs, const char *parent_chain,
+                                struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                struct mk_error **err);
 
 /* Imports an untrusted layer tar (plain, gzip, bzip2, xz or zstd, detected from content)
  * from fd: stores the uncompressed tar as a blob and unpacks it into the snapshot of
