@@ -161,6 +161,17 @@ int ls_compress_cache_key(const char *diff_id, enum mk_compression c, int level,
 int ls_compress_cache_parse(const char *value, char ret_diff_id[MK_DIGEST_SIZE],
                             char ret_blob[MK_DIGEST_SIZE], uint64_t *ret_size);
 
+/* Compresses what rd yields (until it returns 0) to out_fd as gzip or zstd at level (already
+ * resolved, not 0) on threads threads: the same bytes whatever threads is (see
+ * compress-stream.c), streaming with bounded memory. ret_digest and ret_size describe the
+ * bytes written. */
+typedef ssize_t (*ls_read_fn)(void *ctx, void *buf, size_t n, struct mk_error **err);
+int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c, int level,
+                       unsigned threads, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                       struct mk_error **err);
+/* Whether libzstd was built with worker threads. */
+bool ls_zstd_has_threads(void);
+
 /* Turns this handle's gc lock exclusive (waiting for every other mkimg process on the store
  * to finish) and back to shared. */
 int ls_gc_lock_exclusive(struct mk_store *store, struct mk_error **err);
