@@ -164,9 +164,8 @@ static int gz_deflate_block(struct gz_job *j, int level, struct gz_stream *z)
         return -1;
     }
     int r = 0;
-    if (j->dict_len &&
-        deflateSetDictionary(sp, (const Bytef *)j->in + GZ_DICT - j->dict_len,
-                             (uInt)j->dict_len) != Z_OK)
+    if (j->dict_len && deflateSetDictionary(sp, (const Bytef *)j->in + GZ_DICT - j->dict_len,
+                                            (uInt)j->dict_len) != Z_OK)
         r = -1;
     /* A sync flush adds at most 5 bytes per 16 KiB beyond deflateBound's figure and ends
      * with 5 bytes of its own. */
