@@ -455,6 +455,14 @@ static int collect_snapshots(struct prune *p, const struct ls_marks *m, struct m
 
 static int remove_item(struct prune *p, struct item *it, struct mk_error **err);
 
+static struct item *find_item(struct prune *p, enum item_kind kind, const char *hex)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].kind == kind && strcmp(p->items[i].hex, hex) == 0)
+            return &p->items[i];
+    return NULL;
+}
+
 /* Cache entries that name what is about to go go first, so no entry ever names a missing
  * blob or snapshot. Such entries are always collected: they are dropped by the same rule
  * that makes their blob or snapshot unreferenced. */
@@ -479,6 +487,10 @@ static int remove_dependents(struct prune *p, const struct item *it, struct mk_e
 
 static int remove_item(struct prune *p, struct item *it, struct mk_error **err)
 {
+    /* Marked first: removing one part of a built layer comes back here for the others. */
+    if (it->gone)
+        return 0;
+    it->gone = true;
     if (remove_dependents(p, it, err) < 0)
         return -1;
     switch (it->kind) {
@@ -486,6 +498,15 @@ static int remove_item(struct prune *p, struct item *it, struct mk_error **err)
         if (unlinkat(p->cache_fd, it->hex, 0) < 0 && errno != ENOENT)
             return mk_error_errno(err, "removing cache entry \"%s\"", it->hex);
         p->rep.cache_entries++;
+        if (it->ck == CACHE_LAYER) {
+            /* A built layer's entry, blob and snapshot go together: the entry is the only
+             * record of which snapshot belongs to which blob, and neither is of use to the
+             * cache without the other. */
+            struct item *blob = find_item(p, ITEM_BLOB, mk_digest_hex(it->a));
+            struct item *snap = find_item(p, ITEM_SNAPSHOT, mk_digest_hex(it->b));
+            if ((blob && remove_item(p, blob, err) < 0) || (snap && remove_item(p, snap, err) < 0))
+                return -1;
+        }
         break;
     case ITEM_BLOB:
         if (unlinkat(p->blobs_fd, it->hex, 0) < 0 && errno != ENOENT)
@@ -505,7 +526,6 @@ static int remove_item(struct prune *p, struct item *it, struct mk_error **err)
         break;
     }
     }
-    it->gone = true;
     p->rep.bytes += it->bytes;
     p->total = p->total > it->bytes ? p->total - it->bytes : 0;
     return 0;

@@ -21,17 +21,21 @@ for n in a b c; do "$MKIMG" rmi "img-$n" >/dev/null; done
 t_grep "a's layer comes from the cache" '=> CACHED' "$T/out"
 "$MKIMG" rmi img-a >/dev/null
 
+chain_b=$(printf '%s %s' "$base_layer" "$layer_b" | sha256sum | cut -d' ' -f1)
+t_ok "b's snapshot is there before the prune" test -d "$MKIMG_ROOT/snapshots/$chain_b"
 s0=$(store_size)
 t_ok "prune --keep-storage above the store size removes nothing" \
     test "$("$MKIMG" prune --keep-storage "$((s0 + 4096))" | head -1)" = \
     "removed 0 blobs, 0 snapshots, 0 cache entries; freed 0.0 MB"
 
-# Each layer is a 3 MB blob and a 3 MB snapshot: 4.5 MB below takes b's whole layer.
-"$MKIMG" prune --keep-storage "$((s0 - 4500000))" >"$T/out"
+# Each layer is a 3 MB blob and a 3 MB snapshot; 1.5 MB below takes b's layer, and a layer's
+# blob and snapshot go together.
+"$MKIMG" prune --keep-storage "$((s0 - 1500000))" >"$T/out"
 t_grep "prune reports the size it got to" '^store size [0-9.]+ MB \([0-9]+ bytes\)$' "$T/out"
 got=$(sed -n 's/^store size .* (\([0-9]*\) bytes)$/\1/p' "$T/out")
-t_ok "the store is at or under the limit" test "$got" -le "$((s0 - 4500000))"
+t_ok "the store is at or under the limit" test "$got" -le "$((s0 - 1500000))"
 t_ok "the least recently used layer (b) is gone" test ! -e "$MKIMG_ROOT/blobs/sha256/${layer_b#sha256:}"
+t_ok "with its snapshot" test ! -e "$MKIMG_ROOT/snapshots/$chain_b"
 t_ok "c stays" has_blob "$layer_c"
 t_ok "a, used last, stays" has_blob "$layer_a"
 t_eq "fsck is clean" "$("$MKIMG" fsck)" "store is clean"
