@@ -473,7 +473,7 @@ static int step_commit(struct build *b, struct stage *s, const char *upper, cons
     struct mk_layer_desc d;
     memset(&d, 0, sizeof(d));
     char chain[MK_DIGEST_SIZE];
-    if (layerstore_layer_commit_dir(b->store, upper, s->chain, &d, chain, err) < 0)
+    if (layerstore_layer_commit_dir(b->store, upper, &s->lowerdirs, s->chain, &d, chain, err) < 0)
         return -1;
     _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
     stage_add_layer(s, &d, chain, snap);
@@ -2707,7 +2707,7 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
     char new_chain[MK_DIGEST_SIZE];
     int r = builder_squash_snapshots(&snaps, ws.upper, err);
     if (r == 0)
-        r = layerstore_layer_commit_dir(b->store, ws.upper, chain, &d, new_chain, err);
+        r = layerstore_layer_commit_dir(b->store, ws.upper, NULL, chain, &d, new_chain, err);
     builder_workspace_release(b->store, &ws);
     if (r < 0)
         return mk_error_wrap(err, "--squash");

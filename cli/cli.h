@@ -67,5 +67,9 @@ int cmd_fsck(struct mk_cli *cli, int argc, char **argv);
 int cmd_df(struct mk_cli *cli, int argc, char **argv);
 /* Decimal units with three significant digits ("4.27 MB"), like podman. Caller frees. */
 char *cli_human_size(uint64_t n);
+/* "500MB", "2GiB", "1.5G", "4096": a byte count with an optional unit, decimal (kB, MB, GB,
+ * TB; the B may be left out) or binary (KiB, MiB, GiB, TiB), case-insensitive. -1 when
+ * malformed or past 2^64. */
+int cli_parse_size(const char *s, uint64_t *ret);
 
 #endif

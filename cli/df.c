@@ -1,6 +1,7 @@
 /* cli/df.c - `mkimg df`: the store's disk usage by kind. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli.h"
 
@@ -14,6 +15,47 @@ char *cli_human_size(uint64_t n)
         u++;
     }
     return mk_xasprintf("%.3g %s", v, units[u]);
+}
+
+int cli_parse_size(const char *s, uint64_t *ret)
+{
+    static const struct {
+        const char *name;
+        double mult;
+    } units[] = {{"", 1},
+                 {"b", 1},
+                 {"k", 1e3},
+                 {"kb", 1e3},
+                 {"m", 1e6},
+                 {"mb", 1e6},
+                 {"g", 1e9},
+                 {"gb", 1e9},
+                 {"t", 1e12},
+                 {"tb", 1e12},
+                 {"kib", 1024.0},
+                 {"mib", 1048576.0},
+                 {"gib", 1073741824.0},
+                 {"tib", 1099511627776.0}};
+    const char *p = s;
+    double whole = 0, frac = 0, scale = 1;
+    bool digits = false;
+    for (; *p >= '0' && *p <= '9'; p++, digits = true)
+        whole = whole * 10 + (*p - '0');
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits = true)
+            frac += (*p - '0') * (scale /= 10);
+    if (!digits)
+        return -1;
+    for (size_t i = 0; i < MK_ARRAY_SIZE(units); i++) {
+        if (strcasecmp(p, units[i].name) != 0)
+            continue;
+        double v = (whole + frac) * units[i].mult;
+        if (v >= 18446744073709551616.0)
+            return -1;
+        *ret = (uint64_t)v;
+        return 0;
+    }
+    return -1;
 }
 
 static void row(const char *type, uint64_t count, uint64_t bytes, uint64_t reclaimable)
@@ -44,5 +86,8 @@ int cmd_df(struct mk_cli *cli, int argc, char **argv)
     row("build cache", r.cache_entries, r.cache_bytes, 0);
     row("compressed copies", r.compressed, r.compressed_bytes, 0);
     row("unreferenced blobs", r.unused_blobs, r.unused_blob_bytes, r.unused_blob_bytes);
+    row("total", r.blobs + r.compressed + r.unused_blobs + r.snapshots + r.cache_entries,
+        r.blob_bytes + r.compressed_bytes + r.unused_blob_bytes + r.snapshot_bytes + r.cache_bytes,
+        r.unused_blob_bytes + r.unused_snapshot_bytes);
     return 0;
 }

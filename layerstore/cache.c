@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
-#include "layerstore/layerstore.h"
+#include "layerstore/internal.h"
 
 #define CACHE_VALUE_MAX (64u << 20)
 
@@ -22,7 +22,10 @@ int layerstore_cache_get(struct mk_store *store, const char *key, char **ret_val
         return mk_error_set(err, MK_ERR_INVALID, 0, "invalid cache key \"%s\"", key);
     _cleanup_free_ char *dir = cache_dir(store);
     _cleanup_free_ char *path = mk_xasprintf("%s/%s", dir, mk_digest_hex(key));
-    return mk_read_file_at(AT_FDCWD, path, CACHE_VALUE_MAX, ret_value, NULL, err);
+    if (mk_read_file_at(AT_FDCWD, path, CACHE_VALUE_MAX, ret_value, NULL, err) < 0)
+        return -1;
+    ls_mark_used_at(AT_FDCWD, path);
+    return 0;
 }
 
 int layerstore_cache_put(struct mk_store *store, const char *key, const char *value,
@@ -50,6 +53,7 @@ int layerstore_layer_lookup(struct mk_store *store, const char *diff_id, const c
     struct stat st;
     if (stat(blob, &st) < 0 || !layerstore_snapshot_exists(store, chain_id))
         return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "layer %s is gone", diff_id);
+    ls_mark_used(store, diff_id, chain_id);
     memset(ret, 0, sizeof(*ret));
     memcpy(ret->digest, diff_id, MK_DIGEST_SIZE);
     memcpy(ret->diff_id, diff_id, MK_DIGEST_SIZE);

@@ -4,7 +4,9 @@
  * copy is made only when a layer leaves the store, then kept as an ordinary blob. The cache
  * entry sha256("compressed <diff_id> <algorithm> <level>") holds
  * "compressed <diff_id> <blob digest> <size>\n" so prune can tell which layer the copy
- * belongs to. Output is deterministic: gzip without name or mtime, fixed levels. */
+ * belongs to. Several layers are compressed at once and each on its share of the cores
+ * (compress-stream.c); the bytes depend only on the layer, algorithm and level.
+ */
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -99,54 +101,10 @@ static bool cached_copy(struct mk_store *store, const char *key, const char *dif
     struct stat st;
     if (!path || stat(path, &st) < 0 || (uint64_t)st.st_size != size)
         return false;
+    ls_mark_used(store, blob, NULL);
     memcpy(ret->digest, blob, MK_DIGEST_SIZE);
     ret->size = size;
     return true;
-}
-
-struct sink {
-    int fd;
-    struct mk_sha256 *h;
-    uint64_t size;
-    struct mk_error *err;
-};
-
-static la_ssize_t sink_write(struct archive *a, void *data, const void *buf, size_t n)
-{
-    (void)a;
-    struct sink *s = data;
-    if (mk_write_all(s->fd, buf, n, &s->err) < 0)
-        return -1;
-    mk_sha256_update(s->h, buf, n);
-    s->size += n;
-    return (la_ssize_t)n;
-}
-
-MK_DEFINE_CLEANUP(struct archive, archive_write_free)
-MK_DEFINE_CLEANUP(struct archive_entry, archive_entry_free)
-
-static int set_filter(struct archive *a, enum mk_compression c, int level, struct mk_error **err)
-{
-    char opt[64];
-    int r;
-    if (c == MK_COMPRESS_GZIP) {
-        r = archive_write_add_filter_gzip(a);
-        /* Reproducible output: no mtime (and raw format gives the filter no name). */
-        if (r == ARCHIVE_OK)
-            r = archive_write_set_filter_option(a, "gzip", "timestamp", NULL);
-        snprintf(opt, sizeof(opt), "%d", level);
-        if (r == ARCHIVE_OK)
-            r = archive_write_set_filter_option(a, "gzip", "compression-level", opt);
-    } else {
-        r = archive_write_add_filter_zstd(a);
-        snprintf(opt, sizeof(opt), "%d", level);
-        if (r == ARCHIVE_OK)
-            r = archive_write_set_filter_option(a, "zstd", "compression-level", opt);
-    }
-    if (r != ARCHIVE_OK)
-        return mk_error_set(err, MK_ERR_UNSUPPORTED, 0, "setting up %s compression: %s",
-                            algo_name(c), archive_error_string(a));
-    return 0;
 }
 
 /* The uncompressed bytes of a layer: its plain blob, or (for a layer kept only in the form
@@ -191,68 +149,19 @@ static ssize_t source_read(struct source *src, void *buf, size_t n, struct mk_er
     return got;
 }
 
-/* Streams the layer from src through the compressor into out_fd. */
-static int compress_fd(struct source *in, int out_fd, enum mk_compression c, int level,
-                       char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
+static ssize_t source_read_cb(void *ctx, void *buf, size_t n, struct mk_error **err)
 {
-    struct sink s = {.fd = out_fd, .h = mk_sha256_new()};
-    _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
-    _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, "layer");
-    archive_entry_set_filetype(e, AE_IFREG);
-    const size_t chunk = 1 << 17;
-    _cleanup_free_ char *buf = mk_xmalloc(chunk);
-    int r = -1;
-    if (archive_write_set_format_raw(a) != ARCHIVE_OK || set_filter(a, c, level, err) < 0)
-        goto out;
-    /* No block padding: the compressed stream must end where the compressor ends it. */
-    archive_write_set_bytes_per_block(a, 0);
-    archive_write_set_bytes_in_last_block(a, 1);
-    if (archive_write_open2(a, &s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK ||
-        archive_write_header(a, e) != ARCHIVE_OK)
-        goto lib_fail;
-    for (;;) {
-        if (mk_interrupted) {
-            mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
-            goto out;
-        }
-        ssize_t n = source_read(in, buf, chunk, err);
-        if (n < 0)
-            goto out;
-        if (n == 0)
-            break;
-        if (archive_write_data(a, buf, (size_t)n) != n)
-            goto lib_fail;
-    }
-    if (archive_write_close(a) != ARCHIVE_OK)
-        goto lib_fail;
-    mk_sha256_final(s.h, ret_digest);
-    *ret_size = s.size;
-    r = 0;
-    goto out;
-
-lib_fail:
-    if (s.err) {
-        if (err && !*err)
-            *err = MK_TAKE_PTR(s.err);
-    } else {
-        mk_error_set(err, MK_ERR_FAILED, 0, "%s compression: %s", algo_name(c),
-                     archive_error_string(a));
-    }
-out:
-    mk_error_free(s.err);
-    mk_sha256_free(s.h);
-    return r;
+    return source_read(ctx, buf, n, err);
 }
 
 static int compress_source(struct mk_store *store, struct source *in,
                            const struct mk_layer_desc *src, enum mk_compression c, int level,
-                           struct mk_layer_desc *ret, struct mk_error **err);
+                           unsigned threads, struct mk_layer_desc *ret, struct mk_error **err);
 
 /* Makes (or finds) the compressed copy of one layer and fills ret. */
 static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
-                        enum mk_compression c, int level, struct mk_layer_desc *ret,
-                        struct mk_error **err)
+                        enum mk_compression c, int level, unsigned threads,
+                        struct mk_layer_desc *ret, struct mk_error **err)
 {
     ret->media_type = mk_xstrdup(algo_media_type(c));
     memcpy(ret->diff_id, src->diff_id, MK_DIGEST_SIZE);
@@ -281,7 +190,7 @@ static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
     }
     if (in.fd < 0)
         return mk_error_wrap(err, "compressing layer %s", src->diff_id);
-    int r = compress_source(store, &in, src, c, level, ret, err);
+    int r = compress_source(store, &in, src, c, level, threads, ret, err);
     close(in.fd);
     source_release(&in);
     return r;
@@ -289,7 +198,7 @@ static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
 
 static int compress_source(struct mk_store *store, struct source *in,
                            const struct mk_layer_desc *src, enum mk_compression c, int level,
-                           struct mk_layer_desc *ret, struct mk_error **err)
+                           unsigned threads, struct mk_layer_desc *ret, struct mk_error **err)
 {
     char key[MK_DIGEST_SIZE];
     ls_compress_cache_key(src->diff_id, c, level, key);
@@ -299,7 +208,7 @@ static int compress_source(struct mk_store *store, struct source *in,
         return -1;
     char digest[MK_DIGEST_SIZE];
     uint64_t size = 0;
-    if (compress_fd(in, out, c, level, digest, &size, err) < 0) {
+    if (ls_compress_stream(source_read_cb, in, out, c, level, threads, digest, &size, err) < 0) {
         unlink(tmp);
         return mk_error_wrap(err, "compressing layer %s", src->diff_id);
     }
@@ -332,6 +241,7 @@ struct job {
     size_t n;
     enum mk_compression c;
     int level;
+    unsigned threads_per_layer;
     atomic_size_t next;
     atomic_bool failed;
 };
@@ -343,7 +253,8 @@ static void *worker(void *arg)
         size_t i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n || atomic_load(&j->failed))
             break;
-        if (compress_one(j->store, &j->src[i], j->c, j->level, &j->out[i], &j->errs[i]) < 0)
+        if (compress_one(j->store, &j->src[i], j->c, j->level, j->threads_per_layer, &j->out[i],
+                         &j->errs[i]) < 0)
             atomic_store(&j->failed, true);
     }
     return NULL;
@@ -376,6 +287,11 @@ int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_des
     size_t nthreads = cpus < 1 ? 1 : (size_t)cpus;
     if (nthreads > n)
         nthreads = n;
+    /* Layers in parallel and each layer on several cores: the cores are shared out. The
+     * bytes do not depend on it. */
+    j.threads_per_layer = (unsigned)((cpus < 1 ? 1 : (size_t)cpus) / (nthreads ? nthreads : 1));
+    if (j.threads_per_layer < 1)
+        j.threads_per_layer = 1;
     pthread_t *threads = mk_xcalloc(nthreads + 1, sizeof(*threads));
     size_t started = 0;
     for (; started < nthreads; started++)

@@ -1,10 +1,14 @@
 /* layerstore/gc.c - what the store's images keep alive; `mkimg prune` and `mkimg df`.
  *
  * Prune runs with the gc lock held exclusively, so no other mkimg process is between
- * writing a blob or snapshot and tagging the image that needs it. Deletion order keeps the
- * store consistent at every instant: cache entries first (nothing then names a blob about to
- * go), then blobs, then snapshots, each snapshot renamed into a temp dir before it is
- * removed so a half-deleted tree never sits under snapshots/. */
+ * writing a blob or snapshot and tagging the image that needs it. What may go is decided
+ * first (see layerstore_prune), then removed least recently used first: the use time of a
+ * blob, snapshot or cache entry is its ctime, which ls_mark_used moves to now whenever a
+ * build, pull, load or push uses it (by setting the atime explicitly, so it works whatever
+ * the mount's atime options, and changes nothing an image contains). Deletion order keeps
+ * the store consistent at every instant: before a blob or snapshot goes, the cache entries
+ * naming it go; each snapshot is renamed into a temp dir before it is removed so a
+ * half-deleted tree never sits under snapshots/. */
 #define _XOPEN_SOURCE_EXTENDED 1
 #include <dirent.h>
 #include <errno.h>
@@ -258,68 +262,152 @@ static void cache_close(struct cache_walk *w)
         close(w->dirfd);
 }
 
-/* Drops cache entries and marks the compressed copies that stay. */
-static int prune_cache(struct mk_store *store, bool all, struct ls_marks *m,
-                       struct mk_prune_report *rep, struct mk_error **err)
+void ls_mark_used_at(int dirfd, const char *name)
+{
+    const struct timespec ts[2] = {{.tv_nsec = UTIME_NOW}, {.tv_nsec = UTIME_OMIT}};
+    utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+void ls_mark_used(struct mk_store *store, const char *blob, const char *chain)
+{
+    if (blob && mk_digest_valid(blob)) {
+        _cleanup_free_ char *rel = mk_xasprintf("blobs/sha256/%s", mk_digest_hex(blob));
+        ls_mark_used_at(store->root_fd, rel);
+    }
+    if (chain && mk_digest_valid(chain)) {
+        _cleanup_free_ char *rel = mk_xasprintf("snapshots/%s", mk_digest_hex(chain));
+        ls_mark_used_at(store->root_fd, rel);
+    }
+}
+
+/* ---- prune -------------------------------------------------------------------------------- */
+
+/* Something prune may remove. Cache entries come first in a tie: they name blobs and
+ * snapshots, never the other way round. */
+enum item_kind { ITEM_CACHE, ITEM_BLOB, ITEM_SNAPSHOT };
+
+struct item {
+    enum item_kind kind;
+    char hex[65];
+    struct timespec used; /* ctime: last ls_mark_used, or creation */
+    uint64_t bytes;
+    enum cache_kind ck;     /* ITEM_CACHE: what the entry names ... */
+    char a[MK_DIGEST_SIZE]; /* ... layer: its blob; compressed: the layer's diff_id */
+    char b[MK_DIGEST_SIZE]; /* ... layer: its chain; compressed: the copy's blob */
+    bool gone;
+};
+
+struct prune {
+    struct mk_store *store;
+    struct item *items;
+    size_t n, cap;
+    uint64_t total; /* bytes of blobs, snapshots and cache entries now (keep_storage only) */
+    bool measure;
+    int cache_fd, blobs_fd;
+    char *trash; /* temp dir snapshots are renamed into before removal */
+    bool blobs_removed;
+    struct mk_prune_report rep;
+};
+
+static struct item *item_add(struct prune *p, enum item_kind kind, const char *hex,
+                             const struct stat *st, uint64_t bytes)
+{
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 64;
+        p->items = mk_xreallocarray(p->items, p->cap, sizeof(*p->items));
+    }
+    struct item *it = &p->items[p->n++];
+    memset(it, 0, sizeof(*it));
+    it->kind = kind;
+    snprintf(it->hex, sizeof(it->hex), "%s", hex);
+    it->used = st->st_ctim;
+    it->bytes = bytes;
+    return it;
+}
+
+static int cmp_item(const void *x, const void *y)
+{
+    const struct item *a = x, *b = y;
+    if (a->used.tv_sec != b->used.tv_sec)
+        return a->used.tv_sec < b->used.tv_sec ? -1 : 1;
+    if (a->used.tv_nsec != b->used.tv_nsec)
+        return a->used.tv_nsec < b->used.tv_nsec ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    return strcmp(a->hex, b->hex);
+}
+
+/* Collects the cache entries prune may drop (all with all, else those whose layer is gone)
+ * and marks the compressed copies of the entries that stay. Leftovers of atomic writes
+ * whose writer died go at once. */
+static int collect_cache(struct prune *p, bool all, struct ls_marks *m, struct mk_error **err)
 {
     struct cache_walk w;
-    if (cache_open(store, &w, err) < 0)
+    if (cache_open(p->store, &w, err) < 0)
         return -1;
     /* Kept apart until the walk ends: m->blobs must stay sorted for the lookups. */
     struct mk_strv copies = MK_STRV_INIT;
     struct dirent *de;
+    int r = 0;
     while (w.d && (de = readdir(w.d))) {
         const char *name = de->d_name;
         struct stat st;
         if (fstatat(w.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
             continue;
-        bool drop = false;
+        uint64_t bytes = (uint64_t)st.st_blocks * 512;
         if (!ls_is_hex64(name)) {
-            drop = stale_atomic_tmp(name);
-        } else {
-            char head[512], a[MK_DIGEST_SIZE], b[MK_DIGEST_SIZE];
-            if (cache_head(w.dirfd, name, head, sizeof(head)) < 0)
+            if (!stale_atomic_tmp(name))
                 continue;
-            switch (cache_classify(head, a, b)) {
-            case CACHE_LAYER:
-                drop = all || !ls_marks_has(&m->blobs, a) || !ls_marks_has(&m->chains, b);
+            if (unlinkat(w.dirfd, name, 0) < 0 && errno != ENOENT) {
+                r = mk_error_errno(err, "removing cache entry \"%s\"", name);
                 break;
-            case CACHE_COMPRESSED:
-                drop = all || !ls_marks_has(&m->blobs, a);
-                if (!drop)
-                    mk_strv_push(&copies, b);
-                break;
-            default:
-                drop = all;
             }
+            p->rep.cache_entries++;
+            p->rep.bytes += bytes;
+            continue;
+        }
+        p->total += bytes;
+        char head[512], a[MK_DIGEST_SIZE] = "", b[MK_DIGEST_SIZE] = "";
+        if (cache_head(w.dirfd, name, head, sizeof(head)) < 0)
+            continue;
+        enum cache_kind ck = cache_classify(head, a, b);
+        bool drop;
+        switch (ck) {
+        case CACHE_LAYER:
+            drop = all || !ls_marks_has(&m->blobs, a) || !ls_marks_has(&m->chains, b);
+            break;
+        case CACHE_COMPRESSED:
+            drop = all || !ls_marks_has(&m->blobs, a);
+            if (!drop)
+                mk_strv_push(&copies, b);
+            break;
+        default:
+            drop = all;
         }
         if (!drop)
             continue;
-        if (unlinkat(w.dirfd, name, 0) < 0 && errno != ENOENT) {
-            cache_close(&w);
-            mk_strv_release(&copies);
-            return mk_error_errno(err, "removing cache entry \"%s\"", name);
-        }
-        rep->cache_entries++;
-        rep->bytes += (uint64_t)st.st_blocks * 512;
+        struct item *it = item_add(p, ITEM_CACHE, name, &st, bytes);
+        it->ck = ck;
+        memcpy(it->a, a, MK_DIGEST_SIZE);
+        memcpy(it->b, b, MK_DIGEST_SIZE);
     }
+    p->cache_fd = w.dirfd;
+    w.dirfd = -1;
     cache_close(&w);
     for (size_t i = 0; i < copies.n; i++)
         mk_strv_push(&m->blobs, copies.v[i]);
     mk_strv_release(&copies);
     if (m->blobs.n)
         qsort(m->blobs.v, m->blobs.n, sizeof(char *), cmp_str);
-    return 0;
+    return r;
 }
 
-static int prune_blobs(struct mk_store *store, const struct ls_marks *m,
-                       struct mk_prune_report *rep, struct mk_error **err)
+static int collect_blobs(struct prune *p, const struct ls_marks *m, struct mk_error **err)
 {
-    _cleanup_close_ int dfd =
-        openat(store->root_fd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
+    p->blobs_fd = openat(p->store->root_fd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (p->blobs_fd < 0)
         return mk_error_errno(err, "opening \"blobs/sha256\"");
-    int dup_fd = dup(dfd);
+    int dup_fd = dup(p->blobs_fd);
     _cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
     if (!d) {
         if (dup_fd >= 0)
@@ -327,63 +415,144 @@ static int prune_blobs(struct mk_store *store, const struct ls_marks *m,
         return mk_error_errno(err, "reading \"blobs/sha256\"");
     }
     struct dirent *de;
-    bool removed = false;
     while ((de = readdir(d))) {
-        if (!ls_is_hex64(de->d_name))
-            continue;
-        _cleanup_free_ char *digest = mk_xasprintf("sha256:%s", de->d_name);
-        if (ls_marks_has(&m->blobs, digest))
-            continue;
         struct stat st;
-        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        if (!ls_is_hex64(de->d_name) ||
+            fstatat(p->blobs_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
-        if (unlinkat(dfd, de->d_name, 0) < 0 && errno != ENOENT)
-            return mk_error_errno(err, "removing blob %s", digest);
-        rep->blobs++;
-        rep->bytes += (uint64_t)st.st_blocks * 512;
-        removed = true;
+        uint64_t bytes = (uint64_t)st.st_blocks * 512;
+        p->total += bytes;
+        _cleanup_free_ char *digest = mk_xasprintf("sha256:%s", de->d_name);
+        if (!ls_marks_has(&m->blobs, digest))
+            item_add(p, ITEM_BLOB, de->d_name, &st, bytes);
     }
-    return removed ? mk_fsync_dir(dfd, err) : 0;
-}
-
-static int prune_snapshots(struct mk_store *store, const struct ls_marks *m,
-                           struct mk_prune_report *rep, struct mk_error **err)
-{
-    _cleanup_free_ char *sdir = mk_xasprintf("%s/snapshots", store->root);
-    _cleanup_closedir_ DIR *d = opendir(sdir);
-    if (!d)
-        return mk_error_errno(err, "reading \"%s\"", sdir);
-    _cleanup_free_ char *trash = NULL;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!ls_is_hex64(de->d_name))
-            continue;
-        _cleanup_free_ char *chain = mk_xasprintf("sha256:%s", de->d_name);
-        if (ls_marks_has(&m->chains, chain))
-            continue;
-        if (!trash && !(trash = layerstore_tmpdir(store, "prune-", err)))
-            return -1;
-        _cleanup_free_ char *from = mk_xasprintf("%s/%s", sdir, de->d_name);
-        _cleanup_free_ char *to = mk_xasprintf("%s/%s", trash, de->d_name);
-        uint64_t bytes = ls_du(from);
-        if (rename(from, to) < 0) {
-            int saved = errno;
-            layerstore_tmpdir_remove(store, trash, NULL);
-            return mk_error_set(err, MK_ERR_IO, saved, "removing snapshot %s", chain);
-        }
-        rep->snapshots++;
-        rep->bytes += bytes;
-    }
-    if (trash)
-        return layerstore_tmpdir_remove(store, trash, err);
     return 0;
 }
 
-int layerstore_prune(struct mk_store *store, bool all, struct mk_prune_report *ret,
-                     struct mk_error **err)
+static int collect_snapshots(struct prune *p, const struct ls_marks *m, struct mk_error **err)
 {
-    struct mk_prune_report rep;
-    memset(&rep, 0, sizeof(rep));
+    _cleanup_free_ char *sdir = mk_xasprintf("%s/snapshots", p->store->root);
+    _cleanup_closedir_ DIR *d = opendir(sdir);
+    if (!d)
+        return mk_error_errno(err, "reading \"%s\"", sdir);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!ls_is_hex64(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        _cleanup_free_ char *chain = mk_xasprintf("sha256:%s", de->d_name);
+        bool keep = ls_marks_has(&m->chains, chain);
+        if (keep && !p->measure)
+            continue;
+        _cleanup_free_ char *path = mk_xasprintf("%s/%s", sdir, de->d_name);
+        uint64_t bytes = ls_du(path);
+        p->total += bytes;
+        if (!keep)
+            item_add(p, ITEM_SNAPSHOT, de->d_name, &st, bytes);
+    }
+    return 0;
+}
+
+static int remove_item(struct prune *p, struct item *it, struct mk_error **err);
+
+static struct item *find_item(struct prune *p, enum item_kind kind, const char *hex)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->items[i].kind == kind && strcmp(p->items[i].hex, hex) == 0)
+            return &p->items[i];
+    return NULL;
+}
+
+/* Cache entries that name what is about to go go first, so no entry ever names a missing
+ * blob or snapshot. Such entries are always collected: they are dropped by the same rule
+ * that makes their blob or snapshot unreferenced. */
+static int remove_dependents(struct prune *p, const struct item *it, struct mk_error **err)
+{
+    if (it->kind == ITEM_CACHE)
+        return 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct item *c = &p->items[i];
+        if (c->gone || c->kind != ITEM_CACHE)
+            continue;
+        const char *named = NULL;
+        if (c->ck == CACHE_LAYER)
+            named = it->kind == ITEM_BLOB ? c->a : c->b;
+        else if (c->ck == CACHE_COMPRESSED && it->kind == ITEM_BLOB)
+            named = c->b;
+        if (named && strcmp(mk_digest_hex(named), it->hex) == 0 && remove_item(p, c, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int remove_item(struct prune *p, struct item *it, struct mk_error **err)
+{
+    /* Marked first: removing one part of a built layer comes back here for the others. */
+    if (it->gone)
+        return 0;
+    it->gone = true;
+    if (remove_dependents(p, it, err) < 0)
+        return -1;
+    switch (it->kind) {
+    case ITEM_CACHE:
+        if (unlinkat(p->cache_fd, it->hex, 0) < 0 && errno != ENOENT)
+            return mk_error_errno(err, "removing cache entry \"%s\"", it->hex);
+        p->rep.cache_entries++;
+        if (it->ck == CACHE_LAYER) {
+            /* A built layer's entry, blob and snapshot go together: the entry is the only
+             * record of which snapshot belongs to which blob, and neither is of use to the
+             * cache without the other. */
+            struct item *blob = find_item(p, ITEM_BLOB, mk_digest_hex(it->a));
+            struct item *snap = find_item(p, ITEM_SNAPSHOT, mk_digest_hex(it->b));
+            if ((blob && remove_item(p, blob, err) < 0) || (snap && remove_item(p, snap, err) < 0))
+                return -1;
+        }
+        break;
+    case ITEM_BLOB:
+        if (unlinkat(p->blobs_fd, it->hex, 0) < 0 && errno != ENOENT)
+            return mk_error_errno(err, "removing blob sha256:%s", it->hex);
+        p->blobs_removed = true;
+        p->rep.blobs++;
+        break;
+    case ITEM_SNAPSHOT: {
+        /* Renamed away first: a half-deleted tree never sits under snapshots/. */
+        if (!p->trash && !(p->trash = layerstore_tmpdir(p->store, "prune-", err)))
+            return -1;
+        _cleanup_free_ char *from = mk_xasprintf("%s/snapshots/%s", p->store->root, it->hex);
+        _cleanup_free_ char *to = mk_xasprintf("%s/%s", p->trash, it->hex);
+        if (rename(from, to) < 0)
+            return mk_error_errno(err, "removing snapshot sha256:%s", it->hex);
+        p->rep.snapshots++;
+        break;
+    }
+    }
+    p->rep.bytes += it->bytes;
+    p->total = p->total > it->bytes ? p->total - it->bytes : 0;
+    return 0;
+}
+
+static int prune_items(struct prune *p, uint64_t keep_storage, struct mk_error **err)
+{
+    if (p->n)
+        qsort(p->items, p->n, sizeof(*p->items), cmp_item);
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->measure && p->total <= keep_storage)
+            break;
+        if (!p->items[i].gone && remove_item(p, &p->items[i], err) < 0)
+            return -1;
+    }
+    if (p->blobs_removed && mk_fsync_dir(p->blobs_fd, err) < 0)
+        return -1;
+    if (p->trash)
+        return layerstore_tmpdir_remove(p->store, p->trash, err);
+    return 0;
+}
+
+int layerstore_prune(struct mk_store *store, const struct mk_prune_opts *opts,
+                     struct mk_prune_report *ret, struct mk_error **err)
+{
+    struct prune p = {.store = store, .cache_fd = -1, .blobs_fd = -1};
+    p.measure = opts->keep_storage_set;
     if (ls_gc_lock_exclusive(store, err) < 0)
         return -1;
     struct ls_marks m;
@@ -392,11 +561,15 @@ int layerstore_prune(struct mk_store *store, bool all, struct mk_prune_report *r
         ls_gc_lock_shared(store);
         return mk_error_wrap(err, "nothing pruned (\"mkimg fsck --repair\" drops broken images)");
     }
-    r = prune_cache(store, all, &m, &rep, err);
+    r = collect_cache(&p, opts->all, &m, err);
     if (r == 0)
-        r = prune_blobs(store, &m, &rep, err);
+        r = collect_blobs(&p, &m, err);
     if (r == 0)
-        r = prune_snapshots(store, &m, &rep, err);
+        r = collect_snapshots(&p, &m, err);
+    if (r == 0)
+        r = prune_items(&p, opts->keep_storage, err);
+    else if (p.trash)
+        layerstore_tmpdir_remove(store, p.trash, NULL);
     /* Leftovers of atomic writes of index.json by processes that died mid-write. */
     _cleanup_closedir_ DIR *d = r == 0 ? opendir(store->root) : NULL;
     struct dirent *de;
@@ -405,9 +578,16 @@ int layerstore_prune(struct mk_store *store, bool all, struct mk_prune_report *r
             unlinkat(store->root_fd, de->d_name, 0);
     ls_marks_release(&m);
     ls_gc_lock_shared(store);
+    free(p.items);
+    free(p.trash);
+    if (p.cache_fd >= 0)
+        close(p.cache_fd);
+    if (p.blobs_fd >= 0)
+        close(p.blobs_fd);
     if (r < 0)
         return -1;
-    *ret = rep;
+    p.rep.remaining = p.total;
+    *ret = p.rep;
     return 0;
 }
 

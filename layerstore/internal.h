@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "layerstore/layerstore.h"
@@ -22,6 +23,46 @@
  * With $SOURCE_DATE_EPOCH set, no entry's mtime is later than it (reproducible builds). */
 int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                      struct mk_error **err);
+
+/* The overlay lowerdirs under one directory of an upperdir being written (tar-diff.c): an
+ * open directory fd per layer where it is visible, top-most first. */
+struct ls_lowers {
+    int *fds;
+    size_t n;
+};
+
+/* Like ls_tar_write_dir, for the upperdir of a step whose lowerdirs are lowers (top-most
+ * first; NULL or empty: none): entries that overlay copied up but that equal the entry they
+ * hide are left out (see tar-diff.c); a directory is still written when something under it
+ * is. */
+int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
+                      char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
+
+/* An entry's extended attributes, sorted by name, overlay's own left out (opaque tells
+ * whether overlay marks the directory opaque). */
+struct ls_xattrs {
+    struct mk_strv names;
+    char **values;
+    size_t *lens;
+    size_t n_values;
+    bool opaque;
+};
+int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs *ret,
+                   struct mk_error **err);
+void ls_xattrs_release(struct ls_xattrs *x);
+
+/* The lower set of the directory name inside the one l describes (none when the upper
+ * directory is opaque). ret is released with ls_lowers_release. */
+void ls_lowers_child(const struct ls_lowers *l, const char *name, bool upper_opaque,
+                     struct ls_lowers *ret);
+void ls_lowers_release(struct ls_lowers *l);
+#define LS_DIFF_BUF_SIZE (1u << 18)
+/* Whether the upper entry name of dfd (stat st, xattrs as read) equals the entry it hides in
+ * l. buf is scratch space of LS_DIFF_BUF_SIZE bytes. Fails only on a read error of the
+ * upper file. */
+int ls_lowers_unchanged(const struct ls_lowers *l, int dfd, const char *name, const char *path,
+                        const struct stat *st, const struct ls_xattrs *xattrs, char *buf,
+                        bool *ret_same, struct mk_error **err);
 
 struct ls_apply_opts {
     bool rootless;        /* not real root: skip device nodes (except whiteouts), drop
@@ -120,12 +161,30 @@ int ls_compress_cache_key(const char *diff_id, enum mk_compression c, int level,
 int ls_compress_cache_parse(const char *value, char ret_diff_id[MK_DIGEST_SIZE],
                             char ret_blob[MK_DIGEST_SIZE], uint64_t *ret_size);
 
+/* Compresses what rd yields (until it returns 0) to out_fd as gzip or zstd at level (already
+ * resolved, not 0) on threads threads: the same bytes whatever threads is (see
+ * compress-stream.c), streaming with bounded memory. ret_digest and ret_size describe the
+ * bytes written. */
+typedef ssize_t (*ls_read_fn)(void *ctx, void *buf, size_t n, struct mk_error **err);
+int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c, int level,
+                       unsigned threads, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                       struct mk_error **err);
+/* Whether libzstd was built with worker threads. */
+bool ls_zstd_has_threads(void);
+
 /* Turns this handle's gc lock exclusive (waiting for every other mkimg process on the store
  * to finish) and back to shared. */
 int ls_gc_lock_exclusive(struct mk_store *store, struct mk_error **err);
 void ls_gc_lock_shared(struct mk_store *store);
 /* A blob or snapshot file name: 64 lowercase hex digits. */
 bool ls_is_hex64(const char *s);
+/* Records that a blob and/or a snapshot (either may be NULL) was just used, for prune
+ * --keep-storage's least-recently-used order: the entry's atime is set explicitly, which
+ * moves its ctime to now (the use time prune reads; mount atime options do not matter and
+ * nothing that is part of an image changes). Best effort: a failure costs only LRU order. */
+void ls_mark_used(struct mk_store *store, const char *blob, const char *chain);
+/* Same for one entry relative to dirfd. */
+void ls_mark_used_at(int dirfd, const char *name);
 
 /* ---- end of compress/gc/fsck/archive section ---------------------------------------------- */
 

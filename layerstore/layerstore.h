@@ -213,10 +213,14 @@ int layerstore_image_snapshots(struct mk_store *store, const struct mk_image *im
 /* Turns an overlay upperdir (a directory inside layerstore_tmpdir()) into a layer: writes
  * the deterministic tar blob (overlay whiteouts -> .wh. entries), then renames the dir to
  * the snapshot of chain(parent_chain, diff_id) (or removes it when that snapshot exists).
+ * lowerdirs (top-most first, as mounted; NULL for none) are what the upperdir was mounted
+ * over: entries overlay copied up that equal what they hide there (content, mode, owner,
+ * mtime, xattrs) are left out of the tar; the snapshot keeps them (same merged tree).
  * parent_chain is "" for a first layer. ret_chain may be NULL. */
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
-                                const char *parent_chain, struct mk_layer_desc *ret,
-                                char ret_chain[MK_DIGEST_SIZE], struct mk_error **err);
+                                const struct mk_strv *lowerdirs, const char *parent_chain,
+                                struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                struct mk_error **err);
 
 /* Imports an untrusted layer tar (plain, gzip, bzip2, xz or zstd, detected from content)
  * from fd: stores the uncompressed tar as a blob and unpacks it into the snapshot of
@@ -319,15 +323,28 @@ int layerstore_load(struct mk_store *store, int fd, struct mk_strv *ret_loaded,
 
 struct mk_prune_report {
     uint64_t blobs, snapshots, cache_entries;
-    uint64_t bytes; /* allocated bytes freed */
+    uint64_t bytes;     /* allocated bytes freed */
+    uint64_t remaining; /* with keep_storage_set: allocated bytes of blobs, snapshots and
+                         * cache entries left in the store */
 };
-/* Removes what no image in index.json needs: blobs, snapshots, build-cache entries whose
- * layer is gone, compressed copies of layers no image has, stale temp files; with all,
- * every cache entry and compressed copy too. Waits until no other mkimg process has the
- * store open (the gc lock), so nothing written but not yet tagged is lost. Fails without
- * deleting anything when a referenced manifest or config cannot be read. */
-int layerstore_prune(struct mk_store *store, bool all, struct mk_prune_report *ret,
-                     struct mk_error **err);
+
+struct mk_prune_opts {
+    /* Without all, what may go is what no image in index.json needs: blobs, snapshots,
+     * build-cache entries naming a layer that is gone or unreferenced, compressed copies of
+     * layers no image has, stale temp files. With all, every build-cache entry and every
+     * compressed copy too. */
+    bool all;
+    /* Stop once blobs, snapshots and cache entries take at most keep_storage bytes: of what
+     * may go, the least recently used goes first. Without it, all of it goes. */
+    bool keep_storage_set;
+    uint64_t keep_storage;
+};
+/* Removes what may go (see mk_prune_opts), least recently used first. Waits until no other
+ * mkimg process has the store open (the gc lock), so nothing written but not yet tagged is
+ * lost; what an image in index.json needs is never removed. Fails without deleting anything
+ * when a referenced manifest or config cannot be read. */
+int layerstore_prune(struct mk_store *store, const struct mk_prune_opts *opts,
+                     struct mk_prune_report *ret, struct mk_error **err);
 
 struct mk_df_report {
     uint64_t images;                    /* index.json entries' images */

@@ -81,8 +81,10 @@ static char *unpack_dir(struct mk_store *store, int *ret_fd, struct mk_error **e
 int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *diff_id,
                        const char *chain, struct mk_error **err)
 {
-    if (layerstore_snapshot_exists(store, chain))
+    if (layerstore_snapshot_exists(store, chain)) {
+        ls_mark_used(store, blob, chain);
         return 0;
+    }
     _cleanup_close_ int in = layerstore_blob_open(store, blob, err);
     if (in < 0)
         return -1;
@@ -105,6 +107,7 @@ int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *dif
         return -1;
     }
     ls_tmpdir_forget(store, dir);
+    ls_mark_used(store, blob, chain);
     return 0;
 }
 
@@ -139,15 +142,16 @@ static void fill_desc(struct mk_layer_desc *ret, const char *diff_id, uint64_t s
     ret->size = size;
 }
 
-/* Writes the layer tar of dirfd into a blob. */
-static int blob_from_dir(struct mk_store *store, int dirfd, char ret_diff_id[MK_DIGEST_SIZE],
-                         uint64_t *ret_size, struct mk_error **err)
+/* Writes the layer tar of dirfd (an upperdir over lowers) into a blob. */
+static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowers *lowers,
+                         char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
+                         struct mk_error **err)
 {
     _cleanup_free_ char *tmp = NULL;
     _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
     if (out < 0)
         return -1;
-    if (ls_tar_write_dir(dirfd, out, ret_diff_id, ret_size, err) < 0) {
+    if (ls_tar_write_diff(dirfd, lowers, out, ret_diff_id, ret_size, err) < 0) {
         unlink(tmp);
         return -1;
     }
@@ -155,19 +159,33 @@ static int blob_from_dir(struct mk_store *store, int dirfd, char ret_diff_id[MK_
 }
 
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
-                                const char *parent_chain, struct mk_layer_desc *ret,
-                                char ret_chain[MK_DIGEST_SIZE], struct mk_error **err)
+                                const struct mk_strv *lowerdirs, const char *parent_chain,
+                                struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                struct mk_error **err)
 {
     _cleanup_close_ int dfd = open_dir(upperdir, err);
     if (dfd < 0)
         return -1;
+    size_t n = lowerdirs ? lowerdirs->n : 0;
+    struct ls_lowers lowers = {mk_xcalloc(n + 1, sizeof(int)), 0};
+    for (size_t i = 0; i < n; i++) {
+        int fd = open_dir(lowerdirs->v[i], err);
+        if (fd < 0) {
+            ls_lowers_release(&lowers);
+            return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
+        }
+        lowers.fds[lowers.n++] = fd;
+    }
     char diff_id[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
     uint64_t size = 0;
-    if (blob_from_dir(store, dfd, diff_id, &size, err) < 0)
+    int r = blob_from_dir(store, dfd, &lowers, diff_id, &size, err);
+    ls_lowers_release(&lowers);
+    if (r < 0)
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
     mk_chain_id(parent_chain, diff_id, chain);
     if (ls_snapshot_install(store, upperdir, chain, err) < 0)
         return -1;
+    ls_mark_used(store, diff_id, chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)
         memcpy(ret_chain, chain, MK_DIGEST_SIZE);
@@ -205,6 +223,7 @@ int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *pare
     }
     /* Gone either way: renamed into snapshots/, or not needed because it was there. */
     layerstore_tmpdir_remove(store, dir, NULL);
+    ls_mark_used(store, diff_id, chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)
         memcpy(ret_chain, chain, MK_DIGEST_SIZE);

@@ -28,8 +28,6 @@ MK_DEFINE_CLEANUP(struct archive_entry, archive_entry_free)
 
 /* Deeper trees would run out of file descriptors (one per level) long before. */
 #define MAX_DEPTH 512
-#define XATTR_LIST_MAX_BYTES 65536
-#define XATTR_VALUE_MAX_BYTES 65536
 
 struct link_slot {
     dev_t dev;
@@ -56,6 +54,11 @@ struct writer {
     uint64_t size;
     struct mk_error *cb_err; /* an error from the write callback, reported first */
     struct link_map links;
+    /* Directories left unchanged by a step, from the root down to the one being walked:
+     * written only once something under them is (pending[i] NULL once written). */
+    struct archive_entry **pending;
+    size_t n_pending;
+    char *diff_buf; /* scratch for tar-diff.c's content comparison */
 };
 
 static size_t link_hash(dev_t dev, ino_t ino, size_t cap)
@@ -166,49 +169,21 @@ static int list_dir(int dfd, const char *path, struct mk_strv *ret, struct mk_er
     return 0;
 }
 
-/* Adds the entry's xattrs (sorted by name, overlay ones left out) and reports whether the
- * overlay marks the directory opaque. */
-static int add_xattrs(int dfd, const char *name, const char *path, struct archive_entry *e,
-                      bool *ret_opaque, struct mk_error **err)
+/* Every entry goes through here: the unchanged directories above it go first. */
+static int write_header(struct writer *w, struct archive_entry *e, const char *path,
+                        struct mk_error **err)
 {
-    _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return mk_error_errno(err, "opening \"%s\"", path);
-    /* O_PATH fds have no f*xattr; the magic link names the inode itself, even a symlink. */
-    char proc[64];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    _cleanup_free_ char *list = mk_xmalloc(XATTR_LIST_MAX_BYTES);
-    ssize_t n = listxattr(proc, list, XATTR_LIST_MAX_BYTES);
-    if (n < 0) {
-        if (errno == ENOTSUP || errno == EPERM)
-            return 0;
-        return mk_error_errno(err, "listing extended attributes of \"%s\"", path);
-    }
-    struct mk_strv names = MK_STRV_INIT;
-    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
-        mk_strv_push(&names, list + i);
-    if (names.n)
-        qsort(names.v, names.n, sizeof(char *), cmp_names);
-    _cleanup_free_ char *value = mk_xmalloc(XATTR_VALUE_MAX_BYTES);
-    int ret = 0;
-    for (size_t i = 0; i < names.n; i++) {
-        const char *x = names.v[i];
-        ssize_t vn = getxattr(proc, x, value, XATTR_VALUE_MAX_BYTES);
-        if (vn < 0) {
-            if (errno == ENODATA)
-                continue;
-            ret = mk_error_errno(err, "reading extended attribute \"%s\" of \"%s\"", x, path);
-            break;
-        }
-        if (ls_tar_xattr_is_overlay(x)) {
-            if (mk_str_has_suffix(x, ".overlay.opaque") && vn == 1 && value[0] == 'y')
-                *ret_opaque = true;
+    for (size_t i = 0; i < w->n_pending; i++) {
+        if (!w->pending[i])
             continue;
-        }
-        archive_entry_xattr_add_entry(e, x, value, (size_t)vn);
+        if (archive_write_header(w->a, w->pending[i]) < ARCHIVE_WARN)
+            return archive_fail(w, archive_entry_pathname(w->pending[i]), err);
+        archive_entry_free(w->pending[i]);
+        w->pending[i] = NULL;
     }
-    mk_strv_release(&names);
-    return ret;
+    if (archive_write_header(w->a, e) < ARCHIVE_WARN)
+        return archive_fail(w, path, err);
+    return 0;
 }
 
 static int write_empty_file(struct writer *w, const char *path, struct mk_error **err)
@@ -220,9 +195,7 @@ static int write_empty_file(struct writer *w, const char *path, struct mk_error 
     archive_entry_set_size(e, 0);
     /* Whiteouts get a fixed mtime: when a file was deleted says nothing about the image. */
     archive_entry_set_mtime(e, 0, 0);
-    if (archive_write_header(w->a, e) < ARCHIVE_WARN)
-        return archive_fail(w, path, err);
-    return 0;
+    return write_header(w, e, path, err);
 }
 
 static int copy_file_data(struct writer *w, int dfd, const char *name, const char *path,
@@ -246,11 +219,29 @@ static int copy_file_data(struct writer *w, int dfd, const char *name, const cha
     return 0;
 }
 
-static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
-                      struct mk_error **err);
+static int write_tree(struct writer *w, int dfd, const char *prefix, const struct ls_lowers *lowers,
+                      int depth, struct mk_error **err);
+
+static int write_subtree(struct writer *w, int dfd, const char *name, const char *path,
+                         const struct ls_lowers *lowers, bool opaque, int depth,
+                         struct mk_error **err)
+{
+    if (depth >= MAX_DEPTH)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "\"%s\" is nested too deeply", path);
+    _cleanup_close_ int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (cfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", path);
+    struct ls_lowers child = {0};
+    if (lowers)
+        ls_lowers_child(lowers, name, opaque, &child);
+    int r = write_tree(w, cfd, path, lowers ? &child : NULL, depth + 1, err);
+    ls_lowers_release(&child);
+    return r;
+}
 
 static int write_one(struct writer *w, int dfd, const char *name, const char *prefix,
-                     const struct stat *st, int depth, struct mk_error **err)
+                     const struct stat *st, const struct ls_lowers *lowers, int depth,
+                     struct mk_error **err)
 {
     bool dir = S_ISDIR(st->st_mode);
     _cleanup_free_ char *path = mk_xasprintf("%s%s%s", prefix, name, dir ? "/" : "");
@@ -264,9 +255,27 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
         mtime = w->clamp_mtime;
     archive_entry_set_mtime(e, mtime, 0);
 
-    bool opaque = false;
-    if (add_xattrs(dfd, name, path, e, &opaque, err) < 0)
+    struct ls_xattrs xattrs;
+    if (ls_xattrs_read(dfd, name, path, &xattrs, err) < 0)
         return -1;
+    bool opaque = xattrs.opaque, same = false;
+    for (size_t i = 0; i < xattrs.names.n; i++)
+        archive_entry_xattr_add_entry(e, xattrs.names.v[i], xattrs.values[i], xattrs.lens[i]);
+    int r = lowers && lowers->n
+                ? ls_lowers_unchanged(lowers, dfd, name, path, st, &xattrs, w->diff_buf, &same, err)
+                : 0;
+    ls_xattrs_release(&xattrs);
+    if (r < 0)
+        return -1;
+    if (same && !dir)
+        return 0;
+    if (same) {
+        w->pending = mk_xreallocarray(w->pending, w->n_pending + 1, sizeof(*w->pending));
+        w->pending[w->n_pending++] = MK_TAKE_PTR(e);
+        r = write_subtree(w, dfd, name, path, lowers, false, depth, err);
+        archive_entry_free(w->pending[--w->n_pending]);
+        return r;
+    }
 
     bool data = false;
     if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
@@ -297,8 +306,8 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
         return 0; /* sockets are not content; tar has no type for them */
     }
 
-    if (archive_write_header(w->a, e) < ARCHIVE_WARN)
-        return archive_fail(w, path, err);
+    if (write_header(w, e, path, err) < 0)
+        return -1;
     if (data && copy_file_data(w, dfd, name, path, st->st_size, err) < 0)
         return -1;
     if (!dir)
@@ -309,12 +318,7 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
         if (write_empty_file(w, marker, err) < 0)
             return -1;
     }
-    if (depth >= MAX_DEPTH)
-        return mk_error_set(err, MK_ERR_INVALID, 0, "\"%s\" is nested too deeply", path);
-    _cleanup_close_ int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (cfd < 0)
-        return mk_error_errno(err, "opening \"%s\"", path);
-    return write_tree(w, cfd, path, depth + 1, err);
+    return write_subtree(w, dfd, name, path, lowers, opaque, depth, err);
 }
 
 static bool is_whiteout(const struct stat *st)
@@ -322,8 +326,8 @@ static bool is_whiteout(const struct stat *st)
     return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
 }
 
-static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
-                      struct mk_error **err)
+static int write_tree(struct writer *w, int dfd, const char *prefix, const struct ls_lowers *lowers,
+                      int depth, struct mk_error **err)
 {
     struct mk_strv names = MK_STRV_INIT;
     if (list_dir(dfd, prefix[0] ? prefix : ".", &names, err) < 0) {
@@ -348,7 +352,7 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
                 _cleanup_free_ char *wh = mk_xasprintf("%s.wh.%s", prefix, names.v[i]);
                 ret = write_empty_file(w, wh, err);
             } else {
-                ret = write_one(w, dfd, names.v[i], prefix, &st, depth, err);
+                ret = write_one(w, dfd, names.v[i], prefix, &st, lowers, depth, err);
             }
         }
     }
@@ -358,6 +362,12 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, int depth,
 
 int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                      struct mk_error **err)
+{
+    return ls_tar_write_diff(dirfd, NULL, out_fd, ret_diff_id, ret_size, err);
+}
+
+int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
+                      char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
 {
     struct writer w = {.out_fd = out_fd,
                        .hash = mk_sha256_new(),
@@ -384,7 +394,9 @@ int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], ui
         archive_fail(&w, "", err);
         goto out;
     }
-    if (write_tree(&w, dirfd, "", 0, err) < 0)
+    if (lowers && lowers->n)
+        w.diff_buf = mk_xmalloc(LS_DIFF_BUF_SIZE);
+    if (write_tree(&w, dirfd, "", lowers, 0, err) < 0)
         goto out;
     if (archive_write_close(a) != ARCHIVE_OK || writer_flush(&w) < 0) {
         archive_fail(&w, "", err);
@@ -395,6 +407,8 @@ int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], ui
     ret = 0;
 out:
     free(w.buf);
+    free(w.diff_buf);
+    free(w.pending);
     mk_sha256_free(w.hash);
     mk_error_free(w.cb_err);
     link_map_release(&w.links);

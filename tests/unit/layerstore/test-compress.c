@@ -1,4 +1,5 @@
-/* Compressed copies of layers: readable by gzip/zstd, deterministic, cached, parallel. */
+/* Compressed copies of layers: readable by gzip/zstd, deterministic, cached, parallel, and
+ * one stream compressed on several cores. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,11 +20,9 @@ static char *make_data(unsigned seed, size_t n)
     return p;
 }
 
-/* sha256 of `TOOL -dc BLOB` as the independent reader sees it. */
-static void decompressed_digest(struct mk_store *st, const char *tool, const char *blob,
-                                char out[MK_DIGEST_SIZE])
+/* sha256 of what `TOOL -dc PATH` prints (the independent reader), "" when it fails. */
+static void decoded_digest(const char *tool, const char *path, char out[MK_DIGEST_SIZE])
 {
-    char *path = layerstore_blob_path(st, blob);
     char *cmd = mk_xasprintf("%s -dc '%s'", tool, path);
     FILE *f = popen(cmd, "r");
     out[0] = '\0';
@@ -38,7 +37,125 @@ static void decompressed_digest(struct mk_store *st, const char *tool, const cha
         mk_sha256_free(h);
     }
     free(cmd);
+}
+
+static void decompressed_digest(struct mk_store *st, const char *tool, const char *blob,
+                                char out[MK_DIGEST_SIZE])
+{
+    char *path = layerstore_blob_path(st, blob);
+    decoded_digest(tool, path, out);
     free(path);
+}
+
+/* ---- one stream on several cores (compress-stream.c) ---- */
+
+/* Compressible text with stretches of noise, so blocks differ and matches cross them. */
+static char *make_mixed_data(size_t n)
+{
+    char *p = mk_xmalloc(n + 1);
+    unsigned x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        bool noise = (i / 50000) % 3 == 2;
+        p[i] = noise ? (char)(x >> 16) : (char)('a' + ((x >> 16) % 4) + (i % 97 == 0));
+    }
+    return p;
+}
+
+struct mem {
+    const char *data;
+    size_t len, pos;
+    unsigned step;
+};
+
+/* Hands out uneven pieces, as a pipe or a decoder would. */
+static ssize_t mem_read(void *ctx, void *buf, size_t n, struct mk_error **err)
+{
+    (void)err;
+    struct mem *m = ctx;
+    size_t want = 1 + (m->step++ * 7919u) % 300000u;
+    if (want > n)
+        want = n;
+    if (want > m->len - m->pos)
+        want = m->len - m->pos;
+    memcpy(buf, m->data + m->pos, want);
+    m->pos += want;
+    return (ssize_t)want;
+}
+
+static int compress_to(const char *path, const char *data, size_t len, enum mk_compression c,
+                       int level, unsigned threads, char digest[MK_DIGEST_SIZE])
+{
+    struct mem m = {data, len, 0, 0};
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    struct mk_error *err = NULL;
+    uint64_t size = 0;
+    int r = ls_compress_stream(mem_read, &m, fd, c, level, threads, digest, &size, &err);
+    if (r < 0)
+        tap_diag("compress: %s", err->msg);
+    mk_error_free(err);
+    struct stat st;
+    if (r == 0 && (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size))
+        r = -1;
+    close(fd);
+    return r;
+}
+
+/* gzip (independent blocks with dictionaries) and zstd (libzstd workers) give the same bytes
+ * whatever the thread count, and gzip(1)/zstd(1) read them. */
+static void stream_tests(void)
+{
+    static const size_t sizes[] = {0, 1, 131072, 131073, 1572864 + 123};
+    static const struct {
+        enum mk_compression c;
+        int level;
+        const char *tool;
+    } algos[] = {{MK_COMPRESS_GZIP, 1, "gzip"},
+                 {MK_COMPRESS_GZIP, 6, "gzip"},
+                 {MK_COMPRESS_GZIP, 9, "gzip"},
+                 {MK_COMPRESS_ZSTD, 1, "zstd"},
+                 {MK_COMPRESS_ZSTD, 3, "zstd"}};
+    static const unsigned threads[] = {1, 3, 8};
+    char *data = make_mixed_data(sizes[MK_ARRAY_SIZE(sizes) - 1]);
+    tap_ok(ls_zstd_has_threads(), "Debian's libzstd has worker threads");
+    for (size_t s = 0; s < MK_ARRAY_SIZE(sizes); s++) {
+        char want[MK_DIGEST_SIZE];
+        mk_sha256_buffer(data, sizes[s], want);
+        for (size_t a = 0; a < MK_ARRAY_SIZE(algos); a++) {
+            char first[MK_DIGEST_SIZE] = "", got[MK_DIGEST_SIZE];
+            bool same = true, ok = true;
+            for (size_t t = 0; t < MK_ARRAY_SIZE(threads); t++) {
+                char path[64];
+                snprintf(path, sizeof(path), "out-%zu", t);
+                if (compress_to(path, data, sizes[s], algos[a].c, algos[a].level, threads[t], got) <
+                    0) {
+                    ok = false;
+                    break;
+                }
+                if (t == 0)
+                    memcpy(first, got, MK_DIGEST_SIZE);
+                else
+                    same = same && strcmp(first, got) == 0;
+            }
+            tap_ok(ok && same, "%s -%d of %zu bytes: same bytes on 1, 3 and 8 threads",
+                   algos[a].tool, algos[a].level, sizes[s]);
+            decoded_digest(algos[a].tool, "out-0", got);
+            tap_ok(strcmp(got, want) == 0, "%s -dc gives the %zu bytes back", algos[a].tool,
+                   sizes[s]);
+        }
+    }
+    /* The blocks really are compressed with the level asked for. */
+    char d[MK_DIGEST_SIZE];
+    struct stat s1, s9;
+    compress_to("l1", data, sizes[4], MK_COMPRESS_GZIP, 1, 2, d);
+    compress_to("l9", data, sizes[4], MK_COMPRESS_GZIP, 9, 2, d);
+    tap_ok(stat("l1", &s1) == 0 && stat("l9", &s9) == 0 && s9.st_size < s1.st_size &&
+               s1.st_size < (off_t)sizes[4],
+           "gzip -9 is smaller than -1, both smaller than the input");
+    if (s1.st_size)
+        tap_diag("gzip -1: %lld bytes, -9: %lld bytes of %zu", (long long)s1.st_size,
+                 (long long)s9.st_size, sizes[4]);
+    free(data);
 }
 
 int main(void)
@@ -203,6 +320,7 @@ int main(void)
         tap_diag("error: %s", err->msg);
     mk_error_free(err);
     layerstore_free(st);
+    stream_tests();
     mk_rm_rf(top, NULL);
     return tap_done();
 }

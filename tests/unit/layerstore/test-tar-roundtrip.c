@@ -134,6 +134,43 @@ static bool same_xattr(const char *a, const char *b, const char *name)
     return na >= 0 && na == nb && memcmp(va, vb, (size_t)na) == 0;
 }
 
+/* An upperdir written against its lowerdirs: what overlay copied up unchanged is left out,
+ * with overlay's rules for whiteouts, opaque directories, hardlinks and xattrs. */
+static void diff_tests(void)
+{
+    sh("mkdir -p lo1/a lo1/b lo1/c lo1/e lo2/b up && cd lo1 && echo x >a/file && "
+       "ln -s file a/link && echo bx >b/x && echo cy >c/y && echo h >h1 && echo xa >xa && "
+       "setfattr -n user.foo -v 1 xa && echo m >e/m && touch -d @1000 a/file e/m && "
+       "touch -h -d @1000 a/link");
+    /* lo2 above lo1: c is whited out, b is opaque (hides lo1's b/x). */
+    mknod("lo2/c", S_IFCHR | 0, makedev(0, 0));
+    setxattr("lo2/b", "user.overlay.opaque", "y", 1, 0);
+    sh("cd up && cp -a ../lo1/a ../lo1/xa ../lo1/h1 . && mkdir b c && cp -a ../lo1/b/x b/ && "
+       "cp -a ../lo1/c/y c/ && ln h1 h2 && setfattr -n user.foo -v 2 xa && mkdir d && "
+       "cp -a ../lo1/e . && touch -d @2000 e/m && touch -d @0 a ../lo1/a");
+    struct ls_lowers l = {mk_xcalloc(2, sizeof(int)), 2};
+    l.fds[0] = open("lo2", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    l.fds[1] = open("lo1", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open("up", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int ofd = open("diff.tar", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    char digest[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    struct mk_error *err = NULL;
+    int r = ls_tar_write_diff(dfd, &l, ofd, digest, &size, &err);
+    if (r < 0)
+        tap_diag("%s", err->msg);
+    mk_error_free(err);
+    close(dfd);
+    close(ofd);
+    ls_lowers_release(&l);
+    sh("tar tf diff.tar 2>/dev/null | tr '\\n' ' ' > diff.names");
+    char *names = slurp("diff.names");
+    tap_is_str(names, "b/ b/x c/ c/y d/ e/ e/m h1 h2 xa ",
+               "written: what an opaque dir or a whiteout hides, hardlinks, other xattrs, a new "
+               "dir, an mtime change and its unchanged parent; not a/, a/file, a/link");
+    free(names);
+}
+
 int main(void)
 {
     const char *tmp = tap_tmpdir();
@@ -291,6 +328,7 @@ int main(void)
     tap_ok(apply_layer("e.tar", "e", -1, td, &ts, &err) == 0 && strcmp(td, d3) == 0,
            "empty layer applies");
     mk_error_free(err);
+    diff_tests();
     sh("rm -rf '%s'", tmp);
     return tap_done();
 }

@@ -1,0 +1,351 @@
+/* layerstore/compress-stream.c - one stream compressed as gzip or zstd on several cores.
+ *
+ * zstd: libzstd's own workers (ZSTD_c_nbWorkers). Its streaming multithreaded mode gives the
+ * same bytes for any number of workers >= 1, but not the same as the single-threaded mode,
+ * so at least one worker is always asked for (when the library has threads at all; without
+ * them the output is the single-threaded one on every machine with that library).
+ *
+ * gzip: the input is cut into fixed blocks of GZ_BLOCK bytes; each block is deflated on its
+ * own (raw deflate, the level asked for) with the last 32 KiB of input before it as the
+ * preset dictionary, and ends with a sync flush (an empty stored block, so it ends on a byte
+ * boundary) except the last, which ends the stream. The raw outputs concatenated in order
+ * form one valid deflate stream, framed as one gzip member (no name, mtime 0, OS unknown)
+ * with the crc32 and length of the whole input. Blocks and dictionaries depend only on the
+ * input, so the bytes are the same whatever the number of threads.
+ *
+ * Memory stays bounded: at most 2 * threads blocks are in flight, and the output is written
+ * in input order as soon as the next block is done.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "common/fsutil.h"
+#include "layerstore/internal.h"
+
+#define GZ_BLOCK (128u << 10)
+#define GZ_DICT (32u << 10)
+#define ZSTD_CHUNK (1u << 20)
+
+/* ---- output: hashed, counted, written in 1 MiB pieces --------------------------------- */
+
+struct out {
+    int fd;
+    struct mk_sha256 *h;
+    uint64_t size;
+};
+
+static int out_write(struct out *o, const void *data, size_t n, struct mk_error **err)
+{
+    if (n == 0)
+        return 0;
+    if (mk_write_all(o->fd, data, n, err) < 0)
+        return -1;
+    mk_sha256_update(o->h, data, n);
+    o->size += n;
+    return 0;
+}
+
+/* Reads until buf is full or the input ends. */
+static ssize_t read_full(ls_read_fn rd, void *ctx, char *buf, size_t n, struct mk_error **err)
+{
+    size_t got = 0;
+    while (got < n) {
+        if (mk_interrupted)
+            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+        ssize_t r = rd(ctx, buf + got, n - got, err);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* ---- zstd ------------------------------------------------------------------------------- */
+
+MK_DEFINE_CLEANUP(ZSTD_CCtx, ZSTD_freeCCtx)
+
+bool ls_zstd_has_threads(void)
+{
+    ZSTD_bounds b = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers);
+    return !ZSTD_isError(b.error) && b.upperBound >= 1;
+}
+
+static int zstd_stream(ls_read_fn rd, void *ctx, struct out *o, int level, unsigned threads,
+                       struct mk_error **err)
+{
+    _cleanup_(ZSTD_freeCCtxp) ZSTD_CCtx *z = ZSTD_createCCtx();
+    if (!z)
+        MK_BUG("ZSTD_createCCtx");
+    size_t r = ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(r))
+        r = ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1);
+    if (!ZSTD_isError(r) && ls_zstd_has_threads())
+        r = ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, threads ? (int)threads : 1);
+    if (ZSTD_isError(r))
+        return mk_error_set(err, MK_ERR_FAILED, 0, "setting up zstd: %s", ZSTD_getErrorName(r));
+    _cleanup_free_ char *in = mk_xmalloc(ZSTD_CHUNK);
+    size_t out_cap = ZSTD_CStreamOutSize();
+    _cleanup_free_ char *obuf = mk_xmalloc(out_cap);
+    for (;;) {
+        ssize_t n = read_full(rd, ctx, in, ZSTD_CHUNK, err);
+        if (n < 0)
+            return -1;
+        /* Data goes in with ZSTD_e_continue only and the end comes on its own, so the frame
+         * never takes the single-pass path, whose output depends on the worker count. */
+        ZSTD_EndDirective mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
+        ZSTD_inBuffer ib = {in, (size_t)n, 0};
+        for (;;) {
+            ZSTD_outBuffer ob = {obuf, out_cap, 0};
+            size_t left = ZSTD_compressStream2(z, &ob, &ib, mode);
+            if (ZSTD_isError(left))
+                return mk_error_set(err, MK_ERR_FAILED, 0, "zstd compression: %s",
+                                    ZSTD_getErrorName(left));
+            if (out_write(o, obuf, ob.pos, err) < 0)
+                return -1;
+            if (mode == ZSTD_e_end ? left == 0 : ib.pos == ib.size)
+                break;
+        }
+        if (n == 0)
+            return 0;
+    }
+}
+
+/* ---- gzip ------------------------------------------------------------------------------- */
+
+struct gz_job {
+    char *in; /* GZ_DICT bytes of dictionary room, then the block */
+    size_t dict_len, len;
+    bool last;
+    char *out;
+    size_t out_len, out_cap;
+    int state; /* 0 free, 1 queued, 2 done, -1 failed */
+};
+
+struct gz_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct gz_job *jobs;
+    size_t n_jobs;
+    size_t next_queued; /* index (mod n_jobs) a worker takes next, counting all jobs ever */
+    size_t n_submitted;
+    int level;
+    bool stop;
+};
+
+/* One deflate state per thread, reset for each block: allocating it anew for every block
+ * costs more in page faults than the compression of the block. */
+struct gz_stream {
+    z_stream s;
+    bool ready;
+};
+
+static void gz_stream_release(struct gz_stream *z)
+{
+    if (z->ready)
+        deflateEnd(&z->s);
+    z->ready = false;
+}
+
+static int gz_deflate_block(struct gz_job *j, int level, struct gz_stream *z)
+{
+    z_stream *sp = &z->s;
+    if (!z->ready) {
+        memset(sp, 0, sizeof(*sp));
+        if (deflateInit2(sp, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            return -1;
+        z->ready = true;
+    } else if (deflateReset(sp) != Z_OK) {
+        return -1;
+    }
+    int r = 0;
+    if (j->dict_len && deflateSetDictionary(sp, (const Bytef *)j->in + GZ_DICT - j->dict_len,
+                                            (uInt)j->dict_len) != Z_OK)
+        r = -1;
+    /* A sync flush adds at most 5 bytes per 16 KiB beyond deflateBound's figure and ends
+     * with 5 bytes of its own. */
+    size_t need = deflateBound(sp, (uLong)j->len) + j->len / 16384 * 5 + 16;
+    if (j->out_cap < need) {
+        free(j->out);
+        j->out = mk_xmalloc(need);
+        j->out_cap = need;
+    }
+    sp->next_in = (Bytef *)j->in + GZ_DICT;
+    sp->avail_in = (uInt)j->len;
+    sp->next_out = (Bytef *)j->out;
+    sp->avail_out = (uInt)j->out_cap;
+    int flush = j->last ? Z_FINISH : Z_SYNC_FLUSH;
+    int zr = r == 0 ? deflate(sp, flush) : Z_STREAM_ERROR;
+    if (zr != (j->last ? Z_STREAM_END : Z_OK) || sp->avail_in != 0)
+        r = -1;
+    j->out_len = j->out_cap - sp->avail_out;
+    return r;
+}
+
+/* Compresses the next queued job; called and returns with p->mu held. */
+static void gz_run_next(struct gz_pool *p, struct gz_stream *z)
+{
+    struct gz_job *j = &p->jobs[p->next_queued++ % p->n_jobs];
+    pthread_mutex_unlock(&p->mu);
+    int r = gz_deflate_block(j, p->level, z);
+    pthread_mutex_lock(&p->mu);
+    j->state = r == 0 ? 2 : -1;
+    pthread_cond_broadcast(&p->cv);
+}
+
+static void *gz_worker(void *arg)
+{
+    struct gz_pool *p = arg;
+    struct gz_stream z = {.ready = false};
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->next_queued == p->n_submitted)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stop)
+            break;
+        gz_run_next(p, &z);
+    }
+    pthread_mutex_unlock(&p->mu);
+    gz_stream_release(&z);
+    return NULL;
+}
+
+/* Waits for job i to finish and writes its output. */
+static int gz_collect(struct gz_pool *p, size_t i, struct out *o, struct mk_error **err)
+{
+    struct gz_job *j = &p->jobs[i % p->n_jobs];
+    pthread_mutex_lock(&p->mu);
+    while (j->state == 1)
+        pthread_cond_wait(&p->cv, &p->mu);
+    int state = j->state;
+    j->state = 0;
+    pthread_mutex_unlock(&p->mu);
+    if (state < 0)
+        return mk_error_set(err, MK_ERR_FAILED, 0, "gzip compression of a block failed");
+    return out_write(o, j->out, j->out_len, err);
+}
+
+static int gzip_stream(ls_read_fn rd, void *ctx, struct out *o, int level, unsigned threads,
+                       struct mk_error **err)
+{
+    static const unsigned char header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255};
+    if (out_write(o, header, sizeof(header), err) < 0)
+        return -1;
+    if (threads < 1)
+        threads = 1;
+    struct gz_pool p = {.level = level, .n_jobs = 2 * (size_t)threads};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    p.jobs = mk_xcalloc(p.n_jobs, sizeof(*p.jobs));
+    for (size_t i = 0; i < p.n_jobs; i++)
+        p.jobs[i].in = mk_xmalloc(GZ_DICT + GZ_BLOCK);
+    pthread_t *tids = mk_xcalloc(threads, sizeof(*tids));
+    size_t started = 0;
+    for (; started < threads; started++)
+        if (pthread_create(&tids[started], NULL, gz_worker, &p) != 0)
+            break;
+    struct gz_stream own = {.ready = false};
+    uLong crc = crc32(0, NULL, 0);
+    uint64_t total = 0;
+    size_t collected = 0;
+    int r = 0;
+    /* The block read ahead: a block is the last one only when nothing follows it. */
+    char *ahead = mk_xmalloc(GZ_BLOCK);
+    ssize_t ahead_len = read_full(rd, ctx, ahead, GZ_BLOCK, err);
+    const char *prev_tail = NULL; /* the input before the next block */
+    size_t prev_tail_len = 0;
+    char *tail = mk_xmalloc(GZ_DICT);
+    if (ahead_len < 0)
+        r = -1;
+    while (r == 0) {
+        size_t idx = p.n_submitted;
+        if (idx - collected == p.n_jobs && (r = gz_collect(&p, collected++, o, err)) < 0)
+            break;
+        struct gz_job *j = &p.jobs[idx % p.n_jobs];
+        j->len = (size_t)ahead_len;
+        memcpy(j->in + GZ_DICT, ahead, j->len);
+        j->dict_len = prev_tail_len;
+        if (prev_tail_len)
+            memcpy(j->in + GZ_DICT - prev_tail_len, prev_tail, prev_tail_len);
+        crc = crc32(crc, (const Bytef *)ahead, (uInt)j->len);
+        total += j->len;
+        /* The next block's dictionary: the last 32 KiB of input so far. */
+        if (j->len >= GZ_DICT) {
+            memcpy(tail, ahead + j->len - GZ_DICT, GZ_DICT);
+            prev_tail_len = GZ_DICT;
+        } else {
+            size_t keep = prev_tail_len + j->len > GZ_DICT ? GZ_DICT - j->len : prev_tail_len;
+            memmove(tail, tail + prev_tail_len - keep, keep);
+            memcpy(tail + keep, ahead, j->len);
+            prev_tail_len = keep + j->len;
+        }
+        prev_tail = tail;
+        ahead_len = j->len == GZ_BLOCK ? read_full(rd, ctx, ahead, GZ_BLOCK, err) : 0;
+        if (ahead_len < 0) {
+            r = -1;
+            break;
+        }
+        j->last = ahead_len == 0;
+        pthread_mutex_lock(&p.mu);
+        j->state = 1;
+        p.n_submitted++;
+        pthread_cond_broadcast(&p.cv);
+        if (started == 0) /* no thread could be started: this one does the work */
+            gz_run_next(&p, &own);
+        pthread_mutex_unlock(&p.mu);
+        if (j->last)
+            break;
+    }
+    while (r == 0 && collected < p.n_submitted)
+        r = gz_collect(&p, collected++, o, err);
+    /* On failure, let the workers finish what they hold before the buffers go. */
+    pthread_mutex_lock(&p.mu);
+    while (r < 0 && started && p.next_queued != p.n_submitted)
+        pthread_cond_wait(&p.cv, &p.mu);
+    p.stop = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(tids[t], NULL);
+    free(tids);
+    gz_stream_release(&own);
+    free(ahead);
+    free(tail);
+    for (size_t i = 0; i < p.n_jobs; i++) {
+        free(p.jobs[i].in);
+        free(p.jobs[i].out);
+    }
+    free(p.jobs);
+    pthread_mutex_destroy(&p.mu);
+    pthread_cond_destroy(&p.cv);
+    if (r < 0)
+        return -1;
+    unsigned char trailer[8];
+    for (int k = 0; k < 4; k++) {
+        trailer[k] = (unsigned char)(crc >> (8 * k));
+        trailer[4 + k] = (unsigned char)(total >> (8 * k));
+    }
+    return out_write(o, trailer, sizeof(trailer), err);
+}
+
+int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c, int level,
+                       unsigned threads, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                       struct mk_error **err)
+{
+    struct out o = {.fd = out_fd, .h = mk_sha256_new()};
+    int r = c == MK_COMPRESS_ZSTD ? zstd_stream(rd, ctx, &o, level, threads, err)
+            : c == MK_COMPRESS_GZIP
+                ? gzip_stream(rd, ctx, &o, level, threads, err)
+                : mk_error_set(err, MK_ERR_INVALID, 0, "unknown compression %d", (int)c);
+    if (r == 0) {
+        mk_sha256_final(o.h, ret_digest);
+        *ret_size = o.size;
+    }
+    mk_sha256_free(o.h);
+    return r;
+}
