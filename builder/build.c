@@ -2699,26 +2699,31 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
         memcpy(prev, chain, sizeof(prev));
         mk_chain_id(prev, t->layers[i].diff_id, chain);
     }
-    struct mk_workspace ws;
-    if (builder_workspace_new(b->store, "squash-", &ws, err) < 0)
-        return -1;
-    struct mk_layer_desc d;
-    memset(&d, 0, sizeof(d));
-    char new_chain[MK_DIGEST_SIZE];
-    int r = builder_squash_snapshots(&snaps, ws.upper, err);
-    if (r == 0)
-        r = layerstore_layer_commit_dir(b->store, ws.upper, NULL, chain, &d, new_chain, err);
-    builder_workspace_release(b->store, &ws);
-    if (r < 0)
-        return mk_error_wrap(err, "--squash");
-    for (size_t i = nb; i < t->n_layers; i++)
-        free(t->layers[i].media_type);
-    t->n_layers = nb;
+    /* The base's snapshots, top-most first: what the merged layer is a diff against. */
     struct mk_strv diffs = MK_STRV_INIT, lowers = MK_STRV_INIT;
     for (size_t i = 0; i < nb; i++) {
         mk_strv_push(&diffs, t->config.diff_ids.v[i]);
         mk_strv_push(&lowers, t->lowerdirs.v[added + i]);
     }
+    struct mk_workspace ws;
+    struct mk_layer_desc d;
+    memset(&d, 0, sizeof(d));
+    char new_chain[MK_DIGEST_SIZE];
+    int r = builder_workspace_new(b->store, "squash-", &ws, err);
+    if (r == 0) {
+        r = builder_squash_snapshots(&snaps, ws.upper, err);
+        if (r == 0)
+            r = layerstore_layer_commit_dir(b->store, ws.upper, &lowers, chain, &d, new_chain, err);
+        builder_workspace_release(b->store, &ws);
+    }
+    if (r < 0) {
+        mk_strv_release(&diffs);
+        mk_strv_release(&lowers);
+        return mk_error_wrap(err, "--squash");
+    }
+    for (size_t i = nb; i < t->n_layers; i++)
+        free(t->layers[i].media_type);
+    t->n_layers = nb;
     mk_strv_release(&t->config.diff_ids);
     mk_strv_release(&t->lowerdirs);
     t->config.diff_ids = diffs;
