@@ -1254,7 +1254,8 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     add_proxy_env(b, s, &env);
     if (step_begin(b, &upper, &work, err) < 0)
         goto out;
-    if (run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0)
+    if (run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0 ||
+        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0)
         goto out;
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
@@ -1352,7 +1353,8 @@ static int make_dirs_step(struct build *b, struct stage *s, const struct mk_df_n
 
     _cleanup_free_ char *upper = NULL, *work = NULL;
     int ret = -1;
-    if (step_begin(b, &upper, &work, err) < 0)
+    if (step_begin(b, &upper, &work, err) < 0 ||
+        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0)
         goto out;
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
@@ -1824,6 +1826,8 @@ static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_n
     }
     int r = layerstore_image_snapshots(b->store, img, ret, err);
     layerstore_image_free(img);
+    if (r == 0)
+        r = builder_fit_lowerdirs(b->store, ret, err);
     return r < 0 ? node_where(b, n, err) : 0;
 }
 
@@ -2098,7 +2102,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         }
         spec.src_rootfd = src.fd;
     }
-    if (step_begin(b, &upper, &work, err) < 0)
+    if (step_begin(b, &upper, &work, err) < 0 ||
+        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0)
         goto out;
     struct mk_sandbox_spec sb;
     sandbox_spec_init(&sb, s, upper, work);
@@ -2259,6 +2264,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
     memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
     r = layerstore_image_snapshots(b->store, img, &s->lowerdirs, err);
     layerstore_image_free(img);
+    if (r == 0)
+        r = builder_fit_lowerdirs(b->store, &s->lowerdirs, err);
     if (r < 0)
         return node_error(b, n, err, "preparing base image \"%s\"", image);
     return 0;
@@ -2689,27 +2696,36 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
     size_t nb = t->n_base_layers, added = t->n_layers - nb;
     if (added < 2)
         return 0;
-    if (t->lowerdirs.n != t->n_layers)
-        return mk_error_set(err, MK_ERR_FAILED, 0, "--squash: snapshots and layers differ");
+    /* Snapshots by chain id (the stage's lowerdirs may have merged ones at the bottom):
+     * the added layers bottom-most first, the base's top-most first. */
     _cleanup_(mk_strv_release) struct mk_strv snaps = MK_STRV_INIT;
-    for (size_t i = added; i-- > 0;)
-        mk_strv_push(&snaps, t->lowerdirs.v[i]);
-    char chain[MK_DIGEST_SIZE] = "", prev[MK_DIGEST_SIZE];
-    for (size_t i = 0; i < nb; i++) {
-        memcpy(prev, chain, sizeof(prev));
-        mk_chain_id(prev, t->layers[i].diff_id, chain);
-    }
-    /* The base's snapshots, top-most first: what the merged layer is a diff against. */
     struct mk_strv diffs = MK_STRV_INIT, lowers = MK_STRV_INIT;
-    for (size_t i = 0; i < nb; i++) {
-        mk_strv_push(&diffs, t->config.diff_ids.v[i]);
-        mk_strv_push(&lowers, t->lowerdirs.v[added + i]);
+    char chain[MK_DIGEST_SIZE] = "", cur[MK_DIGEST_SIZE] = "", prev[MK_DIGEST_SIZE];
+    for (size_t i = 0; i < t->n_layers; i++) {
+        memcpy(prev, cur, sizeof(prev));
+        mk_chain_id(prev, t->layers[i].diff_id, cur);
+        char *snap = layerstore_snapshot_path(b->store, cur);
+        if (i < nb) {
+            memcpy(chain, cur, sizeof(chain));
+            mk_strv_push(&diffs, t->config.diff_ids.v[i]);
+            mk_strv_push(&lowers, snap);
+        } else {
+            mk_strv_push(&snaps, snap);
+        }
+        free(snap);
+    }
+    for (size_t i = 0; i < lowers.n / 2; i++) {
+        char *x = lowers.v[i];
+        lowers.v[i] = lowers.v[lowers.n - 1 - i];
+        lowers.v[lowers.n - 1 - i] = x;
     }
     struct mk_workspace ws;
     struct mk_layer_desc d;
     memset(&d, 0, sizeof(d));
     char new_chain[MK_DIGEST_SIZE];
-    int r = builder_workspace_new(b->store, "squash-", &ws, err);
+    int r = builder_fit_lowerdirs(b->store, &lowers, err);
+    if (r == 0)
+        r = builder_workspace_new(b->store, "squash-", &ws, err);
     if (r == 0) {
         r = builder_squash_snapshots(&snaps, ws.upper, err);
         if (r == 0)

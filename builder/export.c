@@ -32,6 +32,7 @@ static int export_tar(struct mk_store *store, const struct mk_image *img, int ou
     struct mk_workspace ws = {0};
     int r = -1;
     if (layerstore_image_snapshots(store, img, &lowers, err) < 0 ||
+        builder_fit_lowerdirs(store, &lowers, err) < 0 ||
         builder_workspace_new(store, "export-", &ws, err) < 0)
         goto out;
     struct mk_sandbox_spec spec;

@@ -78,6 +78,9 @@ void builder_progress_output_end(struct mk_progress_ui *p);
  * kept). Files are hard-linked from the snapshots. */
 int builder_squash_snapshots(const struct mk_strv *snapshots, const char *dest,
                              struct mk_error **err);
+/* Keeps a lowerdir list (top-most first) within what one overlay mount takes: past the
+ * limit, the bottom part becomes one merged directory (made once, under ROOT/flat). */
+int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, struct mk_error **err);
 
 /* Runs spec->argv in a new container: user (identity map of our own id range), mount, pid,
  * ipc and uts namespaces (and net for MK_NET_NONE); the overlay as root, /proc, a minimal

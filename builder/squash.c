@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -179,5 +180,51 @@ int builder_squash_snapshots(const struct mk_strv *snapshots, const char *dest,
         const struct timespec ts[2] = {st.st_atim, st.st_mtim};
         futimens(dfd, ts);
     }
+    return 0;
+}
+
+/* Overlay stacks at most 500 lower directories (and the old mount API fewer). A list longer
+ * than this keeps its top half and has the rest merged into one directory under ROOT/flat,
+ * named by the dirs it merges (snapshot paths are content-addressed, so is the merge). With
+ * half the room left, a growing stage merges again only every MAX/2 layers. */
+#define MAX_LOWERDIRS 200
+
+int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, struct mk_error **err)
+{
+    if (lowerdirs->n <= MAX_LOWERDIRS)
+        return 0;
+    size_t keep = MAX_LOWERDIRS / 2;
+    _cleanup_(mk_strv_release) struct mk_strv bottom = MK_STRV_INIT;
+    struct mk_sha256 *h = mk_sha256_new();
+    mk_sha256_update(h, "mkimg-flat-v1\n", 14);
+    for (size_t i = lowerdirs->n; i-- > keep;) {
+        mk_strv_push(&bottom, lowerdirs->v[i]);
+        mk_sha256_update(h, lowerdirs->v[i], strlen(lowerdirs->v[i]) + 1);
+    }
+    char d[MK_DIGEST_SIZE];
+    mk_sha256_final(h, d);
+    mk_sha256_free(h);
+    _cleanup_free_ char *path = layerstore_flat_path(store, mk_digest_hex(d), err);
+    if (!path)
+        return -1;
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        struct mk_workspace ws;
+        if (builder_workspace_new(store, "flat-", &ws, err) < 0)
+            return -1;
+        int r = builder_squash_snapshots(&bottom, ws.upper, err);
+        /* Another build may have made the same one meanwhile: then ours just goes. */
+        if (r == 0 && rename(ws.upper, path) < 0 && errno != EEXIST && errno != ENOTEMPTY)
+            r = mk_error_errno(err, "installing \"%s\"", path);
+        builder_workspace_release(store, &ws);
+        if (r < 0)
+            return mk_error_wrap(err, "merging the bottom %zu layers", bottom.n);
+    }
+    struct mk_strv fitted = MK_STRV_INIT;
+    for (size_t i = 0; i < keep; i++)
+        mk_strv_push(&fitted, lowerdirs->v[i]);
+    mk_strv_push(&fitted, path);
+    mk_strv_release(lowerdirs);
+    *lowerdirs = fitted;
     return 0;
 }

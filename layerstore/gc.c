@@ -570,6 +570,17 @@ int layerstore_prune(struct mk_store *store, const struct mk_prune_opts *opts,
         r = prune_items(&p, opts->keep_storage, err);
     else if (p.trash)
         layerstore_tmpdir_remove(store, p.trash, NULL);
+    /* The builder's flattened trees are derived: all go, renamed away first like snapshots
+     * so that no half-deleted one is ever found. */
+    if (r == 0 && faccessat(store->root_fd, "flat", F_OK, 0) == 0) {
+        _cleanup_free_ char *tmp = layerstore_tmpdir(store, "flat-", NULL);
+        _cleanup_free_ char *to = tmp ? mk_xasprintf("%s/flat", tmp) : NULL;
+        _cleanup_free_ char *from = mk_xasprintf("%s/flat", store->root);
+        if (to && rename(from, to) < 0)
+            r = mk_error_errno(err, "removing \"%s\"", from);
+        if (tmp)
+            layerstore_tmpdir_remove(store, tmp, NULL);
+    }
     /* Leftovers of atomic writes of index.json by processes that died mid-write. */
     _cleanup_closedir_ DIR *d = r == 0 ? opendir(store->root) : NULL;
     struct dirent *de;

@@ -203,6 +203,11 @@ void layerstore_image_chain_id(const struct mk_image *img, size_t n, char out[MK
 
 /* Absolute path of the snapshot dir for a chain id (it may not exist). Caller frees. */
 char *layerstore_snapshot_path(struct mk_store *store, const char *chain_id);
+
+/* ROOT/flat/<hex>: the builder's merged trees of many bottom snapshots, for images with
+ * more layers than one overlay mount takes. Derived data: prune removes them all and the
+ * builder makes them again when needed. Returns the path for hex (created: ROOT/flat). */
+char *layerstore_flat_path(struct mk_store *store, const char *hex, struct mk_error **err);
 bool layerstore_snapshot_exists(struct mk_store *store, const char *chain_id);
 
 /* Makes sure every layer of img has a snapshot (unpacking blobs where missing) and appends

@@ -16,6 +16,15 @@ char *layerstore_snapshot_path(struct mk_store *store, const char *chain_id)
     return mk_xasprintf("%s/snapshots/%s", store->root, mk_digest_hex(chain_id));
 }
 
+char *layerstore_flat_path(struct mk_store *store, const char *hex, struct mk_error **err)
+{
+    if (mkdirat(store->root_fd, "flat", 0700) < 0 && errno != EEXIST) {
+        mk_error_errno(err, "creating \"%s/flat\"", store->root);
+        return NULL;
+    }
+    return mk_xasprintf("%s/flat/%s", store->root, hex);
+}
+
 bool layerstore_snapshot_exists(struct mk_store *store, const char *chain_id)
 {
     if (!mk_digest_valid(chain_id))
