@@ -44,6 +44,7 @@ int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee
  *      snapshot, import .c) ---------------------------------------------------------------- */
 
 #include <jansson.h>
+#include <pthread.h>
 
 struct mk_store {
     char *root;
@@ -52,7 +53,10 @@ struct mk_store {
      * it exclusively, so they never delete what a running build, pull or load has written
      * but not tagged yet. */
     int gc_fd;
-    /* temp dirs and files this handle owns: path and the fd whose flock marks them live */
+    /* temp dirs this handle owns: path and the fd whose flock marks them live. Guarded by
+     * tmp_lock: registry pulls and pushes work from several threads on one handle. (Temp
+     * files are not listed: each has one owner, which unlinks it on every path.) */
+    pthread_mutex_t tmp_lock;
     struct mk_strv tmp_paths;
     int *tmp_fds;
 };
