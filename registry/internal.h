@@ -124,6 +124,14 @@ int reg_pool_wait(struct reg_pool *p, size_t i);
  * in err (an error already in *err is kept). Accepts NULL. */
 int reg_pool_finish(struct reg_pool *p, bool cancel, struct mk_error **err);
 
+/* ---- blobs known in other repositories (registry/mount.c) ------------------------------- */
+
+struct mk_store;
+/* Remembers that c's repository holds digest (best effort, never fails). */
+void reg_blob_seen(struct mk_store *store, const struct reg_client *c, const char *digest);
+/* Another repository of c's registry known to hold digest, or NULL. Caller frees. */
+char *reg_blob_source(struct mk_store *store, const struct reg_client *c, const char *digest);
+
 /* ---- manifests (registry/manifest.c) --------------------------------------------------- */
 
 #include <jansson.h>

@@ -117,6 +117,7 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
 {
     if (layerstore_blob_exists(store, digest)) {
         reg_log(c, "blob %s already present", digest);
+        reg_blob_seen(store, c, digest);
         return 0;
     }
     reg_log(c, "fetching blob %s (%llu bytes)", digest, (unsigned long long)size);
@@ -130,8 +131,10 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
         int r = fetch_blob_once(c, path, w, &retry, &e);
         if (r == 0) {
             r = layerstore_blob_writer_commit(w, &e);
-            if (r == 0)
+            if (r == 0) {
+                reg_blob_seen(store, c, digest);
                 return 0;
+            }
             /* Corrupted on the way (or cut short without notice): fetch it whole again. */
             retry = e->code == MK_ERR_DIGEST;
             layerstore_blob_writer_free(w);

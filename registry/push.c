@@ -214,8 +214,13 @@ static int push_blob(struct reg_client *c, struct mk_store *store, const char *d
         return mk_error_wrap(err, "pushing blob %s", digest);
     if (ex == 1) {
         reg_log(c, "blob %s already in the repository", digest);
+        reg_blob_seen(store, c, digest);
         return 0;
     }
+    /* Else a repository it was pushed to or pulled from before. */
+    _cleanup_free_ char *seen_in = mount_from ? NULL : reg_blob_source(store, c, digest);
+    if (seen_in)
+        mount_from = seen_in;
     _cleanup_close_ int fd = layerstore_blob_open(store, digest, err);
     if (fd < 0)
         return -1;
@@ -229,8 +234,10 @@ static int push_blob(struct reg_client *c, struct mk_store *store, const char *d
     for (int attempt = 1;; attempt++) {
         struct mk_error *e = NULL;
         bool retry = false;
-        if (upload_once(&u, mount_from, &retry, &e) == 0)
+        if (upload_once(&u, mount_from, &retry, &e) == 0) {
+            reg_blob_seen(store, c, digest);
             break;
+        }
         if (!retry || attempt > c->retries || !reg_backoff(c, attempt)) {
             if (err && !*err)
                 *err = e;

@@ -60,4 +60,15 @@ t_eq "push fails when retries run out" "$rc" 1
 t_grep "push failure names the blob" "^mkimg: $PX/pfail/bb:1: pushing blob sha256:[0-9a-f]+: starting an upload: the registry answered HTTP 500$" "$T/err"
 t_ok "fsck after the pushes" fsck_ok
 
+# proxies from the environment (libcurl's http_proxy, no_proxy): the proxy sees absolute URLs
+reg_proxy "" || t_fail "proxy starts"
+export MKIMG_ROOT=$T/s-env
+t_ok "pull through \$http_proxy" env -u no_proxy -u NO_PROXY http_proxy="http://$PX" \
+    "$MKIMG" pull -q "$REG/f/bb:1"
+t_grep "the requests went through the proxy" "^GET http://$REG/v2/f/bb/blobs/sha256:[0-9a-f]+ -> pass 200" "$PXLOG"
+n_px=$(wc -l <"$PXLOG")
+t_ok "no_proxy bypasses it" env no_proxy=127.0.0.1 http_proxy="http://$PX" \
+    "$MKIMG" push -q "$REG/f/bb:1" "$REG/f/env:1"
+t_eq "the proxy saw nothing more" "$(wc -l <"$PXLOG")" "$n_px"
+
 t_done

@@ -43,7 +43,19 @@ else
     t_fail "skopeo pulls the chunked, parallel push"; sed 's/^/# /' "$T/sk.out" "$T/umoci" | tail -5
 fi
 
+# another repository of the same registry (through the same proxy, its plan used up): every
+# blob is mounted from the repository it was pushed to
+"$MKIMG" push multi "$PX/other/multi:1" >"$T/out" 2>"$T/err"; rc=$?
+t_eq "push to a second repository" "$rc" 0
+t_eq "mounts each blob from the first" \
+    "$(reg_count POST '/v2/other/multi/blobs/uploads/\?mount=sha256:[0-9a-f]+&from=par/multi')" 6
+t_eq "and sends none" "$(reg_count '(PATCH|PUT)' '/v2/other/multi/blobs/uploads/[^ ]*')" 0
+t_eq "same digest" "$(tail -n 1 "$T/out")" "$digest"
+t_ok "skopeo reads the mounted copy" skopeo inspect --tls-verify=false "docker://$REG/other/multi:1"
+
+# (each push below goes to a registry of its own, where nothing can be mounted)
 # a chunk refused by a failing proxy: the session goes on where the registry says it stands
+reg_start res || t_fail "second registry starts"
 reg_proxy "500@chunk2" || t_fail "proxy starts"
 "$MKIMG" push multi "$PX/res/multi:1" >"$T/out" 2>"$T/err"; rc=$?
 t_eq "push survives a failed chunk" "$rc" 0
@@ -55,6 +67,7 @@ t_ok "skopeo reads the resumed push" skopeo inspect --tls-verify=false "docker:/
 
 # a chunk whose answer is lost (the registry has it, mkimg does not know): distribution ties
 # a session to the location it last gave, so that upload starts over in a new session
+reg_start lost || t_fail "third registry starts"
 reg_proxy "noanswer@chunk2" || t_fail "proxy starts"
 "$MKIMG" push multi "$PX/lost/multi:1" >"$T/out" 2>"$T/err"; rc=$?
 t_eq "push survives a lost chunk answer" "$rc" 0
@@ -63,6 +76,7 @@ t_eq "one blob needed a second session" "$(reg_count POST '/v2/lost/multi/blobs/
 t_ok "skopeo copies that push" skopeo copy -q --src-tls-verify=false "docker://$REG/lost/multi:1" "oci:$T/sk2:m"
 
 # a registry that refuses PATCH gets each blob in one PUT
+reg_start mono || t_fail "fourth registry starts"
 reg_proxy "405@patch" || t_fail "proxy starts"
 "$MKIMG" push multi "$PX/mono/multi:1" >"$T/out" 2>"$T/err"; rc=$?
 t_eq "push to a registry without chunks" "$rc" 0
@@ -73,10 +87,10 @@ unset MKIMG_UPLOAD_CHUNK_SIZE
 # pull: layer downloads overlap (the config comes first, alone)
 export MKIMG_ROOT=$T/p1
 reg_proxy "pass@blob,wait@blob" || t_fail "proxy starts"
-t_ok "parallel pull" "$MKIMG" pull -q "$PX/par/multi:1"
+t_ok "parallel pull" "$MKIMG" pull -q "$PX/mono/multi:1"
 t_grep "a second layer download started while the first was held" \
-    '^GET /v2/par/multi/blobs/sha256:[0-9a-f]+ -> wait-joined 200' "$PXLOG"
-"$MKIMG" inspect "$PX/par/multi:1" >"$T/insp" 2>&1
+    '^GET /v2/mono/multi/blobs/sha256:[0-9a-f]+ -> wait-joined 200' "$PXLOG"
+"$MKIMG" inspect "$PX/mono/multi:1" >"$T/insp" 2>&1
 t_eq "pulled the pushed manifest" "$(jq -r '.[0].Digest' "$T/insp")" "$digest"
 chain=
 for d in $(jq -r '.[0].RootFS.Layers[]' "$T/insp"); do
@@ -90,33 +104,33 @@ t_ok "fsck after the parallel pull" fsck_ok
 # one of several downloads breaks twice: retried, resumed, stored whole
 export MKIMG_ROOT=$T/p2
 reg_proxy "pass@blob,pass@blob,drop@blob,drop@blob" || t_fail "proxy starts"
-t_ok "pull survives broken downloads among several" "$MKIMG" pull -q "$PX/par/multi:1"
-t_eq "the right image" "$("$MKIMG" inspect "$PX/par/multi:1" | jq -r '.[0].Digest')" "$digest"
+t_ok "pull survives broken downloads among several" "$MKIMG" pull -q "$PX/mono/multi:1"
+t_eq "the right image" "$("$MKIMG" inspect "$PX/mono/multi:1" | jq -r '.[0].Digest')" "$digest"
 t_ok "fsck after the retried pull" fsck_ok
 t_ok "no temp file left" tmp_empty
 
 # without retries a broken download fails the pull with one line; the others stop
 export MKIMG_ROOT=$T/p3
 reg_proxy "pass@blob,pass@blob,drop@blob" || t_fail "proxy starts"
-"$MKIMG" pull -q --retry 0 "$PX/par/multi:1" >/dev/null 2>"$T/err"; rc=$?
+"$MKIMG" pull -q --retry 0 "$PX/mono/multi:1" >/dev/null 2>"$T/err"; rc=$?
 t_eq "pull fails" "$rc" 1
 t_eq "with one error line" "$(wc -l <"$T/err")" 1
-t_grep "naming the blob" "^mkimg: $PX/par/multi:1: fetching blob sha256:[0-9a-f]{64}: GET " "$T/err"
-t_fails "nothing tagged" "$MKIMG" inspect "$PX/par/multi:1"
+t_grep "naming the blob" "^mkimg: $PX/mono/multi:1: fetching blob sha256:[0-9a-f]{64}: GET " "$T/err"
+t_fails "nothing tagged" "$MKIMG" inspect "$PX/mono/multi:1"
 t_ok "no temp file left" tmp_empty
 t_ok "fsck after the failed pull" fsck_ok
 
 # SIGINT while layers are on the wire
 export MKIMG_ROOT=$T/p4
 reg_proxy "pass@blob,stall@blob" || t_fail "proxy starts"
-"$MKIMG" pull -q "$PX/par/multi:1" >/dev/null 2>"$T/err" &
+"$MKIMG" pull -q "$PX/mono/multi:1" >/dev/null 2>"$T/err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q -- '-> stall' "$PXLOG" && break; sleep 0.1; done
 t_grep "a download hangs" '-> stall 200' "$PXLOG"
 kill -INT "$pid"
 wait "$pid"; rc=$?
 t_eq "SIGINT stops the pull" "$rc" 130
-t_grep "saying so" "^mkimg: $PX/par/multi:1: (fetching blob|unpacking layer) sha256:[0-9a-f]{64}: interrupted$" "$T/err"
+t_grep "saying so" "^mkimg: $PX/mono/multi:1: (fetching blob|unpacking layer) sha256:[0-9a-f]{64}: interrupted$" "$T/err"
 t_ok "no temp file left after SIGINT" tmp_empty
 t_ok "fsck after SIGINT" fsck_ok
 
