@@ -321,6 +321,9 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
     for (size_t k = 0; k < i; k++)
         if (strcmp(img->layers[k].digest, img->layers[i].digest) == 0)
             return 0;
+    /* Compression does not watch the pool's flag: do not start one for nothing. */
+    if (reg_cancelled(c))
+        return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "cancelled");
     if (layer_as_pushed(j->store, &img->layers[i], j->comp, &j->out[i], err) < 0)
         return mk_error_wrap(err, "pushing layer %s", img->layers[i].digest);
     return push_blob(c, j->store, j->out[i].digest, j->mount_from, err);
