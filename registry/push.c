@@ -206,6 +206,44 @@ static int upload_once(struct upload *u, const char *mount_from, bool *ret_retry
     return upload_close(u, ret_retry, err);
 }
 
+/* Sends the blob u describes (u->digest, u->size, bytes at u->fd), going on with u's open
+ * session if it has one, retrying within the budget. */
+static int upload_blob(struct upload *u, struct mk_store *store, const char *mount_from,
+                       struct mk_error **err)
+{
+    struct reg_client *c = u->c;
+    int r = 0;
+    for (int attempt = 1;; attempt++) {
+        struct mk_error *e = NULL;
+        bool retry = false;
+        if (upload_once(u, mount_from, &retry, &e) == 0) {
+            reg_blob_seen(store, c, u->digest);
+            break;
+        }
+        if (!retry || attempt > c->retries || !reg_backoff(c, attempt)) {
+            if (err && !*err)
+                *err = e;
+            else
+                mk_error_free(e);
+            r = mk_error_wrap(err, "pushing blob %s", u->digest);
+            break;
+        }
+        /* A broken chunk: the session may live on, holding what came before. */
+        if (u->loc && upload_status(u, NULL) == 0) {
+            reg_log(c, "resuming the upload of %s at byte %llu (%s)", u->digest,
+                    (unsigned long long)u->done, e->msg);
+        } else {
+            reg_log(c, "retrying upload of %s (%s)", u->digest, e->msg);
+            free(u->loc);
+            u->loc = NULL;
+        }
+        mk_error_free(e);
+    }
+    free(u->loc);
+    u->loc = NULL;
+    return r;
+}
+
 static int push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
                      const char *mount_from, struct mk_error **err)
 {
@@ -230,34 +268,56 @@ static int push_blob(struct reg_client *c, struct mk_store *store, const char *d
     reg_log(c, "uploading blob %s (%llu bytes)", digest, (unsigned long long)st.st_size);
     struct upload u = {
         .c = c, .fd = fd, .digest = digest, .size = (uint64_t)st.st_size, .chunk = chunk_size()};
-    int r = 0;
-    for (int attempt = 1;; attempt++) {
-        struct mk_error *e = NULL;
-        bool retry = false;
-        if (upload_once(&u, mount_from, &retry, &e) == 0) {
-            reg_blob_seen(store, c, digest);
+    return upload_blob(&u, store, mount_from, err);
+}
+
+/* An uncompressed layer whose compressed copy is not made yet: its chunks go up while the
+ * compressor writes them (the digest, needed only by the closing PUT, comes last). What the
+ * stream cannot do (a failed chunk, a registry without chunks) is left to the ordinary
+ * upload of the finished copy. */
+static int push_layer_streamed(struct reg_client *c, struct mk_store *store,
+                               const struct mk_layer_desc *src, enum mk_compression comp,
+                               const char *mount_from, struct mk_layer_desc *ret,
+                               struct mk_error **err)
+{
+    struct mk_compress_stream *s = NULL;
+    if (layerstore_compress_stream_start(store, src, comp, &s, err) < 0)
+        return mk_error_wrap(err, "pushing layer %s", src->digest);
+    bool ended = false;
+    layerstore_compress_stream_wait(s, 0, &ended);
+    if (ended) {
+        /* The copy was there already: the usual HEAD, mount or upload. */
+        int r = layerstore_compress_stream_finish(s, false, ret, err);
+        layerstore_compress_stream_free(s);
+        return r < 0 ? -1 : push_blob(c, store, ret->digest, mount_from, err);
+    }
+    reg_log(c, "compressing layer %s and uploading it on the way", src->diff_id);
+    struct upload u = {.c = c, .fd = layerstore_compress_stream_fd(s), .chunk = chunk_size()};
+    struct mk_error *e = NULL;
+    bool retry = false;
+    int r = upload_start(&u, NULL, &retry, &e);
+    while (r == 0 && !reg_cancelled(c)) {
+        layerstore_compress_stream_wait(s, u.done + u.chunk, &ended);
+        if (ended)
             break;
-        }
-        if (!retry || attempt > c->retries || !reg_backoff(c, attempt)) {
-            if (err && !*err)
-                *err = e;
-            else
-                mk_error_free(e);
-            r = mk_error_wrap(err, "pushing blob %s", digest);
-            break;
-        }
-        /* A broken chunk: the session may live on, holding what came before. */
-        if (u.loc && upload_status(&u, NULL) == 0) {
-            reg_log(c, "resuming the upload of %s at byte %llu (%s)", digest,
-                    (unsigned long long)u.done, e->msg);
-        } else {
-            reg_log(c, "retrying upload of %s (%s)", digest, e->msg);
-            free(u.loc);
-            u.loc = NULL;
-        }
+        r = upload_patch(&u, u.chunk, &retry, &e);
+    }
+    if (r != 0) {
+        reg_log(c, "uploading layer %s once compressed (%s)", src->diff_id,
+                e ? e->msg : "the registry takes no chunks");
         mk_error_free(e);
+        free(u.loc);
+        u.loc = NULL;
+    }
+    bool stop = reg_cancelled(c);
+    r = layerstore_compress_stream_finish(s, stop, ret, err);
+    if (r == 0) {
+        u.digest = ret->digest;
+        u.size = ret->size;
+        r = upload_blob(&u, store, NULL, err);
     }
     free(u.loc);
+    layerstore_compress_stream_free(s);
     return r;
 }
 
@@ -282,27 +342,8 @@ static int put_manifest(struct reg_client *c, const char *ref, const char *data,
     return r;
 }
 
-/* A layer as pushed: an uncompressed one compressed (the copy is cached in the store), a
- * compressed one (pulled) as it is. */
-static int layer_as_pushed(struct mk_store *store, const struct mk_layer_desc *src,
-                           enum mk_compression comp, struct mk_layer_desc *ret,
-                           struct mk_error **err)
-{
-    if (strcmp(src->digest, src->diff_id) == 0 && comp != MK_COMPRESS_NONE) {
-        struct mk_layer_desc *packed = NULL;
-        if (layerstore_layers_compress(store, src, 1, comp, 0, &packed, err) < 0)
-            return -1;
-        *ret = packed[0];
-        free(packed); /* ret owns the media type now */
-        return 0;
-    }
-    *ret = *src;
-    ret->media_type = mk_xstrdup(src->media_type ? src->media_type : MK_MEDIA_OCI_LAYER);
-    return 0;
-}
-
-/* The blobs of one push, each a job of the pool: layers 0 .. n-1 (compressed first when
- * needed), then the config. */
+/* The blobs of one push, each a job of the pool: layers 0 .. n-1 (compressed on the way
+ * when needed), then the config. */
 struct push_jobs {
     struct mk_store *store;
     const struct mk_image *img;
@@ -321,12 +362,17 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
     for (size_t k = 0; k < i; k++)
         if (strcmp(img->layers[k].digest, img->layers[i].digest) == 0)
             return 0;
-    /* Compression does not watch the pool's flag: do not start one for nothing. */
-    if (reg_cancelled(c))
-        return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "cancelled");
-    if (layer_as_pushed(j->store, &img->layers[i], j->comp, &j->out[i], err) < 0)
-        return mk_error_wrap(err, "pushing layer %s", img->layers[i].digest);
-    return push_blob(c, j->store, j->out[i].digest, j->mount_from, err);
+    const struct mk_layer_desc *src = &img->layers[i];
+    if (strcmp(src->digest, src->diff_id) == 0 && j->comp != MK_COMPRESS_NONE) {
+        /* Compression does not watch the pool's flag: do not start one for nothing. */
+        if (reg_cancelled(c))
+            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "cancelled");
+        return push_layer_streamed(c, j->store, src, j->comp, j->mount_from, &j->out[i], err);
+    }
+    /* Compressed already (pulled), or pushed as it is stored. */
+    j->out[i] = *src;
+    j->out[i].media_type = mk_xstrdup(src->media_type ? src->media_type : MK_MEDIA_OCI_LAYER);
+    return push_blob(c, j->store, src->digest, j->mount_from, err);
 }
 
 /* Every blob of img, several at once; *ret gets the layers as pushed. */

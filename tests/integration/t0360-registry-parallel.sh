@@ -22,13 +22,17 @@ done
 t_ok "build a five-layer image" "$MKIMG" build -q -t multi "$T/c"
 t_eq "it has five layers" "$("$MKIMG" inspect multi | jq '.[0].RootFS.Layers | length')" 5
 
-# push: uploads overlap and go up in 512 KiB chunks
+cp -a "$MKIMG_ROOT" "$T/fresh" # no compressed copy yet, for the streaming fault below
+
+# push: uploads overlap, go up in 512 KiB chunks, and follow the compressor
 export MKIMG_UPLOAD_CHUNK_SIZE=524288
 reg_proxy "wait@upload" || t_fail "proxy starts"
 "$MKIMG" push multi "$PX/par/multi:1" >"$T/out" 2>"$T/err"; rc=$?
 t_eq "push exits 0" "$rc" 0
 digest=$(tail -n 1 "$T/out")
 t_grep "a second upload started while the first was held" '^POST /v2/par/multi/blobs/uploads/ -> wait-joined' "$PXLOG"
+t_eq "each layer was uploaded while compressed" \
+    "$(grep -cE '^compressing layer sha256:[0-9a-f]{64} and uploading it on the way$' "$T/err")" 5
 t_grep "chunks carry Content-Range" '^PATCH /v2/par/multi/blobs/uploads/[^ ]+ range=524288-1048575 -> pass 202' "$PXLOG"
 t_ok "each 1.5 MiB layer took several chunks" \
     test "$(reg_count PATCH '/v2/par/multi/blobs/uploads/[^ ]+')" -ge 12
@@ -75,13 +79,27 @@ t_grep "the answer was lost" '^PATCH /v2/lost/multi/blobs/uploads/[^ ]+ .*-> noa
 t_eq "one blob needed a second session" "$(reg_count POST '/v2/lost/multi/blobs/uploads/')" 7
 t_ok "skopeo copies that push" skopeo copy -q --src-tls-verify=false "docker://$REG/lost/multi:1" "oci:$T/sk2:m"
 
+# a chunk fails while the compressor runs: that layer goes up once compressed
+reg_start stream || t_fail "fourth registry starts"
+reg_proxy "500@chunk2" || t_fail "proxy starts"
+MKIMG_ROOT=$T/fresh "$MKIMG" push --retry 2 multi "$PX/st/multi:1" >"$T/out" 2>"$T/err"; rc=$?
+t_eq "push survives a chunk failing during compression" "$rc" 0
+# (whether the compressor is still running when the chunk fails depends on the machine: the
+# layer then goes up once compressed, else its upload resumes)
+t_grep "the failed chunk was sent again" '^(uploading layer sha256:[0-9a-f]{64} once compressed|resuming the upload of sha256:[0-9a-f]{64} at byte [0-9]+) \(uploading a chunk: the registry answered HTTP 500\)$' "$T/err"
+t_eq "the same manifest" "$(tail -n 1 "$T/out")" "$digest"
+t_ok "skopeo copies it" skopeo copy -q --src-tls-verify=false "docker://$REG/st/multi:1" "oci:$T/sk3:m"
+t_ok "no temp file left in that store" env MKIMG_ROOT="$T/fresh" bash -c '[ -z "$(ls -A "$MKIMG_ROOT/tmp")" ]'
+t_ok "fsck of that store" env MKIMG_ROOT="$T/fresh" "$MKIMG" fsck
+
 # a registry that refuses PATCH gets each blob in one PUT
-reg_start mono || t_fail "fourth registry starts"
+reg_start mono || t_fail "fifth registry starts"
 reg_proxy "405@patch" || t_fail "proxy starts"
 "$MKIMG" push multi "$PX/mono/multi:1" >"$T/out" 2>"$T/err"; rc=$?
 t_eq "push to a registry without chunks" "$rc" 0
 t_grep "says so" '^the registry takes no chunks: uploading sha256:[0-9a-f]+ in one request' "$T/err"
 t_ok "skopeo reads it" skopeo inspect --tls-verify=false "docker://$REG/mono/multi:1"
+
 unset MKIMG_UPLOAD_CHUNK_SIZE
 
 # pull: layer downloads overlap (the config comes first, alone)
