@@ -161,8 +161,8 @@ struct layer_jobs {
 static int fetch_layer_job(void *ctx, struct reg_client *c, size_t i, struct mk_error **err)
 {
     const struct layer_jobs *j = ctx;
-    /* A layer listed twice is fetched once: by the first job, which the unpacking in order
-     * has waited for before it gets here. */
+    /* A layer listed twice is fetched once, by its first job: unpacking goes in order, so
+     * it has waited for that job before it needs this layer. */
     for (size_t k = 0; k < i; k++)
         if (strcmp(j->layers[k].digest, j->layers[i].digest) == 0)
             return 0;
