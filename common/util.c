@@ -8,7 +8,7 @@
 
 #include "common/util.h"
 
-volatile sig_atomic_t mk_interrupted;
+volatile atomic_int mk_interrupted;
 
 static void oom(void)
 {

@@ -84,9 +84,10 @@ const char *mk_strv_env_get(const struct mk_strv *sv, const char *key);
 void mk_strv_env_set(struct mk_strv *sv, const char *key, const char *value);
 
 /* Set by the CLI's SIGINT/SIGTERM handler; long operations poll it and stop with
- * MK_ERR_INTERRUPTED, cleaning up as on any other failure. */
-#include <signal.h>
-extern volatile sig_atomic_t mk_interrupted;
+ * MK_ERR_INTERRUPTED, cleaning up as on any other failure. Atomic (lock-free, so fine in a
+ * signal handler) because registry transfer threads read it while the handler writes it. */
+#include <stdatomic.h>
+extern volatile atomic_int mk_interrupted;
 
 #include "common/banned.h"
 

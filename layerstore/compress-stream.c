@@ -36,6 +36,8 @@ struct out {
     int fd;
     struct mk_sha256 *h;
     uint64_t size;
+    ls_progress_fn progress; /* or NULL */
+    void *pctx;
 };
 
 static int out_write(struct out *o, const void *data, size_t n, struct mk_error **err)
@@ -46,6 +48,8 @@ static int out_write(struct out *o, const void *data, size_t n, struct mk_error 
         return -1;
     mk_sha256_update(o->h, data, n);
     o->size += n;
+    if (o->progress && o->progress(o->pctx, o->size) < 0)
+        return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "compression stopped");
     return 0;
 }
 
@@ -337,7 +341,16 @@ int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression
                        unsigned threads, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                        struct mk_error **err)
 {
-    struct out o = {.fd = out_fd, .h = mk_sha256_new()};
+    return ls_compress_stream_progress(rd, ctx, out_fd, c, level, threads, NULL, NULL, ret_digest,
+                                       ret_size, err);
+}
+
+int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c,
+                                int level, unsigned threads, ls_progress_fn progress,
+                                void *pctx, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                                struct mk_error **err)
+{
+    struct out o = {.fd = out_fd, .h = mk_sha256_new(), .progress = progress, .pctx = pctx};
     int r = c == MK_COMPRESS_ZSTD ? zstd_stream(rd, ctx, &o, level, threads, err)
             : c == MK_COMPRESS_GZIP
                 ? gzip_stream(rd, ctx, &o, level, threads, err)

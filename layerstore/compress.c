@@ -154,64 +154,50 @@ static ssize_t source_read_cb(void *ctx, void *buf, size_t n, struct mk_error **
     return source_read(ctx, buf, n, err);
 }
 
-static int compress_source(struct mk_store *store, struct source *in,
-                           const struct mk_layer_desc *src, enum mk_compression c, int level,
-                           unsigned threads, struct mk_layer_desc *ret, struct mk_error **err);
-
-/* Makes (or finds) the compressed copy of one layer and fills ret. */
-static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
-                        enum mk_compression c, int level, unsigned threads,
-                        struct mk_layer_desc *ret, struct mk_error **err)
+/* The copy already there: src itself when compressed the wanted way (an image made from
+ * pulled layers), or a cached copy. Fills ret's media type and diff_id in any case. */
+static bool existing_copy(struct mk_store *store, const struct mk_layer_desc *src,
+                          enum mk_compression c, int level, struct mk_layer_desc *ret)
 {
     ret->media_type = mk_xstrdup(algo_media_type(c));
     memcpy(ret->diff_id, src->diff_id, MK_DIGEST_SIZE);
-    /* Already compressed the wanted way (an image made from pulled layers). */
     if (src->media_type && strcmp(src->media_type, algo_media_type(c)) == 0 &&
         strcmp(src->digest, src->diff_id) != 0) {
         memcpy(ret->digest, src->digest, MK_DIGEST_SIZE);
         ret->size = src->size;
-        return 0;
+        return true;
     }
     char key[MK_DIGEST_SIZE];
     ls_compress_cache_key(src->diff_id, c, level, key);
-    if (cached_copy(store, key, src->diff_id, ret))
-        return 0;
-    struct source in = {.fd = -1};
-    in.fd = layerstore_blob_open(store, src->diff_id, NULL);
-    if (in.fd < 0 && strcmp(src->digest, src->diff_id) != 0) {
-        in.fd = layerstore_blob_open(store, src->digest, err);
-        if (in.fd >= 0 && source_open_decoded(&in, in.fd, err) < 0) {
-            close(in.fd);
-            source_release(&in);
-            return mk_error_wrap(err, "compressing layer %s", src->diff_id);
-        }
-    } else if (in.fd < 0) {
-        in.fd = layerstore_blob_open(store, src->diff_id, err);
-    }
-    if (in.fd < 0)
-        return mk_error_wrap(err, "compressing layer %s", src->diff_id);
-    int r = compress_source(store, &in, src, c, level, threads, ret, err);
-    close(in.fd);
-    source_release(&in);
-    return r;
+    return cached_copy(store, key, src->diff_id, ret);
 }
 
-static int compress_source(struct mk_store *store, struct source *in,
-                           const struct mk_layer_desc *src, enum mk_compression c, int level,
-                           unsigned threads, struct mk_layer_desc *ret, struct mk_error **err)
+/* The layer's uncompressed bytes: its plain blob, else its compressed blob decoded. The
+ * caller releases in (source_release) whatever this returns. */
+static int source_open(struct mk_store *store, const struct mk_layer_desc *src, struct source *in,
+                       struct mk_error **err)
 {
-    char key[MK_DIGEST_SIZE];
-    ls_compress_cache_key(src->diff_id, c, level, key);
-    _cleanup_free_ char *tmp = NULL;
-    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
-    if (out < 0)
-        return -1;
-    char digest[MK_DIGEST_SIZE];
-    uint64_t size = 0;
-    if (ls_compress_stream(source_read_cb, in, out, c, level, threads, digest, &size, err) < 0) {
-        unlink(tmp);
-        return mk_error_wrap(err, "compressing layer %s", src->diff_id);
+    in->fd = layerstore_blob_open(store, src->diff_id, NULL);
+    if (in->fd < 0 && strcmp(src->digest, src->diff_id) != 0) {
+        in->fd = layerstore_blob_open(store, src->digest, err);
+        if (in->fd >= 0 && source_open_decoded(in, in->fd, err) < 0) {
+            close(in->fd);
+            in->fd = -1;
+        }
+    } else if (in->fd < 0) {
+        in->fd = layerstore_blob_open(store, src->diff_id, err);
     }
+    return in->fd < 0 ? mk_error_wrap(err, "compressing layer %s", src->diff_id) : 0;
+}
+
+/* Stores the finished copy in tmp (open as out, bytes hashing to digest): checks that a
+ * decoded source matched diff_id, renames it into the store, remembers it in the cache.
+ * tmp is gone afterwards either way. */
+static int copy_commit(struct mk_store *store, struct source *in, const struct mk_layer_desc *src,
+                       enum mk_compression c, int level, int out, const char *tmp,
+                       const char *digest, uint64_t size, struct mk_layer_desc *ret,
+                       struct mk_error **err)
+{
     if (in->rd) {
         char got[MK_DIGEST_SIZE];
         mk_sha256_final(in->h, got);
@@ -224,6 +210,8 @@ static int compress_source(struct mk_store *store, struct source *in,
         return mk_error_wrap(err, "compressing layer %s", src->diff_id);
     /* The blob is in place before the entry that names it, so a crash in between leaves at
      * worst an unreferenced blob for prune. */
+    char key[MK_DIGEST_SIZE];
+    ls_compress_cache_key(src->diff_id, c, level, key);
     _cleanup_free_ char *value =
         mk_xasprintf("compressed %s %s %llu\n", src->diff_id, digest, (unsigned long long)size);
     if (layerstore_cache_put(store, key, value, err) < 0)
@@ -231,6 +219,200 @@ static int compress_source(struct mk_store *store, struct source *in,
     memcpy(ret->digest, digest, MK_DIGEST_SIZE);
     ret->size = size;
     return 0;
+}
+
+/* Makes (or finds) the compressed copy of one layer and fills ret. */
+static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
+                        enum mk_compression c, int level, unsigned threads,
+                        struct mk_layer_desc *ret, struct mk_error **err)
+{
+    if (existing_copy(store, src, c, level, ret))
+        return 0;
+    struct source in = {.fd = -1};
+    if (source_open(store, src, &in, err) < 0) {
+        source_release(&in);
+        return -1;
+    }
+    int r = -1;
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
+    char digest[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    if (out >= 0 &&
+        ls_compress_stream(source_read_cb, &in, out, c, level, threads, digest, &size, err) < 0) {
+        unlink(tmp);
+        mk_error_wrap(err, "compressing layer %s", src->diff_id);
+    } else if (out >= 0) {
+        r = copy_commit(store, &in, src, c, level, out, tmp, digest, size, ret, err);
+    }
+    close(in.fd);
+    source_release(&in);
+    return r;
+}
+
+/* ---- a copy uploaded while it is made ---------------------------------------------------- */
+
+struct mk_compress_stream {
+    struct mk_store *store;
+    struct mk_layer_desc src;
+    enum mk_compression c;
+    int level;
+    struct source in;
+    int out;   /* the copy (the existing blob when complete from the start) */
+    char *tmp; /* NULL when complete from the start */
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t written;
+    bool ended, abort;
+    int rc;
+    struct mk_error *err;
+    char digest[MK_DIGEST_SIZE];
+    struct mk_layer_desc result;
+};
+
+static int stream_advance(void *pctx, uint64_t written)
+{
+    struct mk_compress_stream *st = pctx;
+    pthread_mutex_lock(&st->lock);
+    st->written = written;
+    bool abort = st->abort;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    return abort ? -1 : 0;
+}
+
+static void *stream_main(void *arg)
+{
+    struct mk_compress_stream *st = arg;
+    uint64_t size = 0;
+    struct mk_error *e = NULL;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int r = ls_compress_stream_progress(source_read_cb, &st->in, st->out, st->c, st->level,
+                                        cpus > 1 ? (unsigned)cpus : 1, stream_advance, st,
+                                        st->digest, &size, &e);
+    pthread_mutex_lock(&st->lock);
+    st->rc = r;
+    st->err = e;
+    if (r == 0)
+        st->written = size;
+    st->ended = true;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+int layerstore_compress_stream_start(struct mk_store *store, const struct mk_layer_desc *src,
+                                     enum mk_compression c, struct mk_compress_stream **ret,
+                                     struct mk_error **err)
+{
+    if (c != MK_COMPRESS_GZIP && c != MK_COMPRESS_ZSTD)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "unknown compression %d", (int)c);
+    struct mk_compress_stream *st = mk_xcalloc(1, sizeof(*st));
+    st->store = store;
+    st->src = *src;
+    st->src.media_type = src->media_type ? mk_xstrdup(src->media_type) : NULL;
+    st->c = c;
+    st->level = c == MK_COMPRESS_GZIP ? GZIP_DEFAULT_LEVEL : ZSTD_DEFAULT_LEVEL;
+    st->in.fd = st->out = -1;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, NULL);
+    int r = 0;
+    if (existing_copy(store, src, c, st->level, &st->result)) {
+        st->out = layerstore_blob_open(store, st->result.digest, err);
+        r = st->out < 0 ? -1 : 0;
+        st->written = st->result.size;
+        st->ended = true;
+    } else {
+        r = source_open(store, src, &st->in, err);
+        if (r == 0 && (st->out = ls_tmpfile(store, &st->tmp, err)) < 0)
+            r = -1;
+        if (r == 0 && pthread_create(&st->thread, NULL, stream_main, st) != 0)
+            r = mk_error_set(err, MK_ERR_FAILED, 0, "cannot start a compression thread");
+        st->running = r == 0;
+    }
+    if (r < 0) {
+        layerstore_compress_stream_free(st);
+        return -1;
+    }
+    *ret = st;
+    return 0;
+}
+
+int layerstore_compress_stream_fd(const struct mk_compress_stream *s)
+{
+    return s->out;
+}
+
+uint64_t layerstore_compress_stream_wait(struct mk_compress_stream *s, uint64_t want,
+                                         bool *ret_ended)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->ended && s->written < want)
+        pthread_cond_wait(&s->cond, &s->lock);
+    uint64_t n = s->written;
+    *ret_ended = s->ended;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+int layerstore_compress_stream_finish(struct mk_compress_stream *s, bool abort,
+                                      struct mk_layer_desc *ret, struct mk_error **err)
+{
+    if (s->running) {
+        if (abort) {
+            pthread_mutex_lock(&s->lock);
+            s->abort = true;
+            pthread_mutex_unlock(&s->lock);
+        }
+        pthread_join(s->thread, NULL);
+        s->running = false;
+        int r = s->rc;
+        if (r < 0) {
+            if (err && !*err)
+                *err = MK_TAKE_PTR(s->err);
+            mk_error_wrap(err, "compressing layer %s", s->src.diff_id);
+        } else if (!abort) {
+            r = copy_commit(s->store, &s->in, &s->src, s->c, s->level, s->out, s->tmp, s->digest,
+                            s->written, &s->result, err);
+        }
+        if (r < 0 || abort)
+            unlink(s->tmp);
+        free(s->tmp);
+        s->tmp = NULL; /* renamed into the store, or gone */
+        if (r < 0)
+            return -1;
+    }
+    if (abort)
+        return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "compression stopped");
+    *ret = s->result;
+    ret->media_type = mk_xstrdup(s->result.media_type);
+    return 0;
+}
+
+void layerstore_compress_stream_free(struct mk_compress_stream *s)
+{
+    if (!s)
+        return;
+    if (s->running) {
+        struct mk_layer_desc unused;
+        layerstore_compress_stream_finish(s, true, &unused, NULL);
+    }
+    if (s->tmp)
+        unlink(s->tmp);
+    free(s->tmp);
+    if (s->out >= 0)
+        close(s->out);
+    if (s->in.fd >= 0)
+        close(s->in.fd);
+    source_release(&s->in);
+    mk_error_free(s->err);
+    free(s->result.media_type);
+    free(s->src.media_type);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
 }
 
 struct job {

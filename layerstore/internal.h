@@ -85,6 +85,7 @@ int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee
  *      snapshot, import .c) ---------------------------------------------------------------- */
 
 #include <jansson.h>
+#include <pthread.h>
 
 struct mk_store {
     char *root;
@@ -93,7 +94,10 @@ struct mk_store {
      * it exclusively, so they never delete what a running build, pull or load has written
      * but not tagged yet. */
     int gc_fd;
-    /* temp dirs and files this handle owns: path and the fd whose flock marks them live */
+    /* temp dirs this handle owns: path and the fd whose flock marks them live. Guarded by
+     * tmp_lock: registry pulls and pushes work from several threads on one handle. (Temp
+     * files are not listed: each has one owner, which unlinks it on every path.) */
+    pthread_mutex_t tmp_lock;
     struct mk_strv tmp_paths;
     int *tmp_fds;
 };
@@ -169,6 +173,13 @@ typedef ssize_t (*ls_read_fn)(void *ctx, void *buf, size_t n, struct mk_error **
 int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c, int level,
                        unsigned threads, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                        struct mk_error **err);
+/* Same, telling progress (when not NULL) the bytes written so far after each write; a
+ * negative return stops the compression (MK_ERR_INTERRUPTED). */
+typedef int (*ls_progress_fn)(void *pctx, uint64_t written);
+int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c,
+                                int level, unsigned threads, ls_progress_fn progress,
+                                void *pctx, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                                struct mk_error **err);
 /* Whether libzstd was built with worker threads. */
 bool ls_zstd_has_threads(void);
 

@@ -271,6 +271,27 @@ int layerstore_layers_compress(struct mk_store *store, const struct mk_layer_des
                                enum mk_compression c, int level, struct mk_layer_desc **ret,
                                struct mk_error **err);
 void layerstore_layer_descs_free(struct mk_layer_desc *descs, size_t n);
+
+/* One layer's compressed copy made on a thread of its own, readable while it grows, so an
+ * upload can follow the compressor instead of waiting for it (registry push). Same bytes,
+ * same cache as layerstore_layers_compress. When the copy is there already (cached, or src
+ * is compressed that way), the stream is complete from the start. */
+struct mk_compress_stream;
+int layerstore_compress_stream_start(struct mk_store *store, const struct mk_layer_desc *src,
+                                     enum mk_compression c, struct mk_compress_stream **ret,
+                                     struct mk_error **err);
+/* The compressed bytes written so far, for pread (owned by the stream). */
+int layerstore_compress_stream_fd(const struct mk_compress_stream *s);
+/* Waits until at least want bytes are written or the compressor stopped (*ret_ended);
+ * returns the bytes written. */
+uint64_t layerstore_compress_stream_wait(struct mk_compress_stream *s, uint64_t want,
+                                         bool *ret_ended);
+/* Stops the compressor when abort, else waits for it; on success stores the copy (blob and
+ * cache entry) and fills ret (media type owned by ret). The fd stays readable until _free. */
+int layerstore_compress_stream_finish(struct mk_compress_stream *s, bool abort,
+                                      struct mk_layer_desc *ret, struct mk_error **err);
+/* Aborts a stream not finished yet, removes its temp file. Accepts NULL. */
+void layerstore_compress_stream_free(struct mk_compress_stream *s);
 /* "gzip" / "zstd" / "none" -> enum; -1 for anything else. */
 int layerstore_compression_parse(const char *s);
 

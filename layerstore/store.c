@@ -110,6 +110,7 @@ int layerstore_open(const char *root, struct mk_store **ret, struct mk_error **e
     s->gc_fd = MK_TAKE_FD(gcfd);
     s->root = mk_xstrdup(root);
     s->root_fd = MK_TAKE_FD(fd);
+    pthread_mutex_init(&s->tmp_lock, NULL);
     *ret = s;
     return 0;
 }
@@ -123,6 +124,7 @@ void layerstore_free(struct mk_store *store)
             close(store->tmp_fds[i]);
     free(store->tmp_fds);
     mk_strv_release(&store->tmp_paths);
+    pthread_mutex_destroy(&store->tmp_lock);
     if (store->root_fd >= 0)
         close(store->root_fd);
     if (store->gc_fd >= 0)
@@ -167,9 +169,11 @@ char *layerstore_tmpdir(struct mk_store *store, const char *prefix, struct mk_er
         }
         if (r == 0)
             continue;
+        pthread_mutex_lock(&store->tmp_lock);
         mk_strv_push(&store->tmp_paths, path);
         store->tmp_fds = mk_xreallocarray(store->tmp_fds, store->tmp_paths.n, sizeof(int));
         store->tmp_fds[store->tmp_paths.n - 1] = fd;
+        pthread_mutex_unlock(&store->tmp_lock);
         return MK_TAKE_PTR(path);
     }
     mk_error_set(err, MK_ERR_IO, 0, "could not create a temp dir in \"%s\"", parent);
@@ -178,6 +182,7 @@ char *layerstore_tmpdir(struct mk_store *store, const char *prefix, struct mk_er
 
 void ls_tmpdir_forget(struct mk_store *store, const char *path)
 {
+    pthread_mutex_lock(&store->tmp_lock);
     for (size_t i = 0; i < store->tmp_paths.n; i++) {
         if (strcmp(store->tmp_paths.v[i], path) != 0)
             continue;
@@ -188,8 +193,9 @@ void ls_tmpdir_forget(struct mk_store *store, const char *path)
         memmove(&store->tmp_paths.v[i], &store->tmp_paths.v[i + 1], (rest + 1) * sizeof(char *));
         memmove(&store->tmp_fds[i], &store->tmp_fds[i + 1], rest * sizeof(int));
         store->tmp_paths.n--;
-        return;
+        break;
     }
+    pthread_mutex_unlock(&store->tmp_lock);
 }
 
 int layerstore_tmpdir_remove(struct mk_store *store, const char *path, struct mk_error **err)

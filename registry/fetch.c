@@ -82,7 +82,7 @@ int registry_fetch_url(const char *url, const struct registry_opts *opts, uint64
         bool again = (tr == 0 ? reg_status_retryable(status) : retry) && attempt < c->retries;
         if (again)
             reg_log(c, "retrying GET %s (%s)", url, tr < 0 ? e->msg : "server busy or failing");
-        if (again && reg_backoff(attempt + 1)) {
+        if (again && reg_backoff(c, attempt + 1)) {
             mk_error_free(e);
             continue;
         }

@@ -99,6 +99,26 @@ int reg_client_new_plain(const struct registry_opts *opts, struct reg_client **r
     return 0;
 }
 
+struct reg_client *reg_client_clone(const struct reg_client *c)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        MK_BUG("curl_easy_init failed"); /* only out of memory */
+    struct reg_client *n = mk_xcalloc(1, sizeof(*n));
+    n->curl = curl;
+    n->host = mk_xstrdup(c->host);
+    n->base = mk_xstrdup(c->base);
+    n->repo = mk_xstrdup(c->repo);
+    n->creds = c->creds ? mk_xstrdup(c->creds) : NULL;
+    n->auth_header = c->auth_header ? mk_xstrdup(c->auth_header) : NULL;
+    n->insecure = c->insecure;
+    n->ca_file = c->ca_file ? mk_xstrdup(c->ca_file) : NULL;
+    n->retries = c->retries;
+    n->log = c->log;
+    n->cancel = c->cancel;
+    return n;
+}
+
 void reg_client_free(struct reg_client *c)
 {
     if (!c)
@@ -134,10 +154,13 @@ void reg_log(const struct reg_client *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
+    /* Parallel transfers log from several threads: one whole line at a time. */
+    flockfile(c->log);
     vfprintf(c->log, fmt, ap);
     va_end(ap);
     fputc('\n', c->log);
     fflush(c->log);
+    funlockfile(c->log);
 }
 
 char *reg_path(const struct reg_client *c, const char *kind, const char *ref)
@@ -148,6 +171,7 @@ char *reg_path(const struct reg_client *c, const char *kind, const char *ref)
 /* ---- one transfer ----------------------------------------------------------------------- */
 
 struct xfer {
+    const struct reg_client *c;
     CURL *curl;
     const struct reg_req *req;
     struct reg_resp *resp;
@@ -177,6 +201,25 @@ static void set_header(char **slot, char *value)
     *slot = value;
 }
 
+/* "[PREFIX]START-END[/TOTAL]" as in Range and Content-Range; false when malformed. */
+static bool parse_byte_range(const char *v, const char *prefix, uint64_t *ret_start,
+                             uint64_t *ret_end)
+{
+    if (mk_str_has_prefix(v, prefix))
+        v += strlen(prefix);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long a = strtoull(v, &end, 10);
+    if (errno || end == v || *end != '-' || !isdigit((unsigned char)end[1]))
+        return false;
+    unsigned long long b = strtoull(end + 1, &end, 10);
+    if (errno || (*end && *end != '/'))
+        return false;
+    *ret_start = a;
+    *ret_end = b;
+    return true;
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
 {
     struct xfer *x = ctx;
@@ -191,7 +234,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
         free(r->docker_digest);
         free(r->www_auth);
         r->location = r->content_type = r->docker_digest = r->www_auth = NULL;
-        r->range_start = 0;
+        r->range_start = r->range_end = r->chunk_min = 0;
+        r->has_range = false;
         /* "HTTP/1.1 206 Partial Content": a sink needs the status before the body. */
         const char *sp = memchr(data, ' ', n);
         if (sp && (size_t)(sp - data) + 4 <= n && isdigit((unsigned char)sp[1]) &&
@@ -203,18 +247,20 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ctx)
     set_header(&r->content_type, header_value(data, n, "Content-Type"));
     set_header(&r->docker_digest, header_value(data, n, "Docker-Content-Digest"));
     set_header(&r->www_auth, header_value(data, n, "WWW-Authenticate"));
-    _cleanup_free_ char *range = header_value(data, n, "Content-Range");
-    if (range) {
-        /* "bytes START-END/TOTAL" */
-        const char *p = range;
-        if (strncmp(p, "bytes ", 6) == 0)
-            p += 6;
-        char *end = NULL;
-        errno = 0;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno == 0 && end != p && *end == '-')
-            r->range_start = v;
+    uint64_t start, end;
+    _cleanup_free_ char *urange = header_value(data, n, "Range");
+    /* An upload session's progress: "0-END", END inclusive ("0-0" also when empty). */
+    if (urange && parse_byte_range(urange, "bytes=", &start, &end) && start == 0) {
+        r->has_range = true;
+        r->range_end = end;
     }
+    _cleanup_free_ char *cmin = header_value(data, n, "OCI-Chunk-Min-Length");
+    if (cmin)
+        mk_parse_u64(cmin, &r->chunk_min);
+    /* A partial download: "bytes START-END/TOTAL". */
+    _cleanup_free_ char *range = header_value(data, n, "Content-Range");
+    if (range && parse_byte_range(range, "bytes ", &start, &end))
+        r->range_start = start;
     return n;
 }
 
@@ -253,7 +299,7 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *ctx)
             want = (size_t)(req->fd_size - x->up_off);
         ssize_t n;
         do
-            n = pread(req->fd, buf, want, (off_t)x->up_off);
+            n = pread(req->fd, buf, want, (off_t)(req->fd_off + x->up_off));
         while (n < 0 && errno == EINTR);
         if (n < 0)
             return CURL_READFUNC_ABORT;
@@ -271,10 +317,27 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *ctx)
     return want;
 }
 
+bool reg_cancelled(const struct reg_client *c)
+{
+    return mk_interrupted || (c->cancel && atomic_load(c->cancel));
+}
+
+/* libcurl rewinds an upload to send it again (a reused connection that turned out dead). */
+static int on_seek(void *ctx, curl_off_t offset, int origin)
+{
+    struct xfer *x = ctx;
+    uint64_t len = x->req->fd >= 0 ? x->req->fd_size : x->req->len;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > len)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->up_off = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    (void)ctx, (void)dt, (void)dn, (void)ut, (void)un;
-    return mk_interrupted ? 1 : 0;
+    (void)dt, (void)dn, (void)ut, (void)un;
+    const struct xfer *x = ctx;
+    return reg_cancelled(x->c) ? 1 : 0;
 }
 
 static bool curl_retryable(CURLcode rc)
@@ -302,7 +365,7 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
     curl_easy_reset(curl);
     _cleanup_free_ char *url =
         req->url[0] == '/' ? mk_xasprintf("%s%s", c->base, req->url) : mk_xstrdup(req->url);
-    struct xfer x = {.curl = curl, .req = req, .resp = resp};
+    struct xfer x = {.c = c, .curl = curl, .req = req, .resp = resp};
     reg_resp_release(resp);
     resp->mtime = -1;
     mk_buf_init(&resp->body, req->body_max ? req->body_max : REG_SMALL_MAX);
@@ -322,6 +385,8 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         range = mk_xasprintf("Range: bytes=%llu-", (unsigned long long)req->range_from);
         h = curl_slist_append(h, range);
     }
+    if (req->header)
+        h = curl_slist_append(h, req->header);
     if (c->auth_header)
         h = curl_slist_append(h, c->auth_header);
     h = curl_slist_append(h, "Expect:");
@@ -337,6 +402,7 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &x);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
     /* A stalled connection (under 1 byte/s for 60 s) is a broken one. */
@@ -367,6 +433,8 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(curl, CURLOPT_READDATA, &x);
+        curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(curl, CURLOPT_SEEKDATA, &x);
         curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
                          (curl_off_t)(req->fd >= 0 ? req->fd_size : req->len));
         if (strcmp(req->method, "PUT") != 0)
@@ -394,6 +462,8 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
             return -1; /* the sink set err */
         if (mk_interrupted)
             return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+        if (reg_cancelled(c))
+            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "cancelled");
         *ret_retry = curl_retryable(rc);
         /* The error buffer names the host, the proxy or the certificate problem. */
         return mk_error_set(err, MK_ERR_FAILED, 0, "%s %s: %s", req->method, url,
@@ -487,7 +557,7 @@ static int bearer_token(struct reg_client *c, const char *challenge, struct mk_e
         r = transfer(c, &req, &resp, &retry, err);
         if (r == 0 && !reg_status_retryable(resp.status))
             break;
-        if ((r < 0 && !retry) || attempt >= c->retries || !reg_backoff(attempt + 1))
+        if ((r < 0 && !retry) || attempt >= c->retries || !reg_backoff(c, attempt + 1))
             break;
         if (r < 0 && err && *err) {
             mk_error_free(*err);
@@ -573,16 +643,18 @@ bool reg_status_retryable(long status)
     return status == 429 || (status >= 500 && status <= 599);
 }
 
-bool reg_backoff(int attempt)
+bool reg_backoff(const struct reg_client *c, int attempt)
 {
     long ms = 100L << (attempt < 6 ? attempt - 1 : 5);
     if (ms > 2000)
         ms = 2000;
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        if (mk_interrupted)
-            return false;
-    return !mk_interrupted;
+    /* In slices, so a cancelled sibling (no signal reaches this thread) stops us soon. */
+    for (; ms > 0 && !reg_cancelled(c); ms -= 50) {
+        struct timespec ts = {0, (ms < 50 ? ms : 50) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !reg_cancelled(c))
+            ;
+    }
+    return !reg_cancelled(c);
 }
 
 int reg_request(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,
@@ -598,7 +670,7 @@ int reg_request(struct reg_client *c, const struct reg_req *req, struct reg_resp
         if (again)
             reg_log(c, "retrying %s %s (%s)", req->method, req->url,
                     r < 0 ? e->msg : "server busy or failing");
-        if (!again || !reg_backoff(attempt + 1)) {
+        if (!again || !reg_backoff(c, attempt + 1)) {
             if (r < 0) {
                 if (err && !*err)
                     *err = e;

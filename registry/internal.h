@@ -2,6 +2,7 @@
 #ifndef MK_REGISTRY_INTERNAL_H
 #define MK_REGISTRY_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,7 +23,8 @@
 /* ---- HTTP (registry/http.c) ------------------------------------------------------------- */
 
 /* One registry repository for the run: one curl handle (connections are reused), the
- * credentials and the Authorization header won by the last challenge. */
+ * credentials and the Authorization header won by the last challenge. A client is used by
+ * one thread at a time; parallel transfers each use a clone (reg_client_clone). */
 struct reg_client {
     void *curl;        /* CURL *, private to http.c */
     char *host;        /* "127.0.0.1:5000", "registry-1.docker.io" */
@@ -34,6 +36,9 @@ struct reg_client {
     char *ca_file;     /* NULL or a CA bundle from --cert-dir */
     int retries;
     FILE *log;
+    /* NULL, or a flag that stops this client's transfers and backoffs like SIGINT does (set
+     * when a parallel sibling failed). */
+    atomic_bool *cancel;
 };
 
 /* The registry's answer to one request. */
@@ -43,6 +48,10 @@ struct reg_resp {
     char *location, *content_type, *docker_digest, *www_auth;
     uint64_t range_start; /* first byte of a 206 answer */
     int64_t mtime;        /* Last-Modified in seconds since the epoch, -1 when absent */
+    /* An upload session's "Range: 0-END" (bytes the registry holds; see has_range) */
+    bool has_range;
+    uint64_t range_end;
+    uint64_t chunk_min; /* OCI-Chunk-Min-Length of an upload session, or 0 */
 };
 
 struct reg_req {
@@ -52,8 +61,9 @@ struct reg_req {
     const char *content_type;
     const void *data; /* upload from memory (len bytes) ... */
     size_t len;
-    int fd; /* ... or from a file (fd_size bytes from offset 0) when fd >= 0 */
-    uint64_t fd_size;
+    int fd; /* ... or from a file (fd_size bytes from fd_off) when fd >= 0 */
+    uint64_t fd_off, fd_size;
+    const char *header;  /* NULL or one more header line ("Content-Range: 0-99") */
     uint64_t range_from; /* > 0: ask for the bytes from here on (206 expected) */
     size_t body_max;     /* cap of resp->body (0 = REG_SMALL_MAX) */
     /* When set, a 2xx body goes here instead of resp->body; returning < 0 aborts. */
@@ -70,6 +80,9 @@ int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
 int reg_client_new_plain(const struct registry_opts *opts, struct reg_client **ret,
                          struct mk_error **err);
 void reg_client_free(struct reg_client *c);
+/* A client for another thread: the same registry, repository, credentials and current
+ * Authorization header, its own curl handle. */
+struct reg_client *reg_client_clone(const struct reg_client *c);
 
 /* One request, answering one authentication challenge (basic or bearer) on the way.
  * Returns 0 with resp filled (any status), or -1 when no HTTP answer came (*ret_retry says
@@ -86,8 +99,11 @@ int reg_request(struct reg_client *c, const struct reg_req *req, struct reg_resp
 void reg_resp_release(struct reg_resp *resp);
 /* Whether an answer is worth retrying (429, 5xx). */
 bool reg_status_retryable(long status);
-/* Sleeps before attempt n (1, 2, ...): exponential backoff; false when interrupted. */
-bool reg_backoff(int attempt);
+/* Sleeps before attempt n (1, 2, ...): exponential backoff; false when interrupted (SIGINT,
+ * or c's cancel flag). */
+bool reg_backoff(const struct reg_client *c, int attempt);
+/* Whether c should stop: SIGINT, or its cancel flag. */
+bool reg_cancelled(const struct reg_client *c);
 /* Fills err from a non-success answer: the registry's error JSON message when present. */
 int reg_status_error(const struct reg_resp *resp, const char *what, struct mk_error **err);
 /* One progress line to c->log (when set). Never pass credentials. */
@@ -95,6 +111,34 @@ void reg_log(const struct reg_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* "/v2/<repo>/<kind>/<ref>" in a new string. */
 char *reg_path(const struct reg_client *c, const char *kind, const char *ref);
+
+/* ---- parallel transfers (registry/parallel.c) ------------------------------------------ */
+
+/* Blobs moved at once, each by its own thread and connection (docker moves 3 downloads and
+ * 5 uploads at once by default, containers/image 6): a few streams fill a link without
+ * overloading the registry. */
+#define REG_PARALLEL 4
+
+struct reg_pool;
+/* One job: job i with its own client c (a clone; c->cancel is the pool's flag). */
+typedef int (*reg_pool_fn)(void *ctx, struct reg_client *c, size_t i, struct mk_error **err);
+/* Runs fn for i = 0 .. n-1, in that order of start, on up to max_threads clones of c. */
+int reg_pool_start(struct reg_client *c, size_t n, size_t max_threads, reg_pool_fn fn, void *ctx,
+                   struct reg_pool **ret, struct mk_error **err);
+/* Waits for job i: 0 when it succeeded, -1 when some job failed (reg_pool_finish says which). */
+int reg_pool_wait(struct reg_pool *p, size_t i);
+/* Waits for the jobs that run (with cancel: stopping them, and starting no more), joins the
+ * threads and frees p. 0 when every started job succeeded, else -1 with the first failure
+ * in err (an error already in *err is kept). Accepts NULL. */
+int reg_pool_finish(struct reg_pool *p, bool cancel, struct mk_error **err);
+
+/* ---- blobs known in other repositories (registry/mount.c) ------------------------------- */
+
+struct mk_store;
+/* Remembers that c's repository holds digest (best effort, never fails). */
+void reg_blob_seen(struct mk_store *store, const struct reg_client *c, const char *digest);
+/* Another repository of c's registry known to hold digest, or NULL. Caller frees. */
+char *reg_blob_source(struct mk_store *store, const struct reg_client *c, const char *digest);
 
 /* ---- manifests (registry/manifest.c) --------------------------------------------------- */
 

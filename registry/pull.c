@@ -117,6 +117,7 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
 {
     if (layerstore_blob_exists(store, digest)) {
         reg_log(c, "blob %s already present", digest);
+        reg_blob_seen(store, c, digest);
         return 0;
     }
     reg_log(c, "fetching blob %s (%llu bytes)", digest, (unsigned long long)size);
@@ -130,14 +131,16 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
         int r = fetch_blob_once(c, path, w, &retry, &e);
         if (r == 0) {
             r = layerstore_blob_writer_commit(w, &e);
-            if (r == 0)
+            if (r == 0) {
+                reg_blob_seen(store, c, digest);
                 return 0;
+            }
             /* Corrupted on the way (or cut short without notice): fetch it whole again. */
             retry = e->code == MK_ERR_DIGEST;
             layerstore_blob_writer_free(w);
             w = NULL;
         }
-        if (!retry || attempt > c->retries || !reg_backoff(attempt)) {
+        if (!retry || attempt > c->retries || !reg_backoff(c, attempt)) {
             if (err && !*err)
                 *err = e;
             else
@@ -150,7 +153,25 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
     }
 }
 
-/* Fetches the config and every layer of an image manifest, unpacking each layer. */
+struct layer_jobs {
+    struct mk_store *store;
+    const struct reg_blob_desc *layers;
+};
+
+static int fetch_layer_job(void *ctx, struct reg_client *c, size_t i, struct mk_error **err)
+{
+    const struct layer_jobs *j = ctx;
+    /* A layer listed twice is fetched once, by its first job: unpacking goes in order, so
+     * it has waited for that job before it needs this layer. */
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(j->layers[k].digest, j->layers[i].digest) == 0)
+            return 0;
+    return fetch_blob(c, j->store, j->layers[i].digest, j->layers[i].size, err);
+}
+
+/* Fetches the config and every layer of an image manifest, unpacking each layer. Layers
+ * download in parallel; each is unpacked, in order, as soon as it and those before it are
+ * stored. */
 static int pull_image(struct reg_client *c, struct mk_store *store, const struct reg_manifest *m,
                       struct mk_error **err)
 {
@@ -172,16 +193,26 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
         r = mk_error_set_at(err, MK_ERR_INVALID, m->digest,
                             "the manifest has %zu layers but its config %zu diff_ids", n,
                             cfg.diff_ids.n);
+    struct layer_jobs jobs = {.store = store, .layers = layers};
+    struct reg_pool *pool = NULL;
+    if (r == 0 && n > 0)
+        r = reg_pool_start(c, n, REG_PARALLEL, fetch_layer_job, &jobs, &pool, err);
     char chain[MK_DIGEST_SIZE] = "";
     for (size_t i = 0; r == 0 && i < n; i++) {
         char next[MK_DIGEST_SIZE];
-        r = fetch_blob(c, store, layers[i].digest, layers[i].size, err);
-        if (r == 0)
-            r = layerstore_layer_unpack(store, layers[i].digest, cfg.diff_ids.v[i], chain, next,
-                                        err);
+        if (reg_pool_wait(pool, i) < 0) {
+            r = reg_pool_finish(pool, true, err);
+            pool = NULL;
+            break;
+        }
+        r = layerstore_layer_unpack(store, layers[i].digest, cfg.diff_ids.v[i], chain, next, err);
         if (r == 0)
             memcpy(chain, next, MK_DIGEST_SIZE);
     }
+    /* After a failure here, the downloads still running are stopped; their blobs, verified,
+     * may stay in the store for the next pull. */
+    if (reg_pool_finish(pool, r < 0, err) < 0)
+        r = -1;
     layerstore_config_release(&cfg);
     return r;
 }

@@ -11,6 +11,15 @@
  * config's diff_ids before the image is tagged. Network data is capped (manifests and
  * configs 4 MiB, header lines 8 KiB, tokens 64 KiB).
  *
+ * Blobs move several at once (4 threads, each with its own connection): a pull downloads
+ * layers in parallel and unpacks them in order as they arrive; a push uploads layers in
+ * parallel, then puts the manifest. An uncompressed layer with no compressed copy yet goes
+ * up while it is compressed (chunks follow the compressor; the copy is kept in the store). The
+ * first failed transfer stops the others and is the error reported. Blobs larger than 32 MiB go up
+ * in PATCH chunks (Content-Range, following each answer's Location) closed by PUT ?digest=; a
+ * failed chunk resumes where the registry says the upload stands, a registry that refuses PATCH
+ * gets one PUT. $MKIMG_UPLOAD_CHUNK_SIZE (bytes, at least 1024) sets the chunk size, for tests.
+ *
  * libcurl lives only in this module. Functions never print: progress goes to opts->log
  * when set. All functions follow common/error.h.
  */

@@ -29,6 +29,9 @@ t_eq "same digest over TLS" \
     "$(cat "$T/digest")"
 t_ok "pull with --cert-dir" env MKIMG_ROOT="$T/s2" "$MKIMG" pull -q --cert-dir "$T/certs" "$REG/tls/bb:1"
 t_ok "pull with --tls-verify=false" env MKIMG_ROOT="$T/s3" "$MKIMG" pull -q --tls-verify=false "$REG/tls/bb:1"
+# Go's TLS server offers HTTP/2 (ALPN); mkimg takes it, for pushes and pulls alike
+t_grep "pulls speak HTTP/2 over TLS" '"GET /v2/tls/bb/blobs/sha256:[0-9a-f]+ HTTP/2.0" 200 [0-9]+ "" "mkimg/' "$REG_LOG"
+t_grep "pushes too" '"PUT /v2/tls/bb/manifests/1 HTTP/2.0" 201 [0-9]+ "" "mkimg/' "$REG_LOG"
 "$MKIMG" pull -q --cert-dir "$T/nonexistent" "$REG/tls/bb:1" >/dev/null 2>"$T/err"; rc=$?
 t_eq "a --cert-dir without certificates fails" "$rc" 1
 t_grep "and says so" "no \\*.crt file in --cert-dir" "$T/err"

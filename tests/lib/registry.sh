@@ -7,6 +7,8 @@
 #                                        $REG_HTTP_EXTRA go into its http: section
 #   reg_stop                             stops every registry this script started (also at exit)
 #   reg_count METHOD PATH_REGEX          access-log lines for matching requests
+#   reg_proxy PLAN                       starts tests/lib/fault-proxy.py with PLAN in front of
+#                                        $REG; sets PX (host:port) and PXLOG (its log)
 #
 # Nothing here ever talks to an address outside 127.0.0.1.
 REG_PIDS=()
@@ -83,4 +85,15 @@ reg_wait_file() {
     local i
     for i in $(seq 1 100); do [ -s "$1" ] && return 0; sleep 0.1; done
     return 1
+}
+
+# reg_proxy PLAN: a fault-injecting proxy in front of $REG (see tests/lib/fault-proxy.py).
+reg_proxy_n=0
+reg_proxy() {
+    reg_proxy_n=$((reg_proxy_n + 1))
+    PXLOG=$T/px$reg_proxy_n.log
+    : >"$PXLOG"
+    reg_bg python3 "$MKIMG_TOP/tests/lib/fault-proxy.py" "$T/px$reg_proxy_n.port" "$REG" "$1" "$PXLOG"
+    reg_wait_file "$T/px$reg_proxy_n.port" || return 1
+    PX=127.0.0.1:$(cat "$T/px$reg_proxy_n.port")
 }
