@@ -346,8 +346,8 @@ int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression
 }
 
 int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c,
-                                int level, unsigned threads, ls_progress_fn progress,
-                                void *pctx, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                                int level, unsigned threads, ls_progress_fn progress, void *pctx,
+                                char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                                 struct mk_error **err)
 {
     struct out o = {.fd = out_fd, .h = mk_sha256_new(), .progress = progress, .pctx = pctx};

@@ -177,8 +177,8 @@ int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression
  * negative return stops the compression (MK_ERR_INTERRUPTED). */
 typedef int (*ls_progress_fn)(void *pctx, uint64_t written);
 int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c,
-                                int level, unsigned threads, ls_progress_fn progress,
-                                void *pctx, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                                int level, unsigned threads, ls_progress_fn progress, void *pctx,
+                                char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                                 struct mk_error **err);
 /* Whether libzstd was built with worker threads. */
 bool ls_zstd_has_threads(void);
