@@ -208,8 +208,8 @@ static int cmp_strp(const void *a, const void *b)
 }
 
 /* The sorted entries of directory rel with their lstat. */
-static int read_dir(int rootfd, const char *rel, bool tolerate_denied,
-                    struct mk_strv *ret_names, struct stat **ret_st, struct mk_error **err)
+static int read_dir(int rootfd, const char *rel, bool tolerate_denied, struct mk_strv *ret_names,
+                    struct stat **ret_st, struct mk_error **err)
 {
     int fd = mk_open_in_root(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, NULL);
     if (fd < 0) {
@@ -269,8 +269,8 @@ static int stat_start(int rootfd, const char *rel, struct stat *st, struct mk_er
     _cleanup_free_ char *name = NULL;
     _cleanup_close_ int pfd = mk_open_parent_in_root(rootfd, rel, false, &name, NULL);
     if (pfd < 0 || fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
-        return mk_error_set(err, MK_ERR_NOT_FOUND, errno,
-                            "\"%s\" not found in the build context", rel);
+        return mk_error_set(err, MK_ERR_NOT_FOUND, errno, "\"%s\" not found in the build context",
+                            rel);
     return 0;
 }
 
@@ -425,8 +425,7 @@ static int follow_read(struct follow *f, const char *p, bool wildcard, struct mk
 static int follow_append(struct follow *f, const char *path, struct mk_error **err)
 {
     if (++f->steps > FOLLOW_MAX_STEPS)
-        return mk_error_set(err, MK_ERR_INVALID, 0, "follow path \"%s\": too many symlinks",
-                            path);
+        return mk_error_set(err, MK_ERR_INVALID, 0, "follow path \"%s\": too many symlinks", path);
     _cleanup_free_ char *p = clean_path(path, true);
     _cleanup_free_ char *current = mk_xstrdup(".");
     const char *rest = p;
@@ -452,8 +451,8 @@ static int follow_append(struct follow *f, const char *path, struct mk_error **e
             mk_strv_push(&f->resolved, current);
             int r = 0;
             for (size_t i = 0; r == 0 && i < targets.n; i++) {
-                _cleanup_free_ char *t = *rest ? mk_xasprintf("%s/%s", targets.v[i], rest)
-                                               : mk_xstrdup(targets.v[i]);
+                _cleanup_free_ char *t =
+                    *rest ? mk_xasprintf("%s/%s", targets.v[i], rest) : mk_xstrdup(targets.v[i]);
                 r = follow_append(f, t, err);
             }
             mk_strv_release(&targets);
@@ -649,9 +648,8 @@ static int fwalk_entry(struct fwalk *w, const char *rel, const struct stat *st, 
 {
     if (walk_guard(rel, depth, err) < 0)
         return -1;
-    int r = strcmp(rel, ".") == 0 || w->n == 0
-                ? (w->fn(rel, st, w->arg, err) < 0 ? -1 : FEED_SENT)
-                : feed(w, 0, rel, st, err);
+    int r = strcmp(rel, ".") == 0 || w->n == 0 ? (w->fn(rel, st, w->arg, err) < 0 ? -1 : FEED_SENT)
+                                               : feed(w, 0, rel, st, err);
     if (r < 0)
         return -1;
     if (r == FEED_PRUNE || !S_ISDIR(st->st_mode))

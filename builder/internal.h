@@ -33,14 +33,14 @@ struct mk_sandbox_spec {
     const char *workdir;
     /* The process (only for builder_sandbox_run). */
     char *const *argv;
-    const struct mk_strv *env;  /* "K=V" */
-    const char *cwd;            /* inside the rootfs; created when missing */
-    const char *user;           /* "name", "uid", "name:group", "uid:gid"; NULL = root */
-    const char *hostname;       /* NULL = "mkimg" */
+    const struct mk_strv *env; /* "K=V" */
+    const char *cwd;           /* inside the rootfs; created when missing */
+    const char *user;          /* "name", "uid", "name:group", "uid:gid"; NULL = root */
+    const char *hostname;      /* NULL = "mkimg" */
     enum mk_network network;
     const struct mk_sandbox_mount *mounts;
     size_t n_mounts;
-    int stdout_fd, stderr_fd;   /* the RUN's output (-1: discarded); stdin is /dev/null */
+    int stdout_fd, stderr_fd; /* the RUN's output (-1: discarded); stdin is /dev/null */
 };
 
 /* Scratch space for one overlay mount: a store tmpdir holding upper/ and work/. */
@@ -90,8 +90,7 @@ int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, str
  * *ret_status is the command's exit status (128+N when killed by signal N).
  * A SIGINT/SIGTERM to mkimg (mk_interrupted) kills the container and fails with
  * MK_ERR_INTERRUPTED. The child dies with mkimg (PR_SET_PDEATHSIG). */
-int builder_sandbox_run(const struct mk_sandbox_spec *spec, int *ret_status,
-                        struct mk_error **err);
+int builder_sandbox_run(const struct mk_sandbox_spec *spec, int *ret_status, struct mk_error **err);
 
 /* Mounts the same root file system in a child process (user + mount namespace only) and
  * calls fn(rootfd, arg, err) there, with rootfd an O_PATH fd of the merged root; used by
@@ -113,7 +112,6 @@ int builder_resolve_user(int rootfd, const char *user, uid_t *ret_uid, gid_t *re
 int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                                 gid_t **ret_groups, size_t *ret_n_groups, char **ret_home,
                                 struct mk_error **err);
-
 
 /* ---- build context (builder/context.c) ---------------------------------------------------- */
 
@@ -144,8 +142,8 @@ bool builder_context_excluded(const struct mk_context *ctx, const char *relpath)
  * with that error. A missing relpath is MK_ERR_NOT_FOUND. */
 typedef int (*mk_context_walk_fn)(const char *relpath, const struct stat *st, void *arg,
                                   struct mk_error **err);
-int builder_context_walk(const struct mk_context *ctx, const char *relpath,
-                         mk_context_walk_fn fn, void *arg, struct mk_error **err);
+int builder_context_walk(const struct mk_context *ctx, const char *relpath, mk_context_walk_fn fn,
+                         void *arg, struct mk_error **err);
 
 /* ---- filtered walk (builder/context.c): fsutil's FilterOpt ------------------------------- */
 
@@ -181,15 +179,15 @@ int builder_context_open_filtered(int rootfd, const char *relpath,
 struct mk_context;
 
 struct mk_copy_spec {
-    const struct mk_context *ctx;  /* source: the build context (honours .dockerignore), or */
-    int src_rootfd;                /* another root (COPY --from), when ctx is NULL */
-    const struct mk_strv *sources; /* after expansion; may hold wildcards */
-    const char *dest;              /* absolute path inside the destination root */
-    bool dest_is_dir;              /* written with a trailing '/' */
-    const char *chown;             /* NULL: 0:0 */
-    const char *chmod;             /* NULL, octal or symbolic (builder_chmod_apply) */
-    bool extract;                  /* ADD: local tar archives are unpacked into dest */
-    bool parents;                  /* --parents: a source's path (after a "/./") kept */
+    const struct mk_context *ctx;    /* source: the build context (honours .dockerignore), or */
+    int src_rootfd;                  /* another root (COPY --from), when ctx is NULL */
+    const struct mk_strv *sources;   /* after expansion; may hold wildcards */
+    const char *dest;                /* absolute path inside the destination root */
+    bool dest_is_dir;                /* written with a trailing '/' */
+    const char *chown;               /* NULL: 0:0 */
+    const char *chmod;               /* NULL, octal or symbolic (builder_chmod_apply) */
+    bool extract;                    /* ADD: local tar archives are unpacked into dest */
+    bool parents;                    /* --parents: a source's path (after a "/./") kept */
     const struct mk_ignore *exclude; /* --exclude patterns (relative to each source), or NULL */
     /* When set, nothing is copied: visit is called for every source entry COPY would copy
      * (for cache keys); rootfd is then unused. */

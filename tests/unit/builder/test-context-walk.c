@@ -167,8 +167,8 @@ static int open_and_walk(const char *dir, const char *start, const struct row_fi
     int cwd = open(".", O_PATH | O_DIRECTORY);
     int r = chdir(ctxdir) == 0 ? 0 : -1;
     if (r == 0 && rf)
-        r = builder_context_walk_filtered(builder_context_dirfd(ctx), start, rf->f, rf->n,
-                                          collect, out, err);
+        r = builder_context_walk_filtered(builder_context_dirfd(ctx), start, rf->f, rf->n, collect,
+                                          out, err);
     else if (r == 0)
         r = builder_context_walk(ctx, start, collect, out, err);
     if (fchdir(cwd) < 0)
@@ -276,8 +276,7 @@ static int walk_once(char **c, const char *dir, const struct row_filters *rf, js
     else
         ok = r == 0 && tsv_strv_equals_json(&got, expected);
     if (!ok) {
-        tap_diag("%s %s %s %s (%s): %s", c[0], c[2], c[3], c[4], how,
-                 r < 0 && err ? err->msg : "");
+        tap_diag("%s %s %s %s (%s): %s", c[0], c[2], c[3], c[4], how, r < 0 && err ? err->msg : "");
         for (size_t i = 0; i < got.n; i++)
             tap_diag("  got \"%s\"", got.v[i]);
     }
