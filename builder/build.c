@@ -446,11 +446,14 @@ static void cache_store(struct build *b, const struct stage *s, const char *key,
 
 /* ---- steps that produce a layer ----------------------------------------------------------- */
 
-/* A fresh tmpdir with upper/ and work/ for one step. */
-static int step_begin(struct build *b, char **ret_upper, char **ret_work, struct mk_error **err)
+/* A fresh tmpdir with upper/ and work/ for one step of s, whose lowerdirs are made to fit
+ * one overlay mount. */
+static int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_work,
+                      struct mk_error **err)
 {
     struct mk_workspace ws;
-    if (builder_workspace_new(b->store, "step-", &ws, err) < 0)
+    if (builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
+        builder_workspace_new(b->store, "step-", &ws, err) < 0)
         return -1;
     b->tmp = MK_TAKE_PTR(ws.tmp);
     *ret_upper = MK_TAKE_PTR(ws.upper);
@@ -1252,10 +1255,8 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     }
 
     add_proxy_env(b, s, &env);
-    if (step_begin(b, &upper, &work, err) < 0)
-        goto out;
-    if (run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0 ||
-        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0)
+    if (step_begin(b, s, &upper, &work, err) < 0 ||
+        run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0)
         goto out;
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
@@ -1353,8 +1354,7 @@ static int make_dirs_step(struct build *b, struct stage *s, const struct mk_df_n
 
     _cleanup_free_ char *upper = NULL, *work = NULL;
     int ret = -1;
-    if (step_begin(b, &upper, &work, err) < 0 ||
-        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0)
+    if (step_begin(b, s, &upper, &work, err) < 0)
         goto out;
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
@@ -1515,10 +1515,8 @@ static char *json_list(const struct mk_strv *l)
 
 static void strv_add_unique(struct mk_strv *l, const char *v)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i], v) == 0)
-            return;
-    mk_strv_push(l, v);
+    if (!strv_has(l, v))
+        mk_strv_push(l, v);
 }
 
 static int parse_duration(const char *s, int64_t *ret)
@@ -1824,10 +1822,8 @@ static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_n
         }
         return node_error(b, n, err, "--from=%s names no earlier stage, and as an image", from);
     }
-    int r = layerstore_image_snapshots(b->store, img, ret, err);
+    int r = builder_image_lowerdirs(b->store, img, ret, err);
     layerstore_image_free(img);
-    if (r == 0)
-        r = builder_fit_lowerdirs(b->store, ret, err);
     return r < 0 ? node_where(b, n, err) : 0;
 }
 
@@ -2102,8 +2098,7 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         }
         spec.src_rootfd = src.fd;
     }
-    if (step_begin(b, &upper, &work, err) < 0 ||
-        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0)
+    if (step_begin(b, s, &upper, &work, err) < 0)
         goto out;
     struct mk_sandbox_spec sb;
     sandbox_spec_init(&sb, s, upper, work);
@@ -2262,10 +2257,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
     s->n_base_history = s->config.n_history;
     s->base_ref = qualified_ref(image);
     memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
-    r = layerstore_image_snapshots(b->store, img, &s->lowerdirs, err);
+    r = builder_image_lowerdirs(b->store, img, &s->lowerdirs, err);
     layerstore_image_free(img);
-    if (r == 0)
-        r = builder_fit_lowerdirs(b->store, &s->lowerdirs, err);
     if (r < 0)
         return node_error(b, n, err, "preparing base image \"%s\"", image);
     return 0;

@@ -31,8 +31,7 @@ static int export_tar(struct mk_store *store, const struct mk_image *img, int ou
     struct mk_strv lowers = MK_STRV_INIT;
     struct mk_workspace ws = {0};
     int r = -1;
-    if (layerstore_image_snapshots(store, img, &lowers, err) < 0 ||
-        builder_fit_lowerdirs(store, &lowers, err) < 0 ||
+    if (builder_image_lowerdirs(store, img, &lowers, err) < 0 ||
         builder_workspace_new(store, "export-", &ws, err) < 0)
         goto out;
     struct mk_sandbox_spec spec;

@@ -81,6 +81,9 @@ int builder_squash_snapshots(const struct mk_strv *snapshots, const char *dest,
 /* Keeps a lowerdir list (top-most first) within what one overlay mount takes: past the
  * limit, the bottom part becomes one merged directory (made once, under ROOT/flat). */
 int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, struct mk_error **err);
+/* An image's snapshots as lowerdirs for one overlay mount (top-most first, fitted). */
+int builder_image_lowerdirs(struct mk_store *store, const struct mk_image *img, struct mk_strv *ret,
+                            struct mk_error **err);
 
 /* Runs spec->argv in a new container: user (identity map of our own id range), mount, pid,
  * ipc and uts namespaces (and net for MK_NET_NONE); the overlay as root, /proc, a minimal

@@ -28,8 +28,7 @@ int builder_run_image(struct mk_store *store, const struct mk_image *img, char *
     mk_strv_copy(&env, &c->env);
     if (!mk_strv_env_get(&env, "PATH"))
         mk_strv_push(&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    if (layerstore_image_snapshots(store, img, &lowers, err) < 0 ||
-        builder_fit_lowerdirs(store, &lowers, err) < 0)
+    if (builder_image_lowerdirs(store, img, &lowers, err) < 0)
         goto out;
     struct mk_workspace ws;
     if (builder_workspace_new(store, "run-", &ws, err) < 0)

@@ -228,3 +228,11 @@ int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, str
     *lowerdirs = fitted;
     return 0;
 }
+
+int builder_image_lowerdirs(struct mk_store *store, const struct mk_image *img, struct mk_strv *ret,
+                            struct mk_error **err)
+{
+    if (layerstore_image_snapshots(store, img, ret, err) < 0)
+        return -1;
+    return builder_fit_lowerdirs(store, ret, err);
+}
