@@ -32,6 +32,13 @@ t_eq "metadata file: descriptor size" "$(jq -r '."containerimage.descriptor".siz
 t_eq "metadata file: names" "$(jq -r '."image.name"' "$T/meta.json")" "opt:latest"
 "$MKIMG" build -q --label =x "$c" >/dev/null 2>"$T/err"
 t_eq "--label without a key is a usage error" "$?" 2
+"$MKIMG" build -q --timestamp yesterday "$c" >/dev/null 2>"$T/err"
+t_eq "--timestamp that is not a number is a usage error" "$?" 2
+t_grep "... saying so in one line" '^mkimg: build: --timestamp takes seconds since the epoch, not "yesterday"$' "$T/err"
+"$MKIMG" build -q --jobs 0 "$c" >/dev/null 2>"$T/err"
+t_eq "--jobs 0 is a usage error" "$?" 2
+"$MKIMG" build -q --build-arg SOURCE_DATE_EPOCH=soon "$c" >/dev/null 2>"$T/err"
+t_grep "a SOURCE_DATE_EPOCH build-arg that is not a number is named" 'SOURCE_DATE_EPOCH=soon: not a number of seconds' "$T/err"
 
 # ---- --platform
 t_ok "--platform of the host builds" "$MKIMG" build -q --platform "linux/$(dpkg --print-architecture)" "$c"
