@@ -516,6 +516,9 @@ struct run_mounts {
     size_t n_lowers;
     int locks[8]; /* flock()ed lock files of the cache mounts in use (sharing=) */
     size_t n_locks;
+    int fds[8]; /* context sources, resolved once and handed to the sandbox as fds */
+    size_t n_fds;
+    struct mk_strv env; /* "K=V" of secrets given as environment variables (env=) */
 };
 
 static void run_mounts_release(struct build *b, struct run_mounts *rm);
@@ -561,6 +564,14 @@ static void add_mount(struct run_mounts *rm, enum mk_sandbox_mount_type type, co
     rm->m[rm->n].target = target;
     rm->m[rm->n].readonly = readonly;
     rm->n++;
+}
+
+/* A read-only bind of a source the caller resolved (rm keeps the fd). */
+static void add_bind_fd(struct run_mounts *rm, int fd, const char *name, const char *target)
+{
+    add_mount(rm, MK_MOUNT_BIND, name, target, true);
+    rm->m[rm->n - 1].has_source_fd = true;
+    rm->m[rm->n - 1].source_fd = fd;
 }
 
 /* An overlay mount of lowers (a slot of rm->lowers) over upper/work, showing subpath. */
@@ -626,8 +637,10 @@ static int context_bind(struct build *b, const struct mk_df_node *n, struct run_
     _cleanup_free_ char *rel = mount_source_rel(source);
     if (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel))
         return node_error(b, n, err, "--mount source \"%s\" is excluded by .dockerignore", rel);
-    /* Resolve inside the context, then use the path the kernel resolved to: a mount cannot
-     * take /proc/self/fd/N of another mount namespace as its source. */
+    /* Resolved once, inside the context; from here on the source is this fd (the sandbox
+     * clones the mount tree from it), never its path, which a concurrent step could swap. */
+    if (rm->n_fds == MK_ARRAY_SIZE(rm->fds))
+        return node_error(b, n, err, "too many --mount options from the build context");
     _cleanup_close_ int fd = mk_open_in_root(builder_context_dirfd(b->ctx), rel, O_PATH, 0, NULL);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -639,23 +652,19 @@ static int context_bind(struct build *b, const struct mk_df_node *n, struct run_
         mk_error_errno(err, "--mount source \"%s\"", rel);
         return node_where(b, n, err);
     }
-    char link[64], real[4096];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t len = readlink(link, real, sizeof(real) - 1);
-    if (len <= 0) {
-        mk_error_errno(err, "resolving --mount source \"%s\"", rel);
-        return node_where(b, n, err);
-    }
-    real[len] = '\0';
+    int src = rm->fds[rm->n_fds++] = MK_TAKE_FD(fd);
+    const char *name = keep(rm, mk_xasprintf("context:%s", rel));
     const char *dir = keep(rm, mk_xasprintf("%s/mount-%zu", tmp, rm->n));
     if (!S_ISDIR(st.st_mode)) {
         if (!rw) {
-            add_mount(rm, MK_MOUNT_BIND, keep(rm, mk_xstrdup(real)), target, true);
+            add_bind_fd(rm, src, name, target);
             return 0;
         }
         /* A writable single file: a private copy. */
         const char *copy = keep(rm, mk_xasprintf("%s-file", dir));
-        _cleanup_close_ int in = open(real, O_RDONLY | O_CLOEXEC);
+        char fdp[64];
+        snprintf(fdp, sizeof(fdp), "/proc/self/fd/%d", src);
+        _cleanup_close_ int in = open(fdp, O_RDONLY | O_CLOEXEC);
         _cleanup_close_ int out =
             open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
         char buf[65536];
@@ -678,7 +687,7 @@ static int context_bind(struct build *b, const struct mk_df_node *n, struct run_
         return node_error(b, n, err, "--mount source \"%s\"", rel);
     }
     if (!hidden && !rw) {
-        add_mount(rm, MK_MOUNT_BIND, keep(rm, mk_xstrdup(real)), target, true);
+        add_bind_fd(rm, src, name, target);
         return 0;
     }
     struct mk_strv *lowers = lowers_slot(rm);
@@ -686,8 +695,10 @@ static int context_bind(struct build *b, const struct mk_df_node *n, struct run_
         return node_error(b, n, err, "too many --mount options that need an overlay");
     if (hidden)
         mk_strv_push(lowers, mask);
-    mk_strv_push(lowers, real);
     add_overlay(rm, lowers, upper, work, NULL, target, !rw);
+    rm->m[rm->n - 1].has_lower_fd = true;
+    rm->m[rm->n - 1].lower_fd = src;
+    rm->m[rm->n - 1].source = name;
     return 0;
 }
 
@@ -917,7 +928,14 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
             node_error(b, n, err, "--mount=%s: a secret needs an id or a target", flag);
             goto out;
         }
-        if (!abs_target)
+        /* BuildKit: env= puts the secret in that variable instead; a file too only when a
+         * target is also given. */
+        const char *env_name = mk_strv_env_get(&kv, "env");
+        if (env_name && !*env_name) {
+            node_error(b, n, err, "--mount=%s: env= needs a variable name", flag);
+            goto out;
+        }
+        if (!abs_target && !env_name)
             abs_target = mk_xasprintf("/run/secrets/%s", id);
         bool from_env = false;
         const char *src = secret_source(b, id, &from_env);
@@ -937,6 +955,21 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
             }
             ret = 0; /* BuildKit skips a missing optional secret */
             goto out;
+        }
+        if (env_name) {
+            _cleanup_free_ char *v = NULL;
+            if (from_env) {
+                v = mk_xstrdup(value);
+            } else if (mk_read_file_at(AT_FDCWD, srcdup, 1u << 20, &v, NULL, err) < 0) {
+                mk_error_wrap(err, "secret \"%s\"", id);
+                node_where(b, n, err);
+                goto out;
+            }
+            mk_strv_env_set(&rm->env, env_name, v);
+            if (!abs_target) {
+                ret = 0;
+                goto out;
+            }
         }
         /* The secret goes to a file in the step's tmpdir (never into the upperdir), bound
          * read-only; its content is never part of a cache key or history. */
@@ -1017,6 +1050,11 @@ static void run_mounts_release(struct build *b, struct run_mounts *rm)
         mk_strv_release(&rm->lowers[i]);
     for (size_t i = 0; i < rm->n_locks; i++)
         close(rm->locks[i]);
+    for (size_t i = 0; i < rm->n_fds; i++)
+        close(rm->fds[i]);
+    for (size_t i = 0; i < rm->env.n; i++) /* secret values: not left in freed memory */
+        explicit_bzero(rm->env.v[i], strlen(rm->env.v[i]));
+    mk_strv_release(&rm->env);
     free(rm->m);
     mk_strv_release(&rm->strings);
     memset(rm, 0, sizeof(*rm));
@@ -1122,6 +1160,22 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
         strcmp(net, "none") != 0 && strcmp(net, "host") != 0) {
         node_error(b, n, err, "unknown network mode \"%s\" (use default, none or host)", net);
         goto out;
+    }
+    const char *security = NULL;
+    bool insecure = false;
+    if (mk_df_node_flag(n, "security", &security) && security) {
+        insecure = strcmp(security, "insecure") == 0;
+        if (!insecure && strcmp(security, "sandbox") != 0) {
+            node_error(b, n, err, "unknown security mode \"%s\" (use sandbox or insecure)",
+                       security);
+            goto out;
+        }
+        if (insecure && !b->opts->allow_insecure) {
+            node_error(b, n, err,
+                       "RUN --security=insecure needs the entitlement: build with --allow "
+                       "security.insecure");
+            goto out;
+        }
     }
 
     if (n->json) {
@@ -1235,6 +1289,10 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
         key_add(h, user);
         key_part("network");
         key_add(h, network == MK_NET_NONE ? "none" : "host");
+        if (insecure) {
+            key_part("security");
+            key_add(h, "insecure");
+        }
         key_part("mounts");
         /* Mount specs (not cache contents or secret values) belong to the key. */
         for (size_t i = 0; i < n->flags.n; i++)
@@ -1258,6 +1316,11 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     if (step_begin(b, s, &upper, &work, err) < 0 ||
         run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0)
         goto out;
+    for (size_t i = 0; i < mounts.env.n; i++) {
+        const char *eq = strchr(mounts.env.v[i], '=');
+        _cleanup_free_ char *k = mk_xstrndup(mounts.env.v[i], (size_t)(eq - mounts.env.v[i]));
+        mk_strv_env_set(&env, k, eq + 1);
+    }
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
     spec.mounts = mounts.m;
@@ -1267,6 +1330,7 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     spec.cwd = cwd;
     spec.user = user;
     spec.network = network;
+    spec.insecure = insecure;
     spec.stdout_fd = spec.stderr_fd = b->silent ? -1 : builder_progress_output_begin(b->ui);
     int status = 0;
     int sr = builder_sandbox_run(&spec, &status, err);

@@ -43,6 +43,7 @@ struct mk_build_opts {
     const char *platform;       /* --platform, or NULL; only the host's is supported */
     bool squash;                /* one layer for everything this build adds to the base */
     unsigned jobs;              /* stages built at once; 0 = one per core */
+    bool allow_insecure;        /* --allow security.insecure: RUN --security=insecure may run */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and

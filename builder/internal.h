@@ -15,14 +15,22 @@ enum mk_sandbox_mount_type { MK_MOUNT_BIND, MK_MOUNT_TMPFS, MK_MOUNT_OVERLAY };
 
 struct mk_sandbox_mount {
     enum mk_sandbox_mount_type type;
-    const char *source; /* host path for binds */
+    const char *source; /* host path for binds (also what messages name) */
     const char *target; /* absolute path inside the rootfs */
     bool readonly;
+    /* MK_MOUNT_BIND: when has_source_fd, source_fd (an fd the caller resolved safely, e.g.
+     * inside the build context, and keeps open) is the source, and source is only its name.
+     * The sandbox clones the tree from the fd itself: it is never looked up by path again. */
+    bool has_source_fd;
+    int source_fd;
     /* MK_MOUNT_OVERLAY: an overlay of lowerdirs (top-most first; NULL or none: empty) over
      * upperdir/workdir (where writes go); subpath (NULL = the root), resolved inside it,
-     * is what appears at target. */
+     * is what appears at target. When has_lower_fd, lower_fd (kept open by the caller) is
+     * one more lowerdir below them all, taken by fd as source_fd is. */
     const struct mk_strv *lowerdirs;
     const char *upperdir, *workdir, *subpath;
+    bool has_lower_fd;
+    int lower_fd;
 };
 
 struct mk_sandbox_spec {
@@ -41,6 +49,9 @@ struct mk_sandbox_spec {
     const struct mk_sandbox_mount *mounts;
     size_t n_mounts;
     int stdout_fd, stderr_fd; /* the RUN's output (-1: discarded); stdin is /dev/null */
+    /* RUN --security=insecure (allowed by the user): every capability of mkimg's own user
+     * namespace, no seccomp filter, nothing masked, /sys and /proc/sys writable. */
+    bool insecure;
 };
 
 /* Scratch space for one overlay mount: a store tmpdir holding upper/ and work/. */
@@ -85,11 +96,16 @@ int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, str
 int builder_image_lowerdirs(struct mk_store *store, const struct mk_image *img, struct mk_strv *ret,
                             struct mk_error **err);
 
-/* Runs spec->argv in a new container: user (identity map of our own id range), mount, pid,
- * ipc and uts namespaces (and net for MK_NET_NONE); the overlay as root, /proc, a minimal
- * /dev (null zero full random urandom tty, pts, shm), the host's resolv.conf and a hosts
- * file; env, cwd and user applied; no_new_privs. Mount points the sandbox had to create
- * in the rootfs are removed from the upperdir again if they stayed empty.
+/* Runs spec->argv in a new container. Its pid 1 (in new mount, pid, ipc and uts namespaces,
+ * and net for MK_NET_NONE, but in mkimg's own user namespace) puts the root together: the
+ * overlay, /proc, a minimal /dev (null zero full random urandom tty, pts, shm), /sys
+ * read-only, the host's resolv.conf, a hosts file, the spec's mounts, runc's masked and
+ * read-only paths; then it starts the command in a new user namespace (the identity map of
+ * our own ids) with a mount namespace of its own, so the kernel locks every mount flag set
+ * above it: the command cannot unmount, remount writable or uncover anything. The command
+ * runs with env, cwd and user applied, Docker's default capabilities, the seccomp filter and
+ * no_new_privs (builder/confine.c). Mount points the sandbox had to create in the rootfs
+ * are removed from the upperdir again if they stayed empty.
  * *ret_status is the command's exit status (128+N when killed by signal N).
  * A SIGINT/SIGTERM to mkimg (mk_interrupted) kills the container and fails with
  * MK_ERR_INTERRUPTED. The child dies with mkimg (PR_SET_PDEATHSIG). */
@@ -103,6 +119,21 @@ int builder_sandbox_call(const struct mk_sandbox_spec *spec, mk_sandbox_fn fn, v
                          struct mk_error **err);
 /* Tests only: mount the overlay with mount(2) as on kernels before 6.8 ("lowerdir+"). */
 extern bool builder_sandbox_legacy_mount;
+
+/* ---- confinement of a RUN process (builder/confine.c) ---- */
+/* runc's default masked paths (a file gets /dev/null, a directory an empty read-only tmpfs)
+ * and read-only paths; NULL-terminated. */
+extern const char *const builder_masked_paths[];
+extern const char *const builder_readonly_paths[];
+/* Docker's default capability set, as a bit mask. */
+uint64_t builder_default_caps(void);
+/* Drops every other capability from the bounding set and clears the ambient set (needs
+ * CAP_SETPCAP: call before switching to the command's user). */
+int builder_confine_bounding(struct mk_error **err);
+/* Cuts the permitted, effective and inheritable sets to the default set. */
+int builder_confine_caps(struct mk_error **err);
+/* Loads the seccomp filter into this thread (after no_new_privs). */
+int builder_confine_seccomp(struct mk_error **err);
 
 /* Resolves USER ("name[:group]" / "uid[:gid]") through rootfd's /etc/passwd and
  * /etc/group: uid, primary gid, supplementary groups. A numeric uid without an entry is

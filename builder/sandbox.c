@@ -52,11 +52,12 @@ struct child_ctx {
     enum sandbox_mode mode;
     mk_sandbox_fn fn;
     void *fn_arg;
-    int go_fd;             /* read end: the parent writes one byte once our id maps are in place */
     int report_fd;         /* write end of the report pipe */
     int upper_fd;          /* the upperdir, to tell which mount points we create */
     const char *workspace; /* private dir next to upperdir: merged/, empty/, hosts, hostname */
     const char *hostname;
+    const char *uid_map, *gid_map; /* for the command's user namespace */
+    const int *trees; /* per spec mount: the detached tree its bind (or lower_fd) shows, or -1 */
 };
 
 static void send_record(int fd, char type, int code, int sys_errno, const char *msg)
@@ -404,45 +405,41 @@ static int mount_point(struct child_ctx *c, int rootfd, const char *path, bool d
     return mk_open_in_root(rootfd, path, O_PATH | (dir ? O_DIRECTORY : 0), 0, err);
 }
 
-static int bind_at(const char *source, int target_fd, bool recursive, bool readonly,
-                   const char *what, struct mk_error **err)
+/* A detached copy of the tree at dirfd/path (path "" = dirfd itself), read-only when asked
+ * before anyone can see it. The fd is the tree: attach_tree puts it somewhere without any
+ * lookup by name, and closing an unattached one unmounts it. */
+static int clone_tree(int dirfd, const char *path, bool readonly, const char *what,
+                      struct mk_error **err)
 {
-    /* A detached copy of the tree is made read-only before it is attached, so there is no
-     * window where it is writable and no need to find the new mount again by path. */
-    _cleanup_close_ int tree = open_tree(
-        AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
-    if (tree >= 0) {
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
-        if (readonly && mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0),
-                                      &attr, sizeof(attr)) < 0)
-            return mk_error_errno(err, "making %s read-only", what);
-        if (move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
-            0)
-            return mk_error_errno(err, "bind-mounting \"%s\" on %s", source, what);
-        return 0;
+    _cleanup_close_ int tree =
+        open_tree(dirfd, path,
+                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (*path ? 0 : AT_EMPTY_PATH));
+    if (tree < 0) {
+        if (errno == ENOSYS)
+            return mk_error_set(err, MK_ERR_UNSUPPORTED, errno,
+                                "bind-mounting %s needs open_tree(2) and mount_setattr(2) "
+                                "(Linux 5.12 or later)",
+                                what);
+        return mk_error_errno(err, "bind-mounting %s", what);
     }
-    if (errno != ENOSYS)
-        return mk_error_errno(err, "bind-mounting \"%s\" on %s", source, what);
-    /* Kernels before 5.12 (no mount_setattr): mount(2), read-only only for the top mount. */
-    char t[64];
-    fd_path(t, target_fd);
-    if (mount(source, t, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL) < 0)
-        return mk_error_errno(err, "bind-mounting \"%s\" on %s", source, what);
-    if (!readonly)
-        return 0;
-    _cleanup_close_ int top = open(t, O_PATH | O_CLOEXEC);
-    if (top < 0)
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (readonly && mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
         return mk_error_errno(err, "making %s read-only", what);
-    fd_path(t, top);
-    /* Flags the mount already has are locked in a user namespace: keep them. */
-    struct statvfs sv;
-    unsigned long keep = 0;
-    if (statvfs(source, &sv) == 0)
-        keep = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
-               (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
-    if (mount(NULL, t, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, NULL) < 0)
-        return mk_error_errno(err, "making %s read-only", what);
+    return MK_TAKE_FD(tree);
+}
+
+static int attach_tree(int tree, int target_fd, const char *what, struct mk_error **err)
+{
+    if (move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        return mk_error_errno(err, "bind-mounting %s", what);
     return 0;
+}
+
+static int bind_at(const char *source, int target_fd, bool readonly, const char *what,
+                   struct mk_error **err)
+{
+    _cleanup_close_ int tree = clone_tree(AT_FDCWD, source, readonly, what, err);
+    return tree < 0 ? -1 : attach_tree(tree, target_fd, what, err);
 }
 
 static int mount_fs_at(int target_fd, const char *type, unsigned long flags, const char *data,
@@ -477,7 +474,7 @@ static int setup_dev(struct child_ctx *c, int rootfd, struct mk_error **err)
             return mk_error_errno(err, "creating \"%s\"", host);
         close(f);
         _cleanup_close_ int t = openat(dev, nodes[i], O_PATH | O_CLOEXEC);
-        if (t < 0 || bind_at(host, t, false, false, host, err) < 0)
+        if (t < 0 || bind_at(host, t, false, host, err) < 0)
             return mk_error_errno(err, "setting up \"%s\"", host);
     }
     if (mkdirat(dev, "pts", 0755) < 0 || mkdirat(dev, "shm", 01777) < 0)
@@ -505,15 +502,56 @@ static int setup_dev(struct child_ctx *c, int rootfd, struct mk_error **err)
     return 0;
 }
 
-/* /sys from the host, read-only. A user namespace may be refused this (locked submounts);
- * builds rarely need /sys, so the RUN then goes on without it. */
+/* /sys from the host, read-only (writable only for --security=insecure). A user namespace
+ * may be refused this (locked submounts); builds rarely need /sys, so the RUN then goes on
+ * without it. */
 static void setup_sys(struct child_ctx *c, int rootfd)
 {
     struct mk_error *e = NULL;
     _cleanup_close_ int mp = mount_point(c, rootfd, "/sys", true, &e);
     if (mp >= 0)
-        bind_at("/sys", mp, true, true, "/sys", &e);
+        bind_at("/sys", mp, !c->spec->insecure, "/sys", &e);
     mk_error_free(e);
+}
+
+/* runc's masked paths: a file shows /dev/null, a directory an empty read-only tmpfs. A path
+ * this kernel does not have is skipped. */
+static int mask_path(int rootfd, const char *path, struct mk_error **err)
+{
+    _cleanup_close_ int fd = mk_open_in_root(rootfd, path, O_PATH, 0, NULL);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0
+                                                   : mk_error_errno(err, "masking \"%s\"", path);
+    if (S_ISDIR(st.st_mode))
+        return mount_fs_at(fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                           "mode=755,size=4k", err) < 0
+                   ? mk_error_wrap(err, "masking \"%s\"", path)
+                   : 0;
+    return bind_at("/dev/null", fd, true, path, err);
+}
+
+/* runc's read-only paths: the path bound onto itself, read-only. */
+static int readonly_path(int rootfd, const char *path, struct mk_error **err)
+{
+    _cleanup_close_ int fd = mk_open_in_root(rootfd, path, O_PATH, 0, NULL);
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? 0
+                   : mk_error_errno(err, "making \"%s\" read-only", path);
+    _cleanup_close_ int tree = clone_tree(fd, "", true, path, err);
+    return tree < 0 ? -1 : attach_tree(tree, fd, path, err);
+}
+
+static int confine_paths(int rootfd, struct mk_error **err)
+{
+    for (size_t i = 0; builder_masked_paths[i]; i++)
+        if (mask_path(rootfd, builder_masked_paths[i], err) < 0)
+            return -1;
+    for (size_t i = 0; builder_readonly_paths[i]; i++)
+        if (readonly_path(rootfd, builder_readonly_paths[i], err) < 0)
+            return -1;
+    return 0;
 }
 
 /* For the /etc files: an image may keep a dangling symlink there (to a resolver's runtime
@@ -534,7 +572,7 @@ static int bind_etc_file(struct child_ctx *c, int rootfd, const char *host, cons
             mk_error_free(e);
         return -1;
     }
-    return bind_at(host, mp, false, readonly, target, err);
+    return bind_at(host, mp, readonly, target, err);
 }
 
 /* RUN --mount from a stage or image, or a writable or filtered view of the context: the
@@ -545,10 +583,25 @@ static int mount_overlay_at(struct child_ctx *c, int rootfd, const struct mk_san
 {
     _cleanup_free_ char *dir = mk_xasprintf("%s/mount-%zu", c->workspace, i);
     _cleanup_free_ char *empty = mk_xasprintf("%s/empty", c->workspace);
+    _cleanup_free_ char *lower = mk_xasprintf("%s/lower-%zu", c->workspace, i);
     if (mkdir(dir, 0755) < 0)
         return mk_error_errno(err, "creating \"%s\"", dir);
+    _cleanup_(mk_strv_release) struct mk_strv lowers = MK_STRV_INIT;
+    if (m->lowerdirs)
+        mk_strv_copy(&lowers, m->lowerdirs);
+    if (c->trees[i] >= 0) {
+        /* The tree the caller resolved comes in by fd; overlayfs takes paths, so it is
+         * attached in our private workspace first, where nothing else can swap it. */
+        _cleanup_close_ int at = -1;
+        if (mkdir(lower, 0755) < 0 ||
+            (at = open(lower, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+            return mk_error_errno(err, "creating \"%s\"", lower);
+        if (attach_tree(c->trees[i], at, m->target, err) < 0)
+            return -1;
+        mk_strv_push(&lowers, lower);
+    }
     struct mk_sandbox_spec ov = {
-        .lowerdirs = m->lowerdirs, .upperdir = m->upperdir, .workdir = m->workdir};
+        .lowerdirs = &lowers, .upperdir = m->upperdir, .workdir = m->workdir};
     if (mount_overlay(&ov, empty, dir, err) < 0)
         return mk_error_wrap(err, "--mount target \"%s\"", m->target);
     _cleanup_close_ int top = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -562,9 +615,8 @@ static int mount_overlay_at(struct child_ctx *c, int rootfd, const struct mk_san
     _cleanup_close_ int mp = mount_point(c, rootfd, m->target, S_ISDIR(st.st_mode), err);
     if (mp < 0)
         return -1;
-    char path[64];
-    fd_path(path, src);
-    return bind_at(path, mp, true, m->readonly, m->target, err);
+    _cleanup_close_ int tree = clone_tree(src, "", m->readonly, m->target, err);
+    return tree < 0 ? -1 : attach_tree(tree, mp, m->target, err);
 }
 
 static int setup_mounts(struct child_ctx *c, int rootfd, struct mk_error **err)
@@ -596,7 +648,7 @@ static int setup_mounts(struct child_ctx *c, int rootfd, struct mk_error **err)
         bool dir = true;
         struct stat st;
         if (m->type == MK_MOUNT_BIND) {
-            if (stat(m->source, &st) < 0)
+            if (fstat(c->trees[i], &st) < 0)
                 return mk_error_errno(err, "mount source \"%s\"", m->source);
             dir = S_ISDIR(st.st_mode);
         }
@@ -604,14 +656,14 @@ static int setup_mounts(struct child_ctx *c, int rootfd, struct mk_error **err)
         if (mp < 0)
             return -1;
         if (m->type == MK_MOUNT_BIND) {
-            if (bind_at(m->source, mp, true, m->readonly, m->target, err) < 0)
+            if (attach_tree(c->trees[i], mp, m->target, err) < 0)
                 return -1;
         } else if (mount_fs_at(mp, "tmpfs", MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0),
                                "mode=755", err) < 0) {
             return mk_error_wrap(err, "mounting tmpfs on \"%s\"", m->target);
         }
     }
-    return 0;
+    return spec->insecure ? 0 : confine_paths(rootfd, err);
 }
 
 static void lo_up(void)
@@ -701,21 +753,31 @@ __attribute__((noreturn)) static void exec_command(struct child_ctx *c, const st
     }
     /* Whatever mkimg had open without O_CLOEXEC must not reach the RUN command. */
     close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    /* A setgroups-denied namespace (single-id rootless) cannot have supplementary groups. */
-    if (setgroups(u->n_groups, u->groups) < 0 && errno != EPERM) {
+    if (!spec->insecure && builder_confine_bounding(&e) < 0)
+        goto fail;
+    /* Raw system calls: we are a raw clone of a process that may have had threads, and the
+     * libc wrappers would wait for those to change their ids too (they never will). A
+     * setgroups-denied namespace (single-id rootless) cannot have supplementary groups. */
+    if (syscall(SYS_setgroups, u->n_groups, u->groups) < 0 && errno != EPERM) {
         mk_error_errno(&e, "setting supplementary groups");
         goto fail;
     }
-    if (setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+    if (syscall(SYS_setresgid, gid, gid, gid) < 0 || syscall(SYS_setresuid, uid, uid, uid) < 0) {
         mk_error_set(&e, errno == EINVAL ? MK_ERR_UNSUPPORTED : MK_ERR_IO, errno,
                      "switching to user \"%s\" (uid %u, gid %u)%s",
                      spec->user ? spec->user : "root", (unsigned)uid, (unsigned)gid,
                      errno == EINVAL ? ": the id is not mapped (no /etc/subuid range?)" : "");
         goto fail;
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        mk_error_errno(&e, "setting no_new_privs");
-        goto fail;
+    if (!spec->insecure) {
+        if (builder_confine_caps(&e) < 0)
+            goto fail;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+            mk_error_errno(&e, "setting no_new_privs");
+            goto fail;
+        }
+        if (builder_confine_seccomp(&e) < 0)
+            goto fail;
     }
     exec_in_path(spec->argv, command_env(spec->env, u->home), env_path(spec->env));
     int saved = errno;
@@ -729,19 +791,56 @@ fail:
     _exit(127);
 }
 
-/* Pid 1 of the container: reaps orphans until the command exits; the kernel kills the rest
- * of the pid namespace when we return. */
+/* Raw clone with fork semantics: with CLONE_NEWPID, the child is pid 1 of its namespace. */
+static pid_t clone_child(int flags)
+{
+    return (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, 0);
+}
+
+static __attribute__((noreturn)) void init_fail(struct child_ctx *c, struct mk_error *e)
+{
+    send_error(c->report_fd, e);
+    _exit(127);
+}
+
+/* Pid 1 of the container, in mkimg's user namespace: starts the command in a user namespace
+ * and mount namespace of its own (so every mount above is locked for it), writes its id
+ * maps, then reaps orphans until the command exits; the kernel kills the rest of the pid
+ * namespace when we return. The command cannot signal us (pid 1 ignores what it has no
+ * handler for) nor ptrace us (we hold capabilities in a namespace above its own). */
 __attribute__((noreturn)) static void run_init(struct child_ctx *c, const struct run_user *u)
 {
-    pid_t cmd = fork();
-    if (cmd < 0) {
-        struct mk_error *e = NULL;
-        mk_error_errno(&e, "forking the command");
-        send_error(c->report_fd, e);
-        _exit(127);
+    struct mk_error *e = NULL;
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) < 0) {
+        mk_error_errno(&e, "creating a pipe");
+        init_fail(c, e);
     }
-    if (cmd == 0)
+    pid_t cmd = clone_child(c->spec->insecure ? 0 : CLONE_NEWUSER | CLONE_NEWNS);
+    if (cmd < 0) {
+        mk_error_errno(&e, "creating the command's user namespace");
+        init_fail(c, e);
+    }
+    if (cmd == 0) {
+        char byte;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(go[1]);
+        if (read(go[0], &byte, 1) != 1)
+            _exit(127);
+        close(go[0]);
         exec_command(c, u);
+    }
+    close(go[0]);
+    if (!c->spec->insecure && write_child_maps(cmd, c->uid_map, c->gid_map, &e) < 0) {
+        kill(cmd, SIGKILL);
+        init_fail(c, e);
+    }
+    if (write(go[1], "x", 1) != 1) {
+        mk_error_errno(&e, "starting the command");
+        kill(cmd, SIGKILL);
+        init_fail(c, e);
+    }
+    close(go[1]);
     for (;;) {
         int st;
         pid_t w = waitpid(-1, &st, 0);
@@ -794,12 +893,6 @@ static int child_setup(struct child_ctx *c, struct mk_error **err)
     run_init(c, &u);
 }
 
-/* Raw clone with fork semantics: the child is pid 1 of its new pid namespace. */
-static pid_t clone_child(int flags)
-{
-    return (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, 0);
-}
-
 static int write_workspace_files(const char *workspace, const char *hostname, struct mk_error **err)
 {
     _cleanup_close_ int dfd = open(workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -814,6 +907,27 @@ static int write_workspace_files(const char *workspace, const char *hostname, st
     if (mk_write_file_atomic(dfd, "hosts", hosts, strlen(hosts), 0644, err) < 0 ||
         mk_write_file_atomic(dfd, "hostname", hn, strlen(hn), 0644, err) < 0)
         return -1;
+    return 0;
+}
+
+/* Every bind source (and context lowerdir) as a detached tree, cloned here, in mkimg's own
+ * mount namespace, from the fd or path the caller gave: the container's pid 1 only attaches
+ * the trees, so nothing it mounts is looked up by a name someone could swap meanwhile. */
+static int open_trees(const struct mk_sandbox_spec *spec, int *trees, struct mk_error **err)
+{
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        const struct mk_sandbox_mount *m = &spec->mounts[i];
+        _cleanup_free_ char *what = mk_xasprintf("\"%s\"", m->source ? m->source : m->target);
+        if (m->type == MK_MOUNT_BIND)
+            trees[i] = m->has_source_fd ? clone_tree(m->source_fd, "", m->readonly, what, err)
+                                        : clone_tree(AT_FDCWD, m->source, m->readonly, what, err);
+        else if (m->type == MK_MOUNT_OVERLAY && m->has_lower_fd)
+            trees[i] = clone_tree(m->lower_fd, "", true, what, err);
+        else
+            continue;
+        if (trees[i] < 0)
+            return mk_error_wrap(err, "--mount target \"%s\"", m->target);
+    }
     return 0;
 }
 
@@ -846,14 +960,24 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     int r = -1;
     int go[2] = {-1, -1}, rep[2] = {-1, -1};
     struct child_report report = {NULL, MK_STRV_INIT};
+    _cleanup_free_ int *trees = mk_xreallocarray(NULL, spec->n_mounts + 1, sizeof(int));
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        trees[i] = -1;
     if (write_workspace_files(workspace, hostname, err) < 0)
+        goto out;
+    if (mode == MODE_RUN && open_trees(spec, trees, err) < 0)
         goto out;
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
         mk_error_errno(err, "creating a pipe");
         goto out;
     }
-    int flags = CLONE_NEWUSER | CLONE_NEWNS;
-    if (mode == MODE_RUN)
+    /* A helper (MODE_CALL) runs mkimg's own code in a user namespace of its own. The
+     * container's pid 1 (MODE_RUN) stays in ours, so that what it mounts is locked for the
+     * command, which it starts in a new user namespace (run_init). */
+    int flags = CLONE_NEWNS;
+    if (mode == MODE_CALL)
+        flags |= CLONE_NEWUSER;
+    else
         flags |= CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
                  (spec->network == MK_NET_NONE ? CLONE_NEWNET : 0);
     pid_t pid = clone_child(flags);
@@ -866,11 +990,13 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
                               .mode = mode,
                               .fn = fn,
                               .fn_arg = arg,
-                              .go_fd = go[0],
                               .report_fd = rep[1],
                               .upper_fd = upper_fd,
                               .workspace = workspace,
-                              .hostname = hostname};
+                              .hostname = hostname,
+                              .uid_map = uid_map,
+                              .gid_map = gid_map,
+                              .trees = trees};
         char byte;
         /* With the death signal armed, a parent gone before this point shows as EOF. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -892,7 +1018,8 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     close(rep[1]);
     go[0] = rep[1] = -1;
     int wst = 0;
-    if (write_child_maps(pid, uid_map, gid_map, err) < 0 || write(go[1], "x", 1) != 1) {
+    if ((mode == MODE_CALL && write_child_maps(pid, uid_map, gid_map, err) < 0) ||
+        write(go[1], "x", 1) != 1) {
         mk_error_set(err, MK_ERR_IO, errno, "starting the container");
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -924,6 +1051,8 @@ out:
         mk_closep(&go[i]);
         mk_closep(&rep[i]);
     }
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        mk_closep(&trees[i]);
     mk_error_free(report.error);
     mk_strv_release(&report.created);
     mk_rm_rf(workspace, NULL);

@@ -41,7 +41,9 @@ static void build_usage(FILE *f)
         "      --platform P         the target platform (only the host's, e.g. linux/amd64)\n"
         "      --timestamp SECONDS  clamp created times and file mtimes (as SOURCE_DATE_EPOCH)\n"
         "      --squash             merge the layers this build adds into one\n"
-        "  -j, --jobs N             build up to N independent stages at once (default: cores)\n",
+        "  -j, --jobs N             build up to N independent stages at once (default: cores)\n"
+        "      --allow ENTITLEMENT  security.insecure: let RUN --security=insecure run with\n"
+        "                           every privilege (no seccomp, all capabilities)\n",
         f);
 }
 
@@ -178,6 +180,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"timestamp", required_argument, NULL, 'S'},
         {"squash", no_argument, NULL, 'Q'},
         {"jobs", required_argument, NULL, 'j'},
+        {"allow", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -225,6 +228,13 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
                                optarg);
                 goto out;
             }
+            break;
+        case 'W':
+            if (strcmp(optarg, "security.insecure") != 0) {
+                rc = cli_usage("build: unknown --allow \"%s\" (use security.insecure)", optarg);
+                goto out;
+            }
+            opts.allow_insecure = true;
             break;
         case 'N':
             opts.no_cache = true;
