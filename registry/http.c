@@ -1,10 +1,12 @@
 /* registry/http.c - the libcurl transport: requests, authentication challenges, retries. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -25,11 +27,30 @@ static void curl_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* Plain HTTP by default is for this machine only: "localhost", or an address (never a name:
+ * "127.attacker.example" is a DNS name like any other) in 127.0.0.0/8 or ::1 ("[::1]"). host
+ * is "name[:port]" or "[v6]:port". */
 static bool is_loopback(const char *host)
 {
-    size_t n = strcspn(host, ":");
-    return (n == 9 && strncmp(host, "localhost", 9) == 0) ||
-           (n >= 4 && strncmp(host, "127.", 4) == 0) || strncmp(host, "[::1]", 5) == 0;
+    bool v6 = host[0] == '[';
+    const char *start = host + (v6 ? 1 : 0);
+    const char *end = v6 ? strchr(start, ']') : start + strcspn(start, ":");
+    if (!end || (v6 && end[1] && end[1] != ':'))
+        return false;
+    char name[INET6_ADDRSTRLEN];
+    size_t n = (size_t)(end - start);
+    if (n == 0 || n >= sizeof(name))
+        return false;
+    memcpy(name, start, n);
+    name[n] = '\0';
+    if (v6) {
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return strcmp(name, "localhost") == 0;
 }
 
 /* podman's --cert-dir holds CA files named *.crt; curl takes one bundle, so the first. */
