@@ -562,6 +562,14 @@ static int bearer_token(struct reg_client *c, const char *challenge, struct mk_e
         mk_buf_addf(&url, "%cscope=%s", sep, e);
     }
     _cleanup_free_ char *u = mk_buf_detach(&url);
+    /* Credentials go no less protected to the token server than to the registry: an http
+     * realm of an https registry would put them on the wire in clear (a realm is whatever
+     * the 401 says, and the 401 may come from a proxy or a hostile registry). */
+    if (c->creds && mk_str_has_prefix(realm, "http://") && !mk_str_has_prefix(c->base, "http://"))
+        return mk_error_set(err, MK_ERR_FAILED, 0,
+                            "%s: refusing to send credentials to the plain-http token realm "
+                            "\"%s\" of an https registry",
+                            c->host, realm);
     /* The token endpoint sees the user's credentials, never a previous token. */
     free(c->auth_header);
     c->auth_header = NULL;
