@@ -94,21 +94,31 @@ static int sink_dir(struct sink *s, const char *name, struct mk_error **err)
     return 0;
 }
 
+/* The directory of name inside the output directory, resolved inside it (a symlink planted
+ * there leads nowhere outside); *ret_base points into name. */
+static int sink_parent(struct sink *s, const char *name, const char **ret_base,
+                       struct mk_error **err)
+{
+    const char *slash = strrchr(name, '/');
+    _cleanup_free_ char *parent = slash ? mk_xstrndup(name, (size_t)(slash - name)) : NULL;
+    int pfd = mk_open_in_root(s->dirfd, parent ? parent : ".", O_RDONLY | O_DIRECTORY, 0, err);
+    if (pfd < 0)
+        return mk_error_wrap(err, "opening \"%s\"", parent ? parent : ".");
+    *ret_base = slash ? slash + 1 : name;
+    return pfd;
+}
+
 static int sink_bytes(struct sink *s, const char *name, const void *data, size_t len,
                       struct mk_error **err)
 {
     if (sink_seen(s, name))
         return 0;
     if (!s->a) {
-        /* mk_write_file_atomic wants a plain name in its directory. */
-        const char *slash = strrchr(name, '/');
-        _cleanup_free_ char *parent = slash ? mk_xstrndup(name, (size_t)(slash - name)) : NULL;
-        _cleanup_close_ int pfd =
-            parent ? openat(s->dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (parent && pfd < 0)
-            return mk_error_errno(err, "opening \"%s\"", parent);
-        return mk_write_file_atomic(parent ? pfd : s->dirfd, slash ? slash + 1 : name, data, len,
-                                    0644, err);
+        const char *base;
+        _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
+        if (pfd < 0)
+            return -1;
+        return mk_write_file_atomic(pfd, base, data, len, 0644, err);
     }
     if (tar_header(s->a, name, false, len, err) < 0)
         return -1;
@@ -122,14 +132,17 @@ static int sink_fd(struct sink *s, const char *name, int fd, uint64_t size, stru
 {
     if (sink_seen(s, name))
         return 0;
-    _cleanup_close_ int out = -1;
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file af = {.fd = -1, .dirfd = -1};
+    int out = -1;
     if (s->a) {
         if (tar_header(s->a, name, false, size, err) < 0)
             return -1;
     } else {
-        out = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (out < 0)
-            return mk_error_errno(err, "creating \"%s\"", name);
+        const char *base;
+        _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
+        if (pfd < 0 || mk_atomic_file_init(&af, pfd, base, 0644, err) < 0)
+            return -1;
+        out = af.fd;
     }
     const size_t chunk = 1 << 17;
     _cleanup_free_ char *buf = mk_xmalloc(chunk);
@@ -147,8 +160,8 @@ static int sink_fd(struct sink *s, const char *name, int fd, uint64_t size, stru
             return s->a ? tar_fail(s->a, name, err) : -1;
         left -= (uint64_t)n;
     }
-    if (out >= 0 && fsync(out) < 0)
-        return mk_error_errno(err, "writing \"%s\"", name);
+    if (out >= 0 && mk_atomic_file_commit(&af, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -506,7 +519,7 @@ static struct entry *entry_add(struct loader *l, const char *path)
 static int read_regular(struct loader *l, struct archive *a, struct entry *e, struct mk_error **err)
 {
     _cleanup_close_ int fd =
-        openat(l->dirfd, "partial", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        openat(l->dirfd, "partial", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return mk_error_errno(err, "creating a temp file in \"%s\"", l->dir);
     struct mk_sha256 *h = mk_sha256_new();
