@@ -25,6 +25,7 @@
 #define LOAD_MAX_ENTRIES 100000
 #define LOAD_MAX_IMAGES 1000
 #define LOAD_MAX_LINKS 8
+#define LOAD_READ_SIZE (1 << 16)
 
 MK_DEFINE_CLEANUP(struct archive, archive_write_free)
 MK_DEFINE_CLEANUP(struct archive, archive_read_free)
@@ -566,23 +567,66 @@ static int read_regular(struct loader *l, struct archive *a, struct entry *e, st
     return 0;
 }
 
+/* The archive's bytes, with its first ones kept to name a compression we do not read. */
+struct load_input {
+    int fd;
+    char *buf;
+    unsigned char head[16];
+    size_t head_len;
+};
+
+static la_ssize_t load_read(struct archive *a, void *data, const void **ret_buf)
+{
+    struct load_input *in = data;
+    ssize_t n;
+    do
+        n = read(in->fd, in->buf, LOAD_READ_SIZE);
+    while (n < 0 && errno == EINTR && !mk_interrupted);
+    if (n < 0) {
+        archive_set_error(a, errno, "read: %s", strerror(errno));
+        return -1;
+    }
+    if (in->head_len < sizeof(in->head)) {
+        size_t k = sizeof(in->head) - in->head_len;
+        if (k > (size_t)n)
+            k = (size_t)n;
+        memcpy(in->head + in->head_len, in->buf, k);
+        in->head_len += k;
+    }
+    *ret_buf = in->buf;
+    return n;
+}
+
+static int read_fail(struct archive *a, const struct load_input *in, struct mk_error **err)
+{
+    const char *c = ls_compression_name(in->head, in->head_len);
+    if (c && strcmp(c, "gzip") != 0 && strcmp(c, "zstd") != 0)
+        return mk_error_set(err, MK_ERR_INVALID, 0,
+                            "the archive is compressed with %s, which mkimg does not read "
+                            "(tar, gzip or zstd only)",
+                            c);
+    return mk_error_set(err, MK_ERR_PARSE, 0, "reading the archive: %s", archive_error_string(a));
+}
+
 static int read_archive(struct loader *l, int fd, struct mk_error **err)
 {
     _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
-    archive_read_support_filter_all(a);
+    _cleanup_free_ char *buf = mk_xmalloc(LOAD_READ_SIZE);
+    struct load_input in = {.fd = fd, .buf = buf};
+    /* Not archive_read_support_filter_all(): it runs lrzip, lzop, grzip... from $PATH. */
+    if (ls_read_filters(a, LS_FILTERS_LOAD, err) < 0)
+        return -1;
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
-    if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK)
-        return mk_error_set(err, MK_ERR_PARSE, 0, "reading the archive: %s",
-                            archive_error_string(a));
+    if (archive_read_open(a, &in, NULL, load_read, NULL) != ARCHIVE_OK)
+        return read_fail(a, &in, err);
     for (;;) {
         struct archive_entry *ae;
         int r = archive_read_next_header(a, &ae);
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-            return mk_error_set(err, MK_ERR_PARSE, 0, "reading the archive: %s",
-                                archive_error_string(a));
+            return read_fail(a, &in, err);
         if (l->n >= LOAD_MAX_ENTRIES)
             return mk_error_set(err, MK_ERR_INVALID, 0, "the archive has more than %d entries",
                                 LOAD_MAX_ENTRIES);

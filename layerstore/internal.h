@@ -10,6 +10,30 @@
 
 #include "layerstore/layerstore.h"
 
+/* ---- decompression of untrusted input (layerstore/filters.c) ------------------------------- */
+
+struct archive;
+enum {
+    LS_FILTER_GZIP = 1 << 0,
+    LS_FILTER_ZSTD = 1 << 1,
+    LS_FILTER_XZ = 1 << 2,
+    LS_FILTER_LZMA = 1 << 3,
+    LS_FILTER_BZIP2 = 1 << 4,
+    LS_FILTER_LZ4 = 1 << 5,
+};
+/* What `mkimg load` reads besides plain tar. */
+#define LS_FILTERS_LOAD (LS_FILTER_GZIP | LS_FILTER_ZSTD)
+/* What a layer or an ADD archive may be compressed with (docker's and buildah's set). */
+#define LS_FILTERS_LAYER                                                                           \
+    (LS_FILTER_GZIP | LS_FILTER_ZSTD | LS_FILTER_XZ | LS_FILTER_LZMA | LS_FILTER_BZIP2 |           \
+     LS_FILTER_LZ4)
+/* Enables the filters in which (LS_FILTER_* bits) on a, each through the library libarchive
+ * is linked with: one that libarchive would run as an external program is an error. */
+int ls_read_filters(struct archive *a, unsigned which, struct mk_error **err);
+/* The name of the compression whose magic number starts head ("lrzip", "gzip", ...), or
+ * NULL; for error messages. */
+const char *ls_compression_name(const void *head, size_t len);
+
 /* ---- layer tars (layerstore/tar-write.c, layerstore/tar-apply.c) ---------------------------- */
 
 /* Writes the layer tar of the tree at dirfd to out_fd: deterministic PAX (entries sorted by
