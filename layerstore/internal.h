@@ -62,6 +62,12 @@ struct ls_lowers {
 int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
                       char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
 
+/* The digest ls_tar_write_diff would give, writing nothing; no_mtimes writes every mtime
+ * after 1970 as 0 (and ignores $SOURCE_DATE_EPOCH): for comparing two trees whose mtimes
+ * are known to differ (fsck --deep). */
+int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes,
+                       char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
+
 /* An entry's extended attributes, sorted by name, overlay's own left out (opaque tells
  * whether overlay marks the directory opaque). */
 struct ls_xattrs {
@@ -146,6 +152,13 @@ bool ls_rootless(void);
  * of chain unless that exists. */
 int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *diff_id,
                        const char *chain, struct mk_error **err);
+/* fsck --deep: whether the snapshot of chain (whose parent chains, bottom-most first, are
+ * parents) holds layer blob with diff_id. Our writer's tar of the snapshot over its parents
+ * is compared with diff_id; when they differ (a layer another tool wrote, or one made with
+ * $SOURCE_DATE_EPOCH), with the same tar of a fresh unpack of the blob, mtimes left out.
+ * Fails when the snapshot, a parent or the blob cannot be read. */
+int ls_snapshot_verify(struct mk_store *store, const struct mk_strv *parents, const char *chain,
+                       const char *blob, const char *diff_id, bool *ret_ok, struct mk_error **err);
 /* Forgets a temp dir of this handle (after it was renamed away): drops its lock. */
 void ls_tmpdir_forget(struct mk_store *store, const char *path);
 /* Renames a finished dir (inside ROOT/tmp) into snapshots/<chain hex>; when another process
