@@ -13,11 +13,7 @@ mkdir -p "$T/ctx" "$T/o"
 printf 'FROM busybox\nLABEL org.example.t=4450\n' >"$T/ctx/Dockerfile"
 echo "host file, must stay" >"$T/victim"
 
-# plant PATTERN CMD...: in a process whose PID is $$, links PATTERN (%P = that PID) to the
-# victim, then execs CMD in that same process.
-plant() {
-    bash -c 'ln -s "$1" "${2//%P/$$}"; shift 2; exec "$@"' _ "$T/victim" "$@"
-}
+plant() { t_planted "$T/victim" "$@"; }
 victim_kept() { # NAME: compares (and restores, so that each check stands alone)
     t_eq "$1: the victim is unchanged" "$(head -c 40 "$T/victim" | tr -c '[:print:]' .)" \
         "host file, must stay."
