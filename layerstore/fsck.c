@@ -159,7 +159,8 @@ static int drop_snapshot(struct fsck *f, const char *path)
     return r;
 }
 
-/* --deep: the snapshot's content against its layer; 0 when it holds the layer. */
+/* --deep: the snapshot's content against its layer; 0 when it holds the layer, 1 when not,
+ * -1 when it could not be told (a problem either way, but no reason to delete it). */
 static int check_snapshot_deep(struct fsck *f, const char *name, const struct mk_strv *chains,
                                size_t i, const char *blob, const char *diff_id)
 {
@@ -180,7 +181,7 @@ static int check_snapshot_deep(struct fsck *f, const char *name, const struct mk
     mk_strv_pushf(f->problems,
                   "image %s: snapshot of layer %zu (%s) does not hold the layer (diff ID %s)", name,
                   i + 1, chains->v[i], diff_id);
-    return -1;
+    return 1;
 }
 
 static int check_snapshots(struct fsck *f, const char *name, const struct mk_strv *chains,
@@ -191,7 +192,7 @@ static int check_snapshots(struct fsck *f, const char *name, const struct mk_str
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
             if (!f->deep ||
-                check_snapshot_deep(f, name, chains, i, blobs->v[i], diff_ids->v[i]) == 0)
+                check_snapshot_deep(f, name, chains, i, blobs->v[i], diff_ids->v[i]) <= 0)
                 continue;
             /* Unpacked again from the blob, which check_blobs found whole. */
             if (f->repair && drop_snapshot(f, path) == 0 &&
