@@ -75,4 +75,28 @@ t_eq "fsck --deep accepts a whole snapshot of a foreign layer" "$("$MKIMG" fsck 
 echo truncated >"$(ls "$MKIMG_ROOT"/snapshots/*/z/f)"
 "$MKIMG" fsck --deep >"$T/out" 2>&1; rc=$?
 t_eq "and finds a changed file in it" "$rc $(grep -c '^image foreign:1: snapshot of layer 1' "$T/out")" "1 1"
+
+# ---- the same as an ordinary user (files of other users inside its id range)
+if [ "$(id -u)" != 0 ]; then t_skip "rootless part needs root to create the test user"; t_done; exit; fi
+user=$(bash "$MKIMG_TOP/tests/lib/rootless-setup.sh") || { t_fail "rootless setup"; t_done; exit; }
+mkdir -p "$T/u/ctx"
+cp "$MKIMG" "$MKIMG_TOP/samples/busybox-rootfs.sh" "$T/u/"
+cp "$T/x.lrzip" "$T/u/"
+printf 'FROM busybox\nRUN echo data >/f && chown 1000:1000 /f && mkdir /d && echo x >/d/y\n' \
+    >"$T/u/ctx/Dockerfile"
+chown -R "$user" "$T/u" "$T/bin"
+as_user() { su "$user" -s /bin/bash -c "cd '$T/u' && PATH='$T/bin':\$PATH MKIMG_ROOT='$T/u/store' XDG_RUNTIME_DIR= $*"; }
+as_user ./mkimg load -i x.lrzip >/dev/null 2>&1
+t_ok "rootless: load of lrzip data runs no \"lrzip\"" test ! -e "$T/marker-lrzip"
+as_user ./busybox-rootfs.sh rootfs >/dev/null 2>&1
+as_user ./mkimg import rootfs busybox:latest >/dev/null 2>&1
+t_ok "rootless: build with a RUN that chowns" as_user ./mkimg build -q -t own ctx
+t_eq "rootless: fsck --deep of a whole store" "$(as_user ./mkimg fsck --deep 2>&1)" "store is clean"
+: >"$(ls "$T"/u/store/snapshots/*/f)"
+as_user ./mkimg fsck --deep >"$T/out" 2>&1; rc=$?
+t_eq "rootless: fsck --deep finds the truncated file" \
+    "$rc $(grep -c '^image own:latest: snapshot of layer 2 ' "$T/out")" "1 1"
+t_eq "rootless: fsck --deep --repair" "$(as_user ./mkimg fsck --deep --repair 2>&1 | tail -1)" \
+    "1 problems, 1 repaired"
+t_eq "rootless: the file is back" "$(cat "$T"/u/store/snapshots/*/f)" data
 t_done
