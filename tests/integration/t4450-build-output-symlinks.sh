@@ -54,6 +54,26 @@ victim_kept "-o type=oci,dest=DIR/"
 t_ok "-o type=oci,dest=DIR/: skopeo reads the layout" skopeo inspect "oci:$o/layout"
 t_ok "-o type=oci,dest=DIR/: the config blob is a file now" test ! -L "$o/layout/blobs/sha256/$cfg"
 
+# The same as an ordinary user, whose files the victim stands for.
+if [ "$(id -u)" = 0 ] && user=$(bash "$MKIMG_TOP/tests/lib/rootless-setup.sh"); then
+    mkdir -p "$T/u/o"
+    cp "$MKIMG" "$MKIMG_TOP/samples/busybox-rootfs.sh" "$T/u/"
+    cp -r "$T/ctx" "$T/u/ctx"
+    echo "host file, must stay" >"$T/u/victim"
+    chown -R "$user" "$T/u"
+    as_user() { su "$user" -s /bin/bash -c "cd '$T/u' && MKIMG_ROOT='$T/u/store' XDG_RUNTIME_DIR= $*"; }
+    as_user ./busybox-rootfs.sh rootfs >/dev/null 2>&1
+    as_user ./mkimg import rootfs busybox:latest >/dev/null 2>&1
+    as_user "bash -c 'ln -s ../victim o/d.tar.mkimg-tmp-\$\$ && ln -s ../victim o/.iid.tmp.\$\$ &&
+        exec ./mkimg build -q -t app -o type=docker,dest=o/d.tar --iidfile o/iid ctx'" \
+        >/dev/null 2>&1
+    t_eq "rootless -o type=docker and --iidfile: the victim is unchanged" \
+        "$(head -c 40 "$T/u/victim" | tr -c '[:print:]' .)" "host file, must stay."
+    t_ok "rootless: both outputs written" test -s "$T/u/o/d.tar" -a -s "$T/u/o/iid"
+else
+    t_skip "rootless part needs root and the test user"
+fi
+
 # The checks above can fail: the planted links were where the old names pointed, and a
 # write through one of them does change the victim.
 ln -s "$T/victim" "$T/probe"
