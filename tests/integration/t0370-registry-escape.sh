@@ -53,6 +53,18 @@ t_grep "mkimg tried https (a tunnel to port 443)" '^CONNECT 127\.attacker\.inval
 t_eq "and sent no plain-HTTP request, with or without credentials" \
     "$(grep -vc '^CONNECT ' "$T/proxy.log")" 0
 
+if [ "$(id -u)" = 0 ] && user=$(bash "$MKIMG_TOP/tests/lib/rootless-setup.sh"); then
+    mkdir -p "$T/u" && cp "$MKIMG" "$T/u/" && chown -R "$user" "$T/u"
+    : >"$T/proxy.log"
+    su "$user" -s /bin/bash -c "cd '$T/u' && unset no_proxy NO_PROXY && MKIMG_ROOT='$T/u/store' \
+        XDG_RUNTIME_DIR= http_proxy=$px https_proxy=$px ./mkimg pull -q --retry 0 \
+        --creds tester:s3cret-pw 127.attacker.invalid/a/b:1" >/dev/null 2>&1
+    t_eq "rootless: only a tunnel to 127.attacker.invalid:443, no plain HTTP" \
+        "$(grep -c '^CONNECT 127\.attacker\.invalid:443 ' "$T/proxy.log") $(grep -vc '^CONNECT ' "$T/proxy.log")" "1 0"
+else
+    t_skip "rootless part needs root and the test user"
+fi
+
 # ---- the bearer realm of an https registry is plain http
 reg_tls_certs
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tok.key" -out "$T/tok.crt" -days 2 \
