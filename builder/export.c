@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "builder/internal.h"
+#include "common/atomic-file.h"
 #include "common/fsutil.h"
 
 struct tar_arg {
@@ -55,31 +56,33 @@ int builder_export(struct mk_store *store, const struct mk_image *img, const cha
         return mk_error_set(err, MK_ERR_USAGE, 0, "unknown output type \"%s\"", type);
     if (strcmp(dest, "-") == 0 && strcmp(type, "tar") == 0)
         return export_tar(store, img, STDOUT_FILENO, err);
-    /* The tar goes to a temp file next to the destination (tar) or in the store (local),
-     * so nothing half-written is left under the destination's name. */
-    _cleanup_free_ char *tmp_path = NULL;
-    if (strcmp(type, "tar") == 0)
-        tmp_path = mk_xasprintf("%s.mkimg-tmp-%d", dest, (int)getpid());
-    else
-        tmp_path = mk_xasprintf("%s/tmp/export-%d.tar", layerstore_root(store), (int)getpid());
-    _cleanup_close_ int fd = open(tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return mk_error_set_at(err, MK_ERR_IO, dest, "creating \"%s\": %s", tmp_path,
-                               strerror(errno));
-    int r = export_tar(store, img, fd, err);
-    if (r == 0 && strcmp(type, "tar") == 0) {
-        if (fsync(fd) < 0 || rename(tmp_path, dest) < 0)
-            r = mk_error_errno(err, "writing \"%s\"", dest);
-    } else if (r == 0) {
-        r = mk_mkdir_p(dest, 0755, err);
-        _cleanup_close_ int dfd = r == 0 ? open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-        bool extracted = false;
-        if (r == 0 && (dfd < 0 || lseek(fd, 0, SEEK_SET) < 0))
-            r = mk_error_errno(err, "opening \"%s\"", dest);
+    if (strcmp(type, "tar") == 0) {
+        _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
+        int r = mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err);
         if (r == 0)
-            r = layerstore_extract(fd, dfd, "/", NULL, &extracted, err);
+            r = export_tar(store, img, out.fd, err);
+        if (r == 0)
+            r = mk_atomic_file_commit(&out, err);
+        return r < 0 ? mk_error_set_where(err, dest) : 0;
     }
-    if (r < 0 || strcmp(type, "local") == 0)
-        unlink(tmp_path);
+    /* type=local: the tar goes through a private temp dir of the store, then is unpacked
+     * under dest. */
+    _cleanup_free_ char *tmpdir = layerstore_tmpdir(store, "export-", err);
+    if (!tmpdir)
+        return mk_error_set_where(err, dest);
+    _cleanup_free_ char *tmp_path = mk_xasprintf("%s/rootfs.tar", tmpdir);
+    _cleanup_close_ int fd =
+        open(tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int r =
+        fd < 0 ? mk_error_errno(err, "creating \"%s\"", tmp_path) : export_tar(store, img, fd, err);
+    if (r == 0)
+        r = mk_mkdir_p(dest, 0755, err);
+    _cleanup_close_ int dfd = r == 0 ? open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    bool extracted = false;
+    if (r == 0 && (dfd < 0 || lseek(fd, 0, SEEK_SET) < 0))
+        r = mk_error_errno(err, "opening \"%s\"", dest);
+    if (r == 0)
+        r = layerstore_extract(fd, dfd, "/", NULL, &extracted, err);
+    layerstore_tmpdir_remove(store, tmpdir, NULL);
     return r < 0 ? mk_error_set_where(err, dest) : 0;
 }

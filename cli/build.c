@@ -11,6 +11,7 @@
 
 #include "builder/builder.h"
 #include "cli/cli.h"
+#include "common/atomic-file.h"
 #include "common/fsutil.h"
 
 static void build_usage(FILE *f)
@@ -47,8 +48,8 @@ static void build_usage(FILE *f)
         f);
 }
 
-/* One --output: "type=T,dest=D" or a plain directory (type=local). Archives are written to
- * a temp file beside the destination and renamed into place when complete. */
+/* One --output: "type=T,dest=D" or a plain directory (type=local). Archives are atomic
+ * files (common/atomic-file.h): a temp file beside the destination, renamed when complete. */
 static int write_output(struct mk_store *store, const struct mk_image *img, const char *spec,
                         bool check_only)
 {
@@ -100,20 +101,11 @@ static int write_output(struct mk_store *store, const struct mk_image *img, cons
         }
         return 0;
     }
-    _cleanup_free_ char *tmp = mk_xasprintf("%s.mkimg-tmp-%d", dest, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        mk_error_errno(&err, "creating \"%s\"", tmp);
-        mk_error_set_where(&err, dest);
-        return cli_fail(err);
-    }
-    int r = layerstore_save(store, &name, 1, (enum mk_archive_format)fmt, MK_COMPRESS_GZIP, 0, fd,
-                            NULL, &err);
-    if (r == 0 && (fsync(fd) < 0 || rename(tmp, dest) < 0))
-        r = mk_error_errno(&err, "writing \"%s\"", dest);
-    close(fd);
-    if (r < 0) {
-        unlink(tmp);
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
+    if (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, &err) < 0 ||
+        layerstore_save(store, &name, 1, (enum mk_archive_format)fmt, MK_COMPRESS_GZIP, 0, out.fd,
+                        NULL, &err) < 0 ||
+        mk_atomic_file_commit(&out, &err) < 0) {
         mk_error_set_where(&err, dest);
         return cli_fail(err);
     }

@@ -1,4 +1,5 @@
-/* cli/fsck.c - `mkimg fsck [--repair]`: verify the store; exit 1 when something is wrong. */
+/* cli/fsck.c - `mkimg fsck [--deep] [--repair]`: verify the store; exit 1 when something is
+ * wrong. */
 #include <stdio.h>
 #include <string.h>
 
@@ -6,17 +7,22 @@
 
 int cmd_fsck(struct mk_cli *cli, int argc, char **argv)
 {
-    bool repair = false;
+    bool repair = false, deep = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--repair") == 0)
             repair = true;
+        else if (strcmp(argv[i], "--deep") == 0)
+            deep = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: mkimg fsck [--repair]\n"
+            printf("usage: mkimg fsck [--deep] [--repair]\n"
                    "Checks every blob's digest, every image's blobs and snapshots and the\n"
-                   "cache; --repair drops what is broken and unpacks missing snapshots.\n");
+                   "cache; --deep also checks each snapshot's files against its layer;\n"
+                   "--repair drops what is broken and unpacks missing or bad snapshots.\n");
             return 0;
         } else
-            return cli_usage("fsck: unknown option \"%s\" (usage: mkimg fsck [--repair])", argv[i]);
+            return cli_usage("fsck: unknown option \"%s\" (usage: mkimg fsck [--deep] "
+                             "[--repair])",
+                             argv[i]);
     }
     struct mk_store *store = cli_store(cli);
     if (!store)
@@ -24,7 +30,7 @@ int cmd_fsck(struct mk_cli *cli, int argc, char **argv)
     struct mk_error *err = NULL;
     struct mk_strv problems = MK_STRV_INIT;
     size_t repaired = 0;
-    if (layerstore_fsck(store, repair, &problems, &repaired, &err) < 0) {
+    if (layerstore_fsck(store, repair, deep, &problems, &repaired, &err) < 0) {
         mk_strv_release(&problems);
         return cli_fail(err);
     }

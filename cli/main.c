@@ -31,7 +31,7 @@ static const struct command commands[] = {
     {"save", cmd_save, "write images to an OCI or Docker archive"},
     {"load", cmd_load, "read images from an OCI or Docker archive"},
     {"prune", cmd_prune, "remove what no image needs (blobs, snapshots, cache)"},
-    {"fsck", cmd_fsck, "verify the store (--repair drops what is broken)"},
+    {"fsck", cmd_fsck, "verify the store (--deep: snapshot contents; --repair fixes)"},
     {"df", cmd_df, "show the store's disk usage"},
     {"pull", cmd_pull, "pull an image from a registry"},
     {"push", cmd_push, "push an image to a registry"},

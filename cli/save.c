@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/atomic-file.h"
 
 static const char save_usage[] =
     "usage: mkimg save [-o FILE] [--format oci-archive|docker-archive|oci-dir]\n"
@@ -17,23 +18,16 @@ static const char save_usage[] =
     "      --compression C      layer compression (default none)\n"
     "      --compression-level N\n";
 
-/* The archive goes to a temp file next to FILE and is renamed over it only when complete,
- * so FILE is never a truncated archive. */
+/* The archive is an atomic file (common/atomic-file.h): FILE is never a truncated archive. */
 static int save_to_file(struct mk_store *store, const char *const *names, size_t n,
                         enum mk_archive_format f, enum mk_compression c, int level,
                         const char *file, struct mk_error **err)
 {
-    _cleanup_free_ char *tmp = mk_xasprintf("%s.tmp-XXXXXX", file);
-    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return mk_error_errno(err, "creating \"%s\"", file);
-    if (fchmod(fd, 0644) < 0 || layerstore_save(store, names, n, f, c, level, fd, NULL, err) < 0 ||
-        fsync(fd) < 0 || rename(tmp, file) < 0) {
-        if (err && !*err)
-            mk_error_errno(err, "writing \"%s\"", file);
-        unlink(tmp);
-        return -1;
-    }
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
+    if (mk_atomic_file_init(&out, AT_FDCWD, file, 0644, err) < 0 ||
+        layerstore_save(store, names, n, f, c, level, out.fd, NULL, err) < 0 ||
+        mk_atomic_file_commit(&out, err) < 0)
+        return mk_error_set_where(err, file);
     return 0;
 }
 

@@ -1,4 +1,4 @@
-/* common/fsutil.c - path resolution inside roots, recursive mkdir/rm, atomic writes. */
+/* common/fsutil.c - path resolution inside roots, recursive mkdir/rm, reads and writes. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -374,37 +374,6 @@ int mk_fsync_dir(int dirfd, struct mk_error **err)
     if (fsync(dirfd) < 0 && errno != EINVAL && errno != EROFS)
         return mk_error_errno(err, "fsync of a directory");
     return 0;
-}
-
-int mk_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                         struct mk_error **err)
-{
-    const char *slash = strrchr(name, '/');
-    if (slash) {
-        /* "dir/file": the temp file must sit in dir for the rename to be atomic. */
-        _cleanup_free_ char *parent =
-            slash == name ? mk_xstrdup("/") : mk_xstrndup(name, (size_t)(slash - name));
-        _cleanup_close_ int pfd = openat(dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (pfd < 0)
-            return mk_error_errno(err, "opening directory \"%s\"", parent);
-        return mk_write_file_atomic(pfd, slash + 1, data, len, mode, err);
-    }
-    _cleanup_free_ char *tmp = mk_xasprintf(".%s.tmp.%d", name, (int)getpid());
-    _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return mk_error_errno(err, "creating \"%s\"", tmp);
-    if (mk_write_all(fd, data, len, err) < 0 || fsync(fd) < 0) {
-        if (err && !*err)
-            mk_error_errno(err, "fsync \"%s\"", tmp);
-        unlinkat(dirfd, tmp, 0);
-        return mk_error_wrap(err, "writing \"%s\"", name);
-    }
-    if (renameat(dirfd, tmp, dirfd, name) < 0) {
-        int saved = errno;
-        unlinkat(dirfd, tmp, 0);
-        return mk_error_set(err, MK_ERR_IO, saved, "renaming into \"%s\"", name);
-    }
-    return mk_fsync_dir(dirfd, err);
 }
 
 char *mk_mkdtemp_in(const char *parent, const char *prefix, struct mk_error **err)

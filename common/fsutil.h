@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/atomic-file.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -41,9 +42,6 @@ int mk_rm_rf_at(int dirfd, const char *name, struct mk_error **err);
  * string. dirfd may be AT_FDCWD. */
 int mk_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len,
                     struct mk_error **err);
-/* Writes data to dirfd/name via a temp file, fsync, rename, fsync of the directory. */
-int mk_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                         struct mk_error **err);
 int mk_write_all(int fd, const void *data, size_t len, struct mk_error **err);
 /* read(2) retried on EINTR; returns bytes read (0 = EOF) or -1 with *err set. */
 ssize_t mk_read_some(int fd, void *buf, size_t len, struct mk_error **err);

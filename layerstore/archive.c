@@ -25,6 +25,7 @@
 #define LOAD_MAX_ENTRIES 100000
 #define LOAD_MAX_IMAGES 1000
 #define LOAD_MAX_LINKS 8
+#define LOAD_READ_SIZE (1 << 16)
 
 MK_DEFINE_CLEANUP(struct archive, archive_write_free)
 MK_DEFINE_CLEANUP(struct archive, archive_read_free)
@@ -94,21 +95,31 @@ static int sink_dir(struct sink *s, const char *name, struct mk_error **err)
     return 0;
 }
 
+/* The directory of name inside the output directory, resolved inside it (a symlink planted
+ * there leads nowhere outside); *ret_base points into name. */
+static int sink_parent(struct sink *s, const char *name, const char **ret_base,
+                       struct mk_error **err)
+{
+    const char *slash = strrchr(name, '/');
+    _cleanup_free_ char *parent = slash ? mk_xstrndup(name, (size_t)(slash - name)) : NULL;
+    int pfd = mk_open_in_root(s->dirfd, parent ? parent : ".", O_RDONLY | O_DIRECTORY, 0, err);
+    if (pfd < 0)
+        return mk_error_wrap(err, "opening \"%s\"", parent ? parent : ".");
+    *ret_base = slash ? slash + 1 : name;
+    return pfd;
+}
+
 static int sink_bytes(struct sink *s, const char *name, const void *data, size_t len,
                       struct mk_error **err)
 {
     if (sink_seen(s, name))
         return 0;
     if (!s->a) {
-        /* mk_write_file_atomic wants a plain name in its directory. */
-        const char *slash = strrchr(name, '/');
-        _cleanup_free_ char *parent = slash ? mk_xstrndup(name, (size_t)(slash - name)) : NULL;
-        _cleanup_close_ int pfd =
-            parent ? openat(s->dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (parent && pfd < 0)
-            return mk_error_errno(err, "opening \"%s\"", parent);
-        return mk_write_file_atomic(parent ? pfd : s->dirfd, slash ? slash + 1 : name, data, len,
-                                    0644, err);
+        const char *base;
+        _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
+        if (pfd < 0)
+            return -1;
+        return mk_write_file_atomic(pfd, base, data, len, 0644, err);
     }
     if (tar_header(s->a, name, false, len, err) < 0)
         return -1;
@@ -122,14 +133,17 @@ static int sink_fd(struct sink *s, const char *name, int fd, uint64_t size, stru
 {
     if (sink_seen(s, name))
         return 0;
-    _cleanup_close_ int out = -1;
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file af = {.fd = -1, .dirfd = -1};
+    int out = -1;
     if (s->a) {
         if (tar_header(s->a, name, false, size, err) < 0)
             return -1;
     } else {
-        out = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (out < 0)
-            return mk_error_errno(err, "creating \"%s\"", name);
+        const char *base;
+        _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
+        if (pfd < 0 || mk_atomic_file_init(&af, pfd, base, 0644, err) < 0)
+            return -1;
+        out = af.fd;
     }
     const size_t chunk = 1 << 17;
     _cleanup_free_ char *buf = mk_xmalloc(chunk);
@@ -147,8 +161,8 @@ static int sink_fd(struct sink *s, const char *name, int fd, uint64_t size, stru
             return s->a ? tar_fail(s->a, name, err) : -1;
         left -= (uint64_t)n;
     }
-    if (out >= 0 && fsync(out) < 0)
-        return mk_error_errno(err, "writing \"%s\"", name);
+    if (out >= 0 && mk_atomic_file_commit(&af, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -506,7 +520,7 @@ static struct entry *entry_add(struct loader *l, const char *path)
 static int read_regular(struct loader *l, struct archive *a, struct entry *e, struct mk_error **err)
 {
     _cleanup_close_ int fd =
-        openat(l->dirfd, "partial", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        openat(l->dirfd, "partial", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return mk_error_errno(err, "creating a temp file in \"%s\"", l->dir);
     struct mk_sha256 *h = mk_sha256_new();
@@ -553,23 +567,66 @@ static int read_regular(struct loader *l, struct archive *a, struct entry *e, st
     return 0;
 }
 
+/* The archive's bytes, with its first ones kept to name a compression we do not read. */
+struct load_input {
+    int fd;
+    char *buf;
+    unsigned char head[16];
+    size_t head_len;
+};
+
+static la_ssize_t load_read(struct archive *a, void *data, const void **ret_buf)
+{
+    struct load_input *in = data;
+    ssize_t n;
+    do
+        n = read(in->fd, in->buf, LOAD_READ_SIZE);
+    while (n < 0 && errno == EINTR && !mk_interrupted);
+    if (n < 0) {
+        archive_set_error(a, errno, "read: %s", strerror(errno));
+        return -1;
+    }
+    if (in->head_len < sizeof(in->head)) {
+        size_t k = sizeof(in->head) - in->head_len;
+        if (k > (size_t)n)
+            k = (size_t)n;
+        memcpy(in->head + in->head_len, in->buf, k);
+        in->head_len += k;
+    }
+    *ret_buf = in->buf;
+    return n;
+}
+
+static int read_fail(struct archive *a, const struct load_input *in, struct mk_error **err)
+{
+    const char *c = ls_compression_name(in->head, in->head_len);
+    if (c && strcmp(c, "gzip") != 0 && strcmp(c, "zstd") != 0)
+        return mk_error_set(err, MK_ERR_INVALID, 0,
+                            "the archive is compressed with %s, which mkimg does not read "
+                            "(tar, gzip or zstd only)",
+                            c);
+    return mk_error_set(err, MK_ERR_PARSE, 0, "reading the archive: %s", archive_error_string(a));
+}
+
 static int read_archive(struct loader *l, int fd, struct mk_error **err)
 {
     _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
-    archive_read_support_filter_all(a);
+    _cleanup_free_ char *buf = mk_xmalloc(LOAD_READ_SIZE);
+    struct load_input in = {.fd = fd, .buf = buf};
+    /* Not archive_read_support_filter_all(): it runs lrzip, lzop, grzip... from $PATH. */
+    if (ls_read_filters(a, LS_FILTERS_LOAD, err) < 0)
+        return -1;
     archive_read_support_format_tar(a);
     archive_read_support_format_gnutar(a);
-    if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK)
-        return mk_error_set(err, MK_ERR_PARSE, 0, "reading the archive: %s",
-                            archive_error_string(a));
+    if (archive_read_open(a, &in, NULL, load_read, NULL) != ARCHIVE_OK)
+        return read_fail(a, &in, err);
     for (;;) {
         struct archive_entry *ae;
         int r = archive_read_next_header(a, &ae);
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-            return mk_error_set(err, MK_ERR_PARSE, 0, "reading the archive: %s",
-                                archive_error_string(a));
+            return read_fail(a, &in, err);
         if (l->n >= LOAD_MAX_ENTRIES)
             return mk_error_set(err, MK_ERR_INVALID, 0, "the archive has more than %d entries",
                                 LOAD_MAX_ENTRIES);

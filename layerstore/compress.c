@@ -121,7 +121,9 @@ static int source_open_decoded(struct source *src, int fd, struct mk_error **err
     src->rd = archive_read_new();
     src->h = mk_sha256_new();
     struct archive_entry *e;
-    archive_read_support_filter_all(src->rd);
+    /* Only what a layer could be pulled in: the copy passed tar-apply's filters once. */
+    if (ls_read_filters(src->rd, LS_FILTERS_LAYER, err) < 0)
+        return -1;
     archive_read_support_format_raw(src->rd);
     if (archive_read_open_fd(src->rd, fd, 1 << 16) != ARCHIVE_OK ||
         archive_read_next_header(src->rd, &e) != ARCHIVE_OK)

@@ -17,7 +17,7 @@
 
 #include "common/fsutil.h"
 #include "common/util.h"
-#include "layerstore/layerstore.h"
+#include "layerstore/internal.h"
 
 MK_DEFINE_CLEANUP(struct archive, archive_read_free)
 
@@ -197,12 +197,10 @@ int layerstore_extract(int in_fd, int rootfd, const char *dest,
     _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
     if (!a)
         MK_BUG("archive_read_new");
-    /* By hand rather than _all(): that one runs external programs for some filters. */
-    archive_read_support_filter_gzip(a);
-    archive_read_support_filter_bzip2(a);
-    archive_read_support_filter_xz(a);
-    archive_read_support_filter_lzma(a);
-    archive_read_support_filter_zstd(a);
+    if (ls_read_filters(
+            a, LS_FILTER_GZIP | LS_FILTER_BZIP2 | LS_FILTER_XZ | LS_FILTER_LZMA | LS_FILTER_ZSTD,
+            err) < 0)
+        return -1;
     archive_read_support_format_tar(a);
     struct extractor x = {.a = a,
                           .rootfd = rootfd,

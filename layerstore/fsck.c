@@ -20,6 +20,8 @@
 struct fsck {
     struct mk_store *store;
     bool repair;
+    bool deep;
+    struct mk_strv deep_done; /* chains whose snapshot --deep checked already */
     struct mk_strv *problems;
     size_t repaired;
     struct mk_strv bad_blobs; /* digests whose content is wrong */
@@ -145,14 +147,59 @@ static char *check_manifest(struct fsck *f, const char *digest, int depth, struc
     return why;
 }
 
+/* Moves a bad snapshot out of snapshots/ and deletes it (renamed first, like prune does:
+ * a half-deleted tree never sits under snapshots/). */
+static int drop_snapshot(struct fsck *f, const char *path)
+{
+    _cleanup_free_ char *tmp = layerstore_tmpdir(f->store, "fsck-", NULL);
+    _cleanup_free_ char *to = tmp ? mk_xasprintf("%s/snapshot", tmp) : NULL;
+    int r = to && rename(path, to) == 0 ? 0 : -1;
+    if (tmp)
+        layerstore_tmpdir_remove(f->store, tmp, NULL);
+    return r;
+}
+
+/* --deep: the snapshot's content against its layer; 0 when it holds the layer, 1 when not,
+ * -1 when it could not be told (a problem either way, but no reason to delete it). */
+static int check_snapshot_deep(struct fsck *f, const char *name, const struct mk_strv *chains,
+                               size_t i, const char *blob, const char *diff_id)
+{
+    if (strv_has(&f->deep_done, chains->v[i]))
+        return 0;
+    mk_strv_push(&f->deep_done, chains->v[i]);
+    struct mk_strv parents = {.v = chains->v, .n = i};
+    bool ok = false;
+    struct mk_error *e = NULL;
+    if (ls_snapshot_verify(f->store, &parents, chains->v[i], blob, diff_id, &ok, &e) < 0) {
+        mk_strv_pushf(f->problems, "image %s: snapshot of layer %zu (%s) cannot be checked: %s",
+                      name, i + 1, chains->v[i], e->msg);
+        mk_error_free(e);
+        return -1;
+    }
+    if (ok)
+        return 0;
+    mk_strv_pushf(f->problems,
+                  "image %s: snapshot of layer %zu (%s) does not hold the layer (diff ID %s)", name,
+                  i + 1, chains->v[i], diff_id);
+    return 1;
+}
+
 static int check_snapshots(struct fsck *f, const char *name, const struct mk_strv *chains,
                            const struct mk_strv *blobs, const struct mk_strv *diff_ids)
 {
     for (size_t i = 0; i < chains->n; i++) {
         _cleanup_free_ char *path = layerstore_snapshot_path(f->store, chains->v[i]);
         struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (!f->deep ||
+                check_snapshot_deep(f, name, chains, i, blobs->v[i], diff_ids->v[i]) <= 0)
+                continue;
+            /* Unpacked again from the blob, which check_blobs found whole. */
+            if (f->repair && drop_snapshot(f, path) == 0 &&
+                ls_snapshot_unpack(f->store, blobs->v[i], diff_ids->v[i], chains->v[i], NULL) == 0)
+                f->repaired++;
             continue;
+        }
         bool exists = lstat(path, &st) == 0;
         mk_strv_pushf(f->problems, "image %s: snapshot of layer %zu (%s) is %s", name, i + 1,
                       chains->v[i], exists ? "not a directory" : "missing");
@@ -249,12 +296,12 @@ static void check_snapshot_dir(struct fsck *f)
     }
 }
 
-int layerstore_fsck(struct mk_store *store, bool repair, struct mk_strv *ret_problems,
+int layerstore_fsck(struct mk_store *store, bool repair, bool deep, struct mk_strv *ret_problems,
                     size_t *ret_repaired, struct mk_error **err)
 {
     if (repair && ls_gc_lock_exclusive(store, err) < 0)
         return -1;
-    struct fsck f = {.store = store, .repair = repair, .problems = ret_problems};
+    struct fsck f = {.store = store, .repair = repair, .deep = deep, .problems = ret_problems};
     int r = check_blobs(&f, err);
     if (r == 0)
         r = check_images(&f, err);
@@ -269,6 +316,7 @@ int layerstore_fsck(struct mk_store *store, bool repair, struct mk_strv *ret_pro
             f.repaired++;
     }
     mk_strv_release(&f.bad_blobs);
+    mk_strv_release(&f.deep_done);
     if (repair)
         ls_gc_lock_shared(store);
     if (r < 0)

@@ -189,12 +189,17 @@ bool ls_is_hex64(const char *s)
     return true;
 }
 
-/* A leftover of mk_write_file_atomic (".NAME.tmp.PID") whose writer is gone. */
+/* A leftover of an atomic file (".NAME.tmp.PID-RANDOM", common/atomic-file.h) whose writer
+ * is gone. */
 static bool stale_atomic_tmp(const char *name)
 {
     const char *t = strstr(name, ".tmp.");
+    const char *dash = t ? strchr(t + 5, '-') : NULL;
     int pid;
-    if (name[0] != '.' || !t || mk_parse_int(t + 5, &pid) < 0 || pid <= 0)
+    if (name[0] != '.' || !dash)
+        return false;
+    _cleanup_free_ char *digits = mk_xstrndup(t + 5, (size_t)(dash - (t + 5)));
+    if (mk_parse_int(digits, &pid) < 0 || pid <= 0)
         return false;
     return kill(pid, 0) < 0 && errno == ESRCH;
 }

@@ -10,6 +10,30 @@
 
 #include "layerstore/layerstore.h"
 
+/* ---- decompression of untrusted input (layerstore/filters.c) ------------------------------- */
+
+struct archive;
+enum {
+    LS_FILTER_GZIP = 1 << 0,
+    LS_FILTER_ZSTD = 1 << 1,
+    LS_FILTER_XZ = 1 << 2,
+    LS_FILTER_LZMA = 1 << 3,
+    LS_FILTER_BZIP2 = 1 << 4,
+    LS_FILTER_LZ4 = 1 << 5,
+};
+/* What `mkimg load` reads besides plain tar. */
+#define LS_FILTERS_LOAD (LS_FILTER_GZIP | LS_FILTER_ZSTD)
+/* What a layer or an ADD archive may be compressed with (docker's and buildah's set). */
+#define LS_FILTERS_LAYER                                                                           \
+    (LS_FILTER_GZIP | LS_FILTER_ZSTD | LS_FILTER_XZ | LS_FILTER_LZMA | LS_FILTER_BZIP2 |           \
+     LS_FILTER_LZ4)
+/* Enables the filters in which (LS_FILTER_* bits) on a, each through the library libarchive
+ * is linked with: one that libarchive would run as an external program is an error. */
+int ls_read_filters(struct archive *a, unsigned which, struct mk_error **err);
+/* The name of the compression whose magic number starts head ("lrzip", "gzip", ...), or
+ * NULL; for error messages. */
+const char *ls_compression_name(const void *head, size_t len);
+
 /* ---- layer tars (layerstore/tar-write.c, layerstore/tar-apply.c) ---------------------------- */
 
 /* Writes the layer tar of the tree at dirfd to out_fd: deterministic PAX (entries sorted by
@@ -37,6 +61,12 @@ struct ls_lowers {
  * is. */
 int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
                       char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
+
+/* The digest ls_tar_write_diff would give, writing nothing; no_mtimes writes every mtime
+ * after 1970 as 0 (and ignores $SOURCE_DATE_EPOCH): for comparing two trees whose mtimes
+ * are known to differ (fsck --deep). */
+int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes,
+                       char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
 
 /* An entry's extended attributes, sorted by name, overlay's own left out (opaque tells
  * whether overlay marks the directory opaque). */
@@ -122,6 +152,13 @@ bool ls_rootless(void);
  * of chain unless that exists. */
 int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *diff_id,
                        const char *chain, struct mk_error **err);
+/* fsck --deep: whether the snapshot of chain (whose parent chains, bottom-most first, are
+ * parents) holds layer blob with diff_id. Our writer's tar of the snapshot over its parents
+ * is compared with diff_id; when they differ (a layer another tool wrote, or one made with
+ * $SOURCE_DATE_EPOCH), with the same tar of a fresh unpack of the blob, mtimes left out.
+ * Fails when the snapshot, a parent or the blob cannot be read. */
+int ls_snapshot_verify(struct mk_store *store, const struct mk_strv *parents, const char *chain,
+                       const char *blob, const char *diff_id, bool *ret_ok, struct mk_error **err);
 /* Forgets a temp dir of this handle (after it was renamed away): drops its lock. */
 void ls_tmpdir_forget(struct mk_store *store, const char *path);
 /* Renames a finished dir (inside ROOT/tmp) into snapshots/<chain hex>; when another process

@@ -385,12 +385,14 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
 
 /* Verifies the store: every blob's content against its name, every index.json entry's
  * manifest, config and layer blobs, the snapshot of every referenced layer chain (present,
- * a directory) and the compressed-copy cache entries. Each problem is one line appended to
- * ret_problems ("blob sha256:...: content is sha256:..."). With repair, broken blobs, images
- * and cache entries are dropped (images by removing their index.json entries) and missing
- * snapshots unpacked again; ret_repaired counts the fixes. Fails only when the store cannot
- * be read at all. */
-int layerstore_fsck(struct mk_store *store, bool repair, struct mk_strv *ret_problems,
+ * a directory) and the compressed-copy cache entries; with deep, also each such snapshot's
+ * content against its layer (re-tarred as the layer writer does and hashed; see
+ * ls_snapshot_verify). Each problem is one line appended to ret_problems ("blob
+ * sha256:...: content is sha256:..."). With repair, broken blobs, images and cache entries
+ * are dropped (images by removing their index.json entries), and missing or (deep) bad
+ * snapshots unpacked again from their blobs; ret_repaired counts the fixes. Fails only when
+ * the store cannot be read at all. */
+int layerstore_fsck(struct mk_store *store, bool repair, bool deep, struct mk_strv *ret_problems,
                     size_t *ret_repaired, struct mk_error **err);
 
 /* ---- ADD's archive extraction (layerstore/extract.c) --------------------------------------- */

@@ -437,15 +437,8 @@ int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee
     ap.raw = raw;
     ap.tar = tar;
     int ret = -1;
-    /* Compressors listed by hand rather than archive_read_support_filter_all(): that one also
-     * bids for formats it can only decode by running external programs (lrzip, lzop, grzip)
-     * on untrusted input. */
-    archive_read_support_filter_gzip(raw);
-    archive_read_support_filter_zstd(raw);
-    archive_read_support_filter_xz(raw);
-    archive_read_support_filter_lzma(raw);
-    archive_read_support_filter_bzip2(raw);
-    archive_read_support_filter_lz4(raw);
+    if (ls_read_filters(raw, LS_FILTERS_LAYER, err) < 0)
+        goto out;
     archive_read_support_format_raw(raw);
     archive_read_support_format_tar(tar);
     struct archive_entry *e;

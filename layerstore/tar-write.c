@@ -104,7 +104,7 @@ static void link_map_release(struct link_map *m)
 
 static int writer_flush(struct writer *w)
 {
-    if (w->buf_len && mk_write_all(w->out_fd, w->buf, w->buf_len, &w->cb_err) < 0)
+    if (w->buf_len && w->out_fd >= 0 && mk_write_all(w->out_fd, w->buf, w->buf_len, &w->cb_err) < 0)
         return -1;
     w->buf_len = 0;
     return 0;
@@ -119,7 +119,7 @@ static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_
     if (w->buf_len + n > WRITE_BUF_SIZE && writer_flush(w) < 0)
         return -1;
     if (n >= WRITE_BUF_SIZE) {
-        if (mk_write_all(w->out_fd, buf, n, &w->cb_err) < 0)
+        if (w->out_fd >= 0 && mk_write_all(w->out_fd, buf, n, &w->cb_err) < 0)
             return -1;
     } else {
         memcpy(w->buf + w->buf_len, buf, n);
@@ -366,17 +366,14 @@ int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], ui
     return ls_tar_write_diff(dirfd, NULL, out_fd, ret_diff_id, ret_size, err);
 }
 
-int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
-                      char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
+/* out_fd < 0: only the digest and size. clamp_mtime < 0: none. */
+static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, time_t clamp_mtime,
+                     char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
 {
     struct writer w = {.out_fd = out_fd,
                        .hash = mk_sha256_new(),
                        .buf = mk_xmalloc(WRITE_BUF_SIZE),
-                       .clamp_mtime = -1};
-    uint64_t epoch;
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && mk_parse_u64(sde, &epoch) == 0 && epoch < (uint64_t)INT64_MAX)
-        w.clamp_mtime = (time_t)epoch;
+                       .clamp_mtime = clamp_mtime};
     _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
     if (!a)
         MK_BUG("archive_write_new");
@@ -413,6 +410,29 @@ out:
     mk_error_free(w.cb_err);
     link_map_release(&w.links);
     return ret;
+}
+
+static time_t env_clamp(void)
+{
+    uint64_t epoch;
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && mk_parse_u64(sde, &epoch) == 0 && epoch < (uint64_t)INT64_MAX)
+        return (time_t)epoch;
+    return -1;
+}
+
+int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
+                      char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
+{
+    return write_tar(dirfd, lowers, out_fd, env_clamp(), ret_diff_id, ret_size, err);
+}
+
+int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes,
+                       char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    uint64_t size;
+    /* Clamped to 0, every mtime after 1970 is 0. */
+    return write_tar(dirfd, lowers, -1, no_mtimes ? 0 : env_clamp(), ret_digest, &size, err);
 }
 
 int layerstore_tar_tree(int dirfd, int out_fd, struct mk_error **err)

@@ -1,10 +1,12 @@
 /* registry/http.c - the libcurl transport: requests, authentication challenges, retries. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
@@ -25,11 +27,30 @@ static void curl_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* Plain HTTP by default is for this machine only: "localhost", or an address (never a name:
+ * "127.attacker.example" is a DNS name like any other) in 127.0.0.0/8 or ::1 ("[::1]"). host
+ * is "name[:port]" or "[v6]:port". */
 static bool is_loopback(const char *host)
 {
-    size_t n = strcspn(host, ":");
-    return (n == 9 && strncmp(host, "localhost", 9) == 0) ||
-           (n >= 4 && strncmp(host, "127.", 4) == 0) || strncmp(host, "[::1]", 5) == 0;
+    bool v6 = host[0] == '[';
+    const char *start = host + (v6 ? 1 : 0);
+    const char *end = v6 ? strchr(start, ']') : start + strcspn(start, ":");
+    if (!end || (v6 && end[1] && end[1] != ':'))
+        return false;
+    char name[INET6_ADDRSTRLEN];
+    size_t n = (size_t)(end - start);
+    if (n == 0 || n >= sizeof(name))
+        return false;
+    memcpy(name, start, n);
+    name[n] = '\0';
+    if (v6) {
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, name, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return strcmp(name, "localhost") == 0;
 }
 
 /* podman's --cert-dir holds CA files named *.crt; curl takes one bundle, so the first. */
@@ -541,6 +562,14 @@ static int bearer_token(struct reg_client *c, const char *challenge, struct mk_e
         mk_buf_addf(&url, "%cscope=%s", sep, e);
     }
     _cleanup_free_ char *u = mk_buf_detach(&url);
+    /* Credentials go no less protected to the token server than to the registry: an http
+     * realm of an https registry would put them on the wire in clear (a realm is whatever
+     * the 401 says, and the 401 may come from a proxy or a hostile registry). */
+    if (c->creds && mk_str_has_prefix(realm, "http://") && !mk_str_has_prefix(c->base, "http://"))
+        return mk_error_set(err, MK_ERR_FAILED, 0,
+                            "%s: refusing to send credentials to the plain-http token realm "
+                            "\"%s\" of an https registry",
+                            c->host, realm);
     /* The token endpoint sees the user's credentials, never a previous token. */
     free(c->auth_header);
     c->auth_header = NULL;

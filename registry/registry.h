@@ -51,7 +51,7 @@ void registry_ref_free(struct mk_ref *ref);
 const char *registry_ref_host(const struct mk_ref *ref);
 
 enum registry_tls {
-    REGISTRY_TLS_DEFAULT = 0, /* verify, except plain HTTP for localhost and 127.0.0.1 */
+    REGISTRY_TLS_DEFAULT = 0, /* verify, except plain HTTP for localhost, 127.x.y.z, [::1] */
     REGISTRY_TLS_VERIFY,      /* --tls-verify=true: https, verified, always */
     REGISTRY_TLS_INSECURE,    /* --tls-verify=false: https without verification, else http */
 };

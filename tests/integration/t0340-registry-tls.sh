@@ -6,15 +6,8 @@
 
 command -v docker-registry >/dev/null || { t_skip "docker-registry not available"; t_done; exit 0; }
 t_import_busybox
-mkdir -p "$T/certs"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/certs/ca.crt" -days 2 \
-    -subj /CN=mkimg-test-ca >/dev/null 2>&1
-openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" -subj /CN=127.0.0.1 \
-    >/dev/null 2>&1
-printf 'subjectAltName=IP:127.0.0.1\n' >"$T/ext"
-openssl x509 -req -in "$T/srv.csr" -CA "$T/certs/ca.crt" -CAkey "$T/ca.key" -CAcreateserial \
-    -out "$T/srv.crt" -days 2 -extfile "$T/ext" >/dev/null 2>&1
-REG_HTTP_EXTRA=$(printf '  tls:\n    certificate: %s\n    key: %s' "$T/srv.crt" "$T/srv.key")
+reg_tls_certs
+REG_HTTP_EXTRA=$REG_TLS_YAML
 if ! reg_start tls; then t_fail "TLS registry starts"; t_done; exit 1; fi
 REG_HTTP_EXTRA=
 

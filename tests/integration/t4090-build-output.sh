@@ -16,7 +16,7 @@ t_grep "the rootfs tar holds the built file" '^app/data/greeting.txt$' <(tar tf 
 t_ok "the rootfs tar has no whiteouts" bash -c "! tar tf '$o/rootfs.tar' | grep -q '\.wh\.'"
 t_eq "type=local wrote the tree" "$(cat "$o/rootfs/app/data/greeting.txt")" "hello from mkimg"
 t_ok "a deleted file is not in the exported tree" test ! -e "$o/rootfs/tmp/scratch.txt"
-t_ok "no temp files beside the outputs" bash -c "! ls '$o' | grep -q mkimg-tmp"
+t_ok "no temp files beside the outputs" bash -c "! ls -A '$o' | grep -qE '\\.tmp\\.|mkimg-tmp'"
 "$MKIMG" build -q -t hello --output "type=zip,dest=$o/x" "$MKIMG_TOP/samples/hello" >/dev/null 2>"$T/err"; rc=$?
 t_eq "unknown output type is a usage error" "$rc" 2
 t_eq "no temp dir left in the store" "$(ls -A "$MKIMG_ROOT/tmp" | wc -l)" 0

@@ -7,6 +7,8 @@
 #                                        $REG_HTTP_EXTRA go into its http: section
 #   reg_stop                             stops every registry this script started (also at exit)
 #   reg_count METHOD PATH_REGEX          access-log lines for matching requests
+#   reg_tls_certs                        a test CA in $T/certs and a 127.0.0.1 certificate;
+#                                        REG_TLS_YAML: the http: lines that serve TLS with it
 #   reg_proxy PLAN                       starts tests/lib/fault-proxy.py with PLAN in front of
 #                                        $REG; sets PX (host:port) and PXLOG (its log)
 #
@@ -78,6 +80,21 @@ reg_bg() {
 # reg_htpasswd FILE USER PASSWORD: a bcrypt htpasswd file (no apache2-utils needed).
 reg_htpasswd() {
     python3 -W ignore -c 'import crypt,sys; print(sys.argv[1] + ":" + crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))' "$2" "$3" >"$1"
+}
+
+# reg_tls_certs: a test CA in $T/certs (for --cert-dir) and a certificate for 127.0.0.1 it
+# signed; sets REG_TLS_YAML, the http: lines that make reg_start's registry serve TLS with it
+# (REG_HTTP_EXTRA=$REG_TLS_YAML reg_start ...).
+reg_tls_certs() {
+    mkdir -p "$T/certs"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/certs/ca.crt" -days 2 \
+        -subj /CN=mkimg-test-ca >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" -subj /CN=127.0.0.1 \
+        >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$T/ext"
+    openssl x509 -req -in "$T/srv.csr" -CA "$T/certs/ca.crt" -CAkey "$T/ca.key" -CAcreateserial \
+        -out "$T/srv.crt" -days 2 -extfile "$T/ext" >/dev/null 2>&1
+    REG_TLS_YAML=$(printf '  tls:\n    certificate: %s\n    key: %s' "$T/srv.crt" "$T/srv.key")
 }
 
 # reg_wait_file FILE: waits up to 10 s for a helper to write FILE.

@@ -43,6 +43,13 @@ t_grep() {
         t_fail "$1"; echo "# no match for /$2/ in:"; sed 's/^/#   /' "$3" | head -20; fi
 }
 
+# t_planted TARGET PATTERN CMD...: runs CMD in a process that first makes PATTERN (with %P
+# replaced by its own PID, which exec keeps for CMD) a symlink to TARGET: a link planted
+# where a program that names its temp files after its PID would write.
+t_planted() {
+    bash -c 'ln -s "$1" "${2//%P/$$}"; shift 2; exec "$@"' _ "$@"
+}
+
 # A busybox rootfs (from Debian's busybox-static) imported as busybox:latest.
 t_busybox_rootfs() { # DIR
     "$MKIMG_TOP/samples/busybox-rootfs.sh" "$1"

@@ -1,0 +1,115 @@
+/* common/atomic-file.c - output files written under a temp name and renamed when complete. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "common/atomic-file.h"
+#include "common/fsutil.h"
+
+#define TMP_ATTEMPTS 16
+
+/* Eight random characters: a name another user of the directory cannot guess ahead. */
+static void random_suffix(char out[9])
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char r[8];
+    size_t got = 0;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n < 0 && errno != EINTR)
+            MK_BUG("getrandom failed");
+        if (n > 0)
+            got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof(r); i++)
+        out[i] = alphabet[r[i] % (sizeof(alphabet) - 1)];
+    out[8] = '\0';
+}
+
+void mk_atomic_file_release(struct mk_atomic_file *f)
+{
+    if (!f)
+        return;
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->tmp && f->dirfd >= 0)
+        unlinkat(f->dirfd, f->tmp, 0);
+    if (f->dirfd >= 0)
+        close(f->dirfd);
+    free(f->name);
+    free(f->tmp);
+    *f = (struct mk_atomic_file){.fd = -1, .dirfd = -1};
+}
+
+int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, mode_t mode,
+                        struct mk_error **err)
+{
+    *f = (struct mk_atomic_file){.fd = -1, .dirfd = -1};
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "\"%s\" is not a file name", path);
+    _cleanup_free_ char *parent = !slash          ? mk_xstrdup(".")
+                                  : slash == path ? mk_xstrdup("/")
+                                                  : mk_xstrndup(path, (size_t)(slash - path));
+    f->dirfd = openat(dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f->dirfd < 0)
+        return mk_error_errno(err, "opening directory \"%s\"", parent);
+    f->name = mk_xstrdup(name);
+    for (int attempt = 0; attempt < TMP_ATTEMPTS; attempt++) {
+        char rnd[9];
+        random_suffix(rnd);
+        /* The name part is cut so that the temp name stays within NAME_MAX. */
+        char *tmp = mk_xasprintf(".%.200s.tmp.%d-%s", name, (int)getpid(), rnd);
+        int fd = openat(f->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd >= 0) {
+            f->fd = fd;
+            f->tmp = tmp;
+            return 0;
+        }
+        int saved = errno;
+        free(tmp);
+        if (saved != EEXIST) {
+            mk_atomic_file_release(f);
+            return mk_error_set(err, MK_ERR_IO, saved, "creating a temp file for \"%s\"", path);
+        }
+    }
+    mk_atomic_file_release(f);
+    return mk_error_set(err, MK_ERR_IO, EEXIST, "creating a temp file for \"%s\"", path);
+}
+
+int mk_atomic_file_commit(struct mk_atomic_file *f, struct mk_error **err)
+{
+    if (!f->tmp)
+        MK_BUG("mk_atomic_file_commit without a temp file");
+    if (fsync(f->fd) < 0) {
+        int saved = errno;
+        unlinkat(f->dirfd, f->tmp, 0);
+        free(f->tmp);
+        f->tmp = NULL;
+        return mk_error_set(err, MK_ERR_IO, saved, "writing \"%s\"", f->name);
+    }
+    if (renameat(f->dirfd, f->tmp, f->dirfd, f->name) < 0) {
+        int saved = errno;
+        unlinkat(f->dirfd, f->tmp, 0);
+        free(f->tmp);
+        f->tmp = NULL;
+        return mk_error_set(err, MK_ERR_IO, saved, "renaming into \"%s\"", f->name);
+    }
+    free(f->tmp);
+    f->tmp = NULL;
+    return mk_fsync_dir(f->dirfd, err);
+}
+
+int mk_write_file_atomic(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         struct mk_error **err)
+{
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file f = {.fd = -1, .dirfd = -1};
+    if (mk_atomic_file_init(&f, dirfd, path, mode, err) < 0)
+        return -1;
+    if (mk_write_all(f.fd, data, len, err) < 0 || mk_atomic_file_commit(&f, err) < 0)
+        return mk_error_wrap(err, "writing \"%s\"", path);
+    return 0;
+}

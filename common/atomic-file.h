@@ -1,0 +1,43 @@
+/* common/atomic-file.h - output files that appear under their name only when complete.
+ *
+ * Every file mkimg writes for the user or into the store outside a locked temp dir goes
+ * through here: `build -o type=tar|oci|docker`, `--iidfile`, `--metadata-file`, `save -o`,
+ * `push --digestfile`, the auth file of `login`, index.json and the store's small files.
+ * The content is written to a temp file in the target's own directory (so the rename is
+ * atomic) under a random name created with O_CREAT|O_EXCL|O_NOFOLLOW: nothing planted in
+ * that directory, a symlink least of all, is ever opened, whatever fs.protected_symlinks
+ * says. The temp file is fsynced and renamed over the target, then the directory is
+ * fsynced. A symlink at the target's own name is replaced by the file, never followed.
+ * Temp names are ".NAME.tmp.PID-RANDOM": `prune` removes those whose process is gone.
+ */
+#ifndef MK_COMMON_ATOMIC_FILE_H
+#define MK_COMMON_ATOMIC_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct mk_atomic_file {
+    int fd;     /* write the content here (O_RDWR) */
+    int dirfd;  /* the target's directory */
+    char *name; /* the target's name in dirfd */
+    char *tmp;  /* the temp file's name in dirfd; NULL once committed */
+};
+
+/* Creates the temp file for path (relative to dirfd, which may be AT_FDCWD; "dir/name" puts
+ * it in dir) with mode (the umask applies). On failure f is left released. */
+int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, mode_t mode,
+                        struct mk_error **err);
+/* fsync, rename over the target, fsync of the directory. On failure the temp file is gone
+ * and the target untouched. f still needs mk_atomic_file_release(). */
+int mk_atomic_file_commit(struct mk_atomic_file *f, struct mk_error **err);
+/* Closes everything and removes the temp file unless it was committed. Accepts a released
+ * (or zero-initialized with fds of -1) object; usable as _cleanup_(mk_atomic_file_release). */
+void mk_atomic_file_release(struct mk_atomic_file *f);
+
+/* The whole content at once: init, write, commit, release. */
+int mk_write_file_atomic(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         struct mk_error **err);
+
+#endif
