@@ -47,6 +47,19 @@ printf 'FROM busybox\nRUN --mount=type=bind,source=private,target=/p true\n' >"$
 "$MKIMG" build -t bad "$c" >/dev/null 2>"$T/err"; rc=$?
 t_eq "bind of an ignored path exits 1" "$rc" 1
 t_grep "bind of an ignored path message" 'excluded by \.dockerignore' "$T/err"
+# BuildKit's env=: the secret in a variable of the RUN, no file unless a target is given;
+# the value stays out of the image, its history and its config.
+cat >"$c/Dockerfile" <<'DF'
+FROM busybox
+RUN --mount=type=secret,id=tok,env=TOKEN test "${#TOKEN}" = 15 && test ! -e /run/secrets/tok && echo env-ok > /envsecret
+RUN --mount=type=secret,id=tok,env=TOKEN,target=/run/t test "$(printf %s "$TOKEN")" = "$(cat /run/t)" && echo both-ok > /envsecret2
+DF
+t_ok "secret as an environment variable (env=)" "$MKIMG" build -q -t envs --secret id=tok,src="$T/secret.txt" "$c"
+t_ok "unpack env= image" umoci unpack --image "$MKIMG_ROOT:envs:latest" "$T/envs"
+t_eq "env= gives the value and no file" "$(cat "$T/envs/rootfs/envsecret")" env-ok
+t_eq "env= with a target gives both" "$(cat "$T/envs/rootfs/envsecret2")" both-ok
+t_ok "env= secret value in no blob, snapshot or cache entry" \
+    bash -c "! grep -rqs topsecret-4711 '$MKIMG_ROOT/blobs' '$MKIMG_ROOT/snapshots' '$MKIMG_ROOT/cache'"
 printf 'FROM busybox\nRUN --mount=type=ssh true\n' >"$c/Dockerfile"
 "$MKIMG" build -t bad "$c" >/dev/null 2>"$T/err"; rc=$?
 t_grep "unsupported mount type message" '^mkimg: Dockerfile:2: --mount type "ssh" is not supported' "$T/err"
