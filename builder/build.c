@@ -3134,8 +3134,10 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     if (split_stages(&b, err) < 0)
         goto out;
     {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        unsigned jobs = opts->jobs ? opts->jobs : cores > 0 ? (unsigned)cores : 1;
+        /* By default every ready stage runs: a stage that waits (sleep, network, a lock)
+         * must not hold a slot that another could use, and CPU-bound ones share the cores
+         * through the kernel's scheduler as BuildKit's do. --jobs N bounds it. */
+        unsigned jobs = opts->jobs ? opts->jobs : (unsigned)(b.n_stages > 1 ? b.n_stages : 1);
         if (jobs > 1 && stages_parallel(&b) && prebuild_stages(&b, jobs, err) < 0)
             goto out;
     }

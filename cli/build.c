@@ -42,7 +42,7 @@ static void build_usage(FILE *f)
         "      --platform P         the target platform (only the host's, e.g. linux/amd64)\n"
         "      --timestamp SECONDS  clamp created times and file mtimes (as SOURCE_DATE_EPOCH)\n"
         "      --squash             merge the layers this build adds into one\n"
-        "  -j, --jobs N             build up to N independent stages at once (default: cores)\n"
+        "  -j, --jobs N             build up to N independent stages at once (default: all)\n"
         "      --allow ENTITLEMENT  security.insecure: let RUN --security=insecure run with\n"
         "                           every privilege (no seccomp, all capabilities)\n",
         f);

@@ -38,6 +38,24 @@ t_eq "... and gives the same image" "$(cat "$T/id")" "$id"
 "$MKIMG" build -q -j 1 --no-cache --build-arg RUNID=3 -t seq "$c" >/dev/null 2>&1
 t_eq "sequentially (-j 1) the same Dockerfile cannot build (the test can fail)" "$?" 1
 
+# By default every ready stage runs, not one per core: cores + 1 stages that each wait for all
+# the others (a barrier in a shared cache mount) build only when all of them run at once.
+n=$(($(nproc) + 1))
+{
+    for i in $(seq 1 "$n"); do
+        echo "FROM busybox AS s$i"
+        echo "ARG RUNID"
+        echo "RUN --mount=type=cache,target=/sync,id=barrier sh -c 'touch /sync/\$RUNID-$i; j=0; while [ \$(ls /sync | grep -c \"^\$RUNID-\") -lt $n ]; do j=\$((j+1)); [ \$j -gt 150 ] && exit 7; sleep 0.1; done; echo $i > /s'"
+    done
+    echo "FROM busybox"
+    for i in $(seq 1 "$n"); do echo "COPY --from=s$i /s /s$i"; done
+} >"$c/Dockerfile.barrier"
+t_ok "by default, $n waiting stages run at once on $(nproc) cores" \
+    "$MKIMG" build -q --no-cache --build-arg RUNID=d1 -f "$c/Dockerfile.barrier" "$c"
+"$MKIMG" build -q --no-cache -j "$(nproc)" --build-arg RUNID=d2 -f "$c/Dockerfile.barrier" "$c" >/dev/null 2>&1
+rc=$?
+t_eq "... which -j $(nproc) cannot (the check can fail)" "$rc" 1
+
 # Cache mounts under --jobs: sharing=locked makes the second user wait (each stage reads back
 # what it wrote although both write the same file), private gives the second its own
 # instance (the same), shared lets them use it at once (each waits for the other's mark).
