@@ -59,6 +59,12 @@ int cmd_logout(struct mk_cli *cli, int argc, char **argv);
 struct registry_opts;
 int cli_registry_opt(struct registry_opts *o, const char *name, const char *arg);
 
+/* A leading "--platform P" / "--platform=P" in argv[1]: parsed into ret (*ret_set), and
+ * taken off argc/argv. Returns 0, or the exit code after printing usage or the error. */
+struct mk_platform;
+int cli_platform_arg(int *argc, char ***argv, const char *usage, struct mk_platform *ret,
+                     bool *ret_set);
+
 /* ---- store maintenance and archives (cli/save.c, load.c, prune.c, fsck.c, df.c) ---- */
 int cmd_save(struct mk_cli *cli, int argc, char **argv);
 int cmd_load(struct mk_cli *cli, int argc, char **argv);

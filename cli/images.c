@@ -1,4 +1,5 @@
-/* cli/images.c - `mkimg images [-q] [--no-trunc]`: one row per name, like podman. */
+/* cli/images.c - `mkimg images [-q] [--no-trunc]`: one row per name and platform, like podman
+ * (which has no PLATFORM column: a name holding several platforms shows one row each). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -40,7 +41,7 @@ static char *human_ago(const char *created)
 }
 
 struct row {
-    char *col[5];
+    char *col[6];
 };
 
 int cmd_images(struct mk_cli *cli, int argc, char **argv)
@@ -68,6 +69,11 @@ int cmd_images(struct mk_cli *cli, int argc, char **argv)
     if (layerstore_list(store, &e, &n, &err) < 0)
         return cli_fail(err);
     struct row *rows = mk_xcalloc(n + 1, sizeof(*rows));
+    struct mk_platform hp;
+    layerstore_platform_host(&hp);
+    char host[MK_PLATFORM_MAX];
+    layerstore_platform_format(&hp, host);
+    bool foreign = false;
     size_t nrows = 0;
     for (size_t i = 0; i < n; i++) {
         const char *id = e[i].config_digest[0] ? e[i].config_digest : e[i].manifest_digest;
@@ -101,27 +107,35 @@ int cmd_images(struct mk_cli *cli, int argc, char **argv)
         r->col[2] = shown_id;
         r->col[3] = human_ago(e[i].created);
         r->col[4] = cli_human_size(e[i].size);
+        r->col[5] = mk_xstrdup(e[i].platform[0] ? e[i].platform : "<unknown>");
+        foreign |= strcmp(r->col[5], host) != 0;
     }
     if (quiet) {
         for (size_t i = 0; i < nrows; i++)
             printf("%s\n", rows[i].col[2]);
     } else {
-        static const char *const head[5] = {"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"};
-        int w[5];
-        for (int c = 0; c < 5; c++) {
+        static const char *const head[6] = {"REPOSITORY", "TAG",  "IMAGE ID",
+                                            "CREATED",    "SIZE", "PLATFORM"};
+        int w[6];
+        for (int c = 0; c < 6; c++) {
             w[c] = (int)strlen(head[c]);
             for (size_t i = 0; i < nrows; i++)
                 if ((int)strlen(rows[i].col[c]) > w[c])
                     w[c] = (int)strlen(rows[i].col[c]);
         }
-        printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1], w[2], head[2], w[3],
-               head[3], head[4]);
-        for (size_t i = 0; i < nrows; i++)
-            printf("%-*s  %-*s  %-*s  %-*s  %s\n", w[0], rows[i].col[0], w[1], rows[i].col[1], w[2],
-                   rows[i].col[2], w[3], rows[i].col[3], rows[i].col[4]);
+        /* podman's five columns, and the platform once one image is not the host's. */
+        int nc = foreign ? 6 : 5;
+        for (size_t i = 0; i <= nrows; i++) {
+            char *const *col = i ? rows[i - 1].col : (char *const *)head;
+            for (int c = 0; c < nc; c++)
+                if (c == nc - 1)
+                    printf("%s\n", col[c]);
+                else
+                    printf("%-*s  ", w[c], col[c]);
+        }
     }
     for (size_t i = 0; i < nrows; i++)
-        for (int c = 0; c < 5; c++)
+        for (int c = 0; c < 6; c++)
             free(rows[i].col[c]);
     free(rows);
     layerstore_list_free(e, n);

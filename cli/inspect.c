@@ -15,14 +15,22 @@ static void print_nested(const char *doc)
     }
 }
 
+#define INSPECT_USAGE "usage: mkimg inspect [--platform OS/ARCH[/VARIANT]] NAME..."
+
 int cmd_inspect(struct mk_cli *cli, int argc, char **argv)
 {
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: mkimg inspect NAME...\n");
+        printf("%s\n", INSPECT_USAGE);
         return 0;
     }
+    /* --platform picks the image of a name that holds several (default: the host's). */
+    struct mk_platform platform;
+    bool has_platform = false;
+    int prc = cli_platform_arg(&argc, &argv, INSPECT_USAGE, &platform, &has_platform);
+    if (prc)
+        return prc;
     if (argc < 2)
-        return cli_usage("usage: mkimg inspect NAME...");
+        return cli_usage(INSPECT_USAGE);
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;
@@ -32,7 +40,8 @@ int cmd_inspect(struct mk_cli *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         struct mk_error *err = NULL;
         struct mk_image *img = NULL;
-        if (layerstore_image_get(store, argv[i], &img, &err) < 0) {
+        if (layerstore_image_get_platform(store, argv[i], has_platform ? &platform : NULL, &img,
+                                          &err) < 0) {
             fflush(stdout);
             rc = cli_fail(err);
             continue;

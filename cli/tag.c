@@ -19,13 +19,21 @@ int cmd_tag(struct mk_cli *cli, int argc, char **argv)
     struct mk_image *img = NULL;
     if (layerstore_image_get(store, argv[1], &img, &err) < 0)
         return cli_fail(err);
+    /* A name holding several platforms is tagged whole, index and all. */
+    struct mk_platform_entry *pe = NULL;
+    size_t np = 0;
+    if (mk_digest_valid(argv[1]) || layerstore_ref_platforms(store, argv[1], &pe, &np, NULL) < 0)
+        np = 0;
     int rc = 0;
     for (int i = 2; i < argc; i++) {
-        if (layerstore_tag(store, img, argv[i], &err) < 0) {
+        int r = np > 1 ? layerstore_tag_entries(store, pe, np, argv[i], NULL, &err)
+                       : layerstore_tag(store, img, argv[i], &err);
+        if (r < 0) {
             rc = cli_fail(err);
             err = NULL;
         }
     }
+    layerstore_platform_entries_free(pe);
     layerstore_image_free(img);
     return rc;
 }

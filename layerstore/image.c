@@ -167,6 +167,12 @@ static int find_by_id(struct mk_store *store, json_t *idx, const char *name,
 int layerstore_image_get(struct mk_store *store, const char *name, struct mk_image **ret,
                          struct mk_error **err)
 {
+    return ls_image_get(store, name, NULL, ret, err);
+}
+
+int ls_image_get(struct mk_store *store, const char *name, const struct mk_platform *platform,
+                 struct mk_image **ret, struct mk_error **err)
+{
     _cleanup_json_ json_t *idx = NULL;
     if (ls_index_load(store, &idx, err) < 0)
         return -1;
@@ -204,6 +210,8 @@ int layerstore_image_get(struct mk_store *store, const char *name, struct mk_ima
     }
     if (!manifest[0])
         return mk_error_set_at(err, MK_ERR_NOT_FOUND, name, "image not known");
+    if (ls_index_select(store, manifest, platform, manifest, err) < 0)
+        return mk_error_set_where(err, name);
     return image_load(store, idx, manifest, ret, err);
 }
 
@@ -281,6 +289,25 @@ int layerstore_image_write_annotated(struct mk_store *store, const struct mk_ima
     return 0;
 }
 
+/* One listing row for manifest d under ref; platform "" when unreadable. */
+static void list_entry(struct mk_store *store, json_t *idx, const char *ref, const char *d,
+                       struct mk_image_entry *en)
+{
+    en->ref = ref ? mk_xstrdup(ref) : NULL;
+    memcpy(en->manifest_digest, d, MK_DIGEST_SIZE);
+    /* A broken or foreign entry still lists, with what could be read. */
+    _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
+    if (image_load(store, idx, d, &img, NULL) < 0)
+        return;
+    memcpy(en->config_digest, img->config_digest, MK_DIGEST_SIZE);
+    for (size_t l = 0; l < img->n_layers; l++)
+        en->size += img->layers[l].size;
+    en->created = img->config.created ? mk_xstrdup(img->config.created) : NULL;
+    struct mk_platform p;
+    layerstore_config_platform(&img->config, &p);
+    layerstore_platform_format(&p, en->platform);
+}
+
 int layerstore_list(struct mk_store *store, struct mk_image_entry **ret, size_t *ret_n,
                     struct mk_error **err)
 {
@@ -289,7 +316,7 @@ int layerstore_list(struct mk_store *store, struct mk_image_entry **ret, size_t 
         return -1;
     json_t *list = json_object_get(idx, "manifests");
     struct mk_image_entry *out = mk_xcalloc(json_array_size(list) + 1, sizeof(*out));
-    size_t n = 0;
+    size_t n = 0, alloc = json_array_size(list) + 1;
     size_t i;
     json_t *e;
     json_array_foreach(list, i, e)
@@ -297,18 +324,23 @@ int layerstore_list(struct mk_store *store, struct mk_image_entry **ret, size_t 
         const char *d = ls_desc_digest(e);
         if (!d)
             continue;
-        struct mk_image_entry *en = &out[n++];
         const char *r = ls_desc_ref(e);
-        en->ref = r ? mk_xstrdup(r) : NULL;
-        memcpy(en->manifest_digest, d, MK_DIGEST_SIZE);
-        /* A broken or foreign entry still lists, with what could be read. */
-        _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
-        if (image_load(store, idx, d, &img, NULL) < 0)
+        struct mk_platform_entry *pe = NULL;
+        size_t np = 0;
+        const char *mt = json_string_value(json_object_get(e, "mediaType"));
+        if (r && mt && strcmp(mt, MK_MEDIA_OCI_INDEX) == 0 &&
+            layerstore_ref_platforms(store, r, &pe, &np, NULL) == 0 && np > 0) {
+            out = mk_xreallocarray(out, alloc += np, sizeof(*out));
+            for (size_t k = 0; k < np; k++) {
+                memset(&out[n], 0, sizeof(*out));
+                list_entry(store, idx, r, pe[k].manifest_digest, &out[n++]);
+            }
+            layerstore_platform_entries_free(pe);
             continue;
-        memcpy(en->config_digest, img->config_digest, MK_DIGEST_SIZE);
-        for (size_t l = 0; l < img->n_layers; l++)
-            en->size += img->layers[l].size;
-        en->created = img->config.created ? mk_xstrdup(img->config.created) : NULL;
+        }
+        layerstore_platform_entries_free(pe);
+        memset(&out[n], 0, sizeof(*out));
+        list_entry(store, idx, r, d, &out[n++]);
     }
     *ret = out;
     *ret_n = n;
@@ -328,6 +360,13 @@ void layerstore_list_free(struct mk_image_entry *entries, size_t n)
 
 int layerstore_rmi(struct mk_store *store, const char *name, struct mk_error **err)
 {
+    /* A name holding several platforms names an index: the tag goes, with all of them. */
+    if (!mk_digest_valid(name)) {
+        _cleanup_free_ char *ref = layerstore_normalize_ref(name, NULL);
+        char d[MK_DIGEST_SIZE];
+        if (ref && ls_index_ref_digest(store, ref, d, NULL) == 0)
+            return layerstore_untag(store, ref, err);
+    }
     _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
     if (layerstore_image_get(store, name, &img, err) < 0)
         return -1;

@@ -45,6 +45,13 @@ static int import_layer(struct mk_store *store, const char *path, struct mk_laye
 int layerstore_import(struct mk_store *store, const char *path, const char *ref,
                       struct mk_image **ret, struct mk_error **err)
 {
+    return layerstore_import_platform(store, path, ref, NULL, ret, err);
+}
+
+int layerstore_import_platform(struct mk_store *store, const char *path, const char *ref,
+                               const struct mk_platform *platform, struct mk_image **ret,
+                               struct mk_error **err)
+{
     _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
     if (!name)
         return -1;
@@ -53,8 +60,12 @@ int layerstore_import(struct mk_store *store, const char *path, const char *ref,
         return mk_error_wrap(err, "importing \"%s\"", path);
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
-    cfg.os = mk_xstrdup("linux");
-    cfg.architecture = mk_xstrdup(layerstore_host_arch());
+    struct mk_platform host;
+    layerstore_platform_host(&host);
+    const struct mk_platform *p = platform ? platform : &host;
+    cfg.os = mk_xstrdup(p->os);
+    cfg.architecture = mk_xstrdup(p->arch);
+    cfg.variant = p->variant[0] ? mk_xstrdup(p->variant) : NULL;
     cfg.created = layerstore_now_rfc3339();
     mk_strv_push(&cfg.diff_ids, layer.diff_id);
     _cleanup_free_ char *by = mk_xasprintf("mkimg import %s", path);
@@ -63,7 +74,8 @@ int layerstore_import(struct mk_store *store, const char *path, const char *ref,
     int r = layerstore_image_write(store, &cfg, &layer, 1, &img, err);
     layerstore_config_release(&cfg);
     free(layer.media_type);
-    if (r < 0 || layerstore_tag(store, img, name, err) < 0) {
+    if (r < 0 || (platform ? layerstore_tag_add_platform(store, img, name, NULL, err)
+                           : layerstore_tag(store, img, name, err)) < 0) {
         layerstore_image_free(img);
         return -1;
     }

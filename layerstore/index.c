@@ -124,14 +124,20 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
     _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
     if (!name)
         return -1;
+    return ls_index_tag_desc(store, name, manifest_media_type(img), img->manifest_digest,
+                             img->manifest_size, err);
+}
+
+int ls_index_tag_desc(struct mk_store *store, const char *name, const char *media_type,
+                      const char *digest, uint64_t size, struct mk_error **err)
+{
     _cleanup_close_ int lock = -1;
     _cleanup_json_ json_t *idx = NULL;
     if (index_open_locked(store, &lock, &idx, err) < 0)
         return -1;
     json_t *list = json_object_get(idx, "manifests");
-    json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", manifest_media_type(img),
-                             "digest", img->manifest_digest, "size", (json_int_t)img->manifest_size,
-                             "annotations", REF_ANNOTATION, name);
+    json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", media_type, "digest", digest,
+                             "size", (json_int_t)size, "annotations", REF_ANNOTATION, name);
     if (!desc)
         MK_BUG("json_pack failed");
     /* A moved tag keeps its place; an untagged entry for the same manifest is replaced. */
@@ -141,7 +147,7 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
         const char *r = ls_desc_ref(e);
         const char *d = ls_desc_digest(e);
         bool same_ref = r && strcmp(r, name) == 0;
-        bool bare_same = !r && d && strcmp(d, img->manifest_digest) == 0;
+        bool bare_same = !r && d && strcmp(d, digest) == 0;
         if ((same_ref || bare_same) && !placed) {
             json_array_set(list, i, desc);
             placed = true;
@@ -156,6 +162,26 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
         json_array_append(list, desc);
     json_decref(desc);
     return index_save(store, idx, err);
+}
+
+int ls_index_ref_digest(struct mk_store *store, const char *ref, char ret[MK_DIGEST_SIZE],
+                        struct mk_error **err)
+{
+    _cleanup_json_ json_t *idx = NULL;
+    if (ls_index_load(store, &idx, err) < 0)
+        return -1;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(idx, "manifests"), i, e)
+    {
+        const char *r = ls_desc_ref(e);
+        const char *d = ls_desc_digest(e);
+        if (r && d && strcmp(r, ref) == 0) {
+            memcpy(ret, d, MK_DIGEST_SIZE);
+            return 0;
+        }
+    }
+    return mk_error_set_at(err, MK_ERR_NOT_FOUND, ref, "image not known");
 }
 
 /* Removes the entries naming ref (when ref) or pointing at manifest (when manifest). */

@@ -181,6 +181,20 @@ const char *ls_desc_ref(json_t *desc);
 /* The digest of an index entry when it is a valid sha256 digest, or NULL. */
 const char *ls_desc_digest(json_t *desc);
 /* Drops every index entry pointing at manifest (MK_ERR_NOT_FOUND when none). */
+/* Points name (normalized) at the descriptor (media_type, digest, size), replacing what it
+ * named; under the store lock. */
+int ls_index_tag_desc(struct mk_store *store, const char *name, const char *media_type,
+                      const char *digest, uint64_t size, struct mk_error **err);
+/* The digest index.json names for ref (normalized); MK_ERR_NOT_FOUND when absent. */
+int ls_index_ref_digest(struct mk_store *store, const char *ref, char ret[MK_DIGEST_SIZE],
+                        struct mk_error **err);
+/* When digest is an image index, the manifest of its entry for want (NULL: the host's);
+ * else digest itself. */
+int ls_index_select(struct mk_store *store, const char *digest, const struct mk_platform *want,
+                    char ret_manifest[MK_DIGEST_SIZE], struct mk_error **err);
+/* layerstore_image_get, a name that is an index resolved for platform (NULL: the host's). */
+int ls_image_get(struct mk_store *store, const char *name, const struct mk_platform *platform,
+                 struct mk_image **ret, struct mk_error **err);
 int ls_index_remove_manifest(struct mk_store *store, const char *manifest, struct mk_error **err);
 
 /* ---- private to layerstore/tar-*.c ---------------------------------------------------------- */

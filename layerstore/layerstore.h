@@ -39,6 +39,10 @@
 #define MK_MEDIA_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 #define MK_MEDIA_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 
+/* "os/arch/variant" and each of its parts fit in these (layerstore/platform.c). */
+#define MK_PLATFORM_PART_MAX 32
+#define MK_PLATFORM_MAX (3 * MK_PLATFORM_PART_MAX)
+
 struct mk_store;
 
 /* ---- the store ---------------------------------------------------------------------------- */
@@ -182,8 +186,10 @@ struct mk_image_entry {
     char config_digest[MK_DIGEST_SIZE];
     uint64_t size; /* sum of the layer sizes */
     char *created;
+    char platform[MK_PLATFORM_MAX]; /* "" when the image could not be read */
 };
-/* Every ref in index.json, in index order. */
+/* Every ref in index.json, in index order; a name holding several platforms gives one
+ * entry per platform. */
 int layerstore_list(struct mk_store *store, struct mk_image_entry **ret, size_t *ret_n,
                     struct mk_error **err);
 void layerstore_list_free(struct mk_image_entry *entries, size_t n);
@@ -195,6 +201,62 @@ int layerstore_rmi(struct mk_store *store, const char *name, struct mk_error **e
 /* The JSON document `mkimg inspect` prints (Id, Digest, RepoTags, Created, Architecture,
  * Os, Config, RootFS, History, Layers, Size). Caller frees. */
 char *layerstore_image_inspect_json(struct mk_store *store, const struct mk_image *img);
+
+/* ---- platforms and names holding several (layerstore/platform.c) ------------------------- */
+
+/* A name holds one image per platform: index.json points the name at the image manifest
+ * while it holds one, and at an OCI image index (one manifest per platform, in the order
+ * they were added) once it holds several. layerstore_image_get on such a name gives the
+ * host's platform. */
+struct mk_platform {
+    char os[MK_PLATFORM_PART_MAX];
+    char arch[MK_PLATFORM_PART_MAX];    /* OCI/Go naming: amd64, arm64, arm, 386, ... */
+    char variant[MK_PLATFORM_PART_MAX]; /* "" for none */
+};
+/* "os/arch[/variant]" or "arch" (linux); NULL or "" is the host's. Normalized as
+ * containerd does (x86_64 -> amd64, aarch64 -> arm64, arm64/v8 -> arm64, arm -> arm/v7).
+ * MK_ERR_USAGE for anything else. */
+int layerstore_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **err);
+void layerstore_platform_host(struct mk_platform *ret);
+/* "linux/arm64", "linux/arm/v7". */
+void layerstore_platform_format(const struct mk_platform *p, char out[MK_PLATFORM_MAX]);
+bool layerstore_platform_equal(const struct mk_platform *a, const struct mk_platform *b);
+/* The platform an image config says (os defaults to linux), normalized. */
+void layerstore_config_platform(const struct mk_image_config *cfg, struct mk_platform *ret);
+
+/* One image of a name: what an index entry says of it. */
+struct mk_platform_entry {
+    struct mk_platform platform;
+    char manifest_digest[MK_DIGEST_SIZE];
+    uint64_t size; /* of the manifest */
+    bool docker;   /* Docker's manifest media type */
+};
+void layerstore_image_platform_entry(const struct mk_image *img, struct mk_platform_entry *ret);
+/* The images name holds, one per platform (one entry for a plain manifest); entries of an
+ * index without a platform are left out. MK_ERR_NOT_FOUND when name is not a tag. ret is
+ * freed with layerstore_platform_entries_free. */
+int layerstore_ref_platforms(struct mk_store *store, const char *name,
+                             struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err);
+void layerstore_platform_entries_free(struct mk_platform_entry *e);
+/* Writes an OCI image index blob listing e[0..n) in that order (deterministic bytes). */
+int layerstore_index_write(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                           char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                           struct mk_error **err);
+/* Points ref at e[0..n) (n >= 1): the manifest itself when n is 1, else an index of them
+ * written by layerstore_index_write. Two entries of one platform are MK_ERR_INVALID.
+ * ret_digest (may be NULL) receives what ref now names. */
+int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                           const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
+/* Adds img to what ref names: it replaces the image of its platform, or is appended. A ref
+ * that names nothing yet becomes a plain tag of img. */
+int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
+                                char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
+/* layerstore_image_get for one platform (NULL: the host's): from an index, its entry for
+ * platform; a plain image must be of that platform. MK_ERR_NOT_FOUND naming the platforms
+ * there are otherwise. */
+int layerstore_image_get_platform(struct mk_store *store, const char *name,
+                                  const struct mk_platform *platform, struct mk_image **ret,
+                                  struct mk_error **err);
 
 /* ---- layers and snapshots ----------------------------------------------------------------- */
 
@@ -238,6 +300,11 @@ int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *pare
  * (linux, the host's architecture, history "imported from PATH"). */
 int layerstore_import(struct mk_store *store, const char *path, const char *ref,
                       struct mk_image **ret, struct mk_error **err);
+/* The same for platform (NULL: the host's, replacing what ref named); with a platform it is
+ * added to ref as layerstore_tag_add_platform does. */
+int layerstore_import_platform(struct mk_store *store, const char *path, const char *ref,
+                               const struct mk_platform *platform, struct mk_image **ret,
+                               struct mk_error **err);
 
 /* Host architecture in OCI/Go naming: amd64, arm64, ... */
 const char *layerstore_host_arch(void);

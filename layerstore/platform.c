@@ -1,0 +1,383 @@
+/* layerstore/platform.c - platforms, and names that hold an image per platform.
+ *
+ * A name (a ref.name in index.json) points at one image manifest while it holds one
+ * platform, as it always did, and at an OCI image index blob once it holds several: the
+ * index lists one manifest per platform, in the order they were added, each with its
+ * platform (os, architecture, variant) taken from the image's config. The index blob is
+ * written with fixed key order and no whitespace, so the same images in the same order give
+ * the same index digest whether one build or several `manifest add` made it. */
+#include <string.h>
+
+#include "layerstore/internal.h"
+
+MK_DEFINE_CLEANUP(struct mk_image, layerstore_image_free)
+MK_DEFINE_CLEANUP(struct mk_error, mk_error_free)
+
+#define INDEX_MAX_MANIFESTS 256
+
+/* OCI/Go names for what uname and other tools call the architectures. */
+static const char *const arch_alias[][2] = {
+    {"x86_64", "amd64"}, {"x86-64", "amd64"}, {"aarch64", "arm64"}, {"armhf", "arm"},
+    {"armel", "arm"},    {"i386", "386"},     {"i686", "386"},      {"ppc64el", "ppc64le"},
+};
+
+static bool platform_word_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= MK_PLATFORM_PART_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void layerstore_platform_host(struct mk_platform *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->os, sizeof(ret->os), "linux");
+    snprintf(ret->arch, sizeof(ret->arch), "%s", layerstore_host_arch());
+    if (strcmp(ret->arch, "arm") == 0)
+        snprintf(ret->variant, sizeof(ret->variant), "v7");
+}
+
+/* As containerd's platforms.Normalize: arm64's only variant v8 is the default and is
+ * dropped, arm without one is v7. */
+static void platform_normalize(struct mk_platform *p)
+{
+    for (size_t i = 0; i < MK_ARRAY_SIZE(arch_alias); i++)
+        if (strcmp(p->arch, arch_alias[i][0]) == 0)
+            snprintf(p->arch, sizeof(p->arch), "%s", arch_alias[i][1]);
+    if (strcmp(p->arch, "arm64") == 0 && strcmp(p->variant, "v8") == 0)
+        p->variant[0] = '\0';
+    if (strcmp(p->arch, "arm") == 0 && !p->variant[0])
+        snprintf(p->variant, sizeof(p->variant), "v7");
+}
+
+int layerstore_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **err)
+{
+    if (!s || !*s) {
+        layerstore_platform_host(ret);
+        return 0;
+    }
+    struct mk_platform p;
+    memset(&p, 0, sizeof(p));
+    const char *parts[3] = {NULL, NULL, NULL};
+    size_t lens[3] = {0, 0, 0}, n = 0;
+    const char *q = s;
+    for (;;) {
+        if (n == 3)
+            goto bad;
+        size_t len = strcspn(q, "/");
+        parts[n] = q;
+        lens[n++] = len;
+        if (!q[len])
+            break;
+        q += len + 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!platform_word_ok(parts[i], lens[i]))
+            goto bad;
+    if (n == 1) {
+        /* "arm64" alone is linux/arm64, as BuildKit reads it. */
+        snprintf(p.os, sizeof(p.os), "linux");
+        snprintf(p.arch, sizeof(p.arch), "%.*s", (int)lens[0], parts[0]);
+    } else {
+        snprintf(p.os, sizeof(p.os), "%.*s", (int)lens[0], parts[0]);
+        snprintf(p.arch, sizeof(p.arch), "%.*s", (int)lens[1], parts[1]);
+        if (n == 3)
+            snprintf(p.variant, sizeof(p.variant), "%.*s", (int)lens[2], parts[2]);
+    }
+    platform_normalize(&p);
+    *ret = p;
+    return 0;
+bad:
+    return mk_error_set(err, MK_ERR_USAGE, 0,
+                        "invalid platform \"%s\" (expected OS/ARCH[/VARIANT], e.g. linux/arm64)",
+                        s);
+}
+
+void layerstore_platform_format(const struct mk_platform *p, char out[MK_PLATFORM_MAX])
+{
+    snprintf(out, MK_PLATFORM_MAX, "%s/%s%s%s", p->os, p->arch, p->variant[0] ? "/" : "",
+             p->variant);
+}
+
+bool layerstore_platform_equal(const struct mk_platform *a, const struct mk_platform *b)
+{
+    return strcmp(a->os, b->os) == 0 && strcmp(a->arch, b->arch) == 0 &&
+           strcmp(a->variant, b->variant) == 0;
+}
+
+void layerstore_config_platform(const struct mk_image_config *cfg, struct mk_platform *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->os, sizeof(ret->os), "%s", cfg->os && *cfg->os ? cfg->os : "linux");
+    snprintf(ret->arch, sizeof(ret->arch), "%s",
+             cfg->architecture && *cfg->architecture ? cfg->architecture : "unknown");
+    snprintf(ret->variant, sizeof(ret->variant), "%s", cfg->variant ? cfg->variant : "");
+    platform_normalize(ret);
+}
+
+/* The platform object of an index entry; false when it has none. */
+static bool desc_platform(json_t *desc, struct mk_platform *ret)
+{
+    json_t *p = json_object_get(desc, "platform");
+    const char *os = json_string_value(json_object_get(p, "os"));
+    const char *arch = json_string_value(json_object_get(p, "architecture"));
+    const char *variant = json_string_value(json_object_get(p, "variant"));
+    if (!os || !arch)
+        return false;
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->os, sizeof(ret->os), "%s", os);
+    snprintf(ret->arch, sizeof(ret->arch), "%s", arch);
+    snprintf(ret->variant, sizeof(ret->variant), "%s", variant ? variant : "");
+    platform_normalize(ret);
+    return true;
+}
+
+/* Loads blob digest when it is an image index (*ret NULL when it is anything else). */
+static int index_blob_load(struct mk_store *store, const char *digest, json_t **ret,
+                           struct mk_error **err)
+{
+    *ret = NULL;
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    if (layerstore_blob_read(store, digest, LS_JSON_MAX, &data, &len, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *j = json_loadb(data, len, 0, NULL);
+    json_t *list = json_object_get(j, "manifests");
+    if (!json_is_array(list))
+        return 0;
+    if (json_array_size(list) > INDEX_MAX_MANIFESTS)
+        return mk_error_set_at(err, MK_ERR_PARSE, digest, "image index lists too many manifests");
+    *ret = MK_TAKE_PTR(j);
+    return 0;
+}
+
+static void entries_free(struct mk_platform_entry *e)
+{
+    free(e);
+}
+
+/* The manifests of index blob j as entries (entries without a platform are left out: they
+ * are attestations and the like, not images). */
+static struct mk_platform_entry *index_entries(json_t *j, size_t *ret_n)
+{
+    json_t *list = json_object_get(j, "manifests");
+    struct mk_platform_entry *out = mk_xcalloc(json_array_size(list) + 1, sizeof(*out));
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *d = ls_desc_digest(e);
+        const char *mt = json_string_value(json_object_get(e, "mediaType"));
+        json_t *size = json_object_get(e, "size");
+        struct mk_platform_entry *en = &out[n];
+        if (!d || !desc_platform(e, &en->platform) || !json_is_integer(size) ||
+            json_integer_value(size) < 0)
+            continue;
+        memcpy(en->manifest_digest, d, MK_DIGEST_SIZE);
+        en->size = (uint64_t)json_integer_value(size);
+        en->docker = mt && strcmp(mt, MK_MEDIA_DOCKER_MANIFEST) == 0;
+        n++;
+    }
+    *ret_n = n;
+    return out;
+}
+
+int ls_index_select(struct mk_store *store, const char *digest, const struct mk_platform *want,
+                    char ret_manifest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    _cleanup_json_ json_t *j = NULL;
+    if (index_blob_load(store, digest, &j, err) < 0)
+        return -1;
+    if (!j) {
+        memcpy(ret_manifest, digest, MK_DIGEST_SIZE);
+        return 0;
+    }
+    struct mk_platform host;
+    if (!want) {
+        layerstore_platform_host(&host);
+        want = &host;
+    }
+    size_t n = 0;
+    struct mk_platform_entry *e = index_entries(j, &n);
+    struct mk_buf have;
+    mk_buf_init(&have, 4096);
+    for (size_t i = 0; i < n; i++) {
+        if (layerstore_platform_equal(&e[i].platform, want)) {
+            memcpy(ret_manifest, e[i].manifest_digest, MK_DIGEST_SIZE);
+            entries_free(e);
+            mk_buf_release(&have);
+            return 0;
+        }
+        char p[MK_PLATFORM_MAX];
+        layerstore_platform_format(&e[i].platform, p);
+        mk_buf_addf(&have, "%s%s", i ? ", " : "", p);
+    }
+    char w[MK_PLATFORM_MAX];
+    layerstore_platform_format(want, w);
+    mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no image for platform %s (the index has %s)", w,
+                 n ? have.data : "none");
+    entries_free(e);
+    mk_buf_release(&have);
+    return -1;
+}
+
+int layerstore_ref_platforms(struct mk_store *store, const char *name,
+                             struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
+{
+    _cleanup_free_ char *ref = layerstore_normalize_ref(name, err);
+    if (!ref)
+        return -1;
+    char digest[MK_DIGEST_SIZE];
+    if (ls_index_ref_digest(store, ref, digest, err) < 0)
+        return -1;
+    _cleanup_json_ json_t *j = NULL;
+    if (index_blob_load(store, digest, &j, err) < 0)
+        return mk_error_set_where(err, name);
+    if (j) {
+        *ret = index_entries(j, ret_n);
+        return 0;
+    }
+    _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
+    if (layerstore_image_get(store, digest, &img, err) < 0)
+        return mk_error_set_where(err, name);
+    struct mk_platform_entry *out = mk_xcalloc(1, sizeof(*out));
+    layerstore_config_platform(&img->config, &out->platform);
+    memcpy(out->manifest_digest, img->manifest_digest, MK_DIGEST_SIZE);
+    out->size = img->manifest_size;
+    out->docker = img->docker_manifest;
+    *ret = out;
+    *ret_n = 1;
+    return 0;
+}
+
+void layerstore_platform_entries_free(struct mk_platform_entry *e)
+{
+    entries_free(e);
+}
+
+int layerstore_index_write(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                           char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                           struct mk_error **err)
+{
+    _cleanup_json_ json_t *idx = json_object();
+    json_object_set_new(idx, "schemaVersion", json_integer(2));
+    json_object_set_new(idx, "mediaType", json_string(MK_MEDIA_OCI_INDEX));
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *p =
+            json_pack("{s:s, s:s}", "architecture", e[i].platform.arch, "os", e[i].platform.os);
+        if (e[i].platform.variant[0])
+            json_object_set_new(p, "variant", json_string(e[i].platform.variant));
+        json_array_append_new(
+            list,
+            json_pack("{s:s, s:s, s:I, s:o}", "mediaType",
+                      e[i].docker ? MK_MEDIA_DOCKER_MANIFEST : MK_MEDIA_OCI_MANIFEST, "digest",
+                      e[i].manifest_digest, "size", (json_int_t)e[i].size, "platform", p));
+    }
+    json_object_set_new(idx, "manifests", list);
+    _cleanup_free_ char *s = json_dumps(idx, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!s)
+        MK_BUG("json_dumps failed");
+    if (layerstore_blob_put_buf(store, s, strlen(s), ret_digest, err) < 0)
+        return mk_error_wrap(err, "writing the image index");
+    if (ret_size)
+        *ret_size = strlen(s);
+    return 0;
+}
+
+int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                           const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    if (n == 0)
+        MK_BUG("tagging an empty index");
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < i; k++)
+            if (layerstore_platform_equal(&e[i].platform, &e[k].platform)) {
+                char p[MK_PLATFORM_MAX];
+                layerstore_platform_format(&e[i].platform, p);
+                return mk_error_set_at(err, MK_ERR_INVALID, ref, "two images for platform %s", p);
+            }
+    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    if (!name)
+        return -1;
+    char digest[MK_DIGEST_SIZE];
+    uint64_t size;
+    const char *media;
+    if (n == 1) {
+        memcpy(digest, e[0].manifest_digest, MK_DIGEST_SIZE);
+        size = e[0].size;
+        media = e[0].docker ? MK_MEDIA_DOCKER_MANIFEST : MK_MEDIA_OCI_MANIFEST;
+    } else {
+        if (layerstore_index_write(store, e, n, digest, &size, err) < 0)
+            return -1;
+        media = MK_MEDIA_OCI_INDEX;
+    }
+    if (ls_index_tag_desc(store, name, media, digest, size, err) < 0)
+        return -1;
+    if (ret_digest)
+        memcpy(ret_digest, digest, MK_DIGEST_SIZE);
+    return 0;
+}
+
+void layerstore_image_platform_entry(const struct mk_image *img, struct mk_platform_entry *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    layerstore_config_platform(&img->config, &ret->platform);
+    memcpy(ret->manifest_digest, img->manifest_digest, MK_DIGEST_SIZE);
+    ret->size = img->manifest_size;
+    ret->docker = img->docker_manifest;
+}
+
+int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
+                                char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    struct mk_platform_entry *e = NULL;
+    size_t n = 0;
+    _cleanup_(mk_error_freep) struct mk_error *lookup = NULL;
+    if (layerstore_ref_platforms(store, ref, &e, &n, &lookup) < 0) {
+        if (lookup->code != MK_ERR_NOT_FOUND) {
+            *err = MK_TAKE_PTR(lookup);
+            return -1;
+        }
+        n = 0;
+    }
+    e = mk_xreallocarray(e, n + 1, sizeof(*e));
+    struct mk_platform_entry add;
+    layerstore_image_platform_entry(img, &add);
+    size_t i = 0;
+    while (i < n && !layerstore_platform_equal(&e[i].platform, &add.platform))
+        i++;
+    e[i] = add;
+    if (i == n)
+        n++;
+    int r = layerstore_tag_entries(store, e, n, ref, ret_digest, err);
+    entries_free(e);
+    return r;
+}
+
+int layerstore_image_get_platform(struct mk_store *store, const char *name,
+                                  const struct mk_platform *platform, struct mk_image **ret,
+                                  struct mk_error **err)
+{
+    _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
+    if (ls_image_get(store, name, platform, &img, err) < 0)
+        return -1;
+    if (platform) {
+        struct mk_platform have;
+        layerstore_config_platform(&img->config, &have);
+        if (!layerstore_platform_equal(&have, platform)) {
+            char w[MK_PLATFORM_MAX], h[MK_PLATFORM_MAX];
+            layerstore_platform_format(platform, w);
+            layerstore_platform_format(&have, h);
+            return mk_error_set_at(err, MK_ERR_NOT_FOUND, name,
+                                   "no image for platform %s (the image is %s)", w, h);
+        }
+    }
+    *ret = MK_TAKE_PTR(img);
+    return 0;
+}
