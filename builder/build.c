@@ -50,6 +50,8 @@ struct stage {
     bool prebuilt; /* --jobs: built by a helper process; this pass only collects it */
     size_t *deps;  /* the stages this one uses (FROM, --from, --mount from=) */
     size_t n_deps;
+    struct mk_platform platform; /* what it runs on: FROM --platform, its base stage's, or
+                                  * the target platform */
 };
 
 struct build {
@@ -76,6 +78,7 @@ struct build {
      * keeps them in fresh_keys, the entries this build made (hits even with --no-cache). */
     int result_fd;
     struct mk_strv fresh_keys;
+    struct mk_platform target_platform; /* --platform, else the host's (TARGETPLATFORM) */
 };
 
 static const char *const default_path_env =
@@ -282,6 +285,12 @@ static struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
     }
     key_part("%s", ex.first_in_stage ? "base image" : "layers of the earlier steps");
     key_add(h, chain);
+    /* The same layers run on another platform (FROM --platform, a scratch stage) give
+     * another result. */
+    char plat[MK_PLATFORM_MAX];
+    layerstore_platform_format(&s->platform, plat);
+    key_part("platform");
+    key_add(h, plat);
     /* The epoch clamps the mtimes in the layer: a layer made without it is another layer. */
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     if (sde && *sde) {
@@ -2202,31 +2211,6 @@ out:
 static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
                            struct mk_error **err);
 
-/* "linux/amd64", "linux/amd64/v2", "amd64", "x86_64": is it this host's platform? Building
- * for another platform needs emulation we do not have. */
-static bool platform_is_host(const char *p)
-{
-    if (mk_str_has_prefix(p, "linux/"))
-        p += 6;
-    const char *host = layerstore_host_arch();
-    size_t n = strcspn(p, "/");
-    static const char *const alias[][2] = {{"x86_64", "amd64"}, {"aarch64", "arm64"}};
-    for (size_t i = 0; i < MK_ARRAY_SIZE(alias); i++)
-        if (n == strlen(alias[i][0]) && strncmp(p, alias[i][0], n) == 0)
-            p = alias[i][1], n = strlen(p);
-    return n == strlen(host) && strncmp(p, host, n) == 0;
-}
-
-static int check_platform(const char *p, struct mk_error **err)
-{
-    if (platform_is_host(p))
-        return 0;
-    return mk_error_set(err, MK_ERR_UNSUPPORTED, 0,
-                        "platform \"%s\": building for another platform is not supported yet "
-                        "(this host is linux/%s)",
-                        p, layerstore_host_arch());
-}
-
 /* Like BuildKit, a stage whose base sets no PATH gets the default one in its config. */
 static int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n,
                       struct mk_error **err)
@@ -2267,15 +2251,6 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
     if (!*image)
         return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
     s->base_name = mk_xstrdup(image);
-    const char *platform = NULL;
-    if (mk_df_node_flag(n, "platform", &platform) && platform) {
-        _cleanup_free_ char *p = NULL;
-        mk_strv_copy(&env, &b->meta_args);
-        r = mk_shell_word(platform, &env, b->df->escape, &p, err);
-        mk_strv_release(&env);
-        if (r < 0 || check_platform(p, err) < 0)
-            return node_where(b, n, err);
-    }
 
     /* An earlier stage by name (case-insensitive) or index. */
     for (size_t i = 0; i < s->index; i++) {
@@ -2302,12 +2277,26 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         }
     }
     if (strcasecmp(image, "scratch") == 0) {
-        s->config.os = mk_xstrdup("linux");
-        s->config.architecture = mk_xstrdup(layerstore_host_arch());
+        s->config.os = mk_xstrdup(s->platform.os);
+        s->config.architecture = mk_xstrdup(s->platform.arch);
+        s->config.variant = s->platform.variant[0] ? mk_xstrdup(s->platform.variant) : NULL;
         return 0;
     }
+    /* The base image of the stage's platform, from a name that holds several or pulled. */
+    struct registry_opts ropts;
+    if (b->opts->registry)
+        ropts = *b->opts->registry;
+    else
+        memset(&ropts, 0, sizeof(ropts));
+    /* For the host's platform, a plain image of any platform is taken as before. */
+    char plat[MK_PLATFORM_MAX];
+    layerstore_platform_format(&s->platform, plat);
+    struct mk_platform host;
+    layerstore_platform_host(&host);
+    if (!layerstore_platform_equal(&s->platform, &host))
+        ropts.platform = plat;
     struct mk_image *img = NULL;
-    if (registry_image_get(b->store, image, b->opts->pull, b->opts->registry, &img, err) < 0)
+    if (registry_image_get(b->store, image, b->opts->pull, &ropts, &img, err) < 0)
         return node_error(b, n, err, "base image \"%s\"", image);
     layerstore_config_copy(&s->config, &img->config);
     s->n_layers = img->n_layers;
@@ -2526,19 +2515,23 @@ static int build_stage(struct build *b, struct stage *s, struct mk_error **err)
     return 0;
 }
 
-static const char *host_platform_arch(void)
-{
-    return layerstore_host_arch();
-}
-
+/* BuildKit's automatic platform args, in the global scope (a stage redeclares them). */
 static void predefined_args(struct build *b)
 {
-    const char *arch = host_platform_arch();
-    _cleanup_free_ char *plat = mk_xasprintf("linux/%s", arch);
+    struct mk_platform host;
+    layerstore_platform_host(&host);
+    char tp[MK_PLATFORM_MAX], bp[MK_PLATFORM_MAX];
+    layerstore_platform_format(&b->target_platform, tp);
+    layerstore_platform_format(&host, bp);
     const char *names[][2] = {
-        {"TARGETPLATFORM", plat}, {"TARGETOS", "linux"},   {"TARGETARCH", arch},
-        {"TARGETVARIANT", ""},    {"BUILDPLATFORM", plat}, {"BUILDOS", "linux"},
-        {"BUILDARCH", arch},      {"BUILDVARIANT", ""},
+        {"TARGETPLATFORM", tp},
+        {"TARGETOS", b->target_platform.os},
+        {"TARGETARCH", b->target_platform.arch},
+        {"TARGETVARIANT", b->target_platform.variant},
+        {"BUILDPLATFORM", bp},
+        {"BUILDOS", host.os},
+        {"BUILDARCH", host.arch},
+        {"BUILDVARIANT", host.variant},
     };
     for (size_t i = 0; i < MK_ARRAY_SIZE(names); i++)
         if (!mk_strv_env_get(&b->meta_args, names[i][0]))
@@ -2695,6 +2688,47 @@ static int split_stages(struct build *b, struct mk_error **err)
             b->stages[k].step0 = b->n_steps;
             b->n_steps += b->stages[k].end - b->stages[k].first;
         }
+    return 0;
+}
+
+/* Each stage's platform, before anything runs: FROM --platform (expanded with the global
+ * args, so $BUILDPLATFORM works), else the stage it starts from, else the target. A needed
+ * stage with RUN on a platform this host cannot run fails here, not with "exec format
+ * error" halfway through the build. */
+static int stage_platforms(struct build *b, struct mk_error **err)
+{
+    for (size_t i = 0; i < b->n_stages; i++) {
+        struct stage *s = &b->stages[i];
+        const struct mk_df_node *n = &b->df->nodes[s->first];
+        s->platform = b->target_platform;
+        const char *flag = NULL;
+        _cleanup_free_ char *image = NULL;
+        struct mk_strv env = MK_STRV_INIT;
+        mk_strv_copy(&env, &b->meta_args);
+        int r = n->args.n ? mk_shell_word(n->args.v[0], &env, b->df->escape, &image, NULL) : -1;
+        const struct stage *from = r == 0 ? find_stage(b, image, i) : NULL;
+        if (from && from->name && strcasecmp(from->name, image) == 0)
+            s->platform = from->platform;
+        if (mk_df_node_flag(n, "platform", &flag) && flag) {
+            _cleanup_free_ char *p = NULL;
+            r = mk_shell_word(flag, &env, b->df->escape, &p, err);
+            if (r == 0)
+                r = layerstore_platform_parse(p, &s->platform, err);
+            if (r < 0) {
+                mk_strv_release(&env);
+                return node_where(b, n, err);
+            }
+        }
+        mk_strv_release(&env);
+        if (!s->needed)
+            continue;
+        for (size_t k = s->first + 1; k < s->end; k++)
+            if (strcmp(b->df->nodes[k].keyword, "run") == 0) {
+                if (builder_platform_check_run(&s->platform, err) < 0)
+                    return node_where(b, &b->df->nodes[k], err);
+                break;
+            }
+    }
     return 0;
 }
 
@@ -3099,7 +3133,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         }
         free(norm);
     }
-    if (opts->platform && check_platform(opts->platform, err) < 0) {
+    if (layerstore_platform_parse(opts->platform, &b.target_platform, err) < 0) {
         mk_error_set_where(err, "--platform");
         goto out;
     }
@@ -3131,8 +3165,12 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     if (builder_context_open_with(opts->context_dir, opts->dockerfile, opts->ignorefile, &b.ctx,
                                   err) < 0)
         goto out;
-    if (split_stages(&b, err) < 0)
+    if (split_stages(&b, err) < 0 || stage_platforms(&b, err) < 0)
         goto out;
+    if (opts->plan_only) {
+        ret = 0;
+        goto out;
+    }
     {
         /* By default every ready stage runs: a stage that waits (sleep, network, a lock)
          * must not hold a slot that another could use, and CPU-bound ones share the cores
@@ -3184,7 +3222,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
             layerstore_cache_put(store, key, img->manifest_digest, NULL);
         }
     }
-    if (opts->tags.n == 0 && layerstore_tag(store, img, NULL, err) < 0)
+    if (opts->tags.n == 0 && !opts->no_tag && layerstore_tag(store, img, NULL, err) < 0)
         goto out;
     for (size_t i = 0; i < opts->tags.n; i++)
         if (layerstore_tag(store, img, opts->tags.v[i], err) < 0) {

@@ -40,10 +40,12 @@ struct mk_build_opts {
     enum mk_progress progress;  /* how steps are shown on log_fd */
     struct mk_strv labels;      /* --label "K=V": set on the final image's config */
     struct mk_strv annotations; /* --annotation "K=V": on the final image's manifest */
-    const char *platform;       /* --platform, or NULL; only the host's is supported */
+    const char *platform;       /* --platform: the one target platform, or NULL (the host's) */
     bool squash;                /* one layer for everything this build adds to the base */
     unsigned jobs;              /* stages built at once; 0 = one per core */
     bool allow_insecure;        /* --allow security.insecure: RUN --security=insecure may run */
+    bool plan_only;             /* stop before the first stage runs (checks only; no image) */
+    bool no_tag;                /* no index.json entry for the image: the caller tags it */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and
@@ -51,6 +53,16 @@ struct mk_build_opts {
  * and mount is gone. */
 int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
                   struct mk_image **ret_image, struct mk_error **err);
+
+/* `build --platform A,B,...`: builds opts once per platform (opts->platform is ignored),
+ * in that order, after checking all of them (a platform whose RUN needs an emulator that is
+ * missing fails before anything is built), and points every opts->tags entry at an OCI
+ * index of the results, in that order (a single platform: the image itself). ret_images
+ * receives the n images (caller frees each and the array), ret_index the digest of the
+ * index (or of the image, for one platform). */
+int builder_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
+                            const struct mk_strv *platforms, struct mk_image ***ret_images,
+                            char ret_index[MK_DIGEST_SIZE], struct mk_error **err);
 
 /* `mkimg run`: runs the image's Entrypoint + Cmd (args, when given, replace Cmd) in a
  * throwaway container with the image's Env, WorkingDir and User; stdout/stderr are ours.

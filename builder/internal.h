@@ -285,4 +285,11 @@ int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
 int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err);
 void builder_hashcache_free(struct mk_hashcache *hc);
 
+/* ---- platforms (builder/platform.c) ---- */
+
+/* 0 when this host can run programs of platform p: its own, or one that QEMU user
+ * emulation is registered for in binfmt_misc, enabled and with the F flag. Otherwise
+ * MK_ERR_UNSUPPORTED naming the platform and the package to install. */
+int builder_platform_check_run(const struct mk_platform *p, struct mk_error **err);
+
 #endif

@@ -39,7 +39,7 @@ static void build_usage(FILE *f)
         "      --label K=V          set a label on the image (repeatable)\n"
         "      --annotation K=V     set an annotation on the image's manifest (repeatable)\n"
         "      --metadata-file FILE write the image's digests and names to FILE as JSON\n"
-        "      --platform P         the target platform (only the host's, e.g. linux/amd64)\n"
+        "      --platform P[,P...]  the target platforms (e.g. linux/amd64,linux/arm64): an index\n"
         "      --timestamp SECONDS  clamp created times and file mtimes (as SOURCE_DATE_EPOCH)\n"
         "      --squash             merge the layers this build adds into one\n"
         "  -j, --jobs N             build up to N independent stages at once (default: all)\n"
@@ -342,9 +342,16 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             goto out;
     rc = 2;
 
+    bool several = opts.platform && strchr(opts.platform, ',');
+    if (several && (rc = cli_build_platforms_check(&outputs)) != 0)
+        goto out;
     struct mk_store *store = cli_store(cli);
     if (!store) {
         rc = 1;
+        goto out;
+    }
+    if (several) {
+        rc = cli_build_platforms(store, &opts, &outputs, push, &ropts);
         goto out;
     }
     struct timespec t0, t1;

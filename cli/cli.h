@@ -29,6 +29,14 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cmd_build(struct mk_cli *cli, int argc, char **argv);
+/* build --platform A,B (cli/build-platforms.c): a usage error for outputs it cannot write
+ * (0 when fine), then the builds, outputs and pushes; both return the exit code. */
+struct mk_build_opts;
+struct registry_opts;
+int cli_build_platforms_check(const struct mk_strv *outputs);
+int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
+                        const struct mk_strv *outputs, bool push,
+                        const struct registry_opts *ropts);
 int cmd_run(struct mk_cli *cli, int argc, char **argv);
 int cmd_parse(struct mk_cli *cli, int argc, char **argv);
 int cmd_import(struct mk_cli *cli, int argc, char **argv);

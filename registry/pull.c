@@ -267,8 +267,10 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
     _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
     if (r == 0)
         r = layerstore_image_get(store, m.digest, &img, err);
+    /* Asked for a platform, the name keeps the others it holds (one index per name). */
     if (r == 0)
-        r = layerstore_tag(store, img, local, err);
+        r = opts && opts->platform ? layerstore_tag_add_platform(store, img, local, NULL, err)
+                                   : layerstore_tag(store, img, local, err);
     if (r == 0) {
         mk_strv_push(&img->tags, local);
         reg_log(c, "stored %s as %s", m.digest, local);
@@ -301,8 +303,25 @@ int registry_image_get(struct mk_store *store, const char *name, enum registry_p
 {
     if (policy != REGISTRY_PULL_ALWAYS) {
         struct mk_error *e = NULL;
-        if (layerstore_image_get(store, name, ret, &e) == 0)
+        struct mk_platform want;
+        bool by_platform = opts && opts->platform;
+        if (by_platform && layerstore_platform_parse(opts->platform, &want, err) < 0)
+            return -1;
+        if (layerstore_image_get_platform(store, name, by_platform ? &want : NULL, ret, &e) == 0)
             return 0;
+        /* The name is there, but not for this platform: that is the reason to give. */
+        struct mk_platform_entry *pe = NULL;
+        size_t np = 0;
+        bool named = e->code == MK_ERR_NOT_FOUND && by_platform && !mk_digest_valid(name) &&
+                     layerstore_ref_platforms(store, name, &pe, &np, NULL) == 0;
+        layerstore_platform_entries_free(pe);
+        if (policy == REGISTRY_PULL_NEVER && named) {
+            if (err && !*err)
+                *err = e;
+            else
+                mk_error_free(e);
+            return -1;
+        }
         bool missing = e->code == MK_ERR_NOT_FOUND;
         if (!missing) {
             if (err && !*err)
@@ -311,10 +330,20 @@ int registry_image_get(struct mk_store *store, const char *name, enum registry_p
                 mk_error_free(e);
             return -1;
         }
-        mk_error_free(e);
-        if (policy == REGISTRY_PULL_NEVER)
+        if (policy == REGISTRY_PULL_NEVER) {
+            mk_error_free(e);
             return mk_error_set_at(err, MK_ERR_NOT_FOUND, name,
                                    "image not in the store, and pulling is off (--pull=never)");
+        }
+        /* Held locally for other platforms only: a failed pull says that first. */
+        if (named && registry_pull(store, name, opts, ret, err) < 0) {
+            mk_error_wrap(err, "%s; pulling it", e->msg);
+            mk_error_free(e);
+            return -1;
+        }
+        mk_error_free(e);
+        if (named)
+            return 0;
     }
     return registry_pull(store, name, opts, ret, err);
 }
