@@ -186,4 +186,27 @@ char *reg_base64(const void *data, size_t n);
 /* Decodes standard base64; NULL on junk. */
 char *reg_base64_decode(const char *s, size_t *ret_len);
 
+/* ---- push (registry/push.c, registry/push-index.c) ---- */
+
+/* A client for ref's registry with the credentials of opts (or the auth files). */
+int reg_push_client(const struct mk_ref *ref, const struct registry_opts *opts,
+                    struct reg_client **ret, struct mk_error **err);
+/* Pushes img's blobs and its manifest (a new one when layers get compressed) to c's
+ * repository: under ref's tag, or with by_digest under the digest of the manifest as pushed.
+ * image names it in log lines. ret_digest / ret_size (may be NULL) receive the pushed
+ * manifest's digest and size. */
+int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk_image *img,
+                   const char *image, const struct mk_ref *ref, const struct registry_opts *opts,
+                   bool by_digest, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                   struct mk_error **err);
+/* PUT of a manifest or index; fails when the registry names another digest for it. */
+int reg_put_manifest(struct reg_client *c, const char *ref, const char *data, size_t len,
+                     const char *media_type, const char *digest, struct mk_error **err);
+/* Does the local name hold several platforms (an index)? */
+bool reg_is_local_index(struct mk_store *store, const char *image);
+/* registry_push of such a name: each platform's image by digest, then the index. */
+int reg_push_index(struct mk_store *store, const char *image, const char *dest,
+                   const struct registry_opts *opts, char ret_digest[MK_DIGEST_SIZE],
+                   struct mk_error **err);
+
 #endif

@@ -321,8 +321,8 @@ static int push_layer_streamed(struct reg_client *c, struct mk_store *store,
     return r;
 }
 
-static int put_manifest(struct reg_client *c, const char *ref, const char *data, size_t len,
-                        const char *media_type, const char *digest, struct mk_error **err)
+int reg_put_manifest(struct reg_client *c, const char *ref, const char *data, size_t len,
+                     const char *media_type, const char *digest, struct mk_error **err)
 {
     _cleanup_free_ char *path = reg_path(c, "manifests", ref);
     struct reg_req req = {.method = "PUT",
@@ -443,6 +443,9 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
                   const struct registry_opts *opts, char ret_digest[MK_DIGEST_SIZE],
                   struct mk_error **err)
 {
+    /* A name holding several platforms goes out as an index of them (push-index.c). */
+    if (!mk_digest_valid(image) && reg_is_local_index(store, image))
+        return reg_push_index(store, image, dest, opts, ret_digest, err);
     _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
     if (layerstore_image_get(store, image, &img, err) < 0)
         return -1;
@@ -451,12 +454,36 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
     if (registry_ref_parse(target, &ref, err) < 0)
         return -1;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
+    int r = reg_push_client(ref, opts, &c, err);
+    if (r == 0)
+        r = reg_push_image(c, store, img, image, ref, opts, false, ret_digest, NULL, err);
+    registry_ref_free(ref);
+    if (r < 0)
+        return mk_error_set_where(err, target);
+    return 0;
+}
+
+int reg_push_client(const struct mk_ref *ref, const struct registry_opts *opts,
+                    struct reg_client **ret, struct mk_error **err)
+{
+    _cleanup_(reg_client_freep) struct reg_client *c = NULL;
     int r = reg_client_new(ref, opts, &c, err);
     if (r == 0 && opts && opts->creds)
         c->creds = mk_xstrdup(opts->creds);
     else if (r == 0)
         r = registry_auth_lookup(opts ? opts->authfile : NULL, c->host, &c->creds, err) < 0 ? -1
                                                                                             : 0;
+    if (r == 0)
+        *ret = MK_TAKE_PTR(c);
+    return r;
+}
+
+int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk_image *img,
+                   const char *image, const struct mk_ref *ref, const struct registry_opts *opts,
+                   bool by_digest, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                   struct mk_error **err)
+{
+    int r = 0;
     /* The stored manifest goes out byte for byte, so the digest is the local one. */
     _cleanup_free_ char *mdata = NULL;
     size_t mlen = 0;
@@ -478,7 +505,7 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
     for (size_t i = 0; comp != MK_COMPRESS_NONE && i < img->n_layers; i++)
         if (strcmp(img->layers[i].digest, img->layers[i].diff_id) == 0)
             changed = true;
-    if (r == 0 && !ref->tag && changed)
+    if (r == 0 && !ref->tag && !by_digest && changed)
         r = mk_error_set(err, MK_ERR_INVALID, 0,
                          "pushing by digest needs the image as stored: use --compression-format "
                          "none or a tag");
@@ -497,15 +524,16 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
     char digest[MK_DIGEST_SIZE] = "";
     if (r == 0)
         mk_sha256_buffer(mdata, mlen, digest);
-    const char *tag = ref->tag ? ref->tag : ref->digest;
+    const char *tag = by_digest ? digest : ref->tag ? ref->tag : ref->digest;
     if (r == 0)
-        r = put_manifest(c, tag, mdata, mlen, mt, digest, err);
+        r = reg_put_manifest(c, tag, mdata, mlen, mt, digest, err);
     layerstore_layer_descs_free(layers, img->n_layers);
-    registry_ref_free(ref);
     if (r < 0)
-        return mk_error_set_where(err, target);
+        return -1;
     reg_log(c, "pushed %s", digest);
     if (ret_digest)
         memcpy(ret_digest, digest, MK_DIGEST_SIZE);
+    if (ret_size)
+        *ret_size = mlen;
     return 0;
 }
