@@ -79,10 +79,12 @@ unit-bins: $(UNIT_BINS)
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Debian packages: build, test (skopeo/umoci as independent readers, docker-registry for the
-# registry tests, uidmap for rootless, busybox-static for the embedded base image).
+# registry tests, uidmap for rootless, busybox-static for the embedded base image, QEMU user
+# emulation for the arm64 builds; the arm64 busybox comes from busybox-static:arm64).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
-	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time
+	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time \
+	qemu-user-static binfmt-support
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \
@@ -91,6 +93,8 @@ deps:
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install packages" >&2; exit 1; fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@if [ "$$(id -u)" = 0 ]; then bash -c '. tests/lib/platform.sh && t_arm64_busybox_bin' >/dev/null || \
+		{ echo "make deps: could not get busybox-static:arm64" >&2; exit 1; }; fi
 
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 check: deps
