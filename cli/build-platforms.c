@@ -52,7 +52,8 @@ int cli_build_platforms_check(const struct mk_strv *outputs)
 }
 
 int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
-                        const struct mk_strv *outputs, bool push, const struct registry_opts *ropts)
+                        const struct mk_strv *outputs, bool push, const struct registry_opts *ropts,
+                        const char *manifest_list)
 {
     struct mk_strv platforms = MK_STRV_INIT;
     _cleanup_free_ char *list = mk_xstrdup(opts->platform);
@@ -75,6 +76,13 @@ int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts
     }
     printf("%s\n", index);
     rc = write_outputs(store, imgs, platforms.n, outputs);
+    /* --manifest LIST: each platform's image goes into the list too. */
+    for (size_t i = 0; rc == 0 && manifest_list && i < platforms.n; i++) {
+        const char *d = imgs[i]->manifest_digest;
+        char list_digest[MK_DIGEST_SIZE];
+        if (cli_manifest_add(store, manifest_list, &d, 1, false, list_digest, &err) < 0)
+            rc = cli_fail(err);
+    }
     for (size_t i = 0; push && rc == 0 && i < opts->tags.n; i++) {
         char digest[MK_DIGEST_SIZE];
         if (registry_push(store, opts->tags.v[i], NULL, ropts, digest, &err) < 0) {

@@ -40,6 +40,7 @@ static void build_usage(FILE *f)
         "      --annotation K=V     set an annotation on the image's manifest (repeatable)\n"
         "      --metadata-file FILE write the image's digests and names to FILE as JSON\n"
         "      --platform P[,P...]  the target platforms (e.g. linux/amd64,linux/arm64): an index\n"
+        "      --manifest LIST      add the image(s) to the manifest list LIST (made if missing)\n"
         "      --timestamp SECONDS  clamp created times and file mtimes (as SOURCE_DATE_EPOCH)\n"
         "      --squash             merge the layers this build adds into one\n"
         "  -j, --jobs N             build up to N independent stages at once (default: all)\n"
@@ -169,6 +170,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"annotation", required_argument, NULL, 'A'},
         {"metadata-file", required_argument, NULL, 'M'},
         {"platform", required_argument, NULL, 'F'},
+        {"manifest", required_argument, NULL, 'm'},
         {"timestamp", required_argument, NULL, 'S'},
         {"squash", no_argument, NULL, 'Q'},
         {"jobs", required_argument, NULL, 'j'},
@@ -182,7 +184,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     memset(&ropts, 0, sizeof(ropts));
     opts.registry = &ropts;
     opts.log_fd = STDERR_FILENO;
-    const char *iidfile = NULL, *metadata_file = NULL;
+    const char *iidfile = NULL, *metadata_file = NULL, *manifest_list = NULL;
     bool push = false;
     struct mk_strv outputs = MK_STRV_INIT;
     int rc = 2;
@@ -295,6 +297,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         case 'F':
             opts.platform = optarg;
             break;
+        case 'm':
+            manifest_list = optarg;
+            break;
         case 'S': {
             uint64_t v;
             if (mk_parse_u64(optarg, &v) < 0 || v > (uint64_t)INT32_MAX * 4) {
@@ -351,7 +356,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         goto out;
     }
     if (several) {
-        rc = cli_build_platforms(store, &opts, &outputs, push, &ropts);
+        rc = cli_build_platforms(store, &opts, &outputs, push, &ropts, manifest_list);
         goto out;
     }
     struct timespec t0, t1;
@@ -373,6 +378,12 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     rc = 0;
     for (size_t i = 0; rc == 0 && i < outputs.n; i++)
         rc = write_output(store, img, outputs.v[i], false);
+    if (rc == 0 && manifest_list) {
+        const char *d = img->manifest_digest;
+        char list_digest[MK_DIGEST_SIZE];
+        if (cli_manifest_add(store, manifest_list, &d, 1, false, list_digest, &err) < 0)
+            rc = cli_fail(err);
+    }
     if (push && opts.tags.n == 0) {
         cli_warn("--push without -t: nothing to push");
     }

@@ -35,8 +35,8 @@ struct mk_build_opts;
 struct registry_opts;
 int cli_build_platforms_check(const struct mk_strv *outputs);
 int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
-                        const struct mk_strv *outputs, bool push,
-                        const struct registry_opts *ropts);
+                        const struct mk_strv *outputs, bool push, const struct registry_opts *ropts,
+                        const char *manifest_list);
 int cmd_run(struct mk_cli *cli, int argc, char **argv);
 int cmd_parse(struct mk_cli *cli, int argc, char **argv);
 int cmd_import(struct mk_cli *cli, int argc, char **argv);
@@ -50,6 +50,14 @@ int cmd_pull(struct mk_cli *cli, int argc, char **argv);
 int cmd_push(struct mk_cli *cli, int argc, char **argv);
 int cmd_login(struct mk_cli *cli, int argc, char **argv);
 int cmd_logout(struct mk_cli *cli, int argc, char **argv);
+
+/* ---- manifest lists (cli/manifest.c) ---- */
+int cmd_manifest(struct mk_cli *cli, int argc, char **argv);
+/* Adds images[0..n) (each replacing the entry of its platform) to the manifest list list,
+ * made anew when create, else created when missing; ret_digest gets the list's digest. */
+int cli_manifest_add(struct mk_store *store, const char *list, const char *const *images,
+                     size_t n_images, bool create, char ret_digest[MK_DIGEST_SIZE],
+                     struct mk_error **err);
 /* The options every registry command takes (getopt_long val 1, dispatched by name to
  * cli_registry_opt, which returns 0 or prints a usage error and returns 2). */
 #define CLI_REGISTRY_LONGOPTS                                                                      \

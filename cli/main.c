@@ -35,6 +35,8 @@ static const struct command commands[] = {
     {"df", cmd_df, "show the store's disk usage"},
     {"pull", cmd_pull, "pull an image from a registry"},
     {"push", cmd_push, "push an image to a registry"},
+    {"manifest", cmd_manifest,
+     "join images of several platforms into one index (create, add, ...)"},
     {"login", cmd_login, "store credentials for a registry"},
     {"logout", cmd_logout, "remove stored credentials for a registry"},
 };

@@ -247,8 +247,13 @@ int layerstore_index_write(struct mk_store *store, const struct mk_platform_entr
  * ret_digest (may be NULL) receives what ref now names. */
 int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
                            const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
-/* Adds img to what ref names: it replaces the image of its platform, or is appended. A ref
- * that names nothing yet becomes a plain tag of img. */
+/* The same, always an index (of any n, 0 too): a manifest list of `mkimg manifest`. */
+int layerstore_tag_index(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                         const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
+/* Does name (a tag) point at an image index? */
+bool layerstore_ref_is_index(struct mk_store *store, const char *name);
+/* Adds img to what ref names: it replaces the image of its platform, or is appended (an
+ * index stays an index). A ref that names nothing yet becomes a plain tag of img. */
 int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
                                 char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
 /* layerstore_image_get for one platform (NULL: the host's): from an index, its entry for

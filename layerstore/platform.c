@@ -290,11 +290,10 @@ int layerstore_index_write(struct mk_store *store, const struct mk_platform_entr
     return 0;
 }
 
-int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
-                           const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+static int tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                       const char *ref, bool index_always, char ret_digest[MK_DIGEST_SIZE],
+                       struct mk_error **err)
 {
-    if (n == 0)
-        MK_BUG("tagging an empty index");
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < i; k++)
             if (layerstore_platform_equal(&e[i].platform, &e[k].platform)) {
@@ -308,7 +307,7 @@ int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entr
     char digest[MK_DIGEST_SIZE];
     uint64_t size;
     const char *media;
-    if (n == 1) {
+    if (n == 1 && !index_always) {
         memcpy(digest, e[0].manifest_digest, MK_DIGEST_SIZE);
         size = e[0].size;
         media = e[0].docker ? MK_MEDIA_DOCKER_MANIFEST : MK_MEDIA_OCI_MANIFEST;
@@ -322,6 +321,30 @@ int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entr
     if (ret_digest)
         memcpy(ret_digest, digest, MK_DIGEST_SIZE);
     return 0;
+}
+
+int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                           const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    if (n == 0)
+        MK_BUG("tagging an empty list of images");
+    return tag_entries(store, e, n, ref, false, ret_digest, err);
+}
+
+int layerstore_tag_index(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
+                         const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    return tag_entries(store, e, n, ref, true, ret_digest, err);
+}
+
+bool layerstore_ref_is_index(struct mk_store *store, const char *name)
+{
+    _cleanup_free_ char *ref = layerstore_normalize_ref(name, NULL);
+    char digest[MK_DIGEST_SIZE];
+    if (!ref || ls_index_ref_digest(store, ref, digest, NULL) < 0)
+        return false;
+    _cleanup_json_ json_t *j = NULL;
+    return index_blob_load(store, digest, &j, NULL) == 0 && j;
 }
 
 void layerstore_image_platform_entry(const struct mk_image *img, struct mk_platform_entry *ret)
@@ -355,7 +378,7 @@ int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *i
     e[i] = add;
     if (i == n)
         n++;
-    int r = layerstore_tag_entries(store, e, n, ref, ret_digest, err);
+    int r = tag_entries(store, e, n, ref, layerstore_ref_is_index(store, ref), ret_digest, err);
     entries_free(e);
     return r;
 }

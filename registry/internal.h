@@ -202,9 +202,8 @@ int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk
 /* PUT of a manifest or index; fails when the registry names another digest for it. */
 int reg_put_manifest(struct reg_client *c, const char *ref, const char *data, size_t len,
                      const char *media_type, const char *digest, struct mk_error **err);
-/* Does the local name hold several platforms (an index)? */
-bool reg_is_local_index(struct mk_store *store, const char *image);
-/* registry_push of such a name: each platform's image by digest, then the index. */
+/* registry_push of a local name that is an index: each platform's image by digest, then
+ * the index. */
 int reg_push_index(struct mk_store *store, const char *image, const char *dest,
                    const struct registry_opts *opts, char ret_digest[MK_DIGEST_SIZE],
                    struct mk_error **err);

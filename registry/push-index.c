@@ -13,15 +13,6 @@ MK_DEFINE_CLEANUP(struct reg_client, reg_client_free)
 
 #define INDEX_MAX (4u << 20)
 
-bool reg_is_local_index(struct mk_store *store, const char *image)
-{
-    struct mk_platform_entry *e = NULL;
-    size_t n = 0;
-    bool multi = layerstore_ref_platforms(store, image, &e, &n, NULL) == 0 && n > 1;
-    layerstore_platform_entries_free(e);
-    return multi;
-}
-
 int reg_push_index(struct mk_store *store, const char *image, const char *dest,
                    const struct registry_opts *opts, char ret_digest[MK_DIGEST_SIZE],
                    struct mk_error **err)

@@ -444,7 +444,7 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
                   struct mk_error **err)
 {
     /* A name holding several platforms goes out as an index of them (push-index.c). */
-    if (!mk_digest_valid(image) && reg_is_local_index(store, image))
+    if (!mk_digest_valid(image) && layerstore_ref_is_index(store, image))
         return reg_push_index(store, image, dest, opts, ret_digest, err);
     _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
     if (layerstore_image_get(store, image, &img, err) < 0)

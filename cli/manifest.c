@@ -1,0 +1,152 @@
+/* cli/manifest.c - `mkimg manifest create|add|remove|inspect|push`: podman's verbs for
+ * joining images built apart (on native runners of each architecture) into one index.
+ *
+ * A manifest list is a local name that points at an OCI image index (layerstore/platform.c):
+ * entries keep the order they were added in, one per platform, so `create LIST a b` of the
+ * images a one-shot `build --platform A,B` made gives that build's index, digest and all. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define MANIFEST_USAGE                                                                             \
+    "usage: mkimg manifest create LIST [IMAGE...]\n"                                               \
+    "       mkimg manifest add LIST IMAGE\n"                                                       \
+    "       mkimg manifest remove LIST DIGEST\n"                                                   \
+    "       mkimg manifest inspect LIST\n"                                                         \
+    "       mkimg manifest push [OPTIONS] LIST [DESTINATION]   (the options of mkimg push)"
+
+/* The list's entries; a name that is not there yet is an empty list when may_be_new. */
+static int list_load(struct mk_store *store, const char *list, bool may_be_new,
+                     struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
+{
+    struct mk_error *e = NULL;
+    if (layerstore_ref_platforms(store, list, ret, ret_n, &e) == 0)
+        return 0;
+    if (may_be_new && e->code == MK_ERR_NOT_FOUND) {
+        mk_error_free(e);
+        *ret = NULL;
+        *ret_n = 0;
+        return 0;
+    }
+    *err = e;
+    return -1;
+}
+
+/* Appends img to e (or replaces the entry of its platform, keeping its place). */
+static void list_put(struct mk_platform_entry **e, size_t *n, const struct mk_image *img)
+{
+    struct mk_platform_entry add;
+    layerstore_image_platform_entry(img, &add);
+    size_t i = 0;
+    while (i < *n && !layerstore_platform_equal(&(*e)[i].platform, &add.platform))
+        i++;
+    if (i == *n) {
+        *e = mk_xreallocarray(*e, *n + 1, sizeof(**e));
+        (*n)++;
+    }
+    (*e)[i] = add;
+}
+
+int cli_manifest_add(struct mk_store *store, const char *list, const char *const *images,
+                     size_t n_images, bool create, char ret_digest[MK_DIGEST_SIZE],
+                     struct mk_error **err)
+{
+    struct mk_platform_entry *e = NULL;
+    size_t n = 0;
+    if (!create && list_load(store, list, true, &e, &n, err) < 0)
+        return -1;
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n_images; i++) {
+        struct mk_image *img = NULL;
+        r = layerstore_image_get(store, images[i], &img, err);
+        if (r == 0)
+            list_put(&e, &n, img);
+        layerstore_image_free(img);
+    }
+    if (r == 0)
+        r = layerstore_tag_index(store, e, n, list, ret_digest, err);
+    layerstore_platform_entries_free(e);
+    return r;
+}
+
+static int manifest_remove(struct mk_store *store, const char *list, const char *digest,
+                           struct mk_error **err)
+{
+    struct mk_platform_entry *e = NULL;
+    size_t n = 0;
+    if (list_load(store, list, false, &e, &n, err) < 0)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(e[i].manifest_digest, digest) != 0)
+            e[k++] = e[i];
+    int r = 0;
+    char out[MK_DIGEST_SIZE];
+    if (k == n)
+        r = mk_error_set_at(err, MK_ERR_NOT_FOUND, digest, "not in manifest list \"%s\"", list);
+    else
+        r = layerstore_tag_index(store, e, k, list, out, err);
+    layerstore_platform_entries_free(e);
+    if (r == 0)
+        printf("%s\n", out);
+    return r;
+}
+
+static int manifest_inspect(struct mk_store *store, const char *list, struct mk_error **err)
+{
+    if (!layerstore_ref_is_index(store, list))
+        return mk_error_set_at(err, MK_ERR_NOT_FOUND, list, "not a manifest list");
+    struct mk_platform_entry *e = NULL;
+    size_t n = 0;
+    if (list_load(store, list, false, &e, &n, err) < 0)
+        return -1;
+    /* The index as stored (the same entries give the same bytes). */
+    char digest[MK_DIGEST_SIZE];
+    uint64_t size;
+    int r = layerstore_index_write(store, e, n, digest, &size, err);
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    if (r == 0)
+        r = layerstore_blob_read(store, digest, 1u << 22, &data, &len, err);
+    layerstore_platform_entries_free(e);
+    if (r == 0)
+        printf("%s\n", data);
+    return r;
+}
+
+int cmd_manifest(struct mk_cli *cli, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc < 2)
+            return cli_usage("%s", MANIFEST_USAGE);
+        printf("%s\n", MANIFEST_USAGE);
+        return 0;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "push") == 0)
+        return cmd_push(cli, argc - 1, argv + 1);
+    bool ok =
+        (strcmp(verb, "create") == 0 && argc >= 3) || (strcmp(verb, "add") == 0 && argc == 4) ||
+        (strcmp(verb, "remove") == 0 && argc == 4) || (strcmp(verb, "inspect") == 0 && argc == 3);
+    if (!ok)
+        return cli_usage("%s", MANIFEST_USAGE);
+    struct mk_store *store = cli_store(cli);
+    if (!store)
+        return 1;
+    struct mk_error *err = NULL;
+    char digest[MK_DIGEST_SIZE];
+    int r;
+    if (strcmp(verb, "create") == 0 || strcmp(verb, "add") == 0) {
+        bool create = strcmp(verb, "create") == 0;
+        r = cli_manifest_add(store, argv[2], (const char *const *)argv + 3,
+                             create ? (size_t)argc - 3 : 1, create, digest, &err);
+        if (r == 0)
+            printf("%s\n", digest);
+    } else if (strcmp(verb, "remove") == 0) {
+        r = manifest_remove(store, argv[2], argv[3], &err);
+    } else {
+        r = manifest_inspect(store, argv[2], &err);
+    }
+    return r < 0 ? cli_fail(err) : 0;
+}
