@@ -14,19 +14,8 @@ spin=${SPIN:-400000}
 cores=$(nproc)
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
 
-work=$(mktemp -d "${BENCH_TMP:-/var/tmp}/mkimg-par-XXXXXX")
-mnt=$work/mnt
-umount_under() {
-    awk -v p="$1" '$2 == p || index($2, p "/") == 1 { print $2 }' /proc/self/mounts |
-        sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
-}
-cleanup() { umount_under "$mnt"; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-mkdir -p "$mnt" "$work/ctx"
-truncate -s 4G "$work/disk.img"
-mkfs.ext4 -q -F "$work/disk.img"
-mount -o loop "$work/disk.img" "$mnt"
+. "$top/bench/loopfs.sh"
+loopfs_setup mkimg-par 4G
 
 {
     for s in one two three; do
@@ -43,14 +32,6 @@ bh=(buildah --root "$mnt/bh" --runroot "$mnt/bhrun" --storage-driver overlay)
 skopeo copy -q "oci:$mnt/mk:busybox:latest" \
     "containers-storage:[overlay@$mnt/bh+$mnt/bhrun]docker.io/library/busybox:latest"
 
-run() { # NAME CMD... : prints seconds
-    local t0 t1
-    sync -f "$mnt/."
-    t0=$(date +%s%N)
-    "${@:2}" >"$work/last.log" 2>&1 || { echo "bench: $1 failed:" >&2; tail -3 "$work/last.log" >&2; exit 1; }
-    t1=$(date +%s%N)
-    echo "scale=3; ($t1 - $t0) / 1000000000" | bc
-}
 declare -A times
 for rep in $(seq 1 "$reps"); do
     for cfg in mk1 mkN bh1 bhN; do
@@ -64,7 +45,6 @@ for rep in $(seq 1 "$reps"); do
         echo "bench: rep $rep $cfg ${t}s" >&2
     done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A med
 for cfg in mk1 mkN bh1 bhN; do med[$cfg]=$(echo "${times[$cfg]}" | median); done
 ratio() { echo "scale=2; $1 / $2" | bc; }
