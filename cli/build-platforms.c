@@ -1,52 +1,121 @@
 /* cli/build-platforms.c - `mkimg build --platform A,B,...`: one build per platform, the tags
- * pointing at an index of them; outputs split per platform as BuildKit's are. */
+ * pointing at an index of them; outputs as BuildKit writes them for several platforms (oci: the
+ * index in the layout; local and tar: a directory per platform, linux_arm64/). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "builder/builder.h"
 #include "cli/cli.h"
+#include "common/atomic-file.h"
+#include "common/fsutil.h"
 
-/* type=local,dest=DIR: DIR/linux_arm64/... for each platform (BuildKit's platform-split). */
-static int write_outputs(struct mk_store *store, struct mk_image **imgs, size_t n,
-                         const struct mk_strv *outputs)
+/* "type=T,dest=D" (or a bare directory: local) into its parts; the spec was checked. */
+static void output_parse(const char *spec, char **ret_type, char **ret_dest)
 {
-    for (size_t o = 0; o < outputs->n; o++) {
-        const char *spec = outputs->v[o];
-        const char *dest = strstr(spec, "dest=");
-        dest = dest ? dest + 5 : spec;
-        _cleanup_free_ char *dir = mk_xstrndup(dest, strcspn(dest, ","));
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-            struct mk_error *err = NULL;
-            mk_error_errno(&err, "creating the output directory");
-            mk_error_set_where(&err, dir);
-            return cli_fail(err);
-        }
-        for (size_t i = 0; i < n; i++) {
-            struct mk_platform p;
-            layerstore_config_platform(&imgs[i]->config, &p);
-            char ps[MK_PLATFORM_MAX];
-            layerstore_platform_format(&p, ps);
-            for (char *c = ps; *c; c++)
-                if (*c == '/')
-                    *c = '_';
-            _cleanup_free_ char *sub = mk_xasprintf("%s/%s", dir, ps);
-            struct mk_error *err = NULL;
-            if (builder_export(store, imgs[i], "local", sub, &err) < 0)
-                return cli_fail(err);
-        }
+    if (!strchr(spec, '=')) {
+        *ret_type = mk_xstrdup("local");
+        *ret_dest = mk_xstrdup(spec);
+        return;
+    }
+    const char *t = strstr(spec, "type="), *d = strstr(spec, "dest=");
+    *ret_type = t ? mk_xstrndup(t + 5, strcspn(t + 5, ",")) : mk_xstrdup("");
+    *ret_dest = d ? mk_xstrndup(d + 5, strcspn(d + 5, ",")) : mk_xstrdup("");
+}
+
+/* BuildKit's platform-split: DIR/linux_arm64/... for each platform. */
+static int export_split(struct mk_store *store, struct mk_image **imgs, size_t n, const char *dir,
+                        struct mk_error **err)
+{
+    if (mk_mkdir_p(dir, 0755, err) < 0)
+        return mk_error_set_where(err, dir);
+    for (size_t i = 0; i < n; i++) {
+        struct mk_platform p;
+        layerstore_config_platform(&imgs[i]->config, &p);
+        char ps[MK_PLATFORM_MAX];
+        layerstore_platform_format(&p, ps);
+        for (char *c = ps; *c; c++)
+            if (*c == '/')
+                *c = '_';
+        _cleanup_free_ char *sub = mk_xasprintf("%s/%s", dir, ps);
+        if (builder_export(store, imgs[i], "local", sub, err) < 0)
+            return -1;
     }
     return 0;
 }
 
-int cli_build_platforms_check(const struct mk_strv *outputs)
+/* type=tar: one tar holding the platform-split tree (BuildKit's layout), to dest or "-". */
+static int export_tar(struct mk_store *store, struct mk_image **imgs, size_t n, const char *dest,
+                      struct mk_error **err)
+{
+    _cleanup_free_ char *tmp = layerstore_tmpdir(store, "out-", err);
+    if (!tmp)
+        return -1;
+    int r = export_split(store, imgs, n, tmp, err);
+    _cleanup_close_ int dfd = r == 0 ? open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (r == 0 && dfd < 0)
+        r = mk_error_errno(err, "opening \"%s\"", tmp);
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
+    if (r == 0 && strcmp(dest, "-") == 0)
+        r = layerstore_tar_tree(dfd, STDOUT_FILENO, err);
+    else if (r == 0 &&
+             (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err) < 0 ||
+              layerstore_tar_tree(dfd, out.fd, err) < 0 || mk_atomic_file_commit(&out, err) < 0))
+        r = mk_error_set_where(err, dest);
+    layerstore_tmpdir_remove(store, tmp, NULL);
+    return r;
+}
+
+/* type=oci: the name's index and every platform's image, in an OCI layout directory (dest
+ * ending in "/") or archive. */
+static int export_oci(struct mk_store *store, const char *name, const char *dest,
+                      struct mk_error **err)
+{
+    if (mk_str_has_suffix(dest, "/"))
+        return layerstore_save(store, &name, 1, MK_ARCHIVE_OCI_DIR, MK_COMPRESS_GZIP, 0, -1, dest,
+                               err) < 0
+                   ? mk_error_set_where(err, dest)
+                   : 0;
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
+    if (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err) < 0 ||
+        layerstore_save(store, &name, 1, MK_ARCHIVE_OCI, MK_COMPRESS_GZIP, 0, out.fd, NULL, err) <
+            0 ||
+        mk_atomic_file_commit(&out, err) < 0)
+        return mk_error_set_where(err, dest);
+    return 0;
+}
+
+static int write_outputs(struct mk_store *store, struct mk_image **imgs, size_t n,
+                         const struct mk_build_opts *opts, const struct mk_strv *outputs)
+{
+    for (size_t o = 0; o < outputs->n; o++) {
+        _cleanup_free_ char *type = NULL, *dest = NULL;
+        output_parse(outputs->v[o], &type, &dest);
+        struct mk_error *err = NULL;
+        int r;
+        if (strcmp(type, "local") == 0)
+            r = export_split(store, imgs, n, dest, &err);
+        else if (strcmp(type, "tar") == 0)
+            r = export_tar(store, imgs, n, dest, &err);
+        else
+            r = export_oci(store, opts->tags.v[0], dest, &err);
+        if (r < 0)
+            return cli_fail(err);
+    }
+    return 0;
+}
+
+int cli_build_platforms_check(const struct mk_build_opts *opts, const struct mk_strv *outputs)
 {
     for (size_t i = 0; i < outputs->n; i++) {
-        const char *o = outputs->v[i];
-        if (strchr(o, '=') && !strstr(o, "type=local"))
-            return cli_usage("build: with several platforms, --output supports type=local only "
-                             "(not \"%s\")",
-                             o);
+        _cleanup_free_ char *type = NULL, *dest = NULL;
+        output_parse(outputs->v[i], &type, &dest);
+        if (strcmp(type, "docker") == 0)
+            return cli_usage("build: a Docker archive holds one platform: use type=oci for "
+                             "several");
+        if (strcmp(type, "oci") == 0 && opts->tags.n == 0)
+            return cli_usage("build: --output type=oci with several platforms needs -t NAME");
     }
     return 0;
 }
@@ -75,7 +144,7 @@ int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts
             fprintf(stderr, "built %s for %s\n", imgs[i]->config_digest, platforms.v[i]);
     }
     printf("%s\n", index);
-    rc = write_outputs(store, imgs, platforms.n, outputs);
+    rc = write_outputs(store, imgs, platforms.n, opts, outputs);
     /* --manifest LIST: each platform's image goes into the list too. */
     for (size_t i = 0; rc == 0 && manifest_list && i < platforms.n; i++) {
         const char *d = imgs[i]->manifest_digest;

@@ -348,7 +348,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     rc = 2;
 
     bool several = opts.platform && strchr(opts.platform, ',');
-    if (several && (rc = cli_build_platforms_check(&outputs)) != 0)
+    if (several && (rc = cli_build_platforms_check(&opts, &outputs)) != 0)
         goto out;
     struct mk_store *store = cli_store(cli);
     if (!store) {

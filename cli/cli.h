@@ -33,7 +33,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv);
  * (0 when fine), then the builds, outputs and pushes; both return the exit code. */
 struct mk_build_opts;
 struct registry_opts;
-int cli_build_platforms_check(const struct mk_strv *outputs);
+int cli_build_platforms_check(const struct mk_build_opts *opts, const struct mk_strv *outputs);
 int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
                         const struct mk_strv *outputs, bool push, const struct registry_opts *ropts,
                         const char *manifest_list);

@@ -226,6 +226,47 @@ static void saved_release(struct saved *s)
     mk_strv_release(&s->names);
 }
 
+/* A name holding several platforms: the images sv[first .. first + n) saved under no name of
+ * their own, and an index of them (platforms from e, digests as written) under name. */
+struct saved_index {
+    char *name;
+    size_t first, n;
+    struct mk_platform_entry *e;
+    char digest[MK_DIGEST_SIZE];
+    uint64_t size;
+};
+
+static bool in_saved_index(const struct saved_index *ix, size_t n_ix, size_t i)
+{
+    for (size_t k = 0; k < n_ix; k++)
+        if (i >= ix[k].first && i < ix[k].first + ix[k].n)
+            return true;
+    return false;
+}
+
+/* Writes each index blob (layerstore_index_write's bytes, with the manifests as written). */
+static int save_indexes(struct sink *s, struct mk_store *store, const struct saved *sv,
+                        struct saved_index *ix, size_t n_ix, struct mk_error **err)
+{
+    for (size_t k = 0; k < n_ix; k++) {
+        for (size_t i = 0; i < ix[k].n; i++) {
+            const struct saved *one = &sv[ix[k].first + i];
+            memcpy(ix[k].e[i].manifest_digest, one->manifest_digest, MK_DIGEST_SIZE);
+            ix[k].e[i].size = one->manifest_len;
+            ix[k].e[i].docker = false;
+        }
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        if (layerstore_index_write(store, ix[k].e, ix[k].n, ix[k].digest, &ix[k].size, err) < 0 ||
+            layerstore_blob_read(store, ix[k].digest, LS_JSON_MAX, &data, &len, err) < 0)
+            return -1;
+        _cleanup_free_ char *name = blob_name(ix[k].digest);
+        if (sink_bytes(s, name, data, len, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int saved_prepare(struct mk_store *store, const char *name, enum mk_compression c, int level,
                          struct saved *ret, struct mk_error **err)
 {
@@ -282,13 +323,21 @@ static int save_blobs(struct sink *s, struct mk_store *store, const struct saved
     return sink_bytes(s, mname, sv->manifest, sv->manifest_len, err);
 }
 
-static char *oci_index_json(const struct saved *sv, size_t n)
+static char *oci_index_json(const struct saved *sv, size_t n, const struct saved_index *ix,
+                            size_t n_ix)
 {
     _cleanup_json_ json_t *idx = json_object();
     json_object_set_new(idx, "schemaVersion", json_integer(2));
     json_object_set_new(idx, "mediaType", json_string(MK_MEDIA_OCI_INDEX));
     json_t *list = json_array();
+    for (size_t k = 0; k < n_ix; k++)
+        json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:{s:s, s:s}}", "mediaType",
+                                              MK_MEDIA_OCI_INDEX, "digest", ix[k].digest, "size",
+                                              (json_int_t)ix[k].size, "annotations", REF_ANNOTATION,
+                                              ix[k].name, CONTAINERD_NAME_ANNOTATION, ix[k].name));
     for (size_t i = 0; i < n; i++) {
+        if (in_saved_index(ix, n_ix, i))
+            continue;
         size_t n_names = sv[i].names.n ? sv[i].names.n : 1;
         for (size_t k = 0; k < n_names; k++) {
             json_t *d = json_pack("{s:s, s:s, s:I}", "mediaType", MK_MEDIA_OCI_MANIFEST, "digest",
@@ -340,7 +389,8 @@ static char *docker_manifest_json(const struct saved *sv, size_t n)
 static const char oci_layout_json[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
 static int save_to(struct sink *s, struct mk_store *store, const struct saved *sv, size_t n,
-                   enum mk_archive_format f, struct mk_error **err)
+                   struct saved_index *ix, size_t n_ix, enum mk_archive_format f,
+                   struct mk_error **err)
 {
     bool docker = f == MK_ARCHIVE_DOCKER;
     if (!docker && sink_bytes(s, "oci-layout", oci_layout_json, strlen(oci_layout_json), err) < 0)
@@ -350,8 +400,11 @@ static int save_to(struct sink *s, struct mk_store *store, const struct saved *s
     for (size_t i = 0; i < n; i++)
         if (save_blobs(s, store, &sv[i], docker, err) < 0)
             return -1;
+    if (save_indexes(s, store, sv, ix, n_ix, err) < 0)
+        return -1;
     /* The index last: a reader of a partly written directory finds no image in it. */
-    _cleanup_free_ char *top = docker ? docker_manifest_json(sv, n) : oci_index_json(sv, n);
+    _cleanup_free_ char *top =
+        docker ? docker_manifest_json(sv, n) : oci_index_json(sv, n, ix, n_ix);
     return sink_bytes(s, docker ? "manifest.json" : "index.json", top, strlen(top), err);
 }
 
@@ -373,18 +426,43 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
 {
     if (n == 0)
         return mk_error_set(err, MK_ERR_USAGE, 0, "no image to save");
-    struct saved *sv = mk_xcalloc(n, sizeof(*sv));
-    struct sink s = {.dirfd = -1};
+    /* A name holding several platforms is saved with all of them, as an index. */
+    struct mk_strv want = MK_STRV_INIT;
+    struct saved_index *ix = mk_xcalloc(n, sizeof(*ix));
+    size_t n_ix = 0;
     int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++)
-        r = saved_prepare(store, names[i], c, level, &sv[i], err);
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if (mk_digest_valid(names[i]) || !layerstore_ref_is_index(store, names[i])) {
+            mk_strv_push(&want, names[i]);
+            continue;
+        }
+        if (f == MK_ARCHIVE_DOCKER) {
+            r = mk_error_set_at(err, MK_ERR_UNSUPPORTED, names[i],
+                                "a Docker archive cannot hold several platforms of one name");
+            break;
+        }
+        struct saved_index *x = &ix[n_ix++];
+        x->name = layerstore_normalize_ref(names[i], NULL);
+        x->first = want.n;
+        r = layerstore_ref_platforms(store, names[i], &x->e, &x->n, err);
+        for (size_t k = 0; r == 0 && k < x->n; k++)
+            mk_strv_push(&want, x->e[k].manifest_digest);
+    }
+    size_t n_items = want.n;
+    struct saved *sv = mk_xcalloc(n_items + 1, sizeof(*sv));
+    struct sink s = {.dirfd = -1};
+    for (size_t i = 0; i < n_items && r == 0; i++) {
+        r = saved_prepare(store, want.v[i], c, level, &sv[i], err);
+        if (r == 0 && in_saved_index(ix, n_ix, i))
+            mk_strv_clear(&sv[i].names);
+    }
     if (r == 0 && f == MK_ARCHIVE_OCI_DIR) {
         if (mk_mkdir_p(out_dir, 0755, err) < 0)
             r = -1;
         else if ((s.dirfd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
             r = mk_error_errno(err, "opening \"%s\"", out_dir);
         if (r == 0)
-            r = save_to(&s, store, sv, n, f, err);
+            r = save_to(&s, store, sv, n_items, ix, n_ix, f, err);
         if (r == 0)
             r = mk_fsync_dir(s.dirfd, err);
         if (s.dirfd >= 0)
@@ -397,14 +475,20 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
             archive_write_open2(s.a, &fd, NULL, fd_write, NULL, NULL) != ARCHIVE_OK)
             r = tar_fail(s.a, "archive", err);
         if (r == 0)
-            r = save_to(&s, store, sv, n, f, err);
+            r = save_to(&s, store, sv, n_items, ix, n_ix, f, err);
         if (r == 0 && archive_write_close(s.a) != ARCHIVE_OK)
             r = tar_fail(s.a, "archive", err);
         archive_write_free(s.a);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n_items; i++)
         saved_release(&sv[i]);
     free(sv);
+    for (size_t k = 0; k < n_ix; k++) {
+        free(ix[k].name);
+        layerstore_platform_entries_free(ix[k].e);
+    }
+    free(ix);
+    mk_strv_release(&want);
     mk_strv_release(&s.written);
     return r;
 }

@@ -42,6 +42,28 @@ t_eq "redeclared platform args (amd64)" "$(cat "$T/out/linux_amd64/args")" "amd6
 t_eq "no untagged per-platform entries left in the store index" \
     "$(jq '[.manifests[] | select(.annotations == null)] | length' "$MKIMG_ROOT/index.json")" 0
 
+# ---- outputs for several platforms, as BuildKit writes them ----
+"$MKIMG" build -q --platform linux/amd64,linux/arm64 -t multi -o "type=oci,dest=$T/o.tar" \
+    -o "type=oci,dest=$T/odir/" -o "type=tar,dest=$T/t.tar" "$T/ctx" >/dev/null 2>"$T/err"
+t_eq "oci, oci dir and tar outputs" "$?:$(cat "$T/err")" 0:
+t_eq "the OCI archive holds the index of both" \
+    "$(skopeo inspect --raw "oci-archive:$T/o.tar:multi:latest" 2>&1 | jq -r '[.manifests[].platform.architecture] | join(",")')" \
+    amd64,arm64
+t_eq "so does the OCI layout" \
+    "$(skopeo inspect --raw "oci:$T/odir:multi:latest" 2>&1 | jq -r '[.manifests[].platform.architecture] | join(",")')" \
+    amd64,arm64
+t_ok "skopeo copies the arm64 image out of the layout" \
+    skopeo copy --override-arch arm64 "oci:$T/odir:multi:latest" "oci:$T/arm-only:x"
+t_eq "the tar is split per platform" \
+    "$(tar -xOf "$T/t.tar" linux_arm64/arch 2>/dev/null) $(tar -xOf "$T/t.tar" linux_amd64/arch 2>/dev/null)" \
+    "aarch64 x86_64"
+"$MKIMG" build -q --platform linux/amd64,linux/arm64 -o "type=docker,dest=$T/d.tar" "$T/ctx" >/dev/null 2>"$T/err"
+t_eq "a Docker archive of several platforms is a usage error" "$?:$(cat "$T/err")" \
+    "2:mkimg: build: a Docker archive holds one platform: use type=oci for several"
+t_ok "save of a name holding two platforms" "$MKIMG" save -o "$T/s.tar" multi
+t_eq "keeps both" \
+    "$(skopeo inspect --raw "oci-archive:$T/s.tar:multi:latest" 2>&1 | jq '.manifests | length')" 2
+
 # ---- the cross-compile pattern: the build stage runs natively, once per target ----
 mkdir -p "$T/cross"
 cat >"$T/cross/Dockerfile" <<'DF'
