@@ -125,17 +125,30 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
     if (!name)
         return -1;
     return ls_index_tag_desc(store, name, manifest_media_type(img), img->manifest_digest,
-                             img->manifest_size, err);
+                             img->manifest_size, NULL, err);
 }
 
 int ls_index_tag_desc(struct mk_store *store, const char *name, const char *media_type,
-                      const char *digest, uint64_t size, struct mk_error **err)
+                      const char *digest, uint64_t size, const char *expect, struct mk_error **err)
 {
     _cleanup_close_ int lock = -1;
     _cleanup_json_ json_t *idx = NULL;
     if (index_open_locked(store, &lock, &idx, err) < 0)
         return -1;
     json_t *list = json_object_get(idx, "manifests");
+    if (expect) {
+        const char *now = "";
+        size_t k;
+        json_t *e;
+        json_array_foreach(list, k, e)
+        {
+            const char *r = ls_desc_ref(e);
+            if (r && strcmp(r, name) == 0 && ls_desc_digest(e))
+                now = ls_desc_digest(e);
+        }
+        if (strcmp(now, expect) != 0)
+            return 1;
+    }
     json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", media_type, "digest", digest,
                              "size", (json_int_t)size, "annotations", REF_ANNOTATION, name);
     if (!desc)

@@ -182,9 +182,10 @@ const char *ls_desc_ref(json_t *desc);
 const char *ls_desc_digest(json_t *desc);
 /* Drops every index entry pointing at manifest (MK_ERR_NOT_FOUND when none). */
 /* Points name (normalized) at the descriptor (media_type, digest, size), replacing what it
- * named; under the store lock. */
+ * named; under the store lock. With expect, only when name still names expect ("": nothing):
+ * returns 1 and changes nothing otherwise. */
 int ls_index_tag_desc(struct mk_store *store, const char *name, const char *media_type,
-                      const char *digest, uint64_t size, struct mk_error **err);
+                      const char *digest, uint64_t size, const char *expect, struct mk_error **err);
 /* The digest index.json names for ref (normalized); MK_ERR_NOT_FOUND when absent. */
 int ls_index_ref_digest(struct mk_store *store, const char *ref, char ret[MK_DIGEST_SIZE],
                         struct mk_error **err);

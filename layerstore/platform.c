@@ -226,15 +226,10 @@ int ls_index_select(struct mk_store *store, const char *digest, const struct mk_
     return -1;
 }
 
-int layerstore_ref_platforms(struct mk_store *store, const char *name,
-                             struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
+/* The entries of what digest is: an index's, or the one image's. */
+static int digest_entries(struct mk_store *store, const char *digest, const char *name,
+                          struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
 {
-    _cleanup_free_ char *ref = layerstore_normalize_ref(name, err);
-    if (!ref)
-        return -1;
-    char digest[MK_DIGEST_SIZE];
-    if (ls_index_ref_digest(store, ref, digest, err) < 0)
-        return -1;
     _cleanup_json_ json_t *j = NULL;
     if (index_blob_load(store, digest, &j, err) < 0)
         return mk_error_set_where(err, name);
@@ -246,13 +241,22 @@ int layerstore_ref_platforms(struct mk_store *store, const char *name,
     if (layerstore_image_get(store, digest, &img, err) < 0)
         return mk_error_set_where(err, name);
     struct mk_platform_entry *out = mk_xcalloc(1, sizeof(*out));
-    layerstore_config_platform(&img->config, &out->platform);
-    memcpy(out->manifest_digest, img->manifest_digest, MK_DIGEST_SIZE);
-    out->size = img->manifest_size;
-    out->docker = img->docker_manifest;
+    layerstore_image_platform_entry(img, out);
     *ret = out;
     *ret_n = 1;
     return 0;
+}
+
+int layerstore_ref_platforms(struct mk_store *store, const char *name,
+                             struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
+{
+    _cleanup_free_ char *ref = layerstore_normalize_ref(name, err);
+    if (!ref)
+        return -1;
+    char digest[MK_DIGEST_SIZE];
+    if (ls_index_ref_digest(store, ref, digest, err) < 0)
+        return -1;
+    return digest_entries(store, digest, name, ret, ret_n, err);
 }
 
 void layerstore_platform_entries_free(struct mk_platform_entry *e)
@@ -290,9 +294,11 @@ int layerstore_index_write(struct mk_store *store, const struct mk_platform_entr
     return 0;
 }
 
+/* Points ref at e (see layerstore_tag_entries); with expect, only while ref still names
+ * expect ("": nothing), else returns 1 and changes nothing. */
 static int tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
-                       const char *ref, bool index_always, char ret_digest[MK_DIGEST_SIZE],
-                       struct mk_error **err)
+                       const char *ref, bool index_always, const char *expect,
+                       char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
 {
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < i; k++)
@@ -316,11 +322,10 @@ static int tag_entries(struct mk_store *store, const struct mk_platform_entry *e
             return -1;
         media = MK_MEDIA_OCI_INDEX;
     }
-    if (ls_index_tag_desc(store, name, media, digest, size, err) < 0)
-        return -1;
-    if (ret_digest)
+    int r = ls_index_tag_desc(store, name, media, digest, size, expect, err);
+    if (r == 0 && ret_digest)
         memcpy(ret_digest, digest, MK_DIGEST_SIZE);
-    return 0;
+    return r;
 }
 
 int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
@@ -328,13 +333,13 @@ int layerstore_tag_entries(struct mk_store *store, const struct mk_platform_entr
 {
     if (n == 0)
         MK_BUG("tagging an empty list of images");
-    return tag_entries(store, e, n, ref, false, ret_digest, err);
+    return tag_entries(store, e, n, ref, false, NULL, ret_digest, err);
 }
 
 int layerstore_tag_index(struct mk_store *store, const struct mk_platform_entry *e, size_t n,
                          const char *ref, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
 {
-    return tag_entries(store, e, n, ref, true, ret_digest, err);
+    return tag_entries(store, e, n, ref, true, NULL, ret_digest, err);
 }
 
 bool layerstore_ref_is_index(struct mk_store *store, const char *name)
@@ -356,31 +361,40 @@ void layerstore_image_platform_entry(const struct mk_image *img, struct mk_platf
     ret->docker = img->docker_manifest;
 }
 
+/* Read, modify, and write only if nobody moved the name meanwhile (two `pull --platform` or
+ * `import --platform` of one name at once keep both); else read again. */
+#define ADD_PLATFORM_ATTEMPTS 100
+
 int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
                                 char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
 {
-    struct mk_platform_entry *e = NULL;
-    size_t n = 0;
-    _cleanup_(mk_error_freep) struct mk_error *lookup = NULL;
-    if (layerstore_ref_platforms(store, ref, &e, &n, &lookup) < 0) {
-        if (lookup->code != MK_ERR_NOT_FOUND) {
-            *err = MK_TAKE_PTR(lookup);
-            return -1;
-        }
-        n = 0;
-    }
-    e = mk_xreallocarray(e, n + 1, sizeof(*e));
+    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    if (!name)
+        return -1;
     struct mk_platform_entry add;
     layerstore_image_platform_entry(img, &add);
-    size_t i = 0;
-    while (i < n && !layerstore_platform_equal(&e[i].platform, &add.platform))
-        i++;
-    e[i] = add;
-    if (i == n)
-        n++;
-    int r = tag_entries(store, e, n, ref, layerstore_ref_is_index(store, ref), ret_digest, err);
-    entries_free(e);
-    return r;
+    for (int attempt = 0; attempt < ADD_PLATFORM_ATTEMPTS; attempt++) {
+        char cur[MK_DIGEST_SIZE] = "";
+        struct mk_platform_entry *e = NULL;
+        size_t n = 0;
+        _cleanup_json_ json_t *j = NULL;
+        if (ls_index_ref_digest(store, name, cur, NULL) == 0 &&
+            (index_blob_load(store, cur, &j, err) < 0 ||
+             digest_entries(store, cur, ref, &e, &n, err) < 0))
+            return -1;
+        e = mk_xreallocarray(e, n + 1, sizeof(*e));
+        size_t i = 0;
+        while (i < n && !layerstore_platform_equal(&e[i].platform, &add.platform))
+            i++;
+        e[i] = add;
+        if (i == n)
+            n++;
+        int r = tag_entries(store, e, n, name, j != NULL, cur, ret_digest, err);
+        entries_free(e);
+        if (r <= 0)
+            return r;
+    }
+    return mk_error_set_at(err, MK_ERR_FAILED, ref, "the name kept changing while adding to it");
 }
 
 int layerstore_image_get_platform(struct mk_store *store, const char *name,

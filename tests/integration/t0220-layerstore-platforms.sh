@@ -58,4 +58,13 @@ t_eq "and it is that platform's image" \
 t_ok "rmi takes the name with all its platforms" "$MKIMG" rmi app:1
 t_fails "inspect after rmi fails" "$MKIMG" inspect --platform "linux/$other" app:1
 t_eq "the other tag stays" "$(desc_type app:2)" application/vnd.oci.image.index.v1+json
+
+# Adding platforms to one name at the same time loses none of them.
+for p in arm64 s390x ppc64le riscv64 386 mips64le; do
+    "$MKIMG" import --platform "linux/$p" "$T/arm" race >/dev/null 2>"$T/race-$p" &
+done
+wait
+t_eq "six concurrent import --platform: six platforms" \
+    "$("$MKIMG" images | grep -c '^race ')" 6
+t_eq "and no errors" "$(cat "$T"/race-* | wc -l)" 0
 t_done
