@@ -1874,6 +1874,26 @@ static int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struc
     return rc < 0 || r->fd < 0 ? -1 : 0;
 }
 
+/* The image name for the stage's platform (FROM, COPY --from, RUN --mount from=): from a
+ * name that holds several, or pulled for it. For the host's platform a plain image of any
+ * platform is taken, as before there were platforms. */
+static int stage_image_get(struct build *b, const struct stage *s, const char *name,
+                           struct mk_image **ret, struct mk_error **err)
+{
+    struct registry_opts ropts;
+    if (b->opts->registry)
+        ropts = *b->opts->registry;
+    else
+        memset(&ropts, 0, sizeof(ropts));
+    char plat[MK_PLATFORM_MAX];
+    layerstore_platform_format(&s->platform, plat);
+    struct mk_platform host;
+    layerstore_platform_host(&host);
+    if (!layerstore_platform_equal(&s->platform, &host))
+        ropts.platform = plat;
+    return registry_image_get(b->store, name, b->opts->pull, &ropts, ret, err);
+}
+
 /* Lowerdirs of a --from value: an earlier stage (by name or index) or an image. */
 static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n,
                           const char *from, struct mk_strv *ret, struct mk_error **err)
@@ -1886,7 +1906,7 @@ static int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_n
         return 0;
     }
     struct mk_image *img = NULL;
-    if (registry_image_get(b->store, from, b->opts->pull, b->opts->registry, &img, err) < 0) {
+    if (stage_image_get(b, s, from, &img, err) < 0) {
         if (*err && (*err)->code == MK_ERR_NOT_FOUND && b->opts->pull == REGISTRY_PULL_NEVER) {
             mk_error_free(*err);
             *err = NULL;
@@ -2282,21 +2302,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         s->config.variant = s->platform.variant[0] ? mk_xstrdup(s->platform.variant) : NULL;
         return 0;
     }
-    /* The base image of the stage's platform, from a name that holds several or pulled. */
-    struct registry_opts ropts;
-    if (b->opts->registry)
-        ropts = *b->opts->registry;
-    else
-        memset(&ropts, 0, sizeof(ropts));
-    /* For the host's platform, a plain image of any platform is taken as before. */
-    char plat[MK_PLATFORM_MAX];
-    layerstore_platform_format(&s->platform, plat);
-    struct mk_platform host;
-    layerstore_platform_host(&host);
-    if (!layerstore_platform_equal(&s->platform, &host))
-        ropts.platform = plat;
     struct mk_image *img = NULL;
-    if (registry_image_get(b->store, image, b->opts->pull, &ropts, &img, err) < 0)
+    if (stage_image_get(b, s, image, &img, err) < 0)
         return node_error(b, n, err, "base image \"%s\"", image);
     layerstore_config_copy(&s->config, &img->config);
     s->n_layers = img->n_layers;

@@ -88,6 +88,14 @@ sed -i 's/^ARG TARGETARCH$//; s/ && echo "$TARGETARCH" >\/target/ \&\& echo x >\
 t_eq "a build stage that does not use TARGETARCH runs once" \
     "$(grep -A1 'RUN uname -m >/ran-on' "$T/clog2" | grep -c 'CACHED')" 1
 
+# ---- COPY --from=IMAGE takes the target platform's image ----
+mkdir -p "$T/cf"
+printf 'FROM scratch\nCOPY --from=busybox /bin/busybox /bb\n' >"$T/cf/Dockerfile"
+"$MKIMG" build -q --platform linux/amd64,linux/arm64 -o "type=local,dest=$T/cfout" "$T/cf" >/dev/null 2>&1
+elf_machine() { od -An -tx1 -j18 -N2 "$1" 2>&1 | tr -d ' \n'; }
+t_eq "COPY --from=busybox for arm64 copies the aarch64 busybox" "$(elf_machine "$T/cfout/linux_arm64/bb")" b700
+t_eq "and for amd64 the x86-64 one" "$(elf_machine "$T/cfout/linux_amd64/bb")" 3e00
+
 # ---- the platform is part of the cache key, and --explain-cache names it ----
 mkdir -p "$T/sc"
 echo data >"$T/sc/f"
