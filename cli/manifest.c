@@ -33,41 +33,26 @@ static int list_load(struct mk_store *store, const char *list, bool may_be_new,
     return -1;
 }
 
-/* Appends img to e (or replaces the entry of its platform, keeping its place). */
-static void list_put(struct mk_platform_entry **e, size_t *n, const struct mk_image *img)
-{
-    struct mk_platform_entry add;
-    layerstore_image_platform_entry(img, &add);
-    size_t i = 0;
-    while (i < *n && !layerstore_platform_equal(&(*e)[i].platform, &add.platform))
-        i++;
-    if (i == *n) {
-        *e = mk_xreallocarray(*e, *n + 1, sizeof(**e));
-        (*n)++;
-    }
-    (*e)[i] = add;
-}
-
 int cli_manifest_add(struct mk_store *store, const char *list, const char *const *images,
                      size_t n_images, bool create, char ret_digest[MK_DIGEST_SIZE],
                      struct mk_error **err)
 {
-    struct mk_platform_entry *e = NULL;
-    size_t n = 0;
-    if (!create && list_load(store, list, true, &e, &n, err) < 0)
+    /* create starts from an empty list; each add is layerstore's compare-and-swap, so
+     * builds adding to one list at once lose nothing. */
+    if (create && layerstore_tag_index(store, NULL, 0, list, ret_digest, err) < 0)
         return -1;
-    int r = 0;
-    for (size_t i = 0; r == 0 && i < n_images; i++) {
+    if (!create && n_images == 0 && !layerstore_ref_is_index(store, list))
+        return mk_error_set_at(err, MK_ERR_NOT_FOUND, list, "not a manifest list");
+    for (size_t i = 0; i < n_images; i++) {
         struct mk_image *img = NULL;
-        r = layerstore_image_get(store, images[i], &img, err);
+        int r = layerstore_image_get(store, images[i], &img, err);
         if (r == 0)
-            list_put(&e, &n, img);
+            r = layerstore_manifest_add(store, img, list, ret_digest, err);
         layerstore_image_free(img);
+        if (r < 0)
+            return -1;
     }
-    if (r == 0)
-        r = layerstore_tag_index(store, e, n, list, ret_digest, err);
-    layerstore_platform_entries_free(e);
-    return r;
+    return 0;
 }
 
 static int manifest_remove(struct mk_store *store, const char *list, const char *digest,

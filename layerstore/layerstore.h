@@ -256,6 +256,9 @@ bool layerstore_ref_is_index(struct mk_store *store, const char *name);
  * index stays an index). A ref that names nothing yet becomes a plain tag of img. */
 int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
                                 char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
+/* The same for a manifest list: list is always an index, of one image too. */
+int layerstore_manifest_add(struct mk_store *store, const struct mk_image *img, const char *list,
+                            char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
 /* layerstore_image_get for one platform (NULL: the host's): from an index, its entry for
  * platform; a plain image must be of that platform. MK_ERR_NOT_FOUND naming the platforms
  * there are otherwise. */

@@ -365,8 +365,8 @@ void layerstore_image_platform_entry(const struct mk_image *img, struct mk_platf
  * `import --platform` of one name at once keep both); else read again. */
 #define ADD_PLATFORM_ATTEMPTS 100
 
-int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
-                                char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+static int add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
+                        bool index_always, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
 {
     _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
     if (!name)
@@ -389,12 +389,24 @@ int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *i
         e[i] = add;
         if (i == n)
             n++;
-        int r = tag_entries(store, e, n, name, j != NULL, cur, ret_digest, err);
+        int r = tag_entries(store, e, n, name, index_always || j, cur, ret_digest, err);
         entries_free(e);
         if (r <= 0)
             return r;
     }
     return mk_error_set_at(err, MK_ERR_FAILED, ref, "the name kept changing while adding to it");
+}
+
+int layerstore_tag_add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
+                                char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    return add_platform(store, img, ref, false, ret_digest, err);
+}
+
+int layerstore_manifest_add(struct mk_store *store, const struct mk_image *img, const char *list,
+                            char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    return add_platform(store, img, list, true, ret_digest, err);
 }
 
 int layerstore_image_get_platform(struct mk_store *store, const char *name,

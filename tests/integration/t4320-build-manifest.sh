@@ -48,6 +48,11 @@ t_eq "build --manifest twice: a list of both" \
     "$("$MKIMG" manifest inspect ml | jq -r '[.manifests[].platform.architecture] | join(",")')" amd64,arm64
 t_eq "the same index as the one-shot build" \
     "$(sha256sum < <("$MKIMG" manifest inspect ml | tr -d '\n') | cut -d' ' -f1)" "${one#sha256:}"
+"$MKIMG" manifest add race app-amd64 >/dev/null &
+"$MKIMG" manifest add race app-arm64 >/dev/null &
+wait
+t_eq "two manifest add at once: both in the list" \
+    "$("$MKIMG" manifest inspect race | jq '.manifests | length')" 2
 
 if reg_start; then
     export MKIMG_ROOT=$T/store
