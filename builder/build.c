@@ -1891,6 +1891,9 @@ static int stage_image_get(struct build *b, const struct stage *s, const char *n
     layerstore_platform_host(&host);
     if (!layerstore_platform_equal(&s->platform, &host))
         ropts.platform = plat;
+    /* A pulled base joins the platforms the name holds: the next platform's build finds
+     * it, and this one's stays. */
+    ropts.add_platform = true;
     return registry_image_get(b->store, name, b->opts->pull, &ropts, ret, err);
 }
 

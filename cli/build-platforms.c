@@ -122,7 +122,7 @@ int cli_build_platforms_check(const struct mk_build_opts *opts, const struct mk_
 
 int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
                         const struct mk_strv *outputs, bool push, const struct registry_opts *ropts,
-                        const char *manifest_list)
+                        const char *manifest_list, const char *iidfile)
 {
     struct mk_strv platforms = MK_STRV_INIT;
     _cleanup_free_ char *list = mk_xstrdup(opts->platform);
@@ -160,6 +160,12 @@ int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts
         }
         if (!opts->quiet)
             fprintf(stderr, "pushed %s@%s\n", opts->tags.v[i], digest);
+    }
+    /* --iidfile: the index's digest, as BuildKit writes for several platforms. */
+    if (rc == 0 && iidfile &&
+        mk_write_file_atomic(AT_FDCWD, iidfile, index, strlen(index), 0644, &err) < 0) {
+        mk_error_set_where(&err, iidfile);
+        rc = cli_fail(err);
     }
     for (size_t i = 0; i < platforms.n; i++)
         layerstore_image_free(imgs[i]);

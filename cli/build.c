@@ -356,7 +356,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         goto out;
     }
     if (several) {
-        rc = cli_build_platforms(store, &opts, &outputs, push, &ropts, manifest_list);
+        if (metadata_file)
+            cli_warn("--metadata-file is not written for several platforms yet");
+        rc = cli_build_platforms(store, &opts, &outputs, push, &ropts, manifest_list, iidfile);
         goto out;
     }
     struct timespec t0, t1;

@@ -36,7 +36,7 @@ struct registry_opts;
 int cli_build_platforms_check(const struct mk_build_opts *opts, const struct mk_strv *outputs);
 int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
                         const struct mk_strv *outputs, bool push, const struct registry_opts *ropts,
-                        const char *manifest_list);
+                        const char *manifest_list, const char *iidfile);
 int cmd_run(struct mk_cli *cli, int argc, char **argv);
 int cmd_parse(struct mk_cli *cli, int argc, char **argv);
 int cmd_import(struct mk_cli *cli, int argc, char **argv);

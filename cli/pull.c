@@ -38,8 +38,9 @@ static void pull_usage(FILE *f)
 {
     fputs("usage: mkimg pull [OPTIONS] REF\n"
           "      --platform OS/ARCH[/VARIANT]  the image to take from an index (default: "
-          "this machine's)\n" CLI_REGISTRY_HELP
-          "  -q, --quiet              print only the image ID\n",
+          "this machine's);\n"
+          "                           several, comma-separated: REF keeps them "
+          "all\n" CLI_REGISTRY_HELP "  -q, --quiet              print only the image ID\n",
           f);
 }
 
@@ -76,10 +77,21 @@ int cmd_pull(struct mk_cli *cli, int argc, char **argv)
     if (!store)
         return 1;
     struct mk_error *err = NULL;
-    struct mk_image *img = NULL;
-    if (registry_pull(store, argv[optind], &opts, &img, &err) < 0)
-        return cli_fail(err);
-    printf("%s\n", img->config_digest);
-    layerstore_image_free(img);
+    /* Several platforms: each is pulled and added to the name, which holds them all. */
+    _cleanup_free_ char *list = opts.platform ? mk_xstrdup(opts.platform) : NULL;
+    opts.add_platform = list && strchr(list, ',');
+    char *save = NULL;
+    for (char *p = list ? strtok_r(list, ",", &save) : NULL;; p = strtok_r(NULL, ",", &save)) {
+        if (list && !p)
+            break;
+        opts.platform = p;
+        struct mk_image *img = NULL;
+        if (registry_pull(store, argv[optind], &opts, &img, &err) < 0)
+            return cli_fail(err);
+        printf("%s\n", img->config_digest);
+        layerstore_image_free(img);
+        if (!list)
+            break;
+    }
     return 0;
 }

@@ -267,10 +267,9 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
     _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
     if (r == 0)
         r = layerstore_image_get(store, m.digest, &img, err);
-    /* Asked for a platform, the name keeps the others it holds (one index per name). */
     if (r == 0)
-        r = opts && opts->platform ? layerstore_tag_add_platform(store, img, local, NULL, err)
-                                   : layerstore_tag(store, img, local, err);
+        r = opts && opts->add_platform ? layerstore_tag_add_platform(store, img, local, NULL, err)
+                                       : layerstore_tag(store, img, local, err);
     if (r == 0) {
         mk_strv_push(&img->tags, local);
         reg_log(c, "stored %s as %s", m.digest, local);

@@ -67,6 +67,8 @@ struct registry_opts {
     int retries;             /* attempts after the first on 429, 5xx, broken connections;
                               * < 0 = the default (5) */
     FILE *log;               /* NULL or where to write one line per step (never credentials) */
+    bool add_platform;       /* pull: add the image to the platforms the local name holds
+                              * (an index per name) instead of replacing what it named */
 };
 
 /* Pulls ref from its registry into the store and tags it locally under ref as the user

@@ -23,8 +23,8 @@ ARG TARGETPLATFORM
 ARG BUILDPLATFORM
 RUN echo "$TARGETARCH $TARGETPLATFORM $BUILDPLATFORM" >/args
 DF
-"$MKIMG" build --platform linux/amd64,linux/arm64 -t multi -o "type=local,dest=$T/out" "$T/ctx" \
-    >"$T/id" 2>"$T/log"; rc=$?
+"$MKIMG" build --platform linux/amd64,linux/arm64 -t multi -o "type=local,dest=$T/out" \
+    --iidfile "$T/iid" "$T/ctx" >"$T/id" 2>"$T/log"; rc=$?
 t_eq "build for two platforms" "$rc" 0
 t_eq "amd64 RUN ran on x86_64" "$(cat "$T/out/linux_amd64/arch" 2>&1)" x86_64
 t_eq "arm64 RUN ran on aarch64 (emulated)" "$(cat "$T/out/linux_arm64/arch" 2>&1)" aarch64
@@ -34,6 +34,7 @@ t_eq "the index lists both, in --platform order" \
     "$(jq -r '[.manifests[].platform | .os + "/" + .architecture] | join(",")' "$T/raw")" \
     linux/amd64,linux/arm64
 t_eq "the printed ID is the index digest" "$(cat "$T/id")" "sha256:$(sha256sum <"$MKIMG_ROOT/blobs/sha256/$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="multi:latest") | .digest' "$MKIMG_ROOT/index.json" | cut -d: -f2)" | cut -d' ' -f1)"
+t_eq "--iidfile has the index digest too" "$(cat "$T/iid" 2>&1)" "$(cat "$T/id")"
 t_eq "the arm64 image's config says linux/arm64" \
     "$("$MKIMG" inspect --platform linux/arm64 multi | jq -r '.[0].Os + "/" + .[0].Architecture')" linux/arm64
 t_eq "TARGETARCH is not in a stage's scope until redeclared" "$(cat "$T/out/linux_arm64/unscoped")" "[]"

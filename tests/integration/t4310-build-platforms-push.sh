@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build --platform linux/amd64,linux/arm64 --push: every platform's image, then the index
 # under the tag, read back by skopeo (inspect --raw, copy --override-arch arm64); push of a
-# local name that holds several platforms; pull --platform of each keeps both under one name.
+# local name that holds several platforms; pull --platform A,B keeps both under one name.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MKIMG_TOP/tests/lib/registry.sh"
 . "$MKIMG_TOP/tests/lib/platform.sh"
@@ -39,10 +39,10 @@ t_eq "whose RUN ran as aarch64" "$(cat "$T/armfs/arch" 2>&1)" aarch64
 t_ok "push busybox (two platforms)" "$MKIMG" push -q busybox "$REG/lib/bb:1"
 t_eq "as an index" "$(skopeo inspect --tls-verify=false --raw "docker://$REG/lib/bb:1" | jq -r '.manifests | length')" 2
 
-# pull --platform of each keeps both under one name.
+# pull --platform A,B keeps both under one name.
 export MKIMG_ROOT=$T/store2
-t_ok "pull --platform linux/arm64" "$MKIMG" pull -q --platform linux/arm64 "$REG/app/multi:1"
-t_ok "pull --platform linux/amd64" "$MKIMG" pull -q --platform linux/amd64 "$REG/app/multi:1"
+t_ok "pull --platform linux/arm64,linux/amd64" \
+    "$MKIMG" pull -q --platform linux/arm64,linux/amd64 "$REG/app/multi:1"
 "$MKIMG" images >"$T/images"
 t_eq "both platforms under the one name" "$(grep -c "^$REG/app/multi " "$T/images")" 2
 t_eq "inspect --platform linux/arm64 of the pulled name" \
