@@ -52,6 +52,7 @@ struct stage {
     size_t n_deps;
     struct mk_platform platform; /* what it runs on: FROM --platform, its base stage's, or
                                   * the target platform */
+    bool pinned;                 /* its platform is FROM --platform's (or its base stage's) */
 };
 
 struct build {
@@ -2717,9 +2718,12 @@ static int stage_platforms(struct build *b, struct mk_error **err)
         mk_strv_copy(&env, &b->meta_args);
         int r = n->args.n ? mk_shell_word(n->args.v[0], &env, b->df->escape, &image, NULL) : -1;
         const struct stage *from = r == 0 ? find_stage(b, image, i) : NULL;
-        if (from && from->name && strcasecmp(from->name, image) == 0)
+        if (from && from->name && strcasecmp(from->name, image) == 0) {
             s->platform = from->platform;
+            s->pinned = from->pinned;
+        }
         if (mk_df_node_flag(n, "platform", &flag) && flag) {
+            s->pinned = true;
             _cleanup_free_ char *p = NULL;
             r = mk_shell_word(flag, &env, b->df->escape, &p, err);
             if (r == 0)
@@ -2740,6 +2744,30 @@ static int stage_platforms(struct build *b, struct mk_error **err)
             }
     }
     return 0;
+}
+
+/* opts->pinned_only: only the needed stages whose platform FROM --platform fixes, and what
+ * they use, are built (the last of them as the target). Returns how many. */
+static size_t keep_pinned(struct build *b)
+{
+    size_t kept = 0;
+    for (size_t i = b->n_stages; i-- > 0;) {
+        struct stage *s = &b->stages[i];
+        bool keep = s->needed && s->pinned;
+        for (size_t k = i + 1; !keep && k < b->n_stages; k++)
+            for (size_t d = 0; b->stages[k].needed && d < b->stages[k].n_deps; d++)
+                keep |= b->stages[k].deps[d] == i;
+        s->needed = keep;
+        if (keep && !kept++)
+            b->target = i;
+    }
+    b->n_steps = 0;
+    for (size_t k = 0; k < b->n_stages; k++)
+        if (b->stages[k].needed) {
+            b->stages[k].step0 = b->n_steps;
+            b->n_steps += b->stages[k].end - b->stages[k].first;
+        }
+    return kept;
 }
 
 static int read_dockerfile(struct build *b, struct mk_error **err)
@@ -3177,7 +3205,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         goto out;
     if (split_stages(&b, err) < 0 || stage_platforms(&b, err) < 0)
         goto out;
-    if (opts->plan_only) {
+    if (opts->plan_only || (opts->pinned_only && keep_pinned(&b) == 0)) {
         ret = 0;
         goto out;
     }
@@ -3196,6 +3224,10 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
             goto out;
         if (i == b.target)
             break;
+    }
+    if (opts->pinned_only) {
+        ret = 0;
+        goto out;
     }
     struct stage *t = &b.stages[b.target];
     free(t->config.created);

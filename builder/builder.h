@@ -46,6 +46,7 @@ struct mk_build_opts {
     bool allow_insecure;        /* --allow security.insecure: RUN --security=insecure may run */
     bool plan_only;             /* stop before the first stage runs (checks only; no image) */
     bool no_tag;                /* no index.json entry for the image: the caller tags it */
+    bool pinned_only;           /* build only the stages FROM --platform fixes (no image) */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and
