@@ -98,10 +98,12 @@ unit-bins: $(UNIT_BINS)
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Debian packages: build, test (skopeo/umoci as independent readers, docker-registry for the
-# registry tests, uidmap for rootless, busybox-static for the embedded base image).
+# registry tests, uidmap for rootless, busybox-static for the embedded base image, procps for
+# the tests' pgrep).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev \
-	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time
+	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time \
+	procps
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \
@@ -118,7 +120,7 @@ check: deps
 	bash tests/run.sh
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) -j$(NPROC) all
 	bash samples/demo.sh
 
 # The README's two commands on a pristine Debian 12 root (debootstrap, cached in /var/tmp).
