@@ -200,8 +200,12 @@ work=$(mktemp -d "$cache/run-XXXXXX")
 child=
 cleanup() {
     trap - EXIT INT TERM HUP
-    # unshare --kill-child takes the whole pid namespace (and so its mounts) with it.
-    [ -z "$child" ] || { kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; }
+    # unshare ignores SIGINT and SIGTERM while it waits (they are for the namespace's init);
+    # killed, it takes the whole pid namespace, and so its mounts, with it (--kill-child).
+    if [ -n "$child" ]; then
+        kill -KILL "$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
     if [ -n "${MKIMG_FRESH_KEEP:-}" ]; then
         echo "fresh: kept $work/root"
     else
