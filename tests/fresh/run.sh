@@ -77,6 +77,8 @@ make_cache() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null ||
         die "cannot install debootstrap"
     local mirror stage
+    # Under the lock no one else is making one: a stage left here is from a run that died.
+    rm -rf "$cache"/stage-*
     mirror=${MKIMG_FRESH_MIRROR:-$(host_mirror)}
     eval "$(apt-config shell http_proxy Acquire::http::Proxy https_proxy Acquire::https::Proxy)"
     export http_proxy=${http_proxy:-} https_proxy=${https_proxy:-}
@@ -112,7 +114,7 @@ enter() {
     # cgroup hierarchies are submounts that a new sysfs lacks; runc and buildah look there.
     [ ! -d /sys/fs/cgroup ] || mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
     mount -t tmpfs -o mode=755,nosuid dev "$root/dev"
-    local n
+    local n name major minor
     for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
         IFS=: read -r name major minor <<<"$n"
         mknod -m 666 "$root/dev/$name" c "$major" "$minor"
