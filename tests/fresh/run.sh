@@ -222,7 +222,7 @@ root=$work/root
 mkdir "$root"
 tar --numeric-owner --xattrs --xattrs-include='*' -C "$root" -xpf "$tarball"
 copy_host_config "$root"
-git clone -q "$top" "$root/root/mkimg"
+git -c advice.detachedHead=false clone -q "$top" "$root/root/mkimg"
 cp "$0" "$root/root/fresh-steps.sh"
 start=$SECONDS
 # A job of its own (set -m): Ctrl-C reaches this script, whose trap ends the namespace, and
