@@ -16,6 +16,14 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
+# A command that is not installed fails the script (at t_done), wherever it was called: in a
+# condition or a $(...) it would only read as "false" or "", and a check could pass unseen.
+command_not_found_handle() {
+    echo "$1" >>"$T/.not-found"
+    echo "$0: $1: command not found (make deps installs what the tests need)" >&2
+    return 127
+}
+
 t_pass() { t_n=$((t_n + 1)); echo "ok $t_n - $1"; }
 t_fail() { t_n=$((t_n + 1)); t_failed=$((t_failed + 1)); echo "not ok $t_n - $1"; }
 t_skip() { t_n=$((t_n + 1)); echo "ok $t_n - # SKIP $1"; }
@@ -60,6 +68,9 @@ t_import_busybox() {
 }
 
 t_done() {
+    if [ -s "$T/.not-found" ]; then
+        t_fail "commands not found: $(sort -u "$T/.not-found" | paste -sd ' ' -)"
+    fi
     echo "1..$t_n"
     [ "$t_failed" = 0 ]
 }
