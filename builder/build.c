@@ -1452,6 +1452,9 @@ static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
 {
     if (n->args.n == 0)
         return node_error(b, n, err, "ARG requires at least one argument");
+    /* BuildKit's history line: each name with the value it got, if any. */
+    struct mk_buf hist = MK_BUF_INIT;
+    mk_buf_adds(&hist, "ARG");
     for (size_t i = 0; i < n->args.n; i++) {
         const char *word = n->args.v[i];
         const char *eq = strchr(word, '=');
@@ -1466,8 +1469,10 @@ static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
                 mk_strv_copy(&env, scope);
             int r = mk_shell_word(eq + 1, &env, b->df->escape, &def, err);
             mk_strv_release(&env);
-            if (r < 0)
+            if (r < 0) {
+                mk_buf_release(&hist);
                 return node_where(b, n, err);
+            }
         }
         const char *given = mk_strv_env_get(&b->build_args, name);
         const char *value = NULL;
@@ -1484,9 +1489,13 @@ static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
          * ${NAME+set} see it unset, and an earlier value stays. */
         if (value)
             mk_strv_env_set(scope, name, value);
+        mk_buf_addf(&hist, " %s", name);
+        if (value)
+            mk_buf_addf(&hist, "=%s", value);
     }
     if (s)
-        history(b, s, node_rest(n)[0] ? n->original : "ARG", true);
+        history(b, s, hist.data, true);
+    mk_buf_release(&hist);
     return 0;
 }
 
@@ -2458,13 +2467,15 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
             return n->args.n != 1 ? node_error(b, n, err, "STOPSIGNAL requires one argument") : -1;
         free(s->config.stop_signal);
         s->config.stop_signal = mk_xstrdup(v);
-        history(b, s, n->original, true);
+        _cleanup_free_ char *h = mk_xasprintf("STOPSIGNAL %s", v);
+        history(b, s, h, true);
         return 0;
     }
     if (strcmp(kw, "maintainer") == 0) {
         free(s->config.author);
         s->config.author = mk_xstrdup(n->args.n ? n->args.v[0] : "");
-        history(b, s, n->original, true);
+        _cleanup_free_ char *h = mk_xasprintf("MAINTAINER %s", s->config.author);
+        history(b, s, h, true);
         return 0;
     }
     if (strcmp(kw, "shell") == 0) {
@@ -2472,15 +2483,16 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
             return node_error(b, n, err, "SHELL requires the arguments to be in JSON form");
         mk_strv_clear(&s->config.shell);
         mk_strv_copy(&s->config.shell, &n->args);
-        history(b, s, n->original, true);
+        _cleanup_free_ char *list = go_list(&s->config.shell, false);
+        _cleanup_free_ char *h = mk_xasprintf("SHELL %s", list);
+        history(b, s, h, true);
         return 0;
     }
     if (strcmp(kw, "healthcheck") == 0)
         return do_healthcheck(b, s, n, err);
     if (strcmp(kw, "onbuild") == 0) {
-        const char *t = node_rest(n);
-        mk_strv_push(&s->config.onbuild, t);
-        history(b, s, n->original, true);
+        /* As BuildKit (dispatchOnbuild): a trigger is config, not history. */
+        mk_strv_push(&s->config.onbuild, node_rest(n));
         return 0;
     }
     _cleanup_free_ char *up = upper_keyword(kw);

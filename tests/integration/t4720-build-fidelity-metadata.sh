@@ -56,7 +56,7 @@ t_eq "WORKDIR /a then ./c/../d gives /a/d" "$(cfg workdir-relative-cleaned .conf
 t_eq "RUN runs in /a/d" "$(cat "$r/pwd")" /a/d
 t_ok "no stray /a/c" test ! -e "$r/a/c"
 
-# History lines as BuildKit writes them.
+# History lines as BuildKit writes them (ONBUILD writes none).
 build history-created-by
 t_eq "created_by of each instruction" "$(cfg history-created-by '[.history[1:][] | .created_by]')" \
     "$(jq -c . <<'JSON'
@@ -67,7 +67,13 @@ t_eq "created_by of each instruction" "$(cfg history-created-by '[.history[1:][]
  "CMD [\"run\" \"--flag=\\\"q\\\"\"]",
  "ENTRYPOINT [\"/bin/sh\" \"-c\" \"/bin/sh -c 'echo hi'\"]",
  "WORKDIR /srv/./x/",
- "WORKDIR /srv/x/y"]
+ "WORKDIR /srv/x/y",
+ "ARG NOVALUE",
+ "ARG A=x B",
+ "ARG STOP=SIGQUIT",
+ "STOPSIGNAL SIGQUIT",
+ "SHELL [/bin/sh -e -c]",
+ "MAINTAINER ops@example.com"]
 JSON
 )"
 t_done
