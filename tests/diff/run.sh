@@ -84,4 +84,16 @@ for dir in "$here"/cases/*/; do
         grep -v '^allowed' "$T/$name.log" | tail -30 | sed 's/^/# /'
     fi
 done
+# The comparison can fail: the first case's mkimg image against the second case's Buildah
+# image must show differences (a reader that saw empty trees would pass every case).
+cases=("$here"/cases/*/)
+a=$(basename "${cases[0]}") b=$(basename "${cases[1]}")
+if [ -z "$filter" ] && [ -s "$T/$a.log" ] && [ -s "$T/$b.log" ]; then
+    if python3 "$here/compare.py" "$here/DIFFERENCES.md" "$here/cases/$a" "$MKIMG_ROOT" \
+        "$a:latest" "$T/buildah-oci" "$b" >"$T/vacuous.log" 2>&1; then
+        t_fail "the comparison tells $a from $b"
+    else
+        t_pass "the comparison tells $a from $b ($(grep -c '^DIFF' "$T/vacuous.log") differences)"
+    fi
+fi
 t_done

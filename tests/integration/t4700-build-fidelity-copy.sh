@@ -56,6 +56,7 @@ build copy-wildcard-middle
 r=$T/copy-wildcard-middle/rootfs
 t_eq "COPY pk/*/package.json: the last match wins, README.md skipped" "$(cat "$r/m/package.json")" '{"name":"b"}'
 t_eq "nothing else was copied" "$(ls "$r/m")" "package.json"
+t_eq "COPY *.conf matches .hidden.conf too" "$(ls -A "$r/conf" | tr '\n' ' ')" ".hidden.conf app.conf "
 
 # 6. A source symlink to a directory is followed (top level only: links inside stay links).
 build copy-symlink-dir-source
