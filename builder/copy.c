@@ -781,7 +781,9 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
                          "when using COPY with more than one source file, the destination "
                          "must be a directory and end with a /");
     bool dest_dir = spec->dest_is_dir || matched.n > 1;
-    if (r == 0 && dest_dir && !spec->visit) {
+    /* ADD leaves the destination to each source: an archive's is made 0755 whatever
+     * --chmod says (BuildKit's unpack), a file's or directory's as COPY makes it. */
+    if (r == 0 && dest_dir && !spec->visit && !spec->extract) {
         int fd = builder_mkdir_follow(rootfd, spec->dest, cs.dir_mode, cs.uid, cs.gid, NULL, err);
         if (fd < 0)
             r = -1;

@@ -43,6 +43,7 @@ t_eq "COPY --chown=33:33 f /opt/a/b/: the file" "$(meta "$r/opt/a/b/f")" "644 33
 t_eq "COPY --chown=33:33 f /opt/a/b/: /opt, created too" "$(meta "$r/opt")" "755 33:33"
 t_eq "ADD --chown=44:44 t.tar /srv/x/y/: /srv/x" "$(meta "$r/srv/x")" "755 44:44"
 t_eq "ADD --chown=44:44 t.tar /srv/x/y/: /srv/x/y" "$(meta "$r/srv/x/y")" "755 44:44"
+t_eq "ADD --chmod=0640 t.tar /srv/m/: /srv/m is 0755" "$(meta "$r/srv/m")" "755 0:0"
 t_eq "ADD --chown=44:44: the archive's entries" "$(stat -c %u:%g "$r/srv/x/y/lib" "$r/srv/x/y/lib/m" | tr '\n' ' ')" "44:44 44:44 "
 
 # 3. --chown=UID alone: gid = uid (a name still takes the user's primary group).
