@@ -8,7 +8,8 @@
 # A case is a directory: a Dockerfile written the way projects write them, its context, and
 # optionally setup.sh (run in a copy of the case to make what git cannot keep: modes,
 # owners, xattrs, archives, links; removed before the build) and build-args (one K=V a
-# line). Usage: tests/diff/run.sh [PATTERN]   (only the cases whose name contains PATTERN)
+# line). Usage: tests/diff/run.sh [PATTERN]   (only the cases whose name contains PATTERN);
+# MKIMG_DIFF_JOBS (default 2) cases at a time, MKIMG_DIFF_VERBOSE=1 shows the allowed lines.
 . "$(dirname "$0")/../lib/test-lib.sh"
 
 here=$MKIMG_TOP/tests/diff
@@ -67,16 +68,30 @@ run_case() {
         { echo "mkimg build failed" >>"$log"; return 1; }
     "${B[@]}" "${BUD[@]}" ${args[@]+"${args[@]}"} ${bfile[@]+"${bfile[@]}"} -t "$name" "$ctx" >>"$log" 2>&1 ||
         { echo "buildah bud failed" >>"$log"; return 1; }
-    "${B[@]}" push -q --format docker "$name" "oci:$T/buildah-oci:$name" >>"$log" 2>&1 ||
+    "${B[@]}" push -q --format docker "$name" "oci:$T/oci-$name:$name" >>"$log" 2>&1 ||
         { echo "buildah push failed" >>"$log"; return 1; }
     python3 "$here/compare.py" "$here/DIFFERENCES.md" "$here/cases/$name" \
-        "$MKIMG_ROOT" "$name:latest" "$T/buildah-oci" "$name" >>"$log" 2>&1
+        "$MKIMG_ROOT" "$name:latest" "$T/oci-$name" "$name" >>"$log" 2>&1
 }
 
+# Two cases at a time (MKIMG_DIFF_JOBS): the builds mostly wait on the disk and on mounts.
+names=()
 for dir in "$here"/cases/*/; do
     name=$(basename "$dir")
-    case "$name" in *"$filter"*) ;; *) continue ;; esac
-    if run_case "$name"; then
+    case "$name" in *"$filter"*) names+=("$name") ;; esac
+done
+running=0
+for name in "${names[@]}"; do
+    (run_case "$name" && touch "$T/$name.ok") &
+    running=$((running + 1))
+    if [ "$running" -ge "${MKIMG_DIFF_JOBS:-2}" ]; then
+        wait -n
+        running=$((running - 1))
+    fi
+done
+wait
+for name in "${names[@]}"; do
+    if [ -e "$T/$name.ok" ]; then
         t_pass "$name"
         [ -n "${MKIMG_DIFF_VERBOSE:-}" ] && sed 's/^/# /' "$T/$name.log"
     else
@@ -90,7 +105,7 @@ cases=("$here"/cases/*/)
 a=$(basename "${cases[0]}") b=$(basename "${cases[1]}")
 if [ -z "$filter" ] && [ -s "$T/$a.log" ] && [ -s "$T/$b.log" ]; then
     if python3 "$here/compare.py" "$here/DIFFERENCES.md" "$here/cases/$a" "$MKIMG_ROOT" \
-        "$a:latest" "$T/buildah-oci" "$b" >"$T/vacuous.log" 2>&1; then
+        "$a:latest" "$T/oci-$b" "$b" >"$T/vacuous.log" 2>&1; then
         t_fail "the comparison tells $a from $b"
     else
         t_pass "the comparison tells $a from $b ($(grep -c '^DIFF' "$T/vacuous.log") differences)"
