@@ -37,6 +37,7 @@ struct stage {
     char chain[MK_DIGEST_SIZE]; /* chain id of all layers, "" for none */
     struct mk_strv lowerdirs;   /* snapshot dirs, top-most first */
     struct mk_strv args;        /* declared ARGs "K=V" (stage scope) */
+    struct mk_strv arg_names;   /* every ARG the stage declared, valued or not, in order */
     bool cmd_set;
     char *base_name; /* the FROM image as written after expansion */
     /* The external image the stage's chain of FROMs starts at (fully qualified) and its
@@ -197,6 +198,7 @@ static void stage_release(struct stage *s)
     free(s->layers);
     mk_strv_release(&s->lowerdirs);
     mk_strv_release(&s->args);
+    mk_strv_release(&s->arg_names);
     free(s->deps);
 }
 
@@ -1106,6 +1108,23 @@ static void add_proxy_env(struct build *b, const struct stage *s, struct mk_strv
     }
 }
 
+/* BuildKit's "|N K=V ..." prefix of a RUN history line (runCommandString): every ARG the
+ * stage declared, with its value in the step's environment (ENV winning), empty when unset. */
+static void run_history_args(const struct stage *s, struct mk_buf *cb)
+{
+    if (!s->arg_names.n)
+        return;
+    mk_buf_addf(cb, "|%zu", s->arg_names.n);
+    for (size_t i = 0; i < s->arg_names.n; i++) {
+        const char *k = s->arg_names.v[i];
+        const char *v = mk_strv_env_get(&s->config.env, k);
+        if (!v)
+            v = mk_strv_env_get(&s->args, k);
+        mk_buf_addf(cb, " %s=%s", k, v ? v : "");
+    }
+    mk_buf_addc(cb, ' ');
+}
+
 static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
                   struct mk_error **err)
 {
@@ -1196,12 +1215,7 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     {
         struct mk_buf cb = MK_BUF_INIT;
         mk_buf_adds(&cb, "RUN ");
-        if (s->args.n) {
-            mk_buf_addf(&cb, "|%zu", s->args.n);
-            for (size_t i = 0; i < s->args.n; i++)
-                mk_buf_addf(&cb, " %s", s->args.v[i]);
-            mk_buf_addc(&cb, ' ');
-        }
+        run_history_args(s, &cb);
         for (size_t i = 0; i < argv.n; i++)
             mk_buf_addf(&cb, "%s%s", i ? " " : "", argv.v[i]);
         mk_buf_adds(&cb, " # buildkit");
@@ -1489,6 +1503,8 @@ static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
          * ${NAME+set} see it unset, and an earlier value stays. */
         if (value)
             mk_strv_env_set(scope, name, value);
+        if (s && !strv_has(&s->arg_names, name))
+            mk_strv_push(&s->arg_names, name);
         mk_buf_addf(&hist, " %s", name);
         if (value)
             mk_buf_addf(&hist, "=%s", value);

@@ -73,7 +73,8 @@ t_eq "created_by of each instruction" "$(cfg history-created-by '[.history[1:][]
  "ARG STOP=SIGQUIT",
  "STOPSIGNAL SIGQUIT",
  "SHELL [/bin/sh -e -c]",
- "MAINTAINER ops@example.com"]
+ "MAINTAINER ops@example.com",
+ "RUN |5 V=1.2 NOVALUE= A=x B= STOP=SIGQUIT /bin/sh -e -c true # buildkit"]
 JSON
 )"
 t_done
