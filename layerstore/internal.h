@@ -183,13 +183,21 @@ const char *ls_desc_digest(json_t *desc);
 /* Drops every index entry pointing at manifest (MK_ERR_NOT_FOUND when none). */
 int ls_index_remove_manifest(struct mk_store *store, const char *manifest, struct mk_error **err);
 
-/* ---- private to layerstore/tar-*.c ---------------------------------------------------------- */
+/* ---- private to layerstore/tar-*.c and extract.c --------------------------------------------- */
 
 /* Overlay's own xattrs describe the snapshot, never the image: not written, not restored. */
 static inline bool ls_tar_xattr_is_overlay(const char *name)
 {
     return strncmp(name, "user.overlay.", 13) == 0 || strncmp(name, "trusted.overlay.", 16) == 0;
 }
+
+/* Sets the xattrs of the archive entry e (struct archive_entry, from <archive_entry.h>; at
+ * most 256, overlayfs's own skipped) on name in pfd; a setxattr failure for which
+ * ignore(errno, name, arg) is true is skipped. */
+struct archive_entry;
+int ls_entry_set_xattrs(int pfd, const char *name, const char *path, struct archive_entry *e,
+                        bool (*ignore)(int errnum, const char *xname, const void *arg),
+                        const void *arg, struct mk_error **err);
 
 /* ---- end of layerstore/tar-*.c section ------------------------------------------------------ */
 
