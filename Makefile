@@ -13,7 +13,7 @@
 CC ?= cc
 PREFIX ?= /usr/local
 PKG_CONFIG ?= pkg-config
-PKGS := libarchive libcrypto libssl jansson libcurl libzstd zlib
+PKGS := libarchive libcrypto libssl jansson libcurl libzstd zlib libdeflate
 
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
 	-Wno-format-nonliteral -Werror
@@ -81,7 +81,7 @@ unit-bins: $(UNIT_BINS)
 # Debian packages: build, test (skopeo/umoci as independent readers, docker-registry for the
 # registry tests, uidmap for rootless, busybox-static for the embedded base image).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
-	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev \
+	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libdeflate-dev \
 	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
