@@ -1,7 +1,9 @@
 /* Compressed copies of layers: readable by gzip/zstd, deterministic, cached, parallel, and
  * one stream compressed on several cores. */
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -312,9 +314,80 @@ static void stored_tests(void)
     free(data);
 }
 
+struct writes {
+    uint64_t last;
+    size_t n, small; /* writes, and writes under 1 MiB */
+};
+
+static int count_write(void *ctx, uint64_t written)
+{
+    struct writes *w = ctx;
+    if (written - w->last < (1u << 20))
+        w->small++;
+    w->n++;
+    w->last = written;
+    return 0;
+}
+
+/* Both compressors write in 1 MiB pieces (the last excepted): 10,000 small write()s per GiB
+ * are what made a copy slow. */
+static void write_tests(void)
+{
+    const size_t n = 48u << 20;
+    char *data = make_mixed_data(n);
+    static const enum mk_compression algos[] = {MK_COMPRESS_GZIP, MK_COMPRESS_ZSTD};
+    for (size_t a = 0; a < MK_ARRAY_SIZE(algos); a++) {
+        struct mem m = {data, n, 0, 0};
+        struct writes w = {0, 0, 0};
+        int fd = open("w.out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        char d[MK_DIGEST_SIZE];
+        uint64_t size = 0;
+        int r = ls_compress_stream_progress(mem_read, &m, fd, algos[a], 3, 2, count_write, &w, d,
+                                            &size, NULL);
+        close(fd);
+        tap_ok(r == 0 && w.last == size && w.n > 1 && w.small <= 1,
+               "%s output goes out in 1 MiB writes (%zu writes, %zu smaller)",
+               algos[a] == MK_COMPRESS_GZIP ? "gzip" : "zstd", w.n, w.small);
+    }
+    free(data);
+}
+
+/* zstd's workers stay within a bounded RSS: checked first, in a child, as the peak RSS a
+ * process inherits is its parent's. */
+static void rss_test(void)
+{
+    const size_t n = 48u << 20;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *data = make_mixed_data(n);
+        struct mem m = {data, n, 0, 0};
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        char d[MK_DIGEST_SIZE];
+        uint64_t size = 0;
+        struct rusage ru;
+        long pages = 0, resident = -1;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            _exit(255);
+        fclose(f);
+        if (ls_compress_stream(mem_read, &m, fd, MK_COMPRESS_ZSTD, 3, 2, d, &size, NULL) < 0 ||
+            getrusage(RUSAGE_SELF, &ru) < 0)
+            _exit(255);
+        /* Peak RSS above what the process held before, in MiB. */
+        long extra = (ru.ru_maxrss - resident * (sysconf(_SC_PAGESIZE) >> 10)) >> 10;
+        _exit(extra < 0 ? 0 : extra > 254 ? 254 : (int)extra);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int mib = WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+    tap_ok(mib < 40, "zstd on 2 workers: %d MiB of peak RSS for the compressor", mib);
+}
+
 int main(void)
 {
     const char *top = tap_tmpdir();
+    rss_test();
     struct mk_store *st = NULL;
     struct mk_error *err = NULL;
     if (layerstore_open("store", &st, &err) < 0)
@@ -477,6 +550,7 @@ int main(void)
     stream_tests();
     scan_tests();
     stored_tests();
+    write_tests();
     mk_rm_rf(top, NULL);
     return tap_done();
 }
