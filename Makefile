@@ -14,7 +14,7 @@
 CC ?= cc
 PREFIX ?= /usr/local
 PKG_CONFIG ?= pkg-config
-PKGS := libarchive libcrypto libssl jansson libcurl libzstd zlib libseccomp
+PKGS := libarchive libcrypto libssl jansson libcurl libzstd zlib libseccomp libdeflate
 
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
 	-Wno-format-nonliteral -Werror
@@ -102,8 +102,8 @@ unit-bins: $(UNIT_BINS)
 # the tests' pgrep).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
-	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time \
-	procps
+	libdeflate-dev busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz \
+	buildah runc time procps
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \

@@ -227,6 +227,10 @@ int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_co
                                 struct mk_error **err);
 /* Whether libzstd was built with worker threads. */
 bool ls_zstd_has_threads(void);
+/* Walks the complete raw deflate stream data[0..n) (layerstore/deflate-scan.c): the bit
+ * positions (bit 0 = least significant bit of data[0]) of its last block's header and of
+ * the bit just after that block. -1 when the stream is malformed or ends early. */
+int ls_deflate_scan(const void *data, size_t n, uint64_t *ret_last_header, uint64_t *ret_end);
 
 /* Turns this handle's gc lock exclusive (waiting for every other mkimg process on the store
  * to finish) and back to shared. */
