@@ -150,7 +150,7 @@ while time.time() < end and not os.path.exists(sys.argv[3]):
     wait "$pid"
     ran=$(grep -cE '^#[0-9]+ ran-[0-9]+$' "$d/race.log")
     t_ok "$mode: race: $tried steps tried to bind the directory being swapped" test "$tried" -ge 200
-    t_ok "$mode: race: $ran of them ran" test "$ran" -ge 100
+    t_ok "$mode: race: $ran of them ran" test "$ran" -ge 20
     t_eq "$mode: race: no step saw the host directory behind the symlink" \
         "$(grep -c TOPSECRET "$d/race.log")" 0
 }
