@@ -2712,7 +2712,10 @@ static int read_dockerfile(struct build *b, struct mk_error **err)
         }
     }
     const char *slash = strrchr(path, '/');
-    b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
+    if (o->df_name)
+        b->df_name = mk_xstrdup(o->df_name);
+    else
+        b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
     b->df_abs = realpath(path, NULL);
     if (!b->df_abs)
         b->df_abs = mk_xstrdup(path);

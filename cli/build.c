@@ -17,9 +17,10 @@
 static void build_usage(FILE *f)
 {
     fputs(
-        "usage: mkimg build [OPTIONS] CONTEXT\n"
+        "usage: mkimg build [OPTIONS] CONTEXT  (a directory, \"-\" for a tar on stdin, an\n"
+        "                                     http(s) tarball URL or a git URL REPO#REF:DIR)\n"
         "  -t, --tag NAME[:TAG]     name the image (repeatable)\n"
-        "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile)\n"
+        "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile; \"-\": stdin)\n"
         "      --build-arg K[=V]    set a build-time variable (V from the environment if omitted)\n"
         "      --target STAGE       build up to this stage\n"
         "      --secret id=ID,src=PATH|env=VAR   a secret for RUN --mount=type=secret\n"
@@ -185,11 +186,12 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     const char *iidfile = NULL, *metadata_file = NULL;
     bool push = false;
     struct mk_strv outputs = MK_STRV_INIT;
+    _cleanup_(builder_source_release) struct builder_source src = {0};
     int rc = 2;
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+t:f:o:j:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:f:o:j:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
             mk_strv_push(&opts.tags, optarg);
@@ -330,12 +332,17 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             goto out;
         }
     }
+    /* Options may follow the context (getopt permutes argv, as docker's parser allows). */
     if (optind != argc - 1) {
-        rc =
-            cli_usage("build: expected exactly one CONTEXT directory (see \"mkimg build --help\")");
+        rc = cli_usage("build: expected exactly one CONTEXT (a directory, \"-\" or a URL; see "
+                       "\"mkimg build --help\")");
         goto out;
     }
-    opts.context_dir = argv[optind];
+    const char *context = argv[optind];
+    if (opts.dockerfile && strcmp(opts.dockerfile, "-") == 0 && strcmp(context, "-") == 0) {
+        rc = cli_usage("build: the build context and the Dockerfile cannot both come from stdin");
+        goto out;
+    }
     /* A bad --output is a usage error before any work, not after the build. */
     for (size_t i = 0; i < outputs.n; i++)
         if ((rc = write_output(NULL, NULL, outputs.v[i], true)) != 0)
@@ -351,6 +358,16 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct mk_image *img = NULL;
     struct mk_error *err = NULL;
+    if (builder_source_prepare(store, context, opts.dockerfile, &ropts, &src, &err) < 0) {
+        rc = cli_fail(err);
+        goto out;
+    }
+    opts.context_dir = src.context_dir;
+    if (src.dockerfile) {
+        opts.df_name =
+            opts.dockerfile && strcmp(opts.dockerfile, "-") != 0 ? opts.dockerfile : "Dockerfile";
+        opts.dockerfile = src.dockerfile;
+    }
     if (builder_build(store, &opts, &img, &err) < 0) {
         rc = cli_fail(err);
         goto out;

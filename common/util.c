@@ -91,6 +91,27 @@ bool mk_str_has_suffix(const char *s, const char *suffix)
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
 
+char *mk_str_escape_control(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        n += ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f) ? 4 : 1;
+    char *out = mk_xmalloc(n + 1), *o = out;
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f) {
+            *o++ = '\\';
+            *o++ = 'x';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 int mk_parse_u64(const char *s, uint64_t *ret)
 {
     if (!s || *s < '0' || *s > '9')
