@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "builder/builder.h"
@@ -113,6 +114,84 @@ static int write_output(struct mk_store *store, const struct mk_image *img, cons
     return 0;
 }
 
+/* --secret as buildx takes it: id=ID[,type=file|env][,src=PATH][,env=VAR]; with neither src
+ * nor env, the variable named ID when it is set, else the file named ID. The source must exist
+ * now: a secret that went missing silently would give a build without it. Appends
+ * "id=ID,src=PATH" or "id=ID,env=VAR" to out; returns 0 or the exit status after the message. */
+static int parse_secret(const char *spec, struct mk_strv *out)
+{
+    _cleanup_free_ char *copy = mk_xstrdup(spec);
+    const char *id = NULL, *type = NULL, *src = NULL, *env = NULL;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq)
+            return cli_usage("build: --secret \"%s\": \"%s\" is not KEY=VALUE", spec, t);
+        *eq = '\0';
+        const char *v = eq + 1;
+        if (strcmp(t, "id") == 0)
+            id = v;
+        else if (strcmp(t, "type") == 0)
+            type = v;
+        else if (strcmp(t, "src") == 0 || strcmp(t, "source") == 0)
+            src = v;
+        else if (strcmp(t, "env") == 0)
+            env = v;
+        else
+            return cli_usage("build: --secret \"%s\": unknown key \"%s\" (id, type, src, env)",
+                             spec, t);
+    }
+    if (!id || !*id)
+        return cli_usage("build: --secret needs id=ID (with src=PATH or env=VAR)");
+    if (type && strcmp(type, "file") != 0 && strcmp(type, "env") != 0)
+        return cli_usage("build: --secret \"%s\": unknown type \"%s\" (file or env)", spec, type);
+    if (type && strcmp(type, "env") == 0 && !env) {
+        env = src ? src : id;
+        src = NULL;
+    }
+    if (type && strcmp(type, "file") == 0 && !src)
+        src = id;
+    if (!src && !env) {
+        struct stat st;
+        if (getenv(id))
+            env = id;
+        else if (stat(id, &st) == 0)
+            src = id;
+        else {
+            struct mk_error *err = NULL;
+            mk_error_set(&err, MK_ERR_NOT_FOUND, 0,
+                         "build: secret \"%s\": no environment variable or file named \"%s\" "
+                         "(use --secret id=%s,src=PATH or env=VAR)",
+                         id, id, id);
+            return cli_fail(err);
+        }
+    }
+    struct mk_error *err = NULL;
+    if (src) {
+        struct stat st;
+        if (stat(src, &st) < 0) {
+            mk_error_errno(&err, "build: secret \"%s\": \"%s\"", id, src);
+            return cli_fail(err);
+        }
+        if (!S_ISREG(st.st_mode)) {
+            mk_error_set(&err, MK_ERR_INVALID, 0, "build: secret \"%s\": \"%s\" is not a file", id,
+                         src);
+            return cli_fail(err);
+        }
+        _cleanup_free_ char *canon = mk_xasprintf("id=%s,src=%s", id, src);
+        mk_strv_push(out, canon);
+        return 0;
+    }
+    if (!getenv(env)) {
+        mk_error_set(&err, MK_ERR_NOT_FOUND, 0,
+                     "build: secret \"%s\": environment variable \"%s\" is not set", id, env);
+        return cli_fail(err);
+    }
+    _cleanup_free_ char *canon = mk_xasprintf("id=%s,env=%s", id, env);
+    mk_strv_push(out, canon);
+    return 0;
+}
+
 /* --metadata-file: what BuildKit writes there, for CI scripts that read it. */
 static int write_metadata(const struct mk_image *img, const struct mk_strv *tags, const char *path)
 {
@@ -206,11 +285,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             opts.target = optarg;
             break;
         case 's':
-            if (!strstr(optarg, "id=")) {
-                rc = cli_usage("build: --secret needs id=ID,src=PATH or id=ID,env=VAR");
+            if ((rc = parse_secret(optarg, &opts.secrets)) != 0)
                 goto out;
-            }
-            mk_strv_push(&opts.secrets, optarg);
+            rc = 2;
             break;
         case 'n':
             if (strcmp(optarg, "none") == 0)
@@ -343,6 +420,13 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         rc = cli_usage("build: the build context and the Dockerfile cannot both come from stdin");
         goto out;
     }
+    for (size_t i = 0; i < opts.tags.n; i++)
+        if ((rc = cli_check_new_name(opts.tags.v[i])) != 0)
+            goto out;
+    if (push && opts.tags.n == 0) {
+        rc = cli_usage("build: --push needs a name to push to (-t NAME)");
+        goto out;
+    }
     /* A bad --output is a usage error before any work, not after the build. */
     for (size_t i = 0; i < outputs.n; i++)
         if ((rc = write_output(NULL, NULL, outputs.v[i], true)) != 0)
@@ -383,9 +467,6 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     rc = 0;
     for (size_t i = 0; rc == 0 && i < outputs.n; i++)
         rc = write_output(store, img, outputs.v[i], false);
-    if (push && opts.tags.n == 0) {
-        cli_warn("--push without -t: nothing to push");
-    }
     for (size_t i = 0; push && rc == 0 && i < opts.tags.n; i++) {
         char digest[MK_DIGEST_SIZE];
         if (registry_push(store, opts.tags.v[i], NULL, &ropts, digest, &err) < 0) {

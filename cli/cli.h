@@ -14,6 +14,7 @@
 
 struct mk_cli {
     char *root;             /* --root / MKIMG_ROOT / default */
+    bool root_given;        /* root came from --root on the command line */
     struct mk_store *store; /* opened lazily by cli_store() */
 };
 
@@ -27,6 +28,9 @@ int cli_fail(struct mk_error *err);
 /* Prints "mkimg: <fmt>" (usage problems) and returns 2. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A name an image is about to get (build -t, tag TARGET): a valid reference without a digest,
+ * checked before any work. 0, or prints why and returns 1. */
+int cli_check_new_name(const char *name);
 
 int cmd_build(struct mk_cli *cli, int argc, char **argv);
 int cmd_run(struct mk_cli *cli, int argc, char **argv);
