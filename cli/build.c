@@ -29,14 +29,15 @@ static void build_usage(FILE *f)
         "      --no-cache           do not use the build cache\n"
         "      --push               push every -t name to its registry after the build\n"
         "  -o, --output SPEC        also write the result: type=oci|docker,dest=FILE.tar|-,\n"
-        "                           type=oci,dest=DIR/, type=tar,dest=FILE|-, type=local,dest=DIR,\n"
+        "                           type=oci,dest=DIR/, type=tar,dest=FILE|-, "
+        "type=local,dest=DIR,\n"
         "                           type=image[,push=true], type=registry; name=NAME (else the -t\n"
         "                           names), compression=gzip|zstd|uncompressed,\n"
         "                           compression-level=N (a plain DIR: type=local; -: a tar on\n"
         "                           stdout)\n"
         "      --explain-cache      for each step that misses the cache, say which input changed\n"
-        "      --pull[=POLICY]      base images: missing (default), always, never (offline)\n"
-        "      --tls-verify=BOOL    verify registry certificates (default true)\n"
+        "      --pull[=POLICY]      base images: missing (default), always, never "
+        "(offline)\n" CLI_REGISTRY_HELP
         "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
         "      --iidfile FILE       write the image ID to FILE\n"
         "      --progress MODE      auto, plain, tty or quiet\n"
@@ -408,7 +409,6 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"explain-cache", no_argument, NULL, 'X'},
         {"pull", optional_argument, NULL, 'P'},
-        {"tls-verify", required_argument, NULL, 'V'},
         {"ignorefile", required_argument, NULL, 'I'},
         {"iidfile", required_argument, NULL, 'i'},
         {"progress", required_argument, NULL, 'p'},
@@ -422,12 +422,14 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'},
         {"allow", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
+        CLI_REGISTRY_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     struct mk_build_opts opts;
     memset(&opts, 0, sizeof(opts));
     struct registry_opts ropts;
     memset(&ropts, 0, sizeof(ropts));
+    ropts.retries = -1;
     opts.registry = &ropts;
     opts.log_fd = STDERR_FILENO;
     const char *iidfile = NULL, *metadata_file = NULL;
@@ -435,11 +437,16 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     struct mk_strv outputs = MK_STRV_INIT;
     _cleanup_(builder_source_release) struct builder_source src = {0};
     int rc = 2;
-    int c;
+    int c, idx = 0;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "t:f:o:j:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:f:o:j:qh", longopts, &idx)) != -1) {
         switch (c) {
+        case 1: /* --tls-verify, --cert-dir, --authfile, --creds, --retry */
+            if ((rc = cli_registry_opt(&ropts, longopts[idx].name, optarg)) != 0)
+                goto out;
+            rc = 2;
+            break;
         case 't':
             mk_strv_push(&opts.tags, optarg);
             break;
@@ -497,16 +504,6 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             opts.pull = (enum registry_pull_policy)p;
             break;
         }
-        case 'V':
-            if (strcmp(optarg, "false") == 0)
-                ropts.tls = REGISTRY_TLS_INSECURE;
-            else if (strcmp(optarg, "true") == 0)
-                ropts.tls = REGISTRY_TLS_VERIFY;
-            else {
-                rc = cli_usage("build: --tls-verify takes true or false");
-                goto out;
-            }
-            break;
         case 'I':
             opts.ignorefile = optarg;
             break;

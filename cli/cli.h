@@ -55,8 +55,10 @@ int cmd_logout(struct mk_cli *cli, int argc, char **argv);
         "retry", required_argument, NULL, 1                                                        \
     }
 #define CLI_REGISTRY_HELP                                                                          \
-    "      --tls-verify[=BOOL]  verify TLS (default: yes, but plain HTTP for localhost)\n"         \
-    "      --cert-dir DIR       CA certificates (*.crt) for the registry\n"                        \
+    "      --tls-verify[=BOOL]  verify TLS (default: yes, but plain HTTP for localhost without\n"  \
+    "                           a certs.d directory)\n"                                            \
+    "      --cert-dir DIR       CAs (*.crt) and client certificate (*.cert, *.key); default\n"     \
+    "                           /etc/containers/certs.d/HOST:PORT, /etc/docker/certs.d/...\n"      \
     "      --authfile FILE      credentials file (default: podman's auth.json)\n"                  \
     "      --creds USER:PASS    credentials for this command\n"                                    \
     "      --retry N            attempts after a failure (default 5)\n"

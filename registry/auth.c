@@ -240,14 +240,22 @@ int registry_auth_lookup(const char *authfile, const char *host, char **ret, str
     struct mk_strv files = MK_STRV_INIT;
     mk_strv_push_take(&files, registry_auth_file(authfile));
     if (!(authfile && *authfile)) {
+        /* containers/image's order: the runtime dir's auth.json (podman login writes
+         * /run/containers/UID/auth.json when XDG_RUNTIME_DIR is unset, e.g. under sudo), the
+         * config dir's, then docker's config.json ($DOCKER_CONFIG replaces ~/.docker). */
         const char *run = getenv("XDG_RUNTIME_DIR");
         if (run && *run)
             mk_strv_pushf(&files, "%s/containers/auth.json", run);
+        else
+            mk_strv_pushf(&files, "/run/containers/%u/auth.json", (unsigned)getuid());
         const char *home = getenv("HOME");
-        if (home && *home) {
+        if (home && *home)
             mk_strv_pushf(&files, "%s/.config/containers/auth.json", home);
+        const char *dcfg = getenv("DOCKER_CONFIG");
+        if (dcfg && *dcfg)
+            mk_strv_pushf(&files, "%s/config.json", dcfg);
+        else if (home && *home)
             mk_strv_pushf(&files, "%s/.docker/config.json", home);
-        }
     }
     int r = 0;
     for (size_t i = 0; r == 0 && i < files.n; i++)
@@ -315,9 +323,7 @@ int registry_login_check(const char *host, const char *creds, const struct regis
     struct reg_req req = {.method = "GET", .url = "/v2/", .fd = -1};
     struct reg_resp resp = {0};
     int r = reg_request(c, &req, &resp, err);
-    if (r == 0 && resp.status == 401)
-        r = mk_error_set(err, MK_ERR_FAILED, 0, "%s: authentication failed", host);
-    else if (r == 0 && resp.status != 200)
+    if (r == 0 && resp.status != 200)
         r = reg_status_error(&resp, host, err);
     reg_resp_release(&resp);
     reg_client_free(c);
