@@ -152,6 +152,7 @@ void reg_client_free(struct reg_client *c)
         explicit_bzero(c->auth_header, strlen(c->auth_header));
     free(c->auth_header);
     reg_tls_release(&c->tls);
+    reg_progress_free(c->progress);
     free(c);
 }
 
@@ -352,8 +353,13 @@ static int on_seek(void *ctx, curl_off_t offset, int origin)
 
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    (void)dt, (void)dn, (void)ut, (void)un;
+    (void)dt, (void)ut;
     const struct xfer *x = ctx;
+    /* Bytes of the blob: a chunk or a resumed download starts where the last one ended. */
+    if (x->c->progress && x->req->fd >= 0 && un > 0)
+        reg_progress_update(x->c, x->req->fd_off + (uint64_t)un);
+    else if (x->c->progress && x->req->sink && dn > 0)
+        reg_progress_update(x->c, x->req->range_from + (uint64_t)dn);
     return reg_cancelled(x->c) ? 1 : 0;
 }
 

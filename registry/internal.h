@@ -43,6 +43,18 @@ void reg_tls_release(struct reg_tls *t);
 /* Sets the curl handle's CA and client-certificate options. */
 void reg_tls_apply(const struct reg_tls *t, void *curl);
 
+/* ---- transfer progress (registry/progress.c) ---- */
+
+struct reg_progress;
+struct reg_client;
+/* A blob of total bytes starts moving through c (nothing when c has no log). */
+void reg_progress_begin(struct reg_client *c, bool upload, const char *digest, uint64_t total);
+/* bytes of it have moved: a line when the interval has passed since the last. */
+void reg_progress_update(const struct reg_client *c, uint64_t bytes);
+/* It is there: the closing line. No-op without a begin. */
+void reg_progress_end(struct reg_client *c);
+void reg_progress_free(struct reg_progress *p);
+
 /* One registry repository for the run: one curl handle (connections are reused), the
  * credentials and the Authorization header won by the last challenge. A client is used by
  * one thread at a time; parallel transfers each use a clone (reg_client_clone). */
@@ -55,6 +67,7 @@ struct reg_client {
     char *auth_header;  /* NULL or "Authorization: ..." */
     bool insecure;      /* https without certificate verification */
     struct reg_tls tls; /* CAs and client certificate (--cert-dir, certs.d, SSL_CERT_FILE) */
+    struct reg_progress *progress; /* NULL, or the blob moving now (registry/progress.c) */
     int retries;
     FILE *log;
     /* NULL, or a flag that stops this client's transfers and backoffs like SIGINT does (set
