@@ -40,7 +40,9 @@ static void build_usage(FILE *f)
         "(offline)\n" CLI_REGISTRY_HELP
         "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
         "      --iidfile FILE       write the image ID to FILE\n"
-        "      --progress MODE      auto, plain, tty or quiet\n"
+        "      --progress MODE      auto, plain, tty or quiet (default: $BUILDKIT_PROGRESS, else\n"
+        "                           auto)\n"
+        "      --load               accepted: the image always goes to the local store\n"
         "  -q, --quiet              print only the image ID\n"
         "      --label K=V          set a label on the image (repeatable)\n"
         "      --annotation K=V     set an annotation on the image's manifest (repeatable)\n"
@@ -50,7 +52,8 @@ static void build_usage(FILE *f)
         "      --squash             merge the layers this build adds into one\n"
         "  -j, --jobs N             build up to N independent stages at once (default: cores)\n"
         "      --allow ENTITLEMENT  security.insecure: let RUN --security=insecure run with\n"
-        "                           every privilege (no seccomp, all capabilities)\n",
+        "                           every privilege (no seccomp, all capabilities);\n"
+        "                           network.host: accepted (RUN has the host's network)\n",
         f);
 }
 
@@ -361,6 +364,21 @@ static int parse_secret(const char *spec, struct mk_strv *out)
     return 0;
 }
 
+static int parse_progress(const char *what, const char *v, struct mk_build_opts *opts)
+{
+    if (strcmp(v, "quiet") == 0)
+        opts->quiet = true;
+    else if (strcmp(v, "plain") == 0)
+        opts->progress = MK_PROGRESS_PLAIN;
+    else if (strcmp(v, "tty") == 0)
+        opts->progress = MK_PROGRESS_TTY;
+    else if (strcmp(v, "auto") == 0)
+        opts->progress = MK_PROGRESS_AUTO;
+    else
+        return cli_usage("build: unknown %s \"%s\" (auto, plain, tty or quiet)", what, v);
+    return 0;
+}
+
 /* --metadata-file: what BuildKit writes there, for CI scripts that read it. */
 static int write_metadata(const struct mk_image *img, const struct mk_strv *tags, const char *path)
 {
@@ -421,6 +439,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"squash", no_argument, NULL, 'Q'},
         {"jobs", required_argument, NULL, 'j'},
         {"allow", required_argument, NULL, 'W'},
+        {"load", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         CLI_REGISTRY_LONGOPTS,
         {NULL, 0, NULL, 0},
@@ -433,7 +452,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     opts.registry = &ropts;
     opts.log_fd = STDERR_FILENO;
     const char *iidfile = NULL, *metadata_file = NULL;
-    bool push = false;
+    bool push = false, progress_given = false;
     struct mk_strv outputs = MK_STRV_INIT;
     _cleanup_(builder_source_release) struct builder_source src = {0};
     int rc = 2;
@@ -476,8 +495,12 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             }
             break;
         case 'W':
+            /* network.host: RUN has the host's network unless --network=none says otherwise. */
+            if (strcmp(optarg, "network.host") == 0)
+                break;
             if (strcmp(optarg, "security.insecure") != 0) {
-                rc = cli_usage("build: unknown --allow \"%s\" (use security.insecure)", optarg);
+                rc = cli_usage("build: unknown --allow \"%s\" (security.insecure or network.host)",
+                               optarg);
                 goto out;
             }
             opts.allow_insecure = true;
@@ -511,19 +534,12 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             iidfile = optarg;
             break;
         case 'p':
-            if (strcmp(optarg, "quiet") == 0)
-                opts.quiet = true;
-            else if (strcmp(optarg, "plain") == 0)
-                opts.progress = MK_PROGRESS_PLAIN;
-            else if (strcmp(optarg, "tty") == 0)
-                opts.progress = MK_PROGRESS_TTY;
-            else if (strcmp(optarg, "auto") == 0)
-                opts.progress = MK_PROGRESS_AUTO;
-            else {
-                rc = cli_usage("build: unknown --progress \"%s\" (auto, plain, tty or quiet)",
-                               optarg);
+            if ((rc = parse_progress("--progress", optarg, &opts)) != 0)
                 goto out;
-            }
+            progress_given = true;
+            rc = 2;
+            break;
+        case 'D': /* --load: the image is in the local store anyway */
             break;
         case 'L':
         case 'A':
@@ -574,6 +590,12 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             goto out;
         }
     }
+    /* As with buildx, BUILDKIT_PROGRESS is the default --progress. */
+    const char *env_progress = getenv("BUILDKIT_PROGRESS");
+    if (!progress_given && env_progress && *env_progress &&
+        (rc = parse_progress("BUILDKIT_PROGRESS", env_progress, &opts)) != 0)
+        goto out;
+    rc = 2;
     /* Options may follow the context (getopt permutes argv, as docker's parser allows). */
     if (optind != argc - 1) {
         rc = cli_usage("build: expected exactly one CONTEXT (a directory, \"-\" or a URL; see "
