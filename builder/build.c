@@ -2851,7 +2851,9 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
     if (getppid() == 1)
         _exit(1);
     b->result_fd = fd;
-    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd, MK_PROGRESS_PLAIN);
+    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd,
+                                 b->opts->progress == MK_PROGRESS_RAWJSON ? MK_PROGRESS_RAWJSON
+                                                                          : MK_PROGRESS_PLAIN);
     builder_progress_tag_results(b->ui);
     struct mk_error *err = NULL;
     int r = 0;

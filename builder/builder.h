@@ -19,8 +19,11 @@
 enum mk_network { MK_NET_HOST = 0, MK_NET_NONE };
 
 /* auto: tty when log_fd is a terminal, plain otherwise. tty keeps one live status line with
- * the running step's time; plain prints a line per step and per step result. */
-enum mk_progress { MK_PROGRESS_AUTO = 0, MK_PROGRESS_PLAIN, MK_PROGRESS_TTY };
+ * the running step's time; plain prints a line per step and per step result. rawjson: one
+ * JSON object per line as BuildKit's `--progress=rawjson` (its SolveStatus: "vertexes" with
+ * digest, name, started, completed, cached, error; "logs" with vertex, stream, base64 data,
+ * timestamp). */
+enum mk_progress { MK_PROGRESS_AUTO = 0, MK_PROGRESS_PLAIN, MK_PROGRESS_TTY, MK_PROGRESS_RAWJSON };
 
 struct mk_build_opts {
     const char *context_dir;   /* the build context (required) */

@@ -40,8 +40,8 @@ static void build_usage(FILE *f)
         "(offline)\n" CLI_REGISTRY_HELP
         "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
         "      --iidfile FILE       write the image ID to FILE\n"
-        "      --progress MODE      auto, plain, tty or quiet (default: $BUILDKIT_PROGRESS, else\n"
-        "                           auto)\n"
+        "      --progress MODE      auto, plain, tty, rawjson or quiet (default:\n"
+        "                           $BUILDKIT_PROGRESS, else auto)\n"
         "      --load               accepted: the image always goes to the local store\n"
         "  -q, --quiet              print only the image ID\n"
         "      --label K=V          set a label on the image (repeatable)\n"
@@ -374,8 +374,10 @@ static int parse_progress(const char *what, const char *v, struct mk_build_opts 
         opts->progress = MK_PROGRESS_TTY;
     else if (strcmp(v, "auto") == 0)
         opts->progress = MK_PROGRESS_AUTO;
+    else if (strcmp(v, "rawjson") == 0)
+        opts->progress = MK_PROGRESS_RAWJSON;
     else
-        return cli_usage("build: unknown %s \"%s\" (auto, plain, tty or quiet)", what, v);
+        return cli_usage("build: unknown %s \"%s\" (auto, plain, tty, rawjson or quiet)", what, v);
     return 0;
 }
 
@@ -654,7 +656,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         goto out;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (!opts.quiet) {
+    if (!opts.quiet && opts.progress != MK_PROGRESS_RAWJSON) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         for (size_t i = 0; i < opts.tags.n; i++)
             fprintf(stderr, "tagged %s\n", opts.tags.v[i]);
