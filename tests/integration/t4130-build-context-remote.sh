@@ -4,6 +4,7 @@
 # the git program; .git is not part of the context; errors name the repository and git's reason.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MKIMG_TOP/tests/lib/http.sh"
+. "$MKIMG_TOP/tests/lib/registry.sh" # reg_tls_certs: a test CA and a 127.0.0.1 certificate
 
 command -v git >/dev/null || { echo "ok 1 - # SKIP git not installed"; echo 1..1; exit 0; }
 t_ok "import busybox base" t_import_busybox
@@ -21,6 +22,16 @@ t_grep "the downloaded Dockerfile was used" '"url": *"dockerfile"' <("$MKIMG" in
 "$MKIMG" build -q "http://$HTTP/missing.tar.gz" >/dev/null 2>"$T/err"; rc=$?
 t_eq "a missing tarball fails" "$rc" 1
 t_grep "naming the URL" "missing.tar.gz" "$T/err"
+
+# https: verified, with the test CA trusted through SSL_CERT_FILE.
+reg_tls_certs
+t_ok "start the HTTPS server" https_start "$srv" "$T/srv.crt" "$T/srv.key"
+"$MKIMG" build -q "https://$HTTPS/ctx.tar.gz" >/dev/null 2>"$T/err"; rc=$?
+t_eq "an https tarball from an unknown CA fails" "$rc" 1
+t_grep "on the certificate" 'certificate' "$T/err"
+t_ok "with SSL_CERT_FILE naming the CA it builds" \
+    env SSL_CERT_FILE="$T/certs/ca.crt" "$MKIMG" build -q -t from-https "https://$HTTPS/ctx.tar.gz"
+t_eq "the https tarball was the context" "$("$MKIMG" run from-https cat /a)" from-tarball
 
 # A repository with the Dockerfile in sub/, a tag v1 on the first commit, main one later.
 w=$T/work; mkdir -p "$w/sub" "$T/repos"

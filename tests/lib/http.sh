@@ -4,6 +4,7 @@
 #   http_start DIR      serves DIR on a free port; sets HTTP (127.0.0.1:port) and HTTP_LOG (one
 #                       line per request: "GET /path STATUS")
 #   http_count PATH     how many GET requests for PATH the server has answered
+#   https_start DIR CERT KEY  the same over TLS; sets HTTPS (127.0.0.1:port)
 #   git_http_start DIR  serves the bare git repositories under DIR over git's smart HTTP
 #                       (`git http-backend`); sets GIT_HTTP and GIT_HTTP_LOG likewise
 #
@@ -13,12 +14,12 @@ export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
 HTTP_PIDS=
 
-# http_serve SCRIPT DIR NAME: starts tests/lib/SCRIPT on DIR; prints 127.0.0.1:port.
+# http_serve SCRIPT DIR NAME [ARGS...]: starts tests/lib/SCRIPT on DIR, port in $T/NAME.port.
 http_serve() {
     local i
     : >"$T/$3.log"
     rm -f "$T/$3.port"
-    python3 "$MKIMG_TOP/tests/lib/$1" "$2" "$T/$3.port" "$T/$3.log" &
+    python3 "$MKIMG_TOP/tests/lib/$1" "$2" "$T/$3.port" "$T/$3.log" "${@:4}" &
     HTTP_PIDS="$HTTP_PIDS $!"
     trap 'kill $HTTP_PIDS 2>/dev/null; t_cleanup' EXIT
     for i in $(seq 100); do
@@ -32,6 +33,11 @@ http_start() {
     http_serve http-server.py "$1" http || return 1
     HTTP_LOG=$T/http.log
     HTTP=127.0.0.1:$(cat "$T/http.port")
+}
+
+https_start() {
+    http_serve http-server.py "$1" https "$2" "$3" || return 1
+    HTTPS=127.0.0.1:$(cat "$T/https.port")
 }
 
 git_http_start() {
