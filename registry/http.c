@@ -172,13 +172,11 @@ void reg_log(const struct reg_client *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    /* Parallel transfers log from several threads: one whole line at a time. */
-    flockfile(c->log);
-    vfprintf(c->log, fmt, ap);
+    _cleanup_free_ char *msg = mk_xvasprintf(fmt, ap);
     va_end(ap);
-    fputc('\n', c->log);
-    fflush(c->log);
-    funlockfile(c->log);
+    /* Parallel transfers log from several threads: one whole line at a time, above the live
+     * progress lines on a terminal. */
+    reg_progress_print(c->log, msg);
 }
 
 char *reg_path(const struct reg_client *c, const char *kind, const char *ref)

@@ -54,6 +54,8 @@ void reg_progress_update(const struct reg_client *c, uint64_t bytes);
 /* It is there: the closing line. No-op without a begin. */
 void reg_progress_end(struct reg_client *c);
 void reg_progress_free(struct reg_progress *p);
+/* One log line (without its newline) on f, above the live block when there is one. */
+void reg_progress_print(FILE *f, const char *msg);
 
 /* One registry repository for the run: one curl handle (connections are reused), the
  * credentials and the Authorization header won by the last challenge. A client is used by

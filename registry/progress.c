@@ -1,15 +1,23 @@
-/* registry/progress.c - transfer progress of one blob: periodic lines on the client's log
- * ("pulling sha256:0123456789ab: 52.4 MB of 200 MB, 10.5 MB/s, 14s left") while it moves,
- * and one line when it is done. A client moves one blob at a time (parallel transfers use
- * clones), so the state hangs off the client; lines go through reg_log, whole. The interval
- * is 2 s, or $MKIMG_PROGRESS_INTERVAL_MS (for tests). */
+/* registry/progress.c - transfer progress of one blob ("pulling sha256:0123456789ab: 52.4 MB
+ * of 200 MB, 10.5 MB/s, 14s left") and one line when it is done. A client moves one blob at a
+ * time (parallel transfers use clones), so the state hangs off the client.
+ *
+ * Not on a terminal: a plain line every 2 s ($MKIMG_PROGRESS_INTERVAL_MS, for tests). On a
+ * terminal: one live line per moving blob, a block at the bottom redrawn at most every 100 ms;
+ * every other log line (reg_log goes through reg_progress_print) is written above the block,
+ * which is erased and drawn again around it. One lock for the block, as the blobs move on
+ * several threads. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "registry/internal.h"
 
 #define DEFAULT_INTERVAL_MS 2000
+#define TTY_INTERVAL_MS 100
+#define TTY_LINES_MAX 16
 
 struct reg_progress {
     const char *verb, *done_verb;
@@ -17,7 +25,41 @@ struct reg_progress {
     uint64_t total, bytes;
     struct timespec start, last;
     long interval_ms;
+    bool tty;       /* a line in the live block */
+    char line[160]; /* tty: what the block shows for it */
 };
+
+/* The live block: the blobs shown, top to bottom, and how many lines are on the screen. */
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reg_progress *block[TTY_LINES_MAX];
+static size_t block_n, block_drawn;
+
+/* With block_lock held. */
+static void block_erase(FILE *f)
+{
+    if (block_drawn)
+        fprintf(f, "\r\033[%zuA\033[J", block_drawn);
+    block_drawn = 0;
+}
+
+static void block_draw(FILE *f)
+{
+    for (size_t i = 0; i < block_n; i++)
+        fprintf(f, "\033[K%s\n", block[i]->line);
+    block_drawn = block_n;
+}
+
+void reg_progress_print(FILE *f, const char *msg)
+{
+    pthread_mutex_lock(&block_lock);
+    flockfile(f);
+    block_erase(f);
+    fprintf(f, "%s\n", msg);
+    block_draw(f);
+    fflush(f);
+    funlockfile(f);
+    pthread_mutex_unlock(&block_lock);
+}
 
 static double since(const struct timespec *t)
 {
@@ -56,6 +98,13 @@ void reg_progress_begin(struct reg_client *c, bool upload, const char *digest, u
     uint64_t ms;
     p->interval_ms =
         env && mk_parse_u64(env, &ms) == 0 && ms < 3600000 ? (long)ms : DEFAULT_INTERVAL_MS;
+    pthread_mutex_lock(&block_lock);
+    if (isatty(fileno(c->log)) && block_n < TTY_LINES_MAX) {
+        p->tty = true;
+        snprintf(p->line, sizeof(p->line), "%s %s: starting", p->verb, p->digest);
+        block[block_n++] = p;
+    }
+    pthread_mutex_unlock(&block_lock);
     clock_gettime(CLOCK_MONOTONIC, &p->start);
     p->last = p->start;
     c->progress = p;
@@ -67,7 +116,7 @@ void reg_progress_update(const struct reg_client *c, uint64_t bytes)
     if (!p || bytes == p->bytes)
         return;
     p->bytes = bytes;
-    if (since(&p->last) * 1000 < (double)p->interval_ms)
+    if (since(&p->last) * 1000 < (double)(p->tty ? TTY_INTERVAL_MS : p->interval_ms))
         return;
     clock_gettime(CLOCK_MONOTONIC, &p->last);
     double secs = since(&p->start), rate = secs > 0 ? (double)bytes / secs : 0;
@@ -77,7 +126,34 @@ void reg_progress_update(const struct reg_client *c, uint64_t bytes)
     human(rate, r, sizeof(r));
     if (rate > 0 && p->total > bytes)
         snprintf(left, sizeof(left), ", %.0fs left", (double)(p->total - bytes) / rate);
-    reg_log(c, "%s %s: %s of %s, %s/s%s", p->verb, p->digest, got, all, r, left);
+    if (!p->tty) {
+        reg_log(c, "%s %s: %s of %s, %s/s%s", p->verb, p->digest, got, all, r, left);
+        return;
+    }
+    pthread_mutex_lock(&block_lock);
+    snprintf(p->line, sizeof(p->line), "%s %s: %s of %s, %s/s%s", p->verb, p->digest, got, all, r,
+             left);
+    flockfile(c->log);
+    block_erase(c->log);
+    block_draw(c->log);
+    fflush(c->log);
+    funlockfile(c->log);
+    pthread_mutex_unlock(&block_lock);
+}
+
+/* Takes p out of the live block (its line goes with the next redraw). */
+static void block_remove(struct reg_progress *p)
+{
+    if (!p || !p->tty)
+        return;
+    pthread_mutex_lock(&block_lock);
+    for (size_t i = 0; i < block_n; i++)
+        if (block[i] == p) {
+            memmove(block + i, block + i + 1, (block_n - i - 1) * sizeof(block[0]));
+            block_n--;
+            break;
+        }
+    pthread_mutex_unlock(&block_lock);
 }
 
 void reg_progress_end(struct reg_client *c)
@@ -89,6 +165,7 @@ void reg_progress_end(struct reg_client *c)
     char all[32], r[32];
     human((double)p->total, all, sizeof(all));
     human(secs > 0 ? (double)p->total / secs : 0, r, sizeof(r));
+    block_remove(p);
     reg_log(c, "%s %s: %s in %.1fs, %s/s", p->done_verb, p->digest, all, secs, r);
     reg_progress_free(p);
     c->progress = NULL;
@@ -96,5 +173,6 @@ void reg_progress_end(struct reg_client *c)
 
 void reg_progress_free(struct reg_progress *p)
 {
+    block_remove(p);
     free(p);
 }

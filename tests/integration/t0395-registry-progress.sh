@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pull and push say how each blob moves: periodic lines with bytes, total and rate while it
-# goes, one line when it is done; -q says nothing. ($MKIMG_PROGRESS_INTERVAL_MS=0 makes every
-# callback print, so the check does not depend on how fast this machine is.)
+# goes, one line when it is done; on a terminal (script(1) gives one) a live line per blob
+# instead; -q says nothing. ($MKIMG_PROGRESS_INTERVAL_MS=0 makes every callback print, so the
+# plain checks do not depend on how fast this machine is.)
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MKIMG_TOP/tests/lib/registry.sh"
 
@@ -25,6 +26,16 @@ t_grep "pull: bytes, total and rate while a blob goes" \
     '^pulling sha256:[0-9a-f]{12}: [0-9.]+ [kM]?B of 6\.0[0-9] MB, [0-9.]+ [kMG]?B/s' "$T/pull.log"
 t_grep "pull: a line when it is done" '^pulled sha256:[0-9a-f]{12}: 6\.0[0-9] MB in [0-9.]+s, ' \
     "$T/pull.log"
+t_eq "not on a terminal: no escape sequences" "$(grep -c $'\033' "$T/pull.log" "$T/push.log" | grep -vc ':0$')" 0
+if command -v script >/dev/null; then
+    script -qec "MKIMG_ROOT='$T/s4' '$MKIMG' pull '$REG/p/big:1'" /dev/null >"$T/tty.log" 2>&1
+    t_grep "on a terminal: the live block is redrawn" $'\033\\[K(pulling|fetching)' "$T/tty.log"
+    t_grep "and each blob ends with its line" '^pulled sha256:[0-9a-f]{12}: 6\.0[0-9] MB in ' \
+        <(tr -d '\r' <"$T/tty.log" | sed 's/\x1b\[[0-9]*[AJK]//g')
+    t_ok "the pull on a terminal worked" env MKIMG_ROOT="$T/s4" "$MKIMG" inspect "$REG/p/big:1"
+else
+    t_skip "script(1) not installed"
+fi
 MKIMG_ROOT=$T/s3 "$MKIMG" pull -q "$REG/p/big:1" >/dev/null 2>"$T/quiet.log"
 t_eq "-q: no progress" "$(grep -c 'pulling sha256\|pulled sha256' "$T/quiet.log")" 0
 t_done
