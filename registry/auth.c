@@ -220,6 +220,19 @@ static int lookup_in(const char *path, const char *host, char **ret, struct mk_e
     return 0;
 }
 
+/* The caller's uid as podman sees it: rootless mkimg runs as 0 in its own user namespace, whose
+ * /proc/self/uid_map says which uid outside that 0 is. */
+static unsigned outer_uid(void)
+{
+    unsigned uid = (unsigned)getuid();
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/uid_map", "re");
+    unsigned inside, outside, count;
+    if (f && fscanf(f, "%u %u %u", &inside, &outside, &count) == 3 && uid >= inside &&
+        uid - inside < count)
+        return outside + (uid - inside);
+    return uid;
+}
+
 int registry_auth_lookup(const char *authfile, const char *host, char **ret, struct mk_error **err)
 {
     struct mk_strv files = MK_STRV_INIT;
@@ -232,7 +245,7 @@ int registry_auth_lookup(const char *authfile, const char *host, char **ret, str
         if (run && *run)
             mk_strv_pushf(&files, "%s/containers/auth.json", run);
         else
-            mk_strv_pushf(&files, "/run/containers/%u/auth.json", (unsigned)getuid());
+            mk_strv_pushf(&files, "/run/containers/%u/auth.json", outer_uid());
         const char *home = getenv("HOME");
         if (home && *home)
             mk_strv_pushf(&files, "%s/.config/containers/auth.json", home);
