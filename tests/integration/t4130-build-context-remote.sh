@@ -59,6 +59,15 @@ t_ok "the default branch without a fragment, -f inside the repo" \
     "$MKIMG" build -q -t git-head -f sub/Dockerfile "$U"
 t_eq "the whole repository was the context" "$("$MKIMG" run git-head cat /ctx/sub/f)" two
 
+# git:// through git daemon on a free loopback port.
+gport=$(reg_free_port)
+git daemon --reuseaddr --export-all --base-path="$T/repos" --listen=127.0.0.1 --port="$gport" \
+    "$T/repos" >/dev/null 2>&1 &
+HTTP_PIDS="$HTTP_PIDS $!"
+for i in $(seq 100); do git ls-remote "git://127.0.0.1:$gport/repo.git" >/dev/null 2>&1 && break; sleep 0.1; done
+t_ok "build a git:// URL" "$MKIMG" build -q -t git-daemon "git://127.0.0.1:$gport/repo.git#v1:sub"
+t_eq "git:// gave the tag's content" "$("$MKIMG" run git-daemon cat /ctx/f)" one
+
 "$MKIMG" build -q "$U#nobranch:sub" >/dev/null 2>"$T/err"; rc=$?
 t_eq "a missing ref fails with exit 1" "$rc" 1
 t_eq "naming the repository and git's reason" "$(cat "$T/err")" \
