@@ -125,6 +125,11 @@ static int run_git(char *const *argv, const char *dir, const char *log_path, con
         /* Never ask for a password on the terminal: credentials come from git's own helpers. */
         setenv("GIT_TERMINAL_PROMPT", "0", 1);
         setenv("GIT_ASKPASS", "true", 1);
+        /* SSL_CERT_FILE trusts a CA for every download of the build, git's too (git's libcurl
+         * may be built against GnuTLS, which does not read it). */
+        const char *cafile = getenv("SSL_CERT_FILE");
+        if (cafile && *cafile && !getenv("GIT_SSL_CAINFO"))
+            setenv("GIT_SSL_CAINFO", cafile, 1);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -157,7 +162,10 @@ static int run_git(char *const *argv, const char *dir, const char *log_path, con
             out[(size_t)(line - out) + GIT_ERR_MAX] = '\0';
     }
     _cleanup_free_ char *shown = mk_str_escape_control(line);
-    return mk_error_set(err, MK_ERR_FAILED, 0, "%s: git %s failed%s%s", what, argv[3],
+    size_t cmd = 1;
+    while (argv[cmd] && strcmp(argv[cmd], "-c") == 0 && argv[cmd + 1])
+        cmd += 2;
+    return mk_error_set(err, MK_ERR_FAILED, 0, "%s: git %s failed%s%s", what, argv[cmd],
                         *shown ? ": " : "", shown);
 }
 

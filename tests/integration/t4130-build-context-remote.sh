@@ -68,6 +68,17 @@ for i in $(seq 100); do git ls-remote "git://127.0.0.1:$gport/repo.git" >/dev/nu
 t_ok "build a git:// URL" "$MKIMG" build -q -t git-daemon "git://127.0.0.1:$gport/repo.git#v1:sub"
 t_eq "git:// gave the tag's content" "$("$MKIMG" run git-daemon cat /ctx/f)" one
 
+# https: the same repository over TLS, its CA trusted through SSL_CERT_FILE (which git gets
+# as GIT_SSL_CAINFO unless that is set).
+git_http_start "$T/repos" "$T/srv.crt" "$T/srv.key"
+t_ok "build https://127.0.0.1:PORT/repo.git#main:sub" \
+    env -u GIT_SSL_CAINFO SSL_CERT_FILE="$T/certs/ca.crt" "$MKIMG" build -q -t git-https \
+    "https://$GIT_HTTP/repo.git#main:sub"
+t_eq "https gave the branch's sub/" "$("$MKIMG" run git-https cat /ctx/f)" two
+"$MKIMG" build -q "https://$GIT_HTTP/repo.git#main:sub" >/dev/null 2>"$T/err"; rc=$?
+t_eq "an https repository from an unknown CA fails" "$rc" 1
+t_grep "saying why" 'git fetch failed: .*(certificate|SSL|verif)' "$T/err"
+
 "$MKIMG" build -q "$U#nobranch:sub" >/dev/null 2>"$T/err"; rc=$?
 t_eq "a missing ref fails with exit 1" "$rc" 1
 t_eq "naming the repository and git's reason" "$(cat "$T/err")" \

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""tests/lib/git-http-server.py ROOT PORTFILE LOGFILE: serves the git repositories under ROOT
-over git's smart HTTP protocol (each request handed to `git http-backend` as a CGI) on
-127.0.0.1, on a free port written to PORTFILE; one line per request ("GET /path 200") goes to
-LOGFILE. Stops by itself after 15 minutes."""
+"""tests/lib/git-http-server.py ROOT PORTFILE LOGFILE [CERT KEY]: serves the git repositories
+under ROOT over git's smart HTTP protocol (each request handed to `git http-backend` as a CGI)
+on 127.0.0.1, on a free port written to PORTFILE, over TLS when CERT and KEY are given; one
+line per request ("GET /path 200") goes to LOGFILE. Stops by itself after 15 minutes."""
 import http.server
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -64,6 +65,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if len(sys.argv) > 5:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(portfile + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
 os.rename(portfile + ".tmp", portfile)

@@ -5,8 +5,9 @@
 #                       line per request: "GET /path STATUS")
 #   http_count PATH     how many GET requests for PATH the server has answered
 #   https_start DIR CERT KEY  the same over TLS; sets HTTPS (127.0.0.1:port)
-#   git_http_start DIR  serves the bare git repositories under DIR over git's smart HTTP
-#                       (`git http-backend`); sets GIT_HTTP and GIT_HTTP_LOG likewise
+#   git_http_start DIR [CERT KEY]  serves the bare git repositories under DIR over git's smart
+#                       HTTP (`git http-backend`), over TLS with CERT and KEY; sets GIT_HTTP and
+#                       GIT_HTTP_LOG likewise
 #
 # The servers stop with the test (and by themselves after 15 minutes). Proxy variables are
 # cleared so that nothing leaves 127.0.0.1.
@@ -41,7 +42,7 @@ https_start() {
 }
 
 git_http_start() {
-    http_serve git-http-server.py "$1" git-http || return 1
+    http_serve git-http-server.py "$1" git-http "${@:2}" || return 1
     GIT_HTTP_LOG=$T/git-http.log
     GIT_HTTP=127.0.0.1:$(cat "$T/git-http.port")
 }
