@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
