@@ -15,7 +15,14 @@ REG_HTTP_EXTRA=$REG_TLS_YAML
 if ! reg_start tls; then t_fail "TLS registry starts"; t_done; exit 1; fi
 REG_HTTP_EXTRA=
 CD=/etc/containers/certs.d/$REG DD=/etc/docker/certs.d/$REG
-trap 'rm -rf "$CD" "$DD"; reg_stop; t_cleanup' EXIT
+# The base directories too go again when this test made them.
+made=
+for b in /etc/containers/certs.d /etc/docker/certs.d; do [ -d "$b" ] || made="$made $b"; done
+cleanup_certs() {
+    rm -rf "$CD" "$DD"
+    for b in $made; do rmdir "$b" 2>/dev/null; done
+}
+trap 'cleanup_certs; reg_stop; t_cleanup' EXIT
 
 "$MKIMG" push -q busybox "$REG/c/bb:1" >/dev/null 2>"$T/err"; rc=$?
 t_eq "a TLS registry spoken to in plain HTTP fails" "$rc" 1
@@ -61,7 +68,7 @@ REG_HTTP_EXTRA=$(printf '%s\n    clientcas:\n      - %s' "$REG_TLS_YAML" "$T/cer
 if reg_start mtls; then
     REG_HTTP_EXTRA=
     CD=/etc/containers/certs.d/$REG
-    trap 'rm -rf "$CD" "$DD"; reg_stop; t_cleanup' EXIT
+    trap 'cleanup_certs; reg_stop; t_cleanup' EXIT
     mkdir -p "$CD" && cp "$T/certs/ca.crt" "$CD/ca.crt"
     "$MKIMG" push -q busybox "$REG/m/bb:1" >/dev/null 2>&1; rc=$?
     t_eq "without a client certificate the push fails" "$rc" 1
