@@ -103,7 +103,7 @@ unit-bins: $(UNIT_BINS)
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
 	libdeflate-dev busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz \
-	buildah runc time procps
+	buildah runc time procps git podman
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \

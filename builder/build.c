@@ -2844,7 +2844,10 @@ static int read_dockerfile(struct build *b, struct mk_error **err)
         }
     }
     const char *slash = strrchr(path, '/');
-    b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
+    if (o->df_name)
+        b->df_name = mk_xstrdup(o->df_name);
+    else
+        b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
     b->df_abs = realpath(path, NULL);
     if (!b->df_abs)
         b->df_abs = mk_xstrdup(path);
@@ -2980,7 +2983,9 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
     if (getppid() == 1)
         _exit(1);
     b->result_fd = fd;
-    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd, MK_PROGRESS_PLAIN);
+    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd,
+                                 b->opts->progress == MK_PROGRESS_RAWJSON ? MK_PROGRESS_RAWJSON
+                                                                          : MK_PROGRESS_PLAIN);
     builder_progress_tag_results(b->ui);
     struct mk_error *err = NULL;
     int r = 0;

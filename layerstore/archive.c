@@ -424,6 +424,16 @@ static char *docker_manifest_json(const struct saved *sv, size_t n)
         for (size_t k = 0; k < sv[i].names.n; k++)
             if (!strchr(sv[i].names.v[k], '@')) /* Docker archives know tags only */
                 json_array_append_new(tags, json_string(sv[i].names.v[k]));
+        /* One image saved under several names is one entry with all of them, as docker save
+         * writes it: readers that want a single image (skopeo) take such an archive. */
+        size_t same = 0;
+        while (same < i && strcmp(sv[same].img->config_digest, sv[i].img->config_digest) != 0)
+            same++;
+        if (same < i) {
+            json_array_extend(json_object_get(json_array_get(list, same), "RepoTags"), tags);
+            json_decref(tags);
+            continue;
+        }
         json_t *layers = json_array();
         for (size_t l = 0; l < sv[i].img->n_layers; l++)
             json_array_append_new(layers, json_string_take(blob_name(sv[i].layers[l].digest)));
