@@ -4,6 +4,7 @@
 #   make deps            install every Debian package needed to build and test (idempotent)
 #   make check           deps + build + every test; ends with "N passed, N failed"
 #   make demo            deps + build + embedded busybox base + build samples/hello
+#   make check-fresh     make demo and make check on a pristine Debian 12 root (as root)
 #   make SANITIZE=address,undefined   build with sanitizers (into build-san/)
 #   make install PREFIX=/usr/local
 #   make format / make check-format
@@ -13,16 +14,34 @@
 CC ?= cc
 PREFIX ?= /usr/local
 PKG_CONFIG ?= pkg-config
-PKGS := libarchive libcrypto libssl jansson libcurl libzstd zlib libseccomp
+PKGS := libarchive libcrypto libssl jansson libcurl libzstd zlib libseccomp libdeflate
 
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
 	-Wno-format-nonliteral -Werror
 BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I. \
 	-include common/banned.h $(WARNINGS)
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+# Asked of pkg-config on first use, not when the Makefile is read: `make deps` may be what
+# installs pkg-config and the -dev packages (check, demo and bench then build in a new $(MAKE)).
+# The eval keeps the answer so pkg-config runs once per make, not once per object.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
 # libcurl is not linked: registry/curl-dl.c loads it on first use (it and its dependencies
 # cost ~25 ms at every process start otherwise).
-PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null) -lpthread
+PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(filter-out libcurl,$(PKGS)) \
+	2>/dev/null) -lpthread)$(PKG_LIBS)
+
+# Goals that compile stop at once, with one line, when the build packages are missing,
+# instead of a screen of compiler or linker errors. Goals that install them (deps, and check,
+# demo and bench, which run deps first) and those that compile nothing are not held up.
+NO_BUILD_GOALS := deps check demo bench check-fresh clean format check-format
+ifneq ($(filter-out $(NO_BUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
+MISSING := $(shell command -v $(firstword $(CC)) >/dev/null 2>&1 || echo $(firstword $(CC)); \
+	if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then echo $(PKG_CONFIG); \
+	elif ! $(PKG_CONFIG) --exists $(PKGS) 2>/dev/null; then \
+	for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || echo $$p; done; fi)
+ifneq ($(MISSING),)
+$(error missing $(MISSING): run `make deps` as root (it installs every package needed), then make again)
+endif
+endif
 
 ifeq ($(SANITIZE),)
 BUILD ?= build
@@ -32,7 +51,7 @@ BUILD ?= build-san
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
 
-ALL_CFLAGS := $(BASE_CFLAGS) $(PKG_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+ALL_CFLAGS = $(BASE_CFLAGS) $(PKG_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
 
 # Link order follows the dependency direction: cli -> builder -> {parser, layerstore,
@@ -48,7 +67,7 @@ CLI_OBJS := $(call objs_of,cli)
 UNIT_SRCS := $(wildcard tests/unit/*/test-*.c)
 UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 
-.PHONY: all deps check demo install format check-format clean unit-bins fuzz bench
+.PHONY: all deps check check-fresh demo install format check-format clean unit-bins fuzz bench
 
 all: mkimg
 
@@ -79,12 +98,13 @@ unit-bins: $(UNIT_BINS)
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Debian packages: build, test (skopeo/umoci as independent readers, docker-registry for the
-# registry tests, uidmap for rootless, busybox-static for the embedded base image, QEMU user
-# emulation for the arm64 builds; the arm64 busybox comes from busybox-static:arm64).
+# registry tests, uidmap for rootless, busybox-static for the embedded base image, procps for
+# the tests' pgrep, QEMU user emulation for the arm64 builds; the arm64 busybox comes from
+# busybox-static:arm64).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
-	busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz buildah runc time \
-	qemu-user-static binfmt-support
+	libdeflate-dev busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz \
+	buildah runc time procps git podman qemu-user-static binfmt-support
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \
@@ -102,8 +122,13 @@ check: deps
 	$(MAKE) -j$(NPROC) SANITIZE=address,undefined unit-bins
 	bash tests/run.sh
 
-demo: deps all
+demo: deps
+	$(MAKE) -j$(NPROC) all
 	bash samples/demo.sh
+
+# The README's two commands on a pristine Debian 12 root (debootstrap, cached in /var/tmp).
+check-fresh:
+	bash tests/fresh/run.sh
 
 install: all
 	install -D -m 0755 mkimg $(DESTDIR)$(PREFIX)/bin/mkimg
@@ -132,7 +157,8 @@ $(BUILD)/bench/layer-bench: bench/layer-bench.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(ALL_LDFLAGS)
 
-bench: deps all $(BUILD)/bench/parse-bench $(BUILD)/bench/layer-bench
+bench: deps
+	$(MAKE) all $(BUILD)/bench/parse-bench $(BUILD)/bench/layer-bench
 	$(BUILD)/bench/parse-bench
 	bash bench/layer.sh
 	bash bench/run.sh

@@ -37,6 +37,7 @@ struct stage {
     char chain[MK_DIGEST_SIZE]; /* chain id of all layers, "" for none */
     struct mk_strv lowerdirs;   /* snapshot dirs, top-most first */
     struct mk_strv args;        /* declared ARGs "K=V" (stage scope) */
+    struct mk_strv arg_names;   /* every ARG the stage declared, valued or not, in order */
     bool cmd_set;
     char *base_name; /* the FROM image as written after expansion */
     /* The external image the stage's chain of FROMs starts at (fully qualified) and its
@@ -201,6 +202,7 @@ static void stage_release(struct stage *s)
     free(s->layers);
     mk_strv_release(&s->lowerdirs);
     mk_strv_release(&s->args);
+    mk_strv_release(&s->arg_names);
     free(s->deps);
 }
 
@@ -1154,6 +1156,23 @@ static void add_proxy_env(struct build *b, const struct stage *s, struct mk_strv
     }
 }
 
+/* BuildKit's "|N K=V ..." prefix of a RUN history line (runCommandString): every ARG the
+ * stage declared, with its value in the step's environment (ENV winning), empty when unset. */
+static void run_history_args(const struct stage *s, struct mk_buf *cb)
+{
+    if (!s->arg_names.n)
+        return;
+    mk_buf_addf(cb, "|%zu", s->arg_names.n);
+    for (size_t i = 0; i < s->arg_names.n; i++) {
+        const char *k = s->arg_names.v[i];
+        const char *v = mk_strv_env_get(&s->config.env, k);
+        if (!v)
+            v = mk_strv_env_get(&s->args, k);
+        mk_buf_addf(cb, " %s=%s", k, v ? v : "");
+    }
+    mk_buf_addc(cb, ' ');
+}
+
 static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
                   struct mk_error **err)
 {
@@ -1260,12 +1279,7 @@ static int do_run(struct build *b, struct stage *s, const struct mk_df_node *n,
     {
         struct mk_buf cb = MK_BUF_INIT;
         mk_buf_adds(&cb, "RUN ");
-        if (s->args.n) {
-            mk_buf_addf(&cb, "|%zu", s->args.n);
-            for (size_t i = 0; i < s->args.n; i++)
-                mk_buf_addf(&cb, " %s", s->args.v[i]);
-            mk_buf_addc(&cb, ' ');
-        }
+        run_history_args(s, &cb);
         for (size_t i = 0; i < argv.n; i++)
             mk_buf_addf(&cb, "%s%s", i ? " " : "", argv.v[i]);
         mk_buf_adds(&cb, " # buildkit");
@@ -1460,13 +1474,18 @@ static int do_workdir(struct build *b, struct stage *s, const struct mk_df_node 
     _cleanup_free_ char *w = NULL;
     if (expand_word(b, s, n, n->args.v[0], &w, err) < 0)
         return -1;
+    /* As BuildKit (system.NormalizePath): an absolute path is kept as written, a relative
+     * one is joined to the current one and cleaned (path.Join). */
     char *path;
-    if (w[0] == '/')
+    if (w[0] == '/') {
         path = mk_xstrdup(w);
-    else
-        path = mk_xasprintf(
+    } else {
+        _cleanup_free_ char *joined = mk_xasprintf(
             "%s/%s", s->config.working_dir && *s->config.working_dir ? s->config.working_dir : "",
             w);
+        _cleanup_free_ char *clean = builder_path_clean(joined, true);
+        path = mk_xasprintf("/%s", strcmp(clean, ".") == 0 ? "" : clean);
+    }
     free(s->config.working_dir);
     s->config.working_dir = path;
     _cleanup_free_ char *created_by = mk_xasprintf("WORKDIR %s", path);
@@ -1485,24 +1504,34 @@ static int do_keyvalues(struct build *b, struct stage *s, const struct mk_df_nod
 {
     if (n->args.n == 0 || n->args.n % 3 != 0)
         return node_error(b, n, err, "%s requires at least one argument", kw);
-    struct mk_buf cb = MK_BUF_INIT;
-    mk_buf_adds(&cb, kw);
+    /* As BuildKit (one expansion of the whole instruction before it is dispatched): every
+     * pair expands with the values from before the instruction, so "ENV E=new F=${E}-f"
+     * sees the old E. */
+    struct mk_strv kv = MK_STRV_INIT;
     for (size_t i = 0; i + 2 < n->args.n; i += 3) {
-        _cleanup_free_ char *k = NULL, *v = NULL;
+        char *k = NULL, *v = NULL;
         if (expand_word(b, s, n, n->args.v[i], &k, err) < 0 ||
             expand_word(b, s, n, n->args.v[i + 1], &v, err) < 0) {
-            mk_buf_release(&cb);
+            free(k);
+            mk_strv_release(&kv);
             return -1;
         }
+        mk_strv_push_take(&kv, k);
+        mk_strv_push_take(&kv, v);
         if (!*k) {
-            mk_buf_release(&cb);
+            mk_strv_release(&kv);
             return node_error(b, n, err, "%s names must not be empty", kw);
         }
-        mk_strv_env_set(target, k, v);
-        mk_buf_addf(&cb, " %s=%s", k, v);
+    }
+    struct mk_buf cb = MK_BUF_INIT;
+    mk_buf_adds(&cb, kw);
+    for (size_t i = 0; i + 1 < kv.n; i += 2) {
+        mk_strv_env_set(target, kv.v[i], kv.v[i + 1]);
+        mk_buf_addf(&cb, " %s=%s", kv.v[i], kv.v[i + 1]);
     }
     history(b, s, cb.data, true);
     mk_buf_release(&cb);
+    mk_strv_release(&kv);
     return 0;
 }
 
@@ -1511,6 +1540,9 @@ static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
 {
     if (n->args.n == 0)
         return node_error(b, n, err, "ARG requires at least one argument");
+    /* BuildKit's history line: each name with the value it got, if any. */
+    struct mk_buf hist = MK_BUF_INIT;
+    mk_buf_adds(&hist, "ARG");
     for (size_t i = 0; i < n->args.n; i++) {
         const char *word = n->args.v[i];
         const char *eq = strchr(word, '=');
@@ -1525,8 +1557,10 @@ static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
                 mk_strv_copy(&env, scope);
             int r = mk_shell_word(eq + 1, &env, b->df->escape, &def, err);
             mk_strv_release(&env);
-            if (r < 0)
+            if (r < 0) {
+                mk_buf_release(&hist);
                 return node_where(b, n, err);
+            }
         }
         const char *given = mk_strv_env_get(&b->build_args, name);
         const char *value = NULL;
@@ -1539,13 +1573,19 @@ static int do_arg(struct build *b, struct stage *s, struct mk_strv *scope,
             /* A stage ARG without a default inherits the global value of the same name. */
             value = mk_strv_env_get(&b->meta_args, name);
         }
+        /* As BuildKit (dispatchArg): an ARG without a value is not set at all, so RUN and
+         * ${NAME+set} see it unset, and an earlier value stays. */
         if (value)
             mk_strv_env_set(scope, name, value);
-        else if (!mk_strv_env_get(scope, name))
-            mk_strv_env_set(scope, name, "");
+        if (s && !strv_has(&s->arg_names, name))
+            mk_strv_push(&s->arg_names, name);
+        mk_buf_addf(&hist, " %s", name);
+        if (value)
+            mk_buf_addf(&hist, "=%s", value);
     }
     if (s)
-        history(b, s, node_rest(n)[0] ? n->original : "ARG", true);
+        history(b, s, hist.data, true);
+    mk_buf_release(&hist);
     return 0;
 }
 
@@ -1570,16 +1610,33 @@ static int do_cmd_like(struct build *b, struct stage *s, const struct mk_df_node
     return 0;
 }
 
-static char *json_list(const struct mk_strv *l)
+/* A list as Go's fmt prints a []string in BuildKit's history lines: %v gives
+ * "[a b]", %q gives "[\"a\" \"b\"]" (strconv.Quote escapes). */
+static char *go_list(const struct mk_strv *l, bool quote)
 {
     struct mk_buf out = MK_BUF_INIT;
     mk_buf_addc(&out, '[');
     for (size_t i = 0; i < l->n; i++) {
-        mk_buf_adds(&out, i ? ",\"" : "\"");
-        for (const char *p = l->v[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
+        if (i)
+            mk_buf_addc(&out, ' ');
+        if (!quote) {
+            mk_buf_adds(&out, l->v[i]);
+            continue;
+        }
+        mk_buf_addc(&out, '"');
+        for (const unsigned char *p = (const unsigned char *)l->v[i]; *p; p++) {
+            static const char named[] = "abtnvfr";
+            if (*p == '"' || *p == '\\') {
                 mk_buf_addc(&out, '\\');
-            mk_buf_addc(&out, *p);
+                mk_buf_addc(&out, (char)*p);
+            } else if (*p >= 7 && *p <= 13) {
+                mk_buf_addc(&out, '\\');
+                mk_buf_addc(&out, named[*p - 7]);
+            } else if (*p < 0x20 || *p == 0x7f) {
+                mk_buf_addf(&out, "\\x%02x", *p);
+            } else {
+                mk_buf_addc(&out, (char)*p);
+            }
         }
         mk_buf_addc(&out, '"');
     }
@@ -1591,6 +1648,84 @@ static void strv_add_unique(struct mk_strv *l, const char *v)
 {
     if (!strv_has(l, v))
         mk_strv_push(l, v);
+}
+
+/* One port number of EXPOSE: decimal, 0-65535. */
+static bool expose_port_number(const char *s, size_t len, unsigned *ret)
+{
+    if (!len || len > 5 || strspn(s, "0123456789") < len)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < len; i++)
+        v = v * 10 + (unsigned)(s[i] - '0');
+    if (v > 65535)
+        return false;
+    *ret = v;
+    return true;
+}
+
+/* One EXPOSE word as BuildKit's portSpecs.parsePort reads it: [[ip:]host:]port[-end][/proto],
+ * every port of a range listed, the protocol lowercased (tcp when absent). NULL with a reason
+ * in *ret_why when it is not a port. */
+static const char *expose_parse(const char *raw, struct mk_strv *out, char **ret_why)
+{
+    const char *cport = strrchr(raw, ':') ? strrchr(raw, ':') + 1 : raw;
+    const char *slash = strchr(cport, '/');
+    size_t plen = slash ? (size_t)(slash - cport) : strlen(cport);
+    _cleanup_free_ char *proto = mk_xstrdup(slash ? slash + 1 : "");
+    for (char *p = proto; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    if (!plen) {
+        *ret_why = mk_xstrdup("no port specified");
+        return NULL;
+    }
+    if (*proto && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0 &&
+        strcmp(proto, "sctp") != 0) {
+        *ret_why = mk_xasprintf("invalid proto \"%s\"", slash + 1);
+        return NULL;
+    }
+    const char *dash = memchr(cport, '-', plen);
+    unsigned start, end;
+    if (!expose_port_number(cport, dash ? (size_t)(dash - cport) : plen, &start) ||
+        (dash && !expose_port_number(dash + 1, plen - (size_t)(dash + 1 - cport), &end)) ||
+        (dash && end < start)) {
+        *ret_why = mk_xasprintf("invalid containerPort: %.*s", (int)plen, cport);
+        return NULL;
+    }
+    if (!dash)
+        end = start;
+    for (unsigned p = start; p <= end; p++)
+        mk_strv_pushf(out, "%u/%s", p, *proto ? proto : "tcp");
+    return raw;
+}
+
+static int do_expose(struct build *b, struct stage *s, const struct mk_df_node *n,
+                     struct mk_error **err)
+{
+    struct mk_strv env = MK_STRV_INIT, words = MK_STRV_INIT, ports = MK_STRV_INIT;
+    stage_expand_env(s, &env);
+    int r = 0;
+    for (size_t i = 0; i < n->args.n && r == 0; i++)
+        if (mk_shell_words(n->args.v[i], &env, b->df->escape, &words, err) < 0)
+            r = node_where(b, n, err);
+    for (size_t w = 0; w < words.n && r == 0; w++) {
+        _cleanup_free_ char *why = NULL;
+        if (!expose_parse(words.v[w], &ports, &why))
+            r = node_error(b, n, err, "EXPOSE: invalid port \"%s\": %s", words.v[w], why);
+    }
+    if (r == 0) {
+        for (size_t i = 0; i < ports.n; i++)
+            strv_add_unique(&s->config.exposed_ports, ports.v[i]);
+        /* BuildKit's history line is fmt's %v of the port list. */
+        _cleanup_free_ char *list = go_list(&ports, false);
+        _cleanup_free_ char *h = mk_xasprintf("EXPOSE %s", list);
+        history(b, s, h, true);
+    }
+    mk_strv_release(&env);
+    mk_strv_release(&words);
+    mk_strv_release(&ports);
+    return r;
 }
 
 static int parse_duration(const char *s, int64_t *ret)
@@ -1952,12 +2087,16 @@ static int write_heredocs(struct build *b, struct stage *s, const struct mk_df_n
         }
         char *data = mk_buf_detach(&body);
         if (h->expand) {
+            /* As BuildKit (ExpandRaw): variables expanded, quotes kept. */
             char *exp = NULL;
             struct mk_error *e = NULL;
-            if (expand_word(b, s, n, data, &exp, &e) == 0) {
+            struct mk_strv env = MK_STRV_INIT;
+            stage_expand_env(s, &env);
+            if (mk_shell_word_keep_quotes(data, &env, &exp, &e) == 0) {
                 free(data);
                 data = exp;
             }
+            mk_strv_release(&env);
             mk_error_free(e);
         }
         _cleanup_close_ int fd =
@@ -2024,6 +2163,8 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
     int ret = -1;
     size_t next_heredoc = 0;
+    /* BuildKit's history line: flags, expanded sources, heredocs, then the destination. */
+    struct mk_buf hist_src = MK_BUF_INIT;
     if (n->n_heredocs && (from || n->args.n != n->n_heredocs + 1)) {
         node_error(b, n, err, "%s with heredoc sources takes only heredocs as sources", kw);
         goto out;
@@ -2033,11 +2174,13 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     for (size_t i = 0; i + 1 < n->args.n; i++) {
         char *w = NULL;
         if (n->n_heredocs) {
+            mk_buf_addf(&hist_src, " <<%s", n->heredocs[next_heredoc].name);
             mk_strv_push(&sources, n->heredocs[next_heredoc++].name);
             continue;
         }
         if (expand_word(b, s, n, n->args.v[i], &w, err) < 0)
             goto out;
+        mk_buf_addf(&hist_src, " %s", w);
         if (is_add && builder_is_git_url(w)) {
             node_error(b, n, err, "ADD from a git repository (\"%s\") is not supported yet", w);
             free(w);
@@ -2057,11 +2200,14 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         }
         mk_strv_push_take(&sources, w);
     }
-    if (expand_word(b, s, n, n->args.v[n->args.n - 1], &dest_word, err) < 0)
-        goto out;
-    if (chown && expand_word(b, s, n, chown, &chown_exp, err) < 0)
+    if (expand_word(b, s, n, n->args.v[n->args.n - 1], &dest_word, err) < 0 ||
+        (chown && expand_word(b, s, n, chown, &chown_exp, err) < 0))
         goto out;
     spec.chown = chown_exp;
+    created_by = mk_xasprintf("%s%s%s%s%s%s%s %s # buildkit", kw, spec.parents ? " --parents" : "",
+                              chown_exp ? " --chown=" : "", chown_exp ? chown_exp : "",
+                              chmod ? " --chmod=" : "", chmod ? chmod : "",
+                              hist_src.data ? hist_src.data : "", dest_word);
     for (size_t i = 0; i < n->flags.n; i++) {
         char *w = NULL;
         if (!mk_str_has_prefix(n->flags.v[i], "--exclude="))
@@ -2136,7 +2282,6 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     }
     spec.sources = &sources;
     spec.dest = dest;
-    created_by = mk_xasprintf("%s %s # buildkit", kw, node_rest(n));
 
     char key[MK_DIGEST_SIZE];
     {
@@ -2220,6 +2365,7 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
         cache_store(b, s, key, false);
 out:
     step_end(b);
+    mk_buf_release(&hist_src);
     src_root_release(b, &src);
     src_root_release(b, &heredocs);
     url_sources_release(b, &urls);
@@ -2347,7 +2493,7 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
     if (strcmp(kw, "cmd") == 0) {
         do_cmd_like(b, s, n, &s->config.cmd, &s->config.has_cmd, err);
         s->cmd_set = true;
-        _cleanup_free_ char *j = json_list(&s->config.cmd);
+        _cleanup_free_ char *j = go_list(&s->config.cmd, true);
         _cleanup_free_ char *h = mk_xasprintf("CMD %s", j);
         history(b, s, h, true);
         return 0;
@@ -2358,7 +2504,7 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
             mk_strv_clear(&s->config.cmd);
             s->config.has_cmd = false;
         }
-        _cleanup_free_ char *j = json_list(&s->config.entrypoint);
+        _cleanup_free_ char *j = go_list(&s->config.entrypoint, true);
         _cleanup_free_ char *h = mk_xasprintf("ENTRYPOINT %s", j);
         history(b, s, h, true);
         return 0;
@@ -2375,28 +2521,8 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
         history(b, s, h, true);
         return 0;
     }
-    if (strcmp(kw, "expose") == 0) {
-        struct mk_strv env = MK_STRV_INIT;
-        stage_expand_env(s, &env);
-        for (size_t i = 0; i < n->args.n; i++) {
-            struct mk_strv words = MK_STRV_INIT;
-            if (mk_shell_words(n->args.v[i], &env, b->df->escape, &words, err) < 0) {
-                mk_strv_release(&env);
-                mk_strv_release(&words);
-                return node_where(b, n, err);
-            }
-            for (size_t w = 0; w < words.n; w++) {
-                _cleanup_free_ char *p = strchr(words.v[w], '/')
-                                             ? mk_xstrdup(words.v[w])
-                                             : mk_xasprintf("%s/tcp", words.v[w]);
-                strv_add_unique(&s->config.exposed_ports, p);
-            }
-            mk_strv_release(&words);
-        }
-        mk_strv_release(&env);
-        history(b, s, n->original, true);
-        return 0;
-    }
+    if (strcmp(kw, "expose") == 0)
+        return do_expose(b, s, n, err);
     if (strcmp(kw, "volume") == 0) {
         _cleanup_(mk_strv_release) struct mk_strv paths = MK_STRV_INIT;
         for (size_t i = 0; i < n->args.n; i++) {
@@ -2408,9 +2534,12 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
             strv_add_unique(&s->config.volumes, v);
             mk_strv_push(&paths, v);
         }
-        /* As buildah and the classic builder: the volume's directory exists in the image
-         * (through symlinks: "VOLUME /link/x" creates it at the link's target). */
-        return make_dirs_step(b, s, n, &paths, NULL, n->original, err);
+        /* As BuildKit (dispatchVolume): metadata only. No directory is created and no layer
+         * made (the classic builder and Buildah create the directory). */
+        _cleanup_free_ char *list = go_list(&paths, false);
+        _cleanup_free_ char *h = mk_xasprintf("VOLUME %s", list);
+        history(b, s, h, true);
+        return 0;
     }
     if (strcmp(kw, "stopsignal") == 0) {
         _cleanup_free_ char *v = NULL;
@@ -2418,13 +2547,15 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
             return n->args.n != 1 ? node_error(b, n, err, "STOPSIGNAL requires one argument") : -1;
         free(s->config.stop_signal);
         s->config.stop_signal = mk_xstrdup(v);
-        history(b, s, n->original, true);
+        _cleanup_free_ char *h = mk_xasprintf("STOPSIGNAL %s", v);
+        history(b, s, h, true);
         return 0;
     }
     if (strcmp(kw, "maintainer") == 0) {
         free(s->config.author);
         s->config.author = mk_xstrdup(n->args.n ? n->args.v[0] : "");
-        history(b, s, n->original, true);
+        _cleanup_free_ char *h = mk_xasprintf("MAINTAINER %s", s->config.author);
+        history(b, s, h, true);
         return 0;
     }
     if (strcmp(kw, "shell") == 0) {
@@ -2432,15 +2563,16 @@ static int run_instruction(struct build *b, struct stage *s, const struct mk_df_
             return node_error(b, n, err, "SHELL requires the arguments to be in JSON form");
         mk_strv_clear(&s->config.shell);
         mk_strv_copy(&s->config.shell, &n->args);
-        history(b, s, n->original, true);
+        _cleanup_free_ char *list = go_list(&s->config.shell, false);
+        _cleanup_free_ char *h = mk_xasprintf("SHELL %s", list);
+        history(b, s, h, true);
         return 0;
     }
     if (strcmp(kw, "healthcheck") == 0)
         return do_healthcheck(b, s, n, err);
     if (strcmp(kw, "onbuild") == 0) {
-        const char *t = node_rest(n);
-        mk_strv_push(&s->config.onbuild, t);
-        history(b, s, n->original, true);
+        /* As BuildKit (dispatchOnbuild): a trigger is config, not history. */
+        mk_strv_push(&s->config.onbuild, node_rest(n));
         return 0;
     }
     _cleanup_free_ char *up = upper_keyword(kw);
@@ -2784,7 +2916,10 @@ static int read_dockerfile(struct build *b, struct mk_error **err)
         }
     }
     const char *slash = strrchr(path, '/');
-    b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
+    if (o->df_name)
+        b->df_name = mk_xstrdup(o->df_name);
+    else
+        b->df_name = mk_xstrdup(o->dockerfile ? path : (slash ? slash + 1 : path));
     b->df_abs = realpath(path, NULL);
     if (!b->df_abs)
         b->df_abs = mk_xstrdup(path);
@@ -2920,7 +3055,9 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
     if (getppid() == 1)
         _exit(1);
     b->result_fd = fd;
-    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd, MK_PROGRESS_PLAIN);
+    b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd,
+                                 b->opts->progress == MK_PROGRESS_RAWJSON ? MK_PROGRESS_RAWJSON
+                                                                          : MK_PROGRESS_PLAIN);
     builder_progress_tag_results(b->ui);
     struct mk_error *err = NULL;
     int r = 0;

@@ -19,12 +19,16 @@
 enum mk_network { MK_NET_HOST = 0, MK_NET_NONE };
 
 /* auto: tty when log_fd is a terminal, plain otherwise. tty keeps one live status line with
- * the running step's time; plain prints a line per step and per step result. */
-enum mk_progress { MK_PROGRESS_AUTO = 0, MK_PROGRESS_PLAIN, MK_PROGRESS_TTY };
+ * the running step's time; plain prints a line per step and per step result. rawjson: one
+ * JSON object per line as BuildKit's `--progress=rawjson` (its SolveStatus: "vertexes" with
+ * digest, name, started, completed, cached, error; "logs" with vertex, stream, base64 data,
+ * timestamp). */
+enum mk_progress { MK_PROGRESS_AUTO = 0, MK_PROGRESS_PLAIN, MK_PROGRESS_TTY, MK_PROGRESS_RAWJSON };
 
 struct mk_build_opts {
     const char *context_dir;   /* the build context (required) */
     const char *dockerfile;    /* path; NULL = CONTEXT/Dockerfile */
+    const char *df_name;       /* what messages call it; NULL = the path as given */
     struct mk_strv tags;       /* -t, as given */
     struct mk_strv build_args; /* "K=V", or "K" (value from the environment) */
     struct mk_strv secrets;    /* --secret values: "id=x,src=PATH" or "id=x,env=VAR" */
@@ -75,6 +79,34 @@ int builder_run_image(struct mk_store *store, const struct mk_image *img, char *
  * ("-" = stdout) or unpacked into the directory dest (created when missing). */
 int builder_export(struct mk_store *store, const struct mk_image *img, const char *type,
                    const char *dest, struct mk_error **err);
+
+/* ---- contexts that are not a local directory (builder/source.c) ---- */
+
+/* A context made from "-" (a tar, plain or compressed, on stdin), an http(s) tarball URL or a
+ * git URL ("https://host/repo.git#ref:subdir", "git@host:repo", "git://..."), and/or a
+ * Dockerfile read from stdin ("-f -"), in a private temp dir of the store. */
+struct builder_source {
+    struct mk_store *store;
+    char *tmpdir;      /* NULL when the context is a local directory and -f is not "-" */
+    char *context_dir; /* what to pass as mk_build_opts.context_dir */
+    char *dockerfile;  /* NULL = opts as given; else a private copy to pass as .dockerfile */
+};
+/* Whether s names a git repository, as docker decides: git://, git@, ssh://, github.com/, or
+ * an http(s) URL whose path ends in ".git". */
+bool builder_source_is_git(const char *s);
+/* "-", a git URL or an http(s) URL. */
+bool builder_source_is_remote(const char *s);
+/* Materializes context (and dockerfile when it is "-"; for a remote context dockerfile is a
+ * path inside it, default Dockerfile or Containerfile). A tar is unpacked with every entry
+ * resolved inside the new context; a "-" or URL whose content is not a tar is the Dockerfile of
+ * an empty context, as with docker. git contexts run the git program (a shallow fetch of the
+ * ref, .git removed). ropts (may be NULL) is for downloads. ret is filled only on success and
+ * released with builder_source_release, which removes the temp dir. */
+int builder_source_prepare(struct mk_store *store, const char *context, const char *dockerfile,
+                           const struct registry_opts *ropts, struct builder_source *ret,
+                           struct mk_error **err);
+void builder_source_release(struct builder_source *src);
+void builder_source_releasep(struct builder_source **src);
 
 /* Rootless entry: when not running as root, moves this process into a new user namespace
  * (mapping 0 to the caller and 1..N to its /etc/subuid and /etc/subgid ranges through

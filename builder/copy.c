@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "builder/internal.h"
@@ -26,6 +27,7 @@ struct copy_state {
     int srcfd;
     uid_t uid;
     gid_t gid;
+    mode_t dir_mode;        /* of the directories the copy creates (dest and its parents) */
     const char *src_prefix; /* the source being copied (context-relative) */
     const char *dest_base;  /* its destination */
     uint64_t files;
@@ -119,8 +121,12 @@ int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret)
 
 #define MAX_SYMLINK_HOPS 40
 
-int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, gid_t gid,
-                         bool *ret_created, struct mk_error **err)
+/* Walks path below rootfd following symlinks inside the root; with create, missing
+ * directories are made (mode, uid:gid), else a missing component fails with ENOENT. Returns
+ * an O_PATH fd of the directory (of the entry when !create) and, in *ret_resolved, the path
+ * with every symlink resolved. */
+static int follow_path(int rootfd, const char *path, bool create, mode_t mode, uid_t uid, gid_t gid,
+                       bool *ret_created, char **ret_resolved, struct mk_error **err)
 {
     /* done never holds a symlink, so ".." is resolved on the string and every open of it
      * (RESOLVE_IN_ROOT) names the directory we walked to. */
@@ -149,7 +155,7 @@ int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, g
             goto out;
         struct stat st;
         if (fstatat(pfd, comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno != ENOENT) {
+            if (errno != ENOENT || !create) {
                 mk_error_errno(err, "stat \"%s/%s\"", done.data, comp);
                 goto out;
             }
@@ -157,8 +163,10 @@ int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, g
                 mk_open_in_root(rootfd, done.data, O_RDONLY | O_DIRECTORY, 0, err);
             if (dfd < 0)
                 goto out;
+            /* chmod after chown (which may clear set-id bits), and never through a umask. */
             if (mkdirat(dfd, comp, mode) < 0 ||
-                (fchownat(dfd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL)) {
+                (fchownat(dfd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL) ||
+                fchmodat(dfd, comp, mode, 0) < 0) {
                 mk_error_errno(err, "creating directory \"%s\"", path);
                 goto out;
             }
@@ -183,7 +191,7 @@ int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, g
                 mk_buf_adds(&done, "/");
             }
             continue;
-        } else if (!S_ISDIR(st.st_mode)) {
+        } else if (!S_ISDIR(st.st_mode) && (create || todo.len)) {
             mk_error_set(err, MK_ERR_INVALID, ENOTDIR, "\"%s\": \"%s/%s\" is not a directory", path,
                          done.data, comp);
             goto out;
@@ -192,18 +200,29 @@ int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, g
             mk_buf_addc(&done, '/');
         mk_buf_adds(&done, comp);
     }
-    ret = mk_open_in_root(rootfd, done.data, O_PATH | O_DIRECTORY, 0, err);
+    ret = mk_open_in_root(rootfd, done.data, O_PATH | (create ? O_DIRECTORY : 0), 0, err);
     if (ret >= 0 && ret_created)
         *ret_created = created;
+    if (ret >= 0 && ret_resolved)
+        *ret_resolved = mk_xstrdup(done.data);
 out:
     mk_buf_release(&done);
     mk_buf_release(&todo);
     return ret;
 }
 
-/* The parent of path (created as needed, through symlinks) and its last component. */
-static int open_parent_follow(int rootfd, const char *path, char **ret_name, struct mk_error **err)
+int builder_mkdir_follow(int rootfd, const char *path, mode_t mode, uid_t uid, gid_t gid,
+                         bool *ret_created, struct mk_error **err)
 {
+    return follow_path(rootfd, path, true, mode, uid, gid, ret_created, NULL, err);
+}
+
+/* The parent of path (created as needed, through symlinks, as the copy's directories) and its
+ * last component. */
+static int open_parent_follow(const struct copy_state *cs, const char *path, char **ret_name,
+                              struct mk_error **err)
+{
+    int rootfd = cs->rootfd;
     int fd = mk_open_parent_in_root(rootfd, path, false, ret_name, NULL);
     if (fd >= 0)
         return fd;
@@ -214,7 +233,8 @@ static int open_parent_follow(int rootfd, const char *path, char **ret_name, str
     char *slash = strrchr(parent, '/');
     if (slash)
         slash[slash == parent ? 1 : 0] = '\0';
-    fd = builder_mkdir_follow(rootfd, slash ? parent : "/", 0755, 0, 0, NULL, err);
+    fd = builder_mkdir_follow(rootfd, slash ? parent : "/", cs->dir_mode, cs->uid, cs->gid, NULL,
+                              err);
     if (fd < 0)
         return -1;
     close(fd);
@@ -288,7 +308,8 @@ static int cmp_strp(const void *a, const void *b)
 }
 
 /* The entries of the directory dfd (taken over and closed) whose names match pattern (all
- * when NULL), sorted by name bytes. -1 with errno set when it cannot be read. */
+ * when NULL), sorted by name bytes. -1 with errno set when it cannot be read. As Go's
+ * filepath.Match, which BuildKit's wildcards use, a leading dot needs no explicit match. */
 static int sorted_names(int dfd, const char *pattern, struct mk_strv *ret)
 {
     DIR *d = fdopendir(dfd);
@@ -301,7 +322,7 @@ static int sorted_names(int dfd, const char *pattern, struct mk_strv *ret)
     struct dirent *de;
     while ((de = readdir(d)))
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-            (!pattern || fnmatch(pattern, de->d_name, FNM_PERIOD) == 0))
+            (!pattern || fnmatch(pattern, de->d_name, 0) == 0))
             mk_strv_push(ret, de->d_name);
     closedir(d);
     if (ret->n)
@@ -309,7 +330,16 @@ static int sorted_names(int dfd, const char *pattern, struct mk_strv *ret)
     return 0;
 }
 
-/* Expands one pattern component by component against the source tree. */
+static bool src_exists(const struct copy_state *st, const char *rel)
+{
+    _cleanup_close_ int fd = mk_open_in_root(st->srcfd, rel, O_PATH, 0, NULL);
+    return fd >= 0;
+}
+
+/* Expands one pattern component by component against the source tree. As BuildKit
+ * (fsutil's ResolveWildcards), a path a wildcard leads to that lacks the rest of the pattern
+ * is no match, not an error; with --parents, "**" matches any number of directories
+ * (BuildKit passes such sources as include patterns). */
 static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
                        struct mk_strv *out, struct mk_error **err)
 {
@@ -324,17 +354,25 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
     if (!has_glob(comp)) {
         _cleanup_free_ char *p =
             strcmp(dir, ".") == 0 ? mk_xstrdup(comp) : mk_xasprintf("%s/%s", dir, comp);
+        if (!src_exists(st, p) || excluded(st, p))
+            return 0;
         if (!next) {
             mk_strv_push(out, p);
             return 0;
         }
         return glob_expand(st, p, next, out, err);
     }
+    bool any_depth = st->spec->parents && strcmp(comp, "**") == 0;
+    if (any_depth && next) {
+        /* Zero directories here, then one more for each subdirectory. */
+        if (glob_expand(st, dir, next, out, err) < 0)
+            return -1;
+    }
     _cleanup_close_ int dfd = mk_open_in_root(st->srcfd, dir, O_RDONLY | O_DIRECTORY, 0, NULL);
     if (dfd < 0)
         return 0;
     struct mk_strv names = MK_STRV_INIT;
-    if (sorted_names(MK_TAKE_FD(dfd), comp, &names) < 0)
+    if (sorted_names(MK_TAKE_FD(dfd), any_depth ? "*" : comp, &names) < 0)
         return mk_error_errno(err, "reading directory \"%s\"", dir);
     int r = 0;
     for (size_t i = 0; i < names.n && r == 0; i++) {
@@ -344,15 +382,50 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
             continue;
         if (!next)
             mk_strv_push(out, p);
-        else
+        else if (any_depth) {
+            struct stat sst;
+            _cleanup_free_ char *name = NULL;
+            _cleanup_close_ int pfd = mk_open_parent_in_root(st->srcfd, p, false, &name, NULL);
+            if (pfd >= 0 && fstatat(pfd, name, &sst, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISDIR(sst.st_mode))
+                r = glob_expand(st, p, rest, out, err);
+        } else
             r = glob_expand(st, p, next, out, err);
     }
     mk_strv_release(&names);
     return r;
 }
 
-static int set_meta(struct copy_state *st, int dirfd, const char *name, const struct stat *src,
-                    bool is_link, struct mk_error **err)
+/* As BuildKit (fsutil's copyXAttrs): every extended attribute of the source but overlayfs's
+ * own, best effort (a file system or namespace that refuses one does not fail the copy). Set
+ * after the owner, since chown clears security.capability. */
+static void copy_xattrs(const struct copy_state *st, const char *rel, int dirfd, const char *name)
+{
+    _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_PATH, 0, NULL);
+    _cleanup_close_ int out = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (in < 0 || out < 0)
+        return;
+    /* O_PATH fds have no f*xattr; the magic link names the inode itself. */
+    char ip[64], op[64];
+    snprintf(ip, sizeof(ip), "/proc/self/fd/%d", in);
+    snprintf(op, sizeof(op), "/proc/self/fd/%d", out);
+    char list[XATTR_LIST_MAX];
+    ssize_t n = listxattr(ip, list, sizeof(list));
+    if (n <= 0)
+        return;
+    _cleanup_free_ char *value = mk_xmalloc(XATTR_SIZE_MAX);
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1) {
+        const char *x = list + i;
+        if (mk_str_has_prefix(x, "user.overlay.") || mk_str_has_prefix(x, "trusted.overlay."))
+            continue;
+        ssize_t vn = getxattr(ip, x, value, XATTR_SIZE_MAX);
+        if (vn >= 0)
+            (void)setxattr(op, x, value, (size_t)vn, 0);
+    }
+}
+
+static int set_meta(struct copy_state *st, int dirfd, const char *name, const char *rel,
+                    const struct stat *src, bool is_link, struct mk_error **err)
 {
     if (fchownat(dirfd, name, st->uid, st->gid, AT_SYMLINK_NOFOLLOW) < 0)
         return mk_error_errno(err, "changing the owner of \"%s\" to %u:%u", name, (unsigned)st->uid,
@@ -365,6 +438,7 @@ static int set_meta(struct copy_state *st, int dirfd, const char *name, const st
                                 st->spec->chmod);
         if (fchmodat(dirfd, name, mode, 0) < 0)
             return mk_error_errno(err, "changing the mode of \"%s\"", name);
+        copy_xattrs(st, rel, dirfd, name);
     }
     struct timespec ts[2] = {src->st_atim, src->st_mtim};
     utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
@@ -406,7 +480,7 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
     if (mk_interrupted)
         return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
     _cleanup_free_ char *name = NULL;
-    _cleanup_close_ int pfd = open_parent_follow(st->rootfd, dest, &name, err);
+    _cleanup_close_ int pfd = open_parent_follow(st, dest, &name, err);
     if (pfd < 0)
         return -1;
     struct stat dst;
@@ -419,7 +493,7 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
         }
         if (!exists && mkdirat(pfd, name, 0755) < 0)
             return mk_error_errno(err, "creating directory \"%s\"", dest);
-        return set_meta(st, pfd, name, sst, false, err);
+        return set_meta(st, pfd, name, rel, sst, false, err);
     }
     if (exists) {
         if (S_ISDIR(dst.st_mode))
@@ -441,12 +515,12 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
         target[n] = '\0';
         if (symlinkat(target, pfd, name) < 0)
             return mk_error_errno(err, "creating symlink \"%s\"", dest);
-        return set_meta(st, pfd, name, sst, true, err);
+        return set_meta(st, pfd, name, rel, sst, true, err);
     }
     if (S_ISFIFO(sst->st_mode)) {
         if (mkfifoat(pfd, name, 0600) < 0)
             return mk_error_errno(err, "creating fifo \"%s\"", dest);
-        return set_meta(st, pfd, name, sst, false, err);
+        return set_meta(st, pfd, name, rel, sst, false, err);
     }
     if (!S_ISREG(sst->st_mode))
         return mk_error_set(err, MK_ERR_INVALID, 0,
@@ -479,7 +553,7 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
         st->links[st->n_links++] =
             (struct copied_link){.dev = sst->st_dev, .ino = sst->st_ino, .dest = mk_xstrdup(dest)};
     }
-    return set_meta(st, pfd, name, sst, false, err);
+    return set_meta(st, pfd, name, rel, sst, false, err);
 }
 
 static char *join(const char *a, const char *b)
@@ -507,18 +581,17 @@ static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct
     if (user_excluded(cs, sub))
         return 0;
     if (!*sub && S_ISDIR(st->st_mode)) {
-        /* The source directory itself: its contents go into dest, which gets created. */
+        /* The source directory itself: its contents go into dest. As BuildKit (fsutil's
+         * prepareTargetDir, then copy without overwriteTargetMetadata): an existing dest
+         * keeps its mode, owner and xattrs, a missing one is made like the parents, and the
+         * source directory's own metadata is not copied. */
         if (cs->spec->visit)
             return cs->spec->visit(relpath, st, cs->dest_base, cs->spec->visit_arg, err);
-        _cleanup_free_ char *name = NULL;
-        int fd = builder_mkdir_follow(cs->rootfd, cs->dest_base, 0755, 0, 0, NULL, err);
+        int fd = builder_mkdir_follow(cs->rootfd, cs->dest_base, cs->dir_mode, cs->uid, cs->gid,
+                                      NULL, err);
         if (fd < 0)
             return -1;
         close(fd);
-        _cleanup_close_ int pfd =
-            mk_open_parent_in_root(cs->rootfd, cs->dest_base, true, &name, NULL);
-        if (pfd >= 0 && strcmp(cs->dest_base, "/") != 0)
-            return set_meta(cs, pfd, name, st, false, err);
         return 0;
     }
     _cleanup_free_ char *dest = join(cs->dest_base, sub);
@@ -560,6 +633,18 @@ static int walk_plain(struct copy_state *cs, const char *rel, mk_context_walk_fn
     return r;
 }
 
+/* As BuildKit's unpack: the destination of an archive is made 0755 whatever --chmod says,
+ * owned by --chown. */
+static int make_extract_dest(int rootfd, const char *dest, void *arg, struct mk_error **err)
+{
+    const struct copy_state *cs = arg;
+    int fd = builder_mkdir_follow(rootfd, dest, 0755, cs->uid, cs->gid, NULL, err);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
 static int copy_source(struct copy_state *cs, const char *src, bool many, struct mk_error **err)
 {
     /* --parents keeps the source's path below dest: all of it, or what follows a "/./". */
@@ -592,27 +677,22 @@ static int copy_source(struct copy_state *cs, const char *src, bool many, struct
     if (!S_ISDIR(st.st_mode) && user_excluded(cs, base ? base + 1 : rel))
         return 0;
     if (S_ISDIR(st.st_mode)) {
-        cs->src_prefix = rel;
+        /* As BuildKit (FollowSymlinks on the source): a source that is a symlink to a
+         * directory, or reached through one, copies the directory it resolves to (inside
+         * the source root, .dockerignore applying to the real paths). */
+        _cleanup_free_ char *real = NULL;
+        if (strcmp(rel, ".") != 0) {
+            int fd = follow_path(cs->srcfd, rel, false, 0, 0, 0, NULL, &real, err);
+            if (fd < 0)
+                return mk_error_wrap(err, "resolving \"%s\"", rel);
+            close(fd);
+        }
+        const char *walk_rel = real && real[strspn(real, "/")] ? real + strspn(real, "/") : ".";
+        cs->src_prefix = walk_rel;
         cs->dest_base = dest;
         if (cs->spec->ctx)
-            return builder_context_walk(cs->spec->ctx, rel, walk_fn, cs, err);
-        struct stat lst;
-        _cleanup_free_ char *name = NULL;
-        _cleanup_close_ int pfd = mk_open_parent_in_root(cs->srcfd, rel, false, &name, NULL);
-        if (strcmp(rel, ".") != 0 && pfd >= 0 &&
-            fstatat(pfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
-            /* A source naming a symlink to a directory copies the directory it points to. */
-            _cleanup_close_ int dfd = mk_open_in_root(cs->srcfd, rel, O_PATH | O_DIRECTORY, 0, err);
-            if (dfd < 0)
-                return -1;
-            int saved = cs->srcfd;
-            cs->srcfd = dfd;
-            cs->src_prefix = ".";
-            int r = walk_plain(cs, ".", walk_fn, err);
-            cs->srcfd = saved;
-            return r;
-        }
-        return walk_plain(cs, rel, walk_fn, err);
+            return builder_context_walk(cs->spec->ctx, walk_rel, walk_fn, cs, err);
+        return walk_plain(cs, walk_rel, walk_fn, err);
     }
     if (dest_parents) {
         dest_file = mk_xstrdup(dest_parents);
@@ -635,8 +715,11 @@ static int copy_source(struct copy_state *cs, const char *src, bool many, struct
         _cleanup_close_ int in = mk_open_in_root(cs->srcfd, rel, O_RDONLY, 0, err);
         if (in < 0)
             return -1;
-        struct layerstore_extract_opts xo = {
-            .chown = cs->spec->chown && *cs->spec->chown, .uid = cs->uid, .gid = cs->gid};
+        struct layerstore_extract_opts xo = {.chown = cs->spec->chown && *cs->spec->chown,
+                                             .uid = cs->uid,
+                                             .gid = cs->gid,
+                                             .make_dest = make_extract_dest,
+                                             .make_dest_arg = cs};
         if (layerstore_extract(in, cs->rootfd, dest, &xo, &extracted, err) < 0)
             return mk_error_wrap(err, "extracting \"%s\"", rel);
         if (extracted)
@@ -659,9 +742,19 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     cs.srcfd = spec->ctx ? builder_context_dirfd(spec->ctx) : spec->src_rootfd;
     cs.uid = 0;
     cs.gid = 0;
-    if (spec->chown && *spec->chown && !spec->visit &&
-        builder_resolve_user(rootfd, spec->chown, &cs.uid, &cs.gid, err) < 0)
-        return mk_error_wrap(err, "--chown=%s", spec->chown);
+    if (spec->chown && *spec->chown && !spec->visit) {
+        if (builder_resolve_user(rootfd, spec->chown, &cs.uid, &cs.gid, err) < 0)
+            return mk_error_wrap(err, "--chown=%s", spec->chown);
+        /* As BuildKit (readUser): a numeric user without a group is also the group, whatever
+         * /etc/passwd says. */
+        if (strspn(spec->chown, "0123456789") == strlen(spec->chown))
+            cs.gid = (gid_t)cs.uid;
+    }
+    /* As BuildKit (fsutil's Copy: MkdirAll with the copy's mode, or 0755): directories the
+     * copy creates get an octal --chmod too. */
+    cs.dir_mode = 0755;
+    if (spec->chmod && strspn(spec->chmod, "01234567") == strlen(spec->chmod))
+        builder_chmod_apply(spec->chmod, 0755, true, &cs.dir_mode);
 
     struct mk_strv matched = MK_STRV_INIT;
     int r = 0;
@@ -688,8 +781,10 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
                          "when using COPY with more than one source file, the destination "
                          "must be a directory and end with a /");
     bool dest_dir = spec->dest_is_dir || matched.n > 1;
-    if (r == 0 && dest_dir && !spec->visit) {
-        int fd = builder_mkdir_follow(rootfd, spec->dest, 0755, 0, 0, NULL, err);
+    /* ADD leaves the destination to each source: an archive's is made 0755 whatever
+     * --chmod says (BuildKit's unpack), a file's or directory's as COPY makes it. */
+    if (r == 0 && dest_dir && !spec->visit && !spec->extract) {
+        int fd = builder_mkdir_follow(rootfd, spec->dest, cs.dir_mode, cs.uid, cs.gid, NULL, err);
         if (fd < 0)
             r = -1;
         else

@@ -6,6 +6,10 @@
  * ticking; when the step ends the line stays with its time or CACHED, and RUN output scrolls
  * above it.
  *
+ * rawjson: BuildKit's SolveStatus objects, one per line: a vertex when a step starts and
+ * again when it ends, each RUN output line as a log of its vertex (base64, as Go encodes
+ * []byte). A vertex's digest is the sha256 of its label, stable across builds.
+ *
  * RUN output arrives through a pipe per RUN; a thread reads it, cuts it into lines and writes
  * them (in tty mode it also redraws the status line every 100 ms). Every write to the log goes
  * through one mutex, so lines never interleave.
@@ -20,7 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "builder/internal.h"
+#include "common/digest.h"
 #include "common/fsutil.h"
 
 #define LINE_MAX_BYTES 4096
@@ -29,6 +36,9 @@
 struct mk_progress_ui {
     int fd; /* -1 = quiet */
     bool tty;
+    bool json; /* rawjson */
+    char vertex[MK_DIGEST_SIZE];
+    char started[40]; /* rawjson: the step's start, RFC 3339 with nanoseconds */
     size_t cols;      /* tty: the terminal's width */
     bool tag_results; /* plain: result lines carry the step prefix too (stages in parallel) */
     pthread_mutex_t lock;
@@ -54,6 +64,52 @@ static double elapsed(const struct mk_progress_ui *p)
 static void put(struct mk_progress_ui *p, const char *s, size_t n)
 {
     mk_write_all(p->fd, s, n, NULL);
+}
+
+static void now_rfc3339(char out[40])
+{
+    struct timespec t;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &t);
+    gmtime_r(&t.tv_sec, &tm);
+    size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 40 - n, ".%09ldZ", t.tv_nsec);
+}
+
+/* One SolveStatus line; called with the lock held. Takes o. */
+static void put_json(struct mk_progress_ui *p, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        MK_BUG("json_dumps failed");
+    _cleanup_free_ char *line = mk_xasprintf("%s\n", s);
+    free(s);
+    put(p, line, strlen(line));
+}
+
+static json_t *vertex_json(const struct mk_progress_ui *p)
+{
+    json_t *v = json_object();
+    json_object_set_new(v, "digest", json_string(p->vertex));
+    json_object_set_new(v, "name", json_string(p->label ? p->label : ""));
+    json_object_set_new(v, "started", json_string(p->started));
+    return v;
+}
+
+static void put_log_json(struct mk_progress_ui *p, const char *data, size_t n, int stream)
+{
+    char ts[40];
+    now_rfc3339(ts);
+    _cleanup_free_ char *b = mk_base64(data, n);
+    json_t *l = json_object();
+    json_object_set_new(l, "vertex", json_string(p->vertex));
+    json_object_set_new(l, "stream", json_integer(stream));
+    json_object_set_new(l, "data", json_string(b));
+    json_object_set_new(l, "timestamp", json_string(ts));
+    json_t *o = json_object();
+    json_object_set_new(o, "logs", json_pack("[o]", l));
+    put_json(p, o);
 }
 
 /* Called with the lock held. */
@@ -92,6 +148,7 @@ struct mk_progress_ui *builder_progress_new(int fd, enum mk_progress mode)
 {
     struct mk_progress_ui *p = mk_xcalloc(1, sizeof(*p));
     p->fd = fd;
+    p->json = fd >= 0 && mode == MK_PROGRESS_RAWJSON;
     p->tty = fd >= 0 && (mode == MK_PROGRESS_TTY || (mode == MK_PROGRESS_AUTO && isatty(fd)));
     struct winsize ws;
     p->cols = p->tty && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80;
@@ -132,7 +189,13 @@ void builder_progress_step(struct mk_progress_ui *p, size_t step, size_t n_steps
     p->timed = timed;
     p->open = true;
     clock_gettime(CLOCK_MONOTONIC, &p->t0);
-    if (p->tty) {
+    if (p->json) {
+        mk_sha256_buffer(p->label, strlen(p->label), p->vertex);
+        now_rfc3339(p->started);
+        json_t *o = json_object();
+        json_object_set_new(o, "vertexes", json_pack("[o]", vertex_json(p)));
+        put_json(p, o);
+    } else if (p->tty) {
         clear_status(p);
         draw_status(p);
     } else {
@@ -147,7 +210,20 @@ void builder_progress_done(struct mk_progress_ui *p, const char *result)
     if (p->fd < 0)
         return;
     pthread_mutex_lock(&p->lock);
-    if (p->open) {
+    if (p->open && p->json) {
+        p->open = false;
+        json_t *v = vertex_json(p);
+        char ts[40];
+        now_rfc3339(ts);
+        json_object_set_new(v, "completed", json_string(ts));
+        if (result && strcmp(result, "CACHED") == 0)
+            json_object_set_new(v, "cached", json_true());
+        else if (result)
+            json_object_set_new(v, "error", json_string(result));
+        json_t *o = json_object();
+        json_object_set_new(o, "vertexes", json_pack("[o]", v));
+        put_json(p, o);
+    } else if (p->open) {
         p->open = false;
         _cleanup_free_ char *s = NULL;
         if (p->tty) {
@@ -172,6 +248,11 @@ void builder_progress_log(struct mk_progress_ui *p, const char *text)
     if (p->fd < 0)
         return;
     pthread_mutex_lock(&p->lock);
+    if (p->json) {
+        put_log_json(p, text, strlen(text), 2);
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
     clear_status(p);
     put(p, text, strlen(text));
     draw_status(p);
@@ -182,6 +263,12 @@ void builder_progress_log(struct mk_progress_ui *p, const char *text)
 static void output_line(struct mk_progress_ui *p, const char *line, size_t n)
 {
     pthread_mutex_lock(&p->lock);
+    if (p->json) {
+        _cleanup_free_ char *l = mk_xasprintf("%.*s\n", (int)n, line);
+        put_log_json(p, l, n + 1, 1);
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
     clear_status(p);
     struct mk_buf b = MK_BUF_INIT;
     mk_buf_adds(&b, p->prefix ? p->prefix : "");

@@ -213,6 +213,14 @@ int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, str
         if (builder_workspace_new(store, "flat-", &ws, err) < 0)
             return -1;
         int r = builder_squash_snapshots(&bottom, ws.upper, err);
+        /* Later builds trust a flat dir found under its name, so it must be on disk before
+         * it gets that name (one syncfs, as for snapshots: its files are hard links, what
+         * is new is directories and links). */
+        if (r == 0) {
+            _cleanup_close_ int fd = open(ws.upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0 || syncfs(fd) < 0)
+                r = mk_error_errno(err, "syncing \"%s\"", ws.upper);
+        }
         /* Another build may have made the same one meanwhile: then ours just goes. */
         if (r == 0 && rename(ws.upper, path) < 0 && errno != EEXIST && errno != ENOTEMPTY)
             r = mk_error_errno(err, "installing \"%s\"", path);

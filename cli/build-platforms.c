@@ -114,6 +114,12 @@ int cli_build_platforms_check(const struct mk_build_opts *opts, const struct mk_
         if (strcmp(type, "docker") == 0)
             return cli_usage("build: a Docker archive holds one platform: use type=oci for "
                              "several");
+        if (strcmp(type, "local") != 0 && strcmp(type, "tar") != 0 && strcmp(type, "oci") != 0)
+            return cli_usage("build: --output type=%s is not supported with several platforms "
+                             "yet (local, tar or oci)",
+                             type);
+        if (strcmp(dest, "-") == 0)
+            return cli_usage("build: with several platforms, --output needs dest=PATH");
         if (strcmp(type, "oci") == 0 && opts->tags.n == 0)
             return cli_usage("build: --output type=oci with several platforms needs -t NAME");
     }

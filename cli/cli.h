@@ -14,6 +14,7 @@
 
 struct mk_cli {
     char *root;             /* --root / MKIMG_ROOT / default */
+    bool root_given;        /* root came from --root on the command line */
     struct mk_store *store; /* opened lazily by cli_store() */
 };
 
@@ -27,6 +28,9 @@ int cli_fail(struct mk_error *err);
 /* Prints "mkimg: <fmt>" (usage problems) and returns 2. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A name an image is about to get (build -t, tag TARGET): a valid reference without a digest,
+ * checked before any work. 0, or prints why and returns 1. */
+int cli_check_new_name(const char *name);
 
 int cmd_build(struct mk_cli *cli, int argc, char **argv);
 /* build --platform A,B (cli/build-platforms.c): a usage error for outputs it cannot write
@@ -67,8 +71,10 @@ int cli_manifest_add(struct mk_store *store, const char *list, const char *const
         "retry", required_argument, NULL, 1                                                        \
     }
 #define CLI_REGISTRY_HELP                                                                          \
-    "      --tls-verify[=BOOL]  verify TLS (default: yes, but plain HTTP for localhost)\n"         \
-    "      --cert-dir DIR       CA certificates (*.crt) for the registry\n"                        \
+    "      --tls-verify[=BOOL]  verify TLS (default: yes, but plain HTTP for localhost without\n"  \
+    "                           a certs.d directory)\n"                                            \
+    "      --cert-dir DIR       CAs (*.crt) and client certificate (*.cert, *.key); default\n"     \
+    "                           /etc/containers/certs.d/HOST:PORT, /etc/docker/certs.d/...\n"      \
     "      --authfile FILE      credentials file (default: podman's auth.json)\n"                  \
     "      --creds USER:PASS    credentials for this command\n"                                    \
     "      --retry N            attempts after a failure (default 5)\n"

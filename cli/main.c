@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "builder/builder.h"
@@ -53,7 +54,9 @@ static void usage(FILE *f)
 int cli_fail(struct mk_error *err)
 {
     _cleanup_free_ char *msg = mk_error_format(err);
-    fprintf(stderr, "mkimg: %s\n", msg);
+    /* Messages quote Dockerfiles, archives and servers: no raw control bytes to the terminal. */
+    _cleanup_free_ char *shown = mk_str_escape_control(msg);
+    fprintf(stderr, "mkimg: %s\n", shown);
     int code = err && err->code == MK_ERR_USAGE ? 2 : 1;
     if (err && err->code == MK_ERR_INTERRUPTED)
         code = 130;
@@ -65,10 +68,10 @@ int cli_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("mkimg: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    _cleanup_free_ char *msg = mk_xvasprintf(fmt, ap);
     va_end(ap);
+    _cleanup_free_ char *shown = mk_str_escape_control(msg);
+    fprintf(stderr, "mkimg: %s\n", shown);
     return 2;
 }
 
@@ -80,6 +83,21 @@ void cli_warn(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+int cli_check_new_name(const char *name)
+{
+    struct mk_error *err = NULL;
+    _cleanup_free_ char *norm = layerstore_normalize_ref(name, &err);
+    if (!norm)
+        return cli_fail(err);
+    if (strchr(name, '@')) {
+        mk_error_set(&err, MK_ERR_INVALID, 0,
+                     "invalid name \"%s\": an image cannot be named with a digest (NAME[:TAG])",
+                     name);
+        return cli_fail(err);
+    }
+    return 0;
 }
 
 struct mk_store *cli_store(struct mk_cli *cli)
@@ -98,6 +116,12 @@ struct mk_store *cli_store(struct mk_cli *cli)
                  "whose files belong to other users cannot be built; add a range with "
                  "\"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s\"",
                  getenv("USER") ? getenv("USER") : "USER");
+    /* Like podman, --root creates a store that is not there yet (scripts pass fresh dirs), but
+     * not silently: a mistyped path is seen at once instead of a build landing in a new
+     * tree. The default root and $MKIMG_ROOT are created quietly. */
+    struct stat st;
+    if (cli->root_given && stat(cli->root, &st) < 0 && errno == ENOENT)
+        cli_warn("--root \"%s\" does not exist: creating a new, empty store there", cli->root);
     if (layerstore_open(cli->root, &cli->store, &err) < 0) {
         cli_fail(err);
         return NULL;
@@ -135,8 +159,10 @@ int main(int argc, char **argv)
             if (++i >= argc)
                 return cli_usage("--root needs a directory");
             root = argv[i];
+            cli.root_given = true;
         } else if (mk_str_has_prefix(a, "--root=")) {
             root = a + 7;
+            cli.root_given = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;

@@ -33,16 +33,27 @@ static int rmi_one(struct mk_store *store, const char *name, struct mk_error **e
 int cmd_rmi(struct mk_cli *cli, int argc, char **argv)
 {
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: mkimg rmi NAME...\n");
+        printf("usage: mkimg rmi [-f] NAME...\n"
+               "  -f, --force   accepted for docker and podman (no container can hold an image)\n");
         return 0;
     }
-    if (argc < 2)
-        return cli_usage("usage: mkimg rmi NAME...");
+    /* Options before the names, as docker rmi takes them; "--" ends them. */
+    int first = 1;
+    for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
+        if (strcmp(argv[first], "--") == 0) {
+            first++;
+            break;
+        }
+        if (strcmp(argv[first], "-f") != 0 && strcmp(argv[first], "--force") != 0)
+            return cli_usage("rmi: unknown option \"%s\" (see \"mkimg rmi --help\")", argv[first]);
+    }
+    if (first >= argc)
+        return cli_usage("usage: mkimg rmi [-f] NAME...");
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;
     int rc = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         struct mk_error *err = NULL;
         if (rmi_one(store, argv[i], &err) < 0)
             rc = cli_fail(err);

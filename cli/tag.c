@@ -12,6 +12,9 @@ int cmd_tag(struct mk_cli *cli, int argc, char **argv)
     }
     if (argc < 3)
         return cli_usage("usage: mkimg tag SOURCE TARGET...");
+    for (int i = 2; i < argc; i++)
+        if (cli_check_new_name(argv[i]) != 0)
+            return 1;
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;

@@ -18,15 +18,33 @@
 #define SYS_openat2 437
 #endif
 
+/* A lookup through ".." under RESOLVE_IN_ROOT fails with EAGAIN when a rename or a mount
+ * anywhere on the system raced it (the kernel cannot tell whether ".." stayed inside the
+ * root); openat2(2) says to retry. After this many tries the user-space walk resolves it. */
+#define OPENAT2_TRIES 16
+
 static int openat2_supported = -1;
+static int (*openat2_inject)(void);
 
 void mk_fsutil_test_force_fallback(bool on)
 {
     openat2_supported = on ? 0 : -1;
 }
 
+void mk_fsutil_test_inject_openat2(int (*fn)(void))
+{
+    openat2_inject = fn;
+}
+
 static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve)
 {
+    if (openat2_inject) {
+        int e = openat2_inject();
+        if (e) {
+            errno = e;
+            return -1;
+        }
+    }
     struct open_how how = {.flags = (uint64_t)flags, .mode = mode, .resolve = resolve};
     if (!(flags & (O_CREAT | O_TMPFILE)))
         how.mode = 0;
@@ -127,13 +145,22 @@ static int open_in_root_raw(int rootfd, const char *path, int flags, mode_t mode
         p++;
     if (!*p)
         p = ".";
-    if (openat2_supported != 0) {
+    for (int try = 0; openat2_supported != 0 && try < OPENAT2_TRIES; try++) {
         int fd = sys_openat2(rootfd, p, flags, mode, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-        if (fd >= 0 || errno != ENOSYS) {
-            openat2_supported = 1;
-            return fd;
+        if (fd < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (fd < 0 && errno == ENOSYS) {
+            openat2_supported = 0;
+            break;
         }
-        openat2_supported = 0;
+        /* The errors crun's safe_openat walks around too: EPERM from a seccomp filter that
+         * does not know openat2 (a container runtime's), EINVAL or E2BIG from a kernel that
+         * does not know a flag or the size of struct open_how. The walk keeps the same
+         * rules, so it resolves as safely; openat2 is tried again on the next call. */
+        if (fd < 0 && (errno == EPERM || errno == EINVAL || errno == E2BIG))
+            break;
+        openat2_supported = 1;
+        return fd;
     }
     errno = 0;
     return walk_in_root(rootfd, p, flags, mode, 0);

@@ -2,7 +2,8 @@
  *
  * Paths inside an image root or a build context are always resolved relative to a directory
  * fd with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): ".." and absolute symlinks stay
- * inside the root. On kernels without openat2 a user-space walk with the same rules is used.
+ * inside the root. Where openat2 is missing, refused (seccomp) or keeps racing renames
+ * (EAGAIN, retried a bounded number of times), a user-space walk with the same rules is used.
  */
 #ifndef MK_COMMON_FSUTIL_H
 #define MK_COMMON_FSUTIL_H
@@ -50,6 +51,9 @@ int mk_fsync_dir(int dirfd, struct mk_error **err);
 /* Tests only: resolve with the user-space walk instead of openat2 (on) or go back to
  * detecting openat2 (off). */
 void mk_fsutil_test_force_fallback(bool on);
+/* Tests only: fn runs before each openat2 system call and returns 0 to make the call or an
+ * errno for the call to fail with instead; NULL turns it off. */
+void mk_fsutil_test_inject_openat2(int (*fn)(void));
 
 /* Creates a fresh directory "<parent>/<prefix>XXXXXX"; returns its path (caller frees). */
 char *mk_mkdtemp_in(const char *parent, const char *prefix, struct mk_error **err);

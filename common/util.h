@@ -28,6 +28,11 @@ char *mk_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1
 
 bool mk_str_has_prefix(const char *s, const char *prefix);
 bool mk_str_has_suffix(const char *s, const char *suffix);
+/* Standard base64 (RFC 4648, padded) of n bytes. Caller frees. */
+char *mk_base64(const void *data, size_t n);
+/* s with control bytes (other than newline and tab) and DEL written as \xNN, so that text
+ * from a file or a server cannot drive the terminal it is printed on. Caller frees. */
+char *mk_str_escape_control(const char *s);
 /* Strict decimal parse of a whole string; returns -1 on junk or overflow. */
 int mk_parse_u64(const char *s, uint64_t *ret);
 int mk_parse_int(const char *s, int *ret);

@@ -27,7 +27,6 @@
 #define LOAD_MAX_LINKS 8
 #define LOAD_READ_SIZE (1 << 16)
 
-MK_DEFINE_CLEANUP(struct archive, archive_write_free)
 MK_DEFINE_CLEANUP(struct archive, archive_read_free)
 MK_DEFINE_CLEANUP(struct archive_entry, archive_entry_free)
 MK_DEFINE_CLEANUP(struct mk_image, layerstore_image_free)
@@ -47,10 +46,23 @@ int layerstore_archive_format_parse(const char *s)
 
 /* ---- save --------------------------------------------------------------------------------- */
 
-/* Where saved files go: a tar stream or a directory. */
+/* Where saved files go: a tar stream or a directory.
+ *
+ * The tar is written here rather than through libarchive: its entries are a handful of
+ * directories and regular files with fixed metadata, and a blob's bytes go from the store to
+ * the archive with copy_file_range (a reflink on file systems that share extents, an
+ * in-kernel copy elsewhere, read/write in 1 MiB pieces into a pipe), which libarchive, which
+ * wants every data byte passed to it, cannot do. Headers and small files are gathered into
+ * writes of up to TAR_BUF bytes. */
+#define TAR_BUF (1u << 20)
+#define TAR_SIZE_MAX 077777777777ull /* what a ustar header's size field holds */
+
 struct sink {
-    struct archive *a; /* tar, or NULL */
-    int dirfd;         /* directory, when a is NULL */
+    int fd;    /* tar stream, or -1 */
+    int dirfd; /* directory, when fd is -1 */
+    char *buf; /* tar bytes not written yet */
+    size_t buf_len;
+    uint64_t off; /* tar bytes so far, written or not */
     struct mk_strv written;
 };
 
@@ -63,33 +75,99 @@ static bool sink_seen(struct sink *s, const char *name)
     return false;
 }
 
-static int tar_fail(struct archive *a, const char *name, struct mk_error **err)
+static int tar_flush(struct sink *s, struct mk_error **err)
 {
-    return mk_error_set(err, MK_ERR_IO, archive_errno(a) > 0 ? archive_errno(a) : 0,
-                        "writing \"%s\" to the archive: %s", name, archive_error_string(a));
+    size_t n = s->buf_len;
+    s->buf_len = 0;
+    if (n && mk_write_all(s->fd, s->buf, n, err) < 0)
+        return mk_error_wrap(err, "writing the archive");
+    return 0;
 }
 
-static int tar_header(struct archive *a, const char *name, bool dir, uint64_t size,
+static int tar_put(struct sink *s, const void *data, size_t n, struct mk_error **err)
+{
+    s->off += n;
+    while (n > 0) {
+        size_t k = TAR_BUF - s->buf_len < n ? TAR_BUF - s->buf_len : n;
+        if (data)
+            memcpy(s->buf + s->buf_len, data, k);
+        else
+            memset(s->buf + s->buf_len, 0, k);
+        s->buf_len += k;
+        n -= k;
+        data = data ? (const char *)data + k : NULL;
+        if (s->buf_len == TAR_BUF && tar_flush(s, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Zeros up to the next 512-byte boundary. */
+static int tar_pad(struct sink *s, struct mk_error **err)
+{
+    return tar_put(s, NULL, (size_t)(-s->off & 511), err);
+}
+
+/* One 512-byte ustar header: owner 0:0, mtime 0 (archives of the same images are the same
+ * bytes), a directory's name ending in '/'. */
+static void ustar_header(char h[512], const char *name, char type, unsigned mode, uint64_t size)
+{
+    memset(h, 0, 512);
+    snprintf(h, 100, "%s%s", name, type == '5' ? "/" : "");
+    snprintf(h + 100, 8, "%07o", mode);
+    snprintf(h + 108, 8, "%07o", 0);
+    snprintf(h + 116, 8, "%07o", 0);
+    if (size <= TAR_SIZE_MAX) {
+        snprintf(h + 124, 12, "%011llo", (unsigned long long)size);
+    } else {
+        /* The base-256 form GNU tar and libarchive read, besides the pax record. */
+        h[124] = (char)0x80;
+        for (int i = 0; i < 8; i++)
+            h[135 - i] = (char)(size >> (8 * i));
+    }
+    snprintf(h + 136, 12, "%011o", 0);
+    h[156] = type;
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    snprintf(h + 329, 8, "%07o", 0);
+    snprintf(h + 337, 8, "%07o", 0);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += (unsigned char)h[i];
+    snprintf(h + 148, 8, "%06o", sum);
+    h[155] = ' ';
+}
+
+static int tar_header(struct sink *s, const char *name, bool dir, uint64_t size,
                       struct mk_error **err)
 {
-    _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, name);
-    archive_entry_set_filetype(e, dir ? AE_IFDIR : AE_IFREG);
-    archive_entry_set_perm(e, dir ? 0755 : 0644);
-    archive_entry_set_size(e, dir ? 0 : (la_int64_t)size);
-    /* A fixed time keeps archives of the same images identical. */
-    archive_entry_set_mtime(e, 0, 0);
-    if (archive_write_header(a, e) != ARCHIVE_OK)
-        return tar_fail(a, name, err);
-    return 0;
+    /* Our names are "blobs/sha256/<64 hex>" at most, well within ustar's 100 bytes. */
+    if (strlen(name) >= 99)
+        MK_BUG("archive entry name too long");
+    char h[512];
+    if (!dir && size > TAR_SIZE_MAX) {
+        /* "NN size=N\n", NN counting itself. */
+        char rec[64];
+        int len = snprintf(rec, sizeof(rec), "xx size=%llu\n", (unsigned long long)size);
+        snprintf(rec, sizeof(rec), "%d size=%llu\n", len, (unsigned long long)size);
+        const char *base = strrchr(name, '/');
+        _cleanup_free_ char *pname = mk_xasprintf("PaxHeaders/%s", base ? base + 1 : name);
+        ustar_header(h, pname, 'x', 0644, (uint64_t)len);
+        if (tar_put(s, h, 512, err) < 0 || tar_put(s, rec, (size_t)len, err) < 0 ||
+            tar_pad(s, err) < 0)
+            return -1;
+    }
+    ustar_header(h, name, dir ? '5' : '0', dir ? 0755 : 0644, dir ? 0 : size);
+    return tar_put(s, h, 512, err);
 }
 
 static int sink_dir(struct sink *s, const char *name, struct mk_error **err)
 {
     if (sink_seen(s, name))
         return 0;
-    if (s->a)
-        return tar_header(s->a, name, true, 0, err);
+    if (s->fd >= 0)
+        return tar_header(s, name, true, 0, err);
     if (mkdirat(s->dirfd, name, 0755) < 0 && errno != EEXIST)
         return mk_error_errno(err, "creating \"%s\"", name);
     return 0;
@@ -114,17 +192,57 @@ static int sink_bytes(struct sink *s, const char *name, const void *data, size_t
 {
     if (sink_seen(s, name))
         return 0;
-    if (!s->a) {
+    if (s->fd < 0) {
         const char *base;
         _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
         if (pfd < 0)
             return -1;
         return mk_write_file_atomic(pfd, base, data, len, 0644, err);
     }
-    if (tar_header(s->a, name, false, len, err) < 0)
+    if (tar_header(s, name, false, len, err) < 0 || tar_put(s, data, len, err) < 0)
         return -1;
-    if (len && archive_write_data(s->a, data, len) != (la_ssize_t)len)
-        return tar_fail(s->a, name, err);
+    return tar_pad(s, err);
+}
+
+/* Copies size bytes of in (from offset 0) to out at its position: copy_file_range while the
+ * kernel takes it, then read/write in 1 MiB pieces. */
+static int copy_range(int in, int out, uint64_t size, const char *name, struct mk_error **err)
+{
+    loff_t pos = 0;
+    bool kernel = true;
+    _cleanup_free_ char *buf = NULL;
+    while ((uint64_t)pos < size) {
+        if (mk_interrupted)
+            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+        size_t want =
+            size - (uint64_t)pos < (64u << 20) ? (size_t)(size - (uint64_t)pos) : (64u << 20);
+        ssize_t n = -1;
+        if (kernel) {
+            n = copy_file_range(in, &pos, out, NULL, want, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                          errno == EOPNOTSUPP || errno == EBADF)) {
+                kernel = false;
+                continue;
+            }
+            if (n < 0)
+                return mk_error_errno(err, "copying \"%s\"", name);
+        } else {
+            if (!buf)
+                buf = mk_xmalloc(TAR_BUF);
+            n = pread(in, buf, want < TAR_BUF ? want : TAR_BUF, pos);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return mk_error_errno(err, "reading the blob for \"%s\"", name);
+            if (n > 0 && mk_write_all(out, buf, (size_t)n, err) < 0)
+                return mk_error_wrap(err, "writing \"%s\"", name);
+            pos += n;
+        }
+        if (n == 0)
+            return mk_error_set(err, MK_ERR_IO, 0, "blob for \"%s\" shrank while saving", name);
+    }
     return 0;
 }
 
@@ -133,35 +251,19 @@ static int sink_fd(struct sink *s, const char *name, int fd, uint64_t size, stru
 {
     if (sink_seen(s, name))
         return 0;
+    if (s->fd >= 0) {
+        if (tar_header(s, name, false, size, err) < 0 || tar_flush(s, err) < 0 ||
+            copy_range(fd, s->fd, size, name, err) < 0)
+            return -1;
+        s->off += size;
+        return tar_pad(s, err);
+    }
     _cleanup_(mk_atomic_file_release) struct mk_atomic_file af = {.fd = -1, .dirfd = -1};
-    int out = -1;
-    if (s->a) {
-        if (tar_header(s->a, name, false, size, err) < 0)
-            return -1;
-    } else {
-        const char *base;
-        _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
-        if (pfd < 0 || mk_atomic_file_init(&af, pfd, base, 0644, err) < 0)
-            return -1;
-        out = af.fd;
-    }
-    const size_t chunk = 1 << 17;
-    _cleanup_free_ char *buf = mk_xmalloc(chunk);
-    uint64_t left = size;
-    while (left > 0) {
-        if (mk_interrupted)
-            return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
-        ssize_t n = mk_read_some(fd, buf, left < chunk ? (size_t)left : chunk, err);
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return mk_error_set(err, MK_ERR_IO, 0, "blob for \"%s\" shrank while saving", name);
-        if (s->a ? archive_write_data(s->a, buf, (size_t)n) != n
-                 : mk_write_all(out, buf, (size_t)n, err) < 0)
-            return s->a ? tar_fail(s->a, name, err) : -1;
-        left -= (uint64_t)n;
-    }
-    if (out >= 0 && mk_atomic_file_commit(&af, err) < 0)
+    const char *base;
+    _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
+    if (pfd < 0 || mk_atomic_file_init(&af, pfd, base, 0644, err) < 0)
+        return -1;
+    if (copy_range(fd, af.fd, size, name, err) < 0 || mk_atomic_file_commit(&af, err) < 0)
         return -1;
     return 0;
 }
@@ -371,6 +473,16 @@ static char *docker_manifest_json(const struct saved *sv, size_t n)
         for (size_t k = 0; k < sv[i].names.n; k++)
             if (!strchr(sv[i].names.v[k], '@')) /* Docker archives know tags only */
                 json_array_append_new(tags, json_string(sv[i].names.v[k]));
+        /* One image saved under several names is one entry with all of them, as docker save
+         * writes it: readers that want a single image (skopeo) take such an archive. */
+        size_t same = 0;
+        while (same < i && strcmp(sv[same].img->config_digest, sv[i].img->config_digest) != 0)
+            same++;
+        if (same < i) {
+            json_array_extend(json_object_get(json_array_get(list, same), "RepoTags"), tags);
+            json_decref(tags);
+            continue;
+        }
         json_t *layers = json_array();
         for (size_t l = 0; l < sv[i].img->n_layers; l++)
             json_array_append_new(layers, json_string_take(blob_name(sv[i].layers[l].digest)));
@@ -408,18 +520,6 @@ static int save_to(struct sink *s, struct mk_store *store, const struct saved *s
     return sink_bytes(s, docker ? "manifest.json" : "index.json", top, strlen(top), err);
 }
 
-static la_ssize_t fd_write(struct archive *a, void *data, const void *buf, size_t n)
-{
-    int fd = *(int *)data;
-    ssize_t w;
-    do
-        w = write(fd, buf, n);
-    while (w < 0 && errno == EINTR && !mk_interrupted);
-    if (w < 0)
-        archive_set_error(a, errno, "write: %s", strerror(errno));
-    return w;
-}
-
 int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
                     enum mk_archive_format f, enum mk_compression c, int level, int out_fd,
                     const char *out_dir, struct mk_error **err)
@@ -450,7 +550,7 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
     }
     size_t n_items = want.n;
     struct saved *sv = mk_xcalloc(n_items + 1, sizeof(*sv));
-    struct sink s = {.dirfd = -1};
+    struct sink s = {.fd = -1, .dirfd = -1};
     for (size_t i = 0; i < n_items && r == 0; i++) {
         r = saved_prepare(store, want.v[i], c, level, &sv[i], err);
         if (r == 0 && in_saved_index(ix, n_ix, i))
@@ -468,17 +568,15 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
         if (s.dirfd >= 0)
             close(s.dirfd);
     } else if (r == 0) {
-        s.a = archive_write_new();
-        int fd = out_fd;
-        if (archive_write_set_format_pax_restricted(s.a) != ARCHIVE_OK ||
-            archive_write_set_bytes_in_last_block(s.a, 1) != ARCHIVE_OK ||
-            archive_write_open2(s.a, &fd, NULL, fd_write, NULL, NULL) != ARCHIVE_OK)
-            r = tar_fail(s.a, "archive", err);
+        s.fd = out_fd;
+        s.buf = mk_xmalloc(TAR_BUF);
+        r = save_to(&s, store, sv, n_items, ix, n_ix, f, err);
+        /* The end: two zero blocks, with no padding to a record size after them. */
         if (r == 0)
-            r = save_to(&s, store, sv, n_items, ix, n_ix, f, err);
-        if (r == 0 && archive_write_close(s.a) != ARCHIVE_OK)
-            r = tar_fail(s.a, "archive", err);
-        archive_write_free(s.a);
+            r = tar_put(&s, NULL, 1024, err);
+        if (r == 0)
+            r = tar_flush(&s, err);
+        free(s.buf);
     }
     for (size_t i = 0; i < n_items; i++)
         saved_release(&sv[i]);

@@ -13,11 +13,13 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/fsutil.h"
 #include "common/util.h"
 #include "layerstore/internal.h"
+#include "layerstore/layerstore.h"
 
 MK_DEFINE_CLEANUP(struct archive, archive_read_free)
 
@@ -79,6 +81,22 @@ static int set_owner(struct extractor *x, int pfd, const char *name, struct arch
     return 0;
 }
 
+/* As BuildKit's unpack (go-archive with BestEffortXattrs): the kernel may refuse any. */
+static bool ignore_any(int errnum, const char *xname, const void *arg)
+{
+    (void)errnum;
+    (void)xname;
+    (void)arg;
+    return true;
+}
+
+/* The entry's SCHILY.xattr.* values. After the owner: chown clears security.capability. */
+static int set_xattrs(int pfd, const char *name, struct archive_entry *e, const char *path,
+                      struct mk_error **err)
+{
+    return ls_entry_set_xattrs(pfd, name, path, e, ignore_any, NULL, err);
+}
+
 /* Entry sizes are checked against the cap before writing; libarchive writes sparse entries
  * with holes, never more than the declared size. */
 static int write_data(struct extractor *x, int pfd, const char *name, struct archive_entry *e,
@@ -133,7 +151,7 @@ static int extract_entry(struct extractor *x, struct archive_entry *e, struct mk
     case AE_IFDIR:
         if (!keep_dir && mkdirat(pfd, name, 0700) < 0)
             return mk_error_errno(err, "creating directory \"%s\"", path);
-        if (set_owner(x, pfd, name, e, path, err) < 0)
+        if (set_owner(x, pfd, name, e, path, err) < 0 || set_xattrs(pfd, name, e, path, err) < 0)
             return -1;
         /* Mode and mtime once the contents are in (a 0555 dir must still take them). */
         mk_strv_push(&x->dirs, path);
@@ -163,6 +181,8 @@ static int extract_entry(struct extractor *x, struct archive_entry *e, struct mk
         return -1;
     if (fchmodat(pfd, name, mode, 0) < 0)
         return mk_error_errno(err, "changing the mode of \"%s\"", path);
+    if (set_xattrs(pfd, name, e, path, err) < 0)
+        return -1;
     struct timespec ts[2] = {{0, UTIME_OMIT}, {archive_entry_mtime(e), 0}};
     utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW);
     return 0;
@@ -216,8 +236,10 @@ int layerstore_extract(int in_fd, int rootfd, const char *dest,
         return 0;
     }
     int r = 0;
+    if (x.opts->make_dest && x.opts->make_dest(rootfd, dest, x.opts->make_dest_arg, err) < 0)
+        r = -1;
     uint64_t entries = 0;
-    for (;;) {
+    for (; r == 0;) {
         if (++entries > EXTRACT_MAX_ENTRIES) {
             r = mk_error_set(err, MK_ERR_INVALID, 0, "archive has more than %llu entries",
                              (unsigned long long)EXTRACT_MAX_ENTRIES);

@@ -198,13 +198,21 @@ int ls_image_get(struct mk_store *store, const char *name, const struct mk_platf
                  struct mk_image **ret, struct mk_error **err);
 int ls_index_remove_manifest(struct mk_store *store, const char *manifest, struct mk_error **err);
 
-/* ---- private to layerstore/tar-*.c ---------------------------------------------------------- */
+/* ---- private to layerstore/tar-*.c and extract.c --------------------------------------------- */
 
 /* Overlay's own xattrs describe the snapshot, never the image: not written, not restored. */
 static inline bool ls_tar_xattr_is_overlay(const char *name)
 {
     return strncmp(name, "user.overlay.", 13) == 0 || strncmp(name, "trusted.overlay.", 16) == 0;
 }
+
+/* Sets the xattrs of the archive entry e (struct archive_entry, from <archive_entry.h>; at
+ * most 256, overlayfs's own skipped) on name in pfd; a setxattr failure for which
+ * ignore(errno, name, arg) is true is skipped. */
+struct archive_entry;
+int ls_entry_set_xattrs(int pfd, const char *name, const char *path, struct archive_entry *e,
+                        bool (*ignore)(int errnum, const char *xname, const void *arg),
+                        const void *arg, struct mk_error **err);
 
 /* ---- end of layerstore/tar-*.c section ------------------------------------------------------ */
 
@@ -234,6 +242,10 @@ int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_co
                                 struct mk_error **err);
 /* Whether libzstd was built with worker threads. */
 bool ls_zstd_has_threads(void);
+/* Walks the complete raw deflate stream data[0..n) (layerstore/deflate-scan.c): the bit
+ * positions (bit 0 = least significant bit of data[0]) of its last block's header and of
+ * the bit just after that block. -1 when the stream is malformed or ends early. */
+int ls_deflate_scan(const void *data, size_t n, uint64_t *ret_last_header, uint64_t *ret_end);
 
 /* Turns this handle's gc lock exclusive (waiting for every other mkimg process on the store
  * to finish) and back to shared. */

@@ -476,15 +476,21 @@ struct layerstore_extract_opts {
     bool chown; /* every entry gets uid:gid instead of the archive's owners */
     uid_t uid;
     gid_t gid;
+    /* Called once the input is known to be an archive, before any entry is written, to
+     * create dest (NULL: its missing components are made 0755 root-owned as entries need
+     * them). */
+    int (*make_dest)(int rootfd, const char *dest, void *arg, struct mk_error **err);
+    void *make_dest_arg;
 };
 
 /* Unpacks the tar archive read from in_fd (plain, gzip, bzip2, xz or zstd, detected from
- * content) into the existing directory dest of the root rootfd, as ADD does with a local
- * archive: existing directories are kept, other existing entries replaced, ".." refused, and
- * every path (symlinks the archive creates included) resolved inside rootfd. When in_fd does
- * not start with a tar archive nothing is written and *ret_extracted is false (the caller
- * copies the file instead; in_fd's offset is then unspecified). opts may be NULL. Capped at
- * 1,000,000 entries and 64 GiB of data. */
+ * content) into the directory dest of the root rootfd, as ADD does with a local archive:
+ * existing directories are kept (the archive's metadata applied to them), other existing
+ * entries replaced, extended attributes (SCHILY.xattr) set where the kernel allows them,
+ * ".." refused, and every path (symlinks the archive creates included) resolved inside
+ * rootfd. When in_fd does not start with a tar archive nothing is written and
+ * *ret_extracted is false (the caller copies the file instead; in_fd's offset is then
+ * unspecified). opts may be NULL. Capped at 1,000,000 entries and 64 GiB of data. */
 int layerstore_extract(int in_fd, int rootfd, const char *dest,
                        const struct layerstore_extract_opts *opts, bool *ret_extracted,
                        struct mk_error **err);

@@ -75,6 +75,8 @@ char *layerstore_normalize_ref(const char *ref, struct mk_error **err)
     const char *base = slash ? slash : ref;
     const char *colon = memrchr(base, ':', name_end - (size_t)(base - ref));
     size_t repo_end = colon ? (size_t)(colon - ref) : name_end;
+    if (colon && name_end - repo_end - 1 > 128)
+        return ref_error(ref, "a tag has at most 128 characters", err);
     if (colon && !valid_tag(colon + 1, name_end - repo_end - 1))
         return ref_error(ref, "bad tag", err);
     if (repo_end == 0)

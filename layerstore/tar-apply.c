@@ -156,8 +156,9 @@ static bool may_ignore_attr_error(const struct applier *ap, int errnum)
     return errnum == ENOTSUP || (ap->rootless && (errnum == EPERM || errnum == EINVAL));
 }
 
-static int set_xattrs(struct applier *ap, int pfd, const char *name, const char *path,
-                      struct archive_entry *e, struct mk_error **err)
+int ls_entry_set_xattrs(int pfd, const char *name, const char *path, struct archive_entry *e,
+                        bool (*ignore)(int errnum, const char *xname, const void *arg),
+                        const void *arg, struct mk_error **err)
 {
     if (archive_entry_xattr_reset(e) == 0)
         return 0;
@@ -176,14 +177,23 @@ static int set_xattrs(struct applier *ap, int pfd, const char *name, const char 
     while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
         if (!xname || !*xname || ls_tar_xattr_is_overlay(xname))
             continue;
-        if (setxattr(proc, xname, value, size, 0) < 0) {
-            if (may_ignore_attr_error(ap, errno) ||
-                (errno == EPERM && mk_str_has_prefix(xname, "user.")))
-                continue;
+        if (setxattr(proc, xname, value, size, 0) < 0 && !ignore(errno, xname, arg))
             return mk_error_errno(err, "setting extended attribute \"%s\" on \"%s\"", xname, path);
-        }
     }
     return 0;
+}
+
+static bool ignore_xattr_error(int errnum, const char *xname, const void *arg)
+{
+    const struct applier *ap = arg;
+    return may_ignore_attr_error(ap, errnum) ||
+           (errnum == EPERM && mk_str_has_prefix(xname, "user."));
+}
+
+static int set_xattrs(struct applier *ap, int pfd, const char *name, const char *path,
+                      struct archive_entry *e, struct mk_error **err)
+{
+    return ls_entry_set_xattrs(pfd, name, path, e, ignore_xattr_error, ap, err);
 }
 
 static int set_owner_mode_time(struct applier *ap, int pfd, const char *name, const char *path,

@@ -403,6 +403,9 @@ static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, time
     *ret_size = w.size;
     ret = 0;
 out:
+    /* Freeing an archive that was not closed (a failed write: EPIPE on `build -o - | head`)
+     * closes it and calls write_cb once more, which uses w: before w's buffers and hash go. */
+    archive_write_free(MK_TAKE_PTR(a));
     free(w.buf);
     free(w.diff_buf);
     free(w.pending);

@@ -108,6 +108,12 @@ int mk_shell_words(const char *word, const struct mk_strv *env, char escape,
 int mk_shell_word_used(const char *word, const struct mk_strv *env, char escape, char **ret,
                        struct mk_strv *ret_used, struct mk_error **err);
 
+/* The expansion of a heredoc body (BuildKit's ExpandRaw: a lexer with SkipProcessQuotes and
+ * the escape character '\\' whatever the Dockerfile's is): variables are expanded and
+ * escapes taken, quotes are kept as they are. */
+int mk_shell_word_keep_quotes(const char *word, const struct mk_strv *env, char **ret,
+                              struct mk_error **err);
+
 /* ---- 3. .dockerignore --------------------------------------------------------------------- */
 
 struct mk_ignore;

@@ -25,6 +25,7 @@ struct sh {
     const struct mk_strv *env;
     int escape;
     bool raw_escapes;
+    bool skip_quotes; /* SkipProcessQuotes: quotes are ordinary characters */
     unsigned depth;
     struct mk_strv *used; /* names looked up, deduplicated; may be NULL */
     char *reason;         /* the failure, without the "failed to process" prefix */
@@ -696,7 +697,7 @@ static int process_stop_on(struct sh *sh, int32_t stop, bool raw_escapes, struct
             next(sh);
             goto out;
         }
-        if (c == '$' || c == '\'' || c == '"') {
+        if (c == '$' || (!sh->skip_quotes && (c == '\'' || c == '"'))) {
             struct mk_buf tmp = MK_BUF_INIT;
             if (c == '$')
                 r = process_dollar(sh, &tmp);
@@ -746,14 +747,15 @@ out:
     return r;
 }
 
-static int process(const char *word, const struct mk_strv *env, char escape, struct mk_buf *out,
-                   struct words *w, struct mk_strv *used, struct mk_error **err)
+static int process(const char *word, const struct mk_strv *env, char escape, bool skip_quotes,
+                   struct mk_buf *out, struct words *w, struct mk_strv *used, struct mk_error **err)
 {
     struct sh sh = {
         .s = word,
         .len = strlen(word),
         .env = env,
         .escape = (unsigned char)escape,
+        .skip_quotes = skip_quotes,
         .used = used,
     };
     /* Go's text/scanner skips a leading byte order mark. */
@@ -773,7 +775,7 @@ int mk_shell_word_used(const char *word, const struct mk_strv *env, char escape,
 {
     struct mk_buf out = MK_BUF_INIT;
     struct mk_strv used = MK_STRV_INIT;
-    if (process(word, env, escape, &out, NULL, &used, err) < 0) {
+    if (process(word, env, escape, false, &out, NULL, &used, err) < 0) {
         mk_buf_release(&out);
         mk_strv_release(&used);
         return -1;
@@ -797,7 +799,7 @@ int mk_shell_words(const char *word, const struct mk_strv *env, char escape,
     struct mk_buf out = MK_BUF_INIT;
     struct words w = {MK_BUF_INIT, false, MK_STRV_INIT};
     mk_buf_add(&w.word, "", 0);
-    int r = process(word, env, escape, &out, &w, NULL, err);
+    int r = process(word, env, escape, false, &out, &w, NULL, err);
     if (r == 0) {
         words_finish(&w);
         mk_strv_copy(ret_words, &w.list);
@@ -806,4 +808,16 @@ int mk_shell_words(const char *word, const struct mk_strv *env, char escape,
     mk_buf_release(&w.word);
     mk_strv_release(&w.list);
     return r;
+}
+
+int mk_shell_word_keep_quotes(const char *word, const struct mk_strv *env, char **ret,
+                              struct mk_error **err)
+{
+    struct mk_buf out = MK_BUF_INIT;
+    if (process(word, env, '\\', true, &out, NULL, NULL, err) < 0) {
+        mk_buf_release(&out);
+        return -1;
+    }
+    *ret = mk_buf_detach(&out);
+    return 0;
 }

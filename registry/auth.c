@@ -18,22 +18,7 @@ static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 char *reg_base64(const void *data, size_t n)
 {
-    const unsigned char *p = data;
-    char *out = mk_xmalloc((n + 2) / 3 * 4 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        out[o++] = b64[(v >> 18) & 63];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? b64[v & 63] : '=';
-    }
-    out[o] = '\0';
-    return out;
+    return mk_base64(data, n);
 }
 
 char *reg_base64_decode(const char *s, size_t *ret_len)
@@ -235,19 +220,40 @@ static int lookup_in(const char *path, const char *host, char **ret, struct mk_e
     return 0;
 }
 
+/* The caller's uid as podman sees it: rootless mkimg runs as 0 in its own user namespace, whose
+ * /proc/self/uid_map says which uid outside that 0 is. */
+static unsigned outer_uid(void)
+{
+    unsigned uid = (unsigned)getuid();
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/uid_map", "re");
+    unsigned inside, outside, count;
+    if (f && fscanf(f, "%u %u %u", &inside, &outside, &count) == 3 && uid >= inside &&
+        uid - inside < count)
+        return outside + (uid - inside);
+    return uid;
+}
+
 int registry_auth_lookup(const char *authfile, const char *host, char **ret, struct mk_error **err)
 {
     struct mk_strv files = MK_STRV_INIT;
     mk_strv_push_take(&files, registry_auth_file(authfile));
     if (!(authfile && *authfile)) {
+        /* containers/image's order: the runtime dir's auth.json (podman login writes
+         * /run/containers/UID/auth.json when XDG_RUNTIME_DIR is unset, e.g. under sudo), the
+         * config dir's, then docker's config.json ($DOCKER_CONFIG replaces ~/.docker). */
         const char *run = getenv("XDG_RUNTIME_DIR");
         if (run && *run)
             mk_strv_pushf(&files, "%s/containers/auth.json", run);
+        else
+            mk_strv_pushf(&files, "/run/containers/%u/auth.json", outer_uid());
         const char *home = getenv("HOME");
-        if (home && *home) {
+        if (home && *home)
             mk_strv_pushf(&files, "%s/.config/containers/auth.json", home);
+        const char *dcfg = getenv("DOCKER_CONFIG");
+        if (dcfg && *dcfg)
+            mk_strv_pushf(&files, "%s/config.json", dcfg);
+        else if (home && *home)
             mk_strv_pushf(&files, "%s/.docker/config.json", home);
-        }
     }
     int r = 0;
     for (size_t i = 0; r == 0 && i < files.n; i++)
@@ -315,9 +321,7 @@ int registry_login_check(const char *host, const char *creds, const struct regis
     struct reg_req req = {.method = "GET", .url = "/v2/", .fd = -1};
     struct reg_resp resp = {0};
     int r = reg_request(c, &req, &resp, err);
-    if (r == 0 && resp.status == 401)
-        r = mk_error_set(err, MK_ERR_FAILED, 0, "%s: authentication failed", host);
-    else if (r == 0 && resp.status != 200)
+    if (r == 0 && resp.status != 200)
         r = reg_status_error(&resp, host, err);
     reg_resp_release(&resp);
     reg_client_free(c);

@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -15,6 +14,7 @@
 #include "registry/internal.h"
 
 #define HEADER_MAX 8192
+#define TLS_REFUSAL "HTTP request to an HTTPS server" /* Go's net/http, to plain HTTP */
 #define MAX_REDIRS 5L
 
 MK_DEFINE_CLEANUP(CURL, curl_easy_cleanup)
@@ -53,19 +53,6 @@ static bool is_loopback(const char *host)
     return strcmp(name, "localhost") == 0;
 }
 
-/* podman's --cert-dir holds CA files named *.crt; curl takes one bundle, so the first. */
-static char *find_ca_file(const char *dir)
-{
-    _cleanup_closedir_ DIR *d = opendir(dir);
-    if (!d)
-        return NULL;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (mk_str_has_suffix(e->d_name, ".crt"))
-            return mk_xasprintf("%s/%s", dir, e->d_name);
-    return NULL;
-}
-
 int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
                    struct reg_client **ret, struct mk_error **err)
 {
@@ -83,19 +70,23 @@ int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
     c->retries = opts->retries < 0 ? REG_DEFAULT_RETRIES : opts->retries;
     c->log = opts->log;
     bool http = false;
-    if (opts->cert_dir) {
-        c->ca_file = find_ca_file(opts->cert_dir);
-        if (!c->ca_file) {
-            reg_client_free(c);
-            return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no *.crt file in --cert-dir \"%s\"",
-                                opts->cert_dir);
-        }
-    } else if (opts->tls == REGISTRY_TLS_INSECURE) {
+    if (reg_tls_load(c->host, opts->cert_dir, &c->tls, err) < 0) {
+        reg_client_free(c);
+        return -1;
+    }
+    if (opts->cert_dir && !c->tls.ca_pem && !c->tls.cert) {
+        reg_client_free(c);
+        return mk_error_set(err, MK_ERR_NOT_FOUND, 0,
+                            "no *.crt or *.cert file in --cert-dir \"%s\"", opts->cert_dir);
+    }
+    if (opts->tls == REGISTRY_TLS_INSECURE) {
         /* Like podman: an insecure registry speaks unverified TLS, or plain HTTP (the
          * fallback is in transfer()). */
         c->insecure = true;
     } else if (opts->tls == REGISTRY_TLS_DEFAULT) {
-        http = is_loopback(c->host);
+        /* A loopback registry with a certs.d directory speaks TLS: that is what the
+         * directory is for. */
+        http = is_loopback(c->host) && !c->tls.dir;
     }
     c->base = mk_xasprintf("%s://%s", http ? "http" : "https", c->host);
     *ret = c;
@@ -116,6 +107,10 @@ int reg_client_new_plain(const struct registry_opts *opts, struct reg_client **r
     c->repo = mk_xstrdup("");
     c->retries = opts && opts->retries >= 0 ? opts->retries : REG_DEFAULT_RETRIES;
     c->log = opts ? opts->log : NULL;
+    if (reg_tls_load(NULL, NULL, &c->tls, err) < 0) {
+        reg_client_free(c);
+        return -1;
+    }
     *ret = c;
     return 0;
 }
@@ -133,7 +128,7 @@ struct reg_client *reg_client_clone(const struct reg_client *c)
     n->creds = c->creds ? mk_xstrdup(c->creds) : NULL;
     n->auth_header = c->auth_header ? mk_xstrdup(c->auth_header) : NULL;
     n->insecure = c->insecure;
-    n->ca_file = c->ca_file ? mk_xstrdup(c->ca_file) : NULL;
+    reg_tls_copy(&n->tls, &c->tls);
     n->retries = c->retries;
     n->log = c->log;
     n->cancel = c->cancel;
@@ -155,7 +150,8 @@ void reg_client_free(struct reg_client *c)
     if (c->auth_header)
         explicit_bzero(c->auth_header, strlen(c->auth_header));
     free(c->auth_header);
-    free(c->ca_file);
+    reg_tls_release(&c->tls);
+    reg_progress_free(c->progress);
     free(c);
 }
 
@@ -175,13 +171,11 @@ void reg_log(const struct reg_client *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    /* Parallel transfers log from several threads: one whole line at a time. */
-    flockfile(c->log);
-    vfprintf(c->log, fmt, ap);
+    _cleanup_free_ char *msg = mk_xvasprintf(fmt, ap);
     va_end(ap);
-    fputc('\n', c->log);
-    fflush(c->log);
-    funlockfile(c->log);
+    /* Parallel transfers log from several threads: one whole line at a time, above the live
+     * progress lines on a terminal. */
+    reg_progress_print(c->log, msg);
 }
 
 char *reg_path(const struct reg_client *c, const char *kind, const char *ref)
@@ -356,8 +350,13 @@ static int on_seek(void *ctx, curl_off_t offset, int origin)
 
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    (void)dt, (void)dn, (void)ut, (void)un;
+    (void)dt, (void)ut;
     const struct xfer *x = ctx;
+    /* Bytes of the blob: a chunk or a resumed download starts where the last one ended. */
+    if (x->c->progress && x->req->fd >= 0 && un > 0)
+        reg_progress_update(x->c, x->req->fd_off + (uint64_t)un);
+    else if (x->c->progress && x->req->sink && dn > 0)
+        reg_progress_update(x->c, x->req->range_from + (uint64_t)dn);
     return reg_cancelled(x->c) ? 1 : 0;
 }
 
@@ -377,6 +376,25 @@ static bool curl_retryable(CURLcode rc)
     default:
         return false;
     }
+}
+
+static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,
+                    bool *ret_retry, struct mk_error **err);
+
+/* After a HEAD answered 400 over plain HTTP: whether GET /v2/ gets a TLS server's 400. */
+static bool speaks_tls(struct reg_client *c, const struct reg_req *req)
+{
+    if (strcmp(req->method, "HEAD") != 0 || req->url[0] != '/')
+        return false;
+    struct reg_req probe = {.method = "GET", .url = "/v2/", .fd = -1};
+    struct reg_resp resp = {0};
+    bool retry = false;
+    struct mk_error *e = NULL;
+    bool tls = transfer(c, &probe, &resp, &retry, &e) == 0 && resp.status == 400 && resp.body.len &&
+               strstr(resp.body.data, TLS_REFUSAL);
+    mk_error_free(e);
+    reg_resp_release(&resp);
+    return tls;
 }
 
 static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,
@@ -440,8 +458,7 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (c->ca_file)
-        curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
+    reg_tls_apply(&c->tls, curl);
     if (req->follow) {
         /* libcurl drops our Authorization header when a redirect leaves the host. */
         curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
@@ -486,7 +503,15 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         if (reg_cancelled(c))
             return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "cancelled");
         *ret_retry = curl_retryable(rc);
-        /* The error buffer names the host, the proxy or the certificate problem. */
+        /* The error buffer names the host, the proxy or the certificate problem; for an
+         * unknown CA, also where podman and docker users put a private one. */
+        if (rc == CURLE_PEER_FAILED_VERIFICATION && *c->host)
+            return mk_error_set(
+                err, MK_ERR_FAILED, 0,
+                "%s %s: %s (a registry with a private CA: put the CA in "
+                "/etc/containers/certs.d/%s/ca.crt or give --cert-dir; --tls-verify=false "
+                "skips the check)",
+                req->method, url, errbuf[0] ? errbuf : curl_easy_strerror(rc), c->host);
         return mk_error_set(err, MK_ERR_FAILED, 0, "%s %s: %s", req->method, url,
                             errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
@@ -602,9 +627,10 @@ static int bearer_token(struct reg_client *c, const char *challenge, struct mk_e
     if (resp.status != 200) {
         r = resp.status == 401 || resp.status == 403
                 ? mk_error_set(err, MK_ERR_FAILED, 0,
-                               "%s: authentication failed (token server "
-                               "answered %ld)",
-                               c->host, resp.status)
+                               "%s: authentication failed%s%.*s%s (token server answered %ld)",
+                               c->host, c->creds ? " for user \"" : "",
+                               c->creds ? (int)strcspn(c->creds, ":") : 0, c->creds ? c->creds : "",
+                               c->creds ? "\"" : "", resp.status)
                 : reg_status_error(&resp, "getting a token", err);
         reg_resp_release(&resp);
         return r;
@@ -658,13 +684,35 @@ int reg_do(struct reg_client *c, const struct reg_req *req, struct reg_resp *res
 {
     if (transfer(c, req, resp, ret_retry, err) < 0)
         return -1;
+    /* Go's TLS server answers plain HTTP with this 400: say what it means (a HEAD's answer has
+     * no body, so ask /v2/ to tell). */
+    if (resp->status == 400 && mk_str_has_prefix(c->base, "http://") &&
+        (resp->body.len ? strstr(resp->body.data, TLS_REFUSAL) != NULL : speaks_tls(c, req)))
+        return mk_error_set(err, MK_ERR_FAILED, 0,
+                            "%s: the registry speaks TLS (HTTPS), but was spoken to in plain HTTP "
+                            "(it answered HTTP 400): use --tls-verify=true, and for a private CA "
+                            "put it in /etc/containers/certs.d/%s/ca.crt",
+                            c->host, c->host);
     if (resp->status != 401)
         return 0;
     _cleanup_free_ char *challenge = resp->www_auth ? mk_xstrdup(resp->www_auth) : NULL;
     int r = authenticate(c, challenge, err);
-    if (r <= 0)
-        return r;
-    return transfer(c, req, resp, ret_retry, err);
+    if (r < 0 || (r > 0 && transfer(c, req, resp, ret_retry, err) < 0))
+        return -1;
+    if (resp->status != 401)
+        return 0;
+    /* Say whose credentials, for which registry, and what to do: "authentication required"
+     * alone does not tell a wrong password from a missing login. */
+    *ret_retry = false;
+    if (!c->creds)
+        return mk_error_set(err, MK_ERR_FAILED, 0,
+                            "%s: authentication required: no credentials for this registry (use "
+                            "\"mkimg login %s\", --creds or --authfile)",
+                            c->host, c->host);
+    return mk_error_set(err, MK_ERR_FAILED, 0,
+                        "%s: authentication failed for user \"%.*s\" (the registry refused the "
+                        "credentials or this user's access)",
+                        c->host, (int)strcspn(c->creds, ":"), c->creds);
 }
 
 bool reg_status_retryable(long status)

@@ -22,18 +22,54 @@
 
 /* ---- HTTP (registry/http.c) ------------------------------------------------------------- */
 
+/* ---- TLS trust and client certificates (registry/tls.c) ---- */
+
+struct reg_tls {
+    char *ca_pem;  /* NULL, or CAs trusted besides the system's (PEM, NUL-terminated) */
+    size_t ca_len; /* bytes of ca_pem */
+    char *ca_file; /* NULL or $SSL_CERT_FILE */
+    char *ca_path; /* NULL or $SSL_CERT_DIR */
+    char *cert;    /* NULL or the client certificate (*.cert) */
+    char *key;     /* its key (*.key) */
+    char *dir;     /* NULL or the certificate directory used: for messages and https */
+};
+/* What to trust for host ("name[:port]"; NULL for a plain download): cert_dir when not NULL,
+ * else the first of /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST that exists,
+ * plus SSL_CERT_FILE / SSL_CERT_DIR. ret is zeroed first and filled only on success. */
+int reg_tls_load(const char *host, const char *cert_dir, struct reg_tls *ret,
+                 struct mk_error **err);
+void reg_tls_copy(struct reg_tls *dst, const struct reg_tls *src);
+void reg_tls_release(struct reg_tls *t);
+/* Sets the curl handle's CA and client-certificate options. */
+void reg_tls_apply(const struct reg_tls *t, void *curl);
+
+/* ---- transfer progress (registry/progress.c) ---- */
+
+struct reg_progress;
+struct reg_client;
+/* A blob of total bytes starts moving through c (nothing when c has no log). */
+void reg_progress_begin(struct reg_client *c, bool upload, const char *digest, uint64_t total);
+/* bytes of it have moved: a line when the interval has passed since the last. */
+void reg_progress_update(const struct reg_client *c, uint64_t bytes);
+/* It is there: the closing line. No-op without a begin. */
+void reg_progress_end(struct reg_client *c);
+void reg_progress_free(struct reg_progress *p);
+/* One log line (without its newline) on f, above the live block when there is one. */
+void reg_progress_print(FILE *f, const char *msg);
+
 /* One registry repository for the run: one curl handle (connections are reused), the
  * credentials and the Authorization header won by the last challenge. A client is used by
  * one thread at a time; parallel transfers each use a clone (reg_client_clone). */
 struct reg_client {
-    void *curl;        /* CURL *, private to http.c */
-    char *host;        /* "127.0.0.1:5000", "registry-1.docker.io" */
-    char *base;        /* "http://127.0.0.1:5000" */
-    char *repo;        /* "library/busybox" */
-    char *creds;       /* NULL or "user:password" */
-    char *auth_header; /* NULL or "Authorization: ..." */
-    bool insecure;     /* https without certificate verification */
-    char *ca_file;     /* NULL or a CA bundle from --cert-dir */
+    void *curl;         /* CURL *, private to http.c */
+    char *host;         /* "127.0.0.1:5000", "registry-1.docker.io" */
+    char *base;         /* "http://127.0.0.1:5000" */
+    char *repo;         /* "library/busybox" */
+    char *creds;        /* NULL or "user:password" */
+    char *auth_header;  /* NULL or "Authorization: ..." */
+    bool insecure;      /* https without certificate verification */
+    struct reg_tls tls; /* CAs and client certificate (--cert-dir, certs.d, SSL_CERT_FILE) */
+    struct reg_progress *progress; /* NULL, or the blob moving now (registry/progress.c) */
     int retries;
     FILE *log;
     /* NULL, or a flag that stops this client's transfers and backoffs like SIGINT does (set

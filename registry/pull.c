@@ -121,6 +121,7 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
         return 0;
     }
     reg_log(c, "fetching blob %s (%llu bytes)", digest, (unsigned long long)size);
+    reg_progress_begin(c, false, digest, size);
     _cleanup_free_ char *path = reg_path(c, "blobs", digest);
     _cleanup_(layerstore_blob_writer_freep) struct mk_blob_writer *w = NULL;
     for (int attempt = 1;; attempt++) {
@@ -132,6 +133,7 @@ static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *
         if (r == 0) {
             r = layerstore_blob_writer_commit(w, &e);
             if (r == 0) {
+                reg_progress_end(c);
                 reg_blob_seen(store, c, digest);
                 return 0;
             }

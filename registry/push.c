@@ -268,7 +268,11 @@ static int push_blob(struct reg_client *c, struct mk_store *store, const char *d
     reg_log(c, "uploading blob %s (%llu bytes)", digest, (unsigned long long)st.st_size);
     struct upload u = {
         .c = c, .fd = fd, .digest = digest, .size = (uint64_t)st.st_size, .chunk = chunk_size()};
-    return upload_blob(&u, store, mount_from, err);
+    reg_progress_begin(c, true, digest, u.size);
+    int r = upload_blob(&u, store, mount_from, err);
+    if (r == 0)
+        reg_progress_end(c);
+    return r;
 }
 
 /* An uncompressed layer whose compressed copy is not made yet: its chunks go up while the

@@ -21,7 +21,10 @@
  * gets one PUT. $MKIMG_UPLOAD_CHUNK_SIZE (bytes, at least 1024) sets the chunk size, for tests.
  *
  * libcurl lives only in this module. Functions never print: progress goes to opts->log
- * when set. All functions follow common/error.h.
+ * when set, including each moving blob's bytes, total, rate and time left (every 2 s, or
+ * $MKIMG_PROGRESS_INTERVAL_MS for tests; on a terminal one live line per blob instead) and a
+ * line when it is done (a layer compressed on the way up has only its start line). All functions
+ * follow common/error.h.
  */
 #ifndef MK_REGISTRY_H
 #define MK_REGISTRY_H

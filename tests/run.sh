@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/run.sh - runs every test and ends with one line "N passed, N failed, N skipped".
 #
-# Unit test binaries (normal and sanitizer builds), conformance tables, fuzz corpus replays
-# and CLI integration scripts all print TAP-like "ok"/"not ok" lines; this counts them.
+# Unit test binaries (normal and sanitizer builds), conformance tables, fuzz corpus replays,
+# CLI integration scripts and the differential suite against Buildah (tests/diff/) all print
+# TAP-like "ok"/"not ok" lines; this counts them.
 # MKIMG_TEST_STRICT=1 (set in CI) turns skips for missing kernel features into failures.
 # Usage: tests/run.sh [PATTERN]   (only test files whose path contains PATTERN)
 set -u
@@ -60,6 +61,10 @@ for t in tests/integration/t[0-9]*.sh; do
     [ -e "$t" ] || continue
     run_one "$t" bash "$t"
 done
+
+# The differential suite: every corpus case built by mkimg and by Buildah, compared (one line
+# a case; it skips itself when Buildah is not installed).
+run_one tests/diff/run.sh bash tests/diff/run.sh
 
 echo "logs: $logdir"
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"

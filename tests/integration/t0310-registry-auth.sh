@@ -22,7 +22,8 @@ t_ok "push with --creds" "$MKIMG" push -q --creds tester:s3cret-pw busybox "$REG
 
 "$MKIMG" login -u tester -p wrong "$REG" >"$T/out" 2>"$T/err"; rc=$?
 t_eq "login with a wrong password fails" "$rc" 1
-t_eq "login failure message" "$(cat "$T/err")" "mkimg: $REG: authentication failed"
+t_eq "login failure message names the registry and the user" "$(cat "$T/err")" \
+    "mkimg: $REG: authentication failed for user \"tester\" (the registry refused the credentials or this user's access)"
 t_ok "nothing stored by a failed login" test ! -e "$XDG_RUNTIME_DIR/containers/auth.json"
 echo s3cret-pw | "$MKIMG" login -u tester --password-stdin "$REG" >"$T/out" 2>"$T/err"
 t_eq "login succeeds" "$(cat "$T/out")" "Login Succeeded!"

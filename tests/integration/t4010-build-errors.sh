@@ -52,24 +52,28 @@ t_eq "missing context is a usage error" "$rc" 2
 t_eq "context that does not exist exits 1" "$rc" 1
 
 # Ctrl-C during a RUN: the container dies, nothing is tagged, nothing is left behind.
-ctx slow <<'DF'
+# The RUN's shell carries a mark of this run, so that pgrep sees no other test's sleep.
+mark="t4010-$$-sleeper"
+ctx slow <<DF
 FROM busybox
-RUN sleep 60
+RUN sleep 60; : $mark
 DF
+running() { pgrep -f -- "$mark" >/dev/null; }
+started() { for _ in $(seq 100); do running && return 0; sleep 0.1; done; return 1; }
+gone() { for _ in $(seq 50); do running || return 0; sleep 0.1; done; return 1; }
 "$MKIMG" build -t slow "$T/slow" >/dev/null 2>"$T/err" &
 pid=$!
-for _ in $(seq 50); do pgrep -f "sleep 60" >/dev/null && break; sleep 0.1; done
+t_ok "the RUN is running" started
 kill -INT $pid
 wait $pid; rc=$?
 t_ok "SIGINT during RUN exits non-zero" test "$rc" -ne 0
 t_fails "nothing tagged after SIGINT" "$MKIMG" inspect slow
-gone() { for _ in $(seq 50); do pgrep -f "sleep 60" >/dev/null || return 0; sleep 0.1; done; return 1; }
 t_ok "the container's sleep is gone" gone
 t_ok "no temp dir or mount left after SIGINT" no_leftovers
 
 "$MKIMG" build -t slow "$T/slow" >/dev/null 2>"$T/err" &
 pid=$!
-for _ in $(seq 50); do pgrep -f "sleep 60" >/dev/null && break; sleep 0.1; done
+t_ok "the RUN is running again" started
 kill -TERM $pid
 wait $pid; rc=$?
 t_ok "SIGTERM during RUN exits non-zero" test "$rc" -ne 0
@@ -78,7 +82,7 @@ t_ok "no temp dir or mount left after SIGTERM" no_leftovers
 # SIGKILL: mkimg cannot clean up itself; the next run of mkimg on the store does.
 "$MKIMG" build -t slow "$T/slow" >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 50); do pgrep -f "sleep 60" >/dev/null && break; sleep 0.1; done
+t_ok "the RUN is running a third time" started
 kill -KILL $pid; wait $pid 2>/dev/null
 t_ok "the container dies with a SIGKILLed mkimg" gone
 "$MKIMG" images >/dev/null 2>&1

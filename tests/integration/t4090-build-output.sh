@@ -19,5 +19,9 @@ t_ok "a deleted file is not in the exported tree" test ! -e "$o/rootfs/tmp/scrat
 t_ok "no temp files beside the outputs" bash -c "! ls -A '$o' | grep -qE '\\.tmp\\.|mkimg-tmp'"
 "$MKIMG" build -q -t hello --output "type=zip,dest=$o/x" "$MKIMG_TOP/samples/hello" >/dev/null 2>"$T/err"; rc=$?
 t_eq "unknown output type is a usage error" "$rc" 2
+# Smallest reproducer: the tar writer used its freed hash when the reader went away (SIGSEGV).
+"$MKIMG" build -q -o type=tar,dest=- "$MKIMG_TOP/samples/hello" 2>"$T/err" | head -c 100 >/dev/null
+t_eq "a reader that stops early: an ordinary error, not a crash" "$(cat "$T/err")" \
+    'mkimg: writing the layer tar: write: Broken pipe'
 t_eq "no temp dir left in the store" "$(ls -A "$MKIMG_ROOT/tmp" | wc -l)" 0
 t_done

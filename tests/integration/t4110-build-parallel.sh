@@ -83,11 +83,13 @@ sed 's/sharing=locked/sharing=sometimes/' "$c/Dockerfile.locked" >"$c/Dockerfile
 t_grep "an unknown sharing mode is a clear error" 'Dockerfile.bad:3: --mount sharing=sometimes: unknown mode' "$T/err"
 
 # A failing stage: one clear error, the other stage stopped, nothing tagged or left behind.
-cat >"$c/Dockerfile.fail" <<'DF'
+# The sleeping RUNs carry a mark of this run, so that pgrep counts no other test's sleeps.
+mark=t4110-$$-
+cat >"$c/Dockerfile.fail" <<DF
 FROM busybox AS a
 RUN sleep 0.3; exit 3
 FROM busybox AS b
-RUN --mount=type=cache,target=/c,id=stopcheck sh -c 'sleep 20; touch /c/finished'
+RUN --mount=type=cache,target=/c,id=stopcheck sh -c 'sleep 20; touch /c/finished; : ${mark}b'
 FROM busybox
 COPY --from=a / /
 COPY --from=b / /
@@ -97,16 +99,18 @@ t_eq "a failing stage fails the build" "$rc" 1
 t_grep "... naming its line" '^mkimg: .*Dockerfile.fail:2: RUN "sleep 0.3; exit 3": exit status 3$' "$T/err"
 t_eq "... and stops the other stage (it never finished)" \
     "$(find "$MKIMG_ROOT/mounts/cache" -name finished | wc -l)" 0
-sleepers() { pgrep -fc '^(/bin/sh -c )?sleep 20$'; }
+sleepers() { pgrep -fc -- "${mark}[ab]"; }
+running() { pgrep -f -- "$mark$1" >/dev/null; }
 t_fails "nothing tagged" "$MKIMG" inspect failed
 t_eq "no temp dir left" "$(ls -A "$MKIMG_ROOT/tmp" | wc -l)" 0
 t_eq "no stage process left" "$(sleepers)" 0
 
 # Ctrl-C while two stages run.
-sed 's/sleep 0.3; exit 3/sleep 20/' "$c/Dockerfile.fail" >"$c/Dockerfile.int"
+sed "s/sleep 0.3; exit 3/sleep 20; : ${mark}a/" "$c/Dockerfile.fail" >"$c/Dockerfile.int"
 "$MKIMG" build -j 2 -t intr -f "$c/Dockerfile.int" "$c" >/dev/null 2>"$T/err" &
 pid=$!
-for _ in $(seq 50); do [ "$(sleepers)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 100); do running a && running b && break; sleep 0.1; done
+t_ok "SIGINT: sent while both stages run" eval 'running a && running b'
 kill -INT $pid
 wait $pid; rc=$?
 t_eq "SIGINT: exit 130" "$rc" 130

@@ -17,6 +17,7 @@ args=(--build-arg "HTTP_PROXY=$P" --build-arg "https_proxy=$P/s" --build-arg FTP
     --build-arg no_proxy=np-4711 --build-arg ALL_PROXY=all-4711)
 t_ok "build with proxy build args" "$MKIMG" build -t px "${args[@]}" "$c"
 "$MKIMG" build -t px "${args[@]}" "$c" >"$T/out" 2>&1
+t_eq "and again (its output is read below)" "$?" 0
 umoci unpack --image "$MKIMG_ROOT:px:latest" "$T/u" >/dev/null 2>&1
 t_eq "RUN sees them without an ARG line" "$(tr '\n' ' ' <"$T/u/rootfs/seen")" \
     "$(h "$P") $(h "$P/s") $(h ftp-4711) $(h np-4711) $(h all-4711) "
@@ -34,6 +35,7 @@ t_ok "declared proxy ARG" "$MKIMG" build -t px2 --build-arg HTTP_PROXY=decl-4711
 "$MKIMG" inspect px2 >"$T/inspect" 2>&1
 t_grep "a declared proxy ARG is in the history" 'HTTP_PROXY=decl-4711' "$T/inspect"
 "$MKIMG" build -t px2 --build-arg HTTP_PROXY=decl-4712 "$c" >"$T/out" 2>&1
+t_eq "another declared value builds" "$?" 0
 t_ok "...and in the cache key" bash -c "! grep -q CACHED '$T/out'"
 
 printf 'FROM busybox\nENV http_proxy=from-env\nRUN echo "$http_proxy" > /env\n' >"$c/Dockerfile"

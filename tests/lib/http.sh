@@ -1,30 +1,50 @@
-# tests/lib/http.sh - a static file server on 127.0.0.1 for ADD <url> tests (sourced after
-# test-lib.sh).
+# tests/lib/http.sh - HTTP servers on 127.0.0.1 for ADD <url> and remote-context tests (sourced
+# after test-lib.sh).
 #
-#   http_start DIR     serves DIR on a free port; sets HTTP (127.0.0.1:port) and HTTP_LOG (one
-#                      line per request: "GET /path STATUS")
-#   http_count PATH    how many GET requests for PATH the server has answered
+#   http_start DIR      serves DIR on a free port; sets HTTP (127.0.0.1:port) and HTTP_LOG (one
+#                       line per request: "GET /path STATUS")
+#   http_count PATH     how many GET requests for PATH the server has answered
+#   https_start DIR CERT KEY  the same over TLS; sets HTTPS (127.0.0.1:port)
+#   git_http_start DIR [CERT KEY]  serves the bare git repositories under DIR over git's smart
+#                       HTTP (`git http-backend`), over TLS with CERT and KEY; sets GIT_HTTP and
+#                       GIT_HTTP_LOG likewise
 #
-# The server stops with the test (and by itself after 15 minutes). Proxy variables are
+# The servers stop with the test (and by themselves after 15 minutes). Proxy variables are
 # cleared so that nothing leaves 127.0.0.1.
 export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
-HTTP_PID=
+HTTP_PIDS=
 
-http_start() {
+# http_serve SCRIPT DIR NAME [ARGS...]: starts tests/lib/SCRIPT on DIR, port in $T/NAME.port.
+http_serve() {
     local i
-    HTTP_LOG=$T/http.log
-    : >"$HTTP_LOG"
-    rm -f "$T/http.port"
-    python3 "$MKIMG_TOP/tests/lib/http-server.py" "$1" "$T/http.port" "$HTTP_LOG" &
-    HTTP_PID=$!
-    trap 'kill $HTTP_PID 2>/dev/null; t_cleanup' EXIT
+    : >"$T/$3.log"
+    rm -f "$T/$3.port"
+    python3 "$MKIMG_TOP/tests/lib/$1" "$2" "$T/$3.port" "$T/$3.log" "${@:4}" &
+    HTTP_PIDS="$HTTP_PIDS $!"
+    trap 'kill $HTTP_PIDS 2>/dev/null; t_cleanup' EXIT
     for i in $(seq 100); do
-        [ -s "$T/http.port" ] && break
+        [ -s "$T/$3.port" ] && break
         sleep 0.1
     done
-    [ -s "$T/http.port" ] || return 1
+    [ -s "$T/$3.port" ] || return 1
+}
+
+http_start() {
+    http_serve http-server.py "$1" http || return 1
+    HTTP_LOG=$T/http.log
     HTTP=127.0.0.1:$(cat "$T/http.port")
+}
+
+https_start() {
+    http_serve http-server.py "$1" https "$2" "$3" || return 1
+    HTTPS=127.0.0.1:$(cat "$T/https.port")
+}
+
+git_http_start() {
+    http_serve git-http-server.py "$1" git-http "${@:2}" || return 1
+    GIT_HTTP_LOG=$T/git-http.log
+    GIT_HTTP=127.0.0.1:$(cat "$T/git-http.port")
 }
 
 http_count() {

@@ -16,6 +16,14 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
+# A command that is not installed fails the script (at t_done), wherever it was called: in a
+# condition or a $(...) it would only read as "false" or "", and a check could pass unseen.
+command_not_found_handle() {
+    echo "$1" >>"$T/.not-found"
+    echo "$0: $1: command not found (make deps installs what the tests need)" >&2
+    return 127
+}
+
 t_pass() { t_n=$((t_n + 1)); echo "ok $t_n - $1"; }
 t_fail() { t_n=$((t_n + 1)); t_failed=$((t_failed + 1)); echo "not ok $t_n - $1"; }
 t_skip() { t_n=$((t_n + 1)); echo "ok $t_n - # SKIP $1"; }
@@ -59,7 +67,33 @@ t_import_busybox() {
     "$MKIMG" import "$T/bbroot" busybox:latest >/dev/null
 }
 
+# Debian's busybox has no adduser/addgroup applets: minimal ones for the cases that use them
+# ("adduser [-D] [-H] [-h HOME] NAME": uid and a group of its own from 1000 up).
+t_user_tools() { # ROOTFS
+    mkdir -p "$1/usr/sbin"
+    cat >"$1/usr/sbin/adduser" <<'SH'
+#!/bin/sh
+home= nohome=
+while [ $# -gt 0 ]; do
+    case $1 in -h) home=$2; shift 2 ;; -H) nohome=1; shift ;; -*) shift ;; *) name=$1; shift ;; esac
+done
+id=$(awk -F: 'BEGIN{m=999} $3>m && $3<60000 {m=$3} END{print m+1}' /etc/passwd /etc/group)
+home=${home:-/home/$name}
+echo "$name:x:$id:$id::$home:/bin/sh" >>/etc/passwd
+echo "$name:x:$id:" >>/etc/group
+[ -n "$nohome" ] || { mkdir -p "$home" && chown "$id:$id" "$home"; }
+SH
+    cat >"$1/usr/sbin/addgroup" <<'SH'
+#!/bin/sh
+id=$(awk -F: 'BEGIN{m=999} $3>m && $3<60000 {m=$3} END{print m+1}' /etc/passwd /etc/group)
+echo "$1:x:$id:" >>/etc/group
+SH
+    chmod 755 "$1/usr/sbin/adduser" "$1/usr/sbin/addgroup"
+}
 t_done() {
+    if [ -s "$T/.not-found" ]; then
+        t_fail "commands not found: $(sort -u "$T/.not-found" | paste -sd ' ' -)"
+    fi
     echo "1..$t_n"
     [ "$t_failed" = 0 ]
 }

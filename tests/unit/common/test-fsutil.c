@@ -1,5 +1,6 @@
 /* Path resolution inside a root, with openat2 and with the user-space fallback: both must
- * keep every lookup inside the root, whatever symlinks and ".." the tree holds. */
+ * keep every lookup inside the root, whatever symlinks and ".." the tree holds, and openat2's
+ * failures (injected) must be retried, walked around or returned as each calls for. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -84,6 +85,72 @@ static void run(const char *mode, int rootfd)
     rmdir("root/x");
 }
 
+/* The errors put in place of openat2's answer: one per call, then 0 (the real call). */
+static int inject_errs[64], inject_n, inject_calls;
+
+static int inject(void)
+{
+    return inject_calls < inject_n ? inject_errs[inject_calls++] : (inject_calls++, 0);
+}
+
+static void inject_set(int err, int times)
+{
+    inject_calls = 0;
+    inject_n = times;
+    for (int i = 0; i < times; i++)
+        inject_errs[i] = err;
+    mk_fsutil_test_inject_openat2(inject);
+}
+
+/* How openat2's failures are met: EAGAIN retried (a rename raced a lookup through ".."),
+ * the errors a seccomp filter or an older kernel gives walked around, real answers kept. */
+static void test_openat2_errors(int rootfd)
+{
+    inject_set(0, 0);
+    tap_is_str(read_in_root(rootfd, "dir/sub/../file"), "f\n", "openat2 is there");
+    if (inject_calls != 1) {
+        tap_skip("openat2 not used on this kernel (%d calls)", inject_calls);
+        mk_fsutil_test_inject_openat2(NULL);
+        return;
+    }
+
+    inject_set(EAGAIN, 3);
+    tap_is_str(read_in_root(rootfd, "dir/sub/../file"), "f\n", "EAGAIN three times: retried");
+    tap_is_int(inject_calls, 4, "... by openat2 itself, on the fourth call");
+
+    inject_set(EAGAIN, 64);
+    tap_is_str(read_in_root(rootfd, "rel/etc/passwd"), "inside\n",
+               "EAGAIN every time: resolved in the root all the same");
+    tap_ok(inject_calls > 1 && inject_calls < 64,
+           "... after a bounded number of tries (%d), by the walk", inject_calls);
+
+    static const int fallback[] = {EPERM, EINVAL, E2BIG};
+    for (size_t i = 0; i < MK_ARRAY_SIZE(fallback); i++) {
+        inject_set(fallback[i], 1);
+        tap_is_str(read_in_root(rootfd, "abs/etc/passwd"), "inside\n",
+                   "%s from openat2: the walk resolves in the root", strerror(fallback[i]));
+        tap_is_int(inject_calls, 1, "... without retrying openat2");
+        inject_set(0, 0);
+        read_in_root(rootfd, "dir/file");
+        tap_is_int(inject_calls, 1, "... which the next open uses again");
+    }
+
+    inject_set(ENOENT, 1);
+    errno = 0;
+    int fd = mk_open_in_root(rootfd, "dir/file", O_RDONLY, 0, NULL);
+    tap_ok(fd < 0 && errno == ENOENT && inject_calls == 1,
+           "another error (ENOENT) is the answer: not retried, not walked around");
+    if (fd >= 0)
+        close(fd);
+
+    inject_set(ENOSYS, 1);
+    tap_is_str(read_in_root(rootfd, "leaf"), "inside\n", "ENOSYS: the walk resolves in the root");
+    read_in_root(rootfd, "dir/file");
+    tap_is_int(inject_calls, 1, "... and openat2 is not called again");
+    mk_fsutil_test_force_fallback(false);
+    mk_fsutil_test_inject_openat2(NULL);
+}
+
 int main(void)
 {
     tap_tmpdir();
@@ -100,10 +167,15 @@ int main(void)
     symlink("/etc/passwd", "root/leaf");
     symlink("loop", "root/loop");
     int rootfd = open("root", O_PATH | O_DIRECTORY);
+    inject_set(0, 0);
     run("openat2", rootfd);
+    tap_ok(inject_calls > 0, "openat2: resolved by openat2 (%d calls)", inject_calls);
     mk_fsutil_test_force_fallback(true);
+    inject_set(0, 0);
     run("fallback", rootfd);
+    tap_is_int(inject_calls, 0, "fallback: openat2 never called");
     mk_fsutil_test_force_fallback(false);
+    test_openat2_errors(rootfd);
 
     struct mk_error *err = NULL;
     tap_ok(mk_rm_rf("root", &err) == 0 && access("root", F_OK) < 0, "rm -rf removes the tree");

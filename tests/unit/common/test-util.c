@@ -66,5 +66,17 @@ int main(void)
            "strict unsigned parse");
     tap_ok(mk_parse_int("-7", &i) == 0 && i == -7 && mk_parse_int("99999999999", &i) < 0,
            "strict int parse");
+
+    char *e = mk_str_escape_control("a\x1b[31mb\x07\tc\nd\x7f\xc3\xa9");
+    tap_is_str(e, "a\\x1b[31mb\\x07\tc\nd\\x7f\xc3\xa9",
+               "control bytes and DEL escaped; tab, newline and UTF-8 kept");
+    free(e);
+    static const char *const b64[][2] = {
+        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"hi\n", "aGkK"}};
+    for (size_t k = 0; k < MK_ARRAY_SIZE(b64); k++) {
+        char *enc = mk_base64(b64[k][0], strlen(b64[k][0]));
+        tap_is_str(enc, b64[k][1], "base64 of %zu bytes", strlen(b64[k][0]));
+        free(enc);
+    }
     return tap_done();
 }

@@ -1,8 +1,11 @@
 /* Compressed copies of layers: readable by gzip/zstd, deterministic, cached, parallel, and
  * one stream compressed on several cores. */
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "common/fsutil.h"
 #include "layerstore/internal.h"
@@ -158,9 +161,233 @@ static void stream_tests(void)
     free(data);
 }
 
+/* Bytes no compressor can shrink. */
+static char *make_noise(unsigned seed, size_t n)
+{
+    char *p = mk_xmalloc(n + 1);
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (char)(x >> 32);
+    }
+    return p;
+}
+
+static char *read_all(const char *path, size_t *ret_len)
+{
+    char *data = NULL;
+    if (mk_read_file_at(AT_FDCWD, path, 64u << 20, &data, ret_len, NULL) < 0)
+        return NULL;
+    return data;
+}
+
+/* Whether path is exactly one gzip member (zlib stops at the end of the first). */
+static bool one_gzip_member(const char *path)
+{
+    size_t len = 0;
+    char *data = read_all(path, &len);
+    if (!data)
+        return false;
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    bool ok = inflateInit2(&z, 31) == Z_OK;
+    char buf[65536];
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)len;
+    int r = Z_OK;
+    while (ok && r == Z_OK) {
+        z.next_out = (Bytef *)buf;
+        z.avail_out = sizeof(buf);
+        r = inflate(&z, Z_NO_FLUSH);
+    }
+    ok = ok && r == Z_STREAM_END && z.avail_in == 0;
+    inflateEnd(&z);
+    free(data);
+    return ok;
+}
+
+/* A raw deflate stream of data made by zlib with the given level and strategy. */
+static size_t zlib_raw(const char *data, size_t n, int level, int strategy, char **ret)
+{
+    z_stream z;
+    memset(&z, 0, sizeof(z));
+    deflateInit2(&z, level, Z_DEFLATED, -15, 8, strategy);
+    size_t cap = deflateBound(&z, (uLong)n) + 64;
+    char *out = mk_xmalloc(cap);
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    deflate(&z, Z_FINISH);
+    size_t len = cap - z.avail_out;
+    deflateEnd(&z);
+    *ret = out;
+    return len;
+}
+
+/* deflate-scan.c finds the last block of streams of every block type, and refuses what is
+ * cut short or not deflate. */
+static void scan_tests(void)
+{
+    char *text = make_mixed_data(300000);
+    char *noise = make_noise(1, 100000);
+    static const struct {
+        const char *what;
+        int level, strategy;
+        bool noise;
+        size_t len;
+    } cases[] = {{"empty", 6, Z_DEFAULT_STRATEGY, false, 0},
+                 {"fixed codes", 6, Z_FIXED, false, 300000},
+                 {"dynamic codes, several blocks", 9, Z_DEFAULT_STRATEGY, false, 300000},
+                 {"literals only (no distance code)", 6, Z_HUFFMAN_ONLY, false, 3000},
+                 {"stored blocks", 6, Z_DEFAULT_STRATEGY, true, 100000}};
+    for (size_t c = 0; c < MK_ARRAY_SIZE(cases); c++) {
+        char *raw = NULL;
+        size_t n = zlib_raw(cases[c].noise ? noise : text, cases[c].len, cases[c].level,
+                            cases[c].strategy, &raw);
+        uint64_t hdr = 0, end = 0;
+        int r = ls_deflate_scan(raw, n, &hdr, &end);
+        tap_ok(r == 0 && (end + 7) / 8 == n && end > hdr && (raw[hdr / 8] >> (hdr % 8) & 1),
+               "scan: %s: the last block has BFINAL and ends in the last byte", cases[c].what);
+        tap_ok(n < 2 || ls_deflate_scan(raw, n - 1, &hdr, &end) < 0, "scan: %s cut short: refused",
+               cases[c].what);
+        free(raw);
+    }
+    uint64_t hdr, end;
+    tap_ok(ls_deflate_scan("\x07\x00", 2, &hdr, &end) < 0, "scan: block type 3 is refused");
+    tap_ok(ls_deflate_scan("\x00\x05\x00\x00\x00", 5, &hdr, &end) < 0,
+           "scan: a stored block whose NLEN is not ~LEN is refused");
+    bool none_crash = true;
+    for (unsigned seed = 1; seed < 200; seed++) {
+        char *junk = make_noise(seed, 1000);
+        none_crash &= ls_deflate_scan(junk, 1000, &hdr, &end) <= 0;
+        free(junk);
+    }
+    tap_ok(none_crash, "scan: random bytes give an answer or -1, without reading past them");
+    free(text);
+    free(noise);
+}
+
+/* Incompressible blocks go out stored, compressible ones between them compressed, and the
+ * parts make one gzip member. */
+static void stored_tests(void)
+{
+    const size_t n = 3u << 20;
+    char *data = make_noise(7, n);
+    char want[MK_DIGEST_SIZE], got[MK_DIGEST_SIZE], d[MK_DIGEST_SIZE];
+    mk_sha256_buffer(data, n, want);
+    struct stat st;
+    tap_ok(compress_to("noise.gz", data, n, MK_COMPRESS_GZIP, 6, 2, d) == 0 &&
+               stat("noise.gz", &st) == 0,
+           "gzip of %zu incompressible bytes", n);
+    /* Stored blocks of up to 64 KiB cost 5 bytes each, the gzip frame 18; zlib's level 6
+     * stores 16 KiB at a time and its sync flushes add 5 bytes per block on top. */
+    size_t bound = n + 18 + 5 * (n / 32768 + 1);
+    tap_ok((size_t)st.st_size <= bound,
+           "incompressible input is stored in large blocks: %lld bytes for %zu (bound %zu)",
+           (long long)st.st_size, n, bound);
+    decoded_digest("gzip", "noise.gz", got);
+    tap_is_str(got, want, "gzip -dc gives the incompressible bytes back");
+    tap_ok(one_gzip_member("noise.gz"), "one gzip member");
+    /* Noise, text, noise, text ...: stored and compressed parts joined. */
+    char *text = make_mixed_data(n);
+    for (size_t off = 0; off < n; off += 1u << 20)
+        memcpy(data + off + (512u << 10), text + off, 512u << 10);
+    mk_sha256_buffer(data, n, want);
+    bool same = true;
+    char first[MK_DIGEST_SIZE] = "";
+    for (unsigned t = 1; t <= 4; t++) {
+        same &= compress_to("both.gz", data, n, MK_COMPRESS_GZIP, 6, t, d) == 0;
+        if (t == 1)
+            memcpy(first, d, MK_DIGEST_SIZE);
+        same &= strcmp(first, d) == 0;
+    }
+    tap_ok(same, "stored and compressed parts: the same bytes on 1 to 4 threads");
+    decoded_digest("gzip", "both.gz", got);
+    tap_is_str(got, want, "gzip -dc gives stored and compressed parts back");
+    tap_ok(stat("both.gz", &st) == 0 && (size_t)st.st_size < n * 3 / 4 &&
+               one_gzip_member("both.gz"),
+           "the text parts are compressed, into one gzip member");
+    free(text);
+    free(data);
+}
+
+struct writes {
+    uint64_t last;
+    size_t n, small; /* writes, and writes under 1 MiB */
+};
+
+static int count_write(void *ctx, uint64_t written)
+{
+    struct writes *w = ctx;
+    if (written - w->last < (1u << 20))
+        w->small++;
+    w->n++;
+    w->last = written;
+    return 0;
+}
+
+/* Both compressors write in 1 MiB pieces (the last excepted): 10,000 small write()s per GiB
+ * are what made a copy slow. */
+static void write_tests(void)
+{
+    const size_t n = 48u << 20;
+    char *data = make_mixed_data(n);
+    static const enum mk_compression algos[] = {MK_COMPRESS_GZIP, MK_COMPRESS_ZSTD};
+    for (size_t a = 0; a < MK_ARRAY_SIZE(algos); a++) {
+        struct mem m = {data, n, 0, 0};
+        struct writes w = {0, 0, 0};
+        int fd = open("w.out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        char d[MK_DIGEST_SIZE];
+        uint64_t size = 0;
+        int r = ls_compress_stream_progress(mem_read, &m, fd, algos[a], 3, 2, count_write, &w, d,
+                                            &size, NULL);
+        close(fd);
+        tap_ok(r == 0 && w.last == size && w.n > 1 && w.small <= 1,
+               "%s output goes out in 1 MiB writes (%zu writes, %zu smaller)",
+               algos[a] == MK_COMPRESS_GZIP ? "gzip" : "zstd", w.n, w.small);
+    }
+    free(data);
+}
+
+/* zstd's workers stay within a bounded RSS: checked first, in a child, as the peak RSS a
+ * process inherits is its parent's. */
+static void rss_test(void)
+{
+    const size_t n = 48u << 20;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *data = make_mixed_data(n);
+        struct mem m = {data, n, 0, 0};
+        int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        char d[MK_DIGEST_SIZE];
+        uint64_t size = 0;
+        struct rusage ru;
+        long pages = 0, resident = -1;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            _exit(255);
+        fclose(f);
+        if (ls_compress_stream(mem_read, &m, fd, MK_COMPRESS_ZSTD, 3, 2, d, &size, NULL) < 0 ||
+            getrusage(RUSAGE_SELF, &ru) < 0)
+            _exit(255);
+        /* Peak RSS above what the process held before, in MiB. */
+        long extra = (ru.ru_maxrss - resident * (sysconf(_SC_PAGESIZE) >> 10)) >> 10;
+        _exit(extra < 0 ? 0 : extra > 254 ? 254 : (int)extra);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int mib = WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+    tap_ok(mib < 40, "zstd on 2 workers: %d MiB of peak RSS for the compressor", mib);
+}
+
 int main(void)
 {
     const char *top = tap_tmpdir();
+    rss_test();
     struct mk_store *st = NULL;
     struct mk_error *err = NULL;
     if (layerstore_open("store", &st, &err) < 0)
@@ -321,6 +548,9 @@ int main(void)
     mk_error_free(err);
     layerstore_free(st);
     stream_tests();
+    scan_tests();
+    stored_tests();
+    write_tests();
     mk_rm_rf(top, NULL);
     return tap_done();
 }

@@ -1,0 +1,4 @@
+#!/bin/sh
+set -e
+if [ "${1#-}" != "$1" ]; then set -- myapp "$@"; fi
+exec "$@"

@@ -1,0 +1,1 @@
+chmod 700 conf/conf.d

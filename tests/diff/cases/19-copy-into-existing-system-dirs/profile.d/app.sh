@@ -1,0 +1,1 @@
+export APP=1

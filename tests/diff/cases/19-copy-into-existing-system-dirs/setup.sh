@@ -1,0 +1,2 @@
+chmod 700 tmpfiles rootfiles
+chmod 750 spool

@@ -1,0 +1,2 @@
+chmod 700 private private/keys
+chmod 2770 shared

@@ -1,0 +1,1 @@
+mkdir -p skel/.cache skel/bin skel/.local/share
