@@ -2,6 +2,7 @@
 #
 #   make                 build ./mkimg
 #   make deps            install every Debian package needed to build and test (idempotent)
+#   make test-deps       deps + what only the tests need (busybox-static for arm64)
 #   make check           deps + build + every test; ends with "N passed, N failed"
 #   make demo            deps + build + embedded busybox base + build samples/hello
 #   make check-fresh     make demo and make check on a pristine Debian 12 root (as root)
@@ -32,7 +33,7 @@ PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(filter-out libcurl,
 # Goals that compile stop at once, with one line, when the build packages are missing,
 # instead of a screen of compiler or linker errors. Goals that install them (deps, and check,
 # demo and bench, which run deps first) and those that compile nothing are not held up.
-NO_BUILD_GOALS := deps check demo bench check-fresh clean format check-format
+NO_BUILD_GOALS := deps test-deps check demo bench check-fresh clean format check-format
 ifneq ($(filter-out $(NO_BUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 MISSING := $(shell command -v $(firstword $(CC)) >/dev/null 2>&1 || echo $(firstword $(CC)); \
 	if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then echo $(PKG_CONFIG); \
@@ -67,7 +68,7 @@ CLI_OBJS := $(call objs_of,cli)
 UNIT_SRCS := $(wildcard tests/unit/*/test-*.c)
 UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 
-.PHONY: all deps check check-fresh demo install format check-format clean unit-bins fuzz bench
+.PHONY: all deps test-deps check check-fresh demo install format check-format clean unit-bins fuzz bench
 
 all: mkimg
 
@@ -113,11 +114,15 @@ deps:
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install packages" >&2; exit 1; fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# What only the tests need beyond packages: Debian's busybox-static for arm64 (the foreign
+# platform tests' base image; this adds arm64 to dpkg's architectures). Not part of demo.
+test-deps: deps
 	@if [ "$$(id -u)" = 0 ]; then bash -c '. tests/lib/platform.sh && t_arm64_busybox_bin' >/dev/null || \
-		{ echo "make deps: could not get busybox-static:arm64" >&2; exit 1; }; fi
+		{ echo "make test-deps: could not get busybox-static:arm64" >&2; exit 1; }; fi
 
 NPROC := $(shell nproc 2>/dev/null || echo 2)
-check: deps
+check: test-deps
 	$(MAKE) -j$(NPROC) all unit-bins
 	$(MAKE) -j$(NPROC) SANITIZE=address,undefined unit-bins
 	bash tests/run.sh
@@ -157,7 +162,7 @@ $(BUILD)/bench/layer-bench: bench/layer-bench.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(ALL_LDFLAGS)
 
-bench: deps
+bench: test-deps
 	$(MAKE) all $(BUILD)/bench/parse-bench $(BUILD)/bench/layer-bench
 	$(BUILD)/bench/parse-bench
 	bash bench/layer.sh
