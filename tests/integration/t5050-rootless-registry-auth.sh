@@ -23,11 +23,16 @@ t_ok "rootless import" as_user ./mkimg import rootfs busybox:latest
 authdir=/run/containers/$uid
 created=
 [ -d "$authdir" ] || created=1
+# podman's login as root (t0380) may have made /run/containers 0700; the user must reach its
+# own directory below it, as on a machine where rootless podman works.
+parent_mode=$(stat -c %a /run/containers 2>/dev/null || true)
 mkdir -p "$authdir"
+chmod 755 /run/containers
 [ -e "$authdir/auth.json" ] && cp "$authdir/auth.json" "$T/auth.json.saved"
 printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$REG" "$(printf tester:s3cret-pw | base64)" >"$authdir/auth.json"
 chown -R "$user" "$authdir"
 restore() {
+    [ -n "$parent_mode" ] && chmod "$parent_mode" /run/containers
     if [ -e "$T/auth.json.saved" ]; then cp "$T/auth.json.saved" "$authdir/auth.json"
     elif [ -n "$created" ]; then rm -rf "$authdir"; else rm -f "$authdir/auth.json"; fi
 }
