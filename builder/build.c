@@ -2143,7 +2143,7 @@ static int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n,
     memset(&spec, 0, sizeof(spec));
     spec.src_rootfd = -1;
     mode_t mode = 0;
-    if (chmod && builder_chmod_apply(chmod, 0644, false, &mode) < 0)
+    if (chmod && mk_chmod_apply(chmod, 0644, false, &mode) < 0)
         return node_error(b, n, err,
                           "invalid --chmod value \"%s\" (octal, e.g. 0755, or symbolic, "
                           "e.g. u=rwx,go=rx)",

@@ -41,84 +41,6 @@ struct copy_state {
     size_t n_links;
 };
 
-/* Permission bits a symbolic --chmod clause may name after its operator. */
-static mode_t chmod_perm(const char **pp, mode_t cur, bool is_dir)
-{
-    const char *p = *pp;
-    mode_t perm = 0;
-    if (*p == 'u' || *p == 'g' || *p == 'o') {
-        /* "g=u": copy another class's current bits. */
-        int shift = *p == 'u' ? 6 : *p == 'g' ? 3 : 0;
-        perm = ((cur >> shift) & 7) * 0111;
-        *pp = p + 1;
-        return perm;
-    }
-    for (; *p && strchr("rwxXst", *p); p++) {
-        switch (*p) {
-        case 'r':
-            perm |= 0444;
-            break;
-        case 'w':
-            perm |= 0222;
-            break;
-        case 'x':
-            perm |= 0111;
-            break;
-        case 'X':
-            if (is_dir || (cur & 0111))
-                perm |= 0111;
-            break;
-        case 's':
-            perm |= 06000;
-            break;
-        case 't':
-            perm |= 01000;
-            break;
-        }
-    }
-    *pp = p;
-    return perm;
-}
-
-int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret)
-{
-    if (!spec || !*spec)
-        return -1;
-    if (strspn(spec, "01234567") == strlen(spec)) {
-        if (strlen(spec) > 4)
-            return -1;
-        *ret = (mode_t)strtoul(spec, NULL, 8);
-        return 0;
-    }
-    mode_t m = cur & 07777;
-    const char *p = spec;
-    for (;;) {
-        mode_t who = 0;
-        for (; *p && strchr("ugoa", *p); p++)
-            who |= *p == 'u' ? 04700 : *p == 'g' ? 02070 : *p == 'o' ? 01007 : 07777;
-        if (!who)
-            who = 07777;
-        if (!*p || !strchr("+-=", *p))
-            return -1;
-        while (*p && strchr("+-=", *p)) {
-            char op = *p++;
-            mode_t perm = chmod_perm(&p, m, is_dir) & who;
-            if (op == '+')
-                m |= perm;
-            else if (op == '-')
-                m &= ~perm;
-            else
-                m = (m & ~who) | perm;
-        }
-        if (!*p)
-            break;
-        if (*p != ',' || !*++p)
-            return -1;
-    }
-    *ret = m;
-    return 0;
-}
-
 #define MAX_SYMLINK_HOPS 40
 
 /* Walks path below rootfd following symlinks inside the root; with create, missing
@@ -433,7 +355,7 @@ static int set_meta(struct copy_state *st, int dirfd, const char *name, const ch
     if (!is_link) {
         mode_t mode = src->st_mode & 07777;
         if (st->spec->chmod &&
-            builder_chmod_apply(st->spec->chmod, mode, S_ISDIR(src->st_mode), &mode) < 0)
+            mk_chmod_apply(st->spec->chmod, mode, S_ISDIR(src->st_mode), &mode) < 0)
             return mk_error_set(err, MK_ERR_INVALID, 0, "invalid --chmod value \"%s\"",
                                 st->spec->chmod);
         if (fchmodat(dirfd, name, mode, 0) < 0)
@@ -754,7 +676,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
      * copy creates get an octal --chmod too. */
     cs.dir_mode = 0755;
     if (spec->chmod && strspn(spec->chmod, "01234567") == strlen(spec->chmod))
-        builder_chmod_apply(spec->chmod, 0755, true, &cs.dir_mode);
+        mk_chmod_apply(spec->chmod, 0755, true, &cs.dir_mode);
 
     struct mk_strv matched = MK_STRV_INIT;
     int r = 0;

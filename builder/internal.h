@@ -219,7 +219,7 @@ struct mk_copy_spec {
     const char *dest;                /* absolute path inside the destination root */
     bool dest_is_dir;                /* written with a trailing '/' */
     const char *chown;               /* NULL: 0:0 */
-    const char *chmod;               /* NULL, octal or symbolic (builder_chmod_apply) */
+    const char *chmod;               /* NULL, octal or symbolic (mk_chmod_apply) */
     bool extract;                    /* ADD: local tar archives are unpacked into dest */
     bool parents;                    /* --parents: a source's path (after a "/./") kept */
     const struct mk_ignore *exclude; /* --exclude patterns (relative to each source), or NULL */
@@ -229,11 +229,6 @@ struct mk_copy_spec {
                  struct mk_error **err);
     void *visit_arg;
 };
-
-/* The mode a --chmod value gives an entry whose mode is cur: octal ("755", "0755") or
- * symbolic as chmod(1) ("u=rwx,go=rx", "a+X", "g=u-w"; no umask applies). Returns -1 when
- * spec is neither. */
-int builder_chmod_apply(const char *spec, mode_t cur, bool is_dir, mode_t *ret);
 
 /* Creates directory path and its missing parents (mode, owned by uid:gid) below rootfd,
  * following symlinks (dangling ones included) inside the root, as COPY, WORKDIR and VOLUME

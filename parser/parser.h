@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "common/util.h"
@@ -77,13 +78,165 @@ void mk_df_to_json(const struct mk_df *df, struct mk_buf *out);
  * (NULL for a bare --NAME), pointing into n. */
 bool mk_df_node_flag(const struct mk_df_node *n, const char *name, const char **ret_value);
 
-/* BuildKit's instruction-level checks (instructions.Parse), run by the builder before a build:
- * unknown instructions ("unknown instruction \"RUNN\" (did you mean \"RUN\"?)"), flags not
- * allowed for an instruction ("unknown flag: --foo"), wrong argument counts ("FROM requires
- * either one or three arguments", "COPY requires at least two arguments", ...), ONBUILD
- * ONBUILD / ONBUILD FROM / ONBUILD MAINTAINER, bad JSON where JSON is required (SHELL),
- * HEALTHCHECK option errors, no FROM before an instruction that needs a stage. Errors carry
- * where = "FILENAME:LINE" and code MK_ERR_INVALID. */
+/* ---- 1b. Typed instructions (BuildKit's instructions.Parse) --------------------------------
+ *
+ * Every rule about an instruction is checked here, once: known keywords, allowed flags and
+ * their types, duplicates, argument counts, RUN --mount keys and values, allowed network,
+ * security, sharing and checksum values, HEALTHCHECK durations, EXPOSE ports, COPY --chmod.
+ * Errors have code MK_ERR_INVALID and where = "FILENAME:LINE".
+ *
+ * Flag values and arguments are words: they may hold $VAR that only the builder can expand
+ * (with the stage's ARGs and ENV, as BuildKit does). Such words are kept as written; a value
+ * whose meaning depends on its expansion (a --mount "mode=$M") is checked when the builder
+ * expands it through the functions below, with the same messages. Everything else is final
+ * after mk_inst_parse: the builder never reads a flag string. */
+
+enum mk_inst_kind {
+    MK_INST_FROM,
+    MK_INST_RUN,
+    MK_INST_COPY,
+    MK_INST_ADD,
+    MK_INST_WORKDIR,
+    MK_INST_ENV,
+    MK_INST_LABEL,
+    MK_INST_ARG,
+    MK_INST_CMD,
+    MK_INST_ENTRYPOINT,
+    MK_INST_SHELL,
+    MK_INST_EXPOSE,
+    MK_INST_HEALTHCHECK,
+    MK_INST_USER,
+    MK_INST_VOLUME,
+    MK_INST_STOPSIGNAL,
+    MK_INST_ONBUILD,
+    MK_INST_MAINTAINER,
+};
+
+enum mk_run_mount_type {
+    MK_RUN_MOUNT_BIND,
+    MK_RUN_MOUNT_CACHE,
+    MK_RUN_MOUNT_TMPFS,
+    MK_RUN_MOUNT_SECRET,
+};
+
+enum mk_run_mount_sharing {
+    MK_RUN_MOUNT_SHARED,
+    MK_RUN_MOUNT_PRIVATE,
+    MK_RUN_MOUNT_LOCKED,
+};
+
+/* One RUN --mount=SPEC. The fields are split and their keys checked (type, target|dst|
+ * destination, source|src, from, id, sharing, mode, uid, gid, ro|readonly, rw|readwrite,
+ * required, env, size). Straight from mk_inst_parse the words (target, source, from, id,
+ * env, size) are as written and the typed fields hold only what needed no expansion; from
+ * mk_run_mount_expand everything is expanded and checked. */
+struct mk_run_mount {
+    char *spec;          /* the flag value as written, for cache keys and messages */
+    struct mk_strv keys; /* the fields, keys lowercased ("ro" alone: value "") */
+    struct mk_strv values;
+    bool expanded; /* made by mk_run_mount_expand */
+    enum mk_run_mount_type type;
+    char *target, *source, *from, *id, *env, *size; /* NULL when absent */
+    enum mk_run_mount_sharing sharing;
+    bool readonly;  /* ro / readonly */
+    bool readwrite; /* rw / readwrite */
+    bool required;  /* secrets only */
+    bool has_mode, has_uid, has_gid;
+    unsigned mode; /* <= 07777 */
+    uint32_t uid, gid;
+};
+
+enum mk_run_network { MK_RUN_NET_UNSET, MK_RUN_NET_DEFAULT, MK_RUN_NET_NONE, MK_RUN_NET_HOST };
+
+struct mk_inst_run {
+    struct mk_run_mount *mounts;
+    size_t n_mounts;
+    enum mk_run_network network;
+    bool insecure; /* --security=insecure (--security=sandbox is the default) */
+};
+
+/* COPY and ADD. Words: from, chown, excludes. chmod is checked (octal or symbolic) and used
+ * as written, as before. */
+struct mk_inst_copy {
+    char *from, *chown, *chmod; /* NULL when absent */
+    bool link, parents;
+    struct mk_strv excludes;
+    /* ADD only */
+    char *checksum; /* "sha256:<64 hex>" or a git commit (40 or 64 hex digits), or NULL */
+    bool keep_git_dir;
+    int unpack; /* --unpack: -1 absent, 0 false, 1 true */
+};
+
+struct mk_inst_from {
+    char *image;    /* word, expanded with the global ARGs */
+    char *name;     /* AS name, lowercased, or NULL */
+    char *platform; /* --platform word, or NULL */
+};
+
+/* ENV and LABEL (value always set) and ARG (value NULL without a default): words. */
+struct mk_inst_kv {
+    char *key, *value;
+};
+
+struct mk_inst_healthcheck {
+    struct mk_strv test; /* {"NONE"}, {"CMD", args...} or {"CMD-SHELL", command} */
+    int64_t interval, timeout, start_period, start_interval; /* ns, 0 when absent */
+    int retries;                                             /* 0 when absent */
+};
+
+struct mk_inst {
+    enum mk_inst_kind kind;
+    const struct mk_df_node *node; /* borrowed: lines, original text, args, heredocs */
+    const char *rest;              /* node->original after the keyword and flags */
+    union {
+        struct mk_inst_from from;
+        struct mk_inst_run run;
+        struct mk_inst_copy copy; /* COPY, ADD */
+        struct {                  /* ENV, LABEL, ARG */
+            struct mk_inst_kv *kvs;
+            size_t n_kvs;
+        };
+        struct mk_strv words; /* EXPOSE, VOLUME: words; CMD, ENTRYPOINT, SHELL: the command
+                               * (exec form: the array; shell form: one string) */
+        char *word;           /* WORKDIR, USER, STOPSIGNAL, MAINTAINER */
+        struct mk_inst_healthcheck healthcheck;
+        struct mk_inst *trigger; /* ONBUILD: the nested instruction */
+    };
+    bool json; /* CMD, ENTRYPOINT, SHELL, RUN: exec form */
+};
+
+/* The instructions of df, v[i] made from df->nodes[i]; df must outlive them. Also checks
+ * the file as a whole: no instruction but ARG before the first FROM, no duplicate stage
+ * name, at least one stage. Caller releases with mk_inst_list_release. */
+struct mk_inst_list {
+    struct mk_inst *v;
+    size_t n;
+};
+int mk_inst_parse(const struct mk_df *df, const char *filename, struct mk_inst_list *ret,
+                  struct mk_error **err);
+void mk_inst_list_release(struct mk_inst_list *l);
+/* One instruction (ONBUILD triggers of a base image). Caller releases ret. */
+int mk_inst_parse_node(const struct mk_df_node *n, const char *filename, struct mk_inst *ret,
+                       struct mk_error **err);
+void mk_inst_release(struct mk_inst *inst);
+
+/* Expands every word of m with env (mk_shell_word) and checks the result; errors have no
+ * location (the caller adds the instruction's). Caller releases ret. */
+int mk_run_mount_expand(const struct mk_run_mount *m, const struct mk_strv *env, char escape,
+                        struct mk_run_mount *ret, struct mk_error **err);
+void mk_run_mount_release(struct mk_run_mount *m);
+
+/* One expanded EXPOSE word as BuildKit's parsePort reads it ([[ip:]host:]port[-end][/proto]):
+ * appends "PORT/proto" for every port of the range. MK_ERR_INVALID with
+ * "EXPOSE: invalid port \"WORD\": why" (no location). */
+int mk_inst_expose_ports(const char *word, struct mk_strv *ret_ports, struct mk_error **err);
+
+/* The mode a COPY --chmod value gives an entry whose mode is cur: octal ("755", "0755") or
+ * symbolic as chmod(1) ("u=rwx,go=rx", "a+X", "g=u-w"; no umask applies). Returns -1 when
+ * spec is neither. */
+int mk_chmod_apply(const char *spec, unsigned cur, bool is_dir, unsigned *ret);
+
+/* mk_inst_parse without keeping the result: the checks alone (`mkimg parse --check`). */
 int mk_df_validate(const struct mk_df *df, const char *filename, struct mk_error **err);
 
 /* Known instruction keywords (lowercase), for "did you mean" hints. NULL-terminated. */

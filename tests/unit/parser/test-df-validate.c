@@ -41,7 +41,10 @@ static const struct {
     {"FROM alpine\nCOPY --from a b\n", "2: missing a value on flag: from"},
     {"FROM alpine\nCOPY --from=a --from=b x y\n", "2: duplicate flag specified: from"},
     {"FROM alpine\nRUN --mount=type=cache,target=/a --mount=type=tmpfs,target=/b true\n", "ok"},
-    {"FROM alpine\nADD --checksum=sha256:abc --keep-git-dir --unpack=true a b\n", "ok"},
+    {"FROM alpine\nADD --checksum=sha256:"
+     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef --keep-git-dir "
+     "--unpack=true a b\n",
+     "ok"},
     {"FROM alpine\nADD --from=x a b\n", "2: unknown flag: --from"},
     {"FROM\n", "1: FROM requires either one or three arguments"},
     {"FROM a b\n", "1: FROM requires either one or three arguments"},
