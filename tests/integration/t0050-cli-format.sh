@@ -88,7 +88,10 @@ t_eq "a RUN's layer has a size, a LABEL's none" \
 # has no name, and skopeo reads it.
 "$MKIMG" build -q -t app:1 -o "type=oci,dest=$T/x.tar" "$c" >/dev/null
 t_ok "-t: skopeo inspect oci-archive" skopeo inspect "oci-archive:$T/x.tar"
-"$MKIMG" build -q -o "type=oci,dest=$T/y.tar" "$c" >/dev/null
+t_ok "another name on the image" "$MKIMG" tag app:1 team-a/app:1
+t_eq "the next build gives that image (cached)" \
+    "$("$MKIMG" build -q -o "type=oci,dest=$T/y.tar" "$c")" \
+    "$("$MKIMG" inspect --format '{{.Id}}' team-a/app:1)"
 t_ok "no -t: skopeo inspect oci-archive" skopeo inspect "oci-archive:$T/y.tar"
 t_eq "no -t: the index names nothing" \
     "$(tar -xOf "$T/y.tar" index.json | jq -c '[.manifests[].annotations]')" '[null]'
