@@ -87,8 +87,10 @@ static void man_command(FILE *f, const struct cli_cmd *c)
     man_header(f, title, name, c->summary);
     fprintf(f, ".B mkimg %s\n", c->name);
     roff(f, c->synopsis);
-    fputs("\n.SH DESCRIPTION\n", f);
-    roff(f, c->summary);
+    /* The summary as a sentence: capitalised, with its period. */
+    fprintf(f, "\n.SH DESCRIPTION\n%c",
+            c->summary[0] >= 'a' && c->summary[0] <= 'z' ? c->summary[0] - 32 : c->summary[0]);
+    roff(f, c->summary + 1);
     fputs(".\n", f);
     if (c->description) {
         fputs(".PP\n", f);
@@ -332,8 +334,9 @@ static void zsh_options(FILE *f, const struct cli_opt *rows)
     for (const struct cli_opt *o = rows; o && o->id; o++) {
         const char *eq = o->arg && o->arg[0] == '[' ? "=-" : o->arg ? "=" : "";
         fputs("        '*", f);
+        /* -t+: the value joined or the next word; --tag=: after "=" or the next word. */
         if (o->short_name)
-            fprintf(f, "'{-%c,--%s%s}'", o->short_name, o->name, eq);
+            fprintf(f, "'{-%c%s,--%s%s}'", o->short_name, o->arg ? "+" : "", o->name, eq);
         else
             fprintf(f, "--%s%s", o->name, eq);
         fputs("[", f);
