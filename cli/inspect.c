@@ -61,6 +61,8 @@ static int show(const char *doc, const char *format, size_t *shown, struct mk_er
     int r = cli_format_add(&f, v, err);
     if (r == 0)
         cli_format_print(&f, NULL, stdout);
+    else
+        mk_error_set_where(err, "inspect --format");
     cli_format_release(&f);
     json_decref(v);
     return r;

@@ -15,6 +15,18 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* An object's keys in Go's map order (sorted); the array is the caller's to free. */
+static const char **sorted_keys(json_t *v)
+{
+    size_t n = json_object_size(v), k = 0;
+    const char **keys = mk_xcalloc(n + 1, sizeof(*keys));
+    const char *key;
+    json_t *e;
+    json_object_foreach(v, key, e) keys[k++] = key;
+    qsort(keys, n, sizeof(*keys), cmp_str);
+    return keys;
+}
+
 static int tmpl_error(struct mk_error **err, const char *action, const char *what)
 {
     return mk_error_set(err, MK_ERR_USAGE, 0, "template: {{%s}}: %s", action, what);
@@ -54,12 +66,8 @@ static void print_value(json_t *v, struct mk_buf *out)
         break;
     }
     case JSON_OBJECT: {
-        size_t n = json_object_size(v), k = 0;
-        const char **keys = mk_xcalloc(n + 1, sizeof(*keys));
-        const char *key;
-        json_t *e;
-        json_object_foreach(v, key, e) keys[k++] = key;
-        qsort(keys, n, sizeof(*keys), cmp_str);
+        size_t n = json_object_size(v);
+        const char **keys = sorted_keys(v);
         mk_buf_adds(out, "map[");
         for (size_t i = 0; i < n; i++) {
             mk_buf_addf(out, "%s%s:", i ? " " : "", keys[i]);
@@ -237,36 +245,153 @@ static int render_action(const char *action, json_t *data, struct mk_buf *out,
     return r;
 }
 
+/* One {{action}}: text before it ends at text_end ("{{-" trims), text after it starts at next
+ * ("-}}" trims). */
+struct action {
+    const char *open, *text_end, *next;
+    char *words; /* the content, trimmed */
+};
+
+/* The next action in [p, end): 0, 1 when there is none, -1 on a malformed one. */
+static int next_action(const char *p, const char *end, struct action *ret, struct mk_error **err)
+{
+    const char *open = memmem(p, (size_t)(end - p), "{{", 2);
+    if (!open)
+        return 1;
+    const char *close = memmem(open + 2, (size_t)(end - open - 2), "}}", 2);
+    if (!close)
+        return mk_error_set(err, MK_ERR_USAGE, 0, "template: unclosed action \"%.*s\"",
+                            (int)(end - open), open);
+    const char *a = open + 2, *b = close;
+    ret->open = open;
+    ret->text_end = open;
+    if (*a == '-' && a[1] == ' ') {
+        while (ret->text_end > p && isspace((unsigned char)ret->text_end[-1]))
+            ret->text_end--;
+        a++;
+    }
+    bool trim_after = b - a >= 2 && b[-1] == '-' && b[-2] == ' ';
+    if (trim_after)
+        b--;
+    ret->next = close + 2;
+    while (trim_after && ret->next < end && isspace((unsigned char)*ret->next))
+        ret->next++;
+    while (a < b && *a == ' ')
+        a++;
+    while (b > a && b[-1] == ' ')
+        b--;
+    ret->words = mk_xstrndup(a, (size_t)(b - a));
+    return 0;
+}
+
+static bool is_block(const char *w, const char *kw)
+{
+    size_t n = strlen(kw);
+    return strncmp(w, kw, n) == 0 && (w[n] == ' ' || w[n] == '\0');
+}
+
+/* From just after a {{range}} or {{if}}: where its {{else}} (or NULL) and its {{end}} are. */
+static int find_end(const char *p, const char *end, struct action *ret_else, struct action *ret_end,
+                    struct mk_error **err)
+{
+    int depth = 0;
+    ret_else->open = NULL;
+    for (;;) {
+        struct action x;
+        int r = next_action(p, end, &x, err);
+        if (r != 0)
+            return r < 0 ? -1 : mk_error_set(err, MK_ERR_USAGE, 0, "template: missing {{end}}");
+        if (is_block(x.words, "range") || is_block(x.words, "if"))
+            depth++;
+        else if (strcmp(x.words, "end") == 0 && depth-- == 0)
+            return free(x.words), *ret_end = x, 0;
+        else if (strcmp(x.words, "else") == 0 && depth == 0)
+            *ret_else = x;
+        free(x.words);
+        p = x.next;
+    }
+}
+
+static bool truthy(json_t *v)
+{
+    return !(json_is_null(v) || json_is_false(v) ||
+             (json_is_string(v) && json_string_length(v) == 0) ||
+             (json_is_integer(v) && json_integer_value(v) == 0) ||
+             (json_is_array(v) && json_array_size(v) == 0) ||
+             (json_is_object(v) && json_object_size(v) == 0));
+}
+
+static int render_span(const char *p, const char *end, json_t *data, struct mk_buf *out, int depth,
+                       struct mk_error **err);
+
+/* {{range .X}}BODY{{end}} (BODY for each element, as "."), {{if .X}}A{{else}}B{{end}}. */
+static int render_block(const struct action *x, json_t *data, const char *end, struct mk_buf *out,
+                        int depth, const char **ret_next, struct mk_error **err)
+{
+    bool range = is_block(x->words, "range");
+    struct action els = {0}, fin = {0};
+    *ret_next = x->next;
+    if (depth > 16)
+        return tmpl_error(err, x->words, "nested too deep");
+    if (find_end(x->next, end, &els, &fin, err) < 0)
+        return -1;
+    *ret_next = fin.next;
+    json_t *v = eval_word(x->words, x->words + (range ? 6 : 3), data, err);
+    if (!v)
+        return -1;
+    const char *body_end = els.open ? els.text_end : fin.text_end;
+    int r = 0;
+    if (range && json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) if (r == 0) r =
+            render_span(x->next, body_end, e, out, depth + 1, err);
+    } else if (range && json_is_object(v)) {
+        const char **keys = sorted_keys(v);
+        for (size_t i = 0; r == 0 && keys[i]; i++)
+            r = render_span(x->next, body_end, json_object_get(v, keys[i]), out, depth + 1, err);
+        free(keys);
+    } else if (range && !json_is_null(v)) {
+        r = tmpl_error(err, x->words, "range over a value that is not a list or a map");
+    } else if (!range && truthy(v)) {
+        r = render_span(x->next, body_end, data, out, depth + 1, err);
+    } else if (!range && els.open) {
+        r = render_span(els.next, fin.text_end, data, out, depth + 1, err);
+    }
+    json_decref(v);
+    return r;
+}
+
+static int render_span(const char *p, const char *end, json_t *data, struct mk_buf *out, int depth,
+                       struct mk_error **err)
+{
+    for (;;) {
+        struct action x;
+        int r = next_action(p, end, &x, err);
+        if (r < 0)
+            return -1;
+        if (r > 0) {
+            mk_buf_add(out, p, (size_t)(end - p));
+            return 0;
+        }
+        mk_buf_add(out, p, (size_t)(x.text_end - p));
+        p = x.next;
+        if (is_block(x.words, "range") || is_block(x.words, "if"))
+            r = render_block(&x, data, end, out, depth, &p, err);
+        else if (strcmp(x.words, "end") == 0 || strcmp(x.words, "else") == 0)
+            r = tmpl_error(err, x.words, "without {{range}} or {{if}}");
+        else
+            r = render_action(x.words, data, out, err);
+        free(x.words);
+        if (r < 0)
+            return -1;
+    }
+}
+
 int cli_template_render(const char *tmpl, json_t *data, struct mk_buf *out, struct mk_error **err)
 {
-    const char *p = tmpl;
-    while (*p) {
-        const char *open = strstr(p, "{{");
-        if (!open) {
-            mk_buf_adds(out, p);
-            break;
-        }
-        const char *close = strstr(open + 2, "}}");
-        if (!close)
-            return mk_error_set(err, MK_ERR_USAGE, 0, "template: unclosed action \"%s\"", open);
-        const char *a = open + 2, *b = close;
-        size_t text = (size_t)(open - p);
-        if (*a == '-' && a[1] == ' ') {
-            while (text > 0 && isspace((unsigned char)p[text - 1]))
-                text--;
-            a++;
-        }
-        mk_buf_add(out, p, text);
-        bool trim_after = b - a >= 2 && b[-1] == '-' && b[-2] == ' ';
-        if (trim_after)
-            b--;
-        _cleanup_free_ char *action = mk_xstrndup(a, (size_t)(b - a));
-        if (render_action(action, data, out, err) < 0)
-            return -1;
-        p = close + 2;
-        while (trim_after && isspace((unsigned char)*p))
-            p++;
-    }
+    if (render_span(tmpl, tmpl + strlen(tmpl), data, out, 0, err) < 0)
+        return -1;
     if (!out->data)
         mk_buf_adds(out, "");
     return 0;

@@ -6,6 +6,8 @@
  *   {{json .X}}                        the value as JSON
  *   {{index .M "key"}}                 a map entry ("" when missing) or array element
  *   {{upper .X}} {{lower .X}} {{join .X ", "}}
+ *   {{range .X}}...{{end}}             the body for each element (then "." is the element)
+ *   {{if .X}}...{{else}}...{{end}}     false, 0, "", null and empty lists/maps are false
  *   {{- ... -}}                        trims the whitespace beside the action
  *
  * "\t" and "\n" written as two characters become a tab and a newline; tabs separate columns

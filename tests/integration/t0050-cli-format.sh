@@ -69,6 +69,16 @@ t_eq '{{index .Config.Labels "x.y"}}' \
 t_eq "{{.Config.Labels.team}} and several images" \
     "$("$MKIMG" inspect -f '{{.Config.Labels.team}}' app:1 app:2 | tr '\n' ' ')" "a b "
 t_eq "{{.Id}}" "$("$MKIMG" inspect --format '{{.Id}}' app:1)" "$old"
+t_eq "a map prints as Go's map[k:v], keys sorted" \
+    "$("$MKIMG" inspect --format '{{.Config.Labels}}' app:1)" "map[team:a x.y:z]"
+t_eq "{{range}} over a list, \\n a newline" \
+    "$("$MKIMG" inspect --format '{{range .Config.Env}}<{{.}}>\n{{end}}' app:1 | grep -c '^<.*>$')" 2
+t_eq "{{if}}{{else}}{{end}}, {{- -}} trims" \
+    "$("$MKIMG" inspect --format '{{if .Config.Labels}}yes{{else}}no{{end}} {{- range .RepoTags -}} ,{{.}} {{- end}}' app:1 busybox)" \
+    "yes,app:1,other/app:1
+no,busybox:latest"
+"$MKIMG" inspect --format '{{range .RepoTags}}x' app:1 >/dev/null 2>"$T/err"
+t_eq "{{range}} without {{end}}" "$?:$(cat "$T/err")" "2:mkimg: inspect --format: template: missing {{end}}"
 
 # history.
 "$MKIMG" history app:1 >"$T/hist"
