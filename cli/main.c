@@ -250,8 +250,15 @@ int main(int argc, char **argv)
     if (!root)
         root = getenv("MKIMG_ROOT");
     cli.root = root && *root ? mk_xstrdup(root) : layerstore_default_root();
+    /* "mkimg help [COMMAND]", as git and docker take it. */
+    const struct cli_cmd *shown = &cli_cmd_mkimg;
+    for (size_t c = 0; strcmp(argv[i], "help") == 0 && i + 1 < argc && cli_commands[c]; c++)
+        if (strcmp(argv[i + 1], cli_commands[c]->name) == 0)
+            shown = cli_commands[c];
     if (strcmp(argv[i], "help") == 0) {
-        cli_cmd_help(&cli_cmd_mkimg, stdout);
+        if (i + 1 < argc && shown == &cli_cmd_mkimg)
+            return cli_usage("help: unknown command \"%s\" (see \"mkimg --help\")", argv[i + 1]);
+        cli_cmd_help(shown, stdout);
         return 0;
     }
     if (strcmp(argv[i], "__generate") == 0)

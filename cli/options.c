@@ -1,5 +1,6 @@
 /* cli/options.c - argv from a command's option table (cli/options.h), and its --help. The
  * parsing itself is getopt_long's: the table is turned into its longopts and optstring. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -171,7 +172,10 @@ void cli_cmd_help(const struct cli_cmd *cmd, FILE *f)
 {
     bool top = strcmp(cmd->name, "mkimg") == 0;
     fprintf(f, "usage: mkimg %s%s%s\n\n", top ? "" : cmd->name, top ? "" : " ", cmd->synopsis);
-    fprintf(f, "%s%s.\n", top ? "mkimg: " : "", cmd->summary);
+    if (top)
+        fprintf(f, "mkimg: %s.\n", cmd->summary);
+    else /* the summary as a sentence */
+        fprintf(f, "%c%s.\n", toupper((unsigned char)cmd->summary[0]), cmd->summary + 1);
     if (cmd->description) {
         /* Paragraphs as written; the man page reflows them. */
         fprintf(f, "\n");

@@ -8,6 +8,10 @@ commands=$("$MKIMG" --help | sed -n '/^commands:/,/^$/p' | awk 'NF && !/^command
 t_ok "mkimg --help lists commands" test -n "$commands"
 t_grep "version is in mkimg --help" '^  version ' <("$MKIMG" --help)
 t_eq "mkimg version" "$("$MKIMG" version)" "$("$MKIMG" --version)"
+t_eq "mkimg help build is mkimg build --help" "$("$MKIMG" help build)" "$("$MKIMG" build --help)"
+t_grep "build --help lists its options with their help" \
+    '^  -t, --tag NAME\[:TAG\] +name the image \(repeatable\)$' <("$MKIMG" build --help)
+t_grep "... and the registry options" '^      --tls-verify\[=BOOL\] +verify TLS' <("$MKIMG" build --help)
 
 # Options after the operand, and the usage errors the table gives.
 "$MKIMG" build --bogus . >/dev/null 2>"$T/err"; rc=$?
