@@ -234,6 +234,44 @@ static int global_options(struct mk_cli *cli, int argc, char **argv, const char 
     return 0;
 }
 
+/* "mkimg help [COMMAND]", as git and docker take it. */
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_cmd_help(&cli_cmd_mkimg, stdout);
+        return 0;
+    }
+    for (size_t c = 0; cli_commands[c]; c++)
+        if (strcmp(argv[1], cli_commands[c]->name) == 0) {
+            cli_cmd_help(cli_commands[c], stdout);
+            return 0;
+        }
+    return cli_usage("help: unknown command \"%s\" (see \"mkimg --help\")", argv[1]);
+}
+
+/* The command argv[0] with the store cli says. */
+static int run_command(struct mk_cli *cli, int argc, char **argv)
+{
+    if (strcmp(argv[0], "help") == 0)
+        return cmd_help(argc, argv);
+    if (strcmp(argv[0], "__generate") == 0)
+        return cli_generate(argc, argv);
+    const struct cli_cmd *cmd = NULL;
+    for (size_t c = 0; cli_commands[c]; c++)
+        if (strcmp(argv[0], cli_commands[c]->name) == 0)
+            cmd = cli_commands[c];
+    if (!cmd)
+        return cli_usage("unknown command \"%s\" (see \"mkimg --help\")", argv[0]);
+    install_signals();
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = cmd->fn(cli, argc, argv);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cli_debug("%s exited with status %d after %.3fs", cmd->name, rc,
+              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct mk_cli cli = {0};
@@ -250,34 +288,9 @@ int main(int argc, char **argv)
     if (!root)
         root = getenv("MKIMG_ROOT");
     cli.root = root && *root ? mk_xstrdup(root) : layerstore_default_root();
-    /* "mkimg help [COMMAND]", as git and docker take it. */
-    const struct cli_cmd *shown = &cli_cmd_mkimg;
-    for (size_t c = 0; strcmp(argv[i], "help") == 0 && i + 1 < argc && cli_commands[c]; c++)
-        if (strcmp(argv[i + 1], cli_commands[c]->name) == 0)
-            shown = cli_commands[c];
-    if (strcmp(argv[i], "help") == 0) {
-        if (i + 1 < argc && shown == &cli_cmd_mkimg)
-            return cli_usage("help: unknown command \"%s\" (see \"mkimg --help\")", argv[i + 1]);
-        cli_cmd_help(shown, stdout);
-        return 0;
-    }
-    if (strcmp(argv[i], "__generate") == 0)
-        return cli_generate(argc - i, argv + i);
-    install_signals();
-    const struct cli_cmd *cmd = NULL;
-    for (size_t c = 0; cli_commands[c]; c++)
-        if (strcmp(argv[i], cli_commands[c]->name) == 0)
-            cmd = cli_commands[c];
-    if (!cmd)
-        return cli_usage("unknown command \"%s\" (see \"mkimg --help\")", argv[i]);
     cli_debug("mkimg %s, store %s (from %s)", MKIMG_VERSION, cli.root,
               root && *root ? root_from : "the default");
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = cmd->fn(&cli, argc - i, argv + i);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    cli_debug("%s exited with status %d after %.3fs", cmd->name, rc,
-              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    int rc = run_command(&cli, argc - i, argv + i);
     layerstore_free(cli.store);
     free(cli.root);
     fflush(stdout);

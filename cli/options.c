@@ -12,7 +12,11 @@
 #define HELP_COLUMN 27
 #define HELP_WIDTH 80
 
-static const struct cli_opt help_row = {HELP_ROW, 'h', "help", NULL, "print this help", 0, NULL};
+/* A table of its own (ended like the others), added to every command's. */
+static const struct cli_opt help_rows[] = {
+    {HELP_ROW, 'h', "help", NULL, "print this help", 0, NULL},
+    {0},
+};
 
 static void add_row(struct cli_args *a, const struct cli_opt *o)
 {
@@ -50,7 +54,7 @@ void cli_args_init(struct cli_args *a, const struct cli_cmd *cmd, int argc, char
         add_row(a, o);
     for (const struct cli_opt *o = cmd->more; o && o->id; o++)
         add_row(a, o);
-    add_row(a, &help_row);
+    add_row(a, &help_rows[0]);
     a->longopts[a->n_rows] = (struct option){NULL, 0, NULL, 0};
     /* 0, not 1: GNU getopt starts afresh (main parsed its own options with another table). */
     optind = 0;
@@ -199,5 +203,5 @@ void cli_cmd_help(const struct cli_cmd *cmd, FILE *f)
     fprintf(f, "\noptions:\n");
     print_rows(f, cmd->opts);
     print_rows(f, cmd->more);
-    print_rows(f, &help_row);
+    print_rows(f, help_rows);
 }
