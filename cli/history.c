@@ -108,8 +108,8 @@ int cmd_history(struct mk_cli *cli, int argc, char **argv)
             return a.status;
         fl.no_trunc |= id == OPT_NO_TRUNC;
         fl.quiet |= id == OPT_QUIET;
-        if (id == OPT_FORMAT)
-            format = a.arg;
+        if (id == OPT_FORMAT) /* "table" alone is the default table, as docker's */
+            format = strcmp(a.arg, "table") == 0 ? NULL : a.arg;
         if (id == OPT_HUMAN && a.arg && strcmp(a.arg, "true") && strcmp(a.arg, "false"))
             return cli_usage("history: --human takes true or false, not \"%s\"", a.arg);
         if (id == OPT_HUMAN)

@@ -62,7 +62,7 @@ char *cli_human_ago(const char *created)
     return mk_xasprintf("%lld years ago", h / 24 / 365);
 }
 
-enum { OPT_QUIET = 1, OPT_NO_TRUNC, OPT_FILTER, OPT_FORMAT, OPT_ALL, OPT_DIGESTS };
+enum { OPT_QUIET = 1, OPT_NO_TRUNC, OPT_FILTER, OPT_FORMAT, OPT_ALL };
 
 static const struct cli_opt images_opts[] = {
     {OPT_QUIET, 'q', "quiet", NULL, "print only the image IDs", 0, NULL},
@@ -314,8 +314,8 @@ int cmd_images(struct mk_cli *cli, int argc, char **argv)
             rc = a.status;
         quiet |= id == OPT_QUIET;
         no_trunc |= id == OPT_NO_TRUNC;
-        if (id == OPT_FORMAT)
-            format = a.arg;
+        if (id == OPT_FORMAT) /* "table" alone is the default table, as docker's */
+            format = strcmp(a.arg, "table") == 0 ? NULL : a.arg;
         if (id == OPT_FILTER)
             rc = filter_add(cli, &flt, a.arg);
     }
