@@ -25,123 +25,29 @@
 
 #define DOCKERFILE_MAX (16u << 20)
 
-int run_instruction(struct build *b, struct stage *s, const struct mk_df_node *n,
+int run_instruction(struct build *b, struct stage *s, const struct mk_inst *in,
                     struct mk_error **err)
 {
-    const char *kw = n->keyword;
-    if (strcmp(kw, "run") == 0)
-        return do_run(b, s, n, err);
-    if (strcmp(kw, "copy") == 0 || strcmp(kw, "add") == 0)
-        return do_copy(b, s, n, strcmp(kw, "add") == 0, err);
-    if (strcmp(kw, "workdir") == 0)
-        return do_workdir(b, s, n, err);
-    if (strcmp(kw, "env") == 0)
-        return do_keyvalues(b, s, n, &s->config.env, "ENV", err);
-    if (strcmp(kw, "label") == 0)
-        return do_keyvalues(b, s, n, &s->config.labels, "LABEL", err);
-    if (strcmp(kw, "arg") == 0)
-        return do_arg(b, s, &s->args, n, err);
-    if (strcmp(kw, "cmd") == 0) {
-        do_cmd_like(b, s, n, &s->config.cmd, &s->config.has_cmd, err);
-        s->cmd_set = true;
-        _cleanup_free_ char *j = go_list(&s->config.cmd, true);
-        _cleanup_free_ char *h = mk_xasprintf("CMD %s", j);
-        history(b, s, h, true);
-        return 0;
+    switch (in->kind) {
+    case MK_INST_RUN:
+        return do_run(b, s, in, err);
+    case MK_INST_COPY:
+    case MK_INST_ADD:
+        return do_copy(b, s, in, in->kind == MK_INST_ADD, err);
+    case MK_INST_FROM:
+        MK_BUG("FROM starts a stage (stage_from), it is not run as a step");
+    default:
+        return do_meta(b, s, in, err);
     }
-    if (strcmp(kw, "entrypoint") == 0) {
-        do_cmd_like(b, s, n, &s->config.entrypoint, &s->config.has_entrypoint, err);
-        if (!s->cmd_set) {
-            mk_strv_clear(&s->config.cmd);
-            s->config.has_cmd = false;
-        }
-        _cleanup_free_ char *j = go_list(&s->config.entrypoint, true);
-        _cleanup_free_ char *h = mk_xasprintf("ENTRYPOINT %s", j);
-        history(b, s, h, true);
-        return 0;
-    }
-    if (strcmp(kw, "user") == 0) {
-        if (n->args.n != 1)
-            return node_error(b, n, err, "USER requires exactly one argument");
-        _cleanup_free_ char *u = NULL;
-        if (expand_word(b, s, n, n->args.v[0], &u, err) < 0)
-            return -1;
-        free(s->config.user);
-        s->config.user = mk_xstrdup(u);
-        _cleanup_free_ char *h = mk_xasprintf("USER %s", u);
-        history(b, s, h, true);
-        return 0;
-    }
-    if (strcmp(kw, "expose") == 0)
-        return do_expose(b, s, n, err);
-    if (strcmp(kw, "volume") == 0) {
-        _cleanup_(mk_strv_release) struct mk_strv paths = MK_STRV_INIT;
-        for (size_t i = 0; i < n->args.n; i++) {
-            _cleanup_free_ char *v = NULL;
-            if (expand_word(b, s, n, n->args.v[i], &v, err) < 0)
-                return -1;
-            if (!*v)
-                return node_error(b, n, err, "VOLUME specified can not be an empty string");
-            strv_add_unique(&s->config.volumes, v);
-            mk_strv_push(&paths, v);
-        }
-        /* As BuildKit (dispatchVolume): metadata only. No directory is created and no layer
-         * made (the classic builder and Buildah create the directory). */
-        _cleanup_free_ char *list = go_list(&paths, false);
-        _cleanup_free_ char *h = mk_xasprintf("VOLUME %s", list);
-        history(b, s, h, true);
-        return 0;
-    }
-    if (strcmp(kw, "stopsignal") == 0) {
-        _cleanup_free_ char *v = NULL;
-        if (n->args.n != 1 || expand_word(b, s, n, n->args.v[0], &v, err) < 0)
-            return n->args.n != 1 ? node_error(b, n, err, "STOPSIGNAL requires one argument") : -1;
-        free(s->config.stop_signal);
-        s->config.stop_signal = mk_xstrdup(v);
-        _cleanup_free_ char *h = mk_xasprintf("STOPSIGNAL %s", v);
-        history(b, s, h, true);
-        return 0;
-    }
-    if (strcmp(kw, "maintainer") == 0) {
-        free(s->config.author);
-        s->config.author = mk_xstrdup(n->args.n ? n->args.v[0] : "");
-        _cleanup_free_ char *h = mk_xasprintf("MAINTAINER %s", s->config.author);
-        history(b, s, h, true);
-        return 0;
-    }
-    if (strcmp(kw, "shell") == 0) {
-        if (!n->json || n->args.n == 0)
-            return node_error(b, n, err, "SHELL requires the arguments to be in JSON form");
-        mk_strv_clear(&s->config.shell);
-        mk_strv_copy(&s->config.shell, &n->args);
-        _cleanup_free_ char *list = go_list(&s->config.shell, false);
-        _cleanup_free_ char *h = mk_xasprintf("SHELL %s", list);
-        history(b, s, h, true);
-        return 0;
-    }
-    if (strcmp(kw, "healthcheck") == 0)
-        return do_healthcheck(b, s, n, err);
-    if (strcmp(kw, "onbuild") == 0) {
-        /* As BuildKit (dispatchOnbuild): a trigger is config, not history. */
-        mk_strv_push(&s->config.onbuild, node_rest(n));
-        return 0;
-    }
-    _cleanup_free_ char *up = upper_keyword(kw);
-    const char *hint = mk_df_suggest_keyword(kw);
-    if (hint) {
-        _cleanup_free_ char *uh = upper_keyword(hint);
-        return node_error(b, n, err, "unknown instruction \"%s\" (did you mean \"%s\"?)", up, uh);
-    }
-    return node_error(b, n, err, "unknown instruction \"%s\"", up);
 }
 
-static void step_show(struct build *b, const struct mk_df_node *n)
+static void step_show(struct build *b, const struct mk_inst *in)
 {
     b->step++;
     if (!b->silent)
-        builder_progress_step(b->ui, b->step, b->n_steps, n->original,
-                              !strcmp(n->keyword, "run") || !strcmp(n->keyword, "copy") ||
-                                  !strcmp(n->keyword, "add"));
+        builder_progress_step(b->ui, b->step, b->n_steps, in->node->original,
+                              in->kind == MK_INST_RUN || in->kind == MK_INST_COPY ||
+                                  in->kind == MK_INST_ADD);
 }
 
 static int step_result(struct build *b, int r)
@@ -156,20 +62,20 @@ int build_stage(struct build *b, struct stage *s, struct mk_error **err)
     explain_stage_begin();
     b->silent = s->prebuilt;
     b->step = s->step0;
-    const struct mk_df_node *from = &b->df->nodes[s->first];
+    const struct mk_inst *from = &b->insts.v[s->first];
     step_show(b, from);
     if (step_result(b, stage_from(b, s, from, err)) < 0)
         return -1;
     /* A stage ARG without default takes the global value only when redeclared; the
      * predefined platform ARGs behave the same way. */
-    if (run_onbuild(b, s, from, err) < 0)
+    if (run_onbuild(b, s, from->node, err) < 0)
         return -1;
     for (size_t i = s->first + 1; i < s->end; i++) {
-        const struct mk_df_node *n = &b->df->nodes[i];
-        step_show(b, n);
+        const struct mk_inst *in = &b->insts.v[i];
+        step_show(b, in);
         if (mk_interrupted)
             return step_result(b, mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted"));
-        if (step_result(b, run_instruction(b, s, n, err)) < 0)
+        if (step_result(b, run_instruction(b, s, in, err)) < 0)
             return -1;
     }
     s->built = true;
@@ -204,7 +110,7 @@ static int read_dockerfile(struct build *b, struct mk_error **err)
         return mk_error_set_where(err, path);
     if (mk_df_parse(data, len, b->df_name, &b->df, err) < 0)
         return -1;
-    if (mk_df_validate(b->df, b->df_name, err) < 0)
+    if (mk_inst_parse(b->df, b->df_name, &b->insts, err) < 0)
         return -1;
     return 0;
 }
@@ -300,6 +206,7 @@ static void build_release(struct build *b)
     for (size_t i = 0; i < b->n_stages; i++)
         stage_release(&b->stages[i]);
     free(b->stages);
+    mk_inst_list_release(&b->insts);
     mk_df_free(b->df);
     builder_context_free(b->ctx);
     builder_hashcache_free(b->hc);

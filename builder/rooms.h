@@ -55,7 +55,8 @@ struct build {
     struct mk_store *store;
     const struct mk_build_opts *opts;
     struct mk_df *df;
-    char *df_name; /* for error locations: "Dockerfile" as the user named it */
+    struct mk_inst_list insts; /* insts.v[i] is df->nodes[i], typed and checked */
+    char *df_name;             /* for error locations: "Dockerfile" as the user named it */
     struct mk_context *ctx;
     struct mk_strv meta_args;  /* global ARGs (before the first FROM), "K=V" */
     struct mk_strv build_args; /* --build-arg, resolved "K=V" */
@@ -89,8 +90,6 @@ __attribute__((format(printf, 4, 5))) int node_error(struct build *b, const stru
                                                      struct mk_error **err, const char *fmt, ...);
 int node_where(struct build *b, const struct mk_df_node *n, struct mk_error **err);
 void logf_(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-char *upper_keyword(const char *kw);
-const char *node_rest(const struct mk_df_node *n);
 void stage_expand_env(const struct stage *s, struct mk_strv *env);
 int expand_word(struct build *b, const struct stage *s, const struct mk_df_node *n,
                 const char *word, char **ret, struct mk_error **err);
@@ -109,7 +108,7 @@ int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_r
                   struct mk_error **err);
 int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n, const char *from,
                    struct mk_strv *ret, struct mk_error **err);
-int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
+int stage_from(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err);
 int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node *from,
                 struct mk_error **err);
 void predefined_args(struct build *b);
@@ -142,30 +141,24 @@ void image_reuse_lookup(struct build *b, const char *key, struct mk_image **ret)
 /* step-run.c */
 void sandbox_spec_init(struct mk_sandbox_spec *spec, struct stage *s, const char *upper,
                        const char *work);
-int do_run(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
+int do_run(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err);
 
 /* step-copy.c */
-int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool is_add,
+int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_add,
             struct mk_error **err);
 
 /* step-meta.c */
-int do_workdir(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
-int do_keyvalues(struct build *b, struct stage *s, const struct mk_df_node *n,
-                 struct mk_strv *target, const char *kw, struct mk_error **err);
-int do_arg(struct build *b, struct stage *s, struct mk_strv *scope, const struct mk_df_node *n,
+int do_arg(struct build *b, struct stage *s, struct mk_strv *scope, const struct mk_inst *in,
            struct mk_error **err);
-int do_cmd_like(struct build *b, struct stage *s, const struct mk_df_node *n,
-                struct mk_strv *target, bool *has, struct mk_error **err);
-int do_expose(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
-int do_healthcheck(struct build *b, struct stage *s, const struct mk_df_node *n,
-                   struct mk_error **err);
+/* Every instruction but FROM, RUN, COPY and ADD, dispatched from a table. */
+int do_meta(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err);
 
 /* workers.c */
 bool stages_parallel(const struct build *b);
 int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err);
 
 /* build.c */
-int run_instruction(struct build *b, struct stage *s, const struct mk_df_node *n,
+int run_instruction(struct build *b, struct stage *s, const struct mk_inst *in,
                     struct mk_error **err);
 int build_stage(struct build *b, struct stage *s, struct mk_error **err);
 

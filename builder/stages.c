@@ -156,13 +156,13 @@ int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n,
 
 /* ---- stages ------------------------------------------------------------------------------- */
 
-static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
+static int stage_from_base(struct build *b, struct stage *s, const struct mk_inst *in,
                            struct mk_error **err);
 
 /* Like BuildKit, a stage whose base sets no PATH gets the default one in its config. */
-int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err)
+int stage_from(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err)
 {
-    if (stage_from_base(b, s, n, err) < 0)
+    if (stage_from_base(b, s, in, err) < 0)
         return -1;
     if (!mk_strv_env_get(&s->config.env, "PATH"))
         mk_strv_env_set(&s->config.env, "PATH", MK_DEFAULT_PATH_ENV + 5);
@@ -183,20 +183,16 @@ static char *qualified_ref(const char *image)
     return mk_xasprintf("docker.io/%s%s", slash ? "" : "library/", r);
 }
 
-static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
+static int stage_from_base(struct build *b, struct stage *s, const struct mk_inst *in,
                            struct mk_error **err)
 {
-    if (n->args.n != 1 && !(n->args.n == 3 && strcasecmp(n->args.v[1], "as") == 0))
-        return node_error(b, n, err, "FROM requires either one or three arguments");
+    const struct mk_df_node *n = in->node;
     _cleanup_free_ char *image = NULL;
-    struct mk_strv env = MK_STRV_INIT;
-    mk_strv_copy(&env, &b->meta_args);
-    int r = mk_shell_word(n->args.v[0], &env, b->df->escape, &image, err);
-    mk_strv_release(&env);
+    int r = mk_shell_word(in->from.image, &b->meta_args, b->df->escape, &image, err);
     if (r < 0)
         return node_where(b, n, err);
     if (!*image)
-        return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
+        return node_error(b, n, err, "base name (%s) should not be blank", in->from.image);
     s->base_name = mk_xstrdup(image);
 
     /* An earlier stage by name (case-insensitive) or index. */
@@ -268,14 +264,18 @@ int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node *from,
             break;
         }
         for (size_t k = 0; k < df->n_nodes && ret == 0; k++) {
+            /* The trigger runs as if written at the FROM line. */
             struct mk_df_node *tn = &df->nodes[k];
-            int sl = tn->start_line, el = tn->end_line;
             tn->start_line = from->start_line;
             tn->end_line = from->end_line;
+            struct mk_inst in;
             logf_(b, "  ONBUILD %s\n", tn->original);
-            ret = run_instruction(b, s, tn, err);
-            tn->start_line = sl;
-            tn->end_line = el;
+            ret = mk_inst_parse_node(tn, b->df_name, &in, err);
+            if (ret == 0 && in.kind == MK_INST_FROM)
+                ret = node_error(b, tn, err, "FROM isn't allowed as an ONBUILD trigger");
+            if (ret == 0)
+                ret = run_instruction(b, s, &in, err);
+            mk_inst_release(&in);
         }
         mk_df_free(df);
     }
@@ -320,28 +320,31 @@ static struct stage *find_stage(struct build *b, const char *name, size_t before
 
 /* The values an ARG line gives, as do_arg computes them, without side effects: enough to
  * know which stage a "COPY --from=${ARG}" needs before the stage runs. */
-static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struct mk_df_node *n)
+static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struct mk_inst *in)
 {
-    for (size_t i = 0; i < n->args.n; i++) {
-        const char *eq = strchr(n->args.v[i], '=');
-        _cleanup_free_ char *name =
-            eq ? mk_xstrndup(n->args.v[i], (size_t)(eq - n->args.v[i])) : mk_xstrdup(n->args.v[i]);
+    for (size_t i = 0; i < in->n_kvs; i++) {
+        const char *name = in->kvs[i].key, *word = in->kvs[i].value;
         _cleanup_free_ char *def = NULL;
-        if (eq && mk_shell_word(eq + 1, scope, b->df->escape, &def, NULL) < 0)
+        if (word && mk_shell_word(word, scope, b->df->escape, &def, NULL) < 0)
             continue;
         const char *v = mk_strv_env_get(&b->build_args, name);
         if (!v)
-            v = eq ? def : mk_strv_env_get(&b->meta_args, name);
+            v = word ? def : mk_strv_env_get(&b->meta_args, name);
         mk_strv_env_set(scope, name, v ? v : "");
     }
 }
 
 static int mark_needed(struct build *b, size_t i, struct mk_error **err);
 
-/* Stage s uses the stage named dep (when it names one): it is needed, and s waits for it. */
-static int need_dep(struct build *b, struct stage *s, const char *dep, struct mk_error **err)
+/* Stage s uses the stage that word names (when it names one): it is needed, and s waits for
+ * it. "${VARIANT}": the stage's ARGs as declared so far (scope) name the stage. */
+static int need_dep(struct build *b, struct stage *s, const char *word, const struct mk_strv *scope,
+                    struct mk_error **err)
 {
-    struct stage *d = find_stage(b, dep, s->index);
+    _cleanup_free_ char *expanded = NULL;
+    if (strchr(word, '$') && mk_shell_word(word, scope, b->df->escape, &expanded, NULL) == 0)
+        word = expanded;
+    struct stage *d = find_stage(b, word, s->index);
     if (!d)
         return 0;
     s->deps = mk_xreallocarray(s->deps, s->n_deps + 1, sizeof(*s->deps));
@@ -356,49 +359,22 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err)
         return 0;
     s->needed = true;
     _cleanup_(mk_strv_release) struct mk_strv scope = MK_STRV_INIT;
-    for (size_t k = s->first; k < s->end; k++) {
-        const struct mk_df_node *n = &b->df->nodes[k];
-        const char *dep = NULL;
-        _cleanup_free_ char *expanded = NULL;
-        if (k == s->first && n->args.n) {
-            struct mk_strv env = MK_STRV_INIT;
-            mk_strv_copy(&env, &b->meta_args);
-            int r = mk_shell_word(n->args.v[0], &env, b->df->escape, &expanded, err);
-            mk_strv_release(&env);
-            if (r < 0)
-                return node_where(b, n, err);
-            dep = expanded;
-        } else if (strcmp(n->keyword, "arg") == 0) {
-            needed_scope_arg(b, &scope, n);
-            continue;
-        } else if ((strcmp(n->keyword, "copy") == 0 || strcmp(n->keyword, "add") == 0) &&
-                   mk_df_node_flag(n, "from", &dep) && dep) {
-            /* "--from=${VARIANT}": the stage's ARGs as declared so far name the stage. */
-            if (strchr(dep, '$') && mk_shell_word(dep, &scope, b->df->escape, &expanded, NULL) == 0)
-                dep = expanded;
-        } else if (strcmp(n->keyword, "run") == 0) {
-            /* RUN --mount=...,from=STAGE */
-            for (size_t f = 0; f < n->flags.n; f++) {
-                if (!mk_str_has_prefix(n->flags.v[f], "--mount="))
-                    continue;
-                /* "from=${STAGE}": the stage's ARGs as declared so far name the stage. */
-                const char *spec = n->flags.v[f] + 8;
-                _cleanup_free_ char *exp = NULL;
-                if (strchr(spec, '$') &&
-                    mk_shell_word(spec, &scope, b->df->escape, &exp, NULL) == 0)
-                    spec = exp;
-                _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
-                split_kv(spec, &kv);
-                const char *from = mk_strv_env_get(&kv, "from");
-                if (from && need_dep(b, s, from, err) < 0)
-                    return -1;
-            }
-            continue;
-        } else {
-            continue;
-        }
-        if (need_dep(b, s, dep, err) < 0)
+    const struct mk_inst *from = &b->insts.v[s->first];
+    _cleanup_free_ char *base = NULL;
+    if (mk_shell_word(from->from.image, &b->meta_args, b->df->escape, &base, err) < 0)
+        return node_where(b, from->node, err);
+    if (need_dep(b, s, base, &scope, err) < 0)
+        return -1;
+    for (size_t k = s->first + 1; k < s->end; k++) {
+        const struct mk_inst *in = &b->insts.v[k];
+        if (in->kind == MK_INST_ARG)
+            needed_scope_arg(b, &scope, in);
+        if ((in->kind == MK_INST_COPY || in->kind == MK_INST_ADD) && in->copy.from &&
+            need_dep(b, s, in->copy.from, &scope, err) < 0)
             return -1;
+        for (size_t m = 0; in->kind == MK_INST_RUN && m < in->run.n_mounts; m++)
+            if (in->run.mounts[m].from && need_dep(b, s, in->run.mounts[m].from, &scope, err) < 0)
+                return -1;
     }
     return 0;
 }
@@ -408,19 +384,13 @@ int split_stages(struct build *b, struct mk_error **err)
     struct mk_df *df = b->df;
     size_t i = 0;
     /* Global ARGs before the first FROM. */
-    for (; i < df->n_nodes && strcmp(df->nodes[i].keyword, "from") != 0; i++) {
-        const struct mk_df_node *n = &df->nodes[i];
-        if (strcmp(n->keyword, "arg") != 0)
-            return node_error(b, n, err, "no build stage in current context (%s before FROM)",
-                              n->original);
-        if (do_arg(b, NULL, &b->meta_args, n, err) < 0)
+    /* mk_inst_parse made sure only ARGs come before the first FROM, and that there is one. */
+    for (; i < df->n_nodes && b->insts.v[i].kind != MK_INST_FROM; i++)
+        if (do_arg(b, NULL, &b->meta_args, &b->insts.v[i], err) < 0)
             return -1;
-    }
-    if (i == df->n_nodes)
-        return mk_error_set_at(err, MK_ERR_INVALID, b->df_name, "no FROM instruction");
     for (; i < df->n_nodes; i++) {
-        const struct mk_df_node *n = &df->nodes[i];
-        if (strcmp(n->keyword, "from") != 0) {
+        const struct mk_inst *in = &b->insts.v[i];
+        if (in->kind != MK_INST_FROM) {
             b->stages[b->n_stages - 1].end = i + 1;
             continue;
         }
@@ -430,15 +400,8 @@ int split_stages(struct build *b, struct mk_error **err)
         s->index = b->n_stages++;
         s->first = i;
         s->end = i + 1;
-        if (n->args.n == 3) {
-            s->name = mk_xstrdup(n->args.v[2]);
-            for (char *p = s->name; *p; p++)
-                if (*p >= 'A' && *p <= 'Z')
-                    *p = (char)(*p - 'A' + 'a');
-            for (size_t k = 0; k + 1 < b->n_stages; k++)
-                if (b->stages[k].name && strcmp(b->stages[k].name, s->name) == 0)
-                    return node_error(b, n, err, "duplicate stage name \"%s\"", s->name);
-        }
+        /* lowercase, and unique (mk_inst_parse) */
+        s->name = in->from.name ? mk_xstrdup(in->from.name) : NULL;
     }
     if (b->opts->target && *b->opts->target) {
         struct stage *t = find_stage(b, b->opts->target, b->n_stages);
@@ -467,19 +430,20 @@ int stage_platforms(struct build *b, struct mk_error **err)
 {
     for (size_t i = 0; i < b->n_stages; i++) {
         struct stage *s = &b->stages[i];
-        const struct mk_df_node *n = &b->df->nodes[s->first];
+        const struct mk_inst *in = &b->insts.v[s->first];
+        const struct mk_df_node *n = in->node;
         s->platform = b->target_platform;
-        const char *flag = NULL;
+        const char *flag = in->from.platform;
         _cleanup_free_ char *image = NULL;
         struct mk_strv env = MK_STRV_INIT;
         mk_strv_copy(&env, &b->meta_args);
-        int r = n->args.n ? mk_shell_word(n->args.v[0], &env, b->df->escape, &image, NULL) : -1;
+        int r = mk_shell_word(in->from.image, &env, b->df->escape, &image, NULL);
         const struct stage *from = r == 0 ? find_stage(b, image, i) : NULL;
         if (from && from->name && strcasecmp(from->name, image) == 0) {
             s->platform = from->platform;
             s->pinned = from->pinned;
         }
-        if (mk_df_node_flag(n, "platform", &flag) && flag) {
+        if (flag) {
             s->pinned = true;
             _cleanup_free_ char *p = NULL;
             r = mk_shell_word(flag, &env, b->df->escape, &p, err);
@@ -494,7 +458,7 @@ int stage_platforms(struct build *b, struct mk_error **err)
         if (!s->needed)
             continue;
         for (size_t k = s->first + 1; k < s->end; k++)
-            if (strcmp(b->df->nodes[k].keyword, "run") == 0) {
+            if (b->insts.v[k].kind == MK_INST_RUN) {
                 if (builder_platform_check_run(&s->platform, err) < 0)
                     return node_where(b, &b->df->nodes[k], err);
                 break;

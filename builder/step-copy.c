@@ -33,15 +33,6 @@ static int copy_fn(int rootfd, void *arg, struct mk_error **err)
     return c->url_spec ? builder_copy_into(rootfd, c->url_spec, err) : 0;
 }
 
-/* A boolean flag: absent = def, bare or "true" (any case) = true. */
-static bool flag_bool(const struct mk_df_node *n, const char *name, bool def)
-{
-    const char *v = NULL;
-    if (!mk_df_node_flag(n, name, &v))
-        return def;
-    return !v || strcasecmp(v, "true") == 0;
-}
-
 /* ADD <url>: the downloads live in a store tmpdir, one subdirectory per URL so that two
  * URLs with the same file name do not collide; it is the source root of a second copy. */
 struct url_sources {
@@ -132,255 +123,268 @@ static void url_sources_release(struct build *b, struct url_sources *u)
     mk_strv_release(&u->digests);
 }
 
-int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool is_add,
-            struct mk_error **err)
-{
-    const char *kw = is_add ? "ADD" : "COPY";
-    if (n->args.n < 2 && !(n->n_heredocs && n->args.n >= 1))
-        return node_error(b, n, err, "%s requires at least two arguments", kw);
-    const char *from = NULL, *chown = NULL, *chmod = NULL, *checksum = NULL;
-    mk_df_node_flag(n, "from", &from);
-    mk_df_node_flag(n, "chown", &chown);
-    mk_df_node_flag(n, "chmod", &chmod);
-    mk_df_node_flag(n, "checksum", &checksum);
-    /* As BuildKit: --link copies into an empty root (no symlink of an earlier layer is
-     * followed, parents are plain directories); with --chmod it is ignored. */
-    bool link = flag_bool(n, "link", false) && !chmod;
-    if (from && is_add)
-        return node_error(b, n, err, "ADD does not support --from (use COPY --from)");
-    struct mk_copy_spec spec;
-    memset(&spec, 0, sizeof(spec));
-    spec.src_rootfd = -1;
-    mode_t mode = 0;
-    if (chmod && mk_chmod_apply(chmod, 0644, false, &mode) < 0)
-        return node_error(b, n, err,
-                          "invalid --chmod value \"%s\" (octal, e.g. 0755, or symbolic, "
-                          "e.g. u=rwx,go=rx)",
-                          chmod);
-    spec.chmod = chmod;
-    /* Local archives are unpacked unless --unpack=false, downloads only with --unpack=true. */
-    spec.extract = is_add && flag_bool(n, "unpack", true);
-    spec.parents = mk_df_node_flag(n, "parents", NULL);
+/* One COPY or ADD while it runs. */
+struct copy_job {
+    const struct mk_inst *in;
+    const char *kw; /* "COPY" or "ADD" */
+    bool is_add, link;
+    struct mk_copy_spec spec, url_spec;
+    struct mk_strv sources, src_lowers, excludes;
+    struct mk_ignore *exclude;
+    struct src_root src, heredocs;
+    struct url_sources urls;
+    char *from_name, *dest_word, *chown, *dest, *created_by;
+    struct mk_buf hist_src; /* BuildKit's history line: expanded sources and heredocs */
+    char key[MK_DIGEST_SIZE];
+};
 
-    struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT, excludes = MK_STRV_INIT;
-    struct mk_ignore *exclude = NULL;
-    struct src_root src = {NULL, -1}, heredocs = {NULL, -1};
-    struct url_sources urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}};
-    struct mk_copy_spec url_spec;
-    _cleanup_free_ char *from_name = NULL;
-    _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
-    _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
-    int ret = -1;
+static void copy_job_release(struct build *b, struct copy_job *j)
+{
+    mk_buf_release(&j->hist_src);
+    src_root_release(b, &j->src);
+    src_root_release(b, &j->heredocs);
+    url_sources_release(b, &j->urls);
+    mk_ignore_free(j->exclude);
+    mk_strv_release(&j->excludes);
+    mk_strv_release(&j->src_lowers);
+    mk_strv_release(&j->sources);
+    free(j->from_name);
+    free(j->dest_word);
+    free(j->chown);
+    free(j->dest);
+    free(j->created_by);
+}
+
+/* The sources, expanded: heredocs, URLs (ADD) and paths in the context or --from. */
+static int copy_sources(struct build *b, struct stage *s, struct copy_job *j, struct mk_error **err)
+{
+    const struct mk_df_node *n = j->in->node;
     size_t next_heredoc = 0;
-    /* BuildKit's history line: flags, expanded sources, heredocs, then the destination. */
-    struct mk_buf hist_src = MK_BUF_INIT;
-    if (n->n_heredocs && (from || n->args.n != n->n_heredocs + 1)) {
-        node_error(b, n, err, "%s with heredoc sources takes only heredocs as sources", kw);
-        goto out;
-    }
-    if (n->n_heredocs && write_heredocs(b, s, n, &heredocs, err) < 0)
-        goto out;
     for (size_t i = 0; i + 1 < n->args.n; i++) {
         char *w = NULL;
         if (n->n_heredocs) {
-            mk_buf_addf(&hist_src, " <<%s", n->heredocs[next_heredoc].name);
-            mk_strv_push(&sources, n->heredocs[next_heredoc++].name);
+            mk_buf_addf(&j->hist_src, " <<%s", n->heredocs[next_heredoc].name);
+            mk_strv_push(&j->sources, n->heredocs[next_heredoc++].name);
             continue;
         }
         if (expand_word(b, s, n, n->args.v[i], &w, err) < 0)
-            goto out;
-        mk_buf_addf(&hist_src, " %s", w);
-        if (is_add && builder_is_git_url(w)) {
+            return -1;
+        mk_buf_addf(&j->hist_src, " %s", w);
+        if (j->is_add && builder_is_git_url(w)) {
             node_error(b, n, err, "ADD from a git repository (\"%s\") is not supported yet", w);
             free(w);
-            goto out;
+            return -1;
         }
         if (builder_is_http_url(w)) {
-            if (!is_add) {
+            if (!j->is_add) {
                 node_error(b, n, err, "COPY cannot take a URL (\"%s\") as a source: use ADD", w);
                 free(w);
-                goto out;
+                return -1;
             }
             _cleanup_free_ char *name = builder_url_filename(w);
-            mk_strv_pushf(&urls.rel, "%zu/%s", urls.urls.n, name);
-            mk_strv_push_take(&urls.urls, w);
-            mk_strv_push(&urls.digests, "");
+            mk_strv_pushf(&j->urls.rel, "%zu/%s", j->urls.urls.n, name);
+            mk_strv_push_take(&j->urls.urls, w);
+            mk_strv_push(&j->urls.digests, "");
             continue;
         }
-        mk_strv_push_take(&sources, w);
+        mk_strv_push_take(&j->sources, w);
     }
-    if (expand_word(b, s, n, n->args.v[n->args.n - 1], &dest_word, err) < 0 ||
-        (chown && expand_word(b, s, n, chown, &chown_exp, err) < 0))
-        goto out;
-    spec.chown = chown_exp;
-    created_by = mk_xasprintf("%s%s%s%s%s%s%s %s # buildkit", kw, spec.parents ? " --parents" : "",
-                              chown_exp ? " --chown=" : "", chown_exp ? chown_exp : "",
-                              chmod ? " --chmod=" : "", chmod ? chmod : "",
-                              hist_src.data ? hist_src.data : "", dest_word);
-    for (size_t i = 0; i < n->flags.n; i++) {
+    return 0;
+}
+
+/* The destination, --chown and --exclude expanded; the history line. */
+static int copy_options(struct build *b, struct stage *s, struct copy_job *j, struct mk_error **err)
+{
+    const struct mk_df_node *n = j->in->node;
+    const struct mk_inst_copy *c = &j->in->copy;
+    if (expand_word(b, s, n, n->args.v[n->args.n - 1], &j->dest_word, err) < 0 ||
+        (c->chown && expand_word(b, s, n, c->chown, &j->chown, err) < 0))
+        return -1;
+    j->spec.chown = j->chown;
+    j->created_by = mk_xasprintf(
+        "%s%s%s%s%s%s%s %s # buildkit", j->kw, j->spec.parents ? " --parents" : "",
+        j->chown ? " --chown=" : "", j->chown ? j->chown : "", c->chmod ? " --chmod=" : "",
+        c->chmod ? c->chmod : "", j->hist_src.data ? j->hist_src.data : "", j->dest_word);
+    for (size_t i = 0; i < c->excludes.n; i++) {
         char *w = NULL;
-        if (!mk_str_has_prefix(n->flags.v[i], "--exclude="))
-            continue;
-        if (expand_word(b, s, n, n->flags.v[i] + strlen("--exclude="), &w, err) < 0)
-            goto out;
-        mk_strv_push_take(&excludes, w);
+        if (expand_word(b, s, n, c->excludes.v[i], &w, err) < 0)
+            return -1;
+        mk_strv_push_take(&j->excludes, w);
     }
-    if (excludes.n && mk_ignore_new(&excludes, &exclude, err) < 0) {
-        node_error(b, n, err, "invalid --exclude pattern");
-        goto out;
-    }
-    spec.exclude = exclude;
-    spec.dest_is_dir = mk_str_has_suffix(dest_word, "/") || strcmp(dest_word, ".") == 0 ||
-                       mk_str_has_suffix(dest_word, "/.");
-    if (checksum) {
-        /* BuildKit's rules and wording. */
-        if (sources.n + urls.urls.n != 1) {
-            node_error(b, n, err, "checksum can't be specified for multiple sources");
-            goto out;
-        }
-        if (!urls.urls.n) {
-            node_error(b, n, err, "checksum requires HTTP(S) or Git sources");
-            goto out;
-        }
-        if (!mk_digest_valid(checksum)) {
-            node_error(b, n, err, "invalid --checksum value \"%s\" (want sha256:<64 hex digits>)",
-                       checksum);
-            goto out;
-        }
-    }
-    if (urls.urls.n && sources.n + urls.urls.n > 1 && !spec.dest_is_dir) {
-        node_error(b, n, err,
-                   "when using ADD with more than one source file, the destination must be a "
-                   "directory and end with a /");
-        goto out;
-    }
-    if (urls.urls.n) {
-        urls.root.tmp = layerstore_tmpdir(b->store, "url-", err);
-        if (!urls.root.tmp) {
-            node_where(b, n, err);
-            goto out;
-        }
-        urls.root.fd = open(urls.root.tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (urls.root.fd < 0) {
-            mk_error_errno(err, "opening \"%s\"", urls.root.tmp);
-            goto out;
-        }
-        /* Without --checksum only the content can tell whether the step is cached: docker
-         * downloads on every build too. */
-        for (size_t i = 0; !checksum && i < urls.urls.n; i++)
-            if (url_download(b, n, &urls, i, NULL, err) < 0)
-                goto out;
-    }
-    if (dest_word[0] == '/')
-        dest = mk_xstrdup(dest_word);
+    if (j->excludes.n && mk_ignore_new(&j->excludes, &j->exclude, err) < 0)
+        return node_error(b, n, err, "invalid --exclude pattern");
+    j->spec.exclude = j->exclude;
+    j->spec.dest_is_dir = mk_str_has_suffix(j->dest_word, "/") || strcmp(j->dest_word, ".") == 0 ||
+                          mk_str_has_suffix(j->dest_word, "/.");
+    if (j->dest_word[0] == '/')
+        j->dest = mk_xstrdup(j->dest_word);
     else
-        dest = mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "", dest_word);
-    if (from) {
-        _cleanup_free_ char *from_exp = NULL;
-        if (expand_word(b, s, n, from, &from_exp, err) < 0)
-            goto out;
-        if (from_lowerdirs(b, s, n, from_exp, &src_lowers, err) < 0)
-            goto out;
-        from_name = MK_TAKE_PTR(from_exp);
-        /* The source root is mounted only on a cache miss: its layers (in src_lowers)
-         * already name its content for the key. */
-    } else if (n->n_heredocs) {
-        spec.src_rootfd = heredocs.fd;
-    } else {
-        spec.ctx = b->ctx;
-    }
-    spec.sources = &sources;
-    spec.dest = dest;
+        j->dest =
+            mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "", j->dest_word);
+    return 0;
+}
 
-    char key[MK_DIGEST_SIZE];
-    {
-        if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
-            goto out;
-        struct copy_key k = {.b = b, .h = key_begin(s, kw), .srcfd = spec.src_rootfd};
-        key_part("source stage or image");
-        key_add_strv(k.h, &src_lowers);
-        key_part("heredocs");
-        for (size_t i = 0; i < n->n_heredocs; i++)
-            key_add(k.h, n->heredocs[i].content);
-        key_part("sources and options");
-        key_add_strv(k.h, &sources);
-        key_add(k.h, dest);
-        key_add(k.h, spec.dest_is_dir ? "dir" : "file");
-        key_add(k.h, spec.chown);
-        key_add(k.h, chmod);
-        key_add(k.h, spec.parents ? "parents" : "");
-        key_add_strv(k.h, &excludes);
-        if (link)
-            key_add(k.h, "link");
-        if (spec.extract != is_add)
-            key_add(k.h, "unpack");
-        for (size_t i = 0; i < urls.urls.n; i++) {
-            key_part("url %s", urls.urls.v[i]);
-            key_add(k.h, urls.urls.v[i]);
-            key_add(k.h, urls.rel.v[i]);
-            key_add(k.h, checksum ? checksum : urls.digests.v[i]);
-            key_add(k.h, flag_bool(n, "unpack", false) ? "unpack" : "");
-        }
-        struct mk_copy_spec vspec = spec;
-        vspec.visit = copy_key_visit;
-        vspec.visit_arg = &k;
-        int r = from ? 0 : builder_copy_into(-1, &vspec, err);
-        mk_sha256_final(k.h, key);
-        mk_sha256_free(k.h);
-        if (r < 0) {
-            node_error(b, n, err, "%s failed", kw);
-            goto out;
-        }
-    }
-    bool hit = false;
-    cache_lookup(b, s, key, created_by, &hit);
-    if (hit) {
-        ret = 0;
-        goto out;
-    }
+/* ADD <url>: the rules that need the expanded sources, the download dir, and (without
+ * --checksum, when only the content can tell whether the step is cached, as docker does)
+ * the downloads. */
+static int copy_urls(struct build *b, struct copy_job *j, struct mk_error **err)
+{
+    const struct mk_df_node *n = j->in->node;
+    const char *checksum = j->in->copy.checksum;
+    if (checksum && !j->urls.urls.n)
+        return node_error(b, n, err, "checksum requires HTTP(S) or Git sources");
+    if (checksum && !mk_digest_valid(checksum))
+        return node_error(
+            b, n, err, "invalid --checksum value \"%s\" (want sha256:<64 hex digits>)", checksum);
+    if (!j->urls.urls.n)
+        return 0;
+    if (j->sources.n + j->urls.urls.n > 1 && !j->spec.dest_is_dir)
+        return node_error(b, n, err,
+                          "when using ADD with more than one source file, the destination must "
+                          "be a directory and end with a /");
+    j->urls.root.tmp = layerstore_tmpdir(b->store, "url-", err);
+    if (!j->urls.root.tmp)
+        return node_where(b, n, err);
+    j->urls.root.fd = open(j->urls.root.tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (j->urls.root.fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", j->urls.root.tmp);
+    for (size_t i = 0; !checksum && i < j->urls.urls.n; i++)
+        if (url_download(b, n, &j->urls, i, NULL, err) < 0)
+            return -1;
+    return 0;
+}
 
-    for (size_t i = 0; checksum && i < urls.urls.n; i++)
-        if (url_download(b, n, &urls, i, checksum, err) < 0)
-            goto out;
-    if (from) {
-        if (src_root_open(b, &src_lowers, &src, err) < 0) {
-            node_error(b, n, err, "COPY --from=%s", from_name);
-            goto out;
-        }
-        spec.src_rootfd = src.fd;
+static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct mk_error **err)
+{
+    const struct mk_inst_copy *c = &j->in->copy;
+    const struct mk_df_node *n = j->in->node;
+    if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
+        return -1;
+    struct copy_key k = {.b = b, .h = key_begin(s, j->kw), .srcfd = j->spec.src_rootfd};
+    key_part("source stage or image");
+    key_add_strv(k.h, &j->src_lowers);
+    key_part("heredocs");
+    for (size_t i = 0; i < n->n_heredocs; i++)
+        key_add(k.h, n->heredocs[i].content);
+    key_part("sources and options");
+    key_add_strv(k.h, &j->sources);
+    key_add(k.h, j->dest);
+    key_add(k.h, j->spec.dest_is_dir ? "dir" : "file");
+    key_add(k.h, j->spec.chown);
+    key_add(k.h, c->chmod);
+    key_add(k.h, j->spec.parents ? "parents" : "");
+    key_add_strv(k.h, &j->excludes);
+    if (j->link)
+        key_add(k.h, "link");
+    if (j->spec.extract != j->is_add)
+        key_add(k.h, "unpack");
+    for (size_t i = 0; i < j->urls.urls.n; i++) {
+        key_part("url %s", j->urls.urls.v[i]);
+        key_add(k.h, j->urls.urls.v[i]);
+        key_add(k.h, j->urls.rel.v[i]);
+        key_add(k.h, c->checksum ? c->checksum : j->urls.digests.v[i]);
+        key_add(k.h, c->unpack == 1 ? "unpack" : "");
+    }
+    struct mk_copy_spec vspec = j->spec;
+    vspec.visit = copy_key_visit;
+    vspec.visit_arg = &k;
+    int r = c->from ? 0 : builder_copy_into(-1, &vspec, err);
+    mk_sha256_final(k.h, j->key);
+    mk_sha256_free(k.h);
+    return r < 0 ? node_error(b, n, err, "%s failed", j->kw) : 0;
+}
+
+/* A cache miss: the downloads with --checksum, the --from root, the copy in a sandbox. */
+static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struct mk_error **err)
+{
+    const struct mk_df_node *n = j->in->node;
+    const char *checksum = j->in->copy.checksum;
+    _cleanup_free_ char *upper = NULL, *work = NULL;
+    int ret = -1;
+    for (size_t i = 0; checksum && i < j->urls.urls.n; i++)
+        if (url_download(b, n, &j->urls, i, checksum, err) < 0)
+            return -1;
+    if (j->in->copy.from) {
+        if (src_root_open(b, &j->src_lowers, &j->src, err) < 0)
+            return node_error(b, n, err, "COPY --from=%s", j->from_name);
+        j->spec.src_rootfd = j->src.fd;
     }
     if (step_begin(b, s, &upper, &work, err) < 0)
         goto out;
     struct mk_sandbox_spec sb;
     sandbox_spec_init(&sb, s, upper, work);
-    if (link)
+    if (j->link)
         sb.lowerdirs = NULL;
-    if (urls.urls.n) {
-        url_spec = spec;
-        url_spec.ctx = NULL;
-        url_spec.src_rootfd = urls.root.fd;
-        url_spec.sources = &urls.rel;
-        url_spec.extract = is_add && flag_bool(n, "unpack", false);
-        url_spec.parents = false;
-        url_spec.exclude = NULL;
+    if (j->urls.urls.n) {
+        j->url_spec = j->spec;
+        j->url_spec.ctx = NULL;
+        j->url_spec.src_rootfd = j->urls.root.fd;
+        j->url_spec.sources = &j->urls.rel;
+        j->url_spec.extract = j->is_add && j->in->copy.unpack == 1;
+        j->url_spec.parents = false;
+        j->url_spec.exclude = NULL;
     }
-    struct copy_call call = {.spec = &spec, .url_spec = urls.urls.n ? &url_spec : NULL};
+    struct copy_call call = {.spec = &j->spec, .url_spec = j->urls.urls.n ? &j->url_spec : NULL};
     if (builder_sandbox_call(&sb, copy_fn, &call, err) < 0) {
-        node_error(b, n, err, "%s failed", kw);
+        node_error(b, n, err, "%s failed", j->kw);
         goto out;
     }
-    ret = step_commit(b, s, upper, created_by, err);
+    ret = step_commit(b, s, upper, j->created_by, err);
     if (ret == 0)
-        cache_store(b, s, key, false);
+        cache_store(b, s, j->key, false);
 out:
     step_end(b);
-    mk_buf_release(&hist_src);
-    src_root_release(b, &src);
-    src_root_release(b, &heredocs);
-    url_sources_release(b, &urls);
-    mk_ignore_free(exclude);
-    mk_strv_release(&excludes);
-    mk_strv_release(&src_lowers);
-    mk_strv_release(&sources);
+    return ret;
+}
+
+int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_add,
+            struct mk_error **err)
+{
+    const struct mk_inst_copy *c = &in->copy;
+    struct copy_job j = {
+        .in = in,
+        .kw = is_add ? "ADD" : "COPY",
+        .is_add = is_add,
+        /* As BuildKit: --link copies into an empty root (no symlink of an earlier layer is
+         * followed, parents are plain directories); with --chmod it is ignored. */
+        .link = c->link && !c->chmod,
+        .sources = MK_STRV_INIT,
+        .src_lowers = MK_STRV_INIT,
+        .excludes = MK_STRV_INIT,
+        .src = {NULL, -1},
+        .heredocs = {NULL, -1},
+        .urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}},
+        .hist_src = MK_BUF_INIT,
+    };
+    j.spec.src_rootfd = -1;
+    j.spec.chmod = c->chmod;
+    /* Local archives are unpacked unless --unpack=false, downloads only with --unpack=true. */
+    j.spec.extract = is_add && c->unpack != 0;
+    j.spec.parents = c->parents;
+    int ret = -1;
+    if ((in->node->n_heredocs && write_heredocs(b, s, in->node, &j.heredocs, err) < 0) ||
+        copy_sources(b, s, &j, err) < 0 || copy_options(b, s, &j, err) < 0 ||
+        copy_urls(b, &j, err) < 0)
+        goto out;
+    if (c->from) {
+        if (expand_word(b, s, in->node, c->from, &j.from_name, err) < 0 ||
+            from_lowerdirs(b, s, in->node, j.from_name, &j.src_lowers, err) < 0)
+            goto out;
+        /* The source root is mounted only on a cache miss: its layers (in src_lowers)
+         * already name its content for the key. */
+    } else if (in->node->n_heredocs) {
+        j.spec.src_rootfd = j.heredocs.fd;
+    } else {
+        j.spec.ctx = b->ctx;
+    }
+    j.spec.sources = &j.sources;
+    j.spec.dest = j.dest;
+    if (copy_key(b, s, &j, err) < 0)
+        goto out;
+    bool hit = false;
+    cache_lookup(b, s, j.key, j.created_by, &hit);
+    ret = hit ? 0 : copy_exec(b, s, &j, err);
+out:
+    copy_job_release(b, &j);
     return ret;
 }

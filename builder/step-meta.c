@@ -100,12 +100,12 @@ out:
     return ret;
 }
 
-int do_workdir(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err)
+static int do_workdir(struct build *b, struct stage *s, const struct mk_inst *in,
+                      struct mk_error **err)
 {
-    if (n->args.n != 1)
-        return node_error(b, n, err, "WORKDIR requires exactly one argument");
+    const struct mk_df_node *n = in->node;
     _cleanup_free_ char *w = NULL;
-    if (expand_word(b, s, n, n->args.v[0], &w, err) < 0)
+    if (expand_word(b, s, n, in->word, &w, err) < 0)
         return -1;
     /* As BuildKit (system.NormalizePath): an absolute path is kept as written, a relative
      * one is joined to the current one and cleaned (path.Join). */
@@ -132,19 +132,18 @@ int do_workdir(struct build *b, struct stage *s, const struct mk_df_node *n, str
 /* ---- metadata instructions ---------------------------------------------------------------- */
 
 /* ENV and LABEL nodes come in (key, value, sep) triples. */
-int do_keyvalues(struct build *b, struct stage *s, const struct mk_df_node *n,
-                 struct mk_strv *target, const char *kw, struct mk_error **err)
+static int do_keyvalues(struct build *b, struct stage *s, const struct mk_inst *in,
+                        struct mk_strv *target, const char *kw, struct mk_error **err)
 {
-    if (n->args.n == 0 || n->args.n % 3 != 0)
-        return node_error(b, n, err, "%s requires at least one argument", kw);
+    const struct mk_df_node *n = in->node;
     /* As BuildKit (one expansion of the whole instruction before it is dispatched): every
      * pair expands with the values from before the instruction, so "ENV E=new F=${E}-f"
      * sees the old E. */
     struct mk_strv kv = MK_STRV_INIT;
-    for (size_t i = 0; i + 2 < n->args.n; i += 3) {
+    for (size_t i = 0; i < in->n_kvs; i++) {
         char *k = NULL, *v = NULL;
-        if (expand_word(b, s, n, n->args.v[i], &k, err) < 0 ||
-            expand_word(b, s, n, n->args.v[i + 1], &v, err) < 0) {
+        if (expand_word(b, s, n, in->kvs[i].key, &k, err) < 0 ||
+            expand_word(b, s, n, in->kvs[i].value, &v, err) < 0) {
             free(k);
             mk_strv_release(&kv);
             return -1;
@@ -168,27 +167,24 @@ int do_keyvalues(struct build *b, struct stage *s, const struct mk_df_node *n,
     return 0;
 }
 
-int do_arg(struct build *b, struct stage *s, struct mk_strv *scope, const struct mk_df_node *n,
+int do_arg(struct build *b, struct stage *s, struct mk_strv *scope, const struct mk_inst *in,
            struct mk_error **err)
 {
-    if (n->args.n == 0)
-        return node_error(b, n, err, "ARG requires at least one argument");
+    const struct mk_df_node *n = in->node;
     /* BuildKit's history line: each name with the value it got, if any. */
     struct mk_buf hist = MK_BUF_INIT;
     mk_buf_adds(&hist, "ARG");
-    for (size_t i = 0; i < n->args.n; i++) {
-        const char *word = n->args.v[i];
-        const char *eq = strchr(word, '=');
-        _cleanup_free_ char *name = eq ? mk_xstrndup(word, (size_t)(eq - word)) : mk_xstrdup(word);
+    for (size_t i = 0; i < in->n_kvs; i++) {
+        const char *name = in->kvs[i].key;
         _cleanup_free_ char *def = NULL;
-        bool has_default = eq != NULL;
-        if (eq) {
+        bool has_default = in->kvs[i].value != NULL;
+        if (has_default) {
             struct mk_strv env = MK_STRV_INIT;
             if (s)
                 stage_expand_env(s, &env);
             else
                 mk_strv_copy(&env, scope);
-            int r = mk_shell_word(eq + 1, &env, b->df->escape, &def, err);
+            int r = mk_shell_word(in->kvs[i].value, &env, b->df->escape, &def, err);
             mk_strv_release(&env);
             if (r < 0) {
                 mk_buf_release(&hist);
@@ -222,90 +218,37 @@ int do_arg(struct build *b, struct stage *s, struct mk_strv *scope, const struct
     return 0;
 }
 
-int do_cmd_like(struct build *b, struct stage *s, const struct mk_df_node *n,
-                struct mk_strv *target, bool *has, struct mk_error **err)
+static void do_cmd_like(struct stage *s, const struct mk_inst *in, struct mk_strv *target,
+                        bool *has)
 {
-    (void)b;
-    (void)err;
     mk_strv_clear(target);
-    if (n->json) {
-        mk_strv_copy(target, &n->args);
-    } else if (n->args.n) {
+    if (in->json) {
+        mk_strv_copy(target, &in->words);
+    } else if (in->words.n) {
         if (s->config.shell.n)
             mk_strv_copy(target, &s->config.shell);
         else {
             mk_strv_push(target, "/bin/sh");
             mk_strv_push(target, "-c");
         }
-        mk_strv_push(target, n->args.v[0]);
+        mk_strv_push(target, in->words.v[0]);
     }
     *has = true;
-    return 0;
 }
 
-/* One port number of EXPOSE: decimal, 0-65535. */
-static bool expose_port_number(const char *s, size_t len, unsigned *ret)
+static int do_expose(struct build *b, struct stage *s, const struct mk_inst *in,
+                     struct mk_error **err)
 {
-    if (!len || len > 5 || strspn(s, "0123456789") < len)
-        return false;
-    unsigned v = 0;
-    for (size_t i = 0; i < len; i++)
-        v = v * 10 + (unsigned)(s[i] - '0');
-    if (v > 65535)
-        return false;
-    *ret = v;
-    return true;
-}
-
-/* One EXPOSE word as BuildKit's portSpecs.parsePort reads it: [[ip:]host:]port[-end][/proto],
- * every port of a range listed, the protocol lowercased (tcp when absent). NULL with a reason
- * in *ret_why when it is not a port. */
-static const char *expose_parse(const char *raw, struct mk_strv *out, char **ret_why)
-{
-    const char *cport = strrchr(raw, ':') ? strrchr(raw, ':') + 1 : raw;
-    const char *slash = strchr(cport, '/');
-    size_t plen = slash ? (size_t)(slash - cport) : strlen(cport);
-    _cleanup_free_ char *proto = mk_xstrdup(slash ? slash + 1 : "");
-    for (char *p = proto; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    if (!plen) {
-        *ret_why = mk_xstrdup("no port specified");
-        return NULL;
-    }
-    if (*proto && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0 &&
-        strcmp(proto, "sctp") != 0) {
-        *ret_why = mk_xasprintf("invalid proto \"%s\"", slash + 1);
-        return NULL;
-    }
-    const char *dash = memchr(cport, '-', plen);
-    unsigned start, end;
-    if (!expose_port_number(cport, dash ? (size_t)(dash - cport) : plen, &start) ||
-        (dash && !expose_port_number(dash + 1, plen - (size_t)(dash + 1 - cport), &end)) ||
-        (dash && end < start)) {
-        *ret_why = mk_xasprintf("invalid containerPort: %.*s", (int)plen, cport);
-        return NULL;
-    }
-    if (!dash)
-        end = start;
-    for (unsigned p = start; p <= end; p++)
-        mk_strv_pushf(out, "%u/%s", p, *proto ? proto : "tcp");
-    return raw;
-}
-
-int do_expose(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err)
-{
+    const struct mk_df_node *n = in->node;
     struct mk_strv env = MK_STRV_INIT, words = MK_STRV_INIT, ports = MK_STRV_INIT;
     stage_expand_env(s, &env);
     int r = 0;
-    for (size_t i = 0; i < n->args.n && r == 0; i++)
-        if (mk_shell_words(n->args.v[i], &env, b->df->escape, &words, err) < 0)
+    for (size_t i = 0; i < in->words.n && r == 0; i++)
+        if (mk_shell_words(in->words.v[i], &env, b->df->escape, &words, err) < 0)
             r = node_where(b, n, err);
-    for (size_t w = 0; w < words.n && r == 0; w++) {
-        _cleanup_free_ char *why = NULL;
-        if (!expose_parse(words.v[w], &ports, &why))
-            r = node_error(b, n, err, "EXPOSE: invalid port \"%s\": %s", words.v[w], why);
-    }
+    for (size_t w = 0; w < words.n && r == 0; w++)
+        if (mk_inst_expose_ports(words.v[w], &ports, err) < 0)
+            r = node_where(b, n, err);
     if (r == 0) {
         for (size_t i = 0; i < ports.n; i++)
             strv_add_unique(&s->config.exposed_ports, ports.v[i]);
@@ -320,91 +263,178 @@ int do_expose(struct build *b, struct stage *s, const struct mk_df_node *n, stru
     return r;
 }
 
-static int parse_duration(const char *s, int64_t *ret)
+static void do_healthcheck(struct build *b, struct stage *s, const struct mk_inst *in)
 {
-    /* Go durations as HEALTHCHECK takes them: 30s, 1m30s, 500ms, 1h. */
-    int64_t total = 0;
-    const char *p = s;
-    if (!*p)
-        return -1;
-    while (*p) {
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno)
-            return -1;
-        p = end;
-        int64_t unit;
-        if (mk_str_has_prefix(p, "ns")) {
-            unit = 1;
-            p += 2;
-        } else if (mk_str_has_prefix(p, "us")) {
-            unit = 1000;
-            p += 2;
-        } else if (mk_str_has_prefix(p, "ms")) {
-            unit = 1000000;
-            p += 2;
-        } else if (*p == 's') {
-            unit = 1000000000;
-            p++;
-        } else if (*p == 'm') {
-            unit = 60LL * 1000000000;
-            p++;
-        } else if (*p == 'h') {
-            unit = 3600LL * 1000000000;
-            p++;
-        } else {
-            return -1;
-        }
-        total += (int64_t)(v * (double)unit);
-    }
-    *ret = total;
-    return 0;
-}
-
-int do_healthcheck(struct build *b, struct stage *s, const struct mk_df_node *n,
-                   struct mk_error **err)
-{
+    const struct mk_inst_healthcheck *hc = &in->healthcheck;
     struct mk_healthcheck *h = &s->config.healthcheck;
     mk_strv_release(&h->test);
     memset(h, 0, sizeof(*h));
     h->set = true;
-    if (n->args.n == 0)
-        return node_error(b, n, err, "HEALTHCHECK requires an argument");
-    _cleanup_free_ char *kind = upper_keyword(n->args.v[0]);
-    if (strcmp(kind, "NONE") == 0) {
-        if (n->args.n > 1 || n->flags.n)
-            return node_error(b, n, err, "HEALTHCHECK NONE takes no arguments");
-        mk_strv_push(&h->test, "NONE");
-    } else if (strcmp(kind, "CMD") == 0) {
-        if (n->json) {
-            mk_strv_push(&h->test, "CMD");
-            for (size_t i = 1; i < n->args.n; i++)
-                mk_strv_push(&h->test, n->args.v[i]);
-        } else {
-            mk_strv_push(&h->test, "CMD-SHELL");
-            mk_strv_push(&h->test, n->args.n > 1 ? n->args.v[1] : "");
-        }
-        struct {
-            const char *name;
-            int64_t *field;
-        } durs[] = {{"interval", &h->interval},
-                    {"timeout", &h->timeout},
-                    {"start-period", &h->start_period},
-                    {"start-interval", &h->start_interval}};
-        for (size_t i = 0; i < MK_ARRAY_SIZE(durs); i++) {
-            const char *v = NULL;
-            if (mk_df_node_flag(n, durs[i].name, &v) &&
-                (!v || parse_duration(v, durs[i].field) < 0 || *durs[i].field < 0))
-                return node_error(b, n, err, "invalid --%s value \"%s\"", durs[i].name, v ? v : "");
-        }
-        const char *r = NULL;
-        if (mk_df_node_flag(n, "retries", &r) &&
-            (!r || mk_parse_int(r, &h->retries) < 0 || h->retries < 0))
-            return node_error(b, n, err, "invalid --retries value \"%s\"", r ? r : "");
-    } else {
-        return node_error(b, n, err, "unknown type \"%s\" in HEALTHCHECK (try CMD)", n->args.v[0]);
-    }
-    history(b, s, n->original, true);
+    mk_strv_copy(&h->test, &hc->test);
+    h->interval = hc->interval;
+    h->timeout = hc->timeout;
+    h->start_period = hc->start_period;
+    h->start_interval = hc->start_interval;
+    h->retries = hc->retries;
+    history(b, s, in->node->original, true);
+}
+
+static int do_env(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err)
+{
+    return do_keyvalues(b, s, in, &s->config.env, "ENV", err);
+}
+
+static int do_label(struct build *b, struct stage *s, const struct mk_inst *in,
+                    struct mk_error **err)
+{
+    return do_keyvalues(b, s, in, &s->config.labels, "LABEL", err);
+}
+
+static int do_stage_arg(struct build *b, struct stage *s, const struct mk_inst *in,
+                        struct mk_error **err)
+{
+    return do_arg(b, s, &s->args, in, err);
+}
+
+/* A metadata step's history line: KEYWORD and a list as Go's fmt prints it. */
+static void history_list(struct build *b, struct stage *s, const char *kw, const struct mk_strv *l,
+                         bool quote)
+{
+    _cleanup_free_ char *list = go_list(l, quote);
+    _cleanup_free_ char *h = mk_xasprintf("%s %s", kw, list);
+    history(b, s, h, true);
+}
+
+static int do_cmd(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err)
+{
+    (void)err;
+    do_cmd_like(s, in, &s->config.cmd, &s->config.has_cmd);
+    s->cmd_set = true;
+    history_list(b, s, "CMD", &s->config.cmd, true);
     return 0;
+}
+
+static int do_entrypoint(struct build *b, struct stage *s, const struct mk_inst *in,
+                         struct mk_error **err)
+{
+    (void)err;
+    do_cmd_like(s, in, &s->config.entrypoint, &s->config.has_entrypoint);
+    if (!s->cmd_set) {
+        mk_strv_clear(&s->config.cmd);
+        s->config.has_cmd = false;
+    }
+    history_list(b, s, "ENTRYPOINT", &s->config.entrypoint, true);
+    return 0;
+}
+
+static int do_shell(struct build *b, struct stage *s, const struct mk_inst *in,
+                    struct mk_error **err)
+{
+    (void)err;
+    mk_strv_clear(&s->config.shell);
+    mk_strv_copy(&s->config.shell, &in->words);
+    history_list(b, s, "SHELL", &s->config.shell, false);
+    return 0;
+}
+
+/* USER and STOPSIGNAL: one expanded word into a config field. */
+static int do_config_word(struct build *b, struct stage *s, const struct mk_inst *in, char **field,
+                          const char *kw, struct mk_error **err)
+{
+    _cleanup_free_ char *v = NULL;
+    if (expand_word(b, s, in->node, in->word, &v, err) < 0)
+        return -1;
+    free(*field);
+    *field = mk_xstrdup(v);
+    _cleanup_free_ char *h = mk_xasprintf("%s %s", kw, v);
+    history(b, s, h, true);
+    return 0;
+}
+
+static int do_user(struct build *b, struct stage *s, const struct mk_inst *in,
+                   struct mk_error **err)
+{
+    return do_config_word(b, s, in, &s->config.user, "USER", err);
+}
+
+static int do_stopsignal(struct build *b, struct stage *s, const struct mk_inst *in,
+                         struct mk_error **err)
+{
+    return do_config_word(b, s, in, &s->config.stop_signal, "STOPSIGNAL", err);
+}
+
+static int do_maintainer(struct build *b, struct stage *s, const struct mk_inst *in,
+                         struct mk_error **err)
+{
+    (void)err;
+    free(s->config.author);
+    s->config.author = mk_xstrdup(in->word);
+    _cleanup_free_ char *h = mk_xasprintf("MAINTAINER %s", s->config.author);
+    history(b, s, h, true);
+    return 0;
+}
+
+static int do_volume(struct build *b, struct stage *s, const struct mk_inst *in,
+                     struct mk_error **err)
+{
+    _cleanup_(mk_strv_release) struct mk_strv paths = MK_STRV_INIT;
+    for (size_t i = 0; i < in->words.n; i++) {
+        _cleanup_free_ char *v = NULL;
+        if (expand_word(b, s, in->node, in->words.v[i], &v, err) < 0)
+            return -1;
+        if (!*v)
+            return node_error(b, in->node, err, "VOLUME specified can not be an empty string");
+        strv_add_unique(&s->config.volumes, v);
+        mk_strv_push(&paths, v);
+    }
+    /* As BuildKit (dispatchVolume): metadata only. No directory is created and no layer
+     * made (the classic builder and Buildah create the directory). */
+    history_list(b, s, "VOLUME", &paths, false);
+    return 0;
+}
+
+static int do_healthcheck_step(struct build *b, struct stage *s, const struct mk_inst *in,
+                               struct mk_error **err)
+{
+    (void)err;
+    do_healthcheck(b, s, in);
+    return 0;
+}
+
+static int do_onbuild(struct build *b, struct stage *s, const struct mk_inst *in,
+                      struct mk_error **err)
+{
+    (void)b;
+    (void)err;
+    /* As BuildKit (dispatchOnbuild): a trigger is config, not history. */
+    mk_strv_push(&s->config.onbuild, in->rest);
+    return 0;
+}
+
+typedef int meta_fn(struct build *b, struct stage *s, const struct mk_inst *in,
+                    struct mk_error **err);
+
+/* The instructions that change the image config (WORKDIR may also add a layer). */
+static meta_fn *const meta_instructions[] = {
+    [MK_INST_WORKDIR] = do_workdir,
+    [MK_INST_ENV] = do_env,
+    [MK_INST_LABEL] = do_label,
+    [MK_INST_ARG] = do_stage_arg,
+    [MK_INST_CMD] = do_cmd,
+    [MK_INST_ENTRYPOINT] = do_entrypoint,
+    [MK_INST_SHELL] = do_shell,
+    [MK_INST_EXPOSE] = do_expose,
+    [MK_INST_HEALTHCHECK] = do_healthcheck_step,
+    [MK_INST_USER] = do_user,
+    [MK_INST_VOLUME] = do_volume,
+    [MK_INST_STOPSIGNAL] = do_stopsignal,
+    [MK_INST_ONBUILD] = do_onbuild,
+    [MK_INST_MAINTAINER] = do_maintainer,
+};
+
+int do_meta(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err)
+{
+    if ((size_t)in->kind >= MK_ARRAY_SIZE(meta_instructions) || !meta_instructions[in->kind])
+        MK_BUG("no handler for an instruction the parser accepted");
+    return meta_instructions[in->kind](b, s, in, err);
 }

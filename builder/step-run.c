@@ -46,12 +46,6 @@ struct run_mounts {
 
 static void run_mounts_release(struct build *b, struct run_mounts *rm);
 
-static bool kv_bool(const struct mk_strv *kv, const char *key)
-{
-    const char *v = mk_strv_env_get(kv, key);
-    return v && (!*v || strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
-}
-
 static const char *keep(struct run_mounts *rm, char *s)
 {
     mk_strv_push_take(&rm->strings, s);
@@ -206,22 +200,6 @@ static int context_bind(struct build *b, const struct mk_df_node *n, struct run_
     return 0;
 }
 
-static int parse_mode(const char *v, mode_t def, mode_t *ret)
-{
-    if (!v)
-        return *ret = def, 0;
-    uint64_t m = 0;
-    for (const char *p = v; *p; p++) {
-        if (*p < '0' || *p > '7')
-            return -1;
-        m = m * 8 + (uint64_t)(*p - '0');
-    }
-    if (!*v || m > 07777)
-        return -1;
-    *ret = (mode_t)m;
-    return 0;
-}
-
 static const char *secret_source(struct build *b, const char *id, bool *ret_env)
 {
     for (size_t i = 0; i < b->opts->secrets.n; i++) {
@@ -254,17 +232,13 @@ static const char *secret_source(struct build *b, const char *id, bool *ret_env)
  * one mount at a time may use, so "shared" locks exclusively too. *ret_dir is the
  * directory to use (caller frees); the lock is held until run_mounts_release. */
 static int cache_lock(struct build *b, const struct mk_df_node *n, struct run_mounts *rm,
-                      const char *dir, const char *sharing, bool overlay, char **ret_dir,
-                      struct mk_error **err)
+                      const char *dir, enum mk_run_mount_sharing sharing, bool overlay,
+                      char **ret_dir, struct mk_error **err)
 {
-    sharing = sharing ? sharing : "shared";
-    bool private = strcmp(sharing, "private") == 0;
-    if (!private && strcmp(sharing, "shared") != 0 && strcmp(sharing, "locked") != 0)
-        return node_error(b, n, err, "--mount sharing=%s: unknown mode (shared, private or locked)",
-                          sharing);
+    bool private = sharing == MK_RUN_MOUNT_PRIVATE;
     if (rm->n_locks == MK_ARRAY_SIZE(rm->locks))
         return node_error(b, n, err, "too many cache mounts in one RUN");
-    int how = strcmp(sharing, "shared") == 0 && !overlay ? LOCK_SH : LOCK_EX;
+    int how = sharing == MK_RUN_MOUNT_SHARED && !overlay ? LOCK_SH : LOCK_EX;
     for (unsigned k = 0; k <= (private ? 16u : 0u); k++) {
         bool last = k == (private ? 16u : 0u);
         _cleanup_free_ char *d = k ? mk_xasprintf("%s-%u", dir, k) : mk_xstrdup(dir);
@@ -300,250 +274,197 @@ static int cache_lock(struct build *b, const struct mk_df_node *n, struct run_mo
     return node_error(b, n, err, "no free cache instance");
 }
 
-static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *n, const char *flag,
-                     struct run_mounts *rm, const char *tmp, struct mk_error **err)
+/* type=cache,from=...: BuildKit: the stage's (or image's) tree is the cache's starting
+ * point. The cache is the upper of an overlay on it, kept per id and per source tree, so it
+ * persists as long as that tree does not change. */
+static int mount_cache_from(struct build *b, struct stage *s, const struct mk_df_node *n,
+                            const struct mk_run_mount *m, struct run_mounts *rm, char *abs_target,
+                            struct mk_error **err)
 {
-    struct mk_strv kv = MK_STRV_INIT;
-    split_kv(flag, &kv);
-    int ret = -1;
-    const char *type = mk_strv_env_get(&kv, "type");
-    type = type ? type : "bind";
-    const char *target = mk_strv_env_get(&kv, "target");
-    if (!target)
-        target = mk_strv_env_get(&kv, "dst");
-    if (!target)
-        target = mk_strv_env_get(&kv, "destination");
-    const char *source = mk_strv_env_get(&kv, "source");
-    if (!source)
-        source = mk_strv_env_get(&kv, "src");
-    const char *from = mk_strv_env_get(&kv, "from");
-    bool ro = kv_bool(&kv, "readonly") || kv_bool(&kv, "ro");
-    bool rw = kv_bool(&kv, "rw") || kv_bool(&kv, "readwrite");
-    _cleanup_free_ char *abs_target = NULL;
-    if (target && *target)
-        abs_target =
-            target[0] == '/'
-                ? mk_xstrdup(target)
-                : mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "", target);
-    if (strcmp(type, "bind") && strcmp(type, "cache") && strcmp(type, "tmpfs") &&
-        strcmp(type, "secret")) {
-        node_error(b, n, err,
-                   "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
-                   "secret)",
-                   type);
-        goto out;
+    struct mk_strv *lowers = from_lowers(b, s, n, rm, m->from, err);
+    if (!lowers)
+        return -1;
+    struct mk_buf material = MK_BUF_INIT;
+    mk_buf_addf(&material, "cache-mount-from\n%s\n", m->id ? m->id : abs_target);
+    for (size_t i = 0; i < lowers->n; i++)
+        mk_buf_addf(&material, "%s\n", lowers->v[i]);
+    char d[MK_DIGEST_SIZE];
+    mk_sha256_buffer(material.data, material.len, d);
+    mk_buf_release(&material);
+    _cleanup_free_ char *base =
+        mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
+    _cleanup_free_ char *dir = NULL;
+    const char *upper, *work;
+    if (cache_lock(b, n, rm, base, m->sharing, true, &dir, err) < 0)
+        return -1;
+    if (mk_mkdir_p(dir, 0700, err) < 0 || overlay_dirs(rm, dir, &upper, &work, err) < 0)
+        return node_where(b, n, err);
+    add_overlay(rm, lowers, upper, work, keep(rm, mount_source_rel(m->source)),
+                keep(rm, mk_xstrdup(abs_target)), m->readonly);
+    return 0;
+}
+
+static int mount_cache(struct build *b, const struct mk_df_node *n, const struct mk_run_mount *m,
+                       struct run_mounts *rm, char *abs_target, struct mk_error **err)
+{
+    _cleanup_free_ char *material = mk_xasprintf("cache-mount\n%s", m->id ? m->id : abs_target);
+    char d[MK_DIGEST_SIZE];
+    mk_sha256_buffer(material, strlen(material), d);
+    _cleanup_free_ char *base =
+        mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
+    char *dir = NULL;
+    if (cache_lock(b, n, rm, base, m->sharing, false, &dir, err) < 0)
+        return node_where(b, n, err);
+    keep(rm, dir);
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        if (mk_mkdir_p(dir, 0755, err) < 0 || chmod(dir, m->has_mode ? m->mode : 0755) < 0 ||
+            chown(dir, m->uid, m->gid) < 0) {
+            if (err && !*err)
+                mk_error_errno(err, "preparing the cache mount \"%s\"", dir);
+            return node_where(b, n, err);
+        }
     }
-    if (strcmp(type, "secret") != 0 && !abs_target) {
-        node_error(b, n, err, "--mount=%s: target is required", flag);
-        goto out;
+    add_mount(rm, MK_MOUNT_BIND, dir, keep(rm, mk_xstrdup(abs_target)), m->readonly);
+    return 0;
+}
+
+static int mount_bind(struct build *b, struct stage *s, const struct mk_df_node *n,
+                      const struct mk_run_mount *m, struct run_mounts *rm, char *abs_target,
+                      const char *tmp, struct mk_error **err)
+{
+    const char *tgt = keep(rm, mk_xstrdup(abs_target));
+    bool rw = m->readwrite && !m->readonly;
+    if (!m->from)
+        return context_bind(b, n, rm, m->source, tgt, rw, tmp, err);
+    /* A stage's or image's tree through an overlay with a private upper: rw writes land
+     * there and go with the step's tmpdir, never in the source. */
+    struct mk_strv *lowers = from_lowers(b, s, n, rm, m->from, err);
+    const char *upper, *work;
+    if (!lowers)
+        return -1;
+    _cleanup_free_ char *dir = mk_xasprintf("%s/mount-%zu", tmp, rm->n);
+    if (overlay_dirs(rm, dir, &upper, &work, err) < 0)
+        return node_where(b, n, err);
+    add_overlay(rm, lowers, upper, work, keep(rm, mount_source_rel(m->source)), tgt, !rw);
+    return 0;
+}
+
+/* The secret's file in the step's tmpdir (never in the upperdir), bound read-only; its
+ * content is never part of a cache key or history. value: from an environment variable,
+ * else read from the file src. */
+static int secret_file(struct build *b, const struct mk_df_node *n, const struct mk_run_mount *m,
+                       struct run_mounts *rm, const char *id, const char *value, const char *src,
+                       char *abs_target, const char *tmp, struct mk_error **err)
+{
+    char *file = mk_xasprintf("%s/secret-%zu", tmp, rm->n);
+    keep(rm, file);
+    _cleanup_close_ int out = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+    if (out < 0) {
+        mk_error_errno(err, "creating secret file");
+        return node_where(b, n, err);
     }
-    if (abs_target && abs_target[strspn(abs_target, "/.")] == '\0') {
-        node_error(b, n, err, "invalid mount target \"%s\"", abs_target);
-        goto out;
+    if (value && mk_write_all(out, value, strlen(value), err) < 0)
+        return node_where(b, n, err);
+    if (!value) {
+        _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+        char buf[65536];
+        ssize_t r;
+        if (in < 0) {
+            mk_error_set(err, MK_ERR_NOT_FOUND, errno, "secret \"%s\": opening \"%s\"", id, src);
+            return node_where(b, n, err);
+        }
+        while ((r = mk_read_some(in, buf, sizeof(buf), err)) > 0)
+            if (mk_write_all(out, buf, (size_t)r, err) < 0)
+                break;
+        if (err && *err)
+            return node_where(b, n, err);
     }
-    if (strcmp(type, "tmpfs") == 0) {
-        add_mount(rm, MK_MOUNT_TMPFS, NULL, keep(rm, MK_TAKE_PTR(abs_target)), false);
-    } else if (strcmp(type, "cache") == 0 && from) {
-        /* BuildKit: the stage's (or image's) tree is the cache's starting point. The cache
-         * is the upper of an overlay on it, kept per id and per source tree, so it persists
-         * as long as that tree does not change. */
-        const char *id = mk_strv_env_get(&kv, "id");
-        struct mk_strv *lowers = from_lowers(b, s, n, rm, from, err);
-        if (!lowers)
-            goto out;
-        struct mk_buf material = MK_BUF_INIT;
-        mk_buf_addf(&material, "cache-mount-from\n%s\n", id ? id : abs_target);
-        for (size_t i = 0; i < lowers->n; i++)
-            mk_buf_addf(&material, "%s\n", lowers->v[i]);
-        char d[MK_DIGEST_SIZE];
-        mk_sha256_buffer(material.data, material.len, d);
-        mk_buf_release(&material);
-        _cleanup_free_ char *base =
-            mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
-        _cleanup_free_ char *dir = NULL;
-        const char *upper, *work;
-        if (cache_lock(b, n, rm, base, mk_strv_env_get(&kv, "sharing"), true, &dir, err) < 0)
-            goto out;
-        if (mk_mkdir_p(dir, 0700, err) < 0 || overlay_dirs(rm, dir, &upper, &work, err) < 0) {
-            node_where(b, n, err);
-            goto out;
-        }
-        add_overlay(rm, lowers, upper, work, keep(rm, mount_source_rel(source)),
-                    keep(rm, MK_TAKE_PTR(abs_target)), ro);
-    } else if (strcmp(type, "cache") == 0) {
-        const char *id = mk_strv_env_get(&kv, "id");
-        _cleanup_free_ char *material = mk_xasprintf("cache-mount\n%s", id ? id : abs_target);
-        char d[MK_DIGEST_SIZE];
-        mk_sha256_buffer(material, strlen(material), d);
-        _cleanup_free_ char *base =
-            mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
-        char *dir = NULL;
-        if (cache_lock(b, n, rm, base, mk_strv_env_get(&kv, "sharing"), false, &dir, err) < 0) {
-            node_where(b, n, err);
-            goto out;
-        }
-        keep(rm, dir);
-        mode_t mode;
-        uint64_t uid = 0, gid = 0;
-        const char *u = mk_strv_env_get(&kv, "uid"), *g = mk_strv_env_get(&kv, "gid");
-        if (parse_mode(mk_strv_env_get(&kv, "mode"), 0755, &mode) < 0 ||
-            (u && mk_parse_u64(u, &uid) < 0) || (g && mk_parse_u64(g, &gid) < 0)) {
-            node_error(b, n, err, "--mount=%s: invalid mode, uid or gid", flag);
-            goto out;
-        }
-        struct stat st;
-        if (stat(dir, &st) < 0) {
-            if (mk_mkdir_p(dir, 0755, err) < 0 || chmod(dir, mode) < 0 ||
-                chown(dir, (uid_t)uid, (gid_t)gid) < 0) {
-                if (err && !*err)
-                    mk_error_errno(err, "preparing the cache mount \"%s\"", dir);
-                node_where(b, n, err);
-                goto out;
-            }
-        }
-        add_mount(rm, MK_MOUNT_BIND, dir, keep(rm, MK_TAKE_PTR(abs_target)), ro);
-    } else if (strcmp(type, "bind") == 0) {
-        const char *tgt = keep(rm, MK_TAKE_PTR(abs_target));
-        if (!from) {
-            if (context_bind(b, n, rm, source, tgt, rw && !ro, tmp, err) < 0)
-                goto out;
-        } else {
-            /* A stage's or image's tree through an overlay with a private upper: rw writes
-             * land there and go with the step's tmpdir, never in the source. */
-            struct mk_strv *lowers = from_lowers(b, s, n, rm, from, err);
-            const char *upper, *work;
-            if (!lowers)
-                goto out;
-            _cleanup_free_ char *dir = mk_xasprintf("%s/mount-%zu", tmp, rm->n);
-            if (overlay_dirs(rm, dir, &upper, &work, err) < 0) {
-                node_where(b, n, err);
-                goto out;
-            }
-            add_overlay(rm, lowers, upper, work, keep(rm, mount_source_rel(source)), tgt,
-                        !(rw && !ro));
-        }
-    } else if (strcmp(type, "secret") == 0) {
-        const char *id = mk_strv_env_get(&kv, "id");
-        if (!id && target) {
-            const char *slash = strrchr(target, '/');
-            id = slash ? slash + 1 : target;
-        }
-        if (!id || !*id) {
-            node_error(b, n, err, "--mount=%s: a secret needs an id or a target", flag);
-            goto out;
-        }
-        /* BuildKit: env= puts the secret in that variable instead; a file too only when a
-         * target is also given. */
-        const char *env_name = mk_strv_env_get(&kv, "env");
-        if (env_name && !*env_name) {
-            node_error(b, n, err, "--mount=%s: env= needs a variable name", flag);
-            goto out;
-        }
-        if (!abs_target && !env_name)
-            abs_target = mk_xasprintf("/run/secrets/%s", id);
-        bool from_env = false;
-        const char *src = secret_source(b, id, &from_env);
-        _cleanup_free_ char *srcdup = NULL;
-        if (src) {
-            const char *end = strchr(src, ',');
-            srcdup = end ? mk_xstrndup(src, (size_t)(end - src)) : mk_xstrdup(src);
-        }
-        const char *value = srcdup && from_env ? getenv(srcdup) : NULL;
-        if (!srcdup || (from_env && !value)) {
-            if (kv_bool(&kv, "required")) {
-                node_error(b, n, err,
-                           "secret \"%s\" is required but was not given (--secret "
-                           "id=%s,src=PATH)",
-                           id, id);
-                goto out;
-            }
-            ret = 0; /* BuildKit skips a missing optional secret */
-            goto out;
-        }
-        if (env_name) {
-            _cleanup_free_ char *v = NULL;
-            if (from_env) {
-                v = mk_xstrdup(value);
-            } else if (mk_read_file_at(AT_FDCWD, srcdup, 1u << 20, &v, NULL, err) < 0) {
-                mk_error_wrap(err, "secret \"%s\"", id);
-                node_where(b, n, err);
-                goto out;
-            }
-            mk_strv_env_set(&rm->env, env_name, v);
-            if (!abs_target) {
-                ret = 0;
-                goto out;
-            }
-        }
-        /* The secret goes to a file in the step's tmpdir (never into the upperdir), bound
-         * read-only; its content is never part of a cache key or history. */
-        char *file = mk_xasprintf("%s/secret-%zu", tmp, rm->n);
-        keep(rm, file);
-        _cleanup_close_ int out = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-        if (out < 0) {
-            mk_error_errno(err, "creating secret file");
-            node_where(b, n, err);
-            goto out;
-        }
+    if (fchmod(out, m->has_mode ? m->mode : 0400) < 0 || fchown(out, m->uid, m->gid) < 0)
+        return node_error(b, n, err, "--mount=%s: invalid mode, uid or gid", m->spec);
+    add_mount(rm, MK_MOUNT_BIND, file, keep(rm, mk_xstrdup(abs_target)), true);
+    return 0;
+}
+
+static int mount_secret(struct build *b, const struct mk_df_node *n, const struct mk_run_mount *m,
+                        struct run_mounts *rm, char *abs_target, const char *tmp,
+                        struct mk_error **err)
+{
+    const char *id = m->id;
+    if (!id) {
+        const char *slash = strrchr(m->target, '/');
+        id = slash ? slash + 1 : m->target;
+    }
+    /* BuildKit: env= puts the secret in that variable instead; a file too only when a
+     * target is also given. */
+    _cleanup_free_ char *target =
+        abs_target ? mk_xstrdup(abs_target) : (m->env ? NULL : mk_xasprintf("/run/secrets/%s", id));
+    bool from_env = false;
+    const char *src = secret_source(b, id, &from_env);
+    _cleanup_free_ char *srcdup = NULL;
+    if (src) {
+        const char *end = strchr(src, ',');
+        srcdup = end ? mk_xstrndup(src, (size_t)(end - src)) : mk_xstrdup(src);
+    }
+    const char *value = srcdup && from_env ? getenv(srcdup) : NULL;
+    if (!srcdup || (from_env && !value)) {
+        if (m->required)
+            return node_error(b, n, err,
+                              "secret \"%s\" is required but was not given (--secret "
+                              "id=%s,src=PATH)",
+                              id, id);
+        return 0; /* BuildKit skips a missing optional secret */
+    }
+    if (m->env) {
+        _cleanup_free_ char *v = NULL;
         if (from_env) {
-            if (mk_write_all(out, value, strlen(value), err) < 0) {
-                node_where(b, n, err);
-                goto out;
-            }
-        } else {
-            _cleanup_close_ int in = open(srcdup, O_RDONLY | O_CLOEXEC);
-            char buf[65536];
-            ssize_t r;
-            if (in < 0) {
-                mk_error_set(err, MK_ERR_NOT_FOUND, errno, "secret \"%s\": opening \"%s\"", id,
-                             srcdup);
-                node_where(b, n, err);
-                goto out;
-            }
-            while ((r = mk_read_some(in, buf, sizeof(buf), err)) > 0)
-                if (mk_write_all(out, buf, (size_t)r, err) < 0)
-                    break;
-            if (err && *err) {
-                node_where(b, n, err);
-                goto out;
-            }
+            v = mk_xstrdup(value);
+        } else if (mk_read_file_at(AT_FDCWD, srcdup, 1u << 20, &v, NULL, err) < 0) {
+            mk_error_wrap(err, "secret \"%s\"", id);
+            return node_where(b, n, err);
         }
-        mode_t mode;
-        uint64_t uid = 0, gid = 0;
-        const char *u = mk_strv_env_get(&kv, "uid"), *g = mk_strv_env_get(&kv, "gid");
-        if (parse_mode(mk_strv_env_get(&kv, "mode"), 0400, &mode) < 0 ||
-            (u && mk_parse_u64(u, &uid) < 0) || (g && mk_parse_u64(g, &gid) < 0) ||
-            fchmod(out, mode) < 0 || fchown(out, (uid_t)uid, (gid_t)gid) < 0) {
-            node_error(b, n, err, "--mount=%s: invalid mode, uid or gid", flag);
-            goto out;
-        }
-        add_mount(rm, MK_MOUNT_BIND, file, keep(rm, MK_TAKE_PTR(abs_target)), true);
-    } else {
-        node_error(b, n, err,
-                   "--mount type \"%s\" is not supported (use bind, cache, tmpfs or "
-                   "secret)",
-                   type);
-        goto out;
+        mk_strv_env_set(&rm->env, m->env, v);
+        if (!target)
+            return 0;
     }
-    ret = 0;
-out:
-    mk_strv_release(&kv);
-    return ret;
+    return secret_file(b, n, m, rm, id, value, srcdup, target, tmp, err);
+}
+
+/* One expanded --mount. */
+static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *n,
+                     const struct mk_run_mount *m, struct run_mounts *rm, const char *tmp,
+                     struct mk_error **err)
+{
+    _cleanup_free_ char *abs_target = NULL;
+    if (m->target && *m->target)
+        abs_target = m->target[0] == '/'
+                         ? mk_xstrdup(m->target)
+                         : mk_xasprintf("%s/%s", s->config.working_dir ? s->config.working_dir : "",
+                                        m->target);
+    if (abs_target && abs_target[strspn(abs_target, "/.")] == '\0')
+        return node_error(b, n, err, "invalid mount target \"%s\"", abs_target);
+    switch (m->type) {
+    case MK_RUN_MOUNT_TMPFS:
+        add_mount(rm, MK_MOUNT_TMPFS, NULL, keep(rm, MK_TAKE_PTR(abs_target)), false);
+        return 0;
+    case MK_RUN_MOUNT_CACHE:
+        return m->from ? mount_cache_from(b, s, n, m, rm, abs_target, err)
+                       : mount_cache(b, n, m, rm, abs_target, err);
+    case MK_RUN_MOUNT_BIND:
+        return mount_bind(b, s, n, m, rm, abs_target, tmp, err);
+    case MK_RUN_MOUNT_SECRET:
+        return mount_secret(b, n, m, rm, abs_target, tmp, err);
+    }
+    MK_BUG("unknown mount type");
 }
 
 static int run_mounts_prepare(struct build *b, struct stage *s, const struct mk_df_node *n,
-                              const char *tmp, struct run_mounts *rm, struct mk_error **err)
+                              const struct mk_run_mount *mounts, size_t n_mounts, const char *tmp,
+                              struct run_mounts *rm, struct mk_error **err)
 {
-    for (size_t i = 0; i < n->flags.n; i++) {
-        const char *f = n->flags.v[i];
-        if (!mk_str_has_prefix(f, "--mount="))
-            continue;
-        _cleanup_free_ char *exp = NULL;
-        if (expand_word(b, s, n, f + 8, &exp, err) < 0)
+    for (size_t i = 0; i < n_mounts; i++)
+        if (one_mount(b, s, n, &mounts[i], rm, tmp, err) < 0)
             return -1;
-        if (one_mount(b, s, n, exp, rm, tmp, err) < 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -583,30 +504,19 @@ static void heredoc_body(struct mk_buf *out, const struct mk_df_heredoc *h)
 /* What the mounts bring in belongs to the key: a stage's or image's layers (from=), the
  * context files a bind shows (as COPY hashes them). Cache contents and secrets do not. */
 static int run_mounts_key(struct build *b, struct stage *s, const struct mk_df_node *n,
-                          struct mk_sha256 *h, struct mk_error **err)
+                          const struct mk_run_mount *mounts, size_t n_mounts, struct mk_sha256 *h,
+                          struct mk_error **err)
 {
-    for (size_t i = 0; i < n->flags.n; i++) {
-        if (!mk_str_has_prefix(n->flags.v[i], "--mount="))
-            continue;
-        _cleanup_free_ char *exp = NULL;
-        if (expand_word(b, s, n, n->flags.v[i] + 8, &exp, err) < 0)
-            return -1;
-        _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
-        split_kv(exp, &kv);
-        const char *type = mk_strv_env_get(&kv, "type");
-        const char *from = mk_strv_env_get(&kv, "from");
-        const char *source = mk_strv_env_get(&kv, "source");
-        if (!source)
-            source = mk_strv_env_get(&kv, "src");
-        type = type ? type : "bind";
-        if (from && (strcmp(type, "bind") == 0 || strcmp(type, "cache") == 0)) {
+    for (size_t i = 0; i < n_mounts; i++) {
+        const struct mk_run_mount *m = &mounts[i];
+        if (m->from && (m->type == MK_RUN_MOUNT_BIND || m->type == MK_RUN_MOUNT_CACHE)) {
             _cleanup_(mk_strv_release) struct mk_strv lowers = MK_STRV_INIT;
-            if (from_lowerdirs(b, s, n, from, &lowers, err) < 0)
-                return node_error(b, n, err, "--mount from=%s", from);
-            key_part("mount from %s", from);
+            if (from_lowerdirs(b, s, n, m->from, &lowers, err) < 0)
+                return node_error(b, n, err, "--mount from=%s", m->from);
+            key_part("mount from %s", m->from);
             key_add_strv(h, &lowers);
-        } else if (strcmp(type, "bind") == 0) {
-            _cleanup_free_ char *rel = mount_source_rel(source);
+        } else if (m->type == MK_RUN_MOUNT_BIND) {
+            _cleanup_free_ char *rel = mount_source_rel(m->source);
             _cleanup_close_ int fd =
                 mk_open_in_root(builder_context_dirfd(b->ctx), rel, O_PATH, 0, NULL);
             if (fd < 0 || (strcmp(rel, ".") != 0 && builder_context_excluded(b->ctx, rel)))
@@ -659,187 +569,168 @@ static void run_history_args(const struct stage *s, struct mk_buf *cb)
     mk_buf_addc(cb, ' ');
 }
 
-int do_run(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err)
+/* RUN <<EOF with a "#!" line: as BuildKit, the body is a script its interpreter runs. The
+ * shell only hands it over, as a file descriptor, so nothing lands in the rootfs. */
+static void run_hashbang(const char *script, struct mk_strv *argv)
 {
-    struct mk_strv argv = MK_STRV_INIT;
-    struct mk_strv env = MK_STRV_INIT;
-    _cleanup_free_ char *upper = NULL, *work = NULL, *created_by = NULL;
-    struct mk_buf script = MK_BUF_INIT;
-    struct run_mounts mounts;
-    memset(&mounts, 0, sizeof(mounts));
-    int ret = -1;
+    const char *nl = strchr(script, '\n');
+    _cleanup_free_ char *line =
+        mk_xstrndup(script + 2, nl ? (size_t)(nl - script - 2) : strlen(script + 2));
+    char *interp = line + strspn(line, " \t");
+    char *arg = interp + strcspn(interp, " \t");
+    if (*arg)
+        *arg++ = '\0';
+    arg += strspn(arg, " \t");
+    const char *delim = "MKIMG_HEREDOC_END";
+    struct mk_buf sh = MK_BUF_INIT;
+    mk_buf_addf(&sh, "exec \"$0\" %s /dev/fd/3 3<<'%s'\n%s%s%s\n", *arg ? "\"$1\"" : "", delim,
+                script, mk_str_has_suffix(script, "\n") ? "" : "\n", delim);
+    mk_strv_push(argv, "/bin/sh");
+    mk_strv_push(argv, "-c");
+    mk_strv_push(argv, sh.data);
+    mk_strv_push(argv, interp);
+    if (*arg)
+        mk_strv_push(argv, arg);
+    mk_buf_release(&sh);
+}
 
-    const char *net = NULL;
-    if (mk_df_node_flag(n, "network", &net) && net && strcmp(net, "default") != 0 &&
-        strcmp(net, "none") != 0 && strcmp(net, "host") != 0) {
-        node_error(b, n, err, "unknown network mode \"%s\" (use default, none or host)", net);
-        goto out;
-    }
-    const char *security = NULL;
-    bool insecure = false;
-    if (mk_df_node_flag(n, "security", &security) && security) {
-        insecure = strcmp(security, "insecure") == 0;
-        if (!insecure && strcmp(security, "sandbox") != 0) {
-            node_error(b, n, err, "unknown security mode \"%s\" (use sandbox or insecure)",
-                       security);
-            goto out;
-        }
-        if (insecure && !b->opts->allow_insecure) {
-            node_error(b, n, err,
-                       "RUN --security=insecure needs the entitlement: build with --allow "
-                       "security.insecure");
-            goto out;
-        }
-    }
-
+/* The command of a RUN: the exec form as written; the shell form through the stage's SHELL
+ * (or /bin/sh -c) with its heredocs, which the shell reads as heredocs itself; a bare
+ * heredoc is the script. *script: the shell-form text (for the failure message). */
+static void run_argv(const struct stage *s, const struct mk_df_node *n, struct mk_strv *argv,
+                     struct mk_buf *script)
+{
     if (n->json) {
-        mk_strv_copy(&argv, &n->args);
+        mk_strv_copy(argv, &n->args);
+        return;
+    }
+    const char *cmd = n->args.n ? n->args.v[0] : "";
+    bool bare = n->n_heredocs == 1 && cmd[0] == '<' && cmd[1] == '<' && !strpbrk(cmd, " \t");
+    if (bare)
+        heredoc_body(script, &n->heredocs[0]);
+    if (bare && script->data && mk_str_has_prefix(script->data, "#!")) {
+        run_hashbang(script->data, argv);
+        return;
+    }
+    if (!bare) {
+        mk_buf_adds(script, cmd);
+        for (size_t i = 0; i < n->n_heredocs; i++) {
+            mk_buf_addc(script, '\n');
+            mk_buf_adds(script, n->heredocs[i].content);
+            mk_buf_adds(script, n->heredocs[i].name);
+        }
+    }
+    if (s->config.shell.n) {
+        mk_strv_copy(argv, &s->config.shell);
     } else {
-        const char *cmd = n->args.n ? n->args.v[0] : "";
-        bool bare = n->n_heredocs == 1 && cmd[0] == '<' && cmd[1] == '<' && !strpbrk(cmd, " \t");
-        if (bare)
-            heredoc_body(&script, &n->heredocs[0]);
-        if (bare && script.data && mk_str_has_prefix(script.data, "#!")) {
-            /* As BuildKit: a body with a "#!" line is a script its interpreter runs. The
-             * shell only hands it over, as a file descriptor, so nothing lands in the rootfs. */
-            const char *nl = strchr(script.data, '\n');
-            _cleanup_free_ char *line = mk_xstrndup(
-                script.data + 2, nl ? (size_t)(nl - script.data - 2) : strlen(script.data + 2));
-            char *interp = line + strspn(line, " \t");
-            char *arg = interp + strcspn(interp, " \t");
-            if (*arg)
-                *arg++ = '\0';
-            arg += strspn(arg, " \t");
-            const char *delim = "MKIMG_HEREDOC_END";
-            struct mk_buf sh = MK_BUF_INIT;
-            mk_buf_addf(&sh, "exec \"$0\" %s /dev/fd/3 3<<'%s'\n%s%s%s\n", *arg ? "\"$1\"" : "",
-                        delim, script.data, mk_str_has_suffix(script.data, "\n") ? "" : "\n",
-                        delim);
-            mk_strv_push(&argv, "/bin/sh");
-            mk_strv_push(&argv, "-c");
-            mk_strv_push(&argv, sh.data);
-            mk_strv_push(&argv, interp);
-            if (*arg)
-                mk_strv_push(&argv, arg);
-            mk_buf_release(&sh);
-        } else if (bare) {
-            /* RUN <<EOF ... EOF: the body is the script. */
-        } else {
-            /* Heredoc bodies go to the shell as written: it runs them as heredocs itself. */
-            mk_buf_adds(&script, cmd);
-            for (size_t i = 0; i < n->n_heredocs; i++) {
-                mk_buf_addc(&script, '\n');
-                mk_buf_adds(&script, n->heredocs[i].content);
-                mk_buf_adds(&script, n->heredocs[i].name);
-            }
-        }
-        if (argv.n) {
-            /* the "#!" script above */
-        } else if (s->config.shell.n) {
-            mk_strv_copy(&argv, &s->config.shell);
-            mk_strv_push(&argv, script.data ? script.data : "");
-        } else {
-            mk_strv_push(&argv, "/bin/sh");
-            mk_strv_push(&argv, "-c");
-            mk_strv_push(&argv, script.data ? script.data : "");
-        }
+        mk_strv_push(argv, "/bin/sh");
+        mk_strv_push(argv, "-c");
     }
-    if (argv.n == 0) {
-        node_error(b, n, err, "RUN needs a command");
-        goto out;
-    }
+    mk_strv_push(argv, script->data ? script->data : "");
+}
 
-    /* The command's environment: declared ARGs, then ENV (which wins). */
-    mk_strv_copy(&env, &s->args);
+/* The command's environment: declared ARGs, then ENV (which wins). */
+static void run_env(const struct stage *s, struct mk_strv *env)
+{
+    mk_strv_copy(env, &s->args);
     for (size_t i = 0; i < s->config.env.n; i++) {
         const char *eq = strchr(s->config.env.v[i], '=');
         _cleanup_free_ char *k =
             eq ? mk_xstrndup(s->config.env.v[i], (size_t)(eq - s->config.env.v[i]))
                : mk_xstrdup(s->config.env.v[i]);
-        mk_strv_env_set(&env, k, eq ? eq + 1 : "");
+        mk_strv_env_set(env, k, eq ? eq + 1 : "");
     }
-    if (!mk_strv_env_get(&env, "PATH"))
-        mk_strv_push(&env, MK_DEFAULT_PATH_ENV);
+    if (!mk_strv_env_get(env, "PATH"))
+        mk_strv_push(env, MK_DEFAULT_PATH_ENV);
+}
 
-    {
-        struct mk_buf cb = MK_BUF_INIT;
-        mk_buf_adds(&cb, "RUN ");
-        run_history_args(s, &cb);
-        for (size_t i = 0; i < argv.n; i++)
-            mk_buf_addf(&cb, "%s%s", i ? " " : "", argv.v[i]);
-        mk_buf_adds(&cb, " # buildkit");
-        created_by = mk_buf_detach(&cb);
-    }
-
-    enum mk_network network = b->opts->network;
-    if (net && strcmp(net, "none") == 0)
-        network = MK_NET_NONE;
-    if (net && strcmp(net, "host") == 0)
-        network = MK_NET_HOST;
-    const char *cwd = s->config.working_dir && *s->config.working_dir ? s->config.working_dir : "/";
-    const char *user = s->config.user && *s->config.user ? s->config.user : NULL;
+/* One RUN while it runs. */
+struct run_step {
+    struct mk_strv argv, env;
+    struct mk_buf script;
+    struct mk_run_mount *mounts; /* expanded */
+    size_t n_mounts;
+    enum mk_network network;
+    const char *cwd, *user;
+    char *created_by;
     char key[MK_DIGEST_SIZE];
-    {
-        struct mk_sha256 *h = key_begin(s, "RUN");
-        key_part("command");
-        key_add_strv(h, &argv);
-        char count[32];
-        snprintf(count, sizeof(count), "%zu", env.n);
-        key_part("number of environment variables");
-        key_add(h, count);
-        for (size_t i = 0; i < env.n; i++) {
-            const char *eq = strchr(env.v[i], '=');
-            key_part("env %.*s", eq ? (int)(eq - env.v[i]) : (int)strlen(env.v[i]), env.v[i]);
-            key_add(h, env.v[i]);
-        }
-        key_part("working directory");
-        key_add(h, cwd);
-        key_part("user");
-        key_add(h, user);
-        key_part("network");
-        key_add(h, network == MK_NET_NONE ? "none" : "host");
-        if (insecure) {
-            key_part("security");
-            key_add(h, "insecure");
-        }
-        key_part("mounts");
-        /* Mount specs (not cache contents or secret values) belong to the key. */
-        for (size_t i = 0; i < n->flags.n; i++)
-            if (mk_str_has_prefix(n->flags.v[i], "--mount="))
-                key_add(h, n->flags.v[i]);
-        int kr = run_mounts_key(b, s, n, h, err);
-        mk_sha256_final(h, key);
-        mk_sha256_free(h);
-        if (kr < 0)
-            goto out;
-    }
-    bool hit = false;
-    add_proxy_env(b, s, NULL);
-    cache_lookup(b, s, key, created_by, &hit);
-    if (hit) {
-        ret = 0;
-        goto out;
-    }
+};
 
-    add_proxy_env(b, s, &env);
+static void run_step_release(struct run_step *r)
+{
+    mk_strv_release(&r->argv);
+    mk_strv_release(&r->env);
+    mk_buf_release(&r->script);
+    for (size_t i = 0; i < r->n_mounts; i++)
+        mk_run_mount_release(&r->mounts[i]);
+    free(r->mounts);
+    free(r->created_by);
+}
+
+static int run_key(struct build *b, struct stage *s, const struct mk_inst *in, struct run_step *r,
+                   struct mk_error **err)
+{
+    struct mk_sha256 *h = key_begin(s, "RUN");
+    key_part("command");
+    key_add_strv(h, &r->argv);
+    char count[32];
+    snprintf(count, sizeof(count), "%zu", r->env.n);
+    key_part("number of environment variables");
+    key_add(h, count);
+    for (size_t i = 0; i < r->env.n; i++) {
+        const char *e = r->env.v[i], *eq = strchr(e, '=');
+        key_part("env %.*s", eq ? (int)(eq - e) : (int)strlen(e), e);
+        key_add(h, e);
+    }
+    key_part("working directory");
+    key_add(h, r->cwd);
+    key_part("user");
+    key_add(h, r->user);
+    key_part("network");
+    key_add(h, r->network == MK_NET_NONE ? "none" : "host");
+    if (in->run.insecure) {
+        key_part("security");
+        key_add(h, "insecure");
+    }
+    key_part("mounts");
+    /* Mount specs (not cache contents or secret values) belong to the key. */
+    for (size_t i = 0; i < in->run.n_mounts; i++) {
+        _cleanup_free_ char *flag = mk_xasprintf("--mount=%s", in->run.mounts[i].spec);
+        key_add(h, flag);
+    }
+    int kr = run_mounts_key(b, s, in->node, r->mounts, r->n_mounts, h, err);
+    mk_sha256_final(h, r->key);
+    mk_sha256_free(h);
+    return kr;
+}
+
+static int run_exec(struct build *b, struct stage *s, const struct mk_inst *in, struct run_step *r,
+                    struct mk_error **err)
+{
+    const struct mk_df_node *n = in->node;
+    _cleanup_free_ char *upper = NULL, *work = NULL;
+    struct run_mounts mounts;
+    memset(&mounts, 0, sizeof(mounts));
+    int ret = -1;
+    add_proxy_env(b, s, &r->env);
     if (step_begin(b, s, &upper, &work, err) < 0 ||
-        run_mounts_prepare(b, s, n, b->tmp, &mounts, err) < 0)
+        run_mounts_prepare(b, s, n, r->mounts, r->n_mounts, b->tmp, &mounts, err) < 0)
         goto out;
     for (size_t i = 0; i < mounts.env.n; i++) {
         const char *eq = strchr(mounts.env.v[i], '=');
         _cleanup_free_ char *k = mk_xstrndup(mounts.env.v[i], (size_t)(eq - mounts.env.v[i]));
-        mk_strv_env_set(&env, k, eq + 1);
+        mk_strv_env_set(&r->env, k, eq + 1);
     }
     struct mk_sandbox_spec spec;
     sandbox_spec_init(&spec, s, upper, work);
     spec.mounts = mounts.m;
     spec.n_mounts = mounts.n;
-    spec.argv = argv.v;
-    spec.env = &env;
-    spec.cwd = cwd;
-    spec.user = user;
-    spec.network = network;
-    spec.insecure = insecure;
+    spec.argv = r->argv.v;
+    spec.env = &r->env;
+    spec.cwd = r->cwd;
+    spec.user = r->user;
+    spec.network = r->network;
+    spec.insecure = in->run.insecure;
     spec.stdout_fd = spec.stderr_fd = b->silent ? -1 : builder_progress_output_begin(b->ui);
     int status = 0;
     int sr = builder_sandbox_run(&spec, &status, err);
@@ -850,21 +741,70 @@ int do_run(struct build *b, struct stage *s, const struct mk_df_node *n, struct 
     }
     if (status != 0) {
         _cleanup_free_ char *where = where_of(b, n);
-        const char *shown = n->json ? node_rest(n) : script.data;
+        const char *shown = n->json ? in->rest : r->script.data;
         mk_error_set_at(err, MK_ERR_RUN, where, "RUN %s%s%s: exit status %d", n->json ? "" : "\"",
                         shown ? shown : "", n->json ? "" : "\"", status);
         (*err)->status = status;
         goto out;
     }
-    if (step_commit(b, s, upper, created_by, err) < 0)
+    if (step_commit(b, s, upper, r->created_by, err) < 0)
         goto out;
-    cache_store(b, s, key, false);
+    cache_store(b, s, r->key, false);
     ret = 0;
 out:
     run_mounts_release(b, &mounts);
     step_end(b);
-    mk_strv_release(&argv);
-    mk_strv_release(&env);
-    mk_buf_release(&script);
+    return ret;
+}
+
+/* The --mount words expanded with the stage's ARGs and ENV, and checked. */
+static int run_expand_mounts(struct build *b, const struct stage *s, const struct mk_inst *in,
+                             struct run_step *r, struct mk_error **err)
+{
+    _cleanup_(mk_strv_release) struct mk_strv env = MK_STRV_INIT;
+    stage_expand_env(s, &env);
+    r->mounts = mk_xcalloc(in->run.n_mounts + 1, sizeof(*r->mounts));
+    for (; r->n_mounts < in->run.n_mounts; r->n_mounts++)
+        if (mk_run_mount_expand(&in->run.mounts[r->n_mounts], &env, b->df->escape,
+                                &r->mounts[r->n_mounts], err) < 0)
+            return node_where(b, in->node, err);
+    return 0;
+}
+
+int do_run(struct build *b, struct stage *s, const struct mk_inst *in, struct mk_error **err)
+{
+    const struct mk_df_node *n = in->node;
+    if (in->run.insecure && !b->opts->allow_insecure)
+        return node_error(b, n, err,
+                          "RUN --security=insecure needs the entitlement: build with --allow "
+                          "security.insecure");
+    struct run_step r = {.argv = MK_STRV_INIT, .env = MK_STRV_INIT, .script = MK_BUF_INIT};
+    int ret = -1;
+    run_argv(s, n, &r.argv, &r.script);
+    if (r.argv.n == 0) {
+        node_error(b, n, err, "RUN needs a command");
+        goto out;
+    }
+    run_env(s, &r.env);
+    struct mk_buf cb = MK_BUF_INIT;
+    mk_buf_adds(&cb, "RUN ");
+    run_history_args(s, &cb);
+    for (size_t i = 0; i < r.argv.n; i++)
+        mk_buf_addf(&cb, "%s%s", i ? " " : "", r.argv.v[i]);
+    mk_buf_adds(&cb, " # buildkit");
+    r.created_by = mk_buf_detach(&cb);
+    r.network = in->run.network == MK_RUN_NET_NONE   ? MK_NET_NONE
+                : in->run.network == MK_RUN_NET_HOST ? MK_NET_HOST
+                                                     : b->opts->network;
+    r.cwd = s->config.working_dir && *s->config.working_dir ? s->config.working_dir : "/";
+    r.user = s->config.user && *s->config.user ? s->config.user : NULL;
+    if (run_expand_mounts(b, s, in, &r, err) < 0 || run_key(b, s, in, &r, err) < 0)
+        goto out;
+    bool hit = false;
+    add_proxy_env(b, s, NULL);
+    cache_lookup(b, s, r.key, r.created_by, &hit);
+    ret = hit ? 0 : run_exec(b, s, in, &r, err);
+out:
+    run_step_release(&r);
     return ret;
 }

@@ -68,35 +68,6 @@ void logf_(struct build *b, const char *fmt, ...)
     builder_progress_log(b->ui, s);
 }
 
-char *upper_keyword(const char *kw)
-{
-    char *s = mk_xstrdup(kw);
-    for (char *p = s; *p; p++)
-        if (*p >= 'a' && *p <= 'z')
-            *p = (char)(*p - 'a' + 'A');
-    return s;
-}
-
-/* The instruction text after the keyword and flags, as written (for history and logs). */
-const char *node_rest(const struct mk_df_node *n)
-{
-    const char *p = n->original;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    while (*p && *p != ' ' && *p != '\t')
-        p++;
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (p[0] == '-' && p[1] == '-') {
-            while (*p && *p != ' ' && *p != '\t')
-                p++;
-            continue;
-        }
-        return p;
-    }
-}
-
 /* Expansion environment of a stage: ARGs first, ENV after (ENV wins, as in BuildKit). */
 void stage_expand_env(const struct stage *s, struct mk_strv *env)
 {

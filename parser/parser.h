@@ -3,6 +3,8 @@
  * Pure code: no files, processes or network. Three parts:
  *   1. The Dockerfile parser (BuildKit's parser package): directives, line continuations,
  *      heredocs, the per-keyword argument rules, the parse-tree dump and a JSON document.
+ *      Then the typed instructions (BuildKit's instructions package): one struct mk_inst per
+ *      node with typed flags, and every rule about an instruction, checked once.
  *   2. Word expansion (BuildKit's shell lexer): $V ${V:-w} ... with quotes and escapes.
  *   3. .dockerignore: reading the file and matching context paths (moby/patternmatcher).
  * Every input is bounded: line length, nesting depth and counts are capped, and malformed
