@@ -15,8 +15,9 @@ int cmd_fsck(struct mk_cli *cli, int argc, char **argv)
             deep = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: mkimg fsck [--deep] [--repair]\n"
-                   "Checks every blob's digest, every image's blobs and snapshots and the\n"
-                   "cache; --deep also checks each snapshot's files against its layer;\n"
+                   "Checks every blob's digest, every image's blobs and snapshots, the\n"
+                   "cache records and the cache mounts; --deep also checks each snapshot's\n"
+                   "files against its layer;\n"
                    "--repair drops what is broken and unpacks missing or bad snapshots.\n");
             return 0;
         } else

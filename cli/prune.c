@@ -29,11 +29,13 @@ int cmd_prune(struct mk_cli *cli, int argc, char **argv)
                    "Removes what no image needs: blobs and snapshots of no tagged or untagged\n"
                    "image in the store, build-cache entries whose layer is gone or no longer\n"
                    "needed, compressed copies of layers no image has, stale temp files.\n"
-                   "  -a, --all              also every build-cache entry and compressed copy\n"
-                   "      --keep-storage SIZE  stop once the store (blobs, snapshots, cache)\n"
-                   "                         takes at most SIZE (500MB, 2GiB, 1.5G, bytes);\n"
-                   "                         of what may go, the least recently used by a\n"
-                   "                         build, pull, load, save or push goes first\n"
+                   "  -a, --all              also every build-cache entry, compressed copy and\n"
+                   "                         RUN --mount=type=cache directory\n"
+                   "      --keep-storage SIZE  stop once the store (blobs, snapshots, cache,\n"
+                   "                         cache mounts) takes at most SIZE (500MB, 2GiB,\n"
+                   "                         1.5G, bytes); of what may go and the cache mounts,\n"
+                   "                         the least recently used by a build, pull, load,\n"
+                   "                         save or push goes first\n"
                    "  -q, --quiet            print nothing\n");
             return 0;
         } else
@@ -53,9 +55,12 @@ int cmd_prune(struct mk_cli *cli, int argc, char **argv)
         return cli_fail(err);
     if (quiet)
         return 0;
-    printf("removed %llu blobs, %llu snapshots, %llu cache entries; freed %.1f MB\n",
+    _cleanup_free_ char *mounts =
+        rep.cache_mounts ? mk_xasprintf(", %llu cache mounts", (unsigned long long)rep.cache_mounts)
+                         : mk_xstrdup("");
+    printf("removed %llu blobs, %llu snapshots, %llu cache entries%s; freed %.1f MB\n",
            (unsigned long long)rep.blobs, (unsigned long long)rep.snapshots,
-           (unsigned long long)rep.cache_entries, (double)rep.bytes / 1e6);
+           (unsigned long long)rep.cache_entries, mounts, (double)rep.bytes / 1e6);
     if (opts.keep_storage_set)
         printf("store size %.1f MB (%llu bytes)\n", (double)rep.remaining / 1e6,
                (unsigned long long)rep.remaining);
