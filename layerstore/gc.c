@@ -745,6 +745,19 @@ static int df_cache(struct mk_store *store, struct df_walk *w, struct mk_error *
     return ls_walk_dir(store, "mounts/cache", df_mount, w, err);
 }
 
+/* ROOT/tmp: what running builds, pulls, pushes and exports hold now (opening the store,
+ * as df did, removed what no process holds any more). */
+static int df_tmp(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)dirfd;
+    (void)err;
+    struct df_walk *w = ctx;
+    _cleanup_free_ char *path = mk_xasprintf("%s/tmp/%s", w->store->root, name);
+    w->rep->temp++;
+    w->rep->temp_bytes += ls_du(path);
+    return 0;
+}
+
 int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_error **err)
 {
     struct mk_df_report rep;
@@ -754,7 +767,7 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
         return -1;
     rep.images = m.images;
     struct df_walk w = {.rep = &rep, .marks = &m, .store = store};
-    if (df_cache(store, &w, err) < 0) {
+    if (df_cache(store, &w, err) < 0 || ls_walk_dir(store, "tmp", df_tmp, &w, err) < 0) {
         mk_strv_release(&w.copies);
         ls_marks_release(&m);
         return -1;

@@ -559,6 +559,7 @@ struct mk_df_report {
     uint64_t unused_snapshots, unused_snapshot_bytes;
     uint64_t cache_entries, cache_bytes; /* cache records */
     uint64_t cache_mounts, cache_mount_bytes;
+    uint64_t temp, temp_bytes;                /* temp files and dirs of running mkimg processes */
     uint64_t compressed, compressed_bytes;    /* cached compressed copies of image layers */
     uint64_t unused_blobs, unused_blob_bytes; /* what prune would remove */
 };

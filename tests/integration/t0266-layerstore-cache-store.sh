@@ -105,4 +105,14 @@ t_eq "the new-format cache mounts stay" "$(df_mounts)" "$mounts_before"
 "$MKIMG" build -t steps "$T/ctx-steps" >"$T/out" 2>&1
 t_grep "the build cache still hits" '=> CACHED' "$T/out"
 t_eq "clean at the end" "$("$MKIMG" fsck)" "store is clean"
+
+# Temp files are store objects too: df shows what a running build holds, none after it.
+mkdir -p "$T/ctx-sleep"
+printf 'FROM busybox\nRUN sleep 3; echo %s >/s\n' "$$" >"$T/ctx-sleep/Dockerfile"
+"$MKIMG" build -q -t sleeper "$T/ctx-sleep" >/dev/null 2>&1 &
+bpid=$!
+for _ in $(seq 100); do [ -n "$(ls -A "$MKIMG_ROOT/tmp")" ] && break; sleep 0.1; done
+t_grep "df counts a running build's temp files" '^temp files +[1-9]' <("$MKIMG" df)
+wait $bpid
+t_grep "and none once it is done" '^temp files +0 ' <("$MKIMG" df)
 t_done
