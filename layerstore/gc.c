@@ -393,14 +393,14 @@ static int collect_mount(void *ctx, int dirfd, const char *name, struct mk_error
     (void)err;
     struct prune *p = ctx;
     struct stat st;
-    if (!ls_cache_mount_name_ok(name) || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (!(p->opts->all || p->measure) || !ls_cache_mount_name_ok(name) ||
+        fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return 0;
     _cleanup_free_ char *path =
         mk_xasprintf("%s/cache/" LS_CACHE_MOUNTS_DIR "/%s", p->store->root, name);
     uint64_t bytes = ls_du(path);
     p->total += bytes;
-    if (p->opts->all || p->measure)
-        item_add(p, ITEM_MOUNT, name, &st, bytes);
+    item_add(p, ITEM_MOUNT, name, &st, bytes);
     return 0;
 }
 
