@@ -188,13 +188,25 @@ static void split_git_url(const char *s, char **ret_url, char **ret_ref, char **
         *ret_subdir = mk_xstrdup(colon + 1);
 }
 
-static int fetch_git(const char *spec, const char *tmpdir, const char *ctx, char **ret_subdir,
-                     struct mk_error **err)
+/* The first line git printed into log_path (its stdout there), e.g. rev-parse's answer. */
+static int git_output_line(const char *log_path, char **ret, struct mk_error **err)
 {
-    _cleanup_free_ char *url = NULL, *ref = NULL, *subdir = NULL;
+    _cleanup_free_ char *out = NULL;
+    size_t len = 0;
+    if (mk_read_file_at(AT_FDCWD, log_path, 4096, &out, &len, err) < 0)
+        return -1;
+    out[strcspn(out, "\r\n")] = '\0';
+    *ret = MK_TAKE_PTR(out);
+    return 0;
+}
+
+static int fetch_git(const char *spec, const char *kind, const char *tmpdir, const char *ctx,
+                     bool keep_git_dir, char **ret_subdir, char **ret_commit, struct mk_error **err)
+{
+    _cleanup_free_ char *url = NULL, *ref = NULL, *subdir = NULL, *commit = NULL;
     split_git_url(spec, &url, &ref, &subdir);
     _cleanup_free_ char *shown = redact_url(url);
-    _cleanup_free_ char *what = mk_xasprintf("fetching git context \"%s\"", shown);
+    _cleanup_free_ char *what = mk_xasprintf("fetching %s \"%s\"", kind, shown);
     if (ref && ref[0] == '-')
         return mk_error_set(err, MK_ERR_USAGE, 0, "%s: invalid ref \"%s\"", what, ref);
     _cleanup_free_ char *log_path = mk_xasprintf("%s/git.log", tmpdir);
@@ -208,6 +220,7 @@ static int fetch_git(const char *spec, const char *tmpdir, const char *ctx, char
                           "submodule",   "update",    "--init",
                           "--recursive", "--depth=1", "-q",
                           NULL};
+    char *rev_parse[] = {"git", "rev-parse", "HEAD", NULL};
     if (run_git(init, NULL, log_path, what, err) < 0 ||
         run_git(fetch, ctx, log_path, what, err) < 0 ||
         run_git(checkout, ctx, log_path, what, err) < 0)
@@ -215,11 +228,54 @@ static int fetch_git(const char *spec, const char *tmpdir, const char *ctx, char
     _cleanup_free_ char *gitmodules = mk_xasprintf("%s/.gitmodules", ctx);
     if (access(gitmodules, F_OK) == 0 && run_git(submodules, ctx, log_path, what, err) < 0)
         return -1;
-    /* BuildKit leaves .git out of the context (its --keep-git-dir is for ADD only). */
+    if (run_git(rev_parse, ctx, log_path, what, err) < 0 ||
+        git_output_line(log_path, &commit, err) < 0)
+        return -1;
+    /* As BuildKit, .git is not part of a context, nor of ADD without --keep-git-dir. */
     _cleanup_close_ int dfd = open(ctx, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || mk_rm_rf_at(dfd, ".git", err) < 0)
-        return dfd < 0 ? mk_error_errno(err, "opening \"%s\"", ctx) : -1;
+    if (dfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", ctx);
+    if (!keep_git_dir && mk_rm_rf_at(dfd, ".git", err) < 0)
+        return -1;
     *ret_subdir = MK_TAKE_PTR(subdir);
+    *ret_commit = MK_TAKE_PTR(commit);
+    return 0;
+}
+
+/* subdir (NULL: dir itself), resolved inside dir: "../x" or a symlink cannot leave it. */
+static int resolve_subdir(const char *dir, const char *subdir, const char *kind, char **ret,
+                          struct mk_error **err)
+{
+    if (!subdir) {
+        *ret = mk_xstrdup(dir);
+        return 0;
+    }
+    _cleanup_close_ int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int sfd =
+        root < 0 ? -1 : mk_open_in_root(root, subdir, O_PATH | O_DIRECTORY, 0, err);
+    if (sfd < 0)
+        return root < 0 ? mk_error_errno(err, "opening \"%s\"", dir)
+                        : mk_error_wrap(err, "the %s's subdirectory \"%s\"", kind, subdir);
+    char link[64], real[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", sfd);
+    ssize_t n = readlink(link, real, sizeof(real) - 1);
+    if (n < 0)
+        return mk_error_errno(err, "resolving \"%s\"", subdir);
+    real[n] = '\0';
+    *ret = mk_xstrdup(real);
+    return 0;
+}
+
+int builder_git_checkout(const char *spec, const char *kind, const char *tmpdir, const char *dest,
+                         bool keep_git_dir, char **ret_dir, char **ret_commit,
+                         struct mk_error **err)
+{
+    _cleanup_free_ char *subdir = NULL, *commit = NULL, *dir = NULL;
+    if (fetch_git(spec, kind, tmpdir, dest, keep_git_dir, &subdir, &commit, err) < 0 ||
+        resolve_subdir(dest, subdir, kind, &dir, err) < 0)
+        return -1;
+    *ret_dir = MK_TAKE_PTR(dir);
+    *ret_commit = MK_TAKE_PTR(commit);
     return 0;
 }
 
@@ -253,6 +309,40 @@ static int copy_dockerfile(const char *ctx, const char *rel, const char *out, bo
     return 0;
 }
 
+/* A remote context (git, http(s) or "-") into the new directory ctx under tmpdir: ret_dir is
+ * the context directory (a git subdir resolved inside ctx), or, when the bytes were no tar,
+ * NULL and they are the file df_path. */
+static int fetch_context(const char *context, const struct registry_opts *ropts, const char *tmpdir,
+                         const char *ctx, const char *df_path, char **ret_dir,
+                         struct mk_error **err)
+{
+    *ret_dir = NULL;
+    if (mkdir(ctx, 0755) < 0)
+        return mk_error_errno(err, "creating \"%s\"", ctx);
+    if (builder_source_is_git(context)) {
+        _cleanup_free_ char *commit = NULL;
+        return builder_git_checkout(context, "git context", tmpdir, ctx, false, ret_dir, &commit,
+                                    err);
+    }
+    _cleanup_free_ char *input = mk_xasprintf("%s/input", tmpdir);
+    _cleanup_close_ int fd = create_file(input, err);
+    if (fd < 0)
+        return -1;
+    if (strcmp(context, "-") == 0) {
+        if (copy_stream(STDIN_FILENO, fd, SOURCE_MAX, "the build context from stdin", err) < 0)
+            return -1;
+    } else {
+        struct registry_fetch_result res;
+        if (registry_fetch_url(context, ropts, SOURCE_MAX, fd, &res, err) < 0)
+            return -1;
+    }
+    bool is_dockerfile = false;
+    if (unpack_input(fd, input, ctx, df_path, &is_dockerfile, err) < 0)
+        return -1;
+    *ret_dir = is_dockerfile ? NULL : mk_xstrdup(ctx);
+    return 0;
+}
+
 int builder_source_prepare(struct mk_store *store, const char *context, const char *dockerfile,
                            const struct registry_opts *ropts, struct builder_source *ret,
                            struct mk_error **err)
@@ -274,7 +364,6 @@ int builder_source_prepare(struct mk_store *store, const char *context, const ch
         return -1;
     _cleanup_free_ char *df_path = mk_xasprintf("%s/Dockerfile", src->tmpdir);
     _cleanup_free_ char *ctx = mk_xasprintf("%s/context", src->tmpdir);
-    _cleanup_free_ char *subdir = NULL;
     if (df_stdin) {
         _cleanup_close_ int fd = create_file(df_path, err);
         if (fd < 0 || copy_stream(STDIN_FILENO, fd, DOCKERFILE_COPY_MAX,
@@ -286,51 +375,14 @@ int builder_source_prepare(struct mk_store *store, const char *context, const ch
         src->context_dir = mk_xstrdup(context);
         goto done;
     }
-    if (mkdir(ctx, 0755) < 0)
-        return mk_error_errno(err, "creating \"%s\"", ctx);
-    bool is_dockerfile = false;
-    if (builder_source_is_git(context)) {
-        if (fetch_git(context, src->tmpdir, ctx, &subdir, err) < 0)
-            return -1;
-    } else {
-        _cleanup_free_ char *input = mk_xasprintf("%s/input", src->tmpdir);
-        _cleanup_close_ int fd = create_file(input, err);
-        if (fd < 0)
-            return -1;
-        if (strcmp(context, "-") == 0) {
-            if (copy_stream(STDIN_FILENO, fd, SOURCE_MAX, "the build context from stdin", err) < 0)
-                return -1;
-        } else {
-            struct registry_fetch_result res;
-            if (registry_fetch_url(context, ropts, SOURCE_MAX, fd, &res, err) < 0)
-                return -1;
-        }
-        if (unpack_input(fd, input, ctx, df_path, &is_dockerfile, err) < 0)
-            return -1;
-        if (is_dockerfile) {
-            if (src->dockerfile)
-                return mk_error_set(err, MK_ERR_USAGE, 0,
-                                    "the build context is not a tar archive (a Dockerfile given "
-                                    "as the context needs no -f)");
-            src->dockerfile = mk_xstrdup(df_path);
-        }
-    }
-    if (subdir) {
-        /* Resolved inside the checkout: "../x" or a symlink cannot leave it. */
-        _cleanup_close_ int root = open(ctx, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        _cleanup_close_ int sfd =
-            root < 0 ? -1 : mk_open_in_root(root, subdir, O_PATH | O_DIRECTORY, 0, err);
-        if (sfd < 0)
-            return root < 0 ? mk_error_errno(err, "opening \"%s\"", ctx)
-                            : mk_error_wrap(err, "the git context's subdirectory \"%s\"", subdir);
-        char link[64], real[PATH_MAX];
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", sfd);
-        ssize_t n = readlink(link, real, sizeof(real) - 1);
-        if (n < 0)
-            return mk_error_errno(err, "resolving \"%s\"", subdir);
-        real[n] = '\0';
-        src->context_dir = mk_xstrdup(real);
-    } else {
+    if (fetch_context(context, ropts, src->tmpdir, ctx, df_path, &src->context_dir, err) < 0)
+        return -1;
+    if (!src->context_dir) {
+        if (src->dockerfile)
+            return mk_error_set(err, MK_ERR_USAGE, 0,
+                                "the build context is not a tar archive (a Dockerfile given "
+                                "as the context needs no -f)");
+        src->dockerfile = mk_xstrdup(df_path);
         src->context_dir = mk_xstrdup(ctx);
     }
     if (!src->dockerfile) {
