@@ -9,6 +9,12 @@
 
 #include "builder/internal.h"
 
+bool builder_git_commit_valid(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdef");
+    return !s[n] && (n == 40 || n == 64);
+}
+
 int builder_add_git(const char *url, bool keep_git_dir, const char *root, const char *name,
                     char **ret_rel, char **ret_commit, struct mk_error **err)
 {

@@ -24,6 +24,9 @@ static void build_usage(FILE *f)
         "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile; \"-\": stdin)\n"
         "      --build-arg K[=V]    set a build-time variable (V from the environment if omitted)\n"
         "      --target STAGE       build up to this stage\n"
+        "      --build-context NAME=VALUE  use VALUE for the stage or image NAME (FROM, --from):\n"
+        "                           a DIR, docker-image://REF, oci-layout://PATH[:TAG|@DIGEST],\n"
+        "                           an http(s) tarball or a git URL (repeatable)\n"
         "      --secret id=ID[,src=PATH|,env=VAR]  a secret for RUN --mount=type=secret (id=X\n"
         "                           alone: the variable X, else the file X; must exist)\n"
         "      --network MODE       default (host), host or none for RUN\n"
@@ -425,6 +428,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
         {"build-arg", required_argument, NULL, 'a'},
         {"secret", required_argument, NULL, 's'},
         {"target", required_argument, NULL, 'T'},
+        {"build-context", required_argument, NULL, 'B'},
         {"network", required_argument, NULL, 'n'},
         {"no-cache", no_argument, NULL, 'N'},
         {"push", no_argument, NULL, 'U'},
@@ -458,7 +462,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     opts.log_fd = STDERR_FILENO;
     const char *iidfile = NULL, *metadata_file = NULL, *manifest_list = NULL;
     bool push = false, progress_given = false;
-    struct mk_strv outputs = MK_STRV_INIT;
+    struct mk_strv outputs = MK_STRV_INIT, named = MK_STRV_INIT;
     _cleanup_(builder_source_release) struct builder_source src = {0};
     int rc = 2;
     int c, idx = 0;
@@ -482,6 +486,9 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             break;
         case 'T':
             opts.target = optarg;
+            break;
+        case 'B':
+            mk_strv_push(&named, optarg);
             break;
         case 's':
             if ((rc = parse_secret(optarg, &opts.secrets)) != 0)
@@ -650,7 +657,8 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct mk_image *img = NULL;
     struct mk_error *err = NULL;
-    if (builder_source_prepare(store, context, opts.dockerfile, &ropts, &src, &err) < 0) {
+    if (builder_source_prepare(store, context, opts.dockerfile, &ropts, &src, &err) < 0 ||
+        builder_named_contexts_prepare(store, &named, &ropts, &opts.named_contexts, &err) < 0) {
         rc = cli_fail(err);
         goto out;
     }
@@ -717,5 +725,7 @@ out:
     mk_strv_release(&opts.labels);
     mk_strv_release(&opts.annotations);
     mk_strv_release(&outputs);
+    mk_strv_release(&named);
+    mk_strv_release(&opts.named_contexts);
     return rc;
 }
