@@ -31,13 +31,8 @@
 
 bool builder_source_is_git(const char *s)
 {
-    if (mk_str_has_prefix(s, "git://") || mk_str_has_prefix(s, "git@") ||
-        mk_str_has_prefix(s, "ssh://") || mk_str_has_prefix(s, "github.com/"))
-        return true;
-    if (!mk_str_has_prefix(s, "https://") && !mk_str_has_prefix(s, "http://"))
-        return false;
-    size_t n = strcspn(s, "#?");
-    return n >= 4 && memcmp(s + n - 4, ".git", 4) == 0;
+    /* ADD's rule (BuildKit's ParseGitRef), plus docker build's github.com/ shorthand. */
+    return mk_str_has_prefix(s, "github.com/") || builder_is_git_url(s);
 }
 
 bool builder_source_is_remote(const char *s)
@@ -613,6 +608,20 @@ static int named_context_value(struct mk_store *store, const char *tmpdir, const
     return import_dir(store, tmpdir, value, ret, err);
 }
 
+/* The key a name is looked up by: normalized, and familiar as BuildKit compares them
+ * ("docker.io/library/alpine" is "alpine:latest"). Caller frees; NULL for an invalid name. */
+static char *context_key(const char *name)
+{
+    char *key = layerstore_normalize_ref(name, NULL);
+    const char *prefixes[] = {"docker.io/library/", "docker.io/"};
+    for (size_t i = 0; key && i < MK_ARRAY_SIZE(prefixes); i++)
+        if (mk_str_has_prefix(key, prefixes[i]) && strchr(key + strlen(prefixes[i]), '/') == NULL) {
+            memmove(key, key + strlen(prefixes[i]), strlen(key + strlen(prefixes[i])) + 1);
+            break;
+        }
+    return key;
+}
+
 int builder_named_contexts_prepare(struct mk_store *store, const struct mk_strv *specs,
                                    const struct registry_opts *ropts, struct mk_strv *ret,
                                    struct mk_error **err)
@@ -626,7 +635,7 @@ int builder_named_contexts_prepare(struct mk_store *store, const struct mk_strv 
                                 spec);
         }
         _cleanup_free_ char *name = mk_xstrndup(spec, (size_t)(eq - spec));
-        _cleanup_free_ char *key = layerstore_normalize_ref(name, NULL);
+        _cleanup_free_ char *key = context_key(name);
         _cleanup_free_ char *value = NULL;
         char *tmpdir = key ? layerstore_tmpdir(store, "named-context-", err) : NULL;
         int r = !key      ? mk_error_set(err, MK_ERR_USAGE, 0, "invalid context name \"%s\"", name)
@@ -649,6 +658,6 @@ const char *builder_named_context(const struct mk_strv *contexts, const char *na
 {
     if (!contexts || !contexts->n)
         return NULL;
-    _cleanup_free_ char *key = layerstore_normalize_ref(name, NULL);
+    _cleanup_free_ char *key = context_key(name);
     return key ? mk_strv_env_get(contexts, key) : NULL;
 }
