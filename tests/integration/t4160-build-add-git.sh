@@ -43,6 +43,14 @@ git_work commit -qam three && git_work push -q "$T/repos/repo.git" main
 t_eq "a moved branch misses the cache (the steps after it too)" "$rc:$(grep -c '=> CACHED' "$T/log")" 0:0
 t_eq "and gives its new commit" "$("$MKIMG" run ag cat /from-sub/f)" three
 
+# https, its CA trusted through SSL_CERT_FILE (which git gets too).
+reg_tls_certs
+git_http_start "$T/repos" "$T/srv.crt" "$T/srv.key"
+printf 'FROM busybox\nADD https://%s/repo.git#v1:sub /s\n' "$GIT_HTTP" >"$c/Dockerfile.https"
+t_ok "ADD https://127.0.0.1:PORT/repo.git#v1:sub" env -u GIT_SSL_CAINFO \
+    SSL_CERT_FILE="$T/certs/ca.crt" "$MKIMG" build -q -t ags -f "$c/Dockerfile.https" "$c"
+t_eq "gave the tag's subdirectory" "$("$MKIMG" run ags cat /s/f)" one
+
 # git@ / ssh-style URLs go to git too (here a missing host: git's reason, named).
 printf 'FROM busybox\nADD git@127.0.0.1:nope/repo.git /x\n' >"$c/Dockerfile.ssh"
 GIT_SSH_COMMAND=false "$MKIMG" build -q -f "$c/Dockerfile.ssh" "$c" >/dev/null 2>"$T/err"; rc=$?
