@@ -38,13 +38,36 @@ static int copy_fn(int rootfd, void *arg, struct mk_error **err)
 struct url_sources {
     struct mk_strv urls, rel, digests; /* rel: "0/name"; digests: "" until downloaded */
     struct src_root root;
+    bool keep_git_dir; /* git URLs: rel "0" (or "0/subdir"), digests "git:COMMIT" */
 };
 
 static void url_sources_release(struct build *b, struct url_sources *u);
 
+/* ADD <git URL>: a checkout of the ref; with --checksum, that is the commit it must be. */
+static int git_download(struct build *b, const struct mk_df_node *n, struct url_sources *u,
+                        size_t i, const char *checksum, struct mk_error **err)
+{
+    _cleanup_free_ char *rel = NULL, *commit = NULL, *name = mk_xasprintf("%zu", i);
+    if (builder_add_git(u->urls.v[i], u->keep_git_dir, u->root.tmp, name, &rel, &commit, err) < 0)
+        return node_where(b, n, err);
+    if (checksum && strcmp(checksum, commit) != 0) {
+        _cleanup_free_ char *where = where_of(b, n);
+        return mk_error_set_at(err, MK_ERR_DIGEST, where,
+                               "fetching \"%s\": checksum mismatch: got %s, want %s", u->urls.v[i],
+                               commit, checksum);
+    }
+    free(u->rel.v[i]);
+    u->rel.v[i] = MK_TAKE_PTR(rel);
+    free(u->digests.v[i]);
+    u->digests.v[i] = mk_xasprintf("git:%s", commit);
+    return 0;
+}
+
 static int url_download(struct build *b, const struct mk_df_node *n, struct url_sources *u,
                         size_t i, const char *checksum, struct mk_error **err)
 {
+    if (builder_is_git_url(u->urls.v[i]))
+        return git_download(b, n, u, i, checksum, err);
     char d[MK_DIGEST_SIZE];
     if (builder_url_fetch(u->urls.v[i], b->opts->registry, u->root.fd, u->rel.v[i], d, err) < 0)
         return node_where(b, n, err);
@@ -170,18 +193,15 @@ static int copy_sources(struct build *b, struct stage *s, struct copy_job *j, st
         if (expand_word(b, s, n, n->args.v[i], &w, err) < 0)
             return -1;
         mk_buf_addf(&j->hist_src, " %s", w);
-        if (j->is_add && builder_is_git_url(w)) {
-            node_error(b, n, err, "ADD from a git repository (\"%s\") is not supported yet", w);
-            free(w);
-            return -1;
-        }
-        if (builder_is_http_url(w)) {
+        if (builder_is_http_url(w) || (j->is_add && builder_is_git_url(w))) {
             if (!j->is_add) {
                 node_error(b, n, err, "COPY cannot take a URL (\"%s\") as a source: use ADD", w);
                 free(w);
                 return -1;
             }
-            _cleanup_free_ char *name = builder_url_filename(w);
+            /* A git URL's rel is set when it is checked out (git_download). */
+            _cleanup_free_ char *name =
+                builder_is_git_url(w) ? mk_xstrdup("") : builder_url_filename(w);
             mk_strv_pushf(&j->urls.rel, "%zu/%s", j->urls.urls.n, name);
             mk_strv_push_take(&j->urls.urls, w);
             mk_strv_push(&j->urls.digests, "");
@@ -233,9 +253,10 @@ static int copy_urls(struct build *b, struct copy_job *j, struct mk_error **err)
     const char *checksum = j->in->copy.checksum;
     if (checksum && !j->urls.urls.n)
         return node_error(b, n, err, "checksum requires HTTP(S) or Git sources");
-    if (checksum && !mk_digest_valid(checksum))
-        return node_error(
-            b, n, err, "invalid --checksum value \"%s\" (want sha256:<64 hex digits>)", checksum);
+    bool git = checksum && j->urls.urls.n && builder_is_git_url(j->urls.urls.v[0]);
+    if (checksum && (git ? !builder_git_commit_valid(checksum) : !mk_digest_valid(checksum)))
+        return node_error(b, n, err, "invalid --checksum value \"%s\" (want %s)", checksum,
+                          git ? "the commit's hex digits" : "sha256:<64 hex digits>");
     if (!j->urls.urls.n)
         return 0;
     if (j->sources.n + j->urls.urls.n > 1 && !j->spec.dest_is_dir)
@@ -284,6 +305,8 @@ static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct
         key_add(k.h, j->urls.rel.v[i]);
         key_add(k.h, c->checksum ? c->checksum : j->urls.digests.v[i]);
         key_add(k.h, c->unpack == 1 ? "unpack" : "");
+        if (j->urls.keep_git_dir && builder_is_git_url(j->urls.urls.v[i]))
+            key_add(k.h, "keep-git-dir");
     }
     struct mk_copy_spec vspec = j->spec;
     vspec.visit = copy_key_visit;
@@ -353,7 +376,7 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
         .excludes = MK_STRV_INIT,
         .src = {NULL, -1},
         .heredocs = {NULL, -1},
-        .urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}},
+        .urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}, c->keep_git_dir},
         .hist_src = MK_BUF_INIT,
     };
     j.spec.src_rootfd = -1;
