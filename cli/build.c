@@ -399,7 +399,7 @@ static int write_metadata(const struct mk_image *img, const struct mk_strv *tags
     if (tags->n) {
         struct mk_buf names = MK_BUF_INIT;
         for (size_t i = 0; i < tags->n; i++) {
-            _cleanup_free_ char *norm = layerstore_normalize_ref(tags->v[i], NULL);
+            _cleanup_free_ char *norm = mk_ref_local_name(tags->v[i], NULL);
             mk_buf_addf(&names, "%s%s", i ? "," : "", norm ? norm : tags->v[i]);
         }
         json_object_set_new(o, "image.name", json_string(names.data));

@@ -88,7 +88,7 @@ void cli_warn(const char *fmt, ...)
 int cli_check_new_name(const char *name)
 {
     struct mk_error *err = NULL;
-    _cleanup_free_ char *norm = layerstore_normalize_ref(name, &err);
+    _cleanup_free_ char *norm = mk_ref_local_name(name, &err);
     if (!norm)
         return cli_fail(err);
     if (strchr(name, '@')) {

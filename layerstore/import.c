@@ -52,7 +52,7 @@ int layerstore_import_platform(struct mk_store *store, const char *path, const c
                                const struct mk_platform *platform, struct mk_image **ret,
                                struct mk_error **err)
 {
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     struct mk_layer_desc layer;

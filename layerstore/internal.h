@@ -111,7 +111,7 @@ struct ls_apply_opts {
 int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee_fd,
                  char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
 
-/* ---- the store handle and shared helpers (store, blob, config, ref, index, image,
+/* ---- the store handle and shared helpers (store, blob, config, index, image,
  *      snapshot, import .c) ---------------------------------------------------------------- */
 
 #include <jansson.h>

@@ -29,6 +29,10 @@
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/ref.h"
+
+/* Transitional: builder/build.c still says this until it is split; removed then. */
+#define layerstore_normalize_ref mk_ref_local_name
 #include "common/util.h"
 
 #define MK_MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -149,13 +153,9 @@ struct mk_image {
     struct mk_strv tags; /* refs naming this manifest in index.json */
 };
 
-/* "hello" -> "hello:latest"; a reference with a tag or digest stays as it is. Fails with
- * MK_ERR_INVALID for malformed names. Caller frees. */
-char *layerstore_normalize_ref(const char *ref, struct mk_error **err);
-
-/* Finds an image by reference (normalized), by "sha256:<hex>" of its config or manifest,
- * or by an unambiguous hex prefix (at least 4 digits) of its ID. MK_ERR_NOT_FOUND when
- * nothing matches. */
+/* Finds an image by reference (its local name, common/ref.h), by "sha256:<hex>" of its
+ * config or manifest, or by an unambiguous hex prefix (at least 4 digits) of its ID.
+ * MK_ERR_NOT_FOUND when nothing matches. */
 int layerstore_image_get(struct mk_store *store, const char *name, struct mk_image **ret,
                          struct mk_error **err);
 void layerstore_image_free(struct mk_image *img);
@@ -172,7 +172,7 @@ int layerstore_image_write_annotated(struct mk_store *store, const struct mk_ima
                                      const struct mk_strv *annotations, struct mk_image **ret,
                                      struct mk_error **err);
 
-/* Points ref (normalized) at the manifest, replacing what it named before. Atomic under
+/* Points ref (its local name) at the manifest, replacing what it named before. Atomic under
  * the store lock. ref NULL keeps the image as an untagged entry (findable by ID) unless
  * index.json already lists its manifest. */
 int layerstore_tag(struct mk_store *store, const struct mk_image *img, const char *ref,

@@ -250,7 +250,7 @@ static int digest_entries(struct mk_store *store, const char *digest, const char
 int layerstore_ref_platforms(struct mk_store *store, const char *name,
                              struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
 {
-    _cleanup_free_ char *ref = layerstore_normalize_ref(name, err);
+    _cleanup_free_ char *ref = mk_ref_local_name(name, err);
     if (!ref)
         return -1;
     char digest[MK_DIGEST_SIZE];
@@ -307,7 +307,7 @@ static int tag_entries(struct mk_store *store, const struct mk_platform_entry *e
                 layerstore_platform_format(&e[i].platform, p);
                 return mk_error_set_at(err, MK_ERR_INVALID, ref, "two images for platform %s", p);
             }
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     char digest[MK_DIGEST_SIZE];
@@ -344,7 +344,7 @@ int layerstore_tag_index(struct mk_store *store, const struct mk_platform_entry 
 
 bool layerstore_ref_is_index(struct mk_store *store, const char *name)
 {
-    _cleanup_free_ char *ref = layerstore_normalize_ref(name, NULL);
+    _cleanup_free_ char *ref = mk_ref_local_name(name, NULL);
     char digest[MK_DIGEST_SIZE];
     if (!ref || ls_index_ref_digest(store, ref, digest, NULL) < 0)
         return false;
@@ -368,7 +368,7 @@ void layerstore_image_platform_entry(const struct mk_image *img, struct mk_platf
 static int add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
                         bool index_always, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
 {
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     struct mk_platform_entry add;

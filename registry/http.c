@@ -65,7 +65,7 @@ int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
         return mk_error_set(err, MK_ERR_FAILED, 0, "cannot initialize libcurl");
     struct reg_client *c = mk_xcalloc(1, sizeof(*c));
     c->curl = curl;
-    c->host = mk_xstrdup(registry_ref_host(ref));
+    c->host = mk_xstrdup(mk_ref_registry_host(ref->domain));
     c->repo = mk_xstrdup(ref->path);
     c->retries = opts->retries < 0 ? REG_DEFAULT_RETRIES : opts->retries;
     c->log = opts->log;

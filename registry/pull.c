@@ -222,11 +222,11 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
 int registry_pull(struct mk_store *store, const char *name, const struct registry_opts *opts,
                   struct mk_image **ret, struct mk_error **err)
 {
-    _cleanup_free_ char *local = layerstore_normalize_ref(name, err);
+    _cleanup_free_ char *local = mk_ref_local_name(name, err);
     if (!local)
         return -1;
     struct mk_ref *ref = NULL;
-    if (registry_ref_parse(name, &ref, err) < 0)
+    if (mk_ref_parse(name, &ref, err) < 0)
         return -1;
     struct reg_platform want;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
@@ -277,7 +277,7 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
         reg_log(c, "stored %s as %s", m.digest, local);
     }
     reg_manifest_release(&m);
-    registry_ref_free(ref);
+    mk_ref_free(ref);
     if (r < 0)
         return mk_error_set_where(err, name);
     if (ret)

@@ -431,12 +431,12 @@ static char *mount_source(const struct mk_image *img, const struct mk_ref *dest)
 {
     for (size_t i = 0; i < img->tags.n; i++) {
         struct mk_ref *r = NULL;
-        if (registry_ref_parse(img->tags.v[i], &r, NULL) < 0)
+        if (mk_ref_parse(img->tags.v[i], &r, NULL) < 0)
             continue;
         char *from = NULL;
         if (strcmp(r->domain, dest->domain) == 0 && strcmp(r->path, dest->path) != 0)
             from = mk_xstrdup(r->path);
-        registry_ref_free(r);
+        mk_ref_free(r);
         if (from)
             return from;
     }
@@ -455,13 +455,13 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
         return -1;
     const char *target = dest ? dest : image;
     struct mk_ref *ref = NULL;
-    if (registry_ref_parse(target, &ref, err) < 0)
+    if (mk_ref_parse(target, &ref, err) < 0)
         return -1;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
     int r = reg_push_client(ref, opts, &c, err);
     if (r == 0)
         r = reg_push_image(c, store, img, image, ref, opts, false, ret_digest, NULL, err);
-    registry_ref_free(ref);
+    mk_ref_free(ref);
     if (r < 0)
         return mk_error_set_where(err, target);
     return 0;

@@ -35,23 +35,10 @@
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/ref.h"
 
 struct mk_store;
 struct mk_image;
-
-struct mk_ref {
-    char *domain; /* "docker.io", "127.0.0.1:5000" */
-    char *path;   /* "library/busybox" */
-    char *tag;    /* NULL when only a digest was given */
-    char *digest; /* NULL or "sha256:..." */
-};
-
-/* Parses and normalizes a reference the way docker does (docker.io, library/, latest).
- * MK_ERR_INVALID with a message naming the problem for malformed input. */
-int registry_ref_parse(const char *s, struct mk_ref **ret, struct mk_error **err);
-void registry_ref_free(struct mk_ref *ref);
-/* The registry host to talk to for a domain: docker.io means registry-1.docker.io. */
-const char *registry_ref_host(const struct mk_ref *ref);
 
 enum registry_tls {
     REGISTRY_TLS_DEFAULT = 0, /* verify, except plain HTTP for localhost, 127.x.y.z, [::1] */
@@ -75,7 +62,7 @@ struct registry_opts {
 };
 
 /* Pulls ref from its registry into the store and tags it locally under ref as the user
- * wrote it, normalized by layerstore_normalize_ref ("busybox" -> "busybox:latest";
+ * wrote it, normalized by mk_ref_local_name ("busybox" -> "busybox:latest";
  * "127.0.0.1:5000/a/b:v1" stays). An index or manifest list resolves to opts->platform.
  * Blobs already in the store are not fetched again. ret may be NULL; the image is the
  * caller's (layerstore_image_free). MK_ERR_NOT_FOUND when the registry has no such image,
