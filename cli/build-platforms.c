@@ -34,7 +34,7 @@ static int export_split(struct mk_store *store, struct mk_image **imgs, size_t n
         struct mk_platform p;
         layerstore_config_platform(&imgs[i]->config, &p);
         char ps[MK_PLATFORM_MAX];
-        layerstore_platform_format(&p, ps);
+        mk_platform_format(&p, ps);
         for (char *c = ps; *c; c++)
             if (*c == '/')
                 *c = '_';

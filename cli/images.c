@@ -70,9 +70,9 @@ int cmd_images(struct mk_cli *cli, int argc, char **argv)
         return cli_fail(err);
     struct row *rows = mk_xcalloc(n + 1, sizeof(*rows));
     struct mk_platform hp;
-    layerstore_platform_host(&hp);
+    mk_platform_host(&hp);
     char host[MK_PLATFORM_MAX];
-    layerstore_platform_format(&hp, host);
+    mk_platform_format(&hp, host);
     bool foreign = false;
     size_t nrows = 0;
     for (size_t i = 0; i < n; i++) {

@@ -19,7 +19,7 @@ int cli_platform_arg(int *argc, char ***argv, const char *usage, struct mk_platf
     if (!v)
         return cli_usage("%s", usage);
     struct mk_error *err = NULL;
-    if (layerstore_platform_parse(v, ret, &err) < 0)
+    if (mk_platform_parse(v, ret, &err) < 0)
         return cli_fail(err);
     *argc -= used;
     *argv += used;

@@ -1022,8 +1022,7 @@ static int oci_manifest(struct loader *l, json_t *desc, int depth, struct image_
             json_t *p = json_object_get(d, "platform");
             const char *arch = json_string_value(json_object_get(p, "architecture"));
             const char *os = json_string_value(json_object_get(p, "os"));
-            if (arch && os && strcmp(arch, layerstore_host_arch()) == 0 &&
-                strcmp(os, "linux") == 0) {
+            if (arch && os && strcmp(arch, mk_host_arch()) == 0 && strcmp(os, "linux") == 0) {
                 pick = d;
                 break;
             }

@@ -305,7 +305,7 @@ static void list_entry(struct mk_store *store, json_t *idx, const char *ref, con
     en->created = img->config.created ? mk_xstrdup(img->config.created) : NULL;
     struct mk_platform p;
     layerstore_config_platform(&img->config, &p);
-    layerstore_platform_format(&p, en->platform);
+    mk_platform_format(&p, en->platform);
 }
 
 int layerstore_list(struct mk_store *store, struct mk_image_entry **ret, size_t *ret_n,

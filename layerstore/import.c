@@ -61,7 +61,7 @@ int layerstore_import_platform(struct mk_store *store, const char *path, const c
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     struct mk_platform host;
-    layerstore_platform_host(&host);
+    mk_platform_host(&host);
     const struct mk_platform *p = platform ? platform : &host;
     cfg.os = mk_xstrdup(p->os);
     cfg.architecture = mk_xstrdup(p->arch);

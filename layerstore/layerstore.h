@@ -29,10 +29,16 @@
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/platform.h"
 #include "common/ref.h"
 
 /* Transitional: builder/build.c still says this until it is split; removed then. */
 #define layerstore_normalize_ref mk_ref_local_name
+#define layerstore_platform_parse mk_platform_parse
+#define layerstore_platform_host mk_platform_host
+#define layerstore_platform_format mk_platform_format
+#define layerstore_platform_equal mk_platform_equal
+#define layerstore_host_arch mk_host_arch
 #include "common/util.h"
 
 #define MK_MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -42,10 +48,6 @@
 #define MK_MEDIA_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
 #define MK_MEDIA_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 #define MK_MEDIA_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
-
-/* "os/arch/variant" and each of its parts fit in these (layerstore/platform.c). */
-#define MK_PLATFORM_PART_MAX 32
-#define MK_PLATFORM_MAX (3 * MK_PLATFORM_PART_MAX)
 
 struct mk_store;
 
@@ -207,20 +209,7 @@ char *layerstore_image_inspect_json(struct mk_store *store, const struct mk_imag
 /* A name holds one image per platform: index.json points the name at the image manifest
  * while it holds one, and at an OCI image index (one manifest per platform, in the order
  * they were added) once it holds several. layerstore_image_get on such a name gives the
- * host's platform. */
-struct mk_platform {
-    char os[MK_PLATFORM_PART_MAX];
-    char arch[MK_PLATFORM_PART_MAX];    /* OCI/Go naming: amd64, arm64, arm, 386, ... */
-    char variant[MK_PLATFORM_PART_MAX]; /* "" for none */
-};
-/* "os/arch[/variant]" or "arch" (linux); NULL or "" is the host's. Normalized as
- * containerd does (x86_64 -> amd64, aarch64 -> arm64, arm64/v8 -> arm64, arm -> arm/v7).
- * MK_ERR_USAGE for anything else. */
-int layerstore_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **err);
-void layerstore_platform_host(struct mk_platform *ret);
-/* "linux/arm64", "linux/arm/v7". */
-void layerstore_platform_format(const struct mk_platform *p, char out[MK_PLATFORM_MAX]);
-bool layerstore_platform_equal(const struct mk_platform *a, const struct mk_platform *b);
+ * host's platform. Platforms themselves: common/platform.h. */
 /* The platform an image config says (os defaults to linux), normalized. */
 void layerstore_config_platform(const struct mk_image_config *cfg, struct mk_platform *ret);
 
@@ -314,8 +303,6 @@ int layerstore_import_platform(struct mk_store *store, const char *path, const c
                                const struct mk_platform *platform, struct mk_image **ret,
                                struct mk_error **err);
 
-/* Host architecture in OCI/Go naming: amd64, arm64, ... */
-const char *layerstore_host_arch(void);
 /* RFC 3339 UTC time of now (or of $SOURCE_DATE_EPOCH when set). Caller frees. */
 char *layerstore_now_rfc3339(void);
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/platform.h"
 #include "common/util.h"
 #include "registry/registry.h"
 
@@ -197,13 +198,9 @@ void reg_manifest_release(struct reg_manifest *m);
 bool reg_is_index(const char *media_type);
 bool reg_is_image_manifest(const char *media_type);
 
-struct reg_platform {
-    char os[32], arch[32], variant[32];
-};
-/* "os/arch[/variant]"; NULL means linux/<host arch>. MK_ERR_USAGE when malformed. */
-int reg_platform_parse(const char *s, struct reg_platform *ret, struct mk_error **err);
-/* The digest of the index entry for want (MK_ERR_NOT_FOUND listing what the index has). */
-int reg_index_select(const struct reg_manifest *idx, const struct reg_platform *want,
+/* The digest of the index entry for want (normalized, common/platform.h; an empty variant
+ * takes any), MK_ERR_NOT_FOUND listing what the index has. */
+int reg_index_select(const struct reg_manifest *idx, const struct mk_platform *want,
                      char ret[MK_DIGEST_SIZE], struct mk_error **err);
 
 struct reg_blob_desc {

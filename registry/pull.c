@@ -228,9 +228,9 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
     struct mk_ref *ref = NULL;
     if (mk_ref_parse(name, &ref, err) < 0)
         return -1;
-    struct reg_platform want;
+    struct mk_platform want;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
-    int r = reg_platform_parse(opts ? opts->platform : NULL, &want, err);
+    int r = mk_platform_parse(opts ? opts->platform : NULL, &want, err);
     if (r == 0)
         r = reg_client_new(ref, opts, &c, err);
     if (r == 0 && opts && opts->creds)
@@ -306,7 +306,7 @@ int registry_image_get(struct mk_store *store, const char *name, enum registry_p
         struct mk_error *e = NULL;
         struct mk_platform want;
         bool by_platform = opts && opts->platform;
-        if (by_platform && layerstore_platform_parse(opts->platform, &want, err) < 0)
+        if (by_platform && mk_platform_parse(opts->platform, &want, err) < 0)
             return -1;
         if (layerstore_image_get_platform(store, name, by_platform ? &want : NULL, ret, &e) == 0)
             return 0;

@@ -127,7 +127,7 @@ int main(void)
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.os = mk_xstrdup("linux");
-    cfg.architecture = mk_xstrdup(layerstore_host_arch());
+    cfg.architecture = mk_xstrdup(mk_host_arch());
     mk_strv_push(&cfg.diff_ids, l1.diff_id);
     mk_strv_push(&cfg.diff_ids, l2.diff_id);
     struct mk_layer_desc layers[2] = {l1, l2};
