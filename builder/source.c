@@ -105,6 +105,25 @@ static int unpack_input(int fd, const char *input_path, const char *ctx, const c
     return 0;
 }
 
+/* The environment git runs with: ours, made for a run without a terminal. Built before the
+ * fork (no allocation in the child of a process that may have threads), never by changing
+ * our own. */
+static void git_env(struct mk_strv *env)
+{
+    for (char **e = environ; *e; e++)
+        mk_strv_push(env, *e);
+    /* Never ask for a password on the terminal: credentials come from git's own helpers. */
+    mk_strv_env_set(env, "GIT_TERMINAL_PROMPT", "0");
+    mk_strv_env_set(env, "GIT_ASKPASS", "true");
+    /* SSL_CERT_FILE trusts a CA for every download of the build, git's too (git's libcurl
+     * may be built against GnuTLS, which does not read it). */
+    const char *cafile = mk_strv_env_get(env, "SSL_CERT_FILE");
+    if (cafile && *cafile && !mk_strv_env_get(env, "GIT_SSL_CAINFO")) {
+        _cleanup_free_ char *ca = mk_xstrdup(cafile);
+        mk_strv_env_set(env, "GIT_SSL_CAINFO", ca);
+    }
+}
+
 /* Runs git with argv in dir (NULL: ours); its output goes to log_path, whose last line is the
  * error message when it fails. */
 static int run_git(char *const *argv, const char *dir, const char *log_path, const char *what,
@@ -114,6 +133,8 @@ static int run_git(char *const *argv, const char *dir, const char *log_path, con
         open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (logfd < 0)
         return mk_error_errno(err, "creating \"%s\"", log_path);
+    _cleanup_(mk_strv_release) struct mk_strv env = MK_STRV_INIT;
+    git_env(&env);
     pid_t pid = fork();
     if (pid < 0)
         return mk_error_errno(err, "%s: fork", what);
@@ -122,15 +143,7 @@ static int run_git(char *const *argv, const char *dir, const char *log_path, con
         if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
             (dir && chdir(dir) < 0))
             _exit(127);
-        /* Never ask for a password on the terminal: credentials come from git's own helpers. */
-        setenv("GIT_TERMINAL_PROMPT", "0", 1);
-        setenv("GIT_ASKPASS", "true", 1);
-        /* SSL_CERT_FILE trusts a CA for every download of the build, git's too (git's libcurl
-         * may be built against GnuTLS, which does not read it). */
-        const char *cafile = getenv("SSL_CERT_FILE");
-        if (cafile && *cafile && !getenv("GIT_SSL_CAINFO"))
-            setenv("GIT_SSL_CAINFO", cafile, 1);
-        execvp(argv[0], argv);
+        execvpe(argv[0], argv, env.v);
         _exit(127);
     }
     int st = 0;
