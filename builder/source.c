@@ -266,6 +266,26 @@ static int copy_dockerfile(const char *ctx, const char *rel, const char *out, bo
     return 0;
 }
 
+/* The Dockerfile of a remote context (-f names a file inside it, as with docker; else
+ * builder_dockerfile_default), copied to out, and its own ignore file NAME.dockerignore, when
+ * the context has one, to out.dockerignore: beside the copy, where the context reader looks. */
+static int copy_context_dockerfile(const char *ctx, const char *dockerfile, const char *out,
+                                   struct mk_error **err)
+{
+    _cleanup_close_ int dfd = open(ctx, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", ctx);
+    const char *name = dockerfile ? dockerfile : builder_dockerfile_default(dfd);
+    bool found = false;
+    if (copy_dockerfile(ctx, name, out, &found, err) < 0)
+        return -1;
+    if (!found)
+        return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no \"%s\" in the build context", name);
+    _cleanup_free_ char *ignore = mk_xasprintf("%s.dockerignore", name);
+    _cleanup_free_ char *ignore_out = mk_xasprintf("%s.dockerignore", out);
+    return copy_dockerfile(ctx, ignore, ignore_out, &found, err);
+}
+
 int builder_source_prepare(struct mk_store *store, const char *context, const char *dockerfile,
                            const struct registry_opts *ropts, struct builder_source *ret,
                            struct mk_error **err)
@@ -346,18 +366,10 @@ int builder_source_prepare(struct mk_store *store, const char *context, const ch
     } else {
         src->context_dir = mk_xstrdup(ctx);
     }
-    if (!src->dockerfile) {
-        /* -f names a file inside a remote context, as with docker. */
-        const char *names[] = {dockerfile ? dockerfile : "Dockerfile", "Containerfile"};
-        bool found = false;
-        for (size_t i = 0; !found && i < (dockerfile ? 1u : 2u); i++)
-            if (copy_dockerfile(src->context_dir, names[i], df_path, &found, err) < 0)
-                return -1;
-        if (!found)
-            return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no \"%s\" in the build context",
-                                names[0]);
+    if (!src->dockerfile && copy_context_dockerfile(src->context_dir, dockerfile, df_path, err) < 0)
+        return -1;
+    if (!src->dockerfile)
         src->dockerfile = mk_xstrdup(df_path);
-    }
 done:
     *ret = *src;
     memset(src, 0, sizeof(*src));
