@@ -1,0 +1,172 @@
+/* builder/rooms.h - what the build driver (builder/build.c) and its rooms share: the build and
+ * stage state and each room's entry points. Not a public API; only the rooms include it.
+ * builder/README.md says which room holds what. */
+#ifndef MK_BUILDER_ROOMS_H
+#define MK_BUILDER_ROOMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "builder/internal.h"
+#include "common/digest.h"
+#include "parser/parser.h"
+
+#define MK_DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct copy_key {
+    struct build *b;
+    struct mk_sha256 *h;
+    int srcfd; /* -1: the build context */
+};
+
+struct stage {
+    char *name; /* AS name (lowercase) or NULL */
+    size_t index;
+    size_t first, end; /* nodes [first, end) of the Dockerfile, first is the FROM */
+    bool needed;
+    bool built;
+    /* result */
+    struct mk_image_config config;
+    struct mk_layer_desc *layers;
+    size_t n_layers;
+    char chain[MK_DIGEST_SIZE]; /* chain id of all layers, "" for none */
+    struct mk_strv lowerdirs;   /* snapshot dirs, top-most first */
+    struct mk_strv args;        /* declared ARGs "K=V" (stage scope) */
+    struct mk_strv arg_names;   /* every ARG the stage declared, valued or not, in order */
+    bool cmd_set;
+    char *base_name; /* the FROM image as written after expansion */
+    /* The external image the stage's chain of FROMs starts at (fully qualified) and its
+     * manifest digest, for the base.name/base.digest annotations; NULL for scratch. */
+    char *base_ref;
+    char base_digest[MK_DIGEST_SIZE];
+    /* How many layers and history entries come from that external image (--squash keeps
+     * them and merges the rest). */
+    size_t n_base_layers, n_base_history;
+    size_t step0;  /* steps of the needed stages before this one (for "[step/n]") */
+    bool prebuilt; /* --jobs: built by a helper process; this pass only collects it */
+    size_t *deps;  /* the stages this one uses (FROM, --from, --mount from=) */
+    size_t n_deps;
+    struct mk_platform platform; /* what it runs on: FROM --platform, its base stage's, or
+                                  * the target platform */
+    bool pinned;                 /* its platform is FROM --platform's (or its base stage's) */
+};
+
+struct build {
+    struct mk_store *store;
+    const struct mk_build_opts *opts;
+    struct mk_df *df;
+    char *df_name; /* for error locations: "Dockerfile" as the user named it */
+    struct mk_context *ctx;
+    struct mk_strv meta_args;  /* global ARGs (before the first FROM), "K=V" */
+    struct mk_strv build_args; /* --build-arg, resolved "K=V" */
+    struct mk_strv used_build_args;
+    struct stage *stages;
+    size_t n_stages;
+    size_t target;
+    size_t step, n_steps;
+    char *created;
+    char *tmp; /* current step's tmpdir, removed on every path */
+    struct mk_hashcache *hc;
+    size_t cached_steps;
+    char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
+    struct mk_progress_ui *ui;
+    bool silent; /* collecting a stage a helper process built and showed already */
+    /* --jobs: a helper process reports the cache keys it stored on result_fd; the parent
+     * keeps them in fresh_keys, the entries this build made (hits even with --no-cache). */
+    int result_fd;
+    struct mk_strv fresh_keys;
+    struct mk_platform target_platform; /* --platform, else the host's (TARGETPLATFORM) */
+};
+
+struct src_root {
+    char *tmp;
+    int fd;
+};
+
+/* step.c */
+char *where_of(struct build *b, const struct mk_df_node *n);
+__attribute__((format(printf, 4, 5))) int node_error(struct build *b, const struct mk_df_node *n,
+                                                     struct mk_error **err, const char *fmt, ...);
+int node_where(struct build *b, const struct mk_df_node *n, struct mk_error **err);
+void logf_(struct build *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *upper_keyword(const char *kw);
+const char *node_rest(const struct mk_df_node *n);
+void stage_expand_env(const struct stage *s, struct mk_strv *env);
+int expand_word(struct build *b, const struct stage *s, const struct mk_df_node *n,
+                const char *word, char **ret, struct mk_error **err);
+void history(struct build *b, struct stage *s, const char *created_by, bool empty);
+void stage_release(struct stage *s);
+void stage_add_layer(struct stage *s, const struct mk_layer_desc *d, const char *chain,
+                     const char *snapshot);
+bool strv_has(const struct mk_strv *l, const char *v);
+void split_kv(const char *spec, struct mk_strv *out);
+char *go_list(const struct mk_strv *l, bool quote);
+void strv_add_unique(struct mk_strv *l, const char *v);
+
+/* stages.c */
+void src_root_release(struct build *b, struct src_root *r);
+int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_root *r,
+                  struct mk_error **err);
+int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n, const char *from,
+                   struct mk_strv *ret, struct mk_error **err);
+int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
+int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node *from,
+                struct mk_error **err);
+void predefined_args(struct build *b);
+int split_stages(struct build *b, struct mk_error **err);
+int stage_platforms(struct build *b, struct mk_error **err);
+size_t keep_pinned(struct build *b);
+
+/* step-cache.c */
+void explain_begin(bool on);
+void explain_stage_begin(void);
+void explain_release(void);
+__attribute__((format(printf, 1, 2))) void key_part(const char *fmt, ...);
+void key_add(struct mk_sha256 *h, const char *s);
+struct mk_sha256 *key_begin(const struct stage *s, const char *kind);
+void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l);
+int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
+                 bool *ret_hit);
+void cache_store(struct build *b, const struct stage *s, const char *key, bool empty);
+int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_work,
+               struct mk_error **err);
+void step_end(struct build *b);
+int step_commit(struct build *b, struct stage *s, const char *upper, const char *created_by,
+                struct mk_error **err);
+int copy_key_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
+                   struct mk_error **err);
+int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel, struct mk_error **err);
+void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char out[MK_DIGEST_SIZE]);
+void image_reuse_lookup(struct build *b, const char *key, struct mk_image **ret);
+
+/* step-run.c */
+void sandbox_spec_init(struct mk_sandbox_spec *spec, struct stage *s, const char *upper,
+                       const char *work);
+int do_run(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
+
+/* step-copy.c */
+int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool is_add,
+            struct mk_error **err);
+
+/* step-meta.c */
+int do_workdir(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
+int do_keyvalues(struct build *b, struct stage *s, const struct mk_df_node *n,
+                 struct mk_strv *target, const char *kw, struct mk_error **err);
+int do_arg(struct build *b, struct stage *s, struct mk_strv *scope, const struct mk_df_node *n,
+           struct mk_error **err);
+int do_cmd_like(struct build *b, struct stage *s, const struct mk_df_node *n,
+                struct mk_strv *target, bool *has, struct mk_error **err);
+int do_expose(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err);
+int do_healthcheck(struct build *b, struct stage *s, const struct mk_df_node *n,
+                   struct mk_error **err);
+
+/* workers.c */
+bool stages_parallel(const struct build *b);
+int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err);
+
+/* build.c */
+int run_instruction(struct build *b, struct stage *s, const struct mk_df_node *n,
+                    struct mk_error **err);
+int build_stage(struct build *b, struct stage *s, struct mk_error **err);
+
+#endif

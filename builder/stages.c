@@ -1,0 +1,528 @@
+/* builder/stages.c - the stage graph: stages of the Dockerfile, which ones the target needs,
+ * their platforms, FROM (an image or an earlier stage), ONBUILD, and the root file system of a
+ * stage or image that COPY --from and RUN --mount=from= read. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "builder/internal.h"
+#include "builder/rooms.h"
+#include "common/fsutil.h"
+#include "parser/parser.h"
+
+static struct stage *find_stage(struct build *b, const char *name, size_t before);
+
+/* COPY --from: the source stage's or image's root, mounted read-only-in-practice by a
+ * sandbox child that hands an fd of it back over a socket. The mount outlives the child's
+ * mount namespace as long as the fd is open (like a lazy unmount), and disappears with it. */
+static int send_root_fn(int rootfd, void *arg, struct mk_error **err)
+{
+    int sock = *(int *)arg;
+    char byte = 'r';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &rootfd, sizeof(int));
+    if (sendmsg(sock, &msg, 0) != 1)
+        return mk_error_errno(err, "handing over the source root");
+    return 0;
+}
+
+static int recv_fd(int sock, struct mk_error **err)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+        return mk_error_errno(err, "receiving the source root");
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS)
+        return mk_error_set(err, MK_ERR_IO, 0, "receiving the source root: no descriptor");
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+void src_root_release(struct build *b, struct src_root *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    if (r->tmp) {
+        layerstore_tmpdir_remove(b->store, r->tmp, NULL);
+        free(r->tmp);
+        r->tmp = NULL;
+    }
+}
+
+int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_root *r,
+                  struct mk_error **err)
+{
+    r->fd = -1;
+    struct mk_workspace ws;
+    if (builder_workspace_new(b->store, "src-", &ws, err) < 0)
+        return -1;
+    r->tmp = MK_TAKE_PTR(ws.tmp);
+    _cleanup_free_ char *upper = MK_TAKE_PTR(ws.upper);
+    _cleanup_free_ char *work = MK_TAKE_PTR(ws.work);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return mk_error_errno(err, "socketpair");
+    struct mk_sandbox_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.lowerdirs = lowerdirs;
+    spec.upperdir = upper;
+    spec.workdir = work;
+    spec.stdout_fd = spec.stderr_fd = -1;
+    int rc = builder_sandbox_call(&spec, send_root_fn, &sv[1], err);
+    if (rc == 0)
+        r->fd = recv_fd(sv[0], err);
+    close(sv[0]);
+    close(sv[1]);
+    return rc < 0 || r->fd < 0 ? -1 : 0;
+}
+
+/* The image name for the stage's platform (FROM, COPY --from, RUN --mount from=): from a
+ * name that holds several, or pulled for it. For the host's platform a plain image of any
+ * platform is taken, as before there were platforms. */
+static int stage_image_get(struct build *b, const struct stage *s, const char *name,
+                           struct mk_image **ret, struct mk_error **err)
+{
+    struct registry_opts ropts;
+    if (b->opts->registry)
+        ropts = *b->opts->registry;
+    else
+        memset(&ropts, 0, sizeof(ropts));
+    char plat[MK_PLATFORM_MAX];
+    layerstore_platform_format(&s->platform, plat);
+    struct mk_platform host;
+    layerstore_platform_host(&host);
+    if (!layerstore_platform_equal(&s->platform, &host))
+        ropts.platform = plat;
+    /* A pulled base joins the platforms the name holds: the next platform's build finds
+     * it, and this one's stays. */
+    ropts.add_platform = true;
+    return registry_image_get(b->store, name, b->opts->pull, &ropts, ret, err);
+}
+
+/* Lowerdirs of a --from value: an earlier stage (by name or index) or an image. */
+int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n, const char *from,
+                   struct mk_strv *ret, struct mk_error **err)
+{
+    struct stage *src = find_stage(b, from, s->index);
+    if (src) {
+        if (!src->built)
+            return node_error(b, n, err, "stage \"%s\" was not built", from);
+        mk_strv_copy(ret, &src->lowerdirs);
+        return 0;
+    }
+    struct mk_image *img = NULL;
+    if (stage_image_get(b, s, from, &img, err) < 0) {
+        if (*err && (*err)->code == MK_ERR_NOT_FOUND && b->opts->pull == REGISTRY_PULL_NEVER) {
+            mk_error_free(*err);
+            *err = NULL;
+            return node_error(b, n, err,
+                              "--from=%s names no earlier stage and no image in the store", from);
+        }
+        return node_error(b, n, err, "--from=%s names no earlier stage, and as an image", from);
+    }
+    int r = builder_image_lowerdirs(b->store, img, ret, err);
+    layerstore_image_free(img);
+    return r < 0 ? node_where(b, n, err) : 0;
+}
+
+/* ---- stages ------------------------------------------------------------------------------- */
+
+static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
+                           struct mk_error **err);
+
+/* Like BuildKit, a stage whose base sets no PATH gets the default one in its config. */
+int stage_from(struct build *b, struct stage *s, const struct mk_df_node *n, struct mk_error **err)
+{
+    if (stage_from_base(b, s, n, err) < 0)
+        return -1;
+    if (!mk_strv_env_get(&s->config.env, "PATH"))
+        mk_strv_env_set(&s->config.env, "PATH", MK_DEFAULT_PATH_ENV + 5);
+    return 0;
+}
+
+/* "busybox" -> "docker.io/library/busybox:latest", as BuildKit writes base.name. */
+static char *qualified_ref(const char *image)
+{
+    _cleanup_free_ char *norm = layerstore_normalize_ref(image, NULL);
+    const char *r = norm ? norm : image;
+    const char *slash = strchr(r, '/');
+    bool has_host =
+        slash && (memchr(r, '.', (size_t)(slash - r)) || memchr(r, ':', (size_t)(slash - r)) ||
+                  ((size_t)(slash - r) == 9 && strncmp(r, "localhost", 9) == 0));
+    if (has_host)
+        return mk_xstrdup(r);
+    return mk_xasprintf("docker.io/%s%s", slash ? "" : "library/", r);
+}
+
+static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_node *n,
+                           struct mk_error **err)
+{
+    if (n->args.n != 1 && !(n->args.n == 3 && strcasecmp(n->args.v[1], "as") == 0))
+        return node_error(b, n, err, "FROM requires either one or three arguments");
+    _cleanup_free_ char *image = NULL;
+    struct mk_strv env = MK_STRV_INIT;
+    mk_strv_copy(&env, &b->meta_args);
+    int r = mk_shell_word(n->args.v[0], &env, b->df->escape, &image, err);
+    mk_strv_release(&env);
+    if (r < 0)
+        return node_where(b, n, err);
+    if (!*image)
+        return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
+    s->base_name = mk_xstrdup(image);
+
+    /* An earlier stage by name (case-insensitive) or index. */
+    for (size_t i = 0; i < s->index; i++) {
+        struct stage *p = &b->stages[i];
+        char idx[32];
+        snprintf(idx, sizeof(idx), "%zu", i);
+        if ((p->name && strcasecmp(p->name, image) == 0)) {
+            if (!p->built)
+                return node_error(b, n, err, "stage \"%s\" was not built", image);
+            layerstore_config_copy(&s->config, &p->config);
+            for (size_t l = 0; l < p->n_layers; l++) {
+                s->layers = mk_xreallocarray(s->layers, s->n_layers + 1, sizeof(*s->layers));
+                s->layers[s->n_layers] = p->layers[l];
+                s->layers[s->n_layers].media_type = mk_xstrdup(p->layers[l].media_type);
+                s->n_layers++;
+            }
+            memcpy(s->chain, p->chain, MK_DIGEST_SIZE);
+            mk_strv_copy(&s->lowerdirs, &p->lowerdirs);
+            s->base_ref = p->base_ref ? mk_xstrdup(p->base_ref) : NULL;
+            memcpy(s->base_digest, p->base_digest, MK_DIGEST_SIZE);
+            s->n_base_layers = p->n_base_layers;
+            s->n_base_history = p->n_base_history;
+            return 0;
+        }
+    }
+    if (strcasecmp(image, "scratch") == 0) {
+        s->config.os = mk_xstrdup(s->platform.os);
+        s->config.architecture = mk_xstrdup(s->platform.arch);
+        s->config.variant = s->platform.variant[0] ? mk_xstrdup(s->platform.variant) : NULL;
+        return 0;
+    }
+    struct mk_image *img = NULL;
+    if (stage_image_get(b, s, image, &img, err) < 0)
+        return node_error(b, n, err, "base image \"%s\"", image);
+    layerstore_config_copy(&s->config, &img->config);
+    s->n_layers = img->n_layers;
+    s->layers = mk_xcalloc(img->n_layers ? img->n_layers : 1, sizeof(*s->layers));
+    for (size_t l = 0; l < img->n_layers; l++) {
+        s->layers[l] = img->layers[l];
+        s->layers[l].media_type = mk_xstrdup(img->layers[l].media_type);
+    }
+    layerstore_image_chain_id(img, img->n_layers, s->chain);
+    s->n_base_layers = img->n_layers;
+    s->n_base_history = s->config.n_history;
+    s->base_ref = qualified_ref(image);
+    memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
+    r = builder_image_lowerdirs(b->store, img, &s->lowerdirs, err);
+    layerstore_image_free(img);
+    if (r < 0)
+        return node_error(b, n, err, "preparing base image \"%s\"", image);
+    return 0;
+}
+
+/* ONBUILD triggers of the base image run first, as if written after FROM. */
+int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node *from,
+                struct mk_error **err)
+{
+    if (!s->config.onbuild.n)
+        return 0;
+    struct mk_strv triggers = MK_STRV_INIT;
+    mk_strv_copy(&triggers, &s->config.onbuild);
+    mk_strv_clear(&s->config.onbuild);
+    int ret = 0;
+    for (size_t i = 0; i < triggers.n && ret == 0; i++) {
+        struct mk_df *df = NULL;
+        if (mk_df_parse(triggers.v[i], strlen(triggers.v[i]), b->df_name, &df, err) < 0) {
+            ret = node_where(b, from, err);
+            break;
+        }
+        for (size_t k = 0; k < df->n_nodes && ret == 0; k++) {
+            struct mk_df_node *tn = &df->nodes[k];
+            int sl = tn->start_line, el = tn->end_line;
+            tn->start_line = from->start_line;
+            tn->end_line = from->end_line;
+            logf_(b, "  ONBUILD %s\n", tn->original);
+            ret = run_instruction(b, s, tn, err);
+            tn->start_line = sl;
+            tn->end_line = el;
+        }
+        mk_df_free(df);
+    }
+    mk_strv_release(&triggers);
+    return ret;
+}
+
+/* BuildKit's automatic platform args, in the global scope (a stage redeclares them). */
+void predefined_args(struct build *b)
+{
+    struct mk_platform host;
+    layerstore_platform_host(&host);
+    char tp[MK_PLATFORM_MAX], bp[MK_PLATFORM_MAX];
+    layerstore_platform_format(&b->target_platform, tp);
+    layerstore_platform_format(&host, bp);
+    const char *names[][2] = {
+        {"TARGETPLATFORM", tp},
+        {"TARGETOS", b->target_platform.os},
+        {"TARGETARCH", b->target_platform.arch},
+        {"TARGETVARIANT", b->target_platform.variant},
+        {"BUILDPLATFORM", bp},
+        {"BUILDOS", host.os},
+        {"BUILDARCH", host.arch},
+        {"BUILDVARIANT", host.variant},
+    };
+    for (size_t i = 0; i < MK_ARRAY_SIZE(names); i++)
+        if (!mk_strv_env_get(&b->meta_args, names[i][0]))
+            mk_strv_env_set(&b->meta_args, names[i][0], names[i][1]);
+}
+
+/* Marks the target and the stages it needs (FROM <stage>, COPY --from=<stage>). */
+static struct stage *find_stage(struct build *b, const char *name, size_t before)
+{
+    for (size_t i = 0; i < before; i++)
+        if (b->stages[i].name && strcasecmp(b->stages[i].name, name) == 0)
+            return &b->stages[i];
+    uint64_t idx;
+    if (mk_parse_u64(name, &idx) == 0 && idx < before)
+        return &b->stages[idx];
+    return NULL;
+}
+
+/* The values an ARG line gives, as do_arg computes them, without side effects: enough to
+ * know which stage a "COPY --from=${ARG}" needs before the stage runs. */
+static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struct mk_df_node *n)
+{
+    for (size_t i = 0; i < n->args.n; i++) {
+        const char *eq = strchr(n->args.v[i], '=');
+        _cleanup_free_ char *name =
+            eq ? mk_xstrndup(n->args.v[i], (size_t)(eq - n->args.v[i])) : mk_xstrdup(n->args.v[i]);
+        _cleanup_free_ char *def = NULL;
+        if (eq && mk_shell_word(eq + 1, scope, b->df->escape, &def, NULL) < 0)
+            continue;
+        const char *v = mk_strv_env_get(&b->build_args, name);
+        if (!v)
+            v = eq ? def : mk_strv_env_get(&b->meta_args, name);
+        mk_strv_env_set(scope, name, v ? v : "");
+    }
+}
+
+static int mark_needed(struct build *b, size_t i, struct mk_error **err);
+
+/* Stage s uses the stage named dep (when it names one): it is needed, and s waits for it. */
+static int need_dep(struct build *b, struct stage *s, const char *dep, struct mk_error **err)
+{
+    struct stage *d = find_stage(b, dep, s->index);
+    if (!d)
+        return 0;
+    s->deps = mk_xreallocarray(s->deps, s->n_deps + 1, sizeof(*s->deps));
+    s->deps[s->n_deps++] = d->index;
+    return mark_needed(b, d->index, err);
+}
+
+static int mark_needed(struct build *b, size_t i, struct mk_error **err)
+{
+    struct stage *s = &b->stages[i];
+    if (s->needed)
+        return 0;
+    s->needed = true;
+    _cleanup_(mk_strv_release) struct mk_strv scope = MK_STRV_INIT;
+    for (size_t k = s->first; k < s->end; k++) {
+        const struct mk_df_node *n = &b->df->nodes[k];
+        const char *dep = NULL;
+        _cleanup_free_ char *expanded = NULL;
+        if (k == s->first && n->args.n) {
+            struct mk_strv env = MK_STRV_INIT;
+            mk_strv_copy(&env, &b->meta_args);
+            int r = mk_shell_word(n->args.v[0], &env, b->df->escape, &expanded, err);
+            mk_strv_release(&env);
+            if (r < 0)
+                return node_where(b, n, err);
+            dep = expanded;
+        } else if (strcmp(n->keyword, "arg") == 0) {
+            needed_scope_arg(b, &scope, n);
+            continue;
+        } else if ((strcmp(n->keyword, "copy") == 0 || strcmp(n->keyword, "add") == 0) &&
+                   mk_df_node_flag(n, "from", &dep) && dep) {
+            /* "--from=${VARIANT}": the stage's ARGs as declared so far name the stage. */
+            if (strchr(dep, '$') && mk_shell_word(dep, &scope, b->df->escape, &expanded, NULL) == 0)
+                dep = expanded;
+        } else if (strcmp(n->keyword, "run") == 0) {
+            /* RUN --mount=...,from=STAGE */
+            for (size_t f = 0; f < n->flags.n; f++) {
+                if (!mk_str_has_prefix(n->flags.v[f], "--mount="))
+                    continue;
+                /* "from=${STAGE}": the stage's ARGs as declared so far name the stage. */
+                const char *spec = n->flags.v[f] + 8;
+                _cleanup_free_ char *exp = NULL;
+                if (strchr(spec, '$') &&
+                    mk_shell_word(spec, &scope, b->df->escape, &exp, NULL) == 0)
+                    spec = exp;
+                _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
+                split_kv(spec, &kv);
+                const char *from = mk_strv_env_get(&kv, "from");
+                if (from && need_dep(b, s, from, err) < 0)
+                    return -1;
+            }
+            continue;
+        } else {
+            continue;
+        }
+        if (need_dep(b, s, dep, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int split_stages(struct build *b, struct mk_error **err)
+{
+    struct mk_df *df = b->df;
+    size_t i = 0;
+    /* Global ARGs before the first FROM. */
+    for (; i < df->n_nodes && strcmp(df->nodes[i].keyword, "from") != 0; i++) {
+        const struct mk_df_node *n = &df->nodes[i];
+        if (strcmp(n->keyword, "arg") != 0)
+            return node_error(b, n, err, "no build stage in current context (%s before FROM)",
+                              n->original);
+        if (do_arg(b, NULL, &b->meta_args, n, err) < 0)
+            return -1;
+    }
+    if (i == df->n_nodes)
+        return mk_error_set_at(err, MK_ERR_INVALID, b->df_name, "no FROM instruction");
+    for (; i < df->n_nodes; i++) {
+        const struct mk_df_node *n = &df->nodes[i];
+        if (strcmp(n->keyword, "from") != 0) {
+            b->stages[b->n_stages - 1].end = i + 1;
+            continue;
+        }
+        b->stages = mk_xreallocarray(b->stages, b->n_stages + 1, sizeof(*b->stages));
+        struct stage *s = &b->stages[b->n_stages];
+        memset(s, 0, sizeof(*s));
+        s->index = b->n_stages++;
+        s->first = i;
+        s->end = i + 1;
+        if (n->args.n == 3) {
+            s->name = mk_xstrdup(n->args.v[2]);
+            for (char *p = s->name; *p; p++)
+                if (*p >= 'A' && *p <= 'Z')
+                    *p = (char)(*p - 'A' + 'a');
+            for (size_t k = 0; k + 1 < b->n_stages; k++)
+                if (b->stages[k].name && strcmp(b->stages[k].name, s->name) == 0)
+                    return node_error(b, n, err, "duplicate stage name \"%s\"", s->name);
+        }
+    }
+    if (b->opts->target && *b->opts->target) {
+        struct stage *t = find_stage(b, b->opts->target, b->n_stages);
+        if (!t || !t->name || strcasecmp(t->name, b->opts->target) != 0)
+            return mk_error_set(err, MK_ERR_USAGE, 0, "target stage \"%s\" could not be found",
+                                b->opts->target);
+        b->target = t->index;
+    } else {
+        b->target = b->n_stages - 1;
+    }
+    if (mark_needed(b, b->target, err) < 0)
+        return -1;
+    for (size_t k = 0; k < b->n_stages; k++)
+        if (b->stages[k].needed) {
+            b->stages[k].step0 = b->n_steps;
+            b->n_steps += b->stages[k].end - b->stages[k].first;
+        }
+    return 0;
+}
+
+/* Each stage's platform, before anything runs: FROM --platform (expanded with the global
+ * args, so $BUILDPLATFORM works), else the stage it starts from, else the target. A needed
+ * stage with RUN on a platform this host cannot run fails here, not with "exec format
+ * error" halfway through the build. */
+int stage_platforms(struct build *b, struct mk_error **err)
+{
+    for (size_t i = 0; i < b->n_stages; i++) {
+        struct stage *s = &b->stages[i];
+        const struct mk_df_node *n = &b->df->nodes[s->first];
+        s->platform = b->target_platform;
+        const char *flag = NULL;
+        _cleanup_free_ char *image = NULL;
+        struct mk_strv env = MK_STRV_INIT;
+        mk_strv_copy(&env, &b->meta_args);
+        int r = n->args.n ? mk_shell_word(n->args.v[0], &env, b->df->escape, &image, NULL) : -1;
+        const struct stage *from = r == 0 ? find_stage(b, image, i) : NULL;
+        if (from && from->name && strcasecmp(from->name, image) == 0) {
+            s->platform = from->platform;
+            s->pinned = from->pinned;
+        }
+        if (mk_df_node_flag(n, "platform", &flag) && flag) {
+            s->pinned = true;
+            _cleanup_free_ char *p = NULL;
+            r = mk_shell_word(flag, &env, b->df->escape, &p, err);
+            if (r == 0)
+                r = layerstore_platform_parse(p, &s->platform, err);
+            if (r < 0) {
+                mk_strv_release(&env);
+                return node_where(b, n, err);
+            }
+        }
+        mk_strv_release(&env);
+        if (!s->needed)
+            continue;
+        for (size_t k = s->first + 1; k < s->end; k++)
+            if (strcmp(b->df->nodes[k].keyword, "run") == 0) {
+                if (builder_platform_check_run(&s->platform, err) < 0)
+                    return node_where(b, &b->df->nodes[k], err);
+                break;
+            }
+    }
+    return 0;
+}
+
+/* opts->pinned_only: only the needed stages whose platform FROM --platform fixes, and what
+ * they use, are built (the last of them as the target). Returns how many. */
+size_t keep_pinned(struct build *b)
+{
+    size_t kept = 0;
+    for (size_t i = b->n_stages; i-- > 0;) {
+        struct stage *s = &b->stages[i];
+        bool keep = s->needed && s->pinned;
+        for (size_t k = i + 1; !keep && k < b->n_stages; k++)
+            for (size_t d = 0; b->stages[k].needed && d < b->stages[k].n_deps; d++)
+                keep |= b->stages[k].deps[d] == i;
+        s->needed = keep;
+        if (keep && !kept++)
+            b->target = i;
+    }
+    b->n_steps = 0;
+    for (size_t k = 0; k < b->n_stages; k++)
+        if (b->stages[k].needed) {
+            b->stages[k].step0 = b->n_steps;
+            b->n_steps += b->stages[k].end - b->stages[k].first;
+        }
+    return kept;
+}

@@ -1,0 +1,388 @@
+/* builder/step-cache.c - the step cache: a step's key (what decides its result), lookup and
+ * store, --explain-cache records, a step's tmpdir and commit, and whole-image reuse. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "builder/internal.h"
+#include "builder/rooms.h"
+#include "common/fsutil.h"
+#include "parser/parser.h"
+
+/* ---- the step cache ----------------------------------------------------------------------- */
+
+/* A step's key: its kind, the chain it starts from, and everything that decides its result
+ * (hashed by the caller). The value names the resulting layer, or "empty". */
+/* --explain-cache: while a step's key is hashed, its inputs are also recorded as named
+ * digests ("env VERSION", "file src/a.c", ...). The record is kept per step position, so on
+ * a miss the next build can name the input that changed. One key is computed at a time. */
+static struct {
+    bool on;
+    bool first_in_stage;
+    struct mk_strv parts; /* "NAME\tsha256:..." */
+    struct mk_sha256 *cur;
+    char *cur_name;
+} ex;
+
+static void ex_close_part(void)
+{
+    if (!ex.cur)
+        return;
+    char d[MK_DIGEST_SIZE];
+    mk_sha256_final(ex.cur, d);
+    mk_sha256_free(ex.cur);
+    ex.cur = NULL;
+    mk_strv_pushf(&ex.parts, "%s\t%s", ex.cur_name, d);
+    free(ex.cur_name);
+    ex.cur_name = NULL;
+}
+
+/* --explain-cache for this build (on) or not; explain_release forgets the records. */
+void explain_begin(bool on)
+{
+    ex.on = on;
+}
+
+/* The next key is the first of a stage: its chain is the base image's. */
+void explain_stage_begin(void)
+{
+    ex.first_in_stage = true;
+}
+
+void explain_release(void)
+{
+    ex_close_part();
+    mk_strv_release(&ex.parts);
+    ex.on = false;
+}
+
+/* Starts a named input: what key_add hashes next belongs to it. */
+__attribute__((format(printf, 1, 2))) void key_part(const char *fmt, ...)
+{
+    if (!ex.on)
+        return;
+    ex_close_part();
+    va_list ap;
+    va_start(ap, fmt);
+    ex.cur_name = mk_xvasprintf(fmt, ap);
+    va_end(ap);
+    for (char *p = ex.cur_name; *p; p++)
+        if (*p == '\t' || *p == '\n')
+            *p = ' ';
+    ex.cur = mk_sha256_new();
+}
+
+void key_add(struct mk_sha256 *h, const char *s)
+{
+    s = s ? s : "";
+    mk_sha256_update(h, s, strlen(s) + 1);
+    if (ex.cur)
+        mk_sha256_update(ex.cur, s, strlen(s) + 1);
+}
+
+struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
+{
+    struct mk_sha256 *h = mk_sha256_new();
+    const char *chain = s->chain[0] ? s->chain : "scratch";
+    mk_sha256_update(h, "mkimg-step-v1\n", 14);
+    mk_sha256_update(h, kind, strlen(kind) + 1);
+    if (ex.on) {
+        ex_close_part();
+        mk_strv_clear(&ex.parts);
+    }
+    key_part("%s", ex.first_in_stage ? "base image" : "layers of the earlier steps");
+    key_add(h, chain);
+    /* The same layers run on another platform (FROM --platform, a scratch stage) give
+     * another result. */
+    char plat[MK_PLATFORM_MAX];
+    layerstore_platform_format(&s->platform, plat);
+    key_part("platform");
+    key_add(h, plat);
+    /* The epoch clamps the mtimes in the layer: a layer made without it is another layer. */
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (sde && *sde) {
+        key_part("SOURCE_DATE_EPOCH");
+        key_add(h, sde);
+    }
+    key_part("instruction");
+    return h;
+}
+
+void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l)
+{
+    char n[32];
+    snprintf(n, sizeof(n), "%zu", l->n);
+    key_add(h, n);
+    for (size_t i = 0; i < l->n; i++)
+        key_add(h, l->v[i]);
+}
+
+static int cmp_part(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Compares this step's inputs with the record of the last build's step at the same
+ * position, prints what changed, and keeps the new record. */
+static void explain_step(struct build *b, bool hit)
+{
+    ex_close_part();
+    _cleanup_free_ char *id_text = mk_xasprintf("mkimg-explain-v1\n%s\n%zu", b->df_abs, b->step);
+    char id[MK_DIGEST_SIZE];
+    mk_sha256_buffer(id_text, strlen(id_text), id);
+    qsort(ex.parts.v, ex.parts.n, sizeof(char *), cmp_part);
+    if (!hit && !b->opts->no_cache) {
+        _cleanup_free_ char *old = NULL;
+        struct mk_error *e = NULL;
+        if (layerstore_cache_get(b->store, id, &old, &e) < 0) {
+            logf_(b, " => cache miss: no earlier build of this step\n");
+        } else {
+            struct mk_strv o = MK_STRV_INIT, changed = MK_STRV_INIT;
+            char *save = NULL;
+            for (char *l = strtok_r(old, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                mk_strv_push(&o, l);
+            size_t i = 0, j = 0;
+            while (i < ex.parts.n || j < o.n) {
+                const char *a = i < ex.parts.n ? ex.parts.v[i] : NULL;
+                const char *c = j < o.n ? o.v[j] : NULL;
+                size_t an = a ? (size_t)(strchr(a, '\t') - a) : 0;
+                size_t cn = c ? (size_t)(strchr(c, '\t') - c) : 0;
+                int cmp = !a ? 1 : !c ? -1 : strncmp(a, c, an > cn ? an : cn);
+                if (cmp == 0) {
+                    if (strcmp(a + an, c + cn) != 0)
+                        mk_strv_push_take(&changed, mk_xasprintf("%.*s changed", (int)an, a));
+                    i++, j++;
+                } else if (cmp < 0) {
+                    mk_strv_push_take(&changed, mk_xasprintf("%.*s is new", (int)an, a));
+                    i++;
+                } else {
+                    mk_strv_push_take(&changed, mk_xasprintf("%.*s is gone", (int)cn, c));
+                    j++;
+                }
+            }
+            struct mk_buf msg = MK_BUF_INIT;
+            for (size_t k = 0; k < changed.n && k < 5; k++)
+                mk_buf_addf(&msg, "%s%s", k ? "; " : "", changed.v[k]);
+            if (changed.n > 5)
+                mk_buf_addf(&msg, "; and %zu more", changed.n - 5);
+            logf_(b, " => cache miss: %s\n",
+                  changed.n ? msg.data : "the cached layer is gone from the store");
+            mk_buf_release(&msg);
+            mk_strv_release(&o);
+            mk_strv_release(&changed);
+        }
+        mk_error_free(e);
+    }
+    struct mk_buf rec = MK_BUF_INIT;
+    for (size_t k = 0; k < ex.parts.n; k++)
+        mk_buf_addf(&rec, "%s\n", ex.parts.v[k]);
+    if (rec.len < (60u << 20))
+        layerstore_cache_put(b->store, id, rec.data ? rec.data : "", NULL);
+    mk_buf_release(&rec);
+    mk_strv_clear(&ex.parts);
+}
+
+/* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
+ * *ret_hit tells. A broken entry is a miss. */
+static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
+                              const char *created_by, bool *ret_hit);
+
+int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
+                 bool *ret_hit)
+{
+    int r = cache_lookup_inner(b, s, key, created_by, ret_hit);
+    if (ex.on)
+        explain_step(b, *ret_hit);
+    ex.first_in_stage = false;
+    return r;
+}
+
+static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
+                              const char *created_by, bool *ret_hit)
+{
+    *ret_hit = false;
+    if (b->opts->no_cache && !strv_has(&b->fresh_keys, key))
+        return 0;
+    _cleanup_free_ char *value = NULL;
+    struct mk_error *e = NULL;
+    if (layerstore_cache_get(b->store, key, &value, &e) < 0) {
+        mk_error_free(e);
+        return 0;
+    }
+    if (strcmp(value, "empty\n") == 0) {
+        history(b, s, created_by, true);
+    } else {
+        char diff[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
+        if (strlen(value) != 2 * MK_DIGEST_LEN + 8 || strncmp(value, "layer ", 6) != 0)
+            return 0;
+        memcpy(diff, value + 6, MK_DIGEST_LEN);
+        diff[MK_DIGEST_LEN] = '\0';
+        memcpy(chain, value + 7 + MK_DIGEST_LEN, MK_DIGEST_LEN);
+        chain[MK_DIGEST_LEN] = '\0';
+        char expect[MK_DIGEST_SIZE];
+        mk_chain_id(s->chain, diff, expect);
+        struct mk_layer_desc d;
+        if (strcmp(expect, chain) != 0 ||
+            layerstore_layer_lookup(b->store, diff, chain, &d, &e) < 0) {
+            mk_error_free(e);
+            return 0;
+        }
+        _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
+        stage_add_layer(s, &d, chain, snap);
+        free(d.media_type);
+        history(b, s, created_by, false);
+    }
+    *ret_hit = true;
+    b->cached_steps++;
+    if (!b->silent)
+        builder_progress_done(b->ui, "CACHED");
+    return 0;
+}
+
+void cache_store(struct build *b, const struct stage *s, const char *key, bool empty)
+{
+    _cleanup_free_ char *value =
+        empty ? mk_xstrdup("empty\n")
+              : mk_xasprintf("layer %s %s\n", s->layers[s->n_layers - 1].diff_id, s->chain);
+    /* A cache that cannot be written only costs speed next time. */
+    layerstore_cache_put(b->store, key, value, NULL);
+    if (b->result_fd >= 0) {
+        _cleanup_free_ char *line = mk_xasprintf("key %s\n", key);
+        mk_write_all(b->result_fd, line, strlen(line), NULL);
+    }
+}
+
+/* ---- steps that produce a layer ----------------------------------------------------------- */
+
+/* A fresh tmpdir with upper/ and work/ for one step of s, whose lowerdirs are made to fit
+ * one overlay mount. */
+int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_work,
+               struct mk_error **err)
+{
+    struct mk_workspace ws;
+    if (builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
+        builder_workspace_new(b->store, "step-", &ws, err) < 0)
+        return -1;
+    b->tmp = MK_TAKE_PTR(ws.tmp);
+    *ret_upper = MK_TAKE_PTR(ws.upper);
+    *ret_work = MK_TAKE_PTR(ws.work);
+    return 0;
+}
+
+void step_end(struct build *b)
+{
+    if (b->tmp) {
+        layerstore_tmpdir_remove(b->store, b->tmp, NULL);
+        free(b->tmp);
+        b->tmp = NULL;
+    }
+}
+
+int step_commit(struct build *b, struct stage *s, const char *upper, const char *created_by,
+                struct mk_error **err)
+{
+    struct mk_layer_desc d;
+    memset(&d, 0, sizeof(d));
+    char chain[MK_DIGEST_SIZE];
+    if (layerstore_layer_commit_dir(b->store, upper, &s->lowerdirs, s->chain, &d, chain, err) < 0)
+        return -1;
+    _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
+    stage_add_layer(s, &d, chain, snap);
+    free(d.media_type);
+    history(b, s, created_by, false);
+    return 0;
+}
+
+/* Feeds what COPY would copy into the step key: paths, types, modes and content. */
+int copy_key_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
+                   struct mk_error **err)
+{
+    struct copy_key *k = arg;
+    char line[64];
+    snprintf(line, sizeof(line), "%o", (unsigned)st->st_mode);
+    key_part("file %s", rel);
+    key_add(k->h, rel);
+    key_add(k->h, dest);
+    key_add(k->h, line);
+    if (S_ISREG(st->st_mode)) {
+        char d[MK_DIGEST_SIZE];
+        if (k->srcfd >= 0) {
+            /* COPY --from: the source's content is named by its layers (in the key). */
+            snprintf(d, sizeof(d), "%llu", (unsigned long long)st->st_size);
+        } else if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st, d,
+                                          err) < 0)
+            return -1;
+        key_add(k->h, d);
+    } else if (S_ISLNK(st->st_mode)) {
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int pfd = mk_open_parent_in_root(
+            k->srcfd >= 0 ? k->srcfd : builder_context_dirfd(k->b->ctx), rel, false, &name, err);
+        if (pfd < 0)
+            return -1;
+        char target[4096];
+        ssize_t n = readlinkat(pfd, name, target, sizeof(target) - 1);
+        if (n < 0)
+            return mk_error_errno(err, "reading link \"%s\"", rel);
+        target[n] = '\0';
+        key_add(k->h, target);
+    }
+    return 0;
+}
+
+static int key_tree_visit(const char *relpath, const struct stat *st, void *arg,
+                          struct mk_error **err)
+{
+    return copy_key_visit(relpath, st, "", arg, err);
+}
+
+int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel, struct mk_error **err)
+{
+    if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
+        return -1;
+    struct copy_key k = {.b = b, .h = h, .srcfd = -1};
+    return builder_context_walk(b->ctx, rel, key_tree_visit, &k, err);
+}
+
+void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char out[MK_DIGEST_SIZE])
+{
+    struct mk_image_config c;
+    memset(&c, 0, sizeof(c));
+    layerstore_config_copy(&c, &t->config);
+    free(c.created);
+    c.created = NULL;
+    for (size_t i = 0; i < c.n_history; i++) {
+        free(c.history[i].created);
+        c.history[i].created = NULL;
+    }
+    _cleanup_free_ char *json = layerstore_config_serialize(&c);
+    layerstore_config_release(&c);
+    struct mk_sha256 *h = mk_sha256_new();
+    mk_sha256_update(h, "mkimg-image-v1\n", 15);
+    mk_sha256_update(h, json, strlen(json) + 1);
+    for (size_t i = 0; i < t->n_layers; i++)
+        mk_sha256_update(h, t->layers[i].digest, strlen(t->layers[i].digest) + 1);
+    for (size_t i = 0; i < notes->n; i++)
+        mk_sha256_update(h, notes->v[i], strlen(notes->v[i]) + 1);
+    mk_sha256_final(h, out);
+    mk_sha256_free(h);
+}
+
+void image_reuse_lookup(struct build *b, const char *key, struct mk_image **ret)
+{
+    _cleanup_free_ char *manifest = NULL;
+    struct mk_error *e = NULL;
+    if (layerstore_cache_get(b->store, key, &manifest, &e) == 0 && mk_digest_valid(manifest) &&
+        layerstore_image_get(b->store, manifest, ret, &e) == 0)
+        return;
+    mk_error_free(e);
+    *ret = NULL;
+}
