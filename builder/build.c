@@ -268,7 +268,8 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
     if (r == 0) {
         r = builder_squash_snapshots(&snaps, ws.upper, err);
         if (r == 0)
-            r = layerstore_layer_commit_dir(b->store, ws.upper, &lowers, chain, &d, new_chain, err);
+            r = layerstore_layer_commit_dir(b->store, ws.upper, &lowers, chain, b->opts->epoch, &d,
+                                            new_chain, err);
         builder_workspace_release(b->store, &ws);
     }
     if (r < 0) {
@@ -314,32 +315,18 @@ static void build_release(struct build *b)
     builder_progress_free(b->ui);
 }
 
-/* Checks what the options ask before any work: a bad -t or --platform must not cost a build.
- * SOURCE_DATE_EPOCH as a build-arg works like the environment variable. */
+/* Checks what the options ask before any work: a bad -t or --platform must not cost a build. */
 static int check_opts(struct build *b, struct mk_error **err)
 {
     const struct mk_build_opts *opts = b->opts;
     for (size_t i = 0; i < opts->tags.n; i++) {
-        char *norm = layerstore_normalize_ref(opts->tags.v[i], err);
+        char *norm = mk_ref_local_name(opts->tags.v[i], err);
         if (!norm)
             return mk_error_set_where(err, opts->tags.v[i]);
         free(norm);
     }
-    if (layerstore_platform_parse(opts->platform, &b->target_platform, err) < 0)
+    if (mk_platform_parse(opts->platform, &b->target_platform, err) < 0)
         return mk_error_set_where(err, "--platform");
-    const char *sde = NULL;
-    for (size_t i = 0; i < opts->build_args.n; i++)
-        if (mk_str_has_prefix(opts->build_args.v[i], "SOURCE_DATE_EPOCH="))
-            sde = opts->build_args.v[i] + 18;
-    if (sde) {
-        uint64_t v;
-        if (mk_parse_u64(sde, &v) < 0)
-            return mk_error_set(err, MK_ERR_USAGE, 0,
-                                "--build-arg SOURCE_DATE_EPOCH=%s: not a number of seconds", sde);
-        setenv("SOURCE_DATE_EPOCH", sde, 1);
-        free(b->created);
-        b->created = layerstore_now_rfc3339();
-    }
     struct stat st;
     if (stat(opts->context_dir, &st) < 0 || !S_ISDIR(st.st_mode))
         return mk_error_set_at(err, MK_ERR_NOT_FOUND, opts->context_dir,
@@ -396,7 +383,7 @@ static int write_image(struct build *b, struct mk_image **ret, struct mk_error *
         mk_strv_push_take(&notes, strchr(a, '=') ? mk_xstrdup(a) : mk_xasprintf("%s=", a));
     }
     char key[MK_DIGEST_SIZE];
-    image_reuse_key(t, &notes, key);
+    image_reuse_key(t, &notes, opts->epoch, key);
     if (!opts->no_cache)
         image_reuse_lookup(b, key, ret);
     if (*ret)
@@ -445,7 +432,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     memset(&b, 0, sizeof(b));
     b.store = store;
     b.opts = opts;
-    b.created = layerstore_now_rfc3339();
+    b.created = mk_epoch_rfc3339(opts->epoch);
     b.ui = builder_progress_new(opts->quiet ? -1 : opts->log_fd, opts->progress);
     b.result_fd = -1;
     explain_begin(opts->explain_cache);

@@ -51,6 +51,11 @@ struct mk_build_opts {
     bool plan_only;             /* stop before the first stage runs (checks only; no image) */
     bool no_tag;                /* no index.json entry for the image: the caller tags it */
     bool pinned_only;           /* build only the stages FROM --platform fixes (no image) */
+    /* SOURCE_DATE_EPOCH (common/epoch.h): MK_EPOCH_NONE (-1; 0 is 1970) or seconds. The
+     * created times of the image, and no mtime in a layer later than it. The caller decides
+     * it (the CLI: --build-arg SOURCE_DATE_EPOCH=N, else --timestamp, else the environment);
+     * the builder reads no environment variable for it. */
+    int64_t epoch;
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and
@@ -76,9 +81,10 @@ int builder_run_image(struct mk_store *store, const struct mk_image *img, char *
                       enum mk_network network, int *ret_status, struct mk_error **err);
 
 /* `build --output type=tar|local,dest=PATH`: the image's root file system as a tar file
- * ("-" = stdout) or unpacked into the directory dest (created when missing). */
+ * ("-" = stdout) or unpacked into the directory dest (created when missing); no mtime later
+ * than epoch (MK_EPOCH_NONE: as they are). */
 int builder_export(struct mk_store *store, const struct mk_image *img, const char *type,
-                   const char *dest, struct mk_error **err);
+                   const char *dest, int64_t epoch, struct mk_error **err);
 
 /* ---- contexts that are not a local directory (builder/source.c) ---- */
 

@@ -64,8 +64,8 @@ struct build {
     size_t n_stages;
     size_t target;
     size_t step, n_steps;
-    char *created;
-    char *tmp; /* current step's tmpdir, removed on every path */
+    char *created; /* RFC 3339 of opts->epoch, else of the build's start */
+    char *tmp;     /* current step's tmpdir, removed on every path */
     struct mk_hashcache *hc;
     size_t cached_steps;
     char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
@@ -123,7 +123,7 @@ void explain_stage_begin(void);
 void explain_release(void);
 __attribute__((format(printf, 1, 2))) void key_part(const char *fmt, ...);
 void key_add(struct mk_sha256 *h, const char *s);
-struct mk_sha256 *key_begin(const struct stage *s, const char *kind);
+struct mk_sha256 *key_begin(const struct build *b, const struct stage *s, const char *kind);
 void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l);
 int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
                  bool *ret_hit);
@@ -136,7 +136,8 @@ int step_commit(struct build *b, struct stage *s, const char *upper, const char 
 int copy_key_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
                    struct mk_error **err);
 int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel, struct mk_error **err);
-void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char out[MK_DIGEST_SIZE]);
+void image_reuse_key(const struct stage *t, const struct mk_strv *notes, int64_t epoch,
+                     char out[MK_DIGEST_SIZE]);
 void image_reuse_lookup(struct build *b, const char *key, struct mk_image **ret);
 
 /* step-run.c */

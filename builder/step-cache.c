@@ -89,7 +89,7 @@ void key_add(struct mk_sha256 *h, const char *s)
         mk_sha256_update(ex.cur, s, strlen(s) + 1);
 }
 
-struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
+struct mk_sha256 *key_begin(const struct build *b, const struct stage *s, const char *kind)
 {
     struct mk_sha256 *h = mk_sha256_new();
     const char *chain = s->chain[0] ? s->chain : "scratch";
@@ -104,14 +104,15 @@ struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
     /* The same layers run on another platform (FROM --platform, a scratch stage) give
      * another result. */
     char plat[MK_PLATFORM_MAX];
-    layerstore_platform_format(&s->platform, plat);
+    mk_platform_format(&s->platform, plat);
     key_part("platform");
     key_add(h, plat);
     /* The epoch clamps the mtimes in the layer: a layer made without it is another layer. */
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde) {
-        key_part("SOURCE_DATE_EPOCH");
-        key_add(h, sde);
+    if (b->opts->epoch != MK_EPOCH_NONE) {
+        char epoch[32];
+        snprintf(epoch, sizeof(epoch), "%lld", (long long)b->opts->epoch);
+        key_part("build epoch");
+        key_add(h, epoch);
     }
     key_part("instruction");
     return h;
@@ -293,7 +294,8 @@ int step_commit(struct build *b, struct stage *s, const char *upper, const char 
     struct mk_layer_desc d;
     memset(&d, 0, sizeof(d));
     char chain[MK_DIGEST_SIZE];
-    if (layerstore_layer_commit_dir(b->store, upper, &s->lowerdirs, s->chain, &d, chain, err) < 0)
+    if (layerstore_layer_commit_dir(b->store, upper, &s->lowerdirs, s->chain, b->opts->epoch, &d,
+                                    chain, err) < 0)
         return -1;
     _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
     stage_add_layer(s, &d, chain, snap);
@@ -352,7 +354,8 @@ int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel, stru
     return builder_context_walk(b->ctx, rel, key_tree_visit, &k, err);
 }
 
-void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char out[MK_DIGEST_SIZE])
+void image_reuse_key(const struct stage *t, const struct mk_strv *notes, int64_t epoch,
+                     char out[MK_DIGEST_SIZE])
 {
     struct mk_image_config c;
     memset(&c, 0, sizeof(c));
@@ -372,6 +375,13 @@ void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char ou
         mk_sha256_update(h, t->layers[i].digest, strlen(t->layers[i].digest) + 1);
     for (size_t i = 0; i < notes->n; i++)
         mk_sha256_update(h, notes->v[i], strlen(notes->v[i]) + 1);
+    /* Timestamps are left out, but an epoch's are what was asked for: an image made with one
+     * is not the image of a build without it (or with another), even on the same layers. */
+    if (epoch != MK_EPOCH_NONE) {
+        char e[48];
+        snprintf(e, sizeof(e), "epoch=%lld", (long long)epoch);
+        mk_sha256_update(h, e, strlen(e) + 1);
+    }
     mk_sha256_final(h, out);
     mk_sha256_free(h);
 }

@@ -296,7 +296,7 @@ int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool i
     {
         if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
             goto out;
-        struct copy_key k = {.b = b, .h = key_begin(s, kw), .srcfd = spec.src_rootfd};
+        struct copy_key k = {.b = b, .h = key_begin(b, s, kw), .srcfd = spec.src_rootfd};
         key_part("source stage or image");
         key_add_strv(k.h, &src_lowers);
         key_part("heredocs");

@@ -780,7 +780,7 @@ int do_run(struct build *b, struct stage *s, const struct mk_df_node *n, struct 
     const char *user = s->config.user && *s->config.user ? s->config.user : NULL;
     char key[MK_DIGEST_SIZE];
     {
-        struct mk_sha256 *h = key_begin(s, "RUN");
+        struct mk_sha256 *h = key_begin(b, s, "RUN");
         key_part("command");
         key_add_strv(h, &argv);
         char count[32];

@@ -213,7 +213,8 @@ static int write_archive(struct mk_store *store, const struct output *o, const c
 }
 
 static int write_output(struct mk_store *store, const struct mk_image *img, const char *spec,
-                        const struct mk_strv *tags, const struct registry_opts *ropts, bool quiet)
+                        const struct mk_strv *tags, const struct registry_opts *ropts, bool quiet,
+                        int64_t epoch)
 {
     _cleanup_(output_release) struct output o;
     int rc = output_parse(spec, &o);
@@ -222,7 +223,7 @@ static int write_output(struct mk_store *store, const struct mk_image *img, cons
     const struct mk_strv *names = o.names.n ? &o.names : tags;
     struct mk_error *err = NULL;
     if (strcmp(o.type, "local") == 0 || strcmp(o.type, "tar") == 0) {
-        if (builder_export(store, img, o.type, o.dest, &err) < 0)
+        if (builder_export(store, img, o.type, o.dest, epoch, &err) < 0)
             return cli_fail(err);
         return 0;
     }
@@ -456,7 +457,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     ropts.retries = -1;
     opts.registry = &ropts;
     opts.log_fd = STDERR_FILENO;
-    const char *iidfile = NULL, *metadata_file = NULL, *manifest_list = NULL;
+    const char *iidfile = NULL, *metadata_file = NULL, *manifest_list = NULL, *timestamp = NULL;
     bool push = false, progress_given = false;
     struct mk_strv outputs = MK_STRV_INIT;
     _cleanup_(builder_source_release) struct builder_source src = {0};
@@ -564,13 +565,13 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             manifest_list = optarg;
             break;
         case 'S': {
-            uint64_t v;
-            if (mk_parse_u64(optarg, &v) < 0 || v > (uint64_t)INT32_MAX * 4) {
+            int64_t v;
+            if (!*optarg || mk_epoch_parse(optarg, &v, NULL) < 0) {
                 rc = cli_usage("build: --timestamp takes seconds since the epoch, not \"%s\"",
                                optarg);
                 goto out;
             }
-            setenv("SOURCE_DATE_EPOCH", optarg, 1);
+            timestamp = optarg;
             break;
         }
         case 'Q':
@@ -598,6 +599,16 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
             goto out;
         }
     }
+    /* The epoch: --build-arg SOURCE_DATE_EPOCH=N (as BuildKit), else --timestamp (as
+     * buildah), else the environment's (as buildx passes it on). */
+    const char *epoch_what = "--timestamp";
+    for (size_t i = 0; i < opts.build_args.n; i++)
+        if (mk_str_has_prefix(opts.build_args.v[i], "SOURCE_DATE_EPOCH=")) {
+            timestamp = opts.build_args.v[i] + 18;
+            epoch_what = "--build-arg SOURCE_DATE_EPOCH";
+        }
+    if ((rc = cli_epoch(timestamp, epoch_what, &opts.epoch)) != 0)
+        goto out;
     /* As with buildx, BUILDKIT_PROGRESS is the default --progress. */
     const char *env_progress = getenv("BUILDKIT_PROGRESS");
     if (!progress_given && env_progress && *env_progress &&
@@ -684,7 +695,7 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv)
     }
     rc = 0;
     for (size_t i = 0; rc == 0 && i < outputs.n; i++)
-        rc = write_output(store, img, outputs.v[i], &opts.tags, &ropts, opts.quiet);
+        rc = write_output(store, img, outputs.v[i], &opts.tags, &ropts, opts.quiet, opts.epoch);
     if (rc == 0 && manifest_list) {
         const char *d = img->manifest_digest;
         char list_digest[MK_DIGEST_SIZE];

@@ -31,6 +31,11 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A name an image is about to get (build -t, tag TARGET): a valid reference without a digest,
  * checked before any work. 0, or prints why and returns 1. */
 int cli_check_new_name(const char *name);
+/* The build epoch of a command that writes created times or layers: value when not NULL
+ * (from --build-arg SOURCE_DATE_EPOCH=N or --timestamp; what names it), else
+ * $SOURCE_DATE_EPOCH; MK_EPOCH_NONE when neither. Prints the error and returns 2 for a value
+ * that is not one (as buildx refuses it). */
+int cli_epoch(const char *value, const char *what, int64_t *ret);
 
 int cmd_build(struct mk_cli *cli, int argc, char **argv);
 /* build --platform A,B (cli/build-platforms.c): a usage error for outputs it cannot write

@@ -20,13 +20,16 @@ int cmd_import(struct mk_cli *cli, int argc, char **argv)
         return prc;
     if (argc != 3)
         return cli_usage(IMPORT_USAGE);
+    int64_t epoch;
+    if ((prc = cli_epoch(NULL, NULL, &epoch)) != 0)
+        return prc;
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;
     struct mk_error *err = NULL;
     struct mk_image *img = NULL;
-    if (layerstore_import_platform(store, argv[1], argv[2], has_platform ? &platform : NULL, &img,
-                                   &err) < 0)
+    if (layerstore_import_platform(store, argv[1], argv[2], has_platform ? &platform : NULL, epoch,
+                                   &img, &err) < 0)
         return cli_fail(err);
     printf("%s\n", img->config_digest);
     layerstore_image_free(img);

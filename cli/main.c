@@ -100,6 +100,21 @@ int cli_check_new_name(const char *name)
     return 0;
 }
 
+int cli_epoch(const char *value, const char *what, int64_t *ret)
+{
+    if (!value) {
+        value = getenv("SOURCE_DATE_EPOCH");
+        what = "SOURCE_DATE_EPOCH";
+    }
+    struct mk_error *err = NULL;
+    if (mk_epoch_parse(value, ret, &err) < 0) {
+        _cleanup_free_ char *where = mk_xasprintf("%s=%s", what, value);
+        mk_error_set_where(&err, where);
+        return cli_fail(err);
+    }
+    return 0;
+}
+
 struct mk_store *cli_store(struct mk_cli *cli)
 {
     if (cli->store)

@@ -7,8 +7,8 @@
 
 #include "layerstore/internal.h"
 
-static int import_layer(struct mk_store *store, const char *path, struct mk_layer_desc *ret,
-                        struct mk_error **err)
+static int import_layer(struct mk_store *store, const char *path, int64_t epoch,
+                        struct mk_layer_desc *ret, struct mk_error **err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -27,7 +27,7 @@ static int import_layer(struct mk_store *store, const char *path, struct mk_laye
         return -1;
     char diff_id[MK_DIGEST_SIZE];
     uint64_t size = 0;
-    if (ls_tar_write_dir(fd, out, diff_id, &size, err) < 0) {
+    if (ls_tar_write_dir(fd, out, epoch, diff_id, &size, err) < 0) {
         unlink(tmp);
         return -1;
     }
@@ -45,18 +45,18 @@ static int import_layer(struct mk_store *store, const char *path, struct mk_laye
 int layerstore_import(struct mk_store *store, const char *path, const char *ref,
                       struct mk_image **ret, struct mk_error **err)
 {
-    return layerstore_import_platform(store, path, ref, NULL, ret, err);
+    return layerstore_import_platform(store, path, ref, NULL, MK_EPOCH_NONE, ret, err);
 }
 
 int layerstore_import_platform(struct mk_store *store, const char *path, const char *ref,
-                               const struct mk_platform *platform, struct mk_image **ret,
-                               struct mk_error **err)
+                               const struct mk_platform *platform, int64_t epoch,
+                               struct mk_image **ret, struct mk_error **err)
 {
     _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     struct mk_layer_desc layer;
-    if (import_layer(store, path, &layer, err) < 0)
+    if (import_layer(store, path, epoch, &layer, err) < 0)
         return mk_error_wrap(err, "importing \"%s\"", path);
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -66,7 +66,7 @@ int layerstore_import_platform(struct mk_store *store, const char *path, const c
     cfg.os = mk_xstrdup(p->os);
     cfg.architecture = mk_xstrdup(p->arch);
     cfg.variant = p->variant[0] ? mk_xstrdup(p->variant) : NULL;
-    cfg.created = layerstore_now_rfc3339();
+    cfg.created = mk_epoch_rfc3339(epoch);
     mk_strv_push(&cfg.diff_ids, layer.diff_id);
     _cleanup_free_ char *by = mk_xasprintf("mkimg import %s", path);
     layerstore_config_add_history(&cfg, cfg.created, by, NULL, false);

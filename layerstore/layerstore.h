@@ -28,17 +28,10 @@
 #include <stdint.h>
 
 #include "common/digest.h"
+#include "common/epoch.h"
 #include "common/error.h"
 #include "common/platform.h"
 #include "common/ref.h"
-
-/* Transitional: builder/build.c still says this until it is split; removed then. */
-#define layerstore_normalize_ref mk_ref_local_name
-#define layerstore_platform_parse mk_platform_parse
-#define layerstore_platform_host mk_platform_host
-#define layerstore_platform_format mk_platform_format
-#define layerstore_platform_equal mk_platform_equal
-#define layerstore_host_arch mk_host_arch
 #include "common/util.h"
 
 #define MK_MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -280,11 +273,12 @@ int layerstore_image_snapshots(struct mk_store *store, const struct mk_image *im
  * lowerdirs (top-most first, as mounted; NULL for none) are what the upperdir was mounted
  * over: entries overlay copied up that equal what they hide there (content, mode, owner,
  * mtime, xattrs) are left out of the tar; the snapshot keeps them (same merged tree).
- * parent_chain is "" for a first layer. ret_chain may be NULL. */
+ * parent_chain is "" for a first layer. epoch (common/epoch.h; MK_EPOCH_NONE for none):
+ * no mtime in the tar is later than it. ret_chain may be NULL. */
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
                                 const struct mk_strv *lowerdirs, const char *parent_chain,
-                                struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
-                                struct mk_error **err);
+                                int64_t epoch, struct mk_layer_desc *ret,
+                                char ret_chain[MK_DIGEST_SIZE], struct mk_error **err);
 
 /* Imports an untrusted layer tar (plain, gzip, bzip2, xz or zstd, detected from content)
  * from fd: stores the uncompressed tar as a blob and unpacks it into the snapshot of
@@ -298,13 +292,11 @@ int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *pare
 int layerstore_import(struct mk_store *store, const char *path, const char *ref,
                       struct mk_image **ret, struct mk_error **err);
 /* The same for platform (NULL: the host's, replacing what ref named); with a platform it is
- * added to ref as layerstore_tag_add_platform does. */
+ * added to ref as layerstore_tag_add_platform does. With an epoch (not MK_EPOCH_NONE) that
+ * is the created time and no mtime of a directory's layer is later. */
 int layerstore_import_platform(struct mk_store *store, const char *path, const char *ref,
-                               const struct mk_platform *platform, struct mk_image **ret,
-                               struct mk_error **err);
-
-/* RFC 3339 UTC time of now (or of $SOURCE_DATE_EPOCH when set). Caller frees. */
-char *layerstore_now_rfc3339(void);
+                               const struct mk_platform *platform, int64_t epoch,
+                               struct mk_image **ret, struct mk_error **err);
 
 /* ---- build cache -------------------------------------------------------------------------- */
 
@@ -485,7 +477,8 @@ int layerstore_extract(int in_fd, int rootfd, const char *dest,
 /* ---- exporting a root file system (layerstore/tar-write.c) --------------------------------- */
 
 /* Writes the tree at dirfd (a mounted image root: no overlay whiteouts in it) to out_fd as a
- * deterministic tar, owners and modes as they are. For `build --output type=tar`. */
-int layerstore_tar_tree(int dirfd, int out_fd, struct mk_error **err);
+ * deterministic tar, owners and modes as they are, no mtime later than epoch (unless
+ * MK_EPOCH_NONE). For `build --output type=tar`. */
+int layerstore_tar_tree(int dirfd, int out_fd, int64_t epoch, struct mk_error **err);
 
 #endif

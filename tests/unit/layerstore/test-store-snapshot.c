@@ -75,7 +75,7 @@ int main(void)
     free(p);
     struct mk_layer_desc l1;
     char chain1[MK_DIGEST_SIZE];
-    int r = layerstore_layer_commit_dir(st, upper, NULL, "", &l1, chain1, &err);
+    int r = layerstore_layer_commit_dir(st, upper, NULL, "", MK_EPOCH_NONE, &l1, chain1, &err);
     if (r < 0)
         tap_diag("commit_dir: %s", err->msg);
     tap_ok(r == 0, "commit_dir");
