@@ -180,16 +180,8 @@ int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 static int read_dockerfile(struct build *b, struct mk_error **err)
 {
     const struct mk_build_opts *o = b->opts;
-    _cleanup_free_ char *path =
-        o->dockerfile ? mk_xstrdup(o->dockerfile) : mk_xasprintf("%s/Dockerfile", o->context_dir);
-    if (!o->dockerfile && access(path, F_OK) < 0) {
-        /* Buildah and podman also take a Containerfile. */
-        _cleanup_free_ char *alt = mk_xasprintf("%s/Containerfile", o->context_dir);
-        if (access(alt, F_OK) == 0) {
-            free(path);
-            path = MK_TAKE_PTR(alt);
-        }
-    }
+    b->df_path = builder_dockerfile_path(o->context_dir, o->dockerfile);
+    const char *path = b->df_path;
     const char *slash = strrchr(path, '/');
     if (o->df_name)
         b->df_name = mk_xstrdup(o->df_name);
@@ -309,6 +301,7 @@ static void build_release(struct build *b)
     mk_strv_release(&b->used_build_args);
     mk_strv_release(&b->fresh_keys);
     free(b->df_name);
+    free(b->df_path);
     free(b->df_abs);
     free(b->created);
     explain_release();
@@ -442,8 +435,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 || read_dockerfile(&b, err) < 0)
         goto out;
     predefined_args(&b);
-    if (builder_context_open_with(opts->context_dir, opts->dockerfile, opts->ignorefile, &b.ctx,
-                                  err) < 0)
+    if (builder_context_open_with(opts->context_dir, b.df_path, opts->ignorefile, &b.ctx, err) < 0)
         goto out;
     if (split_stages(&b, err) < 0 || stage_platforms(&b, err) < 0)
         goto out;

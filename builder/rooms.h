@@ -56,6 +56,7 @@ struct build {
     const struct mk_build_opts *opts;
     struct mk_df *df;
     char *df_name; /* for error locations: "Dockerfile" as the user named it */
+    char *df_path; /* what is read (builder_dockerfile_path); its ignore file goes by it */
     struct mk_context *ctx;
     struct mk_strv meta_args;  /* global ARGs (before the first FROM), "K=V" */
     struct mk_strv build_args; /* --build-arg, resolved "K=V" */
