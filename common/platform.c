@@ -11,7 +11,9 @@ static const char *const arch_alias[][2] = {
     {"armel", "arm"},    {"i386", "386"},     {"i686", "386"},      {"ppc64el", "ppc64le"},
 };
 
-/* Go's GOOS values: a lone word that is one of these is an OS, as containerd reads it. */
+/* Go's GOOS values: a lone word that is one of these names no architecture. containerd would
+ * read it as that OS on the host's architecture; the registry client always refused it, so
+ * it stays refused rather than a pull of whatever the host is. */
 static const char *const known_os[] = {
     "aix", "android", "darwin", "dragonfly", "freebsd", "hurd",    "illumos", "ios",
     "js",  "linux",   "netbsd", "openbsd",   "plan9",   "solaris", "wasip1",  "windows",
@@ -93,7 +95,7 @@ int mk_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **
     size_t n = 0;
     for (const char *q = s;; n++) {
         size_t len = strcspn(q, "/");
-        if (n == 3 || !word_ok(q, len))
+        if (n == 3 || !word_ok(q, len) || (!q[len] && n == 0 && is_known_os(q, len)))
             return mk_error_set(err, MK_ERR_USAGE, 0,
                                 "invalid platform \"%s\" (expected OS/ARCH[/VARIANT], e.g. "
                                 "linux/arm64)",
@@ -105,9 +107,7 @@ int mk_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **
         }
         q += len + 1;
     }
-    if (n == 1 && is_known_os(part[0], strlen(part[0])))
-        mk_platform_set(ret, part[0], mk_host_arch(), NULL);
-    else if (n == 1)
+    if (n == 1)
         mk_platform_set(ret, "linux", part[0], NULL);
     else
         mk_platform_set(ret, part[0], part[1], n == 3 ? part[2] : NULL);

@@ -4,8 +4,8 @@
  * or an index entry is), the registry client (which entry of an index to pull) and the
  * builder (--platform, FROM --platform). Normalization is containerd's platforms.Normalize:
  * x86_64 -> amd64, aarch64 -> arm64, arm64's default variant v8 is dropped, arm without one
- * is v7. A single word is an OS (with the host's architecture) when it names one, else an
- * architecture on linux, as BuildKit reads "--platform arm64".
+ * is v7. A single word is an architecture on linux, as BuildKit reads "--platform arm64"; one
+ * that names an OS ("linux") is refused.
  */
 #ifndef MK_COMMON_PLATFORM_H
 #define MK_COMMON_PLATFORM_H
@@ -24,7 +24,7 @@ struct mk_platform {
     char variant[MK_PLATFORM_PART_MAX]; /* "" for none */
 };
 
-/* "os/arch[/variant]", "arch" or "os"; NULL or "" is the host's. Each part is
+/* "os/arch[/variant]" or "arch"; NULL or "" is the host's. Each part is
  * [a-z0-9_-]. Normalized. MK_ERR_USAGE, naming s, for anything else. */
 int mk_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **err);
 /* linux/<host arch> (arm is arm/v7). */
