@@ -72,18 +72,9 @@ static int export_tar(struct mk_store *store, struct mk_image **imgs, size_t n, 
 static int export_oci(struct mk_store *store, const char *name, const char *dest,
                       struct mk_error **err)
 {
-    if (mk_str_has_suffix(dest, "/"))
-        return layerstore_save(store, &name, 1, MK_ARCHIVE_OCI_DIR, MK_COMPRESS_GZIP, 0, -1, dest,
-                               err) < 0
-                   ? mk_error_set_where(err, dest)
-                   : 0;
-    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
-    if (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err) < 0 ||
-        layerstore_save(store, &name, 1, MK_ARCHIVE_OCI, MK_COMPRESS_GZIP, 0, out.fd, NULL, err) <
-            0 ||
-        mk_atomic_file_commit(&out, err) < 0)
-        return mk_error_set_where(err, dest);
-    return 0;
+    return cli_save_archive(store, &name, 1,
+                            mk_str_has_suffix(dest, "/") ? MK_ARCHIVE_OCI_DIR : MK_ARCHIVE_OCI,
+                            MK_COMPRESS_GZIP, 0, dest, err);
 }
 
 static int write_outputs(struct mk_store *store, struct mk_image **imgs, size_t n,

@@ -188,27 +188,8 @@ static int write_archive(struct mk_store *store, const struct output *o, const c
                          size_t n, enum mk_archive_format fmt)
 {
     struct mk_error *err = NULL;
-    if (fmt == MK_ARCHIVE_OCI_DIR) {
-        if (layerstore_save(store, names, n, fmt, o->compression, o->level, -1, o->dest, &err) <
-            0) {
-            mk_error_set_where(&err, o->dest);
-            return cli_fail(err);
-        }
-        return 0;
-    }
-    if (strcmp(o->dest, "-") == 0) {
-        if (layerstore_save(store, names, n, fmt, o->compression, o->level, STDOUT_FILENO, NULL,
-                            &err) < 0)
-            return cli_fail(err);
-        return 0;
-    }
-    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
-    if (mk_atomic_file_init(&out, AT_FDCWD, o->dest, 0644, &err) < 0 ||
-        layerstore_save(store, names, n, fmt, o->compression, o->level, out.fd, NULL, &err) < 0 ||
-        mk_atomic_file_commit(&out, &err) < 0) {
-        mk_error_set_where(&err, o->dest);
+    if (cli_save_archive(store, names, n, fmt, o->compression, o->level, o->dest, &err) < 0)
         return cli_fail(err);
-    }
     return 0;
 }
 

@@ -42,6 +42,13 @@ int cmd_build(struct mk_cli *cli, int argc, char **argv);
  * (0 when fine), then the builds, outputs and pushes; both return the exit code. */
 struct mk_build_opts;
 struct registry_opts;
+/* Writes the archive of names (layerstore_save) to dest: "-" is stdout, an oci-dir the
+ * directory dest, anything else a file that appears only complete (common/atomic-file.h).
+ * save, build -o type=oci|docker and build --platform A,B -o type=oci all write through here.
+ * Errors name dest (not for stdout). */
+int cli_save_archive(struct mk_store *store, const char *const *names, size_t n,
+                     enum mk_archive_format f, enum mk_compression c, int level, const char *dest,
+                     struct mk_error **err);
 int cli_build_platforms_check(const struct mk_build_opts *opts, const struct mk_strv *outputs);
 int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
                         const struct mk_strv *outputs, bool push, const struct registry_opts *ropts,
