@@ -7,7 +7,8 @@
 #   make demo            deps + build + embedded busybox base + build samples/hello
 #   make check-fresh     make demo and make check on a pristine Debian 12 root (as root)
 #   make SANITIZE=address,undefined   build with sanitizers (into build-san/)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   binary, man pages, bash and zsh completion (DESTDIR too)
+#   make docs            generate the man pages and completions into build/gen/
 #   make format / make check-format
 #   make fuzz            build libFuzzer targets (clang) into build-fuzz/
 #   make bench           run the benchmarks in bench/ (not part of check)
@@ -68,7 +69,7 @@ CLI_OBJS := $(call objs_of,cli)
 UNIT_SRCS := $(wildcard tests/unit/*/test-*.c)
 UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 
-.PHONY: all deps test-deps check check-fresh demo install format check-format clean unit-bins fuzz bench
+.PHONY: all deps test-deps check check-fresh demo install docs format check-format clean unit-bins fuzz bench
 
 all: mkimg
 
@@ -101,11 +102,11 @@ unit-bins: $(UNIT_BINS)
 # Debian packages: build, test (skopeo/umoci as independent readers, docker-registry for the
 # registry tests, uidmap for rootless, busybox-static for the embedded base image, procps for
 # the tests' pgrep, QEMU user emulation for the arm64 builds; the arm64 busybox comes from
-# busybox-static:arm64).
+# busybox-static:arm64; man-db, groff-base and zsh check the generated man pages and completion).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
 	libdeflate-dev busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz \
-	buildah runc time procps git podman qemu-user-static binfmt-support
+	buildah runc time procps git podman qemu-user-static binfmt-support man-db groff-base zsh
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \
@@ -135,8 +136,38 @@ demo: deps
 check-fresh:
 	bash tests/fresh/run.sh
 
-install: all
+# ---- man pages and shell completion (cli/generate.c) -----------------------------------------
+# Written by the binary from the option tables it parses with (`mkimg __generate`), into
+# $(BUILD)/gen; `make docs` makes them, `make install` installs them with the binary.
+GEN := $(BUILD)/gen
+MAN_STAMP := $(GEN)/man/.stamp
+
+$(MAN_STAMP): $(BUILD)/mkimg
+	rm -rf $(GEN)/man
+	mkdir -p $(GEN)/man
+	$(BUILD)/mkimg __generate man $(GEN)/man
+	touch $@
+
+$(GEN)/mkimg.bash: $(BUILD)/mkimg
+	@mkdir -p $(dir $@)
+	$(BUILD)/mkimg __generate bash >$@.tmp
+	mv $@.tmp $@
+
+$(GEN)/_mkimg: $(BUILD)/mkimg
+	@mkdir -p $(dir $@)
+	$(BUILD)/mkimg __generate zsh >$@.tmp
+	mv $@.tmp $@
+
+docs: $(MAN_STAMP) $(GEN)/mkimg.bash $(GEN)/_mkimg
+
+install: all docs
 	install -D -m 0755 mkimg $(DESTDIR)$(PREFIX)/bin/mkimg
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(GEN)/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 $(GEN)/mkimg.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/mkimg
+	install -D -m 0644 $(GEN)/_mkimg $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_mkimg
+# ---- end of man pages and shell completion ----------------------------------------------------
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

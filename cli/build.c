@@ -1,6 +1,5 @@
 /* cli/build.c - mkimg build [OPTIONS] CONTEXT */
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,50 +13,6 @@
 #include "cli/cli.h"
 #include "common/atomic-file.h"
 #include "common/fsutil.h"
-
-static void build_usage(FILE *f)
-{
-    fputs(
-        "usage: mkimg build [OPTIONS] CONTEXT  (a directory, \"-\" for a tar on stdin, an\n"
-        "                                     http(s) tarball URL or a git URL REPO#REF:DIR)\n"
-        "  -t, --tag NAME[:TAG]     name the image (repeatable)\n"
-        "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile; \"-\": stdin)\n"
-        "      --build-arg K[=V]    set a build-time variable (V from the environment if omitted)\n"
-        "      --target STAGE       build up to this stage\n"
-        "      --secret id=ID[,src=PATH|,env=VAR]  a secret for RUN --mount=type=secret (id=X\n"
-        "                           alone: the variable X, else the file X; must exist)\n"
-        "      --network MODE       default (host), host or none for RUN\n"
-        "      --no-cache           do not use the build cache\n"
-        "      --push               push every -t name to its registry after the build\n"
-        "  -o, --output SPEC        also write the result: type=oci|docker,dest=FILE.tar|-,\n"
-        "                           type=oci,dest=DIR/, type=tar,dest=FILE|-, "
-        "type=local,dest=DIR,\n"
-        "                           type=image[,push=true], type=registry; name=NAME (else the -t\n"
-        "                           names), compression=gzip|zstd|uncompressed,\n"
-        "                           compression-level=N (a plain DIR: type=local; -: a tar on\n"
-        "                           stdout)\n"
-        "      --explain-cache      for each step that misses the cache, say which input changed\n"
-        "      --pull[=POLICY]      base images: missing (default), always, never "
-        "(offline)\n" CLI_REGISTRY_HELP
-        "      --ignorefile FILE    use FILE instead of the context's .dockerignore\n"
-        "      --iidfile FILE       write the image ID to FILE\n"
-        "      --progress MODE      auto, plain, tty, rawjson or quiet (default:\n"
-        "                           $BUILDKIT_PROGRESS, else auto)\n"
-        "      --load               accepted: the image always goes to the local store\n"
-        "  -q, --quiet              print only the image ID\n"
-        "      --label K=V          set a label on the image (repeatable)\n"
-        "      --annotation K=V     set an annotation on the image's manifest (repeatable)\n"
-        "      --metadata-file FILE write the image's digests and names to FILE as JSON\n"
-        "      --platform P[,P...]  the target platforms (e.g. linux/amd64,linux/arm64): an index\n"
-        "      --manifest LIST      add the image(s) to the manifest list LIST (made if missing)\n"
-        "      --timestamp SECONDS  clamp created times and file mtimes (as SOURCE_DATE_EPOCH)\n"
-        "      --squash             merge the layers this build adds into one\n"
-        "  -j, --jobs N             build up to N independent stages at once (default: all)\n"
-        "      --allow ENTITLEMENT  security.insecure: let RUN --security=insecure run with\n"
-        "                           every privilege (no seccomp, all capabilities);\n"
-        "                           network.host: accepted (RUN has the host's network)\n",
-        f);
-}
 
 /* One --output, as buildx takes it: "type=T[,dest=D][,name=N]...[,push=BOOL][,compression=C]
  * [,compression-level=N]", "-" (a rootfs tar on stdout) or a plain directory (type=local).
@@ -229,9 +184,10 @@ static int write_output(struct mk_store *store, const struct mk_image *img, cons
                                  : mk_str_has_suffix(o.dest, "/") ? MK_ARCHIVE_OCI_DIR
                                                                   : MK_ARCHIVE_OCI;
     /* Only the names asked for go in: layerstore_save records an image asked by a name under
-     * that name, and one asked by ID under all of its tags. An OCI index lists one image per
-     * name, and skopeo or podman refuse an archive that holds several, so an OCI export
-     * records the first name; a Docker archive's RepoTags take every one. */
+     * that name, and one asked by its manifest digest under none (not under every tag that
+     * points at it). An OCI index lists one image per name, and skopeo or podman refuse an
+     * archive that holds several, so an OCI export records the first name; a Docker archive's
+     * RepoTags take every one. */
     if (!names->n) {
         const char *id = img->manifest_digest;
         return write_archive(store, &o, &id, 1, fmt);
@@ -399,315 +355,385 @@ static int write_metadata(const struct mk_image *img, const struct mk_strv *tags
     return r;
 }
 
-int cmd_build(struct mk_cli *cli, int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"tag", required_argument, NULL, 't'},
-        {"file", required_argument, NULL, 'f'},
-        {"build-arg", required_argument, NULL, 'a'},
-        {"secret", required_argument, NULL, 's'},
-        {"target", required_argument, NULL, 'T'},
-        {"network", required_argument, NULL, 'n'},
-        {"no-cache", no_argument, NULL, 'N'},
-        {"push", no_argument, NULL, 'U'},
-        {"output", required_argument, NULL, 'o'},
-        {"explain-cache", no_argument, NULL, 'X'},
-        {"pull", optional_argument, NULL, 'P'},
-        {"ignorefile", required_argument, NULL, 'I'},
-        {"iidfile", required_argument, NULL, 'i'},
-        {"progress", required_argument, NULL, 'p'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"label", required_argument, NULL, 'L'},
-        {"annotation", required_argument, NULL, 'A'},
-        {"metadata-file", required_argument, NULL, 'M'},
-        {"platform", required_argument, NULL, 'F'},
-        {"manifest", required_argument, NULL, 'm'},
-        {"timestamp", required_argument, NULL, 'S'},
-        {"squash", no_argument, NULL, 'Q'},
-        {"jobs", required_argument, NULL, 'j'},
-        {"allow", required_argument, NULL, 'W'},
-        {"load", no_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        CLI_REGISTRY_LONGOPTS,
-        {NULL, 0, NULL, 0},
-    };
+enum {
+    OPT_TAG = 1,
+    OPT_FILE,
+    OPT_BUILD_ARG,
+    OPT_TARGET,
+    OPT_SECRET,
+    OPT_NETWORK,
+    OPT_NO_CACHE,
+    OPT_PUSH,
+    OPT_OUTPUT,
+    OPT_EXPLAIN_CACHE,
+    OPT_PULL,
+    OPT_IGNOREFILE,
+    OPT_IIDFILE,
+    OPT_PROGRESS,
+    OPT_LOAD,
+    OPT_QUIET,
+    OPT_LABEL,
+    OPT_ANNOTATION,
+    OPT_METADATA_FILE,
+    OPT_PLATFORM,
+    OPT_MANIFEST,
+    OPT_TIMESTAMP,
+    OPT_SQUASH,
+    OPT_JOBS,
+    OPT_ALLOW,
+};
+
+static const struct cli_opt build_opts[] = {
+    {OPT_TAG, 't', "tag", "NAME[:TAG]", "name the image (repeatable)", CLI_COMP_IMAGE, NULL},
+    {OPT_FILE, 'f', "file", "FILE", "the Dockerfile (default CONTEXT/Dockerfile; \"-\": stdin)",
+     CLI_COMP_FILE, NULL},
+    {OPT_BUILD_ARG, 0, "build-arg", "K[=V]",
+     "set a build-time variable (V from the environment if omitted)", 0, NULL},
+    {OPT_TARGET, 0, "target", "STAGE", "build up to this stage", 0, NULL},
+    {OPT_SECRET, 0, "secret", "id=ID[,src=PATH|,env=VAR]",
+     "a secret for RUN --mount=type=secret (id=X alone: the variable X, else the file X; must "
+     "exist)",
+     0, NULL},
+    {OPT_NETWORK, 0, "network", "MODE", "default (host), host or none for RUN", CLI_COMP_WORDS,
+     "default host none"},
+    {OPT_NO_CACHE, 0, "no-cache", NULL, "do not use the build cache", 0, NULL},
+    {OPT_PUSH, 0, "push", NULL, "push every -t name to its registry after the build", 0, NULL},
+    {OPT_OUTPUT, 'o', "output", "SPEC",
+     "also write the result: type=oci|docker,dest=FILE.tar|-, type=oci,dest=DIR/, "
+     "type=tar,dest=FILE|-, type=local,dest=DIR, type=image[,push=true], type=registry; "
+     "name=NAME (else the -t names, none without -t), compression=gzip|zstd|uncompressed, "
+     "compression-level=N (a plain DIR: type=local; -: a tar on stdout)",
+     CLI_COMP_FILE, NULL},
+    {OPT_EXPLAIN_CACHE, 0, "explain-cache", NULL,
+     "for each step that misses the cache, say which input changed", 0, NULL},
+    {OPT_PULL, 0, "pull", "[=POLICY]", "base images: missing (default), always, never (offline)",
+     CLI_COMP_WORDS, "missing always never"},
+    {OPT_IGNOREFILE, 0, "ignorefile", "FILE", "use FILE instead of the context's .dockerignore",
+     CLI_COMP_FILE, NULL},
+    {OPT_IIDFILE, 0, "iidfile", "FILE", "write the image ID to FILE", CLI_COMP_FILE, NULL},
+    {OPT_PROGRESS, 0, "progress", "MODE",
+     "auto, plain, tty, rawjson or quiet (default: $BUILDKIT_PROGRESS, else auto)", CLI_COMP_WORDS,
+     "auto plain tty rawjson quiet"},
+    {OPT_LOAD, 0, "load", NULL, "accepted: the image always goes to the local store", 0, NULL},
+    {OPT_QUIET, 'q', "quiet", NULL, "print only the image ID", 0, NULL},
+    {OPT_LABEL, 0, "label", "K=V", "set a label on the image (repeatable)", 0, NULL},
+    {OPT_ANNOTATION, 0, "annotation", "K=V",
+     "set an annotation on the image's manifest (repeatable)", 0, NULL},
+    {OPT_METADATA_FILE, 0, "metadata-file", "FILE",
+     "write the image's digests and names to FILE as JSON", CLI_COMP_FILE, NULL},
+    {OPT_PLATFORM, 0, "platform", "P[,P...]",
+     "the target platforms (e.g. linux/amd64,linux/arm64): several make an index", CLI_COMP_WORDS,
+     cli_platform_words},
+    {OPT_MANIFEST, 0, "manifest", "LIST",
+     "add the image(s) to the manifest list LIST (made if missing)", CLI_COMP_IMAGE, NULL},
+    {OPT_TIMESTAMP, 0, "timestamp", "SECONDS",
+     "clamp created times and file mtimes (as SOURCE_DATE_EPOCH)", 0, NULL},
+    {OPT_SQUASH, 0, "squash", NULL, "merge the layers this build adds into one", 0, NULL},
+    {OPT_JOBS, 'j', "jobs", "N", "build up to N independent stages at once (default: all)", 0,
+     NULL},
+    {OPT_ALLOW, 0, "allow", "ENTITLEMENT",
+     "security.insecure: let RUN --security=insecure run with every privilege (no seccomp, all "
+     "capabilities); network.host: accepted (RUN has the host's network)",
+     CLI_COMP_WORDS, "security.insecure network.host"},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_build = {
+    .name = "build",
+    .synopsis = "[OPTIONS] CONTEXT",
+    .summary = "build an image from a Dockerfile",
+    .description = "CONTEXT is a directory, \"-\" for a tar on stdin, an http(s) tarball URL or "
+                   "a git URL (REPO#REF:DIR). Options may come before or after it. The image "
+                   "ID is printed on stdout unless an --output goes there.",
+    .opts = build_opts,
+    .more = cli_registry_opts,
+    .operand = CLI_COMP_DIR,
+    .fn = cmd_build,
+};
+
+/* What the options say, beyond the builder's own options. */
+struct build_cli {
     struct mk_build_opts opts;
-    memset(&opts, 0, sizeof(opts));
     struct registry_opts ropts;
-    memset(&ropts, 0, sizeof(ropts));
-    ropts.retries = -1;
-    opts.registry = &ropts;
-    opts.log_fd = STDERR_FILENO;
-    const char *iidfile = NULL, *metadata_file = NULL, *manifest_list = NULL, *timestamp = NULL;
-    bool push = false, progress_given = false;
-    struct mk_strv outputs = MK_STRV_INIT;
-    _cleanup_(builder_source_release) struct builder_source src = {0};
-    int rc = 2;
-    int c, idx = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "t:f:o:j:qh", longopts, &idx)) != -1) {
-        switch (c) {
-        case 1: /* --tls-verify, --cert-dir, --authfile, --creds, --retry */
-            if ((rc = cli_registry_opt(&ropts, longopts[idx].name, optarg)) != 0)
-                goto out;
-            rc = 2;
-            break;
-        case 't':
-            mk_strv_push(&opts.tags, optarg);
-            break;
-        case 'f':
-            opts.dockerfile = optarg;
-            break;
-        case 'a':
-            mk_strv_push(&opts.build_args, optarg);
-            break;
-        case 'T':
-            opts.target = optarg;
-            break;
-        case 's':
-            if ((rc = parse_secret(optarg, &opts.secrets)) != 0)
-                goto out;
-            rc = 2;
-            break;
-        case 'n':
-            if (strcmp(optarg, "none") == 0)
-                opts.network = MK_NET_NONE;
-            else if (strcmp(optarg, "host") == 0 || strcmp(optarg, "default") == 0)
-                opts.network = MK_NET_HOST;
-            else {
-                rc = cli_usage("build: unknown --network \"%s\" (use default, host or none)",
-                               optarg);
-                goto out;
-            }
-            break;
-        case 'W':
-            /* network.host: RUN has the host's network unless --network=none says otherwise. */
-            if (strcmp(optarg, "network.host") == 0)
-                break;
-            if (strcmp(optarg, "security.insecure") != 0) {
-                rc = cli_usage("build: unknown --allow \"%s\" (security.insecure or network.host)",
-                               optarg);
-                goto out;
-            }
-            opts.allow_insecure = true;
-            break;
-        case 'N':
-            opts.no_cache = true;
-            break;
-        case 'U':
-            push = true;
-            break;
-        case 'o':
-            mk_strv_push(&outputs, optarg);
-            break;
-        case 'X':
-            opts.explain_cache = true;
-            break;
-        case 'P': {
-            int p = registry_pull_policy_parse(optarg ? optarg : "always");
-            if (p < 0) {
-                rc = cli_usage("build: unknown --pull \"%s\" (use missing, always or never)",
-                               optarg);
-                goto out;
-            }
-            opts.pull = (enum registry_pull_policy)p;
-            break;
-        }
-        case 'I':
-            opts.ignorefile = optarg;
-            break;
-        case 'i':
-            iidfile = optarg;
-            break;
-        case 'p':
-            if ((rc = parse_progress("--progress", optarg, &opts)) != 0)
-                goto out;
-            progress_given = true;
-            rc = 2;
-            break;
-        case 'D': /* --load: the image is in the local store anyway */
-            break;
-        case 'L':
-        case 'A':
-            if (!*optarg || *optarg == '=') {
-                rc = cli_usage("build: --%s needs KEY=VALUE", c == 'L' ? "label" : "annotation");
-                goto out;
-            }
-            mk_strv_push(c == 'L' ? &opts.labels : &opts.annotations, optarg);
-            break;
-        case 'M':
-            metadata_file = optarg;
-            break;
-        case 'F':
-            opts.platform = optarg;
-            break;
-        case 'm':
-            manifest_list = optarg;
-            break;
-        case 'S': {
-            int64_t v;
-            if (!*optarg || mk_epoch_parse(optarg, &v, NULL) < 0) {
-                rc = cli_usage("build: --timestamp takes seconds since the epoch, not \"%s\"",
-                               optarg);
-                goto out;
-            }
-            timestamp = optarg;
-            break;
-        }
-        case 'Q':
-            opts.squash = true;
-            break;
-        case 'j': {
-            uint64_t v;
-            if (mk_parse_u64(optarg, &v) < 0 || v < 1 || v > 64) {
-                rc = cli_usage("build: --jobs takes a number from 1 to 64, not \"%s\"", optarg);
-                goto out;
-            }
-            opts.jobs = (unsigned)v;
-            break;
-        }
-        case 'q':
-            opts.quiet = true;
-            break;
-        case 'h':
-            build_usage(stdout);
-            rc = 0;
-            goto out;
-        default:
-            rc = cli_usage("build: unknown option \"%s\" (see \"mkimg build --help\")",
-                           argv[optind - 1]);
-            goto out;
-        }
+    const char *iidfile, *metadata_file, *manifest_list;
+    const char *timestamp; /* --timestamp, checked */
+    bool push, progress_given, stdout_taken;
+    struct mk_strv outputs;
+};
+
+static void build_cli_release(struct build_cli *b)
+{
+    mk_strv_release(&b->opts.tags);
+    mk_strv_release(&b->opts.build_args);
+    mk_strv_release(&b->opts.secrets);
+    mk_strv_release(&b->opts.labels);
+    mk_strv_release(&b->opts.annotations);
+    mk_strv_release(&b->outputs);
+}
+
+/* The options with a value that is checked. 0, or the exit status after the message. */
+static int build_checked_opt(struct build_cli *b, int id, const char *arg)
+{
+    struct mk_build_opts *opts = &b->opts;
+    uint64_t v;
+    int64_t epoch;
+    int p;
+    switch (id) {
+    case OPT_SECRET:
+        return parse_secret(arg, &opts->secrets);
+    case OPT_NETWORK:
+        if (strcmp(arg, "none") == 0)
+            opts->network = MK_NET_NONE;
+        else if (strcmp(arg, "host") == 0 || strcmp(arg, "default") == 0)
+            opts->network = MK_NET_HOST;
+        else
+            return cli_usage("build: unknown --network \"%s\" (use default, host or none)", arg);
+        return 0;
+    case OPT_ALLOW:
+        /* network.host: RUN has the host's network unless --network=none says otherwise. */
+        if (strcmp(arg, "network.host") == 0)
+            return 0;
+        if (strcmp(arg, "security.insecure") != 0)
+            return cli_usage("build: unknown --allow \"%s\" (security.insecure or network.host)",
+                             arg);
+        opts->allow_insecure = true;
+        return 0;
+    case OPT_PULL:
+        if ((p = registry_pull_policy_parse(arg ? arg : "always")) < 0)
+            return cli_usage("build: unknown --pull \"%s\" (use missing, always or never)", arg);
+        opts->pull = (enum registry_pull_policy)p;
+        return 0;
+    case OPT_PROGRESS:
+        b->progress_given = true;
+        return parse_progress("--progress", arg, opts);
+    case OPT_LABEL:
+    case OPT_ANNOTATION:
+        if (!*arg || *arg == '=')
+            return cli_usage("build: --%s needs KEY=VALUE",
+                             id == OPT_LABEL ? "label" : "annotation");
+        mk_strv_push(id == OPT_LABEL ? &opts->labels : &opts->annotations, arg);
+        return 0;
+    case OPT_TIMESTAMP:
+        if (!*arg || mk_epoch_parse(arg, &epoch, NULL) < 0)
+            return cli_usage("build: --timestamp takes seconds since the epoch, not \"%s\"", arg);
+        b->timestamp = arg;
+        return 0;
+    case OPT_JOBS:
+        if (mk_parse_u64(arg, &v) < 0 || v < 1 || v > 64)
+            return cli_usage("build: --jobs takes a number from 1 to 64, not \"%s\"", arg);
+        opts->jobs = (unsigned)v;
+        return 0;
     }
-    /* The epoch: --build-arg SOURCE_DATE_EPOCH=N (as BuildKit), else --timestamp (as
-     * buildah), else the environment's (as buildx passes it on). */
-    const char *epoch_what = "--timestamp";
-    for (size_t i = 0; i < opts.build_args.n; i++)
-        if (mk_str_has_prefix(opts.build_args.v[i], "SOURCE_DATE_EPOCH=")) {
-            timestamp = opts.build_args.v[i] + 18;
-            epoch_what = "--build-arg SOURCE_DATE_EPOCH";
-        }
-    if ((rc = cli_epoch(timestamp, epoch_what, &opts.epoch)) != 0)
-        goto out;
+    if (id >= CLI_REG_FIRST && id <= CLI_REG_LAST)
+        return cli_registry_opt(&b->ropts, id, arg);
+    MK_BUG("unhandled build option");
+}
+
+/* One option; 0, or the exit status. */
+static int build_opt(struct build_cli *b, int id, const char *arg)
+{
+    struct mk_build_opts *opts = &b->opts;
+    switch (id) {
+    case OPT_TAG:
+        mk_strv_push(&opts->tags, arg);
+        break;
+    case OPT_FILE:
+        opts->dockerfile = arg;
+        break;
+    case OPT_BUILD_ARG:
+        mk_strv_push(&opts->build_args, arg);
+        break;
+    case OPT_TARGET:
+        opts->target = arg;
+        break;
+    case OPT_NO_CACHE:
+        opts->no_cache = true;
+        break;
+    case OPT_PUSH:
+        b->push = true;
+        break;
+    case OPT_OUTPUT:
+        mk_strv_push(&b->outputs, arg);
+        break;
+    case OPT_EXPLAIN_CACHE:
+        opts->explain_cache = true;
+        break;
+    case OPT_IGNOREFILE:
+        opts->ignorefile = arg;
+        break;
+    case OPT_IIDFILE:
+        b->iidfile = arg;
+        break;
+    case OPT_LOAD: /* the image is in the local store anyway */
+        break;
+    case OPT_METADATA_FILE:
+        b->metadata_file = arg;
+        break;
+    case OPT_PLATFORM:
+        opts->platform = arg;
+        break;
+    case OPT_MANIFEST:
+        b->manifest_list = arg;
+        break;
+    case OPT_SQUASH:
+        opts->squash = true;
+        break;
+    case OPT_QUIET:
+        opts->quiet = true;
+        break;
+    default:
+        return build_checked_opt(b, id, arg);
+    }
+    return 0;
+}
+
+/* Everything that can be refused before any work: the context, the names, the outputs. */
+static int build_check(struct build_cli *b, const char *context)
+{
+    struct mk_build_opts *opts = &b->opts;
+    int rc;
     /* As with buildx, BUILDKIT_PROGRESS is the default --progress. */
     const char *env_progress = getenv("BUILDKIT_PROGRESS");
-    if (!progress_given && env_progress && *env_progress &&
-        (rc = parse_progress("BUILDKIT_PROGRESS", env_progress, &opts)) != 0)
-        goto out;
-    rc = 2;
-    /* Options may follow the context (getopt permutes argv, as docker's parser allows). */
-    if (optind != argc - 1) {
-        rc = cli_usage("build: expected exactly one CONTEXT (a directory, \"-\" or a URL; see "
-                       "\"mkimg build --help\")");
-        goto out;
-    }
-    const char *context = argv[optind];
-    if (opts.dockerfile && strcmp(opts.dockerfile, "-") == 0 && strcmp(context, "-") == 0) {
-        rc = cli_usage("build: the build context and the Dockerfile cannot both come from stdin");
-        goto out;
-    }
-    for (size_t i = 0; i < opts.tags.n; i++)
-        if ((rc = cli_check_new_name(opts.tags.v[i])) != 0)
-            goto out;
-    if (push && opts.tags.n == 0) {
-        rc = cli_usage("build: --push needs a name to push to (-t NAME)");
-        goto out;
-    }
+    if (!b->progress_given && env_progress && *env_progress &&
+        (rc = parse_progress("BUILDKIT_PROGRESS", env_progress, opts)) != 0)
+        return rc;
+    /* The epoch: --build-arg SOURCE_DATE_EPOCH=N (as BuildKit), else --timestamp (as
+     * buildah), else the environment's (as buildx passes it on). */
+    const char *epoch = b->timestamp, *epoch_what = "--timestamp";
+    for (size_t i = 0; i < opts->build_args.n; i++)
+        if (mk_str_has_prefix(opts->build_args.v[i], "SOURCE_DATE_EPOCH=")) {
+            epoch = opts->build_args.v[i] + 18;
+            epoch_what = "--build-arg SOURCE_DATE_EPOCH";
+        }
+    if ((rc = cli_epoch(epoch, epoch_what, &opts->epoch)) != 0)
+        return rc;
+    if (opts->dockerfile && strcmp(opts->dockerfile, "-") == 0 && strcmp(context, "-") == 0)
+        return cli_usage("build: the build context and the Dockerfile cannot both come from stdin");
+    for (size_t i = 0; i < opts->tags.n; i++)
+        if ((rc = cli_check_new_name(opts->tags.v[i])) != 0)
+            return rc;
+    if (b->push && opts->tags.n == 0)
+        return cli_usage("build: --push needs a name to push to (-t NAME)");
     /* A bad --output is a usage error before any work, not after the build. */
-    bool stdout_taken = false;
-    for (size_t i = 0; i < outputs.n; i++) {
+    for (size_t i = 0; i < b->outputs.n; i++) {
         _cleanup_(output_release) struct output o;
-        if ((rc = output_parse(outputs.v[i], &o)) != 0)
-            goto out;
+        if ((rc = output_parse(b->outputs.v[i], &o)) != 0)
+            return rc;
         if (o.dest && strcmp(o.dest, "-") == 0 && strcmp(o.type, "local") != 0) {
-            if (stdout_taken) {
-                rc = cli_usage("build: only one --output can go to stdout");
-                goto out;
-            }
-            stdout_taken = true;
+            if (b->stdout_taken)
+                return cli_usage("build: only one --output can go to stdout");
+            b->stdout_taken = true;
         }
     }
-    rc = 2;
+    return 0;
+}
 
-    bool several = opts.platform && strchr(opts.platform, ',');
-    if (several && (rc = cli_build_platforms_check(&opts, &outputs)) != 0)
-        goto out;
-    struct mk_store *store = cli_store(cli);
-    if (!store) {
-        rc = 1;
-        goto out;
+/* After the build: outputs, the manifest list, pushes, the metadata and iid files. */
+static int build_finish(struct mk_store *store, struct build_cli *b, const struct mk_image *img)
+{
+    struct mk_build_opts *opts = &b->opts;
+    struct mk_error *err = NULL;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < b->outputs.n; i++)
+        rc = write_output(store, img, b->outputs.v[i], &opts->tags, &b->ropts, opts->quiet,
+                          opts->epoch);
+    if (rc == 0 && b->manifest_list) {
+        const char *d = img->manifest_digest;
+        char list_digest[MK_DIGEST_SIZE];
+        if (cli_manifest_add(store, b->manifest_list, &d, 1, false, list_digest, &err) < 0)
+            rc = cli_fail(err);
     }
+    for (size_t i = 0; b->push && rc == 0 && i < opts->tags.n; i++) {
+        char digest[MK_DIGEST_SIZE];
+        if (registry_push(store, opts->tags.v[i], NULL, &b->ropts, digest, &err) < 0)
+            return cli_fail(err);
+        if (!opts->quiet)
+            fprintf(stderr, "pushed %s@%s\n", opts->tags.v[i], digest);
+    }
+    if (rc == 0 && b->metadata_file && write_metadata(img, &opts->tags, b->metadata_file) < 0)
+        rc = 1;
+    if (b->iidfile) {
+        _cleanup_free_ char *line = mk_xasprintf("%s", img->config_digest);
+        if (mk_write_file_atomic(AT_FDCWD, b->iidfile, line, strlen(line), 0644, &err) < 0) {
+            mk_error_set_where(&err, b->iidfile);
+            rc = cli_fail(err);
+        }
+    }
+    return rc;
+}
+
+/* The build itself, its report, and what comes after it. */
+static int build_run(struct mk_store *store, struct build_cli *b, const char *context)
+{
+    struct mk_build_opts *opts = &b->opts;
+    _cleanup_(builder_source_release) struct builder_source src = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    struct mk_image *img = NULL;
     struct mk_error *err = NULL;
-    if (builder_source_prepare(store, context, opts.dockerfile, &ropts, &src, &err) < 0) {
-        rc = cli_fail(err);
-        goto out;
-    }
-    opts.context_dir = src.context_dir;
+    if (builder_source_prepare(store, context, opts->dockerfile, &b->ropts, &src, &err) < 0)
+        return cli_fail(err);
+    opts->context_dir = src.context_dir;
     if (src.dockerfile) {
-        opts.df_name =
-            opts.dockerfile && strcmp(opts.dockerfile, "-") != 0 ? opts.dockerfile : "Dockerfile";
-        opts.dockerfile = src.dockerfile;
+        opts->df_name = opts->dockerfile && strcmp(opts->dockerfile, "-") != 0 ? opts->dockerfile
+                                                                               : "Dockerfile";
+        opts->dockerfile = src.dockerfile;
     }
-    if (several) {
-        if (metadata_file)
+    cli_debug("build: context %s, Dockerfile %s", opts->context_dir,
+              opts->dockerfile ? opts->dockerfile : "(the context's)");
+    if (opts->platform && strchr(opts->platform, ',')) {
+        if (b->metadata_file)
             cli_warn("--metadata-file is not written for several platforms yet");
-        rc = cli_build_platforms(store, &opts, &outputs, push, &ropts, manifest_list, iidfile);
-        goto out;
+        return cli_build_platforms(store, opts, &b->outputs, b->push, &b->ropts, b->manifest_list,
+                                   b->iidfile);
     }
-    if (builder_build(store, &opts, &img, &err) < 0) {
-        rc = cli_fail(err);
-        goto out;
-    }
+    struct mk_image *img = NULL;
+    if (builder_build(store, opts, &img, &err) < 0)
+        return cli_fail(err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (!opts.quiet && opts.progress != MK_PROGRESS_RAWJSON) {
+    if (!opts->quiet && opts->progress != MK_PROGRESS_RAWJSON) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        for (size_t i = 0; i < opts.tags.n; i++)
-            fprintf(stderr, "tagged %s\n", opts.tags.v[i]);
+        for (size_t i = 0; i < opts->tags.n; i++)
+            fprintf(stderr, "tagged %s\n", opts->tags.v[i]);
         fprintf(stderr, "built %s in %.2fs\n", img->config_digest, secs);
     }
     /* An output on stdout is all that goes there, as with buildx. */
-    if (!stdout_taken) {
+    if (!b->stdout_taken) {
         printf("%s\n", img->config_digest);
         fflush(stdout);
     }
-    rc = 0;
-    for (size_t i = 0; rc == 0 && i < outputs.n; i++)
-        rc = write_output(store, img, outputs.v[i], &opts.tags, &ropts, opts.quiet, opts.epoch);
-    if (rc == 0 && manifest_list) {
-        const char *d = img->manifest_digest;
-        char list_digest[MK_DIGEST_SIZE];
-        if (cli_manifest_add(store, manifest_list, &d, 1, false, list_digest, &err) < 0)
-            rc = cli_fail(err);
-    }
-    for (size_t i = 0; push && rc == 0 && i < opts.tags.n; i++) {
-        char digest[MK_DIGEST_SIZE];
-        if (registry_push(store, opts.tags.v[i], NULL, &ropts, digest, &err) < 0) {
-            rc = cli_fail(err);
-            break;
-        }
-        if (!opts.quiet)
-            fprintf(stderr, "pushed %s@%s\n", opts.tags.v[i], digest);
-    }
-    if (rc == 0 && metadata_file && write_metadata(img, &opts.tags, metadata_file) < 0)
-        rc = 1;
-    if (iidfile) {
-        _cleanup_free_ char *line = mk_xasprintf("%s", img->config_digest);
-        if (mk_write_file_atomic(AT_FDCWD, iidfile, line, strlen(line), 0644, &err) < 0) {
-            mk_error_set_where(&err, iidfile);
-            rc = cli_fail(err);
-        }
-    }
+    int rc = build_finish(store, b, img);
     layerstore_image_free(img);
-out:
-    mk_strv_release(&opts.tags);
-    mk_strv_release(&opts.build_args);
-    mk_strv_release(&opts.secrets);
-    mk_strv_release(&opts.labels);
-    mk_strv_release(&opts.annotations);
-    mk_strv_release(&outputs);
     return rc;
+}
+
+int cmd_build(struct mk_cli *cli, int argc, char **argv)
+{
+    _cleanup_(build_cli_release) struct build_cli b;
+    memset(&b, 0, sizeof(b));
+    b.ropts.retries = -1;
+    b.opts.registry = &b.ropts;
+    b.opts.log_fd = STDERR_FILENO;
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_build, argc, argv);
+    for (int id, rc; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if ((rc = build_opt(&b, id, a.arg)) != 0)
+            return rc;
+    }
+    /* Options may follow the context (argv is permuted, as docker's parser allows). */
+    if (a.first != argc - 1)
+        return cli_usage("build: expected exactly one CONTEXT (a directory, \"-\" or a URL; see "
+                         "\"mkimg build --help\")");
+    const char *context = argv[a.first];
+    int rc = build_check(&b, context);
+    if (rc != 0)
+        return rc;
+    if (b.opts.platform && strchr(b.opts.platform, ',') &&
+        (rc = cli_build_platforms_check(&b.opts, &b.outputs)) != 0)
+        return rc;
+    struct mk_store *store = cli_store(cli);
+    if (!store)
+        return 1;
+    return build_run(store, &b, context);
 }

@@ -1,14 +1,17 @@
 /* cli/cli.h - shared by the subcommands: global options, the store, error printing.
  *
- * Each subcommand is `int cmd_NAME(struct mk_cli *cli, int argc, char **argv)` in
- * cli/NAME.c; argv[0] is the subcommand's name. It returns the process exit status:
- * 0 success, 1 failure, 2 usage error (after printing one "mkimg: ..." line).
+ * Each subcommand is `const struct cli_cmd cli_cmd_NAME` in cli/NAME.c (cli/options.h: its
+ * option table, help, man page and completion), whose fn is `int cmd_NAME(struct mk_cli *cli,
+ * int argc, char **argv)`; argv[0] is the subcommand's name. It returns the process exit
+ * status: 0 success, 1 failure, 2 usage error (after printing one "mkimg: ..." line).
  */
 #ifndef MK_CLI_H
 #define MK_CLI_H
 
 #include <stdbool.h>
+#include <time.h>
 
+#include "cli/options.h"
 #include "common/error.h"
 #include "layerstore/layerstore.h"
 
@@ -28,6 +31,22 @@ int cli_fail(struct mk_error *err);
 /* Prints "mkimg: <fmt>" (usage problems) and returns 2. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* --log-level / --debug: debug lines are printed at CLI_LOG_DEBUG only; pull and push progress
+ * (info) is dropped from CLI_LOG_WARN on, warnings at CLI_LOG_ERROR. */
+enum cli_log_level { CLI_LOG_DEBUG, CLI_LOG_INFO, CLI_LOG_WARN, CLI_LOG_ERROR };
+extern enum cli_log_level cli_log_level;
+/* "mkimg: debug: ..." on stderr when the level is debug. */
+void cli_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* `mkimg __generate man DIR | bash | zsh` (cli/generate.c): the man pages into DIR, or a
+ * completion script on stdout, from the option tables. Returns the exit status. */
+int cli_generate(int argc, char **argv);
+
+extern const struct cli_cmd cli_cmd_build, cli_cmd_run, cli_cmd_parse, cli_cmd_import,
+    cli_cmd_images, cli_cmd_inspect, cli_cmd_history, cli_cmd_rmi, cli_cmd_tag, cli_cmd_save,
+    cli_cmd_load, cli_cmd_prune, cli_cmd_fsck, cli_cmd_df, cli_cmd_pull, cli_cmd_push,
+    cli_cmd_manifest, cli_cmd_login, cli_cmd_logout, cli_cmd_version;
 /* A name an image is about to get (build -t, tag TARGET): a valid reference without a digest,
  * checked before any work. 0, or prints why and returns 1. */
 int cli_check_new_name(const char *name);
@@ -58,6 +77,7 @@ int cmd_parse(struct mk_cli *cli, int argc, char **argv);
 int cmd_import(struct mk_cli *cli, int argc, char **argv);
 int cmd_images(struct mk_cli *cli, int argc, char **argv);
 int cmd_inspect(struct mk_cli *cli, int argc, char **argv);
+int cmd_history(struct mk_cli *cli, int argc, char **argv);
 int cmd_rmi(struct mk_cli *cli, int argc, char **argv);
 int cmd_tag(struct mk_cli *cli, int argc, char **argv);
 
@@ -74,30 +94,16 @@ int cmd_manifest(struct mk_cli *cli, int argc, char **argv);
 int cli_manifest_add(struct mk_store *store, const char *list, const char *const *images,
                      size_t n_images, bool create, char ret_digest[MK_DIGEST_SIZE],
                      struct mk_error **err);
-/* The options every registry command takes (getopt_long val 1, dispatched by name to
- * cli_registry_opt, which returns 0 or prints a usage error and returns 2). */
-#define CLI_REGISTRY_LONGOPTS                                                                      \
-    {"tls-verify", optional_argument, NULL, 1}, {"cert-dir", required_argument, NULL, 1},          \
-        {"authfile", required_argument, NULL, 1}, {"creds", required_argument, NULL, 1},           \
-    {                                                                                              \
-        "retry", required_argument, NULL, 1                                                        \
-    }
-#define CLI_REGISTRY_HELP                                                                          \
-    "      --tls-verify[=BOOL]  verify TLS (default: yes, but plain HTTP for localhost without\n"  \
-    "                           a certs.d directory)\n"                                            \
-    "      --cert-dir DIR       CAs (*.crt) and client certificate (*.cert, *.key); default\n"     \
-    "                           /etc/containers/certs.d/HOST:PORT, /etc/docker/certs.d/...\n"      \
-    "      --authfile FILE      credentials file (default: podman's auth.json)\n"                  \
-    "      --creds USER:PASS    credentials for this command\n"                                    \
-    "      --retry N            attempts after a failure (default 5)\n"
+/* The options every registry command takes (cli_registry_opts in cli/options.h, ids
+ * CLI_REG_FIRST..CLI_REG_LAST): 0, or prints a usage error and returns 2. */
 struct registry_opts;
-int cli_registry_opt(struct registry_opts *o, const char *name, const char *arg);
+int cli_registry_opt(struct registry_opts *o, int id, const char *arg);
 
-/* A leading "--platform P" / "--platform=P" in argv[1]: parsed into ret (*ret_set), and
- * taken off argc/argv. Returns 0, or the exit code after printing usage or the error. */
+/* A --platform value parsed into ret: 0, or the exit status after printing why not. */
 struct mk_platform;
-int cli_platform_arg(int *argc, char ***argv, const char *usage, struct mk_platform *ret,
-                     bool *ret_set);
+int cli_platform_value(const char *v, struct mk_platform *ret);
+/* What --platform completes to. */
+extern const char cli_platform_words[];
 
 /* ---- store maintenance and archives (cli/save.c, load.c, prune.c, fsck.c, df.c) ---- */
 int cmd_save(struct mk_cli *cli, int argc, char **argv);
@@ -107,6 +113,12 @@ int cmd_fsck(struct mk_cli *cli, int argc, char **argv);
 int cmd_df(struct mk_cli *cli, int argc, char **argv);
 /* Decimal units with three significant digits ("4.27 MB"), like podman. Caller frees. */
 char *cli_human_size(uint64_t n);
+/* An image's "created" (RFC 3339) as seconds, -1 when unreadable (cli/images.c); as docker's
+ * CreatedAt ("2024-01-02 15:04:05 +0000 UTC") and CreatedSince ("5 minutes ago"). Callers
+ * free the strings. */
+time_t cli_created_time(const char *created);
+char *cli_created_at(const char *created);
+char *cli_human_ago(const char *created);
 /* "500MB", "2GiB", "1.5G", "4096": a byte count with an optional unit, decimal (kB, MB, GB,
  * TB; the B may be left out) or binary (KiB, MiB, GiB, TiB), case-insensitive. -1 when
  * malformed or past 2^64. */

@@ -65,14 +65,22 @@ static void row(const char *type, uint64_t count, uint64_t bytes, uint64_t recla
     printf("%-20s %8llu %12s %12s\n", type, (unsigned long long)count, b, r);
 }
 
+const struct cli_cmd cli_cmd_df = {
+    .name = "df",
+    .synopsis = "",
+    .summary = "show the store's disk usage",
+    .fn = cmd_df,
+};
+
 int cmd_df(struct mk_cli *cli, int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: mkimg df\n");
-        return 0;
-    }
-    if (argc != 1)
-        return cli_usage("df: unexpected argument \"%s\" (usage: mkimg df)", argv[1]);
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_df, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;)
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+    if (a.first < argc)
+        return cli_args_usage(&cli_cmd_df, "unexpected argument \"%s\"", argv[a.first]);
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;

@@ -5,25 +5,38 @@
 
 #include "cli/cli.h"
 
+enum { OPT_DEEP = 1, OPT_REPAIR };
+
+static const struct cli_opt fsck_opts[] = {
+    {OPT_DEEP, 0, "deep", NULL, "also check each snapshot's files against its layer", 0, NULL},
+    {OPT_REPAIR, 0, "repair", NULL, "drop what is broken and unpack missing or bad snapshots", 0,
+     NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_fsck = {
+    .name = "fsck",
+    .synopsis = "[--deep] [--repair]",
+    .summary = "verify the store (--deep: snapshot contents; --repair fixes)",
+    .description = "Checks every blob's digest, every image's blobs and snapshots and the "
+                   "cache. The exit status is 1 when something is wrong and was not repaired.",
+    .opts = fsck_opts,
+    .fn = cmd_fsck,
+};
+
 int cmd_fsck(struct mk_cli *cli, int argc, char **argv)
 {
     bool repair = false, deep = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--repair") == 0)
-            repair = true;
-        else if (strcmp(argv[i], "--deep") == 0)
-            deep = true;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: mkimg fsck [--deep] [--repair]\n"
-                   "Checks every blob's digest, every image's blobs and snapshots and the\n"
-                   "cache; --deep also checks each snapshot's files against its layer;\n"
-                   "--repair drops what is broken and unpacks missing or bad snapshots.\n");
-            return 0;
-        } else
-            return cli_usage("fsck: unknown option \"%s\" (usage: mkimg fsck [--deep] "
-                             "[--repair])",
-                             argv[i]);
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_fsck, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        repair |= id == OPT_REPAIR;
+        deep |= id == OPT_DEEP;
     }
+    if (a.first < argc)
+        return cli_args_usage(&cli_cmd_fsck, "unexpected argument \"%s\"", argv[a.first]);
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;

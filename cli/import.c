@@ -4,24 +4,47 @@
 
 #include "cli/cli.h"
 
-#define IMPORT_USAGE "usage: mkimg import [--platform OS/ARCH[/VARIANT]] TARBALL|DIR NAME"
+enum { OPT_PLATFORM = 1 };
+
+static const struct cli_opt import_opts[] = {
+    {OPT_PLATFORM, 0, "platform", "OS/ARCH[/VARIANT]",
+     "the rootfs is that platform's, added to NAME next to the ones it holds (default: this "
+     "machine's)",
+     CLI_COMP_WORDS, cli_platform_words},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_import = {
+    .name = "import",
+    .synopsis = "[--platform OS/ARCH[/VARIANT]] TARBALL|DIR NAME",
+    .summary = "import a rootfs tarball or directory as an image",
+    .opts = import_opts,
+    .operand = CLI_COMP_FILE,
+    .fn = cmd_import,
+};
 
 int cmd_import(struct mk_cli *cli, int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("%s\n", IMPORT_USAGE);
-        return 0;
-    }
-    /* --platform: the rootfs is that platform's, added to NAME next to the ones it holds. */
     struct mk_platform platform;
     bool has_platform = false;
-    int prc = cli_platform_arg(&argc, &argv, IMPORT_USAGE, &platform, &has_platform);
-    if (prc)
-        return prc;
-    if (argc != 3)
-        return cli_usage(IMPORT_USAGE);
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_import, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id == OPT_PLATFORM) {
+            int rc = cli_platform_value(a.arg, &platform);
+            if (rc)
+                return rc;
+            has_platform = true;
+        }
+    }
+    if (argc - a.first != 2)
+        return cli_args_usage(&cli_cmd_import, "expected TARBALL|DIR NAME");
+    argv += a.first - 1;
     int64_t epoch;
-    if ((prc = cli_epoch(NULL, NULL, &epoch)) != 0)
+    int prc = cli_epoch(NULL, NULL, &epoch);
+    if (prc)
         return prc;
     struct mk_store *store = cli_store(cli);
     if (!store)

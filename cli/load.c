@@ -1,46 +1,47 @@
 /* cli/load.c - `mkimg load [-i FILE]`: images from an OCI or Docker archive (or stdin). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 
+enum { OPT_INPUT = 1, OPT_QUIET };
+
+static const struct cli_opt load_opts[] = {
+    {OPT_INPUT, 'i', "input", "FILE", "read the archive from FILE instead of stdin", CLI_COMP_FILE,
+     NULL},
+    {OPT_QUIET, 'q', "quiet", NULL, "print nothing", 0, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_load = {
+    .name = "load",
+    .synopsis = "[-q] [-i FILE]",
+    .summary = "read images from an OCI or Docker archive",
+    .description = "The archive may be compressed. Each image is tagged with the names the "
+                   "archive gives it; the names (or IDs of unnamed images) are printed.",
+    .opts = load_opts,
+    .fn = cmd_load,
+};
+
 int cmd_load(struct mk_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"input", required_argument, NULL, 'i'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *in = NULL;
     bool quiet = false;
-    int o;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "+i:qh", opts, NULL)) != -1) {
-        switch (o) {
-        case 'i':
-            in = optarg;
-            break;
-        case 'q':
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_load, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id == OPT_INPUT)
+            in = a.arg;
+        else if (id == OPT_QUIET)
             quiet = true;
-            break;
-        case 'h':
-            printf("usage: mkimg load [-q] [-i FILE]\n"
-                   "  -i, --input FILE   read the archive from FILE instead of stdin\n");
-            return 0;
-        default:
-            return cli_usage("load: bad option \"%s\" (see \"mkimg load --help\")",
-                             argv[optind - 1]);
-        }
     }
-    if (optind < argc)
-        return cli_usage("load: unexpected argument \"%s\" (usage: mkimg load [-i FILE])",
-                         argv[optind]);
+    if (a.first < argc)
+        return cli_args_usage(&cli_cmd_load, "unexpected argument \"%s\"", argv[a.first]);
     _cleanup_close_ int fd = STDIN_FILENO;
     struct mk_error *err = NULL;
     if (in && strcmp(in, "-") != 0) {

@@ -1,5 +1,4 @@
 /* cli/login.c - `mkimg login` and `mkimg logout`: credentials in auth.json, like podman. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -51,50 +50,56 @@ static char *read_line(const char *prompt, bool secret)
     return r;
 }
 
+enum { OPT_USERNAME = 1, OPT_PASSWORD, OPT_PASSWORD_STDIN, OPT_AUTHFILE };
+
+static const struct cli_opt login_opts[] = {
+    {OPT_USERNAME, 'u', "username", "USER", "the user name (else asked on the terminal)", 0, NULL},
+    {OPT_PASSWORD, 'p', "password", "PASSWORD",
+     "the password (visible to other users: prefer --password-stdin)", 0, NULL},
+    {OPT_PASSWORD_STDIN, 0, "password-stdin", NULL, "read the password from stdin", 0, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_login = {
+    .name = "login",
+    .synopsis = "[OPTIONS] REGISTRY",
+    .summary = "store credentials for a registry",
+    .description = "The credentials are checked against REGISTRY, then kept in the auth file "
+                   "podman and skopeo read (--authfile, else $REGISTRY_AUTH_FILE, else "
+                   "${XDG_RUNTIME_DIR}/containers/auth.json).",
+    .opts = login_opts,
+    .more = cli_registry_opts,
+    .fn = cmd_login,
+};
+
 int cmd_login(struct mk_cli *cli, int argc, char **argv)
 {
     (void)cli;
-    static const struct option longopts[] = {
-        CLI_REGISTRY_LONGOPTS,
-        {"username", required_argument, NULL, 'u'},
-        {"password", required_argument, NULL, 'p'},
-        {"password-stdin", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     struct registry_opts opts = {.retries = -1};
     const char *user = NULL, *pass = NULL;
     bool pass_stdin = false;
-    int c, idx = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+u:p:h", longopts, &idx)) != -1) {
-        if (c == 1) {
-            if (cli_registry_opt(&opts, longopts[idx].name, optarg) != 0)
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_login, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id >= CLI_REG_FIRST && id <= CLI_REG_LAST) {
+            if (cli_registry_opt(&opts, id, a.arg) != 0)
                 return 2;
-        } else if (c == 'u') {
-            user = optarg;
-        } else if (c == 'p') {
-            pass = optarg;
-        } else if (c == 's') {
+        } else if (id == OPT_USERNAME) {
+            user = a.arg;
+        } else if (id == OPT_PASSWORD) {
+            pass = a.arg;
+        } else if (id == OPT_PASSWORD_STDIN) {
             pass_stdin = true;
-        } else if (c == 'h') {
-            fputs("usage: mkimg login [OPTIONS] REGISTRY\n"
-                  "  -u, --username USER\n"
-                  "  -p, --password PASSWORD  (visible to other users: prefer --password-stdin)\n"
-                  "      --password-stdin     read the password from stdin\n" CLI_REGISTRY_HELP,
-                  stdout);
-            return 0;
-        } else {
-            return cli_usage("login: unknown option \"%s\" (see \"mkimg login --help\")",
-                             argv[optind - 1]);
         }
     }
-    if (optind != argc - 1)
-        return cli_usage("login: expected one REGISTRY (see \"mkimg login --help\")");
+    if (a.first != argc - 1)
+        return cli_args_usage(&cli_cmd_login, "expected one REGISTRY");
+    const char *registry = argv[a.first];
     if (pass && pass_stdin)
         return cli_usage("login: --password and --password-stdin exclude each other");
-    _cleanup_free_ char *host = login_host(argv[optind]);
+    _cleanup_free_ char *host = login_host(registry);
     _cleanup_free_ char *u = user ? mk_xstrdup(user) : read_line("Username: ", false);
     _cleanup_free_ char *p = pass ? mk_xstrdup(pass) : read_line("Password: ", true);
     if (!u || !*u || !p || !*p)
@@ -114,32 +119,35 @@ int cmd_login(struct mk_cli *cli, int argc, char **argv)
     return 0;
 }
 
+static const struct cli_opt logout_opts[] = {
+    {OPT_AUTHFILE, 0, "authfile", "FILE", "credentials file (default: podman's auth.json)",
+     CLI_COMP_FILE, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_logout = {
+    .name = "logout",
+    .synopsis = "[--authfile FILE] REGISTRY",
+    .summary = "remove stored credentials for a registry",
+    .opts = logout_opts,
+    .fn = cmd_logout,
+};
+
 int cmd_logout(struct mk_cli *cli, int argc, char **argv)
 {
     (void)cli;
-    static const struct option longopts[] = {
-        {"authfile", required_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *authfile = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-        if (c == 'a') {
-            authfile = optarg;
-        } else if (c == 'h') {
-            fputs("usage: mkimg logout [--authfile FILE] REGISTRY\n", stdout);
-            return 0;
-        } else {
-            return cli_usage("logout: unknown option \"%s\" (see \"mkimg logout --help\")",
-                             argv[optind - 1]);
-        }
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_logout, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id == OPT_AUTHFILE)
+            authfile = a.arg;
     }
-    if (optind != argc - 1)
-        return cli_usage("logout: expected one REGISTRY (see \"mkimg logout --help\")");
-    _cleanup_free_ char *host = login_host(argv[optind]);
+    if (a.first != argc - 1)
+        return cli_args_usage(&cli_cmd_logout, "expected one REGISTRY");
+    _cleanup_free_ char *host = login_host(argv[a.first]);
     struct mk_error *err = NULL;
     if (registry_auth_store(authfile, host, NULL, &err) < 0)
         return cli_fail(err);

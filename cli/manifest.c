@@ -9,13 +9,6 @@
 
 #include "cli/cli.h"
 
-#define MANIFEST_USAGE                                                                             \
-    "usage: mkimg manifest create LIST [IMAGE...]\n"                                               \
-    "       mkimg manifest add LIST IMAGE\n"                                                       \
-    "       mkimg manifest remove LIST DIGEST\n"                                                   \
-    "       mkimg manifest inspect LIST\n"                                                         \
-    "       mkimg manifest push [OPTIONS] LIST [DESTINATION]   (the options of mkimg push)"
-
 /* The list's entries; a name that is not there yet is an empty list when may_be_new. */
 static int list_load(struct mk_store *store, const char *list, bool may_be_new,
                      struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
@@ -100,14 +93,32 @@ static int manifest_inspect(struct mk_store *store, const char *list, struct mk_
     return r;
 }
 
+const struct cli_cmd cli_cmd_manifest = {
+    .name = "manifest",
+    .synopsis = "create LIST [IMAGE...] | add LIST IMAGE | remove LIST DIGEST | inspect LIST | "
+                "push [OPTIONS] LIST [DESTINATION]",
+    .summary = "join images of several platforms into one index (create, add, ...)",
+    .description = "A manifest list is a local name that points at an OCI image index, one "
+                   "entry per platform in the order they were added. \"manifest push\" takes "
+                   "the options of \"mkimg push\".",
+    .operand = CLI_COMP_WORDS,
+    .operand_words = "create add remove inspect push",
+    .options_first = true,
+    .fn = cmd_manifest,
+};
+
 int cmd_manifest(struct mk_cli *cli, int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        if (argc < 2)
-            return cli_usage("%s", MANIFEST_USAGE);
-        printf("%s\n", MANIFEST_USAGE);
-        return 0;
-    }
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_manifest, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;)
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+    argc -= a.first - 1;
+    argv += a.first - 1;
+    if (argc < 2)
+        return cli_args_usage(&cli_cmd_manifest, "expected a verb (create, add, remove, inspect "
+                                                 "or push)");
     const char *verb = argv[1];
     if (strcmp(verb, "push") == 0)
         return cmd_push(cli, argc - 1, argv + 1);
@@ -115,7 +126,7 @@ int cmd_manifest(struct mk_cli *cli, int argc, char **argv)
         (strcmp(verb, "create") == 0 && argc >= 3) || (strcmp(verb, "add") == 0 && argc == 4) ||
         (strcmp(verb, "remove") == 0 && argc == 4) || (strcmp(verb, "inspect") == 0 && argc == 3);
     if (!ok)
-        return cli_usage("%s", MANIFEST_USAGE);
+        return cli_args_usage(&cli_cmd_manifest, "expected %s", cli_cmd_manifest.synopsis);
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;

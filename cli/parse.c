@@ -12,15 +12,6 @@
 /* A Dockerfile is text written by people; anything this large is a mistake or an attack. */
 #define DOCKERFILE_MAX (16u << 20)
 
-static void parse_usage(FILE *f)
-{
-    fprintf(f, "usage: mkimg parse [--dump | --json] [--check] [-f FILE] [FILE]\n\n"
-               "  --dump     print BuildKit's parse-tree dump (default)\n"
-               "  --json     print the parsed instructions as a JSON document\n"
-               "  --check    also run the build's instruction checks\n"
-               "  -f FILE    the Dockerfile (default ./Dockerfile, \"-\" = stdin)\n");
-}
-
 static int read_all(const char *path, struct mk_buf *out, struct mk_error **err)
 {
     _cleanup_close_ int fd = -1;
@@ -51,6 +42,28 @@ static int read_all(const char *path, struct mk_buf *out, struct mk_error **err)
     return 0;
 }
 
+enum { OPT_DUMP = 1, OPT_JSON, OPT_CHECK, OPT_FILE };
+
+static const struct cli_opt parse_opts[] = {
+    {OPT_DUMP, 0, "dump", NULL, "print BuildKit's parse-tree dump (default)", 0, NULL},
+    {OPT_JSON, 0, "json", NULL, "print the parsed instructions as a JSON document", 0, NULL},
+    {OPT_CHECK, 0, "check", NULL, "also run the build's instruction checks", 0, NULL},
+    {OPT_FILE, 'f', "file", "FILE", "the Dockerfile (default ./Dockerfile, \"-\": stdin)",
+     CLI_COMP_FILE, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_parse = {
+    .name = "parse",
+    .synopsis = "[--dump | --json] [--check] [-f FILE] [FILE]",
+    .summary = "parse a Dockerfile and print it (--dump, --json)",
+    .description = "Never opens the store: a quick check of a Dockerfile's syntax, with the "
+                   "errors a build would give.",
+    .opts = parse_opts,
+    .operand = CLI_COMP_FILE,
+    .fn = cmd_parse,
+};
+
 int cmd_parse(struct mk_cli *cli, int argc, char **argv)
 {
     enum { DUMP, JSON } mode = DUMP;
@@ -60,35 +73,26 @@ int cmd_parse(struct mk_cli *cli, int argc, char **argv)
     struct mk_df *df = NULL;
 
     (void)cli;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--dump")) {
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_parse, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id == OPT_DUMP)
             mode = DUMP;
-        } else if (!strcmp(a, "--json")) {
+        else if (id == OPT_JSON)
             mode = JSON;
-        } else if (!strcmp(a, "--check")) {
+        else if (id == OPT_CHECK)
             check = true;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (++i >= argc)
-                return cli_usage("%s needs a file name", a);
-            if (file)
-                return cli_usage("more than one Dockerfile given");
-            file = argv[i];
-        } else if (mk_str_has_prefix(a, "--file=")) {
-            if (file)
-                return cli_usage("more than one Dockerfile given");
-            file = a + strlen("--file=");
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            parse_usage(stdout);
-            return 0;
-        } else if (a[0] == '-' && a[1] != 0) {
-            return cli_usage("parse: unknown option \"%s\" (see \"mkimg parse --help\")", a);
-        } else {
-            if (file)
-                return cli_usage("more than one Dockerfile given");
-            file = a;
-        }
+        else if (id == OPT_FILE && file)
+            return cli_usage("more than one Dockerfile given");
+        else if (id == OPT_FILE)
+            file = a.arg;
     }
+    if (argc - a.first > 1 || (file && a.first < argc))
+        return cli_usage("more than one Dockerfile given");
+    if (a.first < argc)
+        file = argv[a.first];
 
     /* Locations read "Dockerfile:7" for the default and for stdin, else the path given. */
     const char *path = file ? file : "Dockerfile";

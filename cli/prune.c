@@ -4,46 +4,51 @@
 
 #include "cli/cli.h"
 
-#define PRUNE_USAGE "usage: mkimg prune [--all] [--keep-storage SIZE] [-q]"
+enum { OPT_ALL = 1, OPT_KEEP_STORAGE, OPT_QUIET };
+
+static const struct cli_opt prune_opts[] = {
+    {OPT_ALL, 'a', "all", NULL, "also every build-cache entry and compressed copy", 0, NULL},
+    {OPT_KEEP_STORAGE, 0, "keep-storage", "SIZE",
+     "stop once the store (blobs, snapshots, cache) takes at most SIZE (500MB, 2GiB, 1.5G, "
+     "bytes); of what may go, the least recently used by a build, pull, load, save or push goes "
+     "first",
+     0, NULL},
+    {OPT_QUIET, 'q', "quiet", NULL, "print nothing", 0, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_prune = {
+    .name = "prune",
+    .synopsis = "[--all] [--keep-storage SIZE] [-q]",
+    .summary = "remove what no image needs (blobs, snapshots, cache)",
+    .description = "Removes what no image needs: blobs and snapshots of no tagged or untagged "
+                   "image in the store, build-cache entries whose layer is gone or no longer "
+                   "needed, compressed copies of layers no image has, stale temp files.",
+    .opts = prune_opts,
+    .fn = cmd_prune,
+};
 
 int cmd_prune(struct mk_cli *cli, int argc, char **argv)
 {
     struct mk_prune_opts opts = {0};
     bool quiet = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *size = NULL;
-        if (strcmp(a, "--all") == 0 || strcmp(a, "-a") == 0)
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_prune, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id == OPT_ALL) {
             opts.all = true;
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+        } else if (id == OPT_QUIET) {
             quiet = true;
-        else if (strncmp(a, "--keep-storage=", 15) == 0)
-            size = a + 15;
-        else if (strcmp(a, "--keep-storage") == 0) {
-            if (i + 1 == argc)
-                return cli_usage("prune: --keep-storage needs a size (" PRUNE_USAGE ")");
-            size = argv[++i];
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf(PRUNE_USAGE
-                   "\n"
-                   "Removes what no image needs: blobs and snapshots of no tagged or untagged\n"
-                   "image in the store, build-cache entries whose layer is gone or no longer\n"
-                   "needed, compressed copies of layers no image has, stale temp files.\n"
-                   "  -a, --all              also every build-cache entry and compressed copy\n"
-                   "      --keep-storage SIZE  stop once the store (blobs, snapshots, cache)\n"
-                   "                         takes at most SIZE (500MB, 2GiB, 1.5G, bytes);\n"
-                   "                         of what may go, the least recently used by a\n"
-                   "                         build, pull, load, save or push goes first\n"
-                   "  -q, --quiet            print nothing\n");
-            return 0;
-        } else
-            return cli_usage("prune: unknown option \"%s\" (" PRUNE_USAGE ")", a);
-        if (size) {
-            if (cli_parse_size(size, &opts.keep_storage) < 0)
-                return cli_usage("prune: invalid size \"%s\" (e.g. 500MB, 2GiB, 1048576)", size);
+        } else if (id == OPT_KEEP_STORAGE) {
+            if (cli_parse_size(a.arg, &opts.keep_storage) < 0)
+                return cli_usage("prune: invalid size \"%s\" (e.g. 500MB, 2GiB, 1048576)", a.arg);
             opts.keep_storage_set = true;
         }
     }
+    if (a.first < argc)
+        return cli_args_usage(&cli_cmd_prune, "unexpected argument \"%s\"", argv[a.first]);
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;

@@ -1,78 +1,99 @@
 /* cli/pull.c - `mkimg pull [OPTIONS] REF`, and the registry options pull, push and login share. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "registry/registry.h"
 
-int cli_registry_opt(struct registry_opts *o, const char *name, const char *arg)
+const struct cli_opt cli_registry_opts[] = {
+    {CLI_REG_TLS_VERIFY, 0, "tls-verify", "[=BOOL]",
+     "verify TLS (default: yes, but plain HTTP for localhost without a certs.d directory)",
+     CLI_COMP_WORDS, "true false"},
+    {CLI_REG_CERT_DIR, 0, "cert-dir", "DIR",
+     "CAs (*.crt) and client certificate (*.cert, *.key); default "
+     "/etc/containers/certs.d/HOST:PORT, /etc/docker/certs.d/HOST:PORT",
+     CLI_COMP_DIR, NULL},
+    {CLI_REG_AUTHFILE, 0, "authfile", "FILE", "credentials file (default: podman's auth.json)",
+     CLI_COMP_FILE, NULL},
+    {CLI_REG_CREDS, 0, "creds", "USER:PASS", "credentials for this command", 0, NULL},
+    {CLI_REG_RETRY, 0, "retry", "N", "attempts after a failure (default 5)", 0, NULL},
+    {0},
+};
+
+int cli_registry_opt(struct registry_opts *o, int id, const char *arg)
 {
-    if (strcmp(name, "tls-verify") == 0) {
+    switch (id) {
+    case CLI_REG_TLS_VERIFY:
         if (!arg || strcmp(arg, "true") == 0)
             o->tls = REGISTRY_TLS_VERIFY;
         else if (strcmp(arg, "false") == 0)
             o->tls = REGISTRY_TLS_INSECURE;
         else
             return cli_usage("--tls-verify takes true or false, not \"%s\"", arg);
-    } else if (strcmp(name, "cert-dir") == 0) {
+        break;
+    case CLI_REG_CERT_DIR:
         o->cert_dir = arg;
-    } else if (strcmp(name, "authfile") == 0) {
+        break;
+    case CLI_REG_AUTHFILE:
         o->authfile = arg;
-    } else if (strcmp(name, "creds") == 0) {
+        break;
+    case CLI_REG_CREDS:
         if (!strchr(arg, ':'))
             return cli_usage("--creds takes USER:PASSWORD");
         o->creds = arg;
-    } else if (strcmp(name, "retry") == 0) {
+        break;
+    case CLI_REG_RETRY:
         if (mk_parse_int(arg, &o->retries) < 0 || o->retries < 0 || o->retries > 100)
             return cli_usage("--retry takes a number from 0 to 100, not \"%s\"", arg);
-    } else if (strcmp(name, "platform") == 0) {
-        o->platform = arg;
-    } else {
-        return cli_usage("unknown option \"--%s\"", name);
+        break;
+    default:
+        MK_BUG("not a registry option");
     }
     return 0;
 }
 
-static void pull_usage(FILE *f)
-{
-    fputs("usage: mkimg pull [OPTIONS] REF\n"
-          "      --platform OS/ARCH[/VARIANT]  the image to take from an index (default: "
-          "this machine's);\n"
-          "                           several, comma-separated: REF keeps them "
-          "all\n" CLI_REGISTRY_HELP "  -q, --quiet              print only the image ID\n",
-          f);
-}
+enum { OPT_PLATFORM = 1, OPT_QUIET };
+
+static const struct cli_opt pull_opts[] = {
+    {OPT_PLATFORM, 0, "platform", "OS/ARCH[/VARIANT]",
+     "the image to take from an index (default: this machine's); several, comma-separated: REF "
+     "keeps them all",
+     CLI_COMP_WORDS, "linux/amd64 linux/arm64 linux/arm/v7 linux/386 linux/ppc64le linux/s390x"},
+    {OPT_QUIET, 'q', "quiet", NULL, "print only the image ID", 0, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_pull = {
+    .name = "pull",
+    .synopsis = "[OPTIONS] REF",
+    .summary = "pull an image from a registry",
+    .opts = pull_opts,
+    .more = cli_registry_opts,
+    .operand = CLI_COMP_IMAGE,
+    .fn = cmd_pull,
+};
 
 int cmd_pull(struct mk_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        CLI_REGISTRY_LONGOPTS,
-        {"platform", required_argument, NULL, 1},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct registry_opts opts = {.retries = -1, .log = stderr};
-    int c, idx = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+qh", longopts, &idx)) != -1) {
-        if (c == 1) {
-            if (cli_registry_opt(&opts, longopts[idx].name, optarg) != 0)
+    struct registry_opts opts = {.retries = -1,
+                                 .log = cli_log_level <= CLI_LOG_INFO ? stderr : NULL};
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_pull, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id >= CLI_REG_FIRST && id <= CLI_REG_LAST) {
+            if (cli_registry_opt(&opts, id, a.arg) != 0)
                 return 2;
-        } else if (c == 'q') {
+        } else if (id == OPT_PLATFORM) {
+            opts.platform = a.arg;
+        } else if (id == OPT_QUIET) {
             opts.log = NULL;
-        } else if (c == 'h') {
-            pull_usage(stdout);
-            return 0;
-        } else {
-            return cli_usage("pull: unknown option \"%s\" (see \"mkimg pull --help\")",
-                             argv[optind - 1]);
         }
     }
-    if (optind != argc - 1)
-        return cli_usage("pull: expected one image reference (see \"mkimg pull --help\")");
+    if (a.first != argc - 1)
+        return cli_args_usage(&cli_cmd_pull, "expected one image reference");
+    const char *ref = argv[a.first];
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;
@@ -86,7 +107,7 @@ int cmd_pull(struct mk_cli *cli, int argc, char **argv)
             break;
         opts.platform = p;
         struct mk_image *img = NULL;
-        if (registry_pull(store, argv[optind], &opts, &img, &err) < 0)
+        if (registry_pull(store, ref, &opts, &img, &err) < 0)
             return cli_fail(err);
         printf("%s\n", img->config_digest);
         layerstore_image_free(img);

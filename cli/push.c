@@ -1,6 +1,5 @@
 /* cli/push.c - `mkimg push [OPTIONS] IMAGE [DESTINATION]`. */
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,59 +7,60 @@
 #include "common/fsutil.h"
 #include "registry/registry.h"
 
-static void push_usage(FILE *f)
-{
-    fputs("usage: mkimg push [OPTIONS] IMAGE [DESTINATION]\n"
-          "      --digestfile FILE    write the pushed manifest's digest to FILE\n"
-          "      --compression-format gzip|zstd|none   how layers travel (default "
-          "gzip)\n" CLI_REGISTRY_HELP "  -q, --quiet              print only the manifest digest\n",
-          f);
-}
+enum { OPT_DIGESTFILE = 1, OPT_COMPRESSION, OPT_QUIET };
+
+static const struct cli_opt push_opts[] = {
+    {OPT_DIGESTFILE, 0, "digestfile", "FILE", "write the pushed manifest's digest to FILE",
+     CLI_COMP_FILE, NULL},
+    {OPT_COMPRESSION, 0, "compression-format", "FORMAT",
+     "how layers travel: gzip (default), zstd or none", CLI_COMP_WORDS, "gzip zstd none"},
+    {OPT_QUIET, 'q', "quiet", NULL, "print only the manifest digest", 0, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_push = {
+    .name = "push",
+    .synopsis = "[OPTIONS] IMAGE [DESTINATION]",
+    .summary = "push an image to a registry",
+    .description = "DESTINATION is a registry reference; without it, IMAGE's own name says "
+                   "where it goes.",
+    .opts = push_opts,
+    .more = cli_registry_opts,
+    .operand = CLI_COMP_IMAGE,
+    .fn = cmd_push,
+};
 
 int cmd_push(struct mk_cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        CLI_REGISTRY_LONGOPTS,
-        {"digestfile", required_argument, NULL, 'd'},
-        {"compression-format", required_argument, NULL, 'c'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct registry_opts opts = {.retries = -1, .log = stderr};
+    struct registry_opts opts = {.retries = -1,
+                                 .log = cli_log_level <= CLI_LOG_INFO ? stderr : NULL};
     const char *digestfile = NULL;
-    int c, idx = 0;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+qh", longopts, &idx)) != -1) {
-        if (c == 1) {
-            if (cli_registry_opt(&opts, longopts[idx].name, optarg) != 0)
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_push, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+        if (id >= CLI_REG_FIRST && id <= CLI_REG_LAST) {
+            if (cli_registry_opt(&opts, id, a.arg) != 0)
                 return 2;
-        } else if (c == 'd') {
-            digestfile = optarg;
-        } else if (c == 'c') {
-            opts.compression = optarg;
-        } else if (c == 'q') {
+        } else if (id == OPT_DIGESTFILE) {
+            digestfile = a.arg;
+        } else if (id == OPT_COMPRESSION) {
+            opts.compression = a.arg;
+        } else if (id == OPT_QUIET) {
             opts.log = NULL;
-        } else if (c == 'h') {
-            push_usage(stdout);
-            return 0;
-        } else {
-            return cli_usage("push: unknown option \"%s\" (see \"mkimg push --help\")",
-                             argv[optind - 1]);
         }
     }
-    if (optind != argc - 1 && optind != argc - 2)
-        return cli_usage("push: expected IMAGE [DESTINATION] (see \"mkimg push --help\")");
-    if (opts.platform)
-        return cli_usage("push: --platform is for pull");
+    int first = a.first;
+    if (first != argc - 1 && first != argc - 2)
+        return cli_args_usage(&cli_cmd_push, "expected IMAGE [DESTINATION]");
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;
     struct mk_error *err = NULL;
     char digest[MK_DIGEST_SIZE];
-    if (registry_push(store, argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL, &opts,
-                      digest, &err) < 0)
+    if (registry_push(store, argv[first], first + 1 < argc ? argv[first + 1] : NULL, &opts, digest,
+                      &err) < 0)
         return cli_fail(err);
     printf("%s\n", digest);
     if (digestfile &&

@@ -30,25 +30,35 @@ static int rmi_one(struct mk_store *store, const char *name, struct mk_error **e
     return 0;
 }
 
+enum { OPT_FORCE = 1 };
+
+static const struct cli_opt rmi_opts[] = {
+    {OPT_FORCE, 'f', "force", NULL,
+     "accepted for docker and podman (no container can hold an image)", 0, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_rmi = {
+    .name = "rmi",
+    .synopsis = "[-f] NAME...",
+    .summary = "remove images",
+    .description = "A name is untagged; an image goes with its last name. Given an ID, every "
+                   "name of the image goes. Blobs and snapshots stay until \"mkimg prune\".",
+    .opts = rmi_opts,
+    .operand = CLI_COMP_IMAGE,
+    .fn = cmd_rmi,
+};
+
 int cmd_rmi(struct mk_cli *cli, int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: mkimg rmi [-f] NAME...\n"
-               "  -f, --force   accepted for docker and podman (no container can hold an image)\n");
-        return 0;
-    }
-    /* Options before the names, as docker rmi takes them; "--" ends them. */
-    int first = 1;
-    for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
-        if (strcmp(argv[first], "--") == 0) {
-            first++;
-            break;
-        }
-        if (strcmp(argv[first], "-f") != 0 && strcmp(argv[first], "--force") != 0)
-            return cli_usage("rmi: unknown option \"%s\" (see \"mkimg rmi --help\")", argv[first]);
-    }
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_rmi, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;)
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+    int first = a.first;
     if (first >= argc)
-        return cli_usage("usage: mkimg rmi [-f] NAME...");
+        return cli_args_usage(&cli_cmd_rmi, "expected NAME...");
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;

@@ -1,7 +1,6 @@
 /* cli/save.c - `mkimg save [-o FILE] [--format F] [--compression C] IMAGE...`. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,14 +8,6 @@
 
 #include "cli/cli.h"
 #include "common/atomic-file.h"
-
-static const char save_usage[] =
-    "usage: mkimg save [-o FILE] [--format oci-archive|docker-archive|oci-dir]\n"
-    "                  [--compression gzip|zstd|none] [--compression-level N] IMAGE...\n"
-    "  -o, --output FILE        write to FILE (a directory for oci-dir) instead of stdout\n"
-    "      --format F           oci-archive (default), docker-archive or oci-dir\n"
-    "      --compression C      layer compression (default none)\n"
-    "      --compression-level N\n";
 
 int cli_save_archive(struct mk_store *store, const char *const *names, size_t n,
                      enum mk_archive_format f, enum mk_compression c, int level, const char *dest,
@@ -38,50 +29,62 @@ int cli_save_archive(struct mk_store *store, const char *const *names, size_t n,
     return r < 0 ? mk_error_set_where(err, dest) : 0;
 }
 
+enum { OPT_OUTPUT = 1, OPT_FORMAT, OPT_COMPRESSION, OPT_LEVEL };
+
+static const struct cli_opt save_opts[] = {
+    {OPT_OUTPUT, 'o', "output", "FILE", "write to FILE (a directory for oci-dir) instead of stdout",
+     CLI_COMP_FILE, NULL},
+    {OPT_FORMAT, 0, "format", "FORMAT", "oci-archive (default), docker-archive or oci-dir",
+     CLI_COMP_WORDS, "oci-archive docker-archive oci-dir"},
+    {OPT_COMPRESSION, 0, "compression", "C", "layer compression: none (default), gzip or zstd",
+     CLI_COMP_WORDS, "none gzip zstd"},
+    {OPT_LEVEL, 0, "compression-level", "N", "the compression level", 0, NULL},
+    {0},
+};
+
+const struct cli_cmd cli_cmd_save = {
+    .name = "save",
+    .synopsis = "[-o FILE] [--format F] [--compression C] IMAGE...",
+    .summary = "write images to an OCI or Docker archive",
+    .description = "Each image is recorded under the name it was asked by, or under all its "
+                   "tags when asked by ID. The archive is written whole or not at all.",
+    .opts = save_opts,
+    .operand = CLI_COMP_IMAGE,
+    .fn = cmd_save,
+};
+
 int cmd_save(struct mk_cli *cli, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, 'f'},
-        {"compression", required_argument, NULL, 'c'},
-        {"compression-level", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *out = NULL;
     int format = MK_ARCHIVE_OCI, comp = MK_COMPRESS_NONE, level = 0;
-    int o;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
-        switch (o) {
-        case 'o':
-            out = optarg;
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_save, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;) {
+        switch (id) {
+        case CLI_ARGS_EXIT:
+            return a.status;
+        case OPT_OUTPUT:
+            out = a.arg;
             break;
-        case 'f':
-            if ((format = layerstore_archive_format_parse(optarg)) < 0)
+        case OPT_FORMAT:
+            if ((format = layerstore_archive_format_parse(a.arg)) < 0)
                 return cli_usage("save: unknown format \"%s\" (oci-archive, docker-archive or "
                                  "oci-dir)",
-                                 optarg);
+                                 a.arg);
             break;
-        case 'c':
-            if ((comp = layerstore_compression_parse(optarg)) < 0)
-                return cli_usage("save: unknown compression \"%s\" (gzip, zstd or none)", optarg);
+        case OPT_COMPRESSION:
+            if ((comp = layerstore_compression_parse(a.arg)) < 0)
+                return cli_usage("save: unknown compression \"%s\" (gzip, zstd or none)", a.arg);
             break;
-        case 'l':
-            if (mk_parse_int(optarg, &level) < 0 || level < 1)
-                return cli_usage("save: bad compression level \"%s\"", optarg);
+        case OPT_LEVEL:
+            if (mk_parse_int(a.arg, &level) < 0 || level < 1)
+                return cli_usage("save: bad compression level \"%s\"", a.arg);
             break;
-        case 'h':
-            fputs(save_usage, stdout);
-            return 0;
-        default:
-            return cli_usage("save: bad option \"%s\" (see \"mkimg save --help\")",
-                             argv[optind - 1]);
         }
     }
-    if (optind >= argc)
-        return cli_usage("save: no image given (usage: mkimg save [-o FILE] IMAGE...)");
+    int first = a.first;
+    if (first >= argc)
+        return cli_args_usage(&cli_cmd_save, "no image given");
     if (format == MK_ARCHIVE_OCI_DIR && (!out || strcmp(out, "-") == 0))
         return cli_usage("save: --format oci-dir needs -o DIR");
     bool to_stdout = !out || strcmp(out, "-") == 0;
@@ -91,8 +94,8 @@ int cmd_save(struct mk_cli *cli, int argc, char **argv)
     if (!store)
         return 1;
     struct mk_error *err = NULL;
-    const char *const *names = (const char *const *)&argv[optind];
-    size_t n = (size_t)(argc - optind);
+    const char *const *names = (const char *const *)&argv[first];
+    size_t n = (size_t)(argc - first);
     if (cli_save_archive(store, names, n, format, comp, level, to_stdout ? "-" : out, &err) < 0)
         return cli_fail(err);
     return 0;

@@ -4,14 +4,27 @@
 
 #include "cli/cli.h"
 
+const struct cli_cmd cli_cmd_tag = {
+    .name = "tag",
+    .synopsis = "SOURCE TARGET...",
+    .summary = "add a name to an image",
+    .description = "A name holding several platforms is tagged whole, index and all.",
+    .operand = CLI_COMP_IMAGE,
+    .options_first = true,
+    .fn = cmd_tag,
+};
+
 int cmd_tag(struct mk_cli *cli, int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: mkimg tag SOURCE TARGET...\n");
-        return 0;
-    }
+    struct cli_args a;
+    cli_args_init(&a, &cli_cmd_tag, argc, argv);
+    for (int id; (id = cli_args_next(&a)) != CLI_ARGS_END;)
+        if (id == CLI_ARGS_EXIT)
+            return a.status;
+    argc -= a.first - 1;
+    argv += a.first - 1;
     if (argc < 3)
-        return cli_usage("usage: mkimg tag SOURCE TARGET...");
+        return cli_args_usage(&cli_cmd_tag, "expected SOURCE TARGET...");
     for (int i = 2; i < argc; i++)
         if (cli_check_new_name(argv[i]) != 0)
             return 1;

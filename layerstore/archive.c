@@ -379,9 +379,11 @@ static int saved_prepare(struct mk_store *store, const char *name, enum mk_compr
     bool named = false;
     for (size_t i = 0; ref && i < img->tags.n; i++)
         named |= strcmp(img->tags.v[i], ref) == 0;
+    /* Asked by its manifest digest, an image is saved without a name (as an index entry is):
+     * that is how an export that was given no name says so. */
     if (named)
         mk_strv_push(&ret->names, ref);
-    else
+    else if (strcmp(name, img->manifest_digest) != 0)
         mk_strv_copy(&ret->names, &img->tags);
     _cleanup_free_ char *cpath = layerstore_blob_path(store, img->config_digest);
     struct stat st;

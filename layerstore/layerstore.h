@@ -388,7 +388,8 @@ int layerstore_archive_format_parse(const char *s);
  * as c/level (compressed copies are cached like for a push): a tar stream to out_fd, or for
  * MK_ARCHIVE_OCI_DIR an OCI layout in the directory out_dir (created; index.json written
  * last, replacing one that is there). Each image is recorded under the name it was asked
- * by, or under all its tags when asked by ID. On failure the output is incomplete: callers
+ * by, under all its tags when asked by ID, and without a name when asked by its manifest
+ * digest. On failure the output is incomplete: callers
  * write to a temp file and rename. */
 int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
                     enum mk_archive_format f, enum mk_compression c, int level, int out_fd,

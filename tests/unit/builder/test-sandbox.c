@@ -208,6 +208,83 @@ static bool dir_is_empty(const char *path)
     return empty;
 }
 
+/* USER: uid, gid, supplementary groups and HOME from the container's passwd and group. */
+static void test_users(void)
+{
+    struct step s;
+    char *out;
+
+    step_new(&s, tmp);
+    run_sh(&s, "id -u; id -g", &(struct run_opts){.user = "1000"}, &out);
+    tap_is_str(out, "1000\n1000", "USER 1000 runs as uid 1000, gid from passwd");
+    free(out);
+    run_sh(&s, "id -u; id -g", &(struct run_opts){.user = "nobody"}, &out);
+    tap_is_str(out, "65534\n65534", "USER nobody");
+    free(out);
+    run_sh(&s, "id -u; id -g; id -G", &(struct run_opts){.user = "app:nogroup"}, &out);
+    tap_is_str(out, "1000\n65534\n65534 50", "USER app:nogroup with supplementary group staff");
+    free(out);
+    run_sh(&s, "echo $HOME", NULL, &out);
+    tap_is_str(out, "/root", "HOME from passwd when the env has none");
+    free(out);
+    run_sh(&s, "echo $HOME", &(struct run_opts){.user = "app"}, &out);
+    tap_is_str(out, "/home/app", "HOME of USER app");
+    free(out);
+    run_sh(&s, "echo $HOME", &(struct run_opts){.user = "app", .home = "/x"}, &out);
+    tap_is_str(out, "/x", "HOME from the env wins");
+    free(out);
+    run_sh(&s, "id -u", &(struct run_opts){.user = "4321:4321"}, &out);
+    tap_is_str(out, "4321", "USER uid:gid without passwd entry");
+    free(out);
+    tap_ok(run_sh(&s, "true", &(struct run_opts){.user = "nosuchuser"}, NULL) == -1 && last_error &&
+               strstr(last_error, "\"nosuchuser\""),
+           "unknown user is a sandbox error that names it");
+    step_free(&s);
+}
+
+/* The namespaces: host name, /etc/hosts, pid 1, /dev, the network, a read-only /sys. */
+static void test_namespaces(void)
+{
+    struct step s;
+    char *out;
+
+    step_new(&s, tmp);
+    run_sh(&s, "hostname; grep -c localhost /etc/hosts; readlink /etc/hostname", NULL, &out);
+    tap_is_str(out, "mkimg\n2\n../run/hostname-of-some-daemon",
+               "default hostname, /etc/hosts; a dangling /etc/hostname symlink is left alone");
+    free(out);
+    run_sh(&s, "hostname", &(struct run_opts){.hostname = "box"}, &out);
+    tap_is_str(out, "box", "hostname from the spec");
+    free(out);
+    run_sh(&s, "echo $$; readlink /proc/self", NULL, &out);
+    int pid = -1;
+    char *nl = strchr(out, '\n');
+    if (nl)
+        *nl = '\0';
+    mk_parse_int(out, &pid);
+    tap_ok(pid > 0 && pid <= 3 && nl && atol(nl + 1) > 0, "new pid namespace: sh is pid %s", out);
+    free(out);
+    run_sh(&s, "ls /dev; test -c /dev/null && echo 1 > /dev/null && echo nullok", NULL, &out);
+    tap_ok(strstr(out, "null\n") && strstr(out, "zero\n") && strstr(out, "urandom\n") &&
+               strstr(out, "pts\n") && strstr(out, "shm\n") && strstr(out, "ptmx\n") &&
+               strstr(out, "nullok"),
+           "/dev has null, zero, urandom, pts, shm, ptmx");
+    free(out);
+    run_sh(&s, "cut -d: -f1 /proc/net/dev | grep -v '|' | tr -d ' '",
+           &(struct run_opts){.net = MK_NET_NONE}, &out);
+    tap_is_str(out, "lo", "network none: only lo");
+    free(out);
+    run_sh(&s, "cut -d: -f1 /proc/net/dev | grep -v '|' | tr -d ' '", NULL, &out);
+    char *host_if = net_interfaces();
+    tap_is_str(out, host_if, "host network: the host's interfaces");
+    free(out), free(host_if);
+    run_sh(&s, "touch /sys/x 2>/dev/null && echo writable; grep ' /sys ' /proc/mounts", NULL, &out);
+    tap_ok(strstr(out, "writable") == NULL && strstr(out, "sysfs /sys sysfs ro,"),
+           "/sys is mounted read-only (%s)", out);
+    free(out);
+    step_free(&s);
+}
+
 static void test_basics(void)
 {
     struct step s;
@@ -250,68 +327,9 @@ static void test_basics(void)
     tap_is_int(run_sh(&s, "kill -9 $$", NULL, NULL), 137, "killed by SIGKILL gives 137");
     step_free(&s);
 
-    step_new(&s, tmp);
-    run_sh(&s, "id -u; id -g", &(struct run_opts){.user = "1000"}, &out);
-    tap_is_str(out, "1000\n1000", "USER 1000 runs as uid 1000, gid from passwd");
-    free(out);
-    run_sh(&s, "id -u; id -g", &(struct run_opts){.user = "nobody"}, &out);
-    tap_is_str(out, "65534\n65534", "USER nobody");
-    free(out);
-    run_sh(&s, "id -u; id -g; id -G", &(struct run_opts){.user = "app:nogroup"}, &out);
-    tap_is_str(out, "1000\n65534\n65534 50", "USER app:nogroup with supplementary group staff");
-    free(out);
-    run_sh(&s, "echo $HOME", NULL, &out);
-    tap_is_str(out, "/root", "HOME from passwd when the env has none");
-    free(out);
-    run_sh(&s, "echo $HOME", &(struct run_opts){.user = "app"}, &out);
-    tap_is_str(out, "/home/app", "HOME of USER app");
-    free(out);
-    run_sh(&s, "echo $HOME", &(struct run_opts){.user = "app", .home = "/x"}, &out);
-    tap_is_str(out, "/x", "HOME from the env wins");
-    free(out);
-    run_sh(&s, "id -u", &(struct run_opts){.user = "4321:4321"}, &out);
-    tap_is_str(out, "4321", "USER uid:gid without passwd entry");
-    free(out);
-    tap_ok(run_sh(&s, "true", &(struct run_opts){.user = "nosuchuser"}, NULL) == -1 && last_error &&
-               strstr(last_error, "\"nosuchuser\""),
-           "unknown user is a sandbox error that names it");
-    step_free(&s);
+    test_users();
 
-    step_new(&s, tmp);
-    run_sh(&s, "hostname; grep -c localhost /etc/hosts; readlink /etc/hostname", NULL, &out);
-    tap_is_str(out, "mkimg\n2\n../run/hostname-of-some-daemon",
-               "default hostname, /etc/hosts; a dangling /etc/hostname symlink is left alone");
-    free(out);
-    run_sh(&s, "hostname", &(struct run_opts){.hostname = "box"}, &out);
-    tap_is_str(out, "box", "hostname from the spec");
-    free(out);
-    run_sh(&s, "echo $$; readlink /proc/self", NULL, &out);
-    int pid = -1;
-    char *nl = strchr(out, '\n');
-    if (nl)
-        *nl = '\0';
-    mk_parse_int(out, &pid);
-    tap_ok(pid > 0 && pid <= 3 && nl && atol(nl + 1) > 0, "new pid namespace: sh is pid %s", out);
-    free(out);
-    run_sh(&s, "ls /dev; test -c /dev/null && echo 1 > /dev/null && echo nullok", NULL, &out);
-    tap_ok(strstr(out, "null\n") && strstr(out, "zero\n") && strstr(out, "urandom\n") &&
-               strstr(out, "pts\n") && strstr(out, "shm\n") && strstr(out, "ptmx\n") &&
-               strstr(out, "nullok"),
-           "/dev has null, zero, urandom, pts, shm, ptmx");
-    free(out);
-    run_sh(&s, "cut -d: -f1 /proc/net/dev | grep -v '|' | tr -d ' '",
-           &(struct run_opts){.net = MK_NET_NONE}, &out);
-    tap_is_str(out, "lo", "network none: only lo");
-    free(out);
-    run_sh(&s, "cut -d: -f1 /proc/net/dev | grep -v '|' | tr -d ' '", NULL, &out);
-    char *host_if = net_interfaces();
-    tap_is_str(out, host_if, "host network: the host's interfaces");
-    free(out), free(host_if);
-    run_sh(&s, "touch /sys/x 2>/dev/null && echo writable; grep ' /sys ' /proc/mounts", NULL, &out);
-    tap_ok(strstr(out, "writable") == NULL && strstr(out, "sysfs /sys sysfs ro,"),
-           "/sys is mounted read-only (%s)", out);
-    free(out);
-    step_free(&s);
+    test_namespaces();
 
     step_new(&s, tmp);
     tap_is_int(run_sh(&s, "rm /victim", NULL, NULL), 0, "rm of a lower file");

@@ -55,6 +55,102 @@ static int count_entries(const char *dir)
     return n;
 }
 
+/* import of a directory and of a tarball (l2: the layer the tarball gave before) */
+static void test_import(struct mk_store *st, const struct mk_layer_desc *l2)
+{
+    struct mk_error *err = NULL;
+    struct mk_image *img = NULL;
+    int r;
+    mkdir("rootfs", 0755);
+    mkdir("rootfs/bin", 0755);
+    put("rootfs/bin/tool", "#!/bin/sh\n");
+    r = layerstore_import(st, "rootfs", "imp", &img, &err);
+    if (r < 0)
+        tap_diag("import: %s", err->msg);
+    tap_ok(r == 0 && img->n_layers == 1 && img->tags.n == 1 &&
+               strcmp(img->tags.v[0], "imp:latest") == 0,
+           "import a directory as imp:latest");
+    tap_ok(r == 0 && strcmp(img->config.os, "linux") == 0 && img->config.n_history == 1 &&
+               strcmp(img->config.history[0].created_by, "mkimg import rootfs") == 0 &&
+               !img->config.has_cmd && img->config.created,
+           "imported config: os, history, no Cmd, created");
+    char chain[MK_DIGEST_SIZE];
+    if (r == 0) {
+        layerstore_image_chain_id(img, 1, chain);
+        char *sp = layerstore_snapshot_path(st, chain);
+        tap_ok(has_file(sp, "bin/tool", "#!/bin/sh\n"), "imported dir has its snapshot");
+        free(sp);
+    }
+    tap_ok(has_file("rootfs", "bin/tool", "#!/bin/sh\n"), "the source directory is untouched");
+    layerstore_image_free(img);
+    img = NULL;
+    r = layerstore_import(st, "layer.tar.gz", "127.0.0.1:5000/x/y:z", &img, &err);
+    tap_ok(r == 0 && strcmp(img->layers[0].diff_id, l2->diff_id) == 0,
+           "import a tarball gives the same layer");
+    layerstore_image_free(img);
+    img = NULL;
+    tap_ok(layerstore_import(st, "nonexistent", "x", &img, &err) < 0 &&
+               err->code == MK_ERR_NOT_FOUND,
+           "import of a missing path fails");
+    mk_error_free(err);
+    err = NULL;
+    tap_ok(layerstore_import(st, "rootfs", "Bad:name", &img, &err) < 0 &&
+               err->code == MK_ERR_INVALID,
+           "import with a bad name fails before any work");
+    mk_error_free(err);
+    err = NULL;
+    put("garbage", "this is not a tar archive at all, not even close................");
+    tap_ok(layerstore_import(st, "garbage", "g", &img, &err) < 0, "import of a non-tar fails");
+    mk_error_free(err);
+    err = NULL;
+    tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after failures");
+}
+
+/* Three processes importing the same new layer at once: all succeed, one snapshot. */
+static void test_race(struct mk_store *st)
+{
+    struct mk_error *err = NULL;
+    char chain[MK_DIGEST_SIZE];
+    mkdir("rootfs/race", 0755);
+    put("rootfs/race/f", "race\n");
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            struct mk_store *cs = NULL;
+            struct mk_image *ci = NULL;
+            char ref[32];
+            snprintf(ref, sizeof(ref), "race:%d", i);
+            if (layerstore_open("store", &cs, NULL) < 0 ||
+                layerstore_import(cs, "rootfs", ref, &ci, NULL) < 0)
+                _exit(1);
+            layerstore_image_free(ci);
+            layerstore_free(cs);
+            _exit(0);
+        }
+    }
+    int all_ok = 1;
+    for (int i = 0; i < 3; i++) {
+        int status = 0;
+        waitpid(pids[i], &status, 0);
+        all_ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    tap_ok(all_ok, "concurrent imports of one layer all succeed");
+    struct mk_image *r0 = NULL;
+    if (layerstore_image_get(st, "race:0", &r0, &err) == 0) {
+        layerstore_image_chain_id(r0, 1, chain);
+        char *sp = layerstore_snapshot_path(st, chain);
+        tap_ok(has_file(sp, "race/f", "race\n"), "the shared snapshot is complete");
+        free(sp);
+        layerstore_image_free(r0);
+    } else {
+        tap_ok(0, "race:0 exists");
+        mk_error_free(err);
+        err = NULL;
+    }
+    tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after the race");
+}
+
 int main(void)
 {
     tap_tmpdir();
@@ -148,90 +244,8 @@ int main(void)
     tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after unpacking");
     layerstore_image_free(img);
 
-    /* import of a directory and of a tarball */
-    mkdir("rootfs", 0755);
-    mkdir("rootfs/bin", 0755);
-    put("rootfs/bin/tool", "#!/bin/sh\n");
-    r = layerstore_import(st, "rootfs", "imp", &img, &err);
-    if (r < 0)
-        tap_diag("import: %s", err->msg);
-    tap_ok(r == 0 && img->n_layers == 1 && img->tags.n == 1 &&
-               strcmp(img->tags.v[0], "imp:latest") == 0,
-           "import a directory as imp:latest");
-    tap_ok(r == 0 && strcmp(img->config.os, "linux") == 0 && img->config.n_history == 1 &&
-               strcmp(img->config.history[0].created_by, "mkimg import rootfs") == 0 &&
-               !img->config.has_cmd && img->config.created,
-           "imported config: os, history, no Cmd, created");
-    char chain[MK_DIGEST_SIZE];
-    if (r == 0) {
-        layerstore_image_chain_id(img, 1, chain);
-        char *sp = layerstore_snapshot_path(st, chain);
-        tap_ok(has_file(sp, "bin/tool", "#!/bin/sh\n"), "imported dir has its snapshot");
-        free(sp);
-    }
-    tap_ok(has_file("rootfs", "bin/tool", "#!/bin/sh\n"), "the source directory is untouched");
-    layerstore_image_free(img);
-    img = NULL;
-    r = layerstore_import(st, "layer.tar.gz", "127.0.0.1:5000/x/y:z", &img, &err);
-    tap_ok(r == 0 && strcmp(img->layers[0].diff_id, l2.diff_id) == 0,
-           "import a tarball gives the same layer");
-    layerstore_image_free(img);
-    img = NULL;
-    tap_ok(layerstore_import(st, "nonexistent", "x", &img, &err) < 0 &&
-               err->code == MK_ERR_NOT_FOUND,
-           "import of a missing path fails");
-    mk_error_free(err);
-    err = NULL;
-    tap_ok(layerstore_import(st, "rootfs", "Bad:name", &img, &err) < 0 &&
-               err->code == MK_ERR_INVALID,
-           "import with a bad name fails before any work");
-    mk_error_free(err);
-    err = NULL;
-    put("garbage", "this is not a tar archive at all, not even close................");
-    tap_ok(layerstore_import(st, "garbage", "g", &img, &err) < 0, "import of a non-tar fails");
-    mk_error_free(err);
-    err = NULL;
-    tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after failures");
-
-    /* Three processes importing the same new layer at once: all succeed, one snapshot. */
-    mkdir("rootfs/race", 0755);
-    put("rootfs/race/f", "race\n");
-    pid_t pids[3];
-    for (int i = 0; i < 3; i++) {
-        pids[i] = fork();
-        if (pids[i] == 0) {
-            struct mk_store *cs = NULL;
-            struct mk_image *ci = NULL;
-            char ref[32];
-            snprintf(ref, sizeof(ref), "race:%d", i);
-            if (layerstore_open("store", &cs, NULL) < 0 ||
-                layerstore_import(cs, "rootfs", ref, &ci, NULL) < 0)
-                _exit(1);
-            layerstore_image_free(ci);
-            layerstore_free(cs);
-            _exit(0);
-        }
-    }
-    int all_ok = 1;
-    for (int i = 0; i < 3; i++) {
-        int status = 0;
-        waitpid(pids[i], &status, 0);
-        all_ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    }
-    tap_ok(all_ok, "concurrent imports of one layer all succeed");
-    struct mk_image *r0 = NULL;
-    if (layerstore_image_get(st, "race:0", &r0, &err) == 0) {
-        layerstore_image_chain_id(r0, 1, chain);
-        char *sp = layerstore_snapshot_path(st, chain);
-        tap_ok(has_file(sp, "race/f", "race\n"), "the shared snapshot is complete");
-        free(sp);
-        layerstore_image_free(r0);
-    } else {
-        tap_ok(0, "race:0 exists");
-        mk_error_free(err);
-        err = NULL;
-    }
-    tap_is_int(count_entries("store/tmp"), 0, "no temp entries left after the race");
+    test_import(st, &l2);
+    test_race(st);
     free(snap1);
     free(snap2);
     free(l1.media_type);

@@ -176,17 +176,12 @@ static bool in_user_namespace(void)
     return sscanf(buf, "%lu %lu %lu", &a, &b, &c) != 3 || a != 0 || b != 0 || c != 4294967295UL;
 }
 
-int main(void)
+/* Paths, links and whiteouts that try to leave the root. */
+static void test_escapes(void)
 {
-    const char *tmp = tap_tmpdir();
-    if (geteuid() != 0) {
-        printf("# needs root for whiteout devices and owners\n");
-        return 77;
-    }
     struct mk_error *err = NULL;
-    struct ls_apply_opts root = {0}, rootless = {.rootless = true};
+    struct ls_apply_opts root = {0};
     int r;
-
     r = APPLY(&root, {'f', "../canary/x", NULL, "pwned", 0});
     tap_ok(failed_with(r, err, MK_ERR_INVALID, "leaves the layer root") && canary_intact(),
            "\"../canary/x\" is refused");
@@ -223,7 +218,16 @@ int main(void)
               {'f', "c/.wh..wh..opq", NULL, NULL, 0});
     tap_ok(canary_intact(), "whiteouts through a symlink to the canary: untouched (%s)",
            r == 0 ? "applied" : "refused");
+    mk_error_free(err);
+}
 
+/* Rootless: no devices, no setuid; as root they are kept. */
+static void test_rootless(void)
+{
+    struct mk_error *err = NULL;
+    struct ls_apply_opts root = {0};
+    struct ls_apply_opts rootless = {.rootless = true};
+    int r;
     r = APPLY(&rootless, {'c', "dev/null", NULL, NULL, 0666}, {'f', "suid", NULL, "s", 04755},
               {'f', "sgid", NULL, "s", 02755}, {'f', ".wh.gone", NULL, NULL, 0},
               {'p', "fifo", NULL, NULL, 0600});
@@ -243,7 +247,15 @@ int main(void)
         tap_ok(r == 0 && is_type("dev/null", S_IFCHR) && mode_of("suid") == 04755,
                "as root: devices and setuid kept");
     }
+    mk_error_free(err);
+}
 
+/* Entry, byte and path-length caps. */
+static void test_caps(void)
+{
+    struct mk_error *err = NULL;
+    struct ls_apply_opts root = {0};
+    int r;
     struct ls_apply_opts few = {.max_entries = 10};
     r = APPLY(&few, {'f', "1", NULL, NULL, 0}, {'f', "2", NULL, NULL, 0}, {'f', "3", NULL, NULL, 0},
               {'f', "4", NULL, NULL, 0}, {'f', "5", NULL, NULL, 0}, {'f', "6", NULL, NULL, 0},
@@ -269,7 +281,15 @@ int main(void)
     tap_ok(failed_with(r, err, MK_ERR_INVALID, "longer than 4096"), "path length cap");
     free(longp);
     free(big);
+    mk_error_free(err);
+}
 
+/* Replace rules, whiteouts, opaque markers, xattrs, hardlinks. */
+static void test_replace(void)
+{
+    struct mk_error *err = NULL;
+    struct ls_apply_opts root = {0};
+    int r;
     r = APPLY(&root, {'f', "f", NULL, "file", 0}, {'d', "f/", NULL, NULL, 0750},
               {'f', "f/g", NULL, "g", 0}, {'d', "d/", NULL, NULL, 0755}, {'f', "d/x", NULL, "x", 0},
               {'f', "d", NULL, "now a file", 0}, {'d', "k/", NULL, NULL, 0755},
@@ -302,8 +322,14 @@ int main(void)
            "overlay xattrs from the tar are never restored, others are");
     r = APPLY(&root, {'d', "dir/", NULL, NULL, 0755}, {'h', "hd", "dir", NULL, 0});
     tap_ok(failed_with(r, err, MK_ERR_INVALID, "hardlink"), "hardlink to a directory is refused");
+    mk_error_free(err);
+}
 
-    /* A sparse entry: a few bytes in the tar, 64 MiB on disk. */
+/* A sparse entry: a few bytes in the tar, 64 MiB on disk. */
+static void test_sparse(void)
+{
+    struct mk_error *err = NULL;
+    int r;
     {
         struct archive *a = archive_write_new();
         archive_write_set_format_pax(a);
@@ -336,8 +362,15 @@ int main(void)
         close(sfd);
         close(tfd);
     }
+    mk_error_free(err);
+}
 
-    /* Garbage and non-tar input. */
+/* Garbage and non-tar input. */
+static void test_garbage(void)
+{
+    struct mk_error *err = NULL;
+    struct ls_apply_opts root = {0};
+    int r;
     mk_write_all(open("garbage", O_WRONLY | O_CREAT | O_CLOEXEC, 0644),
                  "this is not a tar archive at all, just some words....", 50, NULL);
     int ifd = open("garbage", O_RDONLY | O_CLOEXEC);
@@ -352,7 +385,21 @@ int main(void)
     close(ifd);
     close(gfd);
     mk_error_free(err);
+}
 
+int main(void)
+{
+    const char *tmp = tap_tmpdir();
+    if (geteuid() != 0) {
+        printf("# needs root for whiteout devices and owners\n");
+        return 77;
+    }
+    test_escapes();
+    test_rootless();
+    test_caps();
+    test_replace();
+    test_sparse();
+    test_garbage();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "%s", tmp);
     mk_rm_rf(cmd, NULL);

@@ -171,39 +171,9 @@ static void diff_tests(void)
     free(names);
 }
 
-int main(void)
+/* An independent reader's view of the layer l1.tar: GNU tar. */
+static void check_gnu_tar_view(void)
 {
-    const char *tmp = tap_tmpdir();
-    if (geteuid() != 0) {
-        printf("# needs root for devices, owners and trusted xattrs\n");
-        return 77;
-    }
-    make_tree("src");
-    char d1[MK_DIGEST_SIZE], d2[MK_DIGEST_SIZE], d3[MK_DIGEST_SIZE];
-    uint64_t s1 = 0, s2 = 0, s3 = 0;
-    tap_ok(write_layer("src", "l1.tar", d1, &s1) == 0, "write a tree with every file type");
-    char *sum = sha256sum("l1.tar");
-    tap_is_str(d1, sum, "diff_id is the sha256sum of the written bytes");
-    free(sum);
-    struct stat st;
-    stat("l1.tar", &st);
-    tap_is_int(s1, st.st_size, "size is the byte count written");
-    tap_ok(s1 % 512 == 0, "tar ends on a 512-byte block");
-
-    tap_ok(write_layer("src", "l2.tar", d2, &s2) == 0 && strcmp(d1, d2) == 0,
-           "writing twice gives the same bytes");
-    /* New atime and ctime everywhere, same content. */
-    sh("cat src/etc/passwd src/etc/big > /dev/null; chmod 755 src/etc; chown 0:0 src/etc");
-    tap_ok(write_layer("src", "l2.tar", d2, &s2) == 0 && strcmp(d1, d2) == 0,
-           "atime and ctime do not change the bytes");
-    /* A copy: other inode numbers, other creation order. */
-    sh("cp -a src copy");
-    tap_ok(write_layer("copy", "l3.tar", d3, &s3) == 0 && strcmp(d1, d3) == 0,
-           "a copy of the tree (other inodes) gives the same bytes");
-    if (strcmp(d1, d3) != 0)
-        sh("tar tvf l1.tar > a.lst; tar tvf l3.tar > b.lst; diff a.lst b.lst | sed 's/^/# /'");
-
-    /* An independent reader's view of the layer. */
     tap_is_int(sh("tar tvf l1.tar > list.txt 2>/dev/null"), 0, "GNU tar lists the layer");
     tap_is_int(sh("tar tf l1.tar | grep -q '^\\./\\|^/'"), 1, "no \"./\" or \"/\" prefixes");
     tap_is_int(sh("tar tf l1.tar | grep -qx 'etc/' && tar tf l1.tar | grep -qx 'etc/passwd'"), 0,
@@ -238,51 +208,15 @@ int main(void)
                "no atime, ctime, uname or gname records");
     tap_is_int(sh("mkdir gnu && tar -C gnu -xf l1.tar 2>/dev/null && cmp gnu/etc/big src/etc/big"),
                0, "GNU tar extracts the content");
+}
 
-    /* Apply: the overlay lowerdir must write back to the very same bytes. */
+/* Compressed input: the diff_id is always that of the uncompressed tar (d1, s1); truncated
+ * streams are parse errors; an empty tree is two zero blocks. */
+static void test_compressed_and_truncated(const char *d1, uint64_t s1)
+{
     struct mk_error *err = NULL;
-    char a1[MK_DIGEST_SIZE];
-    uint64_t as = 0;
-    int tee = open("tee.tar", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    tap_ok(apply_layer("l1.tar", "dst", tee, a1, &as, &err) == 0, "apply the layer");
-    if (err)
-        tap_diag("%s", err->msg);
-    mk_error_free(err);
-    err = NULL;
-    close(tee);
-    tap_is_str(a1, d1, "apply computes the same diff_id");
-    tap_is_int(as, s1, "apply counts the same size");
-    tap_is_int(sh("cmp -s tee.tar l1.tar"), 0, "tee receives the uncompressed stream");
-    tap_ok(write_layer("dst", "l4.tar", d3, &s3) == 0, "write the applied tree");
-    tap_is_str(d3, d1, "write -> apply -> write gives the same bytes");
-    if (strcmp(d1, d3) != 0)
-        sh("tar tvf l1.tar > a.lst; tar tvf l4.tar > b.lst; diff a.lst b.lst | sed 's/^/# /'");
-
-    struct stat a, b;
-    tap_ok(lstat("dst/gone", &a) == 0 && S_ISCHR(a.st_mode) && a.st_rdev == makedev(0, 0),
-           "\".wh.NAME\" becomes a 0/0 char device");
-    char v[8] = "";
-    tap_ok(getxattr("dst/opq", "user.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y',
-           "\".wh..wh..opq\" sets user.overlay.opaque=y");
-    tap_ok(lstat("dst/hard1", &a) == 0 && lstat("dst/etc/hard3", &b) == 0 && a.st_ino == b.st_ino &&
-               a.st_nlink == 3,
-           "hardlinks share one inode");
-    tap_ok(lstat("dst/ro", &a) == 0 && (a.st_mode & 07777) == 0555 && a.st_mtime == 1600018000,
-           "read-only directory: mode and mtime set after its contents");
-    tap_ok(lstat("dst/suid", &a) == 0 && (a.st_mode & 07777) == 04755, "setuid kept as root");
-    tap_ok(same_xattr("src/suid", "dst/suid", "security.capability") &&
-               same_xattr("src/etc/passwd", "dst/etc/passwd", "user.comment"),
-           "xattrs restored");
-    tap_ok(lgetxattr("dst/etc/passwd", "user.overlay.origin", v, sizeof(v)) < 0,
-           "overlay xattrs are not carried over");
-    tap_ok(lstat("dst/owned", &a) == 0 && a.st_uid == 1234 && a.st_gid == 5678, "owner restored");
-    tap_ok(lstat("dst/link", &a) == 0 && S_ISLNK(a.st_mode) && a.st_uid == 42 &&
-               a.st_mtime == 1600006000,
-           "symlink owner and mtime restored");
-    tap_ok(lstat("dst/null", &a) == 0 && S_ISCHR(a.st_mode) && a.st_rdev == makedev(1, 3),
-           "device restored as root");
-
-    /* Compressed input: the diff_id is always that of the uncompressed tar. */
+    char d3[MK_DIGEST_SIZE];
+    uint64_t s3 = 0;
     const char *tools[] = {"gzip", "zstd -q", "xz", "bzip2"};
     for (size_t i = 0; i < MK_ARRAY_SIZE(tools); i++) {
         char in[64], out[64];
@@ -328,6 +262,86 @@ int main(void)
     tap_ok(apply_layer("e.tar", "e", -1, td, &ts, &err) == 0 && strcmp(td, d3) == 0,
            "empty layer applies");
     mk_error_free(err);
+}
+
+int main(void)
+{
+    const char *tmp = tap_tmpdir();
+    if (geteuid() != 0) {
+        printf("# needs root for devices, owners and trusted xattrs\n");
+        return 77;
+    }
+    make_tree("src");
+    char d1[MK_DIGEST_SIZE], d2[MK_DIGEST_SIZE], d3[MK_DIGEST_SIZE];
+    uint64_t s1 = 0, s2 = 0, s3 = 0;
+    tap_ok(write_layer("src", "l1.tar", d1, &s1) == 0, "write a tree with every file type");
+    char *sum = sha256sum("l1.tar");
+    tap_is_str(d1, sum, "diff_id is the sha256sum of the written bytes");
+    free(sum);
+    struct stat st;
+    stat("l1.tar", &st);
+    tap_is_int(s1, st.st_size, "size is the byte count written");
+    tap_ok(s1 % 512 == 0, "tar ends on a 512-byte block");
+
+    tap_ok(write_layer("src", "l2.tar", d2, &s2) == 0 && strcmp(d1, d2) == 0,
+           "writing twice gives the same bytes");
+    /* New atime and ctime everywhere, same content. */
+    sh("cat src/etc/passwd src/etc/big > /dev/null; chmod 755 src/etc; chown 0:0 src/etc");
+    tap_ok(write_layer("src", "l2.tar", d2, &s2) == 0 && strcmp(d1, d2) == 0,
+           "atime and ctime do not change the bytes");
+    /* A copy: other inode numbers, other creation order. */
+    sh("cp -a src copy");
+    tap_ok(write_layer("copy", "l3.tar", d3, &s3) == 0 && strcmp(d1, d3) == 0,
+           "a copy of the tree (other inodes) gives the same bytes");
+    if (strcmp(d1, d3) != 0)
+        sh("tar tvf l1.tar > a.lst; tar tvf l3.tar > b.lst; diff a.lst b.lst | sed 's/^/# /'");
+
+    check_gnu_tar_view();
+
+    /* Apply: the overlay lowerdir must write back to the very same bytes. */
+    struct mk_error *err = NULL;
+    char a1[MK_DIGEST_SIZE];
+    uint64_t as = 0;
+    int tee = open("tee.tar", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    tap_ok(apply_layer("l1.tar", "dst", tee, a1, &as, &err) == 0, "apply the layer");
+    if (err)
+        tap_diag("%s", err->msg);
+    mk_error_free(err);
+    err = NULL;
+    close(tee);
+    tap_is_str(a1, d1, "apply computes the same diff_id");
+    tap_is_int(as, s1, "apply counts the same size");
+    tap_is_int(sh("cmp -s tee.tar l1.tar"), 0, "tee receives the uncompressed stream");
+    tap_ok(write_layer("dst", "l4.tar", d3, &s3) == 0, "write the applied tree");
+    tap_is_str(d3, d1, "write -> apply -> write gives the same bytes");
+    if (strcmp(d1, d3) != 0)
+        sh("tar tvf l1.tar > a.lst; tar tvf l4.tar > b.lst; diff a.lst b.lst | sed 's/^/# /'");
+
+    struct stat a, b;
+    tap_ok(lstat("dst/gone", &a) == 0 && S_ISCHR(a.st_mode) && a.st_rdev == makedev(0, 0),
+           "\".wh.NAME\" becomes a 0/0 char device");
+    char v[8] = "";
+    tap_ok(getxattr("dst/opq", "user.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y',
+           "\".wh..wh..opq\" sets user.overlay.opaque=y");
+    tap_ok(lstat("dst/hard1", &a) == 0 && lstat("dst/etc/hard3", &b) == 0 && a.st_ino == b.st_ino &&
+               a.st_nlink == 3,
+           "hardlinks share one inode");
+    tap_ok(lstat("dst/ro", &a) == 0 && (a.st_mode & 07777) == 0555 && a.st_mtime == 1600018000,
+           "read-only directory: mode and mtime set after its contents");
+    tap_ok(lstat("dst/suid", &a) == 0 && (a.st_mode & 07777) == 04755, "setuid kept as root");
+    tap_ok(same_xattr("src/suid", "dst/suid", "security.capability") &&
+               same_xattr("src/etc/passwd", "dst/etc/passwd", "user.comment"),
+           "xattrs restored");
+    tap_ok(lgetxattr("dst/etc/passwd", "user.overlay.origin", v, sizeof(v)) < 0,
+           "overlay xattrs are not carried over");
+    tap_ok(lstat("dst/owned", &a) == 0 && a.st_uid == 1234 && a.st_gid == 5678, "owner restored");
+    tap_ok(lstat("dst/link", &a) == 0 && S_ISLNK(a.st_mode) && a.st_uid == 42 &&
+               a.st_mtime == 1600006000,
+           "symlink owner and mtime restored");
+    tap_ok(lstat("dst/null", &a) == 0 && S_ISCHR(a.st_mode) && a.st_rdev == makedev(1, 3),
+           "device restored as root");
+
+    test_compressed_and_truncated(d1, s1);
     diff_tests();
     sh("rm -rf '%s'", tmp);
     return tap_done();
