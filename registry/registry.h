@@ -1,7 +1,8 @@
 /* registry/registry.h - the OCI distribution (registry API v2) client.
  *
- * Image references ([host[:port]/]repo[:tag][@digest] with Docker's defaults), pull into the
- * local store and push from it, credentials (auth.json like podman and docker).
+ * Pull into the local store and push from it, credentials (auth.json like podman and docker).
+ * Image references are parsed and normalized by common/ref.h (struct mk_ref), platforms by
+ * common/platform.h.
  *
  * Invariants: nothing reaches the store unverified. Every blob is streamed (never held whole
  * in memory) into a temp file while its sha256 is computed, and renamed into the store only
