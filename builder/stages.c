@@ -20,6 +20,7 @@
 #include "parser/parser.h"
 
 static struct stage *find_stage(struct build *b, const char *name, size_t before);
+static struct stage *source_stage(struct build *b, const char *name, size_t before);
 
 /* COPY --from: the source stage's or image's root, mounted read-only-in-practice by a
  * sandbox child that hands an fd of it back over a socket. The mount outlives the child's
@@ -111,6 +112,12 @@ int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_r
 static int stage_image_get(struct build *b, const struct stage *s, const char *name,
                            struct mk_image **ret, struct mk_error **err)
 {
+    /* A named context: an image reference, or the ID of the image made of a directory, a
+     * remote context or an OCI layout (in the store, never pulled). */
+    const char *named = builder_named_context(&b->opts->named_contexts, name);
+    if (named && mk_digest_valid(named))
+        return layerstore_image_get(b->store, named, ret, err);
+    name = named ? named : name;
     struct registry_opts ropts;
     if (b->opts->registry)
         ropts = *b->opts->registry;
@@ -132,7 +139,7 @@ static int stage_image_get(struct build *b, const struct stage *s, const char *n
 int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n, const char *from,
                    struct mk_strv *ret, struct mk_error **err)
 {
-    struct stage *src = find_stage(b, from, s->index);
+    struct stage *src = source_stage(b, from, s->index);
     if (src) {
         if (!src->built)
             return node_error(b, n, err, "stage \"%s\" was not built", from);
@@ -185,8 +192,9 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
     s->base_name = mk_xstrdup(image);
 
-    /* An earlier stage by name (case-insensitive) or index. */
-    for (size_t i = 0; i < s->index; i++) {
+    /* An earlier stage by name (case-insensitive) or index, unless a named context is. */
+    const char *named = builder_named_context(&b->opts->named_contexts, image);
+    for (size_t i = 0; !named && i < s->index; i++) {
         struct stage *p = &b->stages[i];
         char idx[32];
         snprintf(idx, sizeof(idx), "%zu", i);
@@ -228,10 +236,14 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
     layerstore_image_chain_id(img, img->n_layers, s->chain);
     s->n_base_layers = img->n_layers;
     s->n_base_history = s->config.n_history;
-    /* "busybox" -> "docker.io/library/busybox:latest", as BuildKit writes base.name. */
-    struct mk_ref *ref = NULL;
-    s->base_ref = mk_ref_parse(image, &ref, NULL) == 0 ? mk_ref_qualified(ref) : mk_xstrdup(image);
-    mk_ref_free(ref);
+    if (!named || !mk_digest_valid(named)) {
+        /* "busybox" -> "docker.io/library/busybox:latest", as BuildKit writes base.name. */
+        const char *base = named ? named : image;
+        struct mk_ref *ref = NULL;
+        s->base_ref =
+            mk_ref_parse(base, &ref, NULL) == 0 ? mk_ref_qualified(ref) : mk_xstrdup(base);
+        mk_ref_free(ref);
+    }
     memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
     r = builder_image_lowerdirs(b->store, img, &s->lowerdirs, err);
     layerstore_image_free(img);
@@ -307,6 +319,14 @@ static struct stage *find_stage(struct build *b, const char *name, size_t before
     return NULL;
 }
 
+/* The stage a FROM, --from or from= names; none when a named context of that name replaces
+ * it (as buildx: the stage is then neither needed nor built). */
+static struct stage *source_stage(struct build *b, const char *name, size_t before)
+{
+    return builder_named_context(&b->opts->named_contexts, name) ? NULL
+                                                                 : find_stage(b, name, before);
+}
+
 /* The values an ARG line gives, as do_arg computes them, without side effects: enough to
  * know which stage a "COPY --from=${ARG}" needs before the stage runs. */
 static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struct mk_df_node *n)
@@ -330,7 +350,7 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err);
 /* Stage s uses the stage named dep (when it names one): it is needed, and s waits for it. */
 static int need_dep(struct build *b, struct stage *s, const char *dep, struct mk_error **err)
 {
-    struct stage *d = find_stage(b, dep, s->index);
+    struct stage *d = source_stage(b, dep, s->index);
     if (!d)
         return 0;
     s->deps = mk_xreallocarray(s->deps, s->n_deps + 1, sizeof(*s->deps));
@@ -463,7 +483,7 @@ int stage_platforms(struct build *b, struct mk_error **err)
         struct mk_strv env = MK_STRV_INIT;
         mk_strv_copy(&env, &b->meta_args);
         int r = n->args.n ? mk_shell_word(n->args.v[0], &env, b->df->escape, &image, NULL) : -1;
-        const struct stage *from = r == 0 ? find_stage(b, image, i) : NULL;
+        const struct stage *from = r == 0 ? source_stage(b, image, i) : NULL;
         if (from && from->name && strcasecmp(from->name, image) == 0) {
             s->platform = from->platform;
             s->pinned = from->pinned;

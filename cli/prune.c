@@ -7,11 +7,12 @@
 enum { OPT_ALL = 1, OPT_KEEP_STORAGE, OPT_QUIET };
 
 static const struct cli_opt prune_opts[] = {
-    {OPT_ALL, 'a', "all", NULL, "also every build-cache entry and compressed copy", 0, NULL},
+    {OPT_ALL, 'a', "all", NULL,
+     "also every build-cache entry, compressed copy and RUN --mount=type=cache directory", 0, NULL},
     {OPT_KEEP_STORAGE, 0, "keep-storage", "SIZE",
-     "stop once the store (blobs, snapshots, cache) takes at most SIZE (500MB, 2GiB, 1.5G, "
-     "bytes); of what may go, the least recently used by a build, pull, load, save or push goes "
-     "first",
+     "stop once the store (blobs, snapshots, cache, cache mounts) takes at most SIZE (500MB, "
+     "2GiB, 1.5G, bytes); of what may go and the cache mounts, the least recently used by a "
+     "build, pull, load, save or push goes first",
      0, NULL},
     {OPT_QUIET, 'q', "quiet", NULL, "print nothing", 0, NULL},
     {0},
@@ -58,9 +59,12 @@ int cmd_prune(struct mk_cli *cli, int argc, char **argv)
         return cli_fail(err);
     if (quiet)
         return 0;
-    printf("removed %llu blobs, %llu snapshots, %llu cache entries; freed %.1f MB\n",
+    _cleanup_free_ char *mounts =
+        rep.cache_mounts ? mk_xasprintf(", %llu cache mounts", (unsigned long long)rep.cache_mounts)
+                         : mk_xstrdup("");
+    printf("removed %llu blobs, %llu snapshots, %llu cache entries%s; freed %.1f MB\n",
            (unsigned long long)rep.blobs, (unsigned long long)rep.snapshots,
-           (unsigned long long)rep.cache_entries, (double)rep.bytes / 1e6);
+           (unsigned long long)rep.cache_entries, mounts, (double)rep.bytes / 1e6);
     if (opts.keep_storage_set)
         printf("store size %.1f MB (%llu bytes)\n", (double)rep.remaining / 1e6,
                (unsigned long long)rep.remaining);

@@ -240,6 +240,17 @@ char *mk_ref_qualified(const struct mk_ref *ref)
                         ref->digest ? ref->digest : "");
 }
 
+char *mk_ref_familiar(const struct mk_ref *ref)
+{
+    bool hub = strcmp(ref->domain, "docker.io") == 0;
+    const char *path = ref->path;
+    if (hub && mk_str_has_prefix(path, "library/") && !strchr(path + 8, '/'))
+        path += 8;
+    return mk_xasprintf("%s%s%s%s%s%s%s", hub ? "" : ref->domain, hub ? "" : "/", path,
+                        ref->tag ? ":" : "", ref->tag ? ref->tag : "", ref->digest ? "@" : "",
+                        ref->digest ? ref->digest : "");
+}
+
 char *mk_ref_local_name(const char *s, struct mk_error **err)
 {
     struct mk_ref *r = NULL;

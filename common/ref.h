@@ -43,6 +43,10 @@ void mk_ref_free(struct mk_ref *ref);
  * BuildKit records a base image. Caller frees. */
 char *mk_ref_qualified(const struct mk_ref *ref);
 
+/* The familiar form, as docker prints a name and BuildKit compares named contexts: docker.io
+ * and its library/ left out ("alpine:latest", "user/app:1", "quay.io/a/b:t"). Caller frees. */
+char *mk_ref_familiar(const struct mk_ref *ref);
+
 /* The local name of s ("hello" -> "hello:latest"; a reference with a tag or digest stays as
  * written), or NULL and err when s is not a valid reference. Caller frees. */
 char *mk_ref_local_name(const char *s, struct mk_error **err);

@@ -184,9 +184,36 @@ static void check_lengths(void)
     mk_error_free(err);
 }
 
+/* The familiar form: docker.io and its library/ left out, nothing else. */
+static void check_familiar(void)
+{
+    static const struct {
+        const char *in, *want;
+    } rows[] = {
+        {"alpine", "alpine:latest"},
+        {"docker.io/library/alpine", "alpine:latest"},
+        {"index.docker.io/library/alpine:3", "alpine:3"},
+        {"docker.io/alpine@" D64, "alpine@" D64},
+        {"user/app:1", "user/app:1"},
+        {"docker.io/user/app", "user/app:latest"},
+        {"docker.io/library/a/b", "library/a/b:latest"},
+        {"quay.io/library/alpine", "quay.io/library/alpine:latest"},
+        {"localhost:5000/x:t@" D64, "localhost:5000/x:t@" D64},
+        {"[::1]:5000/app", "[::1]:5000/app:latest"},
+    };
+    for (size_t i = 0; i < MK_ARRAY_SIZE(rows); i++) {
+        struct mk_ref *r = NULL;
+        _cleanup_free_ char *f =
+            mk_ref_parse(rows[i].in, &r, NULL) == 0 ? mk_ref_familiar(r) : NULL;
+        tap_is_str(f, rows[i].want, "\"%s\" familiar", rows[i].in);
+        mk_ref_free(r);
+    }
+}
+
 int main(void)
 {
     tap_tmpdir();
+    check_familiar();
     for (size_t i = 0; i < MK_ARRAY_SIZE(good); i++)
         check_good(&good[i]);
     for (size_t i = 0; i < MK_ARRAY_SIZE(bad); i++)
