@@ -4,6 +4,11 @@
  * (user, mount, pid, ipc and uts namespaces over overlayfs) and the rootless entry into a
  * user namespace. It never prints on its own: progress and RUN output go to opts->log_fd,
  * errors come back through common/error.h.
+ *
+ * Inside, builder/build.c is the driver and the rest lives in rooms named after what they hold
+ * (stages.c, workers.c, step-cache.c, step-run.c, step-copy.c, step-meta.c, step.c; shared
+ * state in builder/rooms.h). builder/README.md walks through one build and says where a new
+ * instruction goes.
  */
 #ifndef MK_BUILDER_H
 #define MK_BUILDER_H

@@ -1,4 +1,6 @@
-/* builder/internal.h - declarations shared by the builder's files. Not a public API. */
+/* builder/internal.h - the services the builder's files share (sandbox, context, copy engine,
+ * progress, users, squash). Not a public API. The build driver's own state and its rooms'
+ * entry points are in builder/rooms.h. */
 #ifndef MK_BUILDER_INTERNAL_H
 #define MK_BUILDER_INTERNAL_H
 
