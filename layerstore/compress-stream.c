@@ -17,7 +17,8 @@
  * the input, so the bytes are the same whatever the number of threads.
  *
  * Memory stays bounded: at most 2 * threads blocks are in flight, and the output is written
- * in input order as soon as the next block is done.
+ * in input order as soon as the next block is done. Reading, hashing the output and writing
+ * it run on threads of their own, through fixed rings of 1 MiB buffers (12 MiB in all).
  */
 #include <errno.h>
 #include <fcntl.h>
