@@ -443,6 +443,10 @@ int layerstore_compress_stream_fd(const struct mk_compress_stream *s);
  * returns the bytes written. */
 uint64_t layerstore_compress_stream_wait(struct mk_compress_stream *s, uint64_t want,
                                          bool *ret_ended);
+/* Waits for the compressor to end; then the digest and size of the whole copy, or -1 when
+ * it failed (finish says why). The copy may not be stored yet: finish waits for that. */
+int layerstore_compress_stream_digest(struct mk_compress_stream *s, char ret_digest[MK_DIGEST_SIZE],
+                                      uint64_t *ret_size);
 /* Stops the compressor when abort, else waits for it; on success stores the copy (blob and
  * cache entry) and fills ret (media type owned by ret). The fd stays readable until _free. */
 int layerstore_compress_stream_finish(struct mk_compress_stream *s, bool abort,

@@ -313,13 +313,23 @@ static int push_layer_streamed(struct reg_client *c, struct mk_store *store,
         free(u.loc);
         u.loc = NULL;
     }
+    /* The rest goes up (the closing PUT needs only the digest) while the copy is stored in
+     * the store (its fsync): the finish below waits for both. */
     bool stop = reg_cancelled(c);
-    r = layerstore_compress_stream_finish(s, stop, ret, err);
-    if (r == 0) {
-        u.digest = ret->digest;
-        u.size = ret->size;
-        r = upload_blob(&u, store, NULL, err);
+    char digest[MK_DIGEST_SIZE];
+    bool compressed = !stop && layerstore_compress_stream_digest(s, digest, &u.size) == 0;
+    int up = 0;
+    if (compressed) {
+        u.digest = digest;
+        up = upload_blob(&u, store, NULL, err);
     }
+    /* After a failed upload the copy is not wanted and the upload's error is the one told;
+     * else finish tells why the compressor failed or the copy could not be stored. */
+    struct mk_error *unused = NULL;
+    r = layerstore_compress_stream_finish(s, stop || up < 0, ret, up < 0 ? &unused : err);
+    mk_error_free(unused);
+    if (up < 0)
+        r = -1;
     free(u.loc);
     layerstore_compress_stream_free(s);
     return r;
