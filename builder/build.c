@@ -404,7 +404,7 @@ static int write_image(struct build *b, struct mk_image **ret, struct mk_error *
     if (layerstore_image_write_annotated(b->store, &t->config, t->layers, t->n_layers, &notes, ret,
                                          err) < 0)
         return -1;
-    layerstore_cache_put(b->store, key, (*ret)->manifest_digest, NULL);
+    layerstore_image_record_put(b->store, key, (*ret)->manifest_digest, NULL);
     return 0;
 }
 

@@ -2,8 +2,9 @@
  * context files.
  *
  * Per build context (keyed by its absolute path), a table relpath -> (size, mtime, inode,
- * sha256) kept as one store cache value. A file whose size, mtime and inode are unchanged
- * is not read again; everything else is hashed and the table rewritten at the end.
+ * sha256) kept in the store as one context table (layerstore_context_table_get/put). A
+ * file whose size, mtime and inode are unchanged is not read again; everything else is
+ * hashed and the table rewritten at the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,26 +83,18 @@ int builder_hashcache_open(struct mk_store *store, const char *context_dir,
     _cleanup_free_ char *material = mk_xasprintf("mkimg-filehash-v1\n%s", abs);
     mk_sha256_buffer(material, strlen(material), hc->key);
     hc_grow(hc);
-    _cleanup_free_ char *value = NULL;
+    struct mk_context_file *files = NULL;
+    size_t n = 0;
     struct mk_error *e = NULL;
-    if (layerstore_cache_get(store, hc->key, &value, &e) == 0) {
-        char *save = NULL;
-        for (char *line = strtok_r(value, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            char *f[5];
-            size_t nf = 0;
-            char *s2 = NULL;
-            for (char *t = strtok_r(line, "\t", &s2); t && nf < 5; t = strtok_r(NULL, "\t", &s2))
-                f[nf++] = t;
-            uint64_t size, mt, ino;
-            if (nf != 5 || !mk_digest_valid(f[4]) || mk_parse_u64(f[1], &size) < 0 ||
-                mk_parse_u64(f[2], &mt) < 0 || mk_parse_u64(f[3], &ino) < 0)
-                continue;
-            struct hc_entry *en = hc_put(hc, f[0]);
-            en->size = size;
-            en->mtime_ns = mt;
-            en->ino = ino;
-            memcpy(en->digest, f[4], MK_DIGEST_SIZE);
+    if (layerstore_context_table_get(store, hc->key, &files, &n, &e) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            struct hc_entry *en = hc_put(hc, files[i].path);
+            en->size = files[i].size;
+            en->mtime_ns = files[i].mtime_ns;
+            en->ino = files[i].ino;
+            memcpy(en->digest, files[i].digest, MK_DIGEST_SIZE);
         }
+        layerstore_context_table_free(files, n);
     }
     mk_error_free(e);
     *ret = hc;
@@ -136,19 +129,20 @@ int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err)
 {
     if (!hc || !hc->dirty)
         return 0;
-    struct mk_buf b = MK_BUF_INIT;
-    for (size_t i = 0; i < hc->cap; i++) {
-        struct hc_entry *e = &hc->tab[i];
-        /* Paths with tabs or newlines are simply not cached. */
-        if (!e->path || !mk_digest_valid(e->digest) || strpbrk(e->path, "\t\n"))
+    struct mk_context_file *files = mk_xcalloc(hc->n ? hc->n : 1, sizeof(*files));
+    size_t n = 0;
+    for (size_t i = 0; i < hc->cap && n < hc->n; i++) {
+        const struct hc_entry *e = &hc->tab[i];
+        if (!e->path || !mk_digest_valid(e->digest))
             continue;
-        mk_buf_addf(&b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%s\n", e->path, e->size,
-                    e->mtime_ns, e->ino, e->digest);
-        if (b.len > (60u << 20))
-            break; /* the store's value cap: keep what fits */
+        /* Borrowed: the table is written before hc changes. */
+        files[n] = (struct mk_context_file){
+            .path = e->path, .size = e->size, .mtime_ns = e->mtime_ns, .ino = e->ino};
+        memcpy(files[n].digest, e->digest, MK_DIGEST_SIZE);
+        n++;
     }
-    int r = layerstore_cache_put(hc->store, hc->key, b.data ? b.data : "", err);
-    mk_buf_release(&b);
+    int r = layerstore_context_table_put(hc->store, hc->key, files, n, err);
+    free(files);
     return r;
 }
 

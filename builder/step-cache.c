@@ -21,72 +21,85 @@
 /* ---- the step cache ----------------------------------------------------------------------- */
 
 /* A step's key: its kind, the chain it starts from, and everything that decides its result
- * (hashed by the caller). The value names the resulting layer, or "empty". */
+ * (hashed by the caller). Its record (struct mk_step_record) names the resulting layer, or
+ * none. */
 /* --explain-cache: while a step's key is hashed, its inputs are also recorded as named
  * digests ("env VERSION", "file src/a.c", ...). The record is kept per step position, so on
  * a miss the next build can name the input that changed. One key is computed at a time. */
-static struct {
+struct explain {
     bool on;
     bool first_in_stage;
     struct mk_strv parts; /* "NAME\tsha256:..." */
     struct mk_sha256 *cur;
     char *cur_name;
-} ex;
+    struct explain *prev; /* the thread's state before this build's */
+};
+/* The state of the build running on this thread: explain_begin makes one per build and
+ * explain_release drops it, so builds in two threads, or one after another, share nothing.
+ * The key helpers, called from every room without the build at hand, find it here. */
+static __thread struct explain *ex;
 
 static void ex_close_part(void)
 {
-    if (!ex.cur)
+    if (!ex || !ex->cur)
         return;
     char d[MK_DIGEST_SIZE];
-    mk_sha256_final(ex.cur, d);
-    mk_sha256_free(ex.cur);
-    ex.cur = NULL;
-    mk_strv_pushf(&ex.parts, "%s\t%s", ex.cur_name, d);
-    free(ex.cur_name);
-    ex.cur_name = NULL;
+    mk_sha256_final(ex->cur, d);
+    mk_sha256_free(ex->cur);
+    ex->cur = NULL;
+    mk_strv_pushf(&ex->parts, "%s\t%s", ex->cur_name, d);
+    free(ex->cur_name);
+    ex->cur_name = NULL;
 }
 
-/* --explain-cache for this build (on) or not; explain_release forgets the records. */
+/* --explain-cache for this build (on) or not, until explain_release. */
 void explain_begin(bool on)
 {
-    ex.on = on;
+    struct explain *e = mk_xcalloc(1, sizeof(*e));
+    e->on = on;
+    e->prev = ex;
+    ex = e;
 }
 
 /* The next key is the first of a stage: its chain is the base image's. */
 void explain_stage_begin(void)
 {
-    ex.first_in_stage = true;
+    ex->first_in_stage = true;
 }
 
 void explain_release(void)
 {
+    if (!ex)
+        return;
     ex_close_part();
-    mk_strv_release(&ex.parts);
-    ex.on = false;
+    mk_strv_release(&ex->parts);
+    struct explain *e = ex;
+    ex = e->prev;
+    free(e);
 }
 
 /* Starts a named input: what key_add hashes next belongs to it. */
 __attribute__((format(printf, 1, 2))) void key_part(const char *fmt, ...)
 {
-    if (!ex.on)
+    if (!ex->on)
         return;
     ex_close_part();
     va_list ap;
     va_start(ap, fmt);
-    ex.cur_name = mk_xvasprintf(fmt, ap);
+    ex->cur_name = mk_xvasprintf(fmt, ap);
     va_end(ap);
-    for (char *p = ex.cur_name; *p; p++)
+    for (char *p = ex->cur_name; *p; p++)
         if (*p == '\t' || *p == '\n')
             *p = ' ';
-    ex.cur = mk_sha256_new();
+    ex->cur = mk_sha256_new();
 }
 
 void key_add(struct mk_sha256 *h, const char *s)
 {
     s = s ? s : "";
     mk_sha256_update(h, s, strlen(s) + 1);
-    if (ex.cur)
-        mk_sha256_update(ex.cur, s, strlen(s) + 1);
+    if (ex->cur)
+        mk_sha256_update(ex->cur, s, strlen(s) + 1);
 }
 
 struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
@@ -95,11 +108,11 @@ struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
     const char *chain = s->chain[0] ? s->chain : "scratch";
     mk_sha256_update(h, "mkimg-step-v1\n", 14);
     mk_sha256_update(h, kind, strlen(kind) + 1);
-    if (ex.on) {
+    if (ex->on) {
         ex_close_part();
-        mk_strv_clear(&ex.parts);
+        mk_strv_clear(&ex->parts);
     }
-    key_part("%s", ex.first_in_stage ? "base image" : "layers of the earlier steps");
+    key_part("%s", ex->first_in_stage ? "base image" : "layers of the earlier steps");
     key_add(h, chain);
     /* The same layers run on another platform (FROM --platform, a scratch stage) give
      * another result. */
@@ -139,20 +152,21 @@ static void explain_step(struct build *b, bool hit)
     _cleanup_free_ char *id_text = mk_xasprintf("mkimg-explain-v1\n%s\n%zu", b->df_abs, b->step);
     char id[MK_DIGEST_SIZE];
     mk_sha256_buffer(id_text, strlen(id_text), id);
-    qsort(ex.parts.v, ex.parts.n, sizeof(char *), cmp_part);
+    qsort(ex->parts.v, ex->parts.n, sizeof(char *), cmp_part);
     if (!hit && !b->opts->no_cache) {
-        _cleanup_free_ char *old = NULL;
+        struct mk_explain_record old;
         struct mk_error *e = NULL;
-        if (layerstore_cache_get(b->store, id, &old, &e) < 0) {
+        if (layerstore_explain_get(b->store, id, &old, &e) < 0) {
             logf_(b, " => cache miss: no earlier build of this step\n");
         } else {
             struct mk_strv o = MK_STRV_INIT, changed = MK_STRV_INIT;
-            char *save = NULL;
-            for (char *l = strtok_r(old, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-                mk_strv_push(&o, l);
+            /* In the order they were recorded: sorted like ex->parts. */
+            for (size_t k = 0; k < old.n; k++)
+                mk_strv_pushf(&o, "%s\t%s", old.inputs[k].name, old.inputs[k].digest);
+            layerstore_explain_release(&old);
             size_t i = 0, j = 0;
-            while (i < ex.parts.n || j < o.n) {
-                const char *a = i < ex.parts.n ? ex.parts.v[i] : NULL;
+            while (i < ex->parts.n || j < o.n) {
+                const char *a = i < ex->parts.n ? ex->parts.v[i] : NULL;
                 const char *c = j < o.n ? o.v[j] : NULL;
                 size_t an = a ? (size_t)(strchr(a, '\t') - a) : 0;
                 size_t cn = c ? (size_t)(strchr(c, '\t') - c) : 0;
@@ -182,13 +196,16 @@ static void explain_step(struct build *b, bool hit)
         }
         mk_error_free(e);
     }
-    struct mk_buf rec = MK_BUF_INIT;
-    for (size_t k = 0; k < ex.parts.n; k++)
-        mk_buf_addf(&rec, "%s\n", ex.parts.v[k]);
-    if (rec.len < (60u << 20))
-        layerstore_cache_put(b->store, id, rec.data ? rec.data : "", NULL);
-    mk_buf_release(&rec);
-    mk_strv_clear(&ex.parts);
+    struct mk_explain_record rec = {0};
+    for (size_t k = 0; k < ex->parts.n; k++) {
+        char *tab = strrchr(ex->parts.v[k], '\t');
+        *tab = '\0';
+        layerstore_explain_add(&rec, ex->parts.v[k], tab + 1);
+        *tab = '\t';
+    }
+    layerstore_explain_put(b->store, id, &rec, NULL);
+    layerstore_explain_release(&rec);
+    mk_strv_clear(&ex->parts);
 }
 
 /* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
@@ -200,9 +217,9 @@ int cache_lookup(struct build *b, struct stage *s, const char *key, const char *
                  bool *ret_hit)
 {
     int r = cache_lookup_inner(b, s, key, created_by, ret_hit);
-    if (ex.on)
+    if (ex->on)
         explain_step(b, *ret_hit);
-    ex.first_in_stage = false;
+    ex->first_in_stage = false;
     return r;
 }
 
@@ -212,35 +229,33 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
     *ret_hit = false;
     if (b->opts->no_cache && !strv_has(&b->fresh_keys, key))
         return 0;
-    _cleanup_free_ char *value = NULL;
+    struct mk_step_record rec;
     struct mk_error *e = NULL;
-    if (layerstore_cache_get(b->store, key, &value, &e) < 0) {
+    if (layerstore_step_record_get(b->store, key, &rec, &e) < 0) {
         mk_error_free(e);
         return 0;
     }
-    if (strcmp(value, "empty\n") == 0) {
+    bool hit = rec.empty;
+    if (rec.empty) {
         history(b, s, created_by, true);
     } else {
-        char diff[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
-        if (strlen(value) != 2 * MK_DIGEST_LEN + 8 || strncmp(value, "layer ", 6) != 0)
-            return 0;
-        memcpy(diff, value + 6, MK_DIGEST_LEN);
-        diff[MK_DIGEST_LEN] = '\0';
-        memcpy(chain, value + 7 + MK_DIGEST_LEN, MK_DIGEST_LEN);
-        chain[MK_DIGEST_LEN] = '\0';
+        /* A record of a layer on other layers, or whose layer is gone, is a miss. */
         char expect[MK_DIGEST_SIZE];
-        mk_chain_id(s->chain, diff, expect);
+        mk_chain_id(s->chain, rec.layer.diff_id, expect);
         struct mk_layer_desc d;
-        if (strcmp(expect, chain) != 0 ||
-            layerstore_layer_lookup(b->store, diff, chain, &d, &e) < 0) {
-            mk_error_free(e);
-            return 0;
+        if (strcmp(expect, rec.chain_id) == 0 &&
+            layerstore_layer_lookup(b->store, rec.layer.diff_id, rec.chain_id, &d, &e) == 0) {
+            _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, rec.chain_id);
+            stage_add_layer(s, &d, rec.chain_id, snap);
+            free(d.media_type);
+            history(b, s, created_by, false);
+            hit = true;
         }
-        _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
-        stage_add_layer(s, &d, chain, snap);
-        free(d.media_type);
-        history(b, s, created_by, false);
+        mk_error_free(e);
     }
+    layerstore_step_record_release(&rec);
+    if (!hit)
+        return 0;
     *ret_hit = true;
     b->cached_steps++;
     if (!b->silent)
@@ -250,11 +265,21 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
 
 void cache_store(struct build *b, const struct stage *s, const char *key, bool empty)
 {
-    _cleanup_free_ char *value =
-        empty ? mk_xstrdup("empty\n")
-              : mk_xasprintf("layer %s %s\n", s->layers[s->n_layers - 1].diff_id, s->chain);
+    /* Borrows the stage's layer and history entry (the record carries no time). */
+    struct mk_step_record rec;
+    memset(&rec, 0, sizeof(rec));
+    memcpy(rec.key, key, MK_DIGEST_SIZE);
+    rec.empty = empty;
+    if (!empty) {
+        rec.layer = s->layers[s->n_layers - 1];
+        memcpy(rec.chain_id, s->chain, MK_DIGEST_SIZE);
+    }
+    if (s->config.n_history) {
+        rec.history = s->config.history[s->config.n_history - 1];
+        rec.history.created = NULL;
+    }
     /* A cache that cannot be written only costs speed next time. */
-    layerstore_cache_put(b->store, key, value, NULL);
+    layerstore_step_record_put(b->store, &rec, NULL);
     if (b->result_fd >= 0) {
         _cleanup_free_ char *line = mk_xasprintf("key %s\n", key);
         mk_write_all(b->result_fd, line, strlen(line), NULL);
@@ -378,9 +403,9 @@ void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char ou
 
 void image_reuse_lookup(struct build *b, const char *key, struct mk_image **ret)
 {
-    _cleanup_free_ char *manifest = NULL;
+    char manifest[MK_DIGEST_SIZE];
     struct mk_error *e = NULL;
-    if (layerstore_cache_get(b->store, key, &manifest, &e) == 0 && mk_digest_valid(manifest) &&
+    if (layerstore_image_record_get(b->store, key, manifest, &e) == 0 &&
         layerstore_image_get(b->store, manifest, ret, &e) == 0)
         return;
     mk_error_free(e);

@@ -247,57 +247,34 @@ static const char *secret_source(struct build *b, const char *id, bool *ret_env)
     return NULL;
 }
 
-/* A cache mount's sharing= (BuildKit): "shared" users hold the cache's lock file shared and
- * run together; "locked" holds it exclusively, so it waits for every other user; "private"
- * takes the first instance (DIR, DIR-1, DIR-2, ...) nobody uses. Builds with --jobs and
- * concurrent builds on one store meet here. overlay: the cache is an overlay's upper, which
- * one mount at a time may use, so "shared" locks exclusively too. *ret_dir is the
- * directory to use (caller frees); the lock is held until run_mounts_release. */
+/* A cache mount's sharing= (BuildKit): "shared" users run together; "locked" waits for
+ * every other user; "private" takes an instance nobody uses (layerstore_cache_mount_lock).
+ * Builds with --jobs and concurrent builds on one store meet there. overlay: the cache is an
+ * overlay's upper, which one mount at a time may use, so "shared" locks exclusively too. id
+ * names the cache (a digest of its id and source); *ret_dir is the store's directory for it
+ * (caller frees, creates it when missing); the lock is held until run_mounts_release. */
 static int cache_lock(struct build *b, const struct mk_df_node *n, struct run_mounts *rm,
-                      const char *dir, const char *sharing, bool overlay, char **ret_dir,
+                      const char *id, const char *sharing, bool overlay, char **ret_dir,
                       struct mk_error **err)
 {
     sharing = sharing ? sharing : "shared";
-    bool private = strcmp(sharing, "private") == 0;
-    if (!private && strcmp(sharing, "shared") != 0 && strcmp(sharing, "locked") != 0)
+    enum mk_cache_sharing how;
+    if (strcmp(sharing, "shared") == 0)
+        how = overlay ? MK_CACHE_LOCKED : MK_CACHE_SHARED;
+    else if (strcmp(sharing, "locked") == 0)
+        how = MK_CACHE_LOCKED;
+    else if (strcmp(sharing, "private") == 0)
+        how = MK_CACHE_PRIVATE;
+    else
         return node_error(b, n, err, "--mount sharing=%s: unknown mode (shared, private or locked)",
                           sharing);
     if (rm->n_locks == MK_ARRAY_SIZE(rm->locks))
         return node_error(b, n, err, "too many cache mounts in one RUN");
-    int how = strcmp(sharing, "shared") == 0 && !overlay ? LOCK_SH : LOCK_EX;
-    for (unsigned k = 0; k <= (private ? 16u : 0u); k++) {
-        bool last = k == (private ? 16u : 0u);
-        _cleanup_free_ char *d = k ? mk_xasprintf("%s-%u", dir, k) : mk_xstrdup(dir);
-        _cleanup_free_ char *lock = mk_xasprintf("%s.lock", d);
-        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == ENOENT) {
-            _cleanup_free_ char *parent = mk_xstrdup(dir);
-            *strrchr(parent, '/') = '\0';
-            if (mk_mkdir_p(parent, 0755, NULL) == 0)
-                fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        }
-        if (fd < 0)
-            return node_error(b, n, err, "locking the cache mount: %s", strerror(errno));
-        /* private: an instance in use is skipped; with all 17 in use, wait for the last. */
-        while (flock(fd, how | (private && !last ? LOCK_NB : 0)) < 0) {
-            if (errno == EINTR && !mk_interrupted)
-                continue;
-            int e = errno;
-            close(fd);
-            fd = -1;
-            if (e == EWOULDBLOCK)
-                break;
-            if (e == EINTR)
-                return node_error(b, n, err, "interrupted");
-            return node_error(b, n, err, "locking the cache mount: %s", strerror(e));
-        }
-        if (fd < 0)
-            continue;
-        rm->locks[rm->n_locks++] = fd;
-        *ret_dir = MK_TAKE_PTR(d);
-        return 0;
-    }
-    return node_error(b, n, err, "no free cache instance");
+    int fd = layerstore_cache_mount_lock(b->store, id, how, ret_dir, err);
+    if (fd < 0)
+        return node_error(b, n, err, "RUN --mount=type=cache");
+    rm->locks[rm->n_locks++] = fd;
+    return 0;
 }
 
 static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *n, const char *flag,
@@ -358,11 +335,9 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         char d[MK_DIGEST_SIZE];
         mk_sha256_buffer(material.data, material.len, d);
         mk_buf_release(&material);
-        _cleanup_free_ char *base =
-            mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
         _cleanup_free_ char *dir = NULL;
         const char *upper, *work;
-        if (cache_lock(b, n, rm, base, mk_strv_env_get(&kv, "sharing"), true, &dir, err) < 0)
+        if (cache_lock(b, n, rm, d, mk_strv_env_get(&kv, "sharing"), true, &dir, err) < 0)
             goto out;
         if (mk_mkdir_p(dir, 0700, err) < 0 || overlay_dirs(rm, dir, &upper, &work, err) < 0) {
             node_where(b, n, err);
@@ -375,10 +350,8 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
         _cleanup_free_ char *material = mk_xasprintf("cache-mount\n%s", id ? id : abs_target);
         char d[MK_DIGEST_SIZE];
         mk_sha256_buffer(material, strlen(material), d);
-        _cleanup_free_ char *base =
-            mk_xasprintf("%s/mounts/cache/%s", layerstore_root(b->store), mk_digest_hex(d));
         char *dir = NULL;
-        if (cache_lock(b, n, rm, base, mk_strv_env_get(&kv, "sharing"), false, &dir, err) < 0) {
+        if (cache_lock(b, n, rm, d, mk_strv_env_get(&kv, "sharing"), false, &dir, err) < 0) {
             node_where(b, n, err);
             goto out;
         }

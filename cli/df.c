@@ -92,10 +92,15 @@ int cmd_df(struct mk_cli *cli, int argc, char **argv)
     row("images", r.images, r.blob_bytes, 0);
     row("snapshots", r.snapshots, r.snapshot_bytes, r.unused_snapshot_bytes);
     row("build cache", r.cache_entries, r.cache_bytes, 0);
+    row("cache mounts", r.cache_mounts, r.cache_mount_bytes, r.cache_mount_bytes);
     row("compressed copies", r.compressed, r.compressed_bytes, 0);
     row("unreferenced blobs", r.unused_blobs, r.unused_blob_bytes, r.unused_blob_bytes);
-    row("total", r.blobs + r.compressed + r.unused_blobs + r.snapshots + r.cache_entries,
-        r.blob_bytes + r.compressed_bytes + r.unused_blob_bytes + r.snapshot_bytes + r.cache_bytes,
-        r.unused_blob_bytes + r.unused_snapshot_bytes);
+    row("temp files", r.temp, r.temp_bytes, 0);
+    row("total",
+        r.blobs + r.compressed + r.unused_blobs + r.snapshots + r.cache_entries + r.cache_mounts +
+            r.temp,
+        r.blob_bytes + r.compressed_bytes + r.unused_blob_bytes + r.snapshot_bytes + r.cache_bytes +
+            r.cache_mount_bytes + r.temp_bytes,
+        r.unused_blob_bytes + r.unused_snapshot_bytes + r.cache_mount_bytes);
     return 0;
 }

@@ -18,8 +18,9 @@ const struct cli_cmd cli_cmd_fsck = {
     .name = "fsck",
     .synopsis = "[--deep] [--repair]",
     .summary = "verify the store (--deep: snapshot contents; --repair fixes)",
-    .description = "Checks every blob's digest, every image's blobs and snapshots and the "
-                   "cache. The exit status is 1 when something is wrong and was not repaired.",
+    .description = "Checks every blob's digest, every image's blobs and snapshots, the cache "
+                   "records and the cache mounts. The exit status is 1 when something is wrong and "
+                   "was not repaired.",
     .opts = fsck_opts,
     .fn = cmd_fsck,
 };

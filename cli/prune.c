@@ -7,11 +7,12 @@
 enum { OPT_ALL = 1, OPT_KEEP_STORAGE, OPT_QUIET };
 
 static const struct cli_opt prune_opts[] = {
-    {OPT_ALL, 'a', "all", NULL, "also every build-cache entry and compressed copy", 0, NULL},
+    {OPT_ALL, 'a', "all", NULL,
+     "also every build-cache entry, compressed copy and RUN --mount=type=cache directory", 0, NULL},
     {OPT_KEEP_STORAGE, 0, "keep-storage", "SIZE",
-     "stop once the store (blobs, snapshots, cache) takes at most SIZE (500MB, 2GiB, 1.5G, "
-     "bytes); of what may go, the least recently used by a build, pull, load, save or push goes "
-     "first",
+     "stop once the store (blobs, snapshots, cache, cache mounts) takes at most SIZE (500MB, "
+     "2GiB, 1.5G, bytes); of what may go and the cache mounts, the least recently used by a "
+     "build, pull, load, save or push goes first",
      0, NULL},
     {OPT_QUIET, 'q', "quiet", NULL, "print nothing", 0, NULL},
     {0},

@@ -1,47 +1,93 @@
-/* layerstore/cache.c - the build cache's key/value files under ROOT/cache/. */
+/* layerstore/cache.c - the typed caches' common part: one directory per kind under
+ * ROOT/cache/, one record per key, each starting with a header line that names its kind,
+ * format version and key (so a record of an earlier format, or one copied under another
+ * name, reads as a miss and fsck can tell it apart from a damaged one). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/atomic-file.h"
 #include "common/fsutil.h"
 #include "layerstore/internal.h"
 
-#define CACHE_VALUE_MAX (64u << 20)
+#define CACHE_FORMAT 1
 
-static char *cache_dir(struct mk_store *store)
+const char *const ls_cache_dirs[LS_CACHE_KINDS] = {
+    [LS_CACHE_STEPS] = "steps",           [LS_CACHE_EXPLAIN] = "explain",
+    [LS_CACHE_IMAGES] = "images",         [LS_CACHE_CONTEXT] = "context",
+    [LS_CACHE_COMPRESSED] = "compressed", [LS_CACHE_REGISTRY] = "registry",
+};
+
+char *ls_cache_header(enum ls_cache_kind kind, const char *key)
 {
-    return mk_xasprintf("%s/cache", layerstore_root(store));
+    return mk_xasprintf("mkimg-cache %s %d %s\n", ls_cache_dirs[kind], CACHE_FORMAT, key);
 }
 
-int layerstore_cache_get(struct mk_store *store, const char *key, char **ret_value,
-                         struct mk_error **err)
+bool ls_cache_header_ok(enum ls_cache_kind kind, const char *key, const char *data,
+                        const char **ret_body)
+{
+    _cleanup_free_ char *want = ls_cache_header(kind, key);
+    if (!mk_str_has_prefix(data, want))
+        return false;
+    *ret_body = data + strlen(want);
+    return true;
+}
+
+static char *record_rel(enum ls_cache_kind kind, const char *key)
+{
+    return mk_xasprintf("cache/%s/%s", ls_cache_dirs[kind], mk_digest_hex(key));
+}
+
+int ls_cache_read(struct mk_store *store, enum ls_cache_kind kind, const char *key, char **ret,
+                  size_t *ret_len, struct mk_error **err)
 {
     if (!mk_digest_valid(key))
         return mk_error_set(err, MK_ERR_INVALID, 0, "invalid cache key \"%s\"", key);
-    _cleanup_free_ char *dir = cache_dir(store);
-    _cleanup_free_ char *path = mk_xasprintf("%s/%s", dir, mk_digest_hex(key));
-    if (mk_read_file_at(AT_FDCWD, path, CACHE_VALUE_MAX, ret_value, NULL, err) < 0)
+    _cleanup_free_ char *rel = record_rel(kind, key);
+    if (mk_read_file_at(store->root_fd, rel, LS_CACHE_VALUE_MAX, ret, ret_len, err) < 0)
         return -1;
-    ls_mark_used_at(AT_FDCWD, path);
+    ls_mark_used_at(store->root_fd, rel);
     return 0;
 }
 
-int layerstore_cache_put(struct mk_store *store, const char *key, const char *value,
-                         struct mk_error **err)
+int ls_cache_write(struct mk_store *store, enum ls_cache_kind kind, const char *key,
+                   const char *data, size_t len, struct mk_error **err)
 {
     if (!mk_digest_valid(key))
         return mk_error_set(err, MK_ERR_INVALID, 0, "invalid cache key \"%s\"", key);
-    if (strlen(value) > CACHE_VALUE_MAX)
-        return mk_error_set(err, MK_ERR_INVALID, 0, "cache value too large");
-    _cleanup_free_ char *dir = cache_dir(store);
+    if (len > LS_CACHE_VALUE_MAX)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "cache record too large");
+    _cleanup_free_ char *dir = mk_xasprintf("%s/cache/%s", store->root, ls_cache_dirs[kind]);
     if (mk_mkdir_p(dir, 0700, err) < 0)
         return -1;
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mk_error_errno(err, "opening \"%s\"", dir);
-    return mk_write_file_atomic(dfd, mk_digest_hex(key), value, strlen(value), 0600, err);
+    return mk_write_file_atomic(dfd, mk_digest_hex(key), data, len, 0600, err);
+}
+
+int ls_cache_record_load(int dirfd, const char *name, enum ls_cache_kind kind, char **ret,
+                         size_t *ret_len, struct mk_error **err)
+{
+    if (kind != LS_CACHE_CONTEXT)
+        return mk_read_file_at(dirfd, name, LS_CACHE_VALUE_MAX, ret, ret_len, err);
+    /* A context table can be tens of MB; its header says all prune and fsck need. */
+    _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", name);
+    char *buf = mk_xmalloc(4096);
+    ssize_t n = mk_read_some(fd, buf, 4095, err);
+    if (n < 0) {
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    *ret = buf;
+    *ret_len = (size_t)n;
+    return 0;
 }
 
 int layerstore_layer_lookup(struct mk_store *store, const char *diff_id, const char *chain_id,

@@ -71,32 +71,15 @@ int ls_compress_cache_key(const char *diff_id, enum mk_compression c, int level,
     return 0;
 }
 
-int ls_compress_cache_parse(const char *value, char ret_diff_id[MK_DIGEST_SIZE],
-                            char ret_blob[MK_DIGEST_SIZE], uint64_t *ret_size)
-{
-    char diff_id[MK_DIGEST_SIZE + 1], blob[MK_DIGEST_SIZE + 1];
-    unsigned long long size;
-    int n = 0;
-    if (sscanf(value, "compressed %72s %72s %llu\n%n", diff_id, blob, &size, &n) != 3 ||
-        value[n] != '\0' || !mk_digest_valid(diff_id) || !mk_digest_valid(blob))
-        return -1;
-    memcpy(ret_diff_id, diff_id, MK_DIGEST_SIZE);
-    memcpy(ret_blob, blob, MK_DIGEST_SIZE);
-    *ret_size = size;
-    return 0;
-}
-
 /* A cached copy counts only while its blob is there with the recorded size. */
 static bool cached_copy(struct mk_store *store, const char *key, const char *diff_id,
                         struct mk_layer_desc *ret)
 {
-    _cleanup_free_ char *value = NULL;
-    if (layerstore_cache_get(store, key, &value, NULL) < 0)
+    struct ls_compressed_record rec;
+    if (ls_compressed_get(store, key, &rec, NULL) < 0 || strcmp(rec.diff_id, diff_id) != 0)
         return false;
-    char d[MK_DIGEST_SIZE], blob[MK_DIGEST_SIZE];
-    uint64_t size;
-    if (ls_compress_cache_parse(value, d, blob, &size) < 0 || strcmp(d, diff_id) != 0)
-        return false;
+    const char *blob = rec.blob;
+    uint64_t size = rec.size;
     _cleanup_free_ char *path = layerstore_blob_path(store, blob);
     struct stat st;
     if (!path || stat(path, &st) < 0 || (uint64_t)st.st_size != size)
@@ -214,9 +197,10 @@ static int copy_commit(struct mk_store *store, struct source *in, const struct m
      * worst an unreferenced blob for prune. */
     char key[MK_DIGEST_SIZE];
     ls_compress_cache_key(src->diff_id, c, level, key);
-    _cleanup_free_ char *value =
-        mk_xasprintf("compressed %s %s %llu\n", src->diff_id, digest, (unsigned long long)size);
-    if (layerstore_cache_put(store, key, value, err) < 0)
+    struct ls_compressed_record rec = {.size = size};
+    memcpy(rec.diff_id, src->diff_id, MK_DIGEST_SIZE);
+    memcpy(rec.blob, digest, MK_DIGEST_SIZE);
+    if (ls_compressed_put(store, key, &rec, err) < 0)
         return mk_error_wrap(err, "remembering the compressed copy of %s", src->diff_id);
     memcpy(ret->digest, digest, MK_DIGEST_SIZE);
     ret->size = size;

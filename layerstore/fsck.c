@@ -147,12 +147,12 @@ static char *check_manifest(struct fsck *f, const char *digest, int depth, struc
     return why;
 }
 
-/* Moves a bad snapshot out of snapshots/ and deletes it (renamed first, like prune does:
- * a half-deleted tree never sits under snapshots/). */
-static int drop_snapshot(struct fsck *f, const char *path)
+/* Moves a tree out of the store and deletes it (renamed first, like prune does: a
+ * half-deleted tree never sits under snapshots/ or cache/mounts/). */
+static int drop_tree(struct fsck *f, const char *path)
 {
     _cleanup_free_ char *tmp = layerstore_tmpdir(f->store, "fsck-", NULL);
-    _cleanup_free_ char *to = tmp ? mk_xasprintf("%s/snapshot", tmp) : NULL;
+    _cleanup_free_ char *to = tmp ? mk_xasprintf("%s/tree", tmp) : NULL;
     int r = to && rename(path, to) == 0 ? 0 : -1;
     if (tmp)
         layerstore_tmpdir_remove(f->store, tmp, NULL);
@@ -195,7 +195,7 @@ static int check_snapshots(struct fsck *f, const char *name, const struct mk_str
                 check_snapshot_deep(f, name, chains, i, blobs->v[i], diff_ids->v[i]) <= 0)
                 continue;
             /* Unpacked again from the blob, which check_blobs found whole. */
-            if (f->repair && drop_snapshot(f, path) == 0 &&
+            if (f->repair && drop_tree(f, path) == 0 &&
                 ls_snapshot_unpack(f->store, blobs->v[i], diff_ids->v[i], chains->v[i], NULL) == 0)
                 f->repaired++;
             continue;
@@ -251,34 +251,131 @@ static int check_images(struct fsck *f, struct mk_error **err)
     return 0;
 }
 
-/* Compressed-copy entries must name a whole blob. */
-static int check_cache(struct fsck *f)
+/* ---- the cache --------------------------------------------------------------------------- */
+
+struct cache_check {
+    struct fsck *f;
+    enum ls_cache_kind kind;
+};
+
+static void stray(struct fsck *f, int dirfd, const char *rel, const char *name)
 {
-    _cleanup_free_ char *dir = mk_xasprintf("%s/cache", f->store->root);
-    _cleanup_closedir_ DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (!ls_is_hex64(de->d_name))
-            continue;
-        _cleanup_free_ char *key = mk_xasprintf("sha256:%s", de->d_name);
-        _cleanup_free_ char *value = NULL;
-        char diff_id[MK_DIGEST_SIZE], blob[MK_DIGEST_SIZE];
-        uint64_t size;
-        _cleanup_free_ char *path = mk_xasprintf("%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(path, &st) < 0 || st.st_size > 4096 ||
-            layerstore_cache_get(f->store, key, &value, NULL) < 0 ||
-            ls_compress_cache_parse(value, diff_id, blob, &size) < 0)
-            continue;
-        _cleanup_free_ char *bpath = layerstore_blob_path(f->store, blob);
-        if (stat(bpath, &st) == 0 && (uint64_t)st.st_size == size && !strv_has(&f->bad_blobs, blob))
-            continue;
-        mk_strv_pushf(f->problems, "cache entry %s: compressed copy %s is missing or corrupt", key,
-                      blob);
-        if (f->repair && unlink(path) == 0)
-            f->repaired++;
+    mk_strv_pushf(f->problems, "stray entry \"%s/%s\"", rel, name);
+    if (f->repair && mk_rm_rf_at(dirfd, name, NULL) == 0)
+        f->repaired++;
+}
+
+/* NULL when what the record names is there, else what is missing. */
+static char *record_refs_missing(struct fsck *f, enum ls_cache_kind kind,
+                                 const struct ls_cache_refs *r)
+{
+    if (!r->blob[0])
+        return NULL;
+    struct stat st;
+    _cleanup_free_ char *bpath = layerstore_blob_path(f->store, r->blob);
+    bool blob = stat(bpath, &st) == 0 && !strv_has(&f->bad_blobs, r->blob);
+    switch (kind) {
+    case LS_CACHE_STEPS:
+        if (!blob)
+            return mk_xasprintf("layer %s is missing or corrupt", r->blob);
+        if (!layerstore_snapshot_exists(f->store, r->chain))
+            return mk_xasprintf("snapshot %s is missing", r->chain);
+        return NULL;
+    case LS_CACHE_COMPRESSED:
+        return blob && (uint64_t)st.st_size == r->blob_size
+                   ? NULL
+                   : mk_xasprintf("compressed copy %s is missing or corrupt", r->blob);
+    case LS_CACHE_IMAGES:
+        return blob ? NULL : mk_xasprintf("manifest %s is missing or corrupt", r->blob);
+    default:
+        return NULL;
     }
+}
+
+/* One entry of ROOT/cache/<kind>/: a whole record of its kind and key, naming what is
+ * there. Atomic-write leftovers are prune's business. */
+static int check_record(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)err;
+    struct cache_check *c = ctx;
+    struct fsck *f = c->f;
+    _cleanup_free_ char *rel = mk_xasprintf("cache/%s", ls_cache_dirs[c->kind]);
+    struct stat st;
+    if (name[0] == '.' && strstr(name, ".tmp."))
+        return 0;
+    if (!ls_is_hex64(name) || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode)) {
+        stray(f, dirfd, rel, name);
+        return 0;
+    }
+    _cleanup_free_ char *key = mk_xasprintf("sha256:%s", name);
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    struct ls_cache_refs refs;
+    struct mk_error *e = NULL;
+    _cleanup_free_ char *why = NULL;
+    if (ls_cache_record_load(dirfd, name, c->kind, &data, &len, &e) < 0 ||
+        ls_cache_record_refs(c->kind, key, data, len, &refs, &e) < 0)
+        why = mk_xstrdup(e->msg);
+    else
+        why = record_refs_missing(f, c->kind, &refs);
+    mk_error_free(e);
+    if (!why)
+        return 0;
+    mk_strv_pushf(f->problems, "cache record %s/%s: %s", rel, name, why);
+    if (f->repair && unlinkat(dirfd, name, 0) == 0)
+        f->repaired++;
     return 0;
+}
+
+static int check_mount(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)err;
+    struct fsck *f = ctx;
+    static const char rel[] = "cache/" LS_CACHE_MOUNTS_DIR;
+    if (!ls_cache_mount_name_ok(name)) {
+        stray(f, dirfd, rel, name);
+        return 0;
+    }
+    _cleanup_free_ char *why = ls_cache_mount_check(dirfd, name);
+    if (!why)
+        return 0;
+    mk_strv_pushf(f->problems, "cache mount %s %s", name, why);
+    _cleanup_free_ char *path = mk_xasprintf("%s/%s/%s", f->store->root, rel, name);
+    if (f->repair && drop_tree(f, path) == 0)
+        f->repaired++;
+    return 0;
+}
+
+/* Right under ROOT/cache: the kinds' directories, and an earlier mkimg's untyped records
+ * (files named by a hex key, and their atomic-write leftovers), which are prune's to drop. */
+static int check_cache_entry(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)err;
+    struct fsck *f = ctx;
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        (ls_is_hex64(name) || (name[0] == '.' && strstr(name, ".tmp."))))
+        return 0;
+    bool known = S_ISDIR(st.st_mode) && strcmp(name, LS_CACHE_MOUNTS_DIR) == 0;
+    for (int k = 0; k < LS_CACHE_KINDS; k++)
+        known |= S_ISDIR(st.st_mode) && strcmp(name, ls_cache_dirs[k]) == 0;
+    if (!known)
+        stray(f, dirfd, "cache", name);
+    return 0;
+}
+
+static int check_cache(struct fsck *f, struct mk_error **err)
+{
+    if (ls_walk_dir(f->store, "cache", check_cache_entry, f, err) < 0)
+        return -1;
+    for (int k = 0; k < LS_CACHE_KINDS; k++) {
+        struct cache_check c = {.f = f, .kind = (enum ls_cache_kind)k};
+        _cleanup_free_ char *rel = mk_xasprintf("cache/%s", ls_cache_dirs[k]);
+        if (ls_walk_dir(f->store, rel, check_record, &c, err) < 0)
+            return -1;
+    }
+    return ls_walk_dir(f->store, "cache/" LS_CACHE_MOUNTS_DIR, check_mount, f, err);
 }
 
 static void check_snapshot_dir(struct fsck *f)
@@ -306,7 +403,7 @@ int layerstore_fsck(struct mk_store *store, bool repair, bool deep, struct mk_st
     if (r == 0)
         r = check_images(&f, err);
     if (r == 0)
-        r = check_cache(&f);
+        r = check_cache(&f, err);
     if (r == 0)
         check_snapshot_dir(&f);
     /* Corrupt blobs go last: by now no index entry and no cache entry names them. */

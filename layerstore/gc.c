@@ -191,7 +191,7 @@ bool ls_is_hex64(const char *s)
 
 /* A leftover of an atomic file (".NAME.tmp.PID-RANDOM", common/atomic-file.h) whose writer
  * is gone. */
-static bool stale_atomic_tmp(const char *name)
+bool ls_stale_atomic_tmp(const char *name)
 {
     const char *t = strstr(name, ".tmp.");
     const char *dash = t ? strchr(t + 5, '-') : NULL;
@@ -202,69 +202,6 @@ static bool stale_atomic_tmp(const char *name)
     if (mk_parse_int(digits, &pid) < 0 || pid <= 0)
         return false;
     return kill(pid, 0) < 0 && errno == ESRCH;
-}
-
-/* The head of a cache value: enough to tell its kind (file-digest tables can be big). */
-static int cache_head(int dirfd, const char *name, char *buf, size_t size)
-{
-    _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = mk_read_some(fd, buf, size - 1, NULL);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return 0;
-}
-
-enum cache_kind { CACHE_LAYER, CACHE_EMPTY, CACHE_COMPRESSED, CACHE_OTHER };
-
-/* For a "layer" entry, blob and chain; for "compressed", the layer's diff_id and the copy. */
-static enum cache_kind cache_classify(const char *head, char a[MK_DIGEST_SIZE],
-                                      char b[MK_DIGEST_SIZE])
-{
-    char x[MK_DIGEST_SIZE + 1], y[MK_DIGEST_SIZE + 1];
-    uint64_t size;
-    if (sscanf(head, "layer %72s %72s", x, y) == 2 && mk_digest_valid(x) && mk_digest_valid(y)) {
-        memcpy(a, x, MK_DIGEST_SIZE);
-        memcpy(b, y, MK_DIGEST_SIZE);
-        return CACHE_LAYER;
-    }
-    if (strcmp(head, "empty\n") == 0)
-        return CACHE_EMPTY;
-    if (ls_compress_cache_parse(head, a, b, &size) == 0)
-        return CACHE_COMPRESSED;
-    return CACHE_OTHER;
-}
-
-struct cache_walk {
-    int dirfd;
-    DIR *d;
-};
-
-static int cache_open(struct mk_store *store, struct cache_walk *w, struct mk_error **err)
-{
-    w->d = NULL;
-    w->dirfd = openat(store->root_fd, "cache", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (w->dirfd < 0)
-        return errno == ENOENT ? 0 : mk_error_errno(err, "opening \"cache\"");
-    int dup_fd = dup(w->dirfd);
-    if (dup_fd < 0 || !(w->d = fdopendir(dup_fd))) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        close(w->dirfd);
-        w->dirfd = -1;
-        return mk_error_errno(err, "reading \"cache\"");
-    }
-    return 0;
-}
-
-static void cache_close(struct cache_walk *w)
-{
-    if (w->d)
-        closedir(w->d);
-    if (w->dirfd >= 0)
-        close(w->dirfd);
 }
 
 void ls_mark_used_at(int dirfd, const char *name)
@@ -285,36 +222,64 @@ void ls_mark_used(struct mk_store *store, const char *blob, const char *chain)
     }
 }
 
+int ls_walk_dir(struct mk_store *store, const char *rel, ls_entry_fn fn, void *ctx,
+                struct mk_error **err)
+{
+    _cleanup_close_ int dfd = openat(store->root_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return errno == ENOENT ? 0 : mk_error_errno(err, "opening \"%s\"", rel);
+    int dup_fd = dup(dfd);
+    _cleanup_closedir_ DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return mk_error_errno(err, "reading \"%s\"", rel);
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fn(ctx, dfd, de->d_name, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- prune -------------------------------------------------------------------------------- */
 
-/* Something prune may remove. Cache entries come first in a tie: they name blobs and
+/* Something prune may remove. Cache records come first in a tie: they name blobs and
  * snapshots, never the other way round. */
-enum item_kind { ITEM_CACHE, ITEM_BLOB, ITEM_SNAPSHOT };
+enum item_kind { ITEM_CACHE, ITEM_BLOB, ITEM_SNAPSHOT, ITEM_MOUNT };
+/* ITEM_CACHE of an earlier mkimg's untyped cache (a file right under ROOT/cache). */
+#define LEGACY_KIND (-1)
 
 struct item {
     enum item_kind kind;
-    char hex[65];
+    char name[72];        /* blob or snapshot hex, record hex, cache mount name */
+    int cache_kind;       /* ITEM_CACHE: enum ls_cache_kind or LEGACY_KIND */
     struct timespec used; /* ctime: last ls_mark_used, or creation */
     uint64_t bytes;
-    enum cache_kind ck;     /* ITEM_CACHE: what the entry names ... */
-    char a[MK_DIGEST_SIZE]; /* ... layer: its blob; compressed: the layer's diff_id */
-    char b[MK_DIGEST_SIZE]; /* ... layer: its chain; compressed: the copy's blob */
+    struct ls_cache_refs refs; /* ITEM_CACHE: what the record names */
     bool gone;
 };
 
 struct prune {
     struct mk_store *store;
+    const struct mk_prune_opts *opts;
+    struct ls_marks *marks;
+    struct mk_strv copies; /* compressed copies of layers that stay */
+    enum ls_cache_kind walking;
     struct item *items;
     size_t n, cap;
-    uint64_t total; /* bytes of blobs, snapshots and cache entries now (keep_storage only) */
+    uint64_t total; /* bytes of blobs, snapshots, cache records and mounts now (measure) */
     bool measure;
-    int cache_fd, blobs_fd;
-    char *trash; /* temp dir snapshots are renamed into before removal */
+    int blobs_fd;
+    char *trash; /* temp dir snapshots and cache mounts are renamed into before removal */
     bool blobs_removed;
     struct mk_prune_report rep;
 };
 
-static struct item *item_add(struct prune *p, enum item_kind kind, const char *hex,
+static struct item *item_add(struct prune *p, enum item_kind kind, const char *name,
                              const struct stat *st, uint64_t bytes)
 {
     if (p->n == p->cap) {
@@ -324,7 +289,7 @@ static struct item *item_add(struct prune *p, enum item_kind kind, const char *h
     struct item *it = &p->items[p->n++];
     memset(it, 0, sizeof(*it));
     it->kind = kind;
-    snprintf(it->hex, sizeof(it->hex), "%s", hex);
+    snprintf(it->name, sizeof(it->name), "%s", name);
     it->used = st->st_ctim;
     it->bytes = bytes;
     return it;
@@ -339,72 +304,127 @@ static int cmp_item(const void *x, const void *y)
         return a->used.tv_nsec < b->used.tv_nsec ? -1 : 1;
     if (a->kind != b->kind)
         return a->kind < b->kind ? -1 : 1;
-    return strcmp(a->hex, b->hex);
+    return strcmp(a->name, b->name);
 }
 
-/* Collects the cache entries prune may drop (all with all, else those whose layer is gone)
- * and marks the compressed copies of the entries that stay. Leftovers of atomic writes
- * whose writer died go at once. */
-static int collect_cache(struct prune *p, bool all, struct ls_marks *m, struct mk_error **err)
+/* Whether prune may drop a whole record: with all, always; else when what it names goes
+ * (an unreferenced layer, manifest, or layer a compressed copy is of). Records that name
+ * nothing (explain, context, registry, steps that made no layer) stay until --all. */
+static bool record_may_go(struct prune *p, enum ls_cache_kind kind, const struct ls_cache_refs *r)
 {
-    struct cache_walk w;
-    if (cache_open(p->store, &w, err) < 0)
-        return -1;
-    /* Kept apart until the walk ends: m->blobs must stay sorted for the lookups. */
-    struct mk_strv copies = MK_STRV_INIT;
-    struct dirent *de;
-    int r = 0;
-    while (w.d && (de = readdir(w.d))) {
-        const char *name = de->d_name;
-        struct stat st;
-        if (fstatat(w.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-            continue;
-        uint64_t bytes = (uint64_t)st.st_blocks * 512;
-        if (!ls_is_hex64(name)) {
-            if (!stale_atomic_tmp(name))
-                continue;
-            if (unlinkat(w.dirfd, name, 0) < 0 && errno != ENOENT) {
-                r = mk_error_errno(err, "removing cache entry \"%s\"", name);
-                break;
-            }
-            p->rep.cache_entries++;
-            p->rep.bytes += bytes;
-            continue;
-        }
-        p->total += bytes;
-        char head[512], a[MK_DIGEST_SIZE] = "", b[MK_DIGEST_SIZE] = "";
-        if (cache_head(w.dirfd, name, head, sizeof(head)) < 0)
-            continue;
-        enum cache_kind ck = cache_classify(head, a, b);
-        bool drop;
-        switch (ck) {
-        case CACHE_LAYER:
-            drop = all || !ls_marks_has(&m->blobs, a) || !ls_marks_has(&m->chains, b);
-            break;
-        case CACHE_COMPRESSED:
-            drop = all || !ls_marks_has(&m->blobs, a);
-            if (!drop)
-                mk_strv_push(&copies, b);
-            break;
-        default:
-            drop = all;
-        }
-        if (!drop)
-            continue;
-        struct item *it = item_add(p, ITEM_CACHE, name, &st, bytes);
-        it->ck = ck;
-        memcpy(it->a, a, MK_DIGEST_SIZE);
-        memcpy(it->b, b, MK_DIGEST_SIZE);
+    const struct ls_marks *m = p->marks;
+    if (p->opts->all)
+        return true;
+    switch (kind) {
+    case LS_CACHE_STEPS:
+        return r->blob[0] &&
+               (!ls_marks_has(&m->blobs, r->blob) || !ls_marks_has(&m->chains, r->chain));
+    case LS_CACHE_IMAGES:
+        return !ls_marks_has(&m->blobs, r->blob);
+    case LS_CACHE_COMPRESSED:
+        return !ls_marks_has(&m->blobs, r->layer);
+    default:
+        return false;
     }
-    p->cache_fd = w.dirfd;
-    w.dirfd = -1;
-    cache_close(&w);
-    for (size_t i = 0; i < copies.n; i++)
-        mk_strv_push(&m->blobs, copies.v[i]);
-    mk_strv_release(&copies);
+}
+
+/* Whether name in the cache directory dirfd is a record file (1, st filled, counted in the
+ * store's size) or not (0). Leftovers of atomic writes whose writer died go at once. */
+static int cache_file(struct prune *p, int dirfd, const char *name, struct stat *st,
+                      struct mk_error **err)
+{
+    if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st->st_mode))
+        return 0;
+    uint64_t bytes = (uint64_t)st->st_blocks * 512;
+    if (ls_is_hex64(name)) {
+        p->total += bytes;
+        return 1;
+    }
+    if (!ls_stale_atomic_tmp(name))
+        return 0;
+    if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+        return mk_error_errno(err, "removing cache entry \"%s\"", name);
+    p->rep.cache_entries++;
+    p->rep.bytes += bytes;
+    return 0;
+}
+
+/* One entry of ROOT/cache/<kind>/: a record that is not whole may always go. */
+static int collect_record(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    struct prune *p = ctx;
+    struct stat st;
+    int r = cache_file(p, dirfd, name, &st, err);
+    if (r <= 0)
+        return r;
+    _cleanup_free_ char *key = mk_xasprintf("sha256:%s", name);
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    struct ls_cache_refs refs;
+    bool whole = ls_cache_record_load(dirfd, name, p->walking, &data, &len, NULL) == 0 &&
+                 ls_cache_record_refs(p->walking, key, data, len, &refs, NULL) == 0;
+    if (!whole)
+        memset(&refs, 0, sizeof(refs));
+    if (whole && !record_may_go(p, p->walking, &refs)) {
+        if (p->walking == LS_CACHE_COMPRESSED)
+            mk_strv_push(&p->copies, refs.blob);
+        return 0;
+    }
+    struct item *it = item_add(p, ITEM_CACHE, name, &st, (uint64_t)st.st_blocks * 512);
+    it->cache_kind = (int)p->walking;
+    it->refs = refs;
+    return 0;
+}
+
+/* An entry right under ROOT/cache: an earlier mkimg's untyped record, never read now. */
+static int collect_legacy(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    struct prune *p = ctx;
+    struct stat st;
+    int r = cache_file(p, dirfd, name, &st, err);
+    if (r > 0)
+        item_add(p, ITEM_CACHE, name, &st, (uint64_t)st.st_blocks * 512)->cache_kind = LEGACY_KIND;
+    return r < 0 ? -1 : 0;
+}
+
+/* Cache mounts: nothing an image needs, so only --all and --keep-storage drop them. */
+static int collect_mount(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)err;
+    struct prune *p = ctx;
+    struct stat st;
+    if (!(p->opts->all || p->measure) || !ls_cache_mount_name_ok(name) ||
+        fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    _cleanup_free_ char *path =
+        mk_xasprintf("%s/cache/" LS_CACHE_MOUNTS_DIR "/%s", p->store->root, name);
+    uint64_t bytes = ls_du(path);
+    p->total += bytes;
+    item_add(p, ITEM_MOUNT, name, &st, bytes);
+    return 0;
+}
+
+/* Collects the cache records prune may drop and marks the compressed copies of the records
+ * that stay. */
+static int collect_cache(struct prune *p, struct mk_error **err)
+{
+    if (ls_walk_dir(p->store, "cache", collect_legacy, p, err) < 0)
+        return -1;
+    for (int k = 0; k < LS_CACHE_KINDS; k++) {
+        _cleanup_free_ char *rel = mk_xasprintf("cache/%s", ls_cache_dirs[k]);
+        p->walking = (enum ls_cache_kind)k;
+        if (ls_walk_dir(p->store, rel, collect_record, p, err) < 0)
+            return -1;
+    }
+    if (ls_walk_dir(p->store, "cache/" LS_CACHE_MOUNTS_DIR, collect_mount, p, err) < 0)
+        return -1;
+    /* Kept apart until now: m->blobs must stay sorted for the lookups. */
+    struct ls_marks *m = p->marks;
+    for (size_t i = 0; i < p->copies.n; i++)
+        mk_strv_push(&m->blobs, p->copies.v[i]);
     if (m->blobs.n)
         qsort(m->blobs.v, m->blobs.n, sizeof(char *), cmp_str);
-    return r;
+    return 0;
 }
 
 static int collect_blobs(struct prune *p, const struct ls_marks *m, struct mk_error **err)
@@ -460,31 +480,59 @@ static int collect_snapshots(struct prune *p, const struct ls_marks *m, struct m
 
 static int remove_item(struct prune *p, struct item *it, struct mk_error **err);
 
-static struct item *find_item(struct prune *p, enum item_kind kind, const char *hex)
+static struct item *find_item(struct prune *p, enum item_kind kind, const char *name)
 {
     for (size_t i = 0; i < p->n; i++)
-        if (p->items[i].kind == kind && strcmp(p->items[i].hex, hex) == 0)
+        if (p->items[i].kind == kind && strcmp(p->items[i].name, name) == 0)
             return &p->items[i];
     return NULL;
 }
 
-/* Cache entries that name what is about to go go first, so no entry ever names a missing
- * blob or snapshot. Such entries are always collected: they are dropped by the same rule
- * that makes their blob or snapshot unreferenced. */
+/* Records that name what is about to go go first, so no record ever names a missing blob
+ * or snapshot. Such records are always collected: they are dropped by the same rule that
+ * makes their blob or snapshot unreferenced. */
 static int remove_dependents(struct prune *p, const struct item *it, struct mk_error **err)
 {
-    if (it->kind == ITEM_CACHE)
+    if (it->kind != ITEM_BLOB && it->kind != ITEM_SNAPSHOT)
         return 0;
     for (size_t i = 0; i < p->n; i++) {
         struct item *c = &p->items[i];
         if (c->gone || c->kind != ITEM_CACHE)
             continue;
-        const char *named = NULL;
-        if (c->ck == CACHE_LAYER)
-            named = it->kind == ITEM_BLOB ? c->a : c->b;
-        else if (c->ck == CACHE_COMPRESSED && it->kind == ITEM_BLOB)
-            named = c->b;
-        if (named && strcmp(mk_digest_hex(named), it->hex) == 0 && remove_item(p, c, err) < 0)
+        const char *named = it->kind == ITEM_BLOB ? c->refs.blob : c->refs.chain;
+        if (named[0] && strcmp(mk_digest_hex(named), it->name) == 0 && remove_item(p, c, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Renamed away first: a half-deleted tree never sits under snapshots/ or cache/mounts/. */
+static int trash_tree(struct prune *p, const char *rel, const char *as, struct mk_error **err)
+{
+    if (!p->trash && !(p->trash = layerstore_tmpdir(p->store, "prune-", err)))
+        return -1;
+    _cleanup_free_ char *to = mk_xasprintf("%s/%s", p->trash, as);
+    if (renameat(p->store->root_fd, rel, AT_FDCWD, to) < 0)
+        return mk_error_errno(err, "removing \"%s\"", rel);
+    return 0;
+}
+
+static int remove_record(struct prune *p, struct item *it, struct mk_error **err)
+{
+    _cleanup_free_ char *rel =
+        it->cache_kind == LEGACY_KIND
+            ? mk_xasprintf("cache/%s", it->name)
+            : mk_xasprintf("cache/%s/%s", ls_cache_dirs[it->cache_kind], it->name);
+    if (unlinkat(p->store->root_fd, rel, 0) < 0 && errno != ENOENT)
+        return mk_error_errno(err, "removing cache entry \"%s\"", rel);
+    p->rep.cache_entries++;
+    if (it->cache_kind == LS_CACHE_STEPS && it->refs.blob[0]) {
+        /* A built layer's record, blob and snapshot go together: the record is the only
+         * note of which snapshot belongs to which blob, and neither is of use to the cache
+         * without the other. */
+        struct item *blob = find_item(p, ITEM_BLOB, mk_digest_hex(it->refs.blob));
+        struct item *snap = find_item(p, ITEM_SNAPSHOT, mk_digest_hex(it->refs.chain));
+        if ((blob && remove_item(p, blob, err) < 0) || (snap && remove_item(p, snap, err) < 0))
             return -1;
     }
     return 0;
@@ -500,34 +548,28 @@ static int remove_item(struct prune *p, struct item *it, struct mk_error **err)
         return -1;
     switch (it->kind) {
     case ITEM_CACHE:
-        if (unlinkat(p->cache_fd, it->hex, 0) < 0 && errno != ENOENT)
-            return mk_error_errno(err, "removing cache entry \"%s\"", it->hex);
-        p->rep.cache_entries++;
-        if (it->ck == CACHE_LAYER) {
-            /* A built layer's entry, blob and snapshot go together: the entry is the only
-             * record of which snapshot belongs to which blob, and neither is of use to the
-             * cache without the other. */
-            struct item *blob = find_item(p, ITEM_BLOB, mk_digest_hex(it->a));
-            struct item *snap = find_item(p, ITEM_SNAPSHOT, mk_digest_hex(it->b));
-            if ((blob && remove_item(p, blob, err) < 0) || (snap && remove_item(p, snap, err) < 0))
-                return -1;
-        }
+        if (remove_record(p, it, err) < 0)
+            return -1;
         break;
     case ITEM_BLOB:
-        if (unlinkat(p->blobs_fd, it->hex, 0) < 0 && errno != ENOENT)
-            return mk_error_errno(err, "removing blob sha256:%s", it->hex);
+        if (unlinkat(p->blobs_fd, it->name, 0) < 0 && errno != ENOENT)
+            return mk_error_errno(err, "removing blob sha256:%s", it->name);
         p->blobs_removed = true;
         p->rep.blobs++;
         break;
     case ITEM_SNAPSHOT: {
-        /* Renamed away first: a half-deleted tree never sits under snapshots/. */
-        if (!p->trash && !(p->trash = layerstore_tmpdir(p->store, "prune-", err)))
-            return -1;
-        _cleanup_free_ char *from = mk_xasprintf("%s/snapshots/%s", p->store->root, it->hex);
-        _cleanup_free_ char *to = mk_xasprintf("%s/%s", p->trash, it->hex);
-        if (rename(from, to) < 0)
-            return mk_error_errno(err, "removing snapshot sha256:%s", it->hex);
+        _cleanup_free_ char *rel = mk_xasprintf("snapshots/%s", it->name);
+        if (trash_tree(p, rel, it->name, err) < 0)
+            return mk_error_wrap(err, "removing snapshot sha256:%s", it->name);
         p->rep.snapshots++;
+        break;
+    }
+    case ITEM_MOUNT: {
+        _cleanup_free_ char *rel = mk_xasprintf("cache/" LS_CACHE_MOUNTS_DIR "/%s", it->name);
+        _cleanup_free_ char *as = mk_xasprintf("mount-%s", it->name);
+        if (trash_tree(p, rel, as, err) < 0)
+            return -1;
+        p->rep.cache_mounts++;
         break;
     }
     }
@@ -553,51 +595,82 @@ static int prune_items(struct prune *p, uint64_t keep_storage, struct mk_error *
     return 0;
 }
 
+/* Derived trees that go as a whole at every prune, renamed away first so that no
+ * half-deleted one is ever found: the builder's flattened trees (ROOT/flat) and an earlier
+ * mkimg's cache mounts (ROOT/mounts), which nothing uses any more. */
+static int remove_derived(struct mk_store *store, const char *name, struct mk_error **err)
+{
+    if (faccessat(store->root_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    _cleanup_free_ char *tmp = layerstore_tmpdir(store, "derived-", NULL);
+    _cleanup_free_ char *to = tmp ? mk_xasprintf("%s/%s", tmp, name) : NULL;
+    _cleanup_free_ char *from = mk_xasprintf("%s/%s", store->root, name);
+    int r = 0;
+    if (to && rename(from, to) < 0)
+        r = mk_error_errno(err, "removing \"%s\"", from);
+    if (tmp)
+        layerstore_tmpdir_remove(store, tmp, NULL);
+    return r;
+}
+
+/* An earlier mkimg's cache mounts, ROOT/mounts/cache/<hex>[-N] beside <hex>[-N].lock. */
+static int count_legacy_mount(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)dirfd;
+    (void)err;
+    if (!mk_str_has_suffix(name, ".lock"))
+        ((struct mk_prune_report *)ctx)->cache_mounts++;
+    return 0;
+}
+
+static int prune_locked(struct prune *p, struct mk_error **err)
+{
+    struct mk_store *store = p->store;
+    int r = collect_cache(p, err);
+    if (r == 0)
+        r = collect_blobs(p, p->marks, err);
+    if (r == 0)
+        r = collect_snapshots(p, p->marks, err);
+    if (r == 0)
+        r = prune_items(p, p->opts->keep_storage, err);
+    else if (p->trash)
+        layerstore_tmpdir_remove(store, p->trash, NULL);
+    if (r == 0 && ls_walk_dir(store, "mounts/cache", count_legacy_mount, &p->rep, NULL) == 0) {
+        _cleanup_free_ char *legacy = mk_xasprintf("%s/mounts", store->root);
+        p->rep.bytes += ls_du(legacy);
+    }
+    if (r == 0)
+        r = remove_derived(store, "mounts", err);
+    if (r == 0)
+        r = remove_derived(store, "flat", err);
+    /* Leftovers of atomic writes of index.json by processes that died mid-write. */
+    _cleanup_closedir_ DIR *d = r == 0 ? opendir(store->root) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (ls_stale_atomic_tmp(de->d_name))
+            unlinkat(store->root_fd, de->d_name, 0);
+    return r;
+}
+
 int layerstore_prune(struct mk_store *store, const struct mk_prune_opts *opts,
                      struct mk_prune_report *ret, struct mk_error **err)
 {
-    struct prune p = {.store = store, .cache_fd = -1, .blobs_fd = -1};
+    struct ls_marks m;
+    struct prune p = {.store = store, .opts = opts, .marks = &m, .blobs_fd = -1};
     p.measure = opts->keep_storage_set;
     if (ls_gc_lock_exclusive(store, err) < 0)
         return -1;
-    struct ls_marks m;
     int r = ls_gc_mark(store, &m, err);
     if (r < 0) {
         ls_gc_lock_shared(store);
         return mk_error_wrap(err, "nothing pruned (\"mkimg fsck --repair\" drops broken images)");
     }
-    r = collect_cache(&p, opts->all, &m, err);
-    if (r == 0)
-        r = collect_blobs(&p, &m, err);
-    if (r == 0)
-        r = collect_snapshots(&p, &m, err);
-    if (r == 0)
-        r = prune_items(&p, opts->keep_storage, err);
-    else if (p.trash)
-        layerstore_tmpdir_remove(store, p.trash, NULL);
-    /* The builder's flattened trees are derived: all go, renamed away first like snapshots
-     * so that no half-deleted one is ever found. */
-    if (r == 0 && faccessat(store->root_fd, "flat", F_OK, 0) == 0) {
-        _cleanup_free_ char *tmp = layerstore_tmpdir(store, "flat-", NULL);
-        _cleanup_free_ char *to = tmp ? mk_xasprintf("%s/flat", tmp) : NULL;
-        _cleanup_free_ char *from = mk_xasprintf("%s/flat", store->root);
-        if (to && rename(from, to) < 0)
-            r = mk_error_errno(err, "removing \"%s\"", from);
-        if (tmp)
-            layerstore_tmpdir_remove(store, tmp, NULL);
-    }
-    /* Leftovers of atomic writes of index.json by processes that died mid-write. */
-    _cleanup_closedir_ DIR *d = r == 0 ? opendir(store->root) : NULL;
-    struct dirent *de;
-    while (d && (de = readdir(d)))
-        if (stale_atomic_tmp(de->d_name))
-            unlinkat(store->root_fd, de->d_name, 0);
+    r = prune_locked(&p, err);
     ls_marks_release(&m);
     ls_gc_lock_shared(store);
     free(p.items);
     free(p.trash);
-    if (p.cache_fd >= 0)
-        close(p.cache_fd);
+    mk_strv_release(&p.copies);
     if (p.blobs_fd >= 0)
         close(p.blobs_fd);
     if (r < 0)
@@ -609,6 +682,82 @@ int layerstore_prune(struct mk_store *store, const struct mk_prune_opts *opts,
 
 /* ---- df ----------------------------------------------------------------------------------- */
 
+struct df_walk {
+    struct mk_df_report *rep;
+    const struct ls_marks *marks;
+    struct mk_strv copies; /* compressed copies the cache maps from a referenced layer */
+    enum ls_cache_kind walking;
+    struct mk_store *store;
+};
+
+static int df_record(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)err;
+    struct df_walk *w = ctx;
+    struct stat st;
+    if (!ls_is_hex64(name) || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode))
+        return 0;
+    w->rep->cache_entries++;
+    w->rep->cache_bytes += (uint64_t)st.st_blocks * 512;
+    if (w->walking != LS_CACHE_COMPRESSED)
+        return 0;
+    _cleanup_free_ char *key = mk_xasprintf("sha256:%s", name);
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    struct ls_cache_refs refs;
+    if (ls_cache_record_load(dirfd, name, w->walking, &data, &len, NULL) == 0 &&
+        ls_cache_record_refs(w->walking, key, data, len, &refs, NULL) == 0 &&
+        ls_marks_has(&w->marks->blobs, refs.layer))
+        mk_strv_push(&w->copies, refs.blob);
+    return 0;
+}
+
+static int df_mount(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)dirfd;
+    (void)err;
+    struct df_walk *w = ctx;
+    bool legacy = w->walking == LS_CACHE_KINDS;
+    if (legacy ? mk_str_has_suffix(name, ".lock") : !ls_cache_mount_name_ok(name))
+        return 0;
+    _cleanup_free_ char *path = mk_xasprintf(
+        "%s/%s/%s", w->store->root, legacy ? "mounts/cache" : "cache/" LS_CACHE_MOUNTS_DIR, name);
+    w->rep->cache_mounts++;
+    w->rep->cache_mount_bytes += ls_du(path);
+    return 0;
+}
+
+static int df_cache(struct mk_store *store, struct df_walk *w, struct mk_error **err)
+{
+    w->walking = LS_CACHE_STEPS; /* any kind but compressed: legacy records count as such */
+    if (ls_walk_dir(store, "cache", df_record, w, err) < 0)
+        return -1;
+    for (int k = 0; k < LS_CACHE_KINDS; k++) {
+        _cleanup_free_ char *rel = mk_xasprintf("cache/%s", ls_cache_dirs[k]);
+        w->walking = (enum ls_cache_kind)k;
+        if (ls_walk_dir(store, rel, df_record, w, err) < 0)
+            return -1;
+    }
+    if (ls_walk_dir(store, "cache/" LS_CACHE_MOUNTS_DIR, df_mount, w, err) < 0)
+        return -1;
+    w->walking = LS_CACHE_KINDS; /* ROOT/mounts/cache: an earlier mkimg's */
+    return ls_walk_dir(store, "mounts/cache", df_mount, w, err);
+}
+
+/* ROOT/tmp: what running builds, pulls, pushes and exports hold now (opening the store,
+ * as df did, removed what no process holds any more). */
+static int df_tmp(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)dirfd;
+    (void)err;
+    struct df_walk *w = ctx;
+    _cleanup_free_ char *path = mk_xasprintf("%s/tmp/%s", w->store->root, name);
+    w->rep->temp++;
+    w->rep->temp_bytes += ls_du(path);
+    return 0;
+}
+
 int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_error **err)
 {
     struct mk_df_report rep;
@@ -617,28 +766,16 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
     if (ls_gc_mark(store, &m, err) < 0)
         return -1;
     rep.images = m.images;
-    /* Compressed copies that the cache still maps from a referenced layer. */
-    struct mk_strv copies = MK_STRV_INIT;
-    struct cache_walk w;
-    if (cache_open(store, &w, err) < 0) {
+    struct df_walk w = {.rep = &rep, .marks = &m, .store = store};
+    if (df_cache(store, &w, err) < 0 || ls_walk_dir(store, "tmp", df_tmp, &w, err) < 0) {
+        mk_strv_release(&w.copies);
         ls_marks_release(&m);
         return -1;
     }
+    struct mk_strv *copies = &w.copies;
+    if (copies->n)
+        qsort(copies->v, copies->n, sizeof(char *), cmp_str);
     struct dirent *de;
-    while (w.d && (de = readdir(w.d))) {
-        struct stat st;
-        if (!ls_is_hex64(de->d_name) || fstatat(w.dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        rep.cache_entries++;
-        rep.cache_bytes += (uint64_t)st.st_blocks * 512;
-        char head[512], a[MK_DIGEST_SIZE], b[MK_DIGEST_SIZE];
-        if (cache_head(w.dirfd, de->d_name, head, sizeof(head)) == 0 &&
-            cache_classify(head, a, b) == CACHE_COMPRESSED && ls_marks_has(&m.blobs, a))
-            mk_strv_push(&copies, b);
-    }
-    cache_close(&w);
-    if (copies.n)
-        qsort(copies.v, copies.n, sizeof(char *), cmp_str);
     _cleanup_free_ char *bdir = mk_xasprintf("%s/blobs/sha256", store->root);
     _cleanup_closedir_ DIR *bd = opendir(bdir);
     while (bd && (de = readdir(bd))) {
@@ -649,7 +786,7 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
         if (fstatat(dirfd(bd), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         uint64_t bytes = (uint64_t)st.st_blocks * 512;
-        if (ls_marks_has(&copies, digest)) {
+        if (ls_marks_has(copies, digest)) {
             rep.compressed++;
             rep.compressed_bytes += bytes;
         } else if (ls_marks_has(&m.blobs, digest)) {
@@ -675,7 +812,7 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
             rep.unused_snapshot_bytes += bytes;
         }
     }
-    mk_strv_release(&copies);
+    mk_strv_release(copies);
     ls_marks_release(&m);
     *ret = rep;
     return 0;

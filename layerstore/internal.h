@@ -221,9 +221,67 @@ int ls_entry_set_xattrs(int pfd, const char *name, const char *path, struct arch
 /* The cache key of the compressed copy of diff_id (algorithm c, resolved level). */
 int ls_compress_cache_key(const char *diff_id, enum mk_compression c, int level,
                           char ret_key[MK_DIGEST_SIZE]);
-/* Parses a cache value "compressed <diff_id> <blob> <size>\n"; -1 for any other value. */
-int ls_compress_cache_parse(const char *value, char ret_diff_id[MK_DIGEST_SIZE],
-                            char ret_blob[MK_DIGEST_SIZE], uint64_t *ret_size);
+
+/* ---- the typed caches (cache.c, cache-records.c, cache-context.c, cache-mounts.c) ---------- */
+
+enum ls_cache_kind {
+    LS_CACHE_STEPS,
+    LS_CACHE_EXPLAIN,
+    LS_CACHE_IMAGES,
+    LS_CACHE_CONTEXT,
+    LS_CACHE_COMPRESSED,
+    LS_CACHE_REGISTRY,
+    LS_CACHE_KINDS
+};
+/* Each kind's directory under ROOT/cache ("steps", ...); the cache mounts' is this one. */
+extern const char *const ls_cache_dirs[LS_CACHE_KINDS];
+#define LS_CACHE_MOUNTS_DIR "mounts"
+/* No record is bigger (context tables are the big ones). */
+#define LS_CACHE_VALUE_MAX (64u << 20)
+
+/* The record key of kind: its bytes (MK_ERR_NOT_FOUND when missing), marked used. */
+int ls_cache_read(struct mk_store *store, enum ls_cache_kind kind, const char *key, char **ret,
+                  size_t *ret_len, struct mk_error **err);
+int ls_cache_write(struct mk_store *store, enum ls_cache_kind kind, const char *key,
+                   const char *data, size_t len, struct mk_error **err);
+/* The first line of every record: "mkimg-cache KIND VERSION KEY\n". */
+char *ls_cache_header(enum ls_cache_kind kind, const char *key);
+/* Whether data starts with kind's current header for key; *ret_body gets what follows. */
+bool ls_cache_header_ok(enum ls_cache_kind kind, const char *key, const char *data,
+                        const char **ret_body);
+
+/* What prune and fsck understand of a record: the blobs and snapshots it names. */
+struct ls_cache_refs {
+    char blob[MK_DIGEST_SIZE];  /* "" or: a step's layer blob, a compressed copy, an image
+                                 * record's manifest */
+    char chain[MK_DIGEST_SIZE]; /* "" or a step's snapshot */
+    char layer[MK_DIGEST_SIZE]; /* "" or the layer a compressed copy is of */
+    uint64_t blob_size;         /* a compressed copy's size */
+};
+/* Parses the record of kind stored under key far enough to fill ret; -1 (err says what is
+ * wrong) when it is not a whole record of its kind and key. A context table is judged by
+ * its head only (data may be its first bytes). */
+int ls_cache_record_refs(enum ls_cache_kind kind, const char *key, const char *data, size_t len,
+                         struct ls_cache_refs *ret, struct mk_error **err);
+/* Reads enough of the record file name in dirfd for ls_cache_record_refs. */
+int ls_cache_record_load(int dirfd, const char *name, enum ls_cache_kind kind, char **ret,
+                         size_t *ret_len, struct mk_error **err);
+
+/* A layer's compressed copy: the blob and its size. */
+struct ls_compressed_record {
+    char diff_id[MK_DIGEST_SIZE];
+    char blob[MK_DIGEST_SIZE];
+    uint64_t size;
+};
+int ls_compressed_get(struct mk_store *store, const char *key, struct ls_compressed_record *ret,
+                      struct mk_error **err);
+int ls_compressed_put(struct mk_store *store, const char *key,
+                      const struct ls_compressed_record *rec, struct mk_error **err);
+
+/* A cache mount's name in ROOT/cache/mounts: 64 hex digits, "-N" for a private instance. */
+bool ls_cache_mount_name_ok(const char *name);
+/* What fsck finds wrong with the cache mount name in dirfd, or NULL. Caller frees. */
+char *ls_cache_mount_check(int dirfd, const char *name);
 
 /* Compresses what rd yields (until it returns 0) to out_fd as gzip or zstd at level (already
  * resolved, not 0) on threads threads: the same bytes whatever threads is (see
@@ -260,6 +318,15 @@ bool ls_is_hex64(const char *s);
 void ls_mark_used(struct mk_store *store, const char *blob, const char *chain);
 /* Same for one entry relative to dirfd. */
 void ls_mark_used_at(int dirfd, const char *name);
+
+/* A leftover of an atomic file (".NAME.tmp.PID-RANDOM", common/atomic-file.h) whose writer
+ * is gone. */
+bool ls_stale_atomic_tmp(const char *name);
+/* Calls fn for each entry (but . and ..) of the directory rel under the store root; none
+ * when it is missing. A negative return of fn stops the walk and is returned. */
+typedef int (*ls_entry_fn)(void *ctx, int dirfd, const char *name, struct mk_error **err);
+int ls_walk_dir(struct mk_store *store, const char *rel, ls_entry_fn fn, void *ctx,
+                struct mk_error **err);
 
 /* ---- end of compress/gc/fsck/archive section ---------------------------------------------- */
 

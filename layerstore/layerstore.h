@@ -10,7 +10,14 @@
  *                                   overlay lowerdir
  *   ROOT/tmp/                       temp files and dirs, each flock()ed by its owner;
  *                                   stale ones (owner gone) are removed on open
+ *   ROOT/cache/<kind>/<key hex>     typed cache records, one directory per kind (see
+ *                                   "build cache" below)
+ *   ROOT/cache/mounts/<id hex>[-N]/ RUN --mount=type=cache directories: lock, data/
+ *   ROOT/flat/<hex>/                merged bottom snapshots of very deep images (derived)
  *   ROOT/lock                       flock() held while index.json is read-modified-written
+ *   ROOT/gc.lock                    flock()ed shared by every open handle, exclusively by
+ *                                   prune and fsck --repair
+ * Nothing else writes under ROOT: other modules get paths and records through this API.
  *
  * Invariants: a blob's file name is the sha256 of its bytes (written to a temp file,
  * verified, fsynced and renamed); index.json is replaced atomically; a snapshot directory
@@ -319,15 +326,111 @@ const char *layerstore_host_arch(void);
 /* RFC 3339 UTC time of now (or of $SOURCE_DATE_EPOCH when set). Caller frees. */
 char *layerstore_now_rfc3339(void);
 
-/* ---- build cache -------------------------------------------------------------------------- */
+/* ---- build cache (layerstore/cache.c, cache-records.c, cache-mounts.c) ---------------------
+ *
+ * Every cache lives in a directory of its own kind, one record per file named by its key's
+ * hex, written atomically, in a versioned format only layerstore reads and writes:
+ *   ROOT/cache/steps/       struct mk_step_record: what a build step produced
+ *   ROOT/cache/explain/     struct mk_explain_record: the named inputs of a step position
+ *   ROOT/cache/images/      an image the builder wrote: its reuse key -> manifest digest
+ *   ROOT/cache/context/     struct mk_context_file tables: a build context's file digests
+ *   ROOT/cache/compressed/  a layer's compressed copy (layerstore's own, see compress.c)
+ *   ROOT/cache/registry/    which repository of a registry holds a blob (mount hints)
+ *   ROOT/cache/mounts/      RUN --mount=type=cache directories (layerstore_cache_mount_lock)
+ * Keys are digests the caller derives from the inputs ("sha256:<hex>"). Step, explain and
+ * image records hold only content digests, never paths, inode numbers or times, so they mean
+ * the same on another machine (a remote cache exports and imports them as they are); context
+ * tables and cache mounts are this machine's. A record that is missing, unreadable or of
+ * another format version reads as MK_ERR_NOT_FOUND: for a cache, a miss. Reading a record
+ * marks it used (prune --keep-storage drops the least recently used first). What prune and
+ * fsck need of a record (the blobs and snapshots it names) they read through the same types.
+ * Files directly under ROOT/cache/ and the tree ROOT/mounts/ are an earlier mkimg's untyped
+ * cache: nothing reads them, prune removes them, fsck leaves them alone. */
 
-/* A small key -> value map under ROOT/cache/ (one file per key, written atomically), for the
- * builder's step cache and its file-digest cache. Keys are digests ("sha256:<hex>"). Values
- * are at most 64 MiB. A missing key is MK_ERR_NOT_FOUND. */
-int layerstore_cache_get(struct mk_store *store, const char *key, char **ret_value,
-                         struct mk_error **err);
-int layerstore_cache_put(struct mk_store *store, const char *key, const char *value,
-                         struct mk_error **err);
+/* A build step's result: the layer it added (or none) and its history entry. */
+struct mk_step_record {
+    char key[MK_DIGEST_SIZE];
+    bool empty;                    /* no layer: the step changed only metadata */
+    struct mk_layer_desc layer;    /* unless empty: blob digest, diff ID, media type, size */
+    char chain_id[MK_DIGEST_SIZE]; /* unless empty: chain ID of the layers up to this one */
+    struct mk_history history;     /* created is always NULL: a record carries no time */
+    struct mk_strv config;         /* changes to the image config, "Field=value" (none yet for
+                                    * the steps the builder caches: RUN, COPY, ADD, WORKDIR) */
+};
+/* Fills ret (released with layerstore_step_record_release). */
+int layerstore_step_record_get(struct mk_store *store, const char *key, struct mk_step_record *ret,
+                               struct mk_error **err);
+int layerstore_step_record_put(struct mk_store *store, const struct mk_step_record *rec,
+                               struct mk_error **err);
+void layerstore_step_record_release(struct mk_step_record *rec);
+
+/* --explain-cache: the inputs of the step last built at one position, each a name ("env
+ * VERSION", "file src/a.c") and the digest of its value. */
+struct mk_explain_input {
+    char *name;
+    char digest[MK_DIGEST_SIZE];
+};
+struct mk_explain_record {
+    struct mk_explain_input *inputs;
+    size_t n;
+};
+int layerstore_explain_get(struct mk_store *store, const char *key, struct mk_explain_record *ret,
+                           struct mk_error **err);
+int layerstore_explain_put(struct mk_store *store, const char *key,
+                           const struct mk_explain_record *rec, struct mk_error **err);
+/* Appends an input (name copied). */
+void layerstore_explain_add(struct mk_explain_record *rec, const char *name, const char *digest);
+void layerstore_explain_release(struct mk_explain_record *rec);
+
+/* The image manifest the builder wrote for a reuse key (its config but for times, its
+ * layers and annotations), so a rebuild with nothing changed gives the same image ID. */
+int layerstore_image_record_get(struct mk_store *store, const char *key,
+                                char ret_manifest[MK_DIGEST_SIZE], struct mk_error **err);
+int layerstore_image_record_put(struct mk_store *store, const char *key, const char *manifest,
+                                struct mk_error **err);
+
+/* One file of a build context as last hashed: a file whose size, mtime and inode are the
+ * same is not read again. Paths with a tab or a newline are not kept. */
+struct mk_context_file {
+    char *path;
+    uint64_t size, mtime_ns, ino;
+    char digest[MK_DIGEST_SIZE];
+};
+/* ret is an array of *ret_n, freed with layerstore_context_table_free. At most 64 MiB of
+ * table is kept: put stores what fits. */
+int layerstore_context_table_get(struct mk_store *store, const char *key,
+                                 struct mk_context_file **ret, size_t *ret_n,
+                                 struct mk_error **err);
+int layerstore_context_table_put(struct mk_store *store, const char *key,
+                                 const struct mk_context_file *files, size_t n,
+                                 struct mk_error **err);
+void layerstore_context_table_free(struct mk_context_file *files, size_t n);
+
+/* A blob seen in (pushed to or pulled from) repo of the registry host: a later push of it to
+ * another repository there may mount it from repo. A hint, kept until prune --all. */
+int layerstore_blob_source_put(struct mk_store *store, const char *host, const char *repo,
+                               const char *digest, struct mk_error **err);
+/* The repository last recorded for digest at host, or NULL. Caller frees. */
+char *layerstore_blob_source_get(struct mk_store *store, const char *host, const char *digest);
+
+/* RUN --mount=type=cache directories: ROOT/cache/mounts/<id hex>[-N]/ holds a lock file and
+ * data/, the directory the caller mounts (and creates, with the mode and owner it wants).
+ * A cache mount is a store object: df counts it, prune --keep-storage drops the least
+ * recently used, prune --all drops them all, fsck checks them. */
+enum mk_cache_sharing {
+    MK_CACHE_SHARED,  /* concurrent users share data/ (a shared lock) */
+    MK_CACHE_LOCKED,  /* one user at a time: waits for an exclusive lock */
+    MK_CACHE_PRIVATE, /* the first of 17 instances not in use; with all in use, waits for the
+                       * last one */
+};
+/* Locks the cache mount named by id (a digest the caller derives from the mount's id and
+ * source) as sharing says, marks it used and returns the lock's fd: the mount is the
+ * caller's until it closes the fd. *ret_dir is the data/ path (caller frees; it may not
+ * exist yet). Fails with MK_ERR_INTERRUPTED when a wait is interrupted. */
+int layerstore_cache_mount_lock(struct mk_store *store, const char *id,
+                                enum mk_cache_sharing sharing, char **ret_dir,
+                                struct mk_error **err);
+
 /* A layer named by diff_id that is still fully usable (blob and snapshot present):
  * fills ret (digest == diff_id, size of the blob). */
 int layerstore_layer_lookup(struct mk_store *store, const char *diff_id, const char *chain_id,
@@ -424,20 +527,22 @@ int layerstore_load(struct mk_store *store, int fd, struct mk_strv *ret_loaded,
 /* ---- prune, df, fsck (layerstore/gc.c, layerstore/fsck.c) ---------------------------------- */
 
 struct mk_prune_report {
-    uint64_t blobs, snapshots, cache_entries;
+    uint64_t blobs, snapshots, cache_entries, cache_mounts;
     uint64_t bytes;     /* allocated bytes freed */
-    uint64_t remaining; /* with keep_storage_set: allocated bytes of blobs, snapshots and
-                         * cache entries left in the store */
+    uint64_t remaining; /* with keep_storage_set: allocated bytes of blobs, snapshots, cache
+                         * records and cache mounts left in the store */
 };
 
 struct mk_prune_opts {
     /* Without all, what may go is what no image in index.json needs: blobs, snapshots,
-     * build-cache entries naming a layer that is gone or unreferenced, compressed copies of
-     * layers no image has, stale temp files. With all, every build-cache entry and every
-     * compressed copy too. */
+     * cache records naming a layer or manifest that is gone or unreferenced, compressed
+     * copies of layers no image has, records that are not whole, an earlier mkimg's
+     * untyped cache, stale temp files. With all, every cache record, compressed copy and
+     * cache mount too. */
     bool all;
-    /* Stop once blobs, snapshots and cache entries take at most keep_storage bytes: of what
-     * may go, the least recently used goes first. Without it, all of it goes. */
+    /* Stop once blobs, snapshots, cache records and cache mounts take at most keep_storage
+     * bytes: of what may go and the cache mounts, the least recently used goes first.
+     * Without it, all that may go goes (and the cache mounts stay). */
     bool keep_storage_set;
     uint64_t keep_storage;
 };
@@ -453,7 +558,9 @@ struct mk_df_report {
     uint64_t blobs, blob_bytes;         /* blobs the images need */
     uint64_t snapshots, snapshot_bytes; /* all snapshots */
     uint64_t unused_snapshots, unused_snapshot_bytes;
-    uint64_t cache_entries, cache_bytes;
+    uint64_t cache_entries, cache_bytes; /* cache records */
+    uint64_t cache_mounts, cache_mount_bytes;
+    uint64_t temp, temp_bytes;                /* temp files and dirs of running mkimg processes */
     uint64_t compressed, compressed_bytes;    /* cached compressed copies of image layers */
     uint64_t unused_blobs, unused_blob_bytes; /* what prune would remove */
 };
@@ -461,13 +568,14 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
 
 /* Verifies the store: every blob's content against its name, every index.json entry's
  * manifest, config and layer blobs, the snapshot of every referenced layer chain (present,
- * a directory) and the compressed-copy cache entries; with deep, also each such snapshot's
- * content against its layer (re-tarred as the layer writer does and hashed; see
- * ls_snapshot_verify). Each problem is one line appended to ret_problems ("blob
- * sha256:...: content is sha256:..."). With repair, broken blobs, images and cache entries
- * are dropped (images by removing their index.json entries), and missing or (deep) bad
- * snapshots unpacked again from their blobs; ret_repaired counts the fixes. Fails only when
- * the store cannot be read at all. */
+ * a directory), every cache record (whole, of its kind and key, naming blobs and snapshots
+ * that are there) and cache mount (a directory holding its lock file and data directory);
+ * with deep, also each such snapshot's content against its layer (re-tarred as the layer
+ * writer does and hashed; see ls_snapshot_verify). Each problem is one line appended to
+ * ret_problems ("blob sha256:...: content is sha256:..."). With repair, broken blobs,
+ * images, cache records and cache mounts are dropped (images by removing their index.json
+ * entries), and missing or (deep) bad snapshots unpacked again from their blobs;
+ * ret_repaired counts the fixes. Fails only when the store cannot be read at all. */
 int layerstore_fsck(struct mk_store *store, bool repair, bool deep, struct mk_strv *ret_problems,
                     size_t *ret_repaired, struct mk_error **err);
 

@@ -98,7 +98,7 @@ DF
 t_eq "a failing stage fails the build" "$rc" 1
 t_grep "... naming its line" '^mkimg: .*Dockerfile.fail:2: RUN "sleep 0.3; exit 3": exit status 3$' "$T/err"
 t_eq "... and stops the other stage (it never finished)" \
-    "$(find "$MKIMG_ROOT/mounts/cache" -name finished | wc -l)" 0
+    "$(find "$MKIMG_ROOT/cache/mounts" -name finished | wc -l)" 0
 sleepers() { pgrep -fc -- "${mark}[ab]"; }
 running() { pgrep -f -- "$mark$1" >/dev/null; }
 t_fails "nothing tagged" "$MKIMG" inspect failed
