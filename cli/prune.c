@@ -59,9 +59,12 @@ int cmd_prune(struct mk_cli *cli, int argc, char **argv)
         return cli_fail(err);
     if (quiet)
         return 0;
-    printf("removed %llu blobs, %llu snapshots, %llu cache entries; freed %.1f MB\n",
+    _cleanup_free_ char *mounts =
+        rep.cache_mounts ? mk_xasprintf(", %llu cache mounts", (unsigned long long)rep.cache_mounts)
+                         : mk_xstrdup("");
+    printf("removed %llu blobs, %llu snapshots, %llu cache entries%s; freed %.1f MB\n",
            (unsigned long long)rep.blobs, (unsigned long long)rep.snapshots,
-           (unsigned long long)rep.cache_entries, (double)rep.bytes / 1e6);
+           (unsigned long long)rep.cache_entries, mounts, (double)rep.bytes / 1e6);
     if (opts.keep_storage_set)
         printf("store size %.1f MB (%llu bytes)\n", (double)rep.remaining / 1e6,
                (unsigned long long)rep.remaining);
