@@ -311,6 +311,7 @@ static void build_release(struct build *b)
     free(b->df_abs);
     free(b->created);
     explain_release();
+    rcache_free(b->rc);
     builder_progress_free(b->ui);
 }
 
@@ -452,7 +453,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     int ret = -1;
     struct mk_image *img = NULL;
 
-    if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 || read_dockerfile(&b, err) < 0)
+    if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 ||
+        read_dockerfile(&b, err) < 0 || rcache_open(&b, err) < 0)
         goto out;
     predefined_args(&b);
     if (builder_context_open_with(opts->context_dir, opts->dockerfile, opts->ignorefile, &b.ctx,
@@ -470,7 +472,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         ret = 0;
         goto out;
     }
-    if (write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0)
+    if (rcache_fetch(&b, &b.stages[b.target].lowerdirs, err) < 0 ||
+        write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0 || rcache_export(&b, err) < 0)
         goto out;
     warn_unused_args(&b);
     builder_hashcache_save(b.hc, NULL);

@@ -51,6 +51,8 @@ struct mk_build_opts {
     bool plan_only;             /* stop before the first stage runs (checks only; no image) */
     bool no_tag;                /* no index.json entry for the image: the caller tags it */
     bool pinned_only;           /* build only the stages FROM --platform fixes (no image) */
+    struct mk_strv cache_from;  /* --cache-from "type=local,src=DIR" (docs/remote-cache.md) */
+    struct mk_strv cache_to;    /* --cache-to "type=local,dest=DIR[,mode=min|max]" */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and

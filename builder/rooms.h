@@ -76,6 +76,7 @@ struct build {
     int result_fd;
     struct mk_strv fresh_keys;
     struct mk_platform target_platform; /* --platform, else the host's (TARGETPLATFORM) */
+    struct rcache *rc;                  /* --cache-from/--cache-to, or NULL (remote-cache.c) */
 };
 
 struct src_root {
@@ -117,6 +118,23 @@ int split_stages(struct build *b, struct mk_error **err);
 int stage_platforms(struct build *b, struct mk_error **err);
 size_t keep_pinned(struct build *b);
 
+/* remote-cache.c: --cache-from/--cache-to (docs/remote-cache.md) */
+/* Checks the specs (MK_ERR_USAGE) and reads every cache source's records; a source that
+ * cannot be read is one warning line on the log and left out. */
+int rcache_open(struct build *b, struct mk_error **err);
+void rcache_free(struct rcache *rc);
+/* After a local miss: a source's record of key that fits on s is added to s like a local
+ * hit (its layer not fetched yet). Returns the source's spec, or NULL for a miss. */
+const char *rcache_lookup(struct build *b, struct stage *s, const char *key,
+                          const char *created_by);
+/* key was a step of s in this build (for --cache-to). */
+void rcache_note(struct build *b, const struct stage *s, const char *key);
+/* Fetches (verified) the layers among lowerdirs (a stage's, a --from source's) that came
+ * from a cache source and are not in the store yet: before they are mounted. */
+int rcache_fetch(struct build *b, const struct mk_strv *lowerdirs, struct mk_error **err);
+/* Writes every --cache-to. */
+int rcache_export(struct build *b, struct mk_error **err);
+
 /* step-cache.c */
 void explain_begin(bool on);
 void explain_stage_begin(void);
@@ -125,6 +143,9 @@ __attribute__((format(printf, 1, 2))) void key_part(const char *fmt, ...);
 void key_add(struct mk_sha256 *h, const char *s);
 struct mk_sha256 *key_begin(const struct stage *s, const char *kind);
 void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l);
+/* Snapshot dirs by name (their chain IDs), never by path: a key means the same in every
+ * store. */
+void key_add_lowers(struct mk_sha256 *h, const struct mk_strv *lowerdirs);
 int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
                  bool *ret_hit);
 void cache_store(struct build *b, const struct stage *s, const char *key, bool empty);

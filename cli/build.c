@@ -399,6 +399,8 @@ enum {
     OPT_SQUASH,
     OPT_JOBS,
     OPT_ALLOW,
+    OPT_CACHE_FROM,
+    OPT_CACHE_TO,
 };
 
 static const struct cli_opt build_opts[] = {
@@ -424,6 +426,11 @@ static const struct cli_opt build_opts[] = {
      CLI_COMP_FILE, NULL},
     {OPT_EXPLAIN_CACHE, 0, "explain-cache", NULL,
      "for each step that misses the cache, say which input changed", 0, NULL},
+    {OPT_CACHE_FROM, 0, "cache-from", "type=local,src=DIR",
+     "also take cached steps from this exported cache (repeatable)", CLI_COMP_FILE, NULL},
+    {OPT_CACHE_TO, 0, "cache-to", "type=local,dest=DIR[,mode=min|max]",
+     "export the build cache (min: the final stage's steps; max: every stage's) (repeatable)",
+     CLI_COMP_FILE, NULL},
     {OPT_PULL, 0, "pull", "[=POLICY]", "base images: missing (default), always, never (offline)",
      CLI_COMP_WORDS, "missing always never"},
     {OPT_IGNOREFILE, 0, "ignorefile", "FILE", "use FILE instead of the context's .dockerignore",
@@ -485,6 +492,8 @@ static void build_cli_release(struct build_cli *b)
     mk_strv_release(&b->opts.secrets);
     mk_strv_release(&b->opts.labels);
     mk_strv_release(&b->opts.annotations);
+    mk_strv_release(&b->opts.cache_from);
+    mk_strv_release(&b->opts.cache_to);
     mk_strv_release(&b->outputs);
 }
 
@@ -573,6 +582,12 @@ static int build_opt(struct build_cli *b, int id, const char *arg)
         break;
     case OPT_EXPLAIN_CACHE:
         opts->explain_cache = true;
+        break;
+    case OPT_CACHE_FROM:
+        mk_strv_push(&opts->cache_from, arg);
+        break;
+    case OPT_CACHE_TO:
+        mk_strv_push(&opts->cache_to, arg);
         break;
     case OPT_IGNOREFILE:
         opts->ignorefile = arg;
