@@ -12,14 +12,16 @@
 
 struct rc_source {
     char *spec; /* as given, for messages */
-    char *dir;
+    char *dir;  /* type=local: the OCI layout; type=registry: the ref */
+    bool registry;
     struct mk_step_record *recs; /* sorted by key */
     size_t n;
 };
 
 struct rc_dest {
     char *spec;
-    char *dir;
+    char *dir; /* or the ref, as for a source */
+    bool registry;
     bool max;
     bool ignore_error;
 };
@@ -61,44 +63,69 @@ static int cmp_record(const void *a, const void *c)
     return strcmp(((const struct mk_step_record *)a)->key, ((const struct mk_step_record *)c)->key);
 }
 
-/* "type=local,src=DIR" and the like: the type, the directory (src= or dest=), the mode and
- * ignore-error. MK_ERR_USAGE for anything else. */
-static int parse_spec(const char *flag, const char *spec, bool to, char **ret_dir, bool *ret_max,
-                      bool *ret_ignore, struct mk_error **err)
+/* What a --cache-from/--cache-to spec says. */
+struct rc_spec {
+    char *loc; /* src=/dest= DIR, or ref= */
+    bool registry, max, ignore_error;
+};
+
+/* Every key of kv is one of known (NULL-terminated). */
+static int check_keys(const char *flag, const char *spec, const struct mk_strv *kv,
+                      const char *const *known, struct mk_error **err)
+{
+    for (size_t i = 0; i < kv->n; i++) {
+        size_t kl = (size_t)(strchr(kv->v[i], '=') - kv->v[i]);
+        bool ok = false;
+        for (const char *const *k = known; *k; k++)
+            ok |= strlen(*k) == kl && strncmp(*k, kv->v[i], kl) == 0;
+        if (!ok)
+            return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": unknown option \"%.*s\"", flag,
+                                spec, (int)kl, kv->v[i]);
+    }
+    return 0;
+}
+
+/* "type=local,src=DIR", "type=registry,ref=REF,mode=max" (BuildKit's syntax): MK_ERR_USAGE
+ * for anything else. */
+static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spec *ret,
+                      struct mk_error **err)
 {
     _cleanup_(mk_strv_release) struct mk_strv kv = MK_STRV_INIT;
     split_kv(spec, &kv);
     const char *type = mk_strv_env_get(&kv, "type");
-    const char *dir = mk_strv_env_get(&kv, to ? "dest" : "src");
     const char *mode = mk_strv_env_get(&kv, "mode");
     const char *ign = mk_strv_env_get(&kv, "ignore-error");
-    if (!type || strcmp(type, "local") != 0)
-        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": %s", flag, spec,
-                            type ? "only type=local is supported yet" : "needs type=local");
-    if (!dir || !*dir)
-        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": needs %s=DIR", flag, spec,
-                            to ? "dest" : "src");
+    bool reg = type && strcmp(type, "registry") == 0;
+    if (!type || (!reg && strcmp(type, "local") != 0))
+        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": type= takes local or registry", flag,
+                            spec);
+    const char *key = reg ? "ref" : to ? "dest" : "src";
+    const char *loc = mk_strv_env_get(&kv, key);
+    if (!loc || !*loc)
+        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": needs %s=%s", flag, spec, key,
+                            reg ? "HOST/REPO:TAG" : "DIR");
     if (mode && strcmp(mode, "min") != 0 && strcmp(mode, "max") != 0)
         return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": mode= takes min or max", flag, spec);
     if (ign && strcmp(ign, "true") != 0 && strcmp(ign, "false") != 0)
         return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": ignore-error= takes true or false",
                             flag, spec);
-    static const char *const known_to[] = {"type", "dest", "mode", "ignore-error", NULL};
-    static const char *const known_from[] = {"type", "src", NULL};
-    for (size_t i = 0; i < kv.n; i++) {
-        const char *eq = strchr(kv.v[i], '=');
-        size_t kl = eq ? (size_t)(eq - kv.v[i]) : strlen(kv.v[i]);
-        bool ok = false;
-        for (const char *const *k = to ? known_to : known_from; *k; k++)
-            ok |= strlen(*k) == kl && strncmp(*k, kv.v[i], kl) == 0;
-        if (!ok)
-            return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": unknown option \"%.*s\"", flag,
-                                spec, (int)kl, kv.v[i]);
-    }
-    *ret_dir = mk_xstrdup(dir);
-    *ret_max = mode && strcmp(mode, "max") == 0;
-    *ret_ignore = ign && strcmp(ign, "true") == 0;
+    static const char *const known_to[] = {"type", "dest", "ref", "mode", "ignore-error", NULL};
+    static const char *const known_from[] = {"type", "src", "ref", NULL};
+    if (check_keys(flag, spec, &kv, to ? known_to : known_from, err) < 0)
+        return -1;
+    ret->loc = mk_xstrdup(loc);
+    ret->registry = reg;
+    ret->max = mode && strcmp(mode, "max") == 0;
+    ret->ignore_error = ign && strcmp(ign, "true") == 0;
     return 0;
+}
+
+/* A source's records: from its layout or its registry. */
+static int read_source(struct build *b, struct rc_source *s, struct mk_error **err)
+{
+    if (s->registry)
+        return registry_cache_records(s->dir, b->opts->registry, &s->recs, &s->n, err);
+    return layerstore_cache_layout_read(s->dir, &s->recs, &s->n, err);
 }
 
 int rcache_open(struct build *b, struct mk_error **err)
@@ -110,28 +137,33 @@ int rcache_open(struct build *b, struct mk_error **err)
     rc->dst = mk_xcalloc(o->cache_to.n + 1, sizeof(*rc->dst));
     for (size_t i = 0; i < o->cache_to.n; i++) {
         struct rc_dest *d = &rc->dst[rc->n_dst];
-        if (parse_spec("--cache-to", o->cache_to.v[i], true, &d->dir, &d->max, &d->ignore_error,
-                       err) < 0)
+        struct rc_spec p;
+        if (parse_spec("--cache-to", o->cache_to.v[i], true, &p, err) < 0)
             return -1;
-        d->spec = mk_xstrdup(o->cache_to.v[i]);
+        *d = (struct rc_dest){.spec = mk_xstrdup(o->cache_to.v[i]),
+                              .dir = p.loc,
+                              .registry = p.registry,
+                              .max = p.max,
+                              .ignore_error = p.ignore_error};
         rc->n_dst++;
     }
     rc->src = mk_xcalloc(o->cache_from.n + 1, sizeof(*rc->src));
     for (size_t i = 0; i < o->cache_from.n; i++) {
-        _cleanup_free_ char *dir = NULL;
-        bool max, ign;
-        if (parse_spec("--cache-from", o->cache_from.v[i], false, &dir, &max, &ign, err) < 0)
+        struct rc_spec p;
+        if (parse_spec("--cache-from", o->cache_from.v[i], false, &p, err) < 0)
             return -1;
         struct rc_source *s = &rc->src[rc->n_src];
+        *s = (struct rc_source){.dir = p.loc, .registry = p.registry};
         struct mk_error *e = NULL;
-        if (layerstore_cache_layout_read(dir, &s->recs, &s->n, &e) < 0) {
+        if (read_source(b, s, &e) < 0) {
             warn(b, o->cache_from.v[i], e->msg);
             mk_error_free(e);
+            free(s->dir);
+            *s = (struct rc_source){0};
             continue;
         }
         qsort(s->recs, s->n, sizeof(*s->recs), cmp_record);
         s->spec = mk_xstrdup(o->cache_from.v[i]);
-        s->dir = MK_TAKE_PTR(dir);
         rc->n_src++;
     }
     return 0;
@@ -220,7 +252,19 @@ static int fetch(struct build *b, struct rc_pending *p, struct mk_error **err)
 {
     if (p->fetched)
         return 0;
-    if (layerstore_cache_layout_fetch(b->store, p->src->dir, p->rec, p->parent, err) < 0)
+    int r = 0;
+    if (!p->src->registry) {
+        r = layerstore_cache_layout_fetch(b->store, p->src->dir, p->rec, p->parent, err);
+    } else if (!layerstore_snapshot_exists(b->store, p->rec->chain_id) ||
+               !layerstore_blob_exists(b->store, p->rec->layer.digest)) {
+        r = registry_cache_fetch_layer(b->store, p->src->dir, b->opts->registry, &p->rec->layer,
+                                       err);
+        _cleanup_close_ int fd =
+            r < 0 ? -1 : layerstore_blob_open(b->store, p->rec->layer.digest, err);
+        if (r == 0)
+            r = fd < 0 ? -1 : layerstore_cache_layer_import(b->store, fd, p->rec, p->parent, err);
+    }
+    if (r < 0)
         return mk_error_wrap(err, "cache source \"%s\"", p->src->spec);
     /* Now a local hit for the next build. */
     layerstore_step_record_put(b->store, p->rec, NULL);
@@ -275,7 +319,9 @@ int rcache_export(struct build *b, struct mk_error **err)
         struct mk_step_record *recs = NULL;
         size_t n = 0;
         int r = collect(b, d, &recs, &n, err);
-        if (r == 0)
+        if (r == 0 && d->registry)
+            r = registry_cache_push(b->store, d->dir, b->opts->registry, recs, n, err);
+        else if (r == 0)
             r = layerstore_cache_layout_write(b->store, d->dir, recs, n, err);
         layerstore_step_records_free(recs, n);
         if (r < 0 && d->ignore_error) {

@@ -426,10 +426,13 @@ static const struct cli_opt build_opts[] = {
      CLI_COMP_FILE, NULL},
     {OPT_EXPLAIN_CACHE, 0, "explain-cache", NULL,
      "for each step that misses the cache, say which input changed", 0, NULL},
-    {OPT_CACHE_FROM, 0, "cache-from", "type=local,src=DIR",
-     "also take cached steps from this exported cache (repeatable)", CLI_COMP_FILE, NULL},
-    {OPT_CACHE_TO, 0, "cache-to", "type=local,dest=DIR[,mode=min|max]",
-     "export the build cache (min: the final stage's steps; max: every stage's) (repeatable)",
+    {OPT_CACHE_FROM, 0, "cache-from", "SPEC",
+     "also take cached steps from an exported cache: type=local,src=DIR or "
+     "type=registry,ref=REF (repeatable)",
+     CLI_COMP_FILE, NULL},
+    {OPT_CACHE_TO, 0, "cache-to", "SPEC",
+     "export the build cache: type=local,dest=DIR or type=registry,ref=REF; mode=min (the final "
+     "stage's steps) or max (every stage's); ignore-error=true (repeatable)",
      CLI_COMP_FILE, NULL},
     {OPT_PULL, 0, "pull", "[=POLICY]", "base images: missing (default), always, never (offline)",
      CLI_COMP_WORDS, "missing always never"},

@@ -128,9 +128,8 @@ static int put_small(int dirfd, const char *data, char ret_digest[MK_DIGEST_SIZE
     return mk_write_file_atomic(dirfd, rel, data, strlen(data), 0644, err);
 }
 
-/* The manifest: the config and the distinct layers of recs, in record order. */
-static char *manifest_json(const struct mk_step_record *recs, size_t n, const char *config,
-                           size_t config_len)
+char *layerstore_cache_manifest_json(const struct mk_step_record *recs, size_t n,
+                                     const char *config, size_t config_len)
 {
     json_t *layers = json_array();
     for (size_t i = 0; i < n; i++) {
@@ -175,7 +174,8 @@ int layerstore_cache_layout_write(struct mk_store *store, const char *dir,
     char cdigest[MK_DIGEST_SIZE], mdigest[MK_DIGEST_SIZE];
     if (put_small(dirfd, config, cdigest, err) < 0)
         return -1;
-    _cleanup_free_ char *manifest = manifest_json(recs, n, cdigest, strlen(config));
+    _cleanup_free_ char *manifest =
+        layerstore_cache_manifest_json(recs, n, cdigest, strlen(config));
     if (put_small(dirfd, manifest, mdigest, err) < 0)
         return -1;
     static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
@@ -301,6 +301,12 @@ int layerstore_cache_layout_fetch(struct mk_store *store, const char *dir,
     _cleanup_close_ int fd = mk_open_in_root(dirfd, rel, O_RDONLY, 0, err);
     if (fd < 0)
         return -1;
+    return layerstore_cache_layer_import(store, fd, rec, parent_chain, err);
+}
+
+int layerstore_cache_layer_import(struct mk_store *store, int fd, const struct mk_step_record *rec,
+                                  const char *parent_chain, struct mk_error **err)
+{
     struct mk_layer_desc d;
     char chain[MK_DIGEST_SIZE];
     if (layerstore_layer_import_tar(store, fd, parent_chain, &d, chain, err) < 0)

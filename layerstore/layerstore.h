@@ -632,6 +632,10 @@ void layerstore_step_records_free(struct mk_step_record *recs, size_t n);
 int layerstore_cache_layout_write(struct mk_store *store, const char *dir,
                                   const struct mk_step_record *recs, size_t n,
                                   struct mk_error **err);
+/* The cache manifest naming the config blob (digest, size) and the distinct layers of recs,
+ * in record order. Caller frees. */
+char *layerstore_cache_manifest_json(const struct mk_step_record *recs, size_t n,
+                                     const char *config, size_t config_len);
 /* Reads the records of the cache in dir: index.json, manifest and config (digests checked),
  * and checks that every layer they name is there with its size. Layers are not read. */
 int layerstore_cache_layout_read(const char *dir, struct mk_step_record **ret, size_t *ret_n,
@@ -641,5 +645,8 @@ int layerstore_cache_layout_read(const char *dir, struct mk_step_record **ret, s
 int layerstore_cache_layout_fetch(struct mk_store *store, const char *dir,
                                   const struct mk_step_record *rec, const char *parent_chain,
                                   struct mk_error **err);
+/* The same from a layer tar open as fd (e.g. a blob a registry cache gave). */
+int layerstore_cache_layer_import(struct mk_store *store, int fd, const struct mk_step_record *rec,
+                                  const char *parent_chain, struct mk_error **err);
 
 #endif

@@ -5,36 +5,12 @@
 # follows it; a broken cache source is one warning and a normal build.
 . "$(dirname "$0")/../lib/test-lib.sh"
 
-export SOURCE_DATE_EPOCH=1700000000
-c=$T/c; mkdir -p "$c"
-echo a >"$c/a.txt"; echo late >"$c/late.txt"
-# Each RUN prints "RAN-<name>" (the instruction line shows m=RAN; "$m-...", never the word).
-cat >"$c/Dockerfile" <<'DF'
-FROM busybox AS build
-RUN m=RAN; echo "$m-build1"; echo one >/one
-COPY a.txt /a.txt
-RUN m=RAN; echo "$m-build2"; cat /a.txt /one >/two
-FROM busybox
-COPY --from=build /two /two
-WORKDIR /app
-RUN m=RAN; echo "$m-final1"; echo final >/f
-COPY late.txt /late.txt
-RUN m=RAN; echo "$m-final2"; cat /late.txt >/late2
-DF
-store() { # NAME: a fresh store with busybox imported
-    export MKIMG_ROOT=$T/store-$1
-    t_import_busybox
-}
-build() { # LOG ARGS...: the image ID on stdout, the log in LOG
-    local log=$1; shift
-    "$MKIMG" build --progress=plain "$@" "$c" 2>"$log"
-}
-ran() { grep -o 'RAN-[a-z0-9]*' "$1" | sort | paste -sd ' ' -; }
+. "$MKIMG_TOP/tests/lib/remote-cache.sh"
 
-store a
-id_a=$(build "$T/a.log" --cache-to "type=local,dest=$T/cache,mode=max" \
+rc_store a
+id_a=$(rc_build "$T/a.log" --cache-to "type=local,dest=$T/cache,mode=max" \
     --cache-to "type=local,dest=$T/cache-min")
-t_eq "A runs every RUN" "$(ran "$T/a.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
+t_eq "A runs every RUN" "$(rc_ran "$T/a.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
 t_ok "A exported an OCI layout" test -f "$T/cache/oci-layout"
 man=$(jq -r '.manifests[0].digest' "$T/cache/index.json")
 mfile=$T/cache/blobs/sha256/${man#sha256:}
@@ -48,9 +24,9 @@ mcfg=$T/cache-min/blobs/sha256/$(jq -r '.config.digest' \
 t_eq "mode=min (default): the final stage's steps" "$(jq '.records | length' "$mcfg")" 5
 
 # B: the same context, the cache of A.
-store b
-id_b=$(build "$T/b.log" --explain-cache --cache-from "type=local,src=$T/cache")
-t_eq "B runs no RUN" "$(ran "$T/b.log")" ""
+rc_store b
+id_b=$(rc_build "$T/b.log" --explain-cache --cache-from "type=local,src=$T/cache")
+t_eq "B runs no RUN" "$(rc_ran "$T/b.log")" ""
 t_eq "B's image ID is A's" "$id_b" "$id_a"
 t_eq "--explain-cache names the source of each hit" \
     "$(grep -c "=> cache hit: from \"type=local,src=$T/cache\"" "$T/b.log")" 8
@@ -63,56 +39,56 @@ t_eq "B fetched only the final image's layers" "$fetched" \
     "$("$MKIMG" inspect "$id_b" | jq '.[0].RootFS.Layers | length - 1')"
 t_ok "B's image runs" "$MKIMG" run --rm "$id_b" cat /late2 /two
 
-id_b2=$(build "$T/b2.log" --cache-from "type=local,src=$T/cache")
-t_eq "B again: local hits, nothing runs" "$(ran "$T/b2.log")" ""
+id_b2=$(rc_build "$T/b2.log" --cache-from "type=local,src=$T/cache")
+t_eq "B again: local hits, nothing runs" "$(rc_ran "$T/b2.log")" ""
 t_eq "B again: the same image" "$id_b2" "$id_a"
 
 # C: a late COPY changed: only the steps after it run.
-store c
+rc_store c
 echo changed >"$c/late.txt"
-build "$T/c.log" --explain-cache --cache-from "type=local,src=$T/cache" >/dev/null
-t_eq "a changed late file runs only the RUN after it" "$(ran "$T/c.log")" "RAN-final2"
+rc_build "$T/c.log" --explain-cache --cache-from "type=local,src=$T/cache" >/dev/null
+t_eq "a changed late file runs only the RUN after it" "$(rc_ran "$T/c.log")" "RAN-final2"
 t_grep "--explain-cache: the changed step missed" '=> cache miss:' "$T/c.log"
 echo late >"$c/late.txt"
 
 # D: mode=min holds no build-stage step: those run, the rest comes from the cache.
-store d
-build "$T/d.log" --cache-from "type=local,src=$T/cache-min" >/dev/null
-t_eq "a mode=min cache: the build stage runs again" "$(ran "$T/d.log")" "RAN-build1 RAN-build2"
+rc_store d
+rc_build "$T/d.log" --cache-from "type=local,src=$T/cache-min" >/dev/null
+t_eq "a mode=min cache: the build stage runs again" "$(rc_ran "$T/d.log")" "RAN-build1 RAN-build2"
 
 # Broken sources: one warning, then a normal build.
-store e
+rc_store e
 w="mkimg: warning: cache source \"type=local,src=$T/nowhere\": "
-id_e=$(build "$T/e.log" --cache-from "type=local,src=$T/nowhere")
+id_e=$(rc_build "$T/e.log" --cache-from "type=local,src=$T/nowhere")
 t_eq "a missing source: one warning" "$(grep -c '^mkimg: warning: cache source' "$T/e.log")" 1
 t_grep "the warning names the source" "^$w" "$T/e.log"
-t_eq "a missing source: a normal build" "$(ran "$T/e.log")" \
+t_eq "a missing source: a normal build" "$(rc_ran "$T/e.log")" \
     "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
 t_eq "a missing source: the same image" "$id_e" "$id_a"
 
-store f
+rc_store f
 cp -a "$T/cache" "$T/bad"
 echo '{"schemaVersion":2,"manifests":[' >"$T/bad/index.json"
-build "$T/f.log" --cache-from "type=local,src=$T/bad" >/dev/null
+rc_build "$T/f.log" --cache-from "type=local,src=$T/bad" >/dev/null
 t_grep "a corrupt index.json: a warning" '^mkimg: warning: cache source ".*bad"' "$T/f.log"
-t_eq "a corrupt index.json: every RUN runs" "$(ran "$T/f.log")" \
+t_eq "a corrupt index.json: every RUN runs" "$(rc_ran "$T/f.log")" \
     "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
 
-store g
+rc_store g
 rm -rf "$T/bad" && cp -a "$T/cache" "$T/bad"
 printf '{"version":1,"records":[]}' >"$T/bad/blobs/sha256/$(basename "$cfile")"
-build "$T/g.log" --cache-from "type=local,src=$T/bad" >/dev/null
+rc_build "$T/g.log" --cache-from "type=local,src=$T/bad" >/dev/null
 t_grep "a config that does not match its digest: a warning" \
     '^mkimg: warning: cache source .*does not match its digest' "$T/g.log"
-t_eq "... and every RUN runs" "$(ran "$T/g.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
+t_eq "... and every RUN runs" "$(rc_ran "$T/g.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
 
-store h
+rc_store h
 rm -rf "$T/bad" && cp -a "$T/cache" "$T/bad"
 for d in $(jq -r '.layers[].digest' "$mfile"); do : >"$T/bad/blobs/sha256/${d#sha256:}"; done
-build "$T/h.log" --cache-from "type=local,src=$T/bad" >/dev/null
+rc_build "$T/h.log" --cache-from "type=local,src=$T/bad" >/dev/null
 t_grep "damaged layers: a warning" '^mkimg: warning: cache source .*missing or damaged' \
     "$T/h.log"
-t_eq "... and every RUN runs" "$(ran "$T/h.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
+t_eq "... and every RUN runs" "$(rc_ran "$T/h.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
 
 # Usage errors before any work.
 "$MKIMG" build --cache-to type=nope,dest=x "$c" >/dev/null 2>"$T/u.err"
