@@ -71,11 +71,21 @@ int layerstore_cache_config_parse(const char *data, size_t len, struct mk_step_r
     for (size_t i = 0; i < n; i++) {
         json_t *o = json_array_get(list, i);
         const char *key = json_string_value(json_object_get(o, "key"));
-        if (!key || !mk_digest_valid(key) || ls_step_record_from_json(o, key, &recs[i], err) < 0) {
+        if (!key || !mk_digest_valid(key)) {
             layerstore_step_records_free(recs, n);
-            return key && mk_digest_valid(key)
-                       ? -1
-                       : mk_error_set(err, MK_ERR_PARSE, 0, "a cache record without a valid key");
+            return mk_error_set(err, MK_ERR_PARSE, 0, "a cache record without a valid key");
+        }
+        if (ls_step_record_from_json(o, key, &recs[i], err) < 0) {
+            layerstore_step_records_free(recs, n);
+            return -1;
+        }
+        /* The store's layers are plain tars, named by their diff IDs: so are a cache's. */
+        const struct mk_layer_desc *l = &recs[i].layer;
+        if (!recs[i].empty && (strcmp(l->digest, l->diff_id) != 0 || !l->media_type ||
+                               strcmp(l->media_type, MK_MEDIA_OCI_LAYER) != 0)) {
+            layerstore_step_records_free(recs, n);
+            return mk_error_set(err, MK_ERR_PARSE, 0, "cache record %s: not a plain tar layer",
+                                key);
         }
     }
     *ret = recs;
@@ -246,8 +256,7 @@ static int check_layers(int dirfd, const struct mk_step_record *recs, size_t n,
         _cleanup_free_ char *rel = blob_rel(recs[i].layer.digest);
         struct stat st;
         if (fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-            (uint64_t)st.st_size != recs[i].layer.size ||
-            strcmp(recs[i].layer.digest, recs[i].layer.diff_id) != 0)
+            (uint64_t)st.st_size != recs[i].layer.size)
             return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "layer %s is missing or damaged",
                                 recs[i].layer.digest);
     }
