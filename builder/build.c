@@ -396,6 +396,8 @@ static int write_image(struct build *b, struct mk_image **ret, struct mk_error *
         const char *a = opts->annotations.v[i];
         mk_strv_push_take(&notes, strchr(a, '=') ? mk_xstrdup(a) : mk_xasprintf("%s=", a));
     }
+    if (rcache_inline_annotation(b, &notes, err) < 0)
+        return -1;
     char key[MK_DIGEST_SIZE];
     image_reuse_key(t, &notes, key);
     if (!opts->no_cache)

@@ -16,11 +16,13 @@ struct rc_source {
     bool registry;
     struct mk_step_record *recs; /* sorted by key */
     size_t n;
+    struct mk_layer_desc *blobs; /* an image's inline cache: its layers as the registry has them */
+    size_t n_blobs;
 };
 
 struct rc_dest {
     char *spec;
-    char *dir; /* or the ref, as for a source */
+    char *dir; /* or the ref, as for a source; NULL for type=inline */
     bool registry;
     bool max;
     bool ignore_error;
@@ -96,9 +98,18 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
     const char *mode = mk_strv_env_get(&kv, "mode");
     const char *ign = mk_strv_env_get(&kv, "ignore-error");
     bool reg = type && strcmp(type, "registry") == 0;
+    if (to && type && strcmp(type, "inline") == 0 && kv.n == 1) {
+        memset(ret, 0, sizeof(*ret));
+        return 0;
+    }
+    if (!to && !strchr(spec, '=')) {
+        /* A bare --cache-from IMAGE: type=registry,ref=IMAGE, as BuildKit takes it. */
+        *ret = (struct rc_spec){.loc = mk_xstrdup(spec), .registry = true};
+        return 0;
+    }
     if (!type || (!reg && strcmp(type, "local") != 0))
-        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": type= takes local or registry", flag,
-                            spec);
+        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": type= takes local, registry%s", flag,
+                            spec, to ? " or inline (alone)" : "");
     const char *key = reg ? "ref" : to ? "dest" : "src";
     const char *loc = mk_strv_env_get(&kv, key);
     if (!loc || !*loc)
@@ -124,7 +135,8 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
 static int read_source(struct build *b, struct rc_source *s, struct mk_error **err)
 {
     if (s->registry)
-        return registry_cache_records(s->dir, b->opts->registry, &s->recs, &s->n, err);
+        return registry_cache_records(s->dir, b->opts->registry, &s->recs, &s->n, &s->blobs,
+                                      &s->n_blobs, err);
     return layerstore_cache_layout_read(s->dir, &s->recs, &s->n, err);
 }
 
@@ -177,6 +189,7 @@ void rcache_free(struct rcache *rc)
         free(rc->src[i].spec);
         free(rc->src[i].dir);
         layerstore_step_records_free(rc->src[i].recs, rc->src[i].n);
+        free(rc->src[i].blobs);
     }
     for (size_t i = 0; i < rc->n_dst; i++) {
         free(rc->dst[i].spec);
@@ -248,22 +261,31 @@ const char *rcache_lookup(struct build *b, struct stage *s, const char *key, con
     return src->spec;
 }
 
+/* A registry source's layer: the blob the registry has for it (an inline cache's image
+ * layer, compressed, found by diff ID; else the record's own), into the store, then
+ * unpacked and checked against the record. */
+static int fetch_registry(struct build *b, const struct rc_pending *p, struct mk_error **err)
+{
+    const struct mk_layer_desc *want = &p->rec->layer;
+    for (size_t i = 0; i < p->src->n_blobs; i++)
+        if (strcmp(p->src->blobs[i].diff_id, want->diff_id) == 0)
+            want = &p->src->blobs[i];
+    if (registry_cache_fetch_layer(b->store, p->src->dir, b->opts->registry, want, err) < 0)
+        return -1;
+    _cleanup_close_ int fd = layerstore_blob_open(b->store, want->digest, err);
+    return fd < 0 ? -1 : layerstore_cache_layer_import(b->store, fd, p->rec, p->parent, err);
+}
+
 static int fetch(struct build *b, struct rc_pending *p, struct mk_error **err)
 {
     if (p->fetched)
         return 0;
     int r = 0;
-    if (!p->src->registry) {
+    if (!p->src->registry)
         r = layerstore_cache_layout_fetch(b->store, p->src->dir, p->rec, p->parent, err);
-    } else if (!layerstore_snapshot_exists(b->store, p->rec->chain_id) ||
-               !layerstore_blob_exists(b->store, p->rec->layer.digest)) {
-        r = registry_cache_fetch_layer(b->store, p->src->dir, b->opts->registry, &p->rec->layer,
-                                       err);
-        _cleanup_close_ int fd =
-            r < 0 ? -1 : layerstore_blob_open(b->store, p->rec->layer.digest, err);
-        if (r == 0)
-            r = fd < 0 ? -1 : layerstore_cache_layer_import(b->store, fd, p->rec, p->parent, err);
-    }
+    else if (!layerstore_snapshot_exists(b->store, p->rec->chain_id) ||
+             !layerstore_blob_exists(b->store, p->rec->layer.digest))
+        r = fetch_registry(b, p, err);
     if (r < 0)
         return mk_error_wrap(err, "cache source \"%s\"", p->src->spec);
     /* Now a local hit for the next build. */
@@ -316,6 +338,8 @@ int rcache_export(struct build *b, struct mk_error **err)
     struct rcache *rc = b->rc;
     for (size_t i = 0; rc && i < rc->n_dst; i++) {
         const struct rc_dest *d = &rc->dst[i];
+        if (!d->dir)
+            continue; /* inline: in the image already */
         struct mk_step_record *recs = NULL;
         size_t n = 0;
         int r = collect(b, d, &recs, &n, err);
@@ -334,5 +358,26 @@ int rcache_export(struct build *b, struct mk_error **err)
             return mk_error_wrap(err, "--cache-to \"%s\"", d->spec);
         }
     }
+    return 0;
+}
+
+int rcache_inline_annotation(struct build *b, struct mk_strv *notes, struct mk_error **err)
+{
+    struct rcache *rc = b->rc;
+    bool inl = false;
+    for (size_t i = 0; rc && i < rc->n_dst; i++)
+        inl |= rc->dst[i].dir == NULL;
+    if (!inl)
+        return 0;
+    struct rc_dest min = {.max = false};
+    struct mk_step_record *recs = NULL;
+    size_t n = 0;
+    if (collect(b, &min, &recs, &n, err) < 0)
+        return -1;
+    _cleanup_free_ char *json = layerstore_cache_config_json(recs, n, err);
+    layerstore_step_records_free(recs, n);
+    if (!json)
+        return -1;
+    mk_strv_pushf(notes, "%s=%s", MK_ANNOTATION_CACHE_INLINE, json);
     return 0;
 }

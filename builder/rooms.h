@@ -132,6 +132,9 @@ void rcache_note(struct build *b, const struct stage *s, const char *key);
 /* Fetches (verified) the layers among lowerdirs (a stage's, a --from source's) that came
  * from a cache source and are not in the store yet: before they are mounted. */
 int rcache_fetch(struct build *b, const struct mk_strv *lowerdirs, struct mk_error **err);
+/* --cache-to type=inline: appends "KEY=VALUE", the annotation that carries the final stage's
+ * records in the image manifest, to notes (nothing without one). */
+int rcache_inline_annotation(struct build *b, struct mk_strv *notes, struct mk_error **err);
 /* Writes every --cache-to. */
 int rcache_export(struct build *b, struct mk_error **err);
 

@@ -618,6 +618,8 @@ int layerstore_tar_tree(int dirfd, int out_fd, struct mk_error **err);
  * type=local keeps it in an OCI image layout directory (index.json written last). */
 #define MK_MEDIA_CACHE_ARTIFACT "application/vnd.mkimg.cache.v1"
 #define MK_MEDIA_CACHE_CONFIG "application/vnd.mkimg.cache.config.v1+json"
+/* --cache-to type=inline: the image manifest's annotation holding the config blob's JSON. */
+#define MK_ANNOTATION_CACHE_INLINE "dev.mkimg.cache.v1"
 
 /* The config blob for recs (a key listed twice is kept once). Caller frees; NULL
  * (MK_ERR_INVALID) for a record with a layer but no valid digests. */

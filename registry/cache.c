@@ -71,9 +71,61 @@ static int get_small(struct reg_client *c, const char *kind, const char *what, c
     return r;
 }
 
-int registry_cache_records(const char *name, const struct registry_opts *opts,
-                           struct mk_step_record **ret, size_t *ret_n, struct mk_error **err)
+/* An image with an inline cache: its records from the annotation, and its layers (as the
+ * registry holds them) with their diff IDs from its config, for the fetches. */
+static int inline_records(struct reg_client *c, json_t *m, const char *records,
+                          struct mk_step_record **ret, size_t *ret_n,
+                          struct mk_layer_desc **ret_blobs, size_t *ret_nblobs,
+                          struct mk_error **err)
 {
+    const char *cdigest =
+        json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
+    _cleanup_free_ char *cdata = NULL;
+    size_t clen = 0;
+    char d[MK_DIGEST_SIZE];
+    if (!cdigest || !mk_digest_valid(cdigest))
+        return mk_error_set(err, MK_ERR_PARSE, 0, "an image without a valid config digest");
+    if (get_small(c, "blobs", cdigest, NULL, &cdata, &clen, err) < 0)
+        return -1;
+    mk_sha256_buffer(cdata, clen, d);
+    if (strcmp(d, cdigest) != 0)
+        return mk_error_set(err, MK_ERR_DIGEST, 0, "blob %s does not match its digest", cdigest);
+    _cleanup_(json_decrefp) json_t *cfg = json_loadb(cdata, clen, 0, NULL);
+    json_t *diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
+    json_t *layers = json_object_get(m, "layers");
+    size_t n = json_array_size(layers);
+    if (!json_is_array(diff_ids) || json_array_size(diff_ids) != n)
+        return mk_error_set(err, MK_ERR_PARSE, 0, "the image's config and layers disagree");
+    struct mk_layer_desc *blobs = mk_xcalloc(n ? n : 1, sizeof(*blobs));
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_array_get(layers, i);
+        const char *dg = json_string_value(json_object_get(l, "digest"));
+        const char *di = json_string_value(json_array_get(diff_ids, i));
+        json_int_t size = json_integer_value(json_object_get(l, "size"));
+        if (!dg || !di || !mk_digest_valid(dg) || !mk_digest_valid(di) || size < 0) {
+            free(blobs);
+            return mk_error_set(err, MK_ERR_PARSE, 0, "a layer without a valid digest");
+        }
+        memcpy(blobs[i].digest, dg, MK_DIGEST_SIZE);
+        memcpy(blobs[i].diff_id, di, MK_DIGEST_SIZE);
+        blobs[i].size = (uint64_t)size;
+    }
+    if (layerstore_cache_config_parse(records, strlen(records), ret, ret_n, err) < 0) {
+        free(blobs);
+        return -1;
+    }
+    *ret_blobs = blobs;
+    *ret_nblobs = n;
+    return 0;
+}
+
+int registry_cache_records(const char *name, const struct registry_opts *opts,
+                           struct mk_step_record **ret, size_t *ret_n,
+                           struct mk_layer_desc **ret_blobs, size_t *ret_nblobs,
+                           struct mk_error **err)
+{
+    *ret_blobs = NULL;
+    *ret_nblobs = 0;
     _cleanup_(registry_ref_freep) struct mk_ref *ref = NULL;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
     if (cache_client(name, opts, &ref, &c, err) < 0)
@@ -93,10 +145,16 @@ int registry_cache_records(const char *name, const struct registry_opts *opts,
     json_t *cfg = json_object_get(m, "config");
     const char *cmt = json_string_value(json_object_get(cfg, "mediaType"));
     const char *cdigest = json_string_value(json_object_get(cfg, "digest"));
+    const char *in = json_string_value(
+        json_object_get(json_object_get(m, "annotations"), MK_ANNOTATION_CACHE_INLINE));
+    if ((!at || strcmp(at, MK_MEDIA_CACHE_ARTIFACT) != 0) && in)
+        return inline_records(c, m, in, ret, ret_n, ret_blobs, ret_nblobs, err);
     if (!at || strcmp(at, MK_MEDIA_CACHE_ARTIFACT) != 0 || !cmt ||
         strcmp(cmt, MK_MEDIA_CACHE_CONFIG) != 0 || !cdigest || !mk_digest_valid(cdigest))
-        return mk_error_set(err, MK_ERR_PARSE, 0, "%s is not a %s manifest", name,
-                            MK_MEDIA_CACHE_ARTIFACT);
+        return mk_error_set(err, MK_ERR_PARSE, 0,
+                            "%s is neither a %s manifest nor an image with "
+                            "an inline cache",
+                            name, MK_MEDIA_CACHE_ARTIFACT);
     if (get_small(c, "blobs", cdigest, NULL, &cdata, &clen, err) < 0)
         return -1;
     mk_sha256_buffer(cdata, clen, d);

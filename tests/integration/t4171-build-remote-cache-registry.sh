@@ -64,4 +64,28 @@ rc_store e
 rc_build "$T/e.log" --creds ci:ci-pw --cache-from "type=registry,ref=$REG/cache/app:nope" >/dev/null
 t_grep "a missing tag: a warning" '^mkimg: warning: cache source ".*app:nope"' "$T/e.log"
 t_eq "... and a normal build" "$(rc_ran "$T/e.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
+
+# type=inline: the final stage's records travel in the pushed image; a bare --cache-from IMAGE
+# takes them, and its layers (compressed, as pushed) only when needed.
+rc_store f
+img=$REG/app/img:1
+id_f=$(rc_build "$T/f.log" --creds ci:ci-pw --cache-to type=inline -t "$img" --push)
+t_ok "A pushed an image with an inline cache" test -n "$id_f"
+curl -fsS -u ci:ci-pw -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$REG/v2/app/img/manifests/1" >"$T/img.json"
+t_eq "the pushed manifest carries the records" \
+    "$(jq -r '.annotations["dev.mkimg.cache.v1"]' "$T/img.json" | jq '.records | length')" 5
+rc_store g
+cp "$REG_LOG" "$T/before2.log"
+id_g=$(rc_build "$T/g.log" --creds ci:ci-pw --cache-from "$img")
+t_eq "B from the image: only the build stage (not in an inline cache) runs" \
+    "$(rc_ran "$T/g.log")" "RAN-build1 RAN-build2"
+t_eq "... to the same image ID" "$id_g" "$id_f"
+diff "$T/before2.log" "$REG_LOG" | grep -oE '"GET /v2/app/img/blobs/sha256:[0-9a-f]{64}' |
+    sed 's/.*blobs\///' | sort -u >"$T/got2"
+jq -r '.layers[1:][].digest' "$T/img.json" | sort -u >"$T/need2"
+t_eq "... downloading the image's layers but the base (and its config)" \
+    "$(comm -3 "$T/got2" "$T/need2" | grep -c sha256)" 1
+"$MKIMG" build --cache-to type=inline,mode=max "$c" >/dev/null 2>"$T/i.err"
+t_grep "type=inline takes no options" 'type= takes local, registry or inline' "$T/i.err"
 t_done
