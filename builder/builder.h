@@ -41,18 +41,19 @@ struct mk_build_opts {
     enum mk_network network;
     int log_fd; /* progress and RUN output */
     bool quiet;
-    enum mk_progress progress;  /* how steps are shown on log_fd */
-    struct mk_strv labels;      /* --label "K=V": set on the final image's config */
-    struct mk_strv annotations; /* --annotation "K=V": on the final image's manifest */
-    const char *platform;       /* --platform: the one target platform, or NULL (the host's) */
-    bool squash;                /* one layer for everything this build adds to the base */
-    unsigned jobs;              /* stages built at once; 0 = one per core */
-    bool allow_insecure;        /* --allow security.insecure: RUN --security=insecure may run */
-    bool plan_only;             /* stop before the first stage runs (checks only; no image) */
-    bool no_tag;                /* no index.json entry for the image: the caller tags it */
-    bool pinned_only;           /* build only the stages FROM --platform fixes (no image) */
-    struct mk_strv cache_from;  /* --cache-from "type=local,src=DIR" (docs/remote-cache.md) */
-    struct mk_strv cache_to;    /* --cache-to "type=local,dest=DIR[,mode=min|max]" */
+    enum mk_progress progress;     /* how steps are shown on log_fd */
+    struct mk_strv labels;         /* --label "K=V": set on the final image's config */
+    struct mk_strv annotations;    /* --annotation "K=V": on the final image's manifest */
+    const char *platform;          /* --platform: the one target platform, or NULL (the host's) */
+    bool squash;                   /* one layer for everything this build adds to the base */
+    unsigned jobs;                 /* stages built at once; 0 = one per core */
+    bool allow_insecure;           /* --allow security.insecure: RUN --security=insecure may run */
+    bool plan_only;                /* stop before the first stage runs (checks only; no image) */
+    bool no_tag;                   /* no index.json entry for the image: the caller tags it */
+    bool pinned_only;              /* build only the stages FROM --platform fixes (no image) */
+    struct mk_strv named_contexts; /* --build-context, from builder_named_contexts_prepare */
+    struct mk_strv cache_from;     /* --cache-from specs (docs/remote-cache.md) */
+    struct mk_strv cache_to;       /* --cache-to specs */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and
@@ -109,6 +110,17 @@ int builder_source_prepare(struct mk_store *store, const char *context, const ch
                            struct mk_error **err);
 void builder_source_release(struct builder_source *src);
 void builder_source_releasep(struct builder_source **src);
+
+/* --build-context NAME=VALUE (specs, as given), as buildx takes them: VALUE a directory, an
+ * http(s) tarball or git URL (fetched as a context is), oci-layout://PATH[:TAG|@DIGEST] or
+ * docker-image://REF. The first three become untagged images in the store now (by ID, the
+ * same tree the same ID); a docker-image stays a reference, resolved (pulled) as a FROM is.
+ * ret (caller releases) gets "NAME=REF" with NAME normalized (lookup through
+ * builder_named_context), for mk_build_opts.named_contexts. MK_ERR_USAGE for a spec without
+ * "=", an invalid name or an unknown scheme; temp dirs are gone on return. */
+int builder_named_contexts_prepare(struct mk_store *store, const struct mk_strv *specs,
+                                   const struct registry_opts *ropts, struct mk_strv *ret,
+                                   struct mk_error **err);
 
 /* Rootless entry: when not running as root, moves this process into a new user namespace
  * (mapping 0 to the caller and 1..N to its /etc/subuid and /etc/subgid ranges through

@@ -273,6 +273,27 @@ char *builder_url_filename(const char *url);
 int builder_url_fetch(const char *url, const struct registry_opts *opts, int dirfd,
                       const char *relpath, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
 
+/* ---- git checkouts (builder/source.c) and ADD <git URL> (builder/addgit.c) ---- */
+
+/* A shallow checkout of spec ("URL#ref:subdir", as builder_source_is_git takes it) made with the
+ * git program in the new directory dest; tmpdir (a store tmpdir) holds git's log. ret_dir is
+ * the subdir, resolved inside the checkout, or dest; ret_commit the commit checked out (both
+ * caller frees). .git is removed unless keep_git_dir. kind ("git context", "git repository")
+ * is what messages call it. */
+int builder_git_checkout(const char *spec, const char *kind, const char *tmpdir, const char *dest,
+                         bool keep_git_dir, char **ret_dir, char **ret_commit,
+                         struct mk_error **err);
+/* The image reference that the named context name (a stage or image name as a Dockerfile
+ * writes it) stands for, or NULL when there is none. */
+const char *builder_named_context(const struct mk_strv *contexts, const char *name);
+/* ADD <git URL>: the checkout of url as the directory name below root (a store tmpdir) and
+ * git's log there; ret_rel is what to copy, relative to root ("name" or "name/subdir"),
+ * ret_commit the commit (both caller frees). */
+int builder_add_git(const char *url, bool keep_git_dir, const char *root, const char *name,
+                    char **ret_rel, char **ret_commit, struct mk_error **err);
+/* A full commit ID (40 hex digits, 64 for sha256 repositories): ADD --checksum for git. */
+bool builder_git_commit_valid(const char *s);
+
 /* ---- build cache (builder/cache.c) -------------------------------------------------------- */
 
 /* File digests of a build context, reused while size, mtime and inode are unchanged. */

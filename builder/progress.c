@@ -1,7 +1,8 @@
 /* builder/progress.c - what a build shows while it runs.
  *
  * plain: a line per step ("[3/9] RUN make"), the RUN's output line by line behind the step's
- * prefix ("#3 "), and a result line (" => CACHED", " => done 1.23s").
+ * prefix and, as buildx prints them, the seconds since the step started ("#3 0.412 "), and a
+ * result line (" => CACHED", " => done 1.23s").
  * tty: the same, but the running step is one live status line at the bottom with its time
  * ticking; when the step ends the line stays with its time or CACHED, and RUN output scrolls
  * above it.
@@ -272,6 +273,8 @@ static void output_line(struct mk_progress_ui *p, const char *line, size_t n)
     clear_status(p);
     struct mk_buf b = MK_BUF_INIT;
     mk_buf_adds(&b, p->prefix ? p->prefix : "");
+    if (!p->tty && p->open)
+        mk_buf_addf(&b, "%.3f ", elapsed(p));
     mk_buf_add(&b, line, n);
     mk_buf_addc(&b, '\n');
     put(p, b.data, b.len);

@@ -8,6 +8,7 @@
  * prune. Archives are unpacked by layerstore_extract, which resolves every entry inside the
  * new context dir, and the Dockerfile of such a context is resolved inside it too and copied
  * out, so that a hostile archive cannot make us read a host file through a symlink. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,22 +18,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "builder/internal.h"
 #include "common/fsutil.h"
 
 #define SOURCE_MAX (64ull << 30)        /* a context archive: layerstore_extract's own data cap */
 #define DOCKERFILE_COPY_MAX (16u << 20) /* as the builder's cap on a Dockerfile */
 #define GIT_ERR_MAX 4096
+#define OCI_INDEX_MAX (4u << 20) /* an oci-layout's index.json */
+#define OCI_REF_NAME "org.opencontainers.image.ref.name"
 
 bool builder_source_is_git(const char *s)
 {
-    if (mk_str_has_prefix(s, "git://") || mk_str_has_prefix(s, "git@") ||
-        mk_str_has_prefix(s, "ssh://") || mk_str_has_prefix(s, "github.com/"))
-        return true;
-    if (!mk_str_has_prefix(s, "https://") && !mk_str_has_prefix(s, "http://"))
-        return false;
-    size_t n = strcspn(s, "#?");
-    return n >= 4 && memcmp(s + n - 4, ".git", 4) == 0;
+    /* ADD's rule (BuildKit's ParseGitRef), plus docker build's github.com/ shorthand. */
+    return mk_str_has_prefix(s, "github.com/") || builder_is_git_url(s);
 }
 
 bool builder_source_is_remote(const char *s)
@@ -188,13 +188,25 @@ static void split_git_url(const char *s, char **ret_url, char **ret_ref, char **
         *ret_subdir = mk_xstrdup(colon + 1);
 }
 
-static int fetch_git(const char *spec, const char *tmpdir, const char *ctx, char **ret_subdir,
-                     struct mk_error **err)
+/* The first line git printed into log_path (its stdout there), e.g. rev-parse's answer. */
+static int git_output_line(const char *log_path, char **ret, struct mk_error **err)
 {
-    _cleanup_free_ char *url = NULL, *ref = NULL, *subdir = NULL;
+    _cleanup_free_ char *out = NULL;
+    size_t len = 0;
+    if (mk_read_file_at(AT_FDCWD, log_path, 4096, &out, &len, err) < 0)
+        return -1;
+    out[strcspn(out, "\r\n")] = '\0';
+    *ret = MK_TAKE_PTR(out);
+    return 0;
+}
+
+static int fetch_git(const char *spec, const char *kind, const char *tmpdir, const char *ctx,
+                     bool keep_git_dir, char **ret_subdir, char **ret_commit, struct mk_error **err)
+{
+    _cleanup_free_ char *url = NULL, *ref = NULL, *subdir = NULL, *commit = NULL;
     split_git_url(spec, &url, &ref, &subdir);
     _cleanup_free_ char *shown = redact_url(url);
-    _cleanup_free_ char *what = mk_xasprintf("fetching git context \"%s\"", shown);
+    _cleanup_free_ char *what = mk_xasprintf("fetching %s \"%s\"", kind, shown);
     if (ref && ref[0] == '-')
         return mk_error_set(err, MK_ERR_USAGE, 0, "%s: invalid ref \"%s\"", what, ref);
     _cleanup_free_ char *log_path = mk_xasprintf("%s/git.log", tmpdir);
@@ -208,6 +220,7 @@ static int fetch_git(const char *spec, const char *tmpdir, const char *ctx, char
                           "submodule",   "update",    "--init",
                           "--recursive", "--depth=1", "-q",
                           NULL};
+    char *rev_parse[] = {"git", "rev-parse", "HEAD", NULL};
     if (run_git(init, NULL, log_path, what, err) < 0 ||
         run_git(fetch, ctx, log_path, what, err) < 0 ||
         run_git(checkout, ctx, log_path, what, err) < 0)
@@ -215,11 +228,54 @@ static int fetch_git(const char *spec, const char *tmpdir, const char *ctx, char
     _cleanup_free_ char *gitmodules = mk_xasprintf("%s/.gitmodules", ctx);
     if (access(gitmodules, F_OK) == 0 && run_git(submodules, ctx, log_path, what, err) < 0)
         return -1;
-    /* BuildKit leaves .git out of the context (its --keep-git-dir is for ADD only). */
+    if (run_git(rev_parse, ctx, log_path, what, err) < 0 ||
+        git_output_line(log_path, &commit, err) < 0)
+        return -1;
+    /* As BuildKit, .git is not part of a context, nor of ADD without --keep-git-dir. */
     _cleanup_close_ int dfd = open(ctx, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || mk_rm_rf_at(dfd, ".git", err) < 0)
-        return dfd < 0 ? mk_error_errno(err, "opening \"%s\"", ctx) : -1;
+    if (dfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", ctx);
+    if (!keep_git_dir && mk_rm_rf_at(dfd, ".git", err) < 0)
+        return -1;
     *ret_subdir = MK_TAKE_PTR(subdir);
+    *ret_commit = MK_TAKE_PTR(commit);
+    return 0;
+}
+
+/* subdir (NULL: dir itself), resolved inside dir: "../x" or a symlink cannot leave it. */
+static int resolve_subdir(const char *dir, const char *subdir, const char *kind, char **ret,
+                          struct mk_error **err)
+{
+    if (!subdir) {
+        *ret = mk_xstrdup(dir);
+        return 0;
+    }
+    _cleanup_close_ int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int sfd =
+        root < 0 ? -1 : mk_open_in_root(root, subdir, O_PATH | O_DIRECTORY, 0, err);
+    if (sfd < 0)
+        return root < 0 ? mk_error_errno(err, "opening \"%s\"", dir)
+                        : mk_error_wrap(err, "the %s's subdirectory \"%s\"", kind, subdir);
+    char link[64], real[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", sfd);
+    ssize_t n = readlink(link, real, sizeof(real) - 1);
+    if (n < 0)
+        return mk_error_errno(err, "resolving \"%s\"", subdir);
+    real[n] = '\0';
+    *ret = mk_xstrdup(real);
+    return 0;
+}
+
+int builder_git_checkout(const char *spec, const char *kind, const char *tmpdir, const char *dest,
+                         bool keep_git_dir, char **ret_dir, char **ret_commit,
+                         struct mk_error **err)
+{
+    _cleanup_free_ char *subdir = NULL, *commit = NULL, *dir = NULL;
+    if (fetch_git(spec, kind, tmpdir, dest, keep_git_dir, &subdir, &commit, err) < 0 ||
+        resolve_subdir(dest, subdir, kind, &dir, err) < 0)
+        return -1;
+    *ret_dir = MK_TAKE_PTR(dir);
+    *ret_commit = MK_TAKE_PTR(commit);
     return 0;
 }
 
@@ -253,6 +309,40 @@ static int copy_dockerfile(const char *ctx, const char *rel, const char *out, bo
     return 0;
 }
 
+/* A remote context (git, http(s) or "-") into the new directory ctx under tmpdir: ret_dir is
+ * the context directory (a git subdir resolved inside ctx), or, when the bytes were no tar,
+ * NULL and they are the file df_path. */
+static int fetch_context(const char *context, const struct registry_opts *ropts, const char *tmpdir,
+                         const char *ctx, const char *df_path, char **ret_dir,
+                         struct mk_error **err)
+{
+    *ret_dir = NULL;
+    if (mkdir(ctx, 0755) < 0)
+        return mk_error_errno(err, "creating \"%s\"", ctx);
+    if (builder_source_is_git(context)) {
+        _cleanup_free_ char *commit = NULL;
+        return builder_git_checkout(context, "git context", tmpdir, ctx, false, ret_dir, &commit,
+                                    err);
+    }
+    _cleanup_free_ char *input = mk_xasprintf("%s/input", tmpdir);
+    _cleanup_close_ int fd = create_file(input, err);
+    if (fd < 0)
+        return -1;
+    if (strcmp(context, "-") == 0) {
+        if (copy_stream(STDIN_FILENO, fd, SOURCE_MAX, "the build context from stdin", err) < 0)
+            return -1;
+    } else {
+        struct registry_fetch_result res;
+        if (registry_fetch_url(context, ropts, SOURCE_MAX, fd, &res, err) < 0)
+            return -1;
+    }
+    bool is_dockerfile = false;
+    if (unpack_input(fd, input, ctx, df_path, &is_dockerfile, err) < 0)
+        return -1;
+    *ret_dir = is_dockerfile ? NULL : mk_xstrdup(ctx);
+    return 0;
+}
+
 int builder_source_prepare(struct mk_store *store, const char *context, const char *dockerfile,
                            const struct registry_opts *ropts, struct builder_source *ret,
                            struct mk_error **err)
@@ -274,7 +364,6 @@ int builder_source_prepare(struct mk_store *store, const char *context, const ch
         return -1;
     _cleanup_free_ char *df_path = mk_xasprintf("%s/Dockerfile", src->tmpdir);
     _cleanup_free_ char *ctx = mk_xasprintf("%s/context", src->tmpdir);
-    _cleanup_free_ char *subdir = NULL;
     if (df_stdin) {
         _cleanup_close_ int fd = create_file(df_path, err);
         if (fd < 0 || copy_stream(STDIN_FILENO, fd, DOCKERFILE_COPY_MAX,
@@ -286,51 +375,14 @@ int builder_source_prepare(struct mk_store *store, const char *context, const ch
         src->context_dir = mk_xstrdup(context);
         goto done;
     }
-    if (mkdir(ctx, 0755) < 0)
-        return mk_error_errno(err, "creating \"%s\"", ctx);
-    bool is_dockerfile = false;
-    if (builder_source_is_git(context)) {
-        if (fetch_git(context, src->tmpdir, ctx, &subdir, err) < 0)
-            return -1;
-    } else {
-        _cleanup_free_ char *input = mk_xasprintf("%s/input", src->tmpdir);
-        _cleanup_close_ int fd = create_file(input, err);
-        if (fd < 0)
-            return -1;
-        if (strcmp(context, "-") == 0) {
-            if (copy_stream(STDIN_FILENO, fd, SOURCE_MAX, "the build context from stdin", err) < 0)
-                return -1;
-        } else {
-            struct registry_fetch_result res;
-            if (registry_fetch_url(context, ropts, SOURCE_MAX, fd, &res, err) < 0)
-                return -1;
-        }
-        if (unpack_input(fd, input, ctx, df_path, &is_dockerfile, err) < 0)
-            return -1;
-        if (is_dockerfile) {
-            if (src->dockerfile)
-                return mk_error_set(err, MK_ERR_USAGE, 0,
-                                    "the build context is not a tar archive (a Dockerfile given "
-                                    "as the context needs no -f)");
-            src->dockerfile = mk_xstrdup(df_path);
-        }
-    }
-    if (subdir) {
-        /* Resolved inside the checkout: "../x" or a symlink cannot leave it. */
-        _cleanup_close_ int root = open(ctx, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        _cleanup_close_ int sfd =
-            root < 0 ? -1 : mk_open_in_root(root, subdir, O_PATH | O_DIRECTORY, 0, err);
-        if (sfd < 0)
-            return root < 0 ? mk_error_errno(err, "opening \"%s\"", ctx)
-                            : mk_error_wrap(err, "the git context's subdirectory \"%s\"", subdir);
-        char link[64], real[PATH_MAX];
-        snprintf(link, sizeof(link), "/proc/self/fd/%d", sfd);
-        ssize_t n = readlink(link, real, sizeof(real) - 1);
-        if (n < 0)
-            return mk_error_errno(err, "resolving \"%s\"", subdir);
-        real[n] = '\0';
-        src->context_dir = mk_xstrdup(real);
-    } else {
+    if (fetch_context(context, ropts, src->tmpdir, ctx, df_path, &src->context_dir, err) < 0)
+        return -1;
+    if (!src->context_dir) {
+        if (src->dockerfile)
+            return mk_error_set(err, MK_ERR_USAGE, 0,
+                                "the build context is not a tar archive (a Dockerfile given "
+                                "as the context needs no -f)");
+        src->dockerfile = mk_xstrdup(df_path);
         src->context_dir = mk_xstrdup(ctx);
     }
     if (!src->dockerfile) {
@@ -369,4 +421,243 @@ void builder_source_releasep(struct builder_source **src)
         builder_source_release(*src);
         free(*src);
     }
+}
+
+/* ---- --build-context NAME=VALUE ---------------------------------------------------------- */
+
+/* The tree at dir as an untagged one-layer image of the host's platform (findable by ID).
+ * It has no creation time: the same tree gives the same image, so the build cache holds. */
+static int import_dir(struct mk_store *store, const char *tmpdir, const char *dir, char **ret_id,
+                      struct mk_error **err)
+{
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return mk_error_set(err, errno == ENOENT ? MK_ERR_NOT_FOUND : MK_ERR_IO, errno,
+                            "opening \"%s\"", dir);
+    _cleanup_free_ char *tar = mk_xasprintf("%s/tree.tar", tmpdir);
+    _cleanup_close_ int fd = create_file(tar, err);
+    if (fd < 0 || layerstore_tar_tree(dfd, fd, err) < 0)
+        return -1;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return mk_error_errno(err, "rewinding \"%s\"", tar);
+    struct mk_layer_desc layer;
+    if (layerstore_layer_import_tar(store, fd, "", &layer, NULL, err) < 0)
+        return -1;
+    struct mk_image_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    struct mk_platform host;
+    layerstore_platform_host(&host);
+    cfg.os = mk_xstrdup(host.os);
+    cfg.architecture = mk_xstrdup(host.arch);
+    cfg.variant = host.variant[0] ? mk_xstrdup(host.variant) : NULL;
+    mk_strv_push(&cfg.diff_ids, layer.diff_id);
+    struct mk_image *img = NULL;
+    int r = layerstore_image_write(store, &cfg, &layer, 1, &img, err);
+    if (r == 0)
+        r = layerstore_tag(store, img, NULL, err);
+    if (r == 0)
+        *ret_id = mk_xstrdup(img->config_digest);
+    layerstore_image_free(img);
+    layerstore_config_release(&cfg);
+    free(layer.media_type);
+    return r;
+}
+
+/* The descriptor of index.json (in data) that sel names: "@DIGEST", ":TAG" (its ref.name),
+ * or "" (the tag latest, else the only image). A copy without annotations, so loading it
+ * tags nothing. */
+static json_t *oci_layout_pick(const char *data, size_t len, const char *sel, struct mk_error **err)
+{
+    json_auto_t *idx = json_loadb(data, len, 0, NULL);
+    json_t *list = json_object_get(idx, "manifests");
+    if (!json_is_array(list))
+        return mk_error_set(err, MK_ERR_PARSE, 0, "bad index.json"), NULL;
+    if (sel[0] == '@')
+        return json_pack("{ss}", "digest", sel + 1);
+    const char *tag = sel[0] == ':' ? sel + 1 : "latest";
+    size_t i;
+    json_t *d, *pick = NULL;
+    json_array_foreach(list, i, d)
+    {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(d, "annotations"), OCI_REF_NAME));
+        /* A bare tag (BuildKit's layouts), or NAME:TAG (as `mkimg save` and skopeo write). */
+        const char *colon = name ? strrchr(name, ':') : NULL;
+        if (name && (strcmp(name, tag) == 0 ||
+                     (colon && strcmp(colon + 1, tag) == 0 && !strchr(colon, '/'))))
+            pick = d;
+    }
+    if (!pick && !sel[0] && json_array_size(list) == 1)
+        pick = json_array_get(list, 0);
+    if (!pick)
+        return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no image tagged \"%s\" in index.json", tag),
+               NULL;
+    json_t *ret = json_deep_copy(pick);
+    json_object_del(ret, "annotations");
+    return ret;
+}
+
+/* Links (else copies) every blob of the layout at src into dst/blobs/sha256. */
+static int oci_layout_blobs(const char *src, const char *dst, struct mk_error **err)
+{
+    _cleanup_free_ char *from = mk_xasprintf("%s/blobs/sha256", src);
+    _cleanup_free_ char *to = mk_xasprintf("%s/blobs/sha256", dst);
+    if (mk_mkdir_p(to, 0755, err) < 0)
+        return -1;
+    DIR *d = opendir(from);
+    if (!d)
+        return mk_error_errno(err, "opening \"%s\"", from);
+    struct dirent *e;
+    int r = 0;
+    while (r == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_close_ int in = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        _cleanup_free_ char *a = mk_xasprintf("%s/%s", from, e->d_name);
+        _cleanup_free_ char *b = mk_xasprintf("%s/%s", to, e->d_name);
+        if (link(a, b) == 0)
+            continue;
+        _cleanup_close_ int out = create_file(b, err);
+        r = out < 0 ? -1 : copy_stream(in, out, UINT64_MAX, a, err);
+    }
+    closedir(d);
+    return r;
+}
+
+/* oci-layout://PATH[:TAG|@DIGEST]: the image loaded into the store untagged (by ID). */
+static int load_oci_layout(struct mk_store *store, const char *tmpdir, const char *spec,
+                           char **ret_id, struct mk_error **err)
+{
+    const char *at = strrchr(spec, '@'), *slash = strrchr(spec, '/');
+    const char *colon = strrchr(slash ? slash : spec, ':');
+    const char *sel = at ? at : colon ? colon : spec + strlen(spec);
+    _cleanup_free_ char *path = mk_xstrndup(spec, (size_t)(sel - spec));
+    if (at && !mk_digest_valid(at + 1))
+        return mk_error_set(err, MK_ERR_USAGE, 0, "invalid digest \"%s\"", at + 1);
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    _cleanup_free_ char *index = mk_xasprintf("%s/index.json", path);
+    if (mk_read_file_at(AT_FDCWD, index, OCI_INDEX_MAX, &data, &len, err) < 0)
+        return mk_error_wrap(err, "no OCI layout at \"%s\"", path);
+    json_auto_t *desc = oci_layout_pick(data, len, sel, err);
+    if (!desc)
+        return mk_error_wrap(err, "\"%s\"", path);
+    json_auto_t *out = json_pack("{sis[O]}", "schemaVersion", 2, "manifests", desc);
+    _cleanup_free_ char *layout = mk_xasprintf("%s/layout", tmpdir);
+    _cleanup_free_ char *out_json = json_dumps(out, JSON_COMPACT);
+    static const char version[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+    if (oci_layout_blobs(path, layout, err) < 0)
+        return -1;
+    _cleanup_close_ int lfd = open(layout, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", layout);
+    if (mk_write_file_atomic(lfd, "index.json", out_json, strlen(out_json), 0644, err) < 0 ||
+        mk_write_file_atomic(lfd, "oci-layout", version, strlen(version), 0644, err) < 0)
+        return -1;
+    /* layerstore_load verifies every blob on the way in, as for `mkimg load`. */
+    _cleanup_free_ char *tar = mk_xasprintf("%s/layout.tar", tmpdir);
+    _cleanup_close_ int fd = create_file(tar, err);
+    if (fd < 0 || layerstore_tar_tree(lfd, fd, err) < 0)
+        return -1;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return mk_error_errno(err, "rewinding \"%s\"", tar);
+    _cleanup_(mk_strv_release) struct mk_strv loaded = MK_STRV_INIT;
+    if (layerstore_load(store, fd, &loaded, err) < 0)
+        return mk_error_wrap(err, "loading \"%s\"", path);
+    if (loaded.n != 1 || !mk_digest_valid(loaded.v[0]))
+        MK_BUG("an untagged load gave no image ID");
+    *ret_id = mk_xstrdup(loaded.v[0]);
+    return 0;
+}
+
+/* What one VALUE stands for: an image reference the builder resolves as a FROM (docker-image),
+ * or the ID of an image made here now (a directory, a remote context, an OCI layout). */
+static int named_context_value(struct mk_store *store, const char *tmpdir, const char *value,
+                               const struct registry_opts *ropts, char **ret, struct mk_error **err)
+{
+    if (mk_str_has_prefix(value, "docker-image://")) {
+        const char *ref = value + strlen("docker-image://");
+        _cleanup_free_ char *norm = layerstore_normalize_ref(ref, err);
+        if (!norm)
+            return -1;
+        *ret = mk_xstrdup(ref);
+        return 0;
+    }
+    if (mk_str_has_prefix(value, "oci-layout://"))
+        return load_oci_layout(store, tmpdir, value + strlen("oci-layout://"), ret, err);
+    if (builder_source_is_git(value) || mk_str_has_prefix(value, "https://") ||
+        mk_str_has_prefix(value, "http://")) {
+        _cleanup_free_ char *ctx = mk_xasprintf("%s/context", tmpdir);
+        _cleanup_free_ char *file = mk_xasprintf("%s/file", tmpdir);
+        _cleanup_free_ char *dir = NULL;
+        if (fetch_context(value, ropts, tmpdir, ctx, file, &dir, err) < 0)
+            return -1;
+        if (!dir)
+            return mk_error_set(err, MK_ERR_INVALID, 0, "not a tar archive");
+        return import_dir(store, tmpdir, dir, ret, err);
+    }
+    const char *scheme = strstr(value, "://");
+    if (scheme)
+        return mk_error_set(err, MK_ERR_USAGE, 0,
+                            "unknown scheme \"%.*s\" (use a directory, docker-image://, "
+                            "oci-layout://, an http(s) URL or a git URL)",
+                            (int)(scheme + 3 - value), value);
+    return import_dir(store, tmpdir, value, ret, err);
+}
+
+/* The key a name is looked up by: normalized, and familiar as BuildKit compares them
+ * ("docker.io/library/alpine" is "alpine:latest"). Caller frees; NULL for an invalid name. */
+static char *context_key(const char *name)
+{
+    char *key = layerstore_normalize_ref(name, NULL);
+    const char *prefixes[] = {"docker.io/library/", "docker.io/"};
+    for (size_t i = 0; key && i < MK_ARRAY_SIZE(prefixes); i++)
+        if (mk_str_has_prefix(key, prefixes[i]) && strchr(key + strlen(prefixes[i]), '/') == NULL) {
+            memmove(key, key + strlen(prefixes[i]), strlen(key + strlen(prefixes[i])) + 1);
+            break;
+        }
+    return key;
+}
+
+int builder_named_contexts_prepare(struct mk_store *store, const struct mk_strv *specs,
+                                   const struct registry_opts *ropts, struct mk_strv *ret,
+                                   struct mk_error **err)
+{
+    struct mk_strv out = MK_STRV_INIT;
+    for (size_t i = 0; i < specs->n; i++) {
+        const char *spec = specs->v[i], *eq = strchr(spec, '=');
+        if (!eq || eq == spec || !eq[1]) {
+            mk_strv_release(&out);
+            return mk_error_set(err, MK_ERR_USAGE, 0, "--build-context \"%s\": expected NAME=VALUE",
+                                spec);
+        }
+        _cleanup_free_ char *name = mk_xstrndup(spec, (size_t)(eq - spec));
+        _cleanup_free_ char *key = context_key(name);
+        _cleanup_free_ char *value = NULL;
+        char *tmpdir = key ? layerstore_tmpdir(store, "named-context-", err) : NULL;
+        int r = !key      ? mk_error_set(err, MK_ERR_USAGE, 0, "invalid context name \"%s\"", name)
+                : !tmpdir ? -1
+                          : named_context_value(store, tmpdir, eq + 1, ropts, &value, err);
+        if (tmpdir)
+            layerstore_tmpdir_remove(store, tmpdir, NULL);
+        free(tmpdir);
+        if (r < 0) {
+            mk_strv_release(&out);
+            return mk_error_wrap(err, "--build-context \"%s\"", spec);
+        }
+        mk_strv_env_set(&out, key, value);
+    }
+    *ret = out;
+    return 0;
+}
+
+const char *builder_named_context(const struct mk_strv *contexts, const char *name)
+{
+    if (!contexts || !contexts->n)
+        return NULL;
+    _cleanup_free_ char *key = context_key(name);
+    return key ? mk_strv_env_get(contexts, key) : NULL;
 }

@@ -20,6 +20,7 @@
 #include "parser/parser.h"
 
 static struct stage *find_stage(struct build *b, const char *name, size_t before);
+static struct stage *source_stage(struct build *b, const char *name, size_t before);
 
 /* COPY --from: the source stage's or image's root, mounted read-only-in-practice by a
  * sandbox child that hands an fd of it back over a socket. The mount outlives the child's
@@ -112,6 +113,12 @@ int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_r
 static int stage_image_get(struct build *b, const struct stage *s, const char *name,
                            struct mk_image **ret, struct mk_error **err)
 {
+    /* A named context: an image reference, or the ID of the image made of a directory, a
+     * remote context or an OCI layout (in the store, never pulled). */
+    const char *named = builder_named_context(&b->opts->named_contexts, name);
+    if (named && mk_digest_valid(named))
+        return layerstore_image_get(b->store, named, ret, err);
+    name = named ? named : name;
     struct registry_opts ropts;
     if (b->opts->registry)
         ropts = *b->opts->registry;
@@ -133,7 +140,7 @@ static int stage_image_get(struct build *b, const struct stage *s, const char *n
 int from_lowerdirs(struct build *b, struct stage *s, const struct mk_df_node *n, const char *from,
                    struct mk_strv *ret, struct mk_error **err)
 {
-    struct stage *src = find_stage(b, from, s->index);
+    struct stage *src = source_stage(b, from, s->index);
     if (src) {
         if (!src->built)
             return node_error(b, n, err, "stage \"%s\" was not built", from);
@@ -200,8 +207,9 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
         return node_error(b, n, err, "base name (%s) should not be blank", n->args.v[0]);
     s->base_name = mk_xstrdup(image);
 
-    /* An earlier stage by name (case-insensitive) or index. */
-    for (size_t i = 0; i < s->index; i++) {
+    /* An earlier stage by name (case-insensitive) or index, unless a named context is. */
+    const char *named = builder_named_context(&b->opts->named_contexts, image);
+    for (size_t i = 0; !named && i < s->index; i++) {
         struct stage *p = &b->stages[i];
         char idx[32];
         snprintf(idx, sizeof(idx), "%zu", i);
@@ -243,7 +251,8 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_df_
     layerstore_image_chain_id(img, img->n_layers, s->chain);
     s->n_base_layers = img->n_layers;
     s->n_base_history = s->config.n_history;
-    s->base_ref = qualified_ref(image);
+    if (!named || !mk_digest_valid(named))
+        s->base_ref = qualified_ref(named ? named : image);
     memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
     r = builder_image_lowerdirs(b->store, img, &s->lowerdirs, err);
     layerstore_image_free(img);
@@ -319,6 +328,14 @@ static struct stage *find_stage(struct build *b, const char *name, size_t before
     return NULL;
 }
 
+/* The stage a FROM, --from or from= names; none when a named context of that name replaces
+ * it (as buildx: the stage is then neither needed nor built). */
+static struct stage *source_stage(struct build *b, const char *name, size_t before)
+{
+    return builder_named_context(&b->opts->named_contexts, name) ? NULL
+                                                                 : find_stage(b, name, before);
+}
+
 /* The values an ARG line gives, as do_arg computes them, without side effects: enough to
  * know which stage a "COPY --from=${ARG}" needs before the stage runs. */
 static void needed_scope_arg(struct build *b, struct mk_strv *scope, const struct mk_df_node *n)
@@ -342,7 +359,7 @@ static int mark_needed(struct build *b, size_t i, struct mk_error **err);
 /* Stage s uses the stage named dep (when it names one): it is needed, and s waits for it. */
 static int need_dep(struct build *b, struct stage *s, const char *dep, struct mk_error **err)
 {
-    struct stage *d = find_stage(b, dep, s->index);
+    struct stage *d = source_stage(b, dep, s->index);
     if (!d)
         return 0;
     s->deps = mk_xreallocarray(s->deps, s->n_deps + 1, sizeof(*s->deps));
@@ -475,7 +492,7 @@ int stage_platforms(struct build *b, struct mk_error **err)
         struct mk_strv env = MK_STRV_INIT;
         mk_strv_copy(&env, &b->meta_args);
         int r = n->args.n ? mk_shell_word(n->args.v[0], &env, b->df->escape, &image, NULL) : -1;
-        const struct stage *from = r == 0 ? find_stage(b, image, i) : NULL;
+        const struct stage *from = r == 0 ? source_stage(b, image, i) : NULL;
         if (from && from->name && strcasecmp(from->name, image) == 0) {
             s->platform = from->platform;
             s->pinned = from->pinned;

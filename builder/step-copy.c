@@ -42,18 +42,48 @@ static bool flag_bool(const struct mk_df_node *n, const char *name, bool def)
     return !v || strcasecmp(v, "true") == 0;
 }
 
+/* ADD's --checksum and --keep-git-dir. */
+static void add_flags(const struct mk_df_node *n, const char **ret_checksum, bool *ret_keep_git_dir)
+{
+    mk_df_node_flag(n, "checksum", ret_checksum);
+    *ret_keep_git_dir = flag_bool(n, "keep-git-dir", false);
+}
+
 /* ADD <url>: the downloads live in a store tmpdir, one subdirectory per URL so that two
  * URLs with the same file name do not collide; it is the source root of a second copy. */
 struct url_sources {
     struct mk_strv urls, rel, digests; /* rel: "0/name"; digests: "" until downloaded */
     struct src_root root;
+    bool keep_git_dir; /* git URLs: rel "0" (or "0/subdir"), digests "git:COMMIT" */
 };
 
 static void url_sources_release(struct build *b, struct url_sources *u);
 
+/* ADD <git URL>: a checkout of the ref; with --checksum, that is the commit it must be. */
+static int git_download(struct build *b, const struct mk_df_node *n, struct url_sources *u,
+                        size_t i, const char *checksum, struct mk_error **err)
+{
+    _cleanup_free_ char *rel = NULL, *commit = NULL, *name = mk_xasprintf("%zu", i);
+    if (builder_add_git(u->urls.v[i], u->keep_git_dir, u->root.tmp, name, &rel, &commit, err) < 0)
+        return node_where(b, n, err);
+    if (checksum && strcmp(checksum, commit) != 0) {
+        _cleanup_free_ char *where = where_of(b, n);
+        return mk_error_set_at(err, MK_ERR_DIGEST, where,
+                               "fetching \"%s\": checksum mismatch: got %s, want %s", u->urls.v[i],
+                               commit, checksum);
+    }
+    free(u->rel.v[i]);
+    u->rel.v[i] = MK_TAKE_PTR(rel);
+    free(u->digests.v[i]);
+    u->digests.v[i] = mk_xasprintf("git:%s", commit);
+    return 0;
+}
+
 static int url_download(struct build *b, const struct mk_df_node *n, struct url_sources *u,
                         size_t i, const char *checksum, struct mk_error **err)
 {
+    if (builder_is_git_url(u->urls.v[i]))
+        return git_download(b, n, u, i, checksum, err);
     char d[MK_DIGEST_SIZE];
     if (builder_url_fetch(u->urls.v[i], b->opts->registry, u->root.fd, u->rel.v[i], d, err) < 0)
         return node_where(b, n, err);
@@ -139,10 +169,11 @@ int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool i
     if (n->args.n < 2 && !(n->n_heredocs && n->args.n >= 1))
         return node_error(b, n, err, "%s requires at least two arguments", kw);
     const char *from = NULL, *chown = NULL, *chmod = NULL, *checksum = NULL;
+    bool keep_git_dir = false;
     mk_df_node_flag(n, "from", &from);
     mk_df_node_flag(n, "chown", &chown);
     mk_df_node_flag(n, "chmod", &chmod);
-    mk_df_node_flag(n, "checksum", &checksum);
+    add_flags(n, &checksum, &keep_git_dir);
     /* As BuildKit: --link copies into an empty root (no symlink of an earlier layer is
      * followed, parents are plain directories); with --chmod it is ignored. */
     bool link = flag_bool(n, "link", false) && !chmod;
@@ -165,7 +196,7 @@ int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool i
     struct mk_strv sources = MK_STRV_INIT, src_lowers = MK_STRV_INIT, excludes = MK_STRV_INIT;
     struct mk_ignore *exclude = NULL;
     struct src_root src = {NULL, -1}, heredocs = {NULL, -1};
-    struct url_sources urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}};
+    struct url_sources urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}, keep_git_dir};
     struct mk_copy_spec url_spec;
     _cleanup_free_ char *from_name = NULL;
     _cleanup_free_ char *dest_word = NULL, *chown_exp = NULL, *dest = NULL;
@@ -190,18 +221,15 @@ int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool i
         if (expand_word(b, s, n, n->args.v[i], &w, err) < 0)
             goto out;
         mk_buf_addf(&hist_src, " %s", w);
-        if (is_add && builder_is_git_url(w)) {
-            node_error(b, n, err, "ADD from a git repository (\"%s\") is not supported yet", w);
-            free(w);
-            goto out;
-        }
-        if (builder_is_http_url(w)) {
+        if (builder_is_http_url(w) || (is_add && builder_is_git_url(w))) {
             if (!is_add) {
                 node_error(b, n, err, "COPY cannot take a URL (\"%s\") as a source: use ADD", w);
                 free(w);
                 goto out;
             }
-            _cleanup_free_ char *name = builder_url_filename(w);
+            /* A git URL's rel is set when it is checked out (git_download). */
+            _cleanup_free_ char *name =
+                builder_is_git_url(w) ? mk_xstrdup("") : builder_url_filename(w);
             mk_strv_pushf(&urls.rel, "%zu/%s", urls.urls.n, name);
             mk_strv_push_take(&urls.urls, w);
             mk_strv_push(&urls.digests, "");
@@ -242,9 +270,10 @@ int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool i
             node_error(b, n, err, "checksum requires HTTP(S) or Git sources");
             goto out;
         }
-        if (!mk_digest_valid(checksum)) {
-            node_error(b, n, err, "invalid --checksum value \"%s\" (want sha256:<64 hex digits>)",
-                       checksum);
+        bool git = builder_is_git_url(urls.urls.v[0]);
+        if (git ? !builder_git_commit_valid(checksum) : !mk_digest_valid(checksum)) {
+            node_error(b, n, err, "invalid --checksum value \"%s\" (want %s)", checksum,
+                       git ? "the commit's hex digits" : "sha256:<64 hex digits>");
             goto out;
         }
     }
@@ -320,6 +349,8 @@ int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool i
             key_add(k.h, urls.rel.v[i]);
             key_add(k.h, checksum ? checksum : urls.digests.v[i]);
             key_add(k.h, flag_bool(n, "unpack", false) ? "unpack" : "");
+            if (urls.keep_git_dir && builder_is_git_url(urls.urls.v[i]))
+                key_add(k.h, "keep-git-dir");
         }
         struct mk_copy_spec vspec = spec;
         vspec.visit = copy_key_visit;

@@ -401,6 +401,7 @@ enum {
     OPT_ALLOW,
     OPT_CACHE_FROM,
     OPT_CACHE_TO,
+    OPT_BUILD_CONTEXT,
 };
 
 static const struct cli_opt build_opts[] = {
@@ -410,6 +411,10 @@ static const struct cli_opt build_opts[] = {
     {OPT_BUILD_ARG, 0, "build-arg", "K[=V]",
      "set a build-time variable (V from the environment if omitted)", 0, NULL},
     {OPT_TARGET, 0, "target", "STAGE", "build up to this stage", 0, NULL},
+    {OPT_BUILD_CONTEXT, 0, "build-context", "NAME=VALUE",
+     "use VALUE for the stage or image NAME (FROM, --from): a DIR, docker-image://REF, "
+     "oci-layout://PATH[:TAG|@DIGEST], an http(s) tarball or a git URL (repeatable)",
+     0, NULL},
     {OPT_SECRET, 0, "secret", "id=ID[,src=PATH|,env=VAR]",
      "a secret for RUN --mount=type=secret (id=X alone: the variable X, else the file X; must "
      "exist)",
@@ -485,7 +490,7 @@ struct build_cli {
     struct registry_opts ropts;
     const char *iidfile, *metadata_file, *manifest_list;
     bool push, progress_given, stdout_taken;
-    struct mk_strv outputs;
+    struct mk_strv outputs, named_contexts; /* --build-context, as given */
 };
 
 static void build_cli_release(struct build_cli *b)
@@ -498,6 +503,8 @@ static void build_cli_release(struct build_cli *b)
     mk_strv_release(&b->opts.cache_from);
     mk_strv_release(&b->opts.cache_to);
     mk_strv_release(&b->outputs);
+    mk_strv_release(&b->named_contexts);
+    mk_strv_release(&b->opts.named_contexts);
 }
 
 /* The options with a value that is checked. 0, or the exit status after the message. */
@@ -573,6 +580,9 @@ static int build_opt(struct build_cli *b, int id, const char *arg)
         break;
     case OPT_TARGET:
         opts->target = arg;
+        break;
+    case OPT_BUILD_CONTEXT:
+        mk_strv_push(&b->named_contexts, arg);
         break;
     case OPT_NO_CACHE:
         opts->no_cache = true;
@@ -693,7 +703,9 @@ static int build_run(struct mk_store *store, struct build_cli *b, const char *co
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct mk_error *err = NULL;
-    if (builder_source_prepare(store, context, opts->dockerfile, &b->ropts, &src, &err) < 0)
+    if (builder_source_prepare(store, context, opts->dockerfile, &b->ropts, &src, &err) < 0 ||
+        builder_named_contexts_prepare(store, &b->named_contexts, &b->ropts, &opts->named_contexts,
+                                       &err) < 0)
         return cli_fail(err);
     opts->context_dir = src.context_dir;
     if (src.dockerfile) {

@@ -19,8 +19,8 @@ const struct cli_cmd cli_cmd_fsck = {
     .synopsis = "[--deep] [--repair]",
     .summary = "verify the store (--deep: snapshot contents; --repair fixes)",
     .description = "Checks every blob's digest, every image's blobs and snapshots, the cache "
-                   "records and the cache mounts. The exit status is 1 when something is wrong and "
-                   "was not repaired.",
+                   "records and the cache mounts. The exit status is 1 when something is wrong "
+                   "and was not repaired.",
     .opts = fsck_opts,
     .fn = cmd_fsck,
 };

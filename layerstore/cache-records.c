@@ -272,26 +272,15 @@ int layerstore_explain_get(struct mk_store *store, const char *key, struct mk_ex
 
 /* ---- images, compressed copies, registry blob sources ----------------------------------- */
 
-/* Reads a record whose members are all digests (and sizes) into out[] in names' order. */
-static int read_digests(struct mk_store *store, enum ls_cache_kind kind, const char *key,
-                        const char *const *names, char (*out)[MK_DIGEST_SIZE], size_t n,
-                        struct mk_error **err)
-{
-    _cleanup_json_ json_t *o = read_json(store, kind, key, err);
-    if (!o)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (get_digest(o, names[i], out[i]) < 0)
-            return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "cache record %s: no %s", key, names[i]);
-    return 0;
-}
-
 int layerstore_image_record_get(struct mk_store *store, const char *key,
                                 char ret_manifest[MK_DIGEST_SIZE], struct mk_error **err)
 {
-    static const char *const names[] = {"manifest"};
-    return read_digests(store, LS_CACHE_IMAGES, key, names, (char(*)[MK_DIGEST_SIZE])ret_manifest,
-                        1, err);
+    _cleanup_json_ json_t *o = read_json(store, LS_CACHE_IMAGES, key, err);
+    if (!o)
+        return -1;
+    if (get_digest(o, "manifest", ret_manifest) < 0)
+        return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "cache record %s: no manifest", key);
+    return 0;
 }
 
 int layerstore_image_record_put(struct mk_store *store, const char *key, const char *manifest,

@@ -103,8 +103,8 @@ t_eq "no temp dir left in the store" "$(ls -A "$MKIMG_ROOT/tmp" | wc -l)" 0
 printf 'FROM busybox\nRUN echo out1 && echo err1 >&2\nCOPY Dockerfile /D\n' >"$c/Dockerfile.pr"
 "$MKIMG" build --progress=plain -f "$c/Dockerfile.pr" "$c" >/dev/null 2>"$T/plain"
 t_grep "plain: step line" '^\[2/3\] RUN echo out1' "$T/plain"
-t_grep "plain: RUN stdout behind the step prefix" '^#2 out1$' "$T/plain"
-t_grep "plain: RUN stderr behind the step prefix" '^#2 err1$' "$T/plain"
+t_grep "plain: RUN stdout behind the step prefix and its time (buildx's #N SECS)" '^#2 [0-9]+\.[0-9]{3} out1$' "$T/plain"
+t_grep "plain: RUN stderr behind the step prefix and its time" '^#2 [0-9]+\.[0-9]{3} err1$' "$T/plain"
 t_grep "plain: the step's time" '^ => done [0-9]+\.[0-9]{2}s$' "$T/plain"
 "$MKIMG" build --progress=plain -f "$c/Dockerfile.pr" "$c" >/dev/null 2>"$T/plain2"
 t_eq "plain: a rebuild shows CACHED per step" "$(grep -c '^ => CACHED$' "$T/plain2")" 2

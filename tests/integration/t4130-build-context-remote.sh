@@ -34,16 +34,10 @@ t_ok "with SSL_CERT_FILE naming the CA it builds" \
 t_eq "the https tarball was the context" "$("$MKIMG" run from-https cat /a)" from-tarball
 
 # A repository with the Dockerfile in sub/, a tag v1 on the first commit, main one later.
-w=$T/work; mkdir -p "$w/sub" "$T/repos"
-git init -q -b main "$w"
-printf 'FROM busybox\nCOPY . /ctx\n' >"$w/sub/Dockerfile"
-echo one >"$w/sub/f"
-g() { git -C "$w" -c user.name=t -c user.email=t@t "$@"; }
-g add . && g commit -qm one && g tag v1
-first=$(g rev-parse HEAD)
-echo two >"$w/sub/f"
-g commit -qam two
-git clone -q --bare "$w" "$T/repos/repo.git"
+mkdir -p "$T/work/sub"
+printf 'FROM busybox\nCOPY . /ctx\n' >"$T/work/sub/Dockerfile"
+git_test_repo "$T/work" "$T/repos/repo.git"
+first=$GIT_FIRST
 t_ok "start the git HTTP server" git_http_start "$T/repos"
 U=http://$GIT_HTTP/repo.git
 

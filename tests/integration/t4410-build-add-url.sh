@@ -82,8 +82,8 @@ bad "TLS to a plain HTTP server" "^mkimg: Dockerfile:2: downloading \"https://$H
     "ADD https://$HTTP/a.txt /x"
 bad "a dead proxy is used" '^mkimg: Dockerfile:2: downloading ".*": .*127\.0\.0\.1 port 1' \
     "ADD $U/a.txt /x" http_proxy=http://127.0.0.1:1 no_proxy= NO_PROXY=
-bad "git URL" '^mkimg: Dockerfile:2: ADD from a git repository \("https://example.com/r.git"\) is not supported yet$' \
-    "ADD https://example.com/r.git /src"
+bad "an unreachable git URL" '^mkimg: Dockerfile:2: fetching git repository "https://127.0.0.1:1/r.git": git fetch failed: ' \
+    "ADD https://127.0.0.1:1/r.git /src"
 bad "--checksum on a local file" '^mkimg: Dockerfile:2: checksum requires HTTP\(S\) or Git sources$' \
     "ADD --checksum=$zero Dockerfile /x"
 bad "bad --checksum" '^mkimg: Dockerfile:2: invalid --checksum value "md5:1" \(want sha256:<64 hex digits>\)$' \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The new build inputs as an ordinary user (inside mkimg's user namespace): a tar context on
-# stdin, -f -, a git repository over http; the temp dirs go afterwards.
+# stdin, -f -, a git repository over http, --build-context with a directory and a git URL,
+# ADD <git URL>; the temp dirs go afterwards.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MKIMG_TOP/tests/lib/http.sh"
 
@@ -30,5 +31,14 @@ t_eq "the tar was the context" "$(as_user ./mkimg run from-tgz cat /a 2>/dev/nul
 t_ok "rootless build -f -" as_user "./mkimg build -q -t from-stdin -f - ctx <ctx/Dockerfile"
 t_ok "rootless build of a git URL" as_user ./mkimg build -q -t from-git "http://$GIT_HTTP/repo.git#main:sub"
 t_eq "the repository's sub/ was the context" "$(as_user ./mkimg run from-git cat /a 2>/dev/null)" rootless-ctx
+mkdir -p "$T/u/nc" && echo from-dir >"$T/u/nc/f"
+printf 'FROM busybox\nCOPY --from=d /f /from-dir\nCOPY --from=g /a /from-git\nADD %s /added\n' \
+    "http://$GIT_HTTP/repo.git#main:sub" >"$T/u/nc/Dockerfile"
+chown -R "$user" "$T/u/nc"
+t_ok "rootless --build-context with a directory and a git URL, and ADD <git URL>" \
+    as_user ./mkimg build -q -t nc --build-context d=nc --build-context "g=http://$GIT_HTTP/repo.git#main:sub" nc
+t_eq "the directory, the repository and the ADDed repository" \
+    "$(as_user ./mkimg run nc cat /from-dir /from-git /added/a 2>/dev/null | tr '\n' ' ')" \
+    "from-dir rootless-ctx rootless-ctx "
 t_eq "no temp dir left in the store" "$(ls -A "$T/u/store/tmp" | wc -l)" 0
 t_done

@@ -25,7 +25,7 @@ bud_images() { # NAME...
 bud_build() {
     local rc=0
     "$MKIMG" build --progress=plain "$@" >"$T/out.raw" 2>&1 || rc=$?
-    sed -E 's/^#[0-9]+ //' "$T/out.raw" >"$T/out"
+    sed -E 's/^#[0-9]+ ([0-9]+\.[0-9]{3} )?//' "$T/out.raw" >"$T/out"
     return $rc
 }
 # bud_unpack REF: the image's rootfs in $T/u/rootfs.

@@ -8,6 +8,9 @@
 #   git_http_start DIR [CERT KEY]  serves the bare git repositories under DIR over git's smart
 #                       HTTP (`git http-backend`), over TLS with CERT and KEY; sets GIT_HTTP and
 #                       GIT_HTTP_LOG likewise
+#   git_test_repo WORK BARE  commits what is in WORK plus sub/f "one" on branch main, tags it
+#                       v1 (GIT_FIRST: its commit), commits sub/f "two", clones WORK bare to
+#                       BARE; git_work ARGS... runs git in WORK with an identity
 #
 # The servers stop with the test (and by themselves after 15 minutes). Proxy variables are
 # cleared so that nothing leaves 127.0.0.1.
@@ -49,4 +52,20 @@ git_http_start() {
 
 http_count() {
     grep -c "^GET $1 " "$HTTP_LOG"
+}
+
+git_work() {
+    git -C "$GIT_WORK" -c user.name=t -c user.email=t@t "$@"
+}
+
+git_test_repo() {
+    GIT_WORK=$1
+    mkdir -p "$1/sub" "$(dirname "$2")"
+    git init -q -b main "$1"
+    echo one >"$1/sub/f"
+    git_work add . && git_work commit -qm one && git_work tag v1
+    GIT_FIRST=$(git_work rev-parse HEAD)
+    echo two >"$1/sub/f"
+    git_work commit -qam two
+    git clone -q --bare "$1" "$2"
 }
