@@ -441,8 +441,10 @@ static void warn_unused_args(struct build *b)
     }
 }
 
-int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
-                  struct mk_image **ret_image, struct mk_error **err)
+/* One build, without the --cache-from sources set in skip; *ret_bad is a source that failed
+ * it (rcache_broken) or -1. */
+static int build_once(struct mk_store *store, const struct mk_build_opts *opts, uint64_t skip,
+                      struct mk_image **ret_image, int *ret_bad, struct mk_error **err)
 {
     struct build b;
     memset(&b, 0, sizeof(b));
@@ -456,7 +458,7 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     struct mk_image *img = NULL;
 
     if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 ||
-        read_dockerfile(&b, err) < 0 || rcache_open(&b, err) < 0)
+        read_dockerfile(&b, err) < 0 || rcache_open(&b, skip, err) < 0)
         goto out;
     predefined_args(&b);
     if (builder_context_open_with(opts->context_dir, opts->dockerfile, opts->ignorefile, &b.ctx,
@@ -482,7 +484,31 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     *ret_image = MK_TAKE_PTR(img);
     ret = 0;
 out:
+    *ret_bad = ret < 0 ? rcache_broken(b.rc, opts) : -1;
     layerstore_image_free(img);
     build_release(&b);
     return ret;
+}
+
+/* A cache source whose layer turns out missing or corrupt when it is fetched costs a restart
+ * without it (what was built is a local hit then), never a wrong image or a failed build. */
+int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
+                  struct mk_image **ret_image, struct mk_error **err)
+{
+    uint64_t skip = 0;
+    for (;;) {
+        int bad = -1;
+        struct mk_error *e = NULL;
+        if (build_once(store, opts, skip, ret_image, &bad, &e) == 0)
+            return 0;
+        if (bad < 0 || bad >= 64 || (skip & (UINT64_C(1) << bad))) {
+            if (err)
+                *err = e;
+            else
+                mk_error_free(e);
+            return -1;
+        }
+        mk_error_free(e);
+        skip |= UINT64_C(1) << bad;
+    }
 }

@@ -18,6 +18,7 @@ struct rc_source {
     size_t n;
     struct mk_layer_desc *blobs; /* an image's inline cache: its layers as the registry has them */
     size_t n_blobs;
+    size_t index; /* in opts->cache_from */
 };
 
 struct rc_dest {
@@ -51,6 +52,9 @@ struct rcache {
     size_t n_pending;
     struct rc_used *used;
     size_t n_used;
+    /* A source whose layer could not be fetched: its index and what went wrong. */
+    int broken;
+    char *broken_msg;
 };
 
 static void warn(struct build *b, const char *spec, const char *what)
@@ -140,12 +144,13 @@ static int read_source(struct build *b, struct rc_source *s, struct mk_error **e
     return layerstore_cache_layout_read(s->dir, &s->recs, &s->n, err);
 }
 
-int rcache_open(struct build *b, struct mk_error **err)
+int rcache_open(struct build *b, uint64_t skip, struct mk_error **err)
 {
     const struct mk_build_opts *o = b->opts;
     if (o->cache_from.n == 0 && o->cache_to.n == 0)
         return 0;
     struct rcache *rc = b->rc = mk_xcalloc(1, sizeof(*rc));
+    rc->broken = -1;
     rc->dst = mk_xcalloc(o->cache_to.n + 1, sizeof(*rc->dst));
     for (size_t i = 0; i < o->cache_to.n; i++) {
         struct rc_dest *d = &rc->dst[rc->n_dst];
@@ -164,8 +169,12 @@ int rcache_open(struct build *b, struct mk_error **err)
         struct rc_spec p;
         if (parse_spec("--cache-from", o->cache_from.v[i], false, &p, err) < 0)
             return -1;
+        if (i < 64 && (skip & (UINT64_C(1) << i))) {
+            free(p.loc);
+            continue;
+        }
         struct rc_source *s = &rc->src[rc->n_src];
-        *s = (struct rc_source){.dir = p.loc, .registry = p.registry};
+        *s = (struct rc_source){.dir = p.loc, .registry = p.registry, .index = i};
         struct mk_error *e = NULL;
         if (read_source(b, s, &e) < 0) {
             warn(b, o->cache_from.v[i], e->msg);
@@ -201,6 +210,7 @@ void rcache_free(struct rcache *rc)
     free(rc->dst);
     free(rc->pending);
     free(rc->used);
+    free(rc->broken_msg);
     free(rc);
 }
 
@@ -286,8 +296,14 @@ static int fetch(struct build *b, struct rc_pending *p, struct mk_error **err)
     else if (!layerstore_snapshot_exists(b->store, p->rec->chain_id) ||
              !layerstore_blob_exists(b->store, p->rec->layer.digest))
         r = fetch_registry(b, p, err);
-    if (r < 0)
+    if (r < 0) {
+        struct rcache *rc = b->rc;
+        if (rc->broken < 0) {
+            rc->broken = (int)p->src->index;
+            rc->broken_msg = mk_xstrdup(err && *err ? (*err)->msg : "a layer could not be fetched");
+        }
         return mk_error_wrap(err, "cache source \"%s\"", p->src->spec);
+    }
     /* Now a local hit for the next build. */
     layerstore_step_record_put(b->store, p->rec, NULL);
     p->fetched = true;
@@ -380,4 +396,15 @@ int rcache_inline_annotation(struct build *b, struct mk_strv *notes, struct mk_e
         return -1;
     mk_strv_pushf(notes, "%s=%s", MK_ANNOTATION_CACHE_INLINE, json);
     return 0;
+}
+
+int rcache_broken(const struct rcache *rc, const struct mk_build_opts *opts)
+{
+    if (!rc || rc->broken < 0)
+        return -1;
+    _cleanup_free_ char *line =
+        mk_xasprintf("mkimg: warning: cache source \"%s\": %s; building without it\n",
+                     opts->cache_from.v[rc->broken], rc->broken_msg);
+    mk_write_all(opts->log_fd, line, strlen(line), NULL);
+    return rc->broken;
 }

@@ -119,9 +119,10 @@ int stage_platforms(struct build *b, struct mk_error **err);
 size_t keep_pinned(struct build *b);
 
 /* remote-cache.c: --cache-from/--cache-to (docs/remote-cache.md) */
-/* Checks the specs (MK_ERR_USAGE) and reads every cache source's records; a source that
- * cannot be read is one warning line on the log and left out. */
-int rcache_open(struct build *b, struct mk_error **err);
+/* Checks the specs (MK_ERR_USAGE) and reads every cache source's records but those whose
+ * index is set in skip; a source that cannot be read is one warning line on the log and left
+ * out. */
+int rcache_open(struct build *b, uint64_t skip, struct mk_error **err);
 void rcache_free(struct rcache *rc);
 /* After a local miss: a source's record of key that fits on s is added to s like a local
  * hit (its layer not fetched yet). Returns the source's spec, or NULL for a miss. */
@@ -135,6 +136,9 @@ int rcache_fetch(struct build *b, const struct mk_strv *lowerdirs, struct mk_err
 /* --cache-to type=inline: appends "KEY=VALUE", the annotation that carries the final stage's
  * records in the image manifest, to notes (nothing without one). */
 int rcache_inline_annotation(struct build *b, struct mk_strv *notes, struct mk_error **err);
+/* After a failed build: the --cache-from index of the source whose layer could not be
+ * fetched (after one warning line saying so), or -1. */
+int rcache_broken(const struct rcache *rc, const struct mk_build_opts *opts);
 /* Writes every --cache-to. */
 int rcache_export(struct build *b, struct mk_error **err);
 

@@ -90,6 +90,20 @@ t_grep "damaged layers: a warning" '^mkimg: warning: cache source .*missing or d
     "$T/h.log"
 t_eq "... and every RUN runs" "$(rc_ran "$T/h.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
 
+# Layers of the right size but other bytes show only when fetched: the build starts over
+# without that source (what it built so far is a local hit), to the same image.
+rc_store i
+rm -rf "$T/bad" && cp -a "$T/cache" "$T/bad"
+for d in $(jq -r '.layers[].digest' "$mfile"); do
+    printf 'X' | dd of="$T/bad/blobs/sha256/${d#sha256:}" bs=1 seek=1000 conv=notrunc 2>/dev/null
+done
+id_i=$(rc_build "$T/i.log" --cache-from "type=local,src=$T/bad")
+t_grep "a damaged layer: a warning" \
+    '^mkimg: warning: cache source ".*bad": .*; building without it$' "$T/i.log"
+t_eq "... one line" "$(grep -c '^mkimg: warning' "$T/i.log")" 1
+t_eq "... and the same image" "$id_i" "$id_a"
+t_eq "... every RUN ran once" "$(rc_ran "$T/i.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
+
 # Usage errors before any work.
 "$MKIMG" build --cache-to type=nope,dest=x "$c" >/dev/null 2>"$T/u.err"
 t_eq "an unknown type is a usage error" "$?" 2
