@@ -2,9 +2,12 @@
  * imported from cache sources decide hits after the local cache missed; their layers are
  * fetched only when the build needs them; the records of the steps a build went through are
  * exported with their layers. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "builder/internal.h"
 #include "builder/rooms.h"
@@ -22,6 +25,7 @@ struct rc_source {
 };
 
 struct rc_dest {
+    bool cache_mounts; /* cache-mounts=true: the RUN cache mounts go along */
     char *spec;
     char *dir; /* or the ref, as for a source; NULL for type=inline */
     bool registry;
@@ -43,6 +47,12 @@ struct rc_used {
     size_t stage;
 };
 
+/* A RUN --mount=type=cache this build used: its id digest and data dir. */
+struct rc_mount {
+    char id[MK_DIGEST_SIZE];
+    char *dir;
+};
+
 struct rcache {
     struct rc_source *src;
     size_t n_src;
@@ -52,6 +62,9 @@ struct rcache {
     size_t n_pending;
     struct rc_used *used;
     size_t n_used;
+    struct rc_mount *mounts;
+    size_t n_mounts;
+    bool export_mounts;
     /* A source whose layer could not be fetched: its index and what went wrong. */
     int broken;
     char *broken_msg;
@@ -72,7 +85,7 @@ static int cmp_record(const void *a, const void *c)
 /* What a --cache-from/--cache-to spec says. */
 struct rc_spec {
     char *loc; /* src=/dest= DIR, or ref= */
-    bool registry, max, ignore_error;
+    bool registry, max, ignore_error, cache_mounts;
 };
 
 /* Every key of kv is one of known (NULL-terminated). */
@@ -101,6 +114,7 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
     const char *type = mk_strv_env_get(&kv, "type");
     const char *mode = mk_strv_env_get(&kv, "mode");
     const char *ign = mk_strv_env_get(&kv, "ignore-error");
+    const char *cm = mk_strv_env_get(&kv, "cache-mounts");
     bool reg = type && strcmp(type, "registry") == 0;
     if (to && type && strcmp(type, "inline") == 0 && kv.n == 1) {
         memset(ret, 0, sizeof(*ret));
@@ -121,10 +135,14 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
                             reg ? "HOST/REPO:TAG" : "DIR");
     if (mode && strcmp(mode, "min") != 0 && strcmp(mode, "max") != 0)
         return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": mode= takes min or max", flag, spec);
-    if (ign && strcmp(ign, "true") != 0 && strcmp(ign, "false") != 0)
-        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": ignore-error= takes true or false",
-                            flag, spec);
-    static const char *const known_to[] = {"type", "dest", "ref", "mode", "ignore-error", NULL};
+    if ((ign && strcmp(ign, "true") != 0 && strcmp(ign, "false") != 0) ||
+        (cm && strcmp(cm, "true") != 0 && strcmp(cm, "false") != 0))
+        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": %s= takes true or false", flag, spec,
+                            cm && strcmp(cm, "true") != 0 && strcmp(cm, "false") != 0
+                                ? "cache-mounts"
+                                : "ignore-error");
+    static const char *const known_to[] = {"type",         "dest",         "ref", "mode",
+                                           "ignore-error", "cache-mounts", NULL};
     static const char *const known_from[] = {"type", "src", "ref", NULL};
     if (check_keys(flag, spec, &kv, to ? known_to : known_from, err) < 0)
         return -1;
@@ -132,6 +150,7 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
     ret->registry = reg;
     ret->max = mode && strcmp(mode, "max") == 0;
     ret->ignore_error = ign && strcmp(ign, "true") == 0;
+    ret->cache_mounts = cm && strcmp(cm, "true") == 0;
     return 0;
 }
 
@@ -161,7 +180,9 @@ int rcache_open(struct build *b, uint64_t skip, struct mk_error **err)
                               .dir = p.loc,
                               .registry = p.registry,
                               .max = p.max,
-                              .ignore_error = p.ignore_error};
+                              .ignore_error = p.ignore_error,
+                              .cache_mounts = p.cache_mounts};
+        rc->export_mounts |= p.cache_mounts;
         rc->n_dst++;
     }
     rc->src = mk_xcalloc(o->cache_from.n + 1, sizeof(*rc->src));
@@ -210,6 +231,9 @@ void rcache_free(struct rcache *rc)
     free(rc->dst);
     free(rc->pending);
     free(rc->used);
+    for (size_t i = 0; i < rc->n_mounts; i++)
+        free(rc->mounts[i].dir);
+    free(rc->mounts);
     free(rc->broken_msg);
     free(rc);
 }
@@ -320,6 +344,29 @@ int rcache_fetch(struct build *b, const struct mk_strv *lowerdirs, struct mk_err
     return 0;
 }
 
+/* cache-mounts=true: a record per cache mount this build used, keyed by its id digest (never
+ * a step key: another hash domain), its layer the tar of its data. */
+static int add_mounts(struct build *b, struct mk_step_record **recs, size_t *n,
+                      struct mk_error **err)
+{
+    struct rcache *rc = b->rc;
+    *recs = mk_xreallocarray(*recs, *n + rc->n_mounts + 1, sizeof(**recs));
+    for (size_t i = 0; i < rc->n_mounts; i++) {
+        struct stat st;
+        if (stat(rc->mounts[i].dir, &st) < 0)
+            continue;
+        struct mk_step_record *r = &(*recs)[*n];
+        memset(r, 0, sizeof(*r));
+        if (layerstore_dir_to_blob(b->store, rc->mounts[i].dir, &r->layer, err) < 0)
+            return mk_error_wrap(err, "cache mount \"%s\"", rc->mounts[i].dir);
+        memcpy(r->key, rc->mounts[i].id, MK_DIGEST_SIZE);
+        mk_chain_id("", r->layer.diff_id, r->chain_id);
+        r->history.created_by = mk_xstrdup("cache mount");
+        (*n)++;
+    }
+    return 0;
+}
+
 /* The records of the steps dest asks for, their layers in the store. */
 static int collect(struct build *b, const struct rc_dest *d, struct mk_step_record **ret,
                    size_t *ret_n, struct mk_error **err)
@@ -343,6 +390,10 @@ static int collect(struct build *b, const struct rc_dest *d, struct mk_step_reco
         else
             layerstore_step_record_release(&recs[n]);
         mk_error_free(e);
+    }
+    if (d->cache_mounts && add_mounts(b, &recs, &n, err) < 0) {
+        layerstore_step_records_free(recs, n);
+        return -1;
     }
     *ret = recs;
     *ret_n = n;
@@ -407,4 +458,55 @@ int rcache_broken(const struct rcache *rc, const struct mk_build_opts *opts)
                      opts->cache_from.v[rc->broken], rc->broken_msg);
     mk_write_all(opts->log_fd, line, strlen(line), NULL);
     return rc->broken;
+}
+
+/* A source's record of a cache mount, restored into dir (which does not exist). */
+static int restore_mount(struct build *b, const struct rc_source *src,
+                         const struct mk_step_record *r, const char *dir, struct mk_error **err)
+{
+    _cleanup_close_ int fd = -1;
+    if (src->registry) {
+        if (registry_cache_fetch_layer(b->store, src->dir, b->opts->registry, &r->layer, err) < 0)
+            return -1;
+        fd = layerstore_blob_open(b->store, r->layer.digest, err);
+    } else {
+        _cleanup_free_ char *path =
+            mk_xasprintf("%s/blobs/sha256/%s", src->dir, mk_digest_hex(r->layer.digest));
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            return mk_error_errno(err, "opening \"%s\"", path);
+    }
+    return fd < 0 ? -1 : layerstore_tar_unpack_new_dir(b->store, fd, r->layer.digest, dir, err);
+}
+
+void rcache_mount(struct build *b, const char *id, const char *dir)
+{
+    struct rcache *rc = b->rc;
+    if (!rc)
+        return;
+    bool seen = false;
+    for (size_t i = 0; i < rc->n_mounts; i++)
+        seen |= strcmp(rc->mounts[i].id, id) == 0;
+    if (rc->export_mounts && !seen) {
+        rc->mounts = mk_xreallocarray(rc->mounts, rc->n_mounts + 1, sizeof(*rc->mounts));
+        memcpy(rc->mounts[rc->n_mounts].id, id, MK_DIGEST_SIZE);
+        rc->mounts[rc->n_mounts++].dir = mk_xstrdup(dir);
+    }
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return; /* this runner's own cache comes first */
+    struct mk_step_record probe;
+    memcpy(probe.key, id, MK_DIGEST_SIZE);
+    for (size_t i = 0; i < rc->n_src; i++) {
+        const struct mk_step_record *r =
+            bsearch(&probe, rc->src[i].recs, rc->src[i].n, sizeof(probe), cmp_record);
+        if (!r || r->empty)
+            continue;
+        struct mk_error *e = NULL;
+        if (restore_mount(b, &rc->src[i], r, dir, &e) == 0)
+            return;
+        /* A cache mount only saves time: an empty one will do. */
+        warn(b, rc->src[i].spec, e->msg);
+        mk_error_free(e);
+    }
 }

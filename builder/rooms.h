@@ -136,6 +136,10 @@ int rcache_fetch(struct build *b, const struct mk_strv *lowerdirs, struct mk_err
 /* --cache-to type=inline: appends "KEY=VALUE", the annotation that carries the final stage's
  * records in the image manifest, to notes (nothing without one). */
 int rcache_inline_annotation(struct build *b, struct mk_strv *notes, struct mk_error **err);
+/* RUN --mount=type=cache: the mount id (digest) whose data dir is dir, locked by the
+ * caller: noted for cache-mounts=true, and when dir does not exist yet, restored from a
+ * cache source that has it (a warning when that fails: the mount starts empty). */
+void rcache_mount(struct build *b, const char *id, const char *dir);
 /* After a failed build: the --cache-from index of the source whose layer could not be
  * fetched (after one warning line saying so), or -1. */
 int rcache_broken(const struct rcache *rc, const struct mk_build_opts *opts);

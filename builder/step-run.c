@@ -356,6 +356,7 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
             goto out;
         }
         keep(rm, dir);
+        rcache_mount(b, d, dir);
         mode_t mode;
         uint64_t uid = 0, gid = 0;
         const char *u = mk_strv_env_get(&kv, "uid"), *g = mk_strv_env_get(&kv, "gid");

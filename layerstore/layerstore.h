@@ -647,6 +647,15 @@ int layerstore_cache_layout_read(const char *dir, struct mk_step_record **ret, s
 int layerstore_cache_layout_fetch(struct mk_store *store, const char *dir,
                                   const struct mk_step_record *rec, const char *parent_chain,
                                   struct mk_error **err);
+/* --cache-to cache-mounts=true: the tree of dir (a cache mount's data/) as a plain tar blob
+ * in the store (ret: digest == diff_id, size; ret->media_type is the caller's)
+ * (layerstore/import.c). */
+int layerstore_dir_to_blob(struct mk_store *store, const char *dir, struct mk_layer_desc *ret,
+                           struct mk_error **err);
+/* Unpacks the plain tar read from fd into dir, which must not exist: it appears (by rename)
+ * only when complete and when the tar's sha256 is digest (MK_ERR_DIGEST otherwise). */
+int layerstore_tar_unpack_new_dir(struct mk_store *store, int fd, const char *digest,
+                                  const char *dir, struct mk_error **err);
 /* The same from a layer tar open as fd (e.g. a blob a registry cache gave). */
 int layerstore_cache_layer_import(struct mk_store *store, int fd, const struct mk_step_record *rec,
                                   const char *parent_chain, struct mk_error **err);

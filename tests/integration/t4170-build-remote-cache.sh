@@ -104,6 +104,29 @@ t_eq "... one line" "$(grep -c '^mkimg: warning' "$T/i.log")" 1
 t_eq "... and the same image" "$id_i" "$id_a"
 t_eq "... every RUN ran once" "$(rc_ran "$T/i.log")" "RAN-build1 RAN-build2 RAN-final1 RAN-final2"
 
+# cache-mounts=true: what a RUN put in its cache mount on A is there for the RUN on B (which
+# runs: its build-arg changed).
+m=$T/m; mkdir -p "$m"
+cat >"$m/Dockerfile" <<'DF'
+FROM busybox
+ARG V=1
+RUN --mount=type=cache,id=pkgs,target=/var/cache/pkgs \
+    echo "V=$V found:$(cat /var/cache/pkgs/marker 2>/dev/null || echo nothing)"; \
+    echo "filled-on-$V" >/var/cache/pkgs/marker
+DF
+rc_store ma
+"$MKIMG" build --progress=plain --cache-to "type=local,dest=$T/mcache,cache-mounts=true" \
+    "$m" >/dev/null 2>"$T/ma.log"
+t_grep "A's RUN finds its cache mount empty" 'V=1 found:nothing' "$T/ma.log"
+rc_store mb
+"$MKIMG" build --progress=plain --build-arg V=2 --cache-from "type=local,src=$T/mcache" \
+    "$m" >/dev/null 2>"$T/mb.log"
+t_grep "B's RUN finds what A's put in the cache mount" 'V=2 found:filled-on-1' "$T/mb.log"
+rc_store mc
+"$MKIMG" build --progress=plain --build-arg V=2 --cache-from "type=local,src=$T/cache" \
+    "$m" >/dev/null 2>"$T/mc.log"
+t_grep "a cache without cache-mounts=true restores none" 'V=2 found:nothing' "$T/mc.log"
+
 # Usage errors before any work.
 "$MKIMG" build --cache-to type=nope,dest=x "$c" >/dev/null 2>"$T/u.err"
 t_eq "an unknown type is a usage error" "$?" 2

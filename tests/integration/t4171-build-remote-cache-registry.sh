@@ -86,6 +86,24 @@ diff "$T/before2.log" "$REG_LOG" | grep -oE '"GET /v2/app/img/blobs/sha256:[0-9a
 jq -r '.layers[1:][].digest' "$T/img.json" | sort -u >"$T/need2"
 t_eq "... downloading the image's layers but the base (and its config)" \
     "$(comm -3 "$T/got2" "$T/need2" | grep -c sha256)" 1
+# cache-mounts=true through the registry.
+m=$T/m; mkdir -p "$m"
+cat >"$m/Dockerfile" <<'DF'
+FROM busybox
+ARG V=1
+RUN --mount=type=cache,target=/root/.cache \
+    echo "V=$V found:$(cat /root/.cache/marker 2>/dev/null || echo nothing)"; \
+    echo "filled-on-$V" >/root/.cache/marker
+DF
+rc_store ma
+"$MKIMG" build --progress=plain --creds ci:ci-pw \
+    --cache-to "type=registry,ref=$REG/cache/mounts:1,cache-mounts=true" "$m" >/dev/null 2>"$T/ma.log"
+t_grep "A's RUN fills its cache mount" 'V=1 found:nothing' "$T/ma.log"
+rc_store mb
+"$MKIMG" build --progress=plain --creds ci:ci-pw --build-arg V=2 \
+    --cache-from "type=registry,ref=$REG/cache/mounts:1" "$m" >/dev/null 2>"$T/mb.log"
+t_grep "B's RUN finds it filled, through the registry" 'V=2 found:filled-on-1' "$T/mb.log"
+
 "$MKIMG" build --cache-to type=inline,mode=max "$c" >/dev/null 2>"$T/i.err"
 t_grep "type=inline takes no options" 'type= takes local, registry or inline' "$T/i.err"
 t_done
