@@ -432,12 +432,13 @@ static const struct cli_opt build_opts[] = {
     {OPT_EXPLAIN_CACHE, 0, "explain-cache", NULL,
      "for each step that misses the cache, say which input changed", 0, NULL},
     {OPT_CACHE_FROM, 0, "cache-from", "SPEC",
-     "also take cached steps from an exported cache: type=local,src=DIR or "
-     "type=registry,ref=REF (repeatable)",
+     "also take cached steps from an exported cache: type=local,src=DIR, "
+     "type=registry,ref=REF or REF (repeatable)",
      CLI_COMP_FILE, NULL},
     {OPT_CACHE_TO, 0, "cache-to", "SPEC",
-     "export the build cache: type=local,dest=DIR or type=registry,ref=REF; mode=min (the final "
-     "stage's steps) or max (every stage's); ignore-error=true (repeatable)",
+     "export the build cache: type=local,dest=DIR, type=registry,ref=REF or type=inline; "
+     "mode=min (the final stage's steps) or max (every stage's); ignore-error=true; "
+     "cache-mounts=true (RUN cache mounts too) (repeatable)",
      CLI_COMP_FILE, NULL},
     {OPT_PULL, 0, "pull", "[=POLICY]", "base images: missing (default), always, never (offline)",
      CLI_COMP_WORDS, "missing always never"},
