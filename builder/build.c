@@ -305,6 +305,7 @@ static void build_release(struct build *b)
     free(b->df_abs);
     free(b->created);
     explain_release();
+    rcache_free(b->rc);
     builder_progress_free(b->ui);
 }
 
@@ -375,6 +376,8 @@ static int write_image(struct build *b, struct mk_image **ret, struct mk_error *
         const char *a = opts->annotations.v[i];
         mk_strv_push_take(&notes, strchr(a, '=') ? mk_xstrdup(a) : mk_xasprintf("%s=", a));
     }
+    if (rcache_inline_annotation(b, &notes, err) < 0)
+        return -1;
     char key[MK_DIGEST_SIZE];
     image_reuse_key(t, &notes, opts->epoch, key);
     if (!opts->no_cache)
@@ -418,8 +421,10 @@ static void warn_unused_args(struct build *b)
     }
 }
 
-int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
-                  struct mk_image **ret_image, struct mk_error **err)
+/* One build, without the --cache-from sources set in skip; *ret_bad is a source that failed
+ * it (rcache_broken) or -1. */
+static int build_once(struct mk_store *store, const struct mk_build_opts *opts, uint64_t skip,
+                      struct mk_image **ret_image, int *ret_bad, struct mk_error **err)
 {
     struct build b;
     memset(&b, 0, sizeof(b));
@@ -432,7 +437,8 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
     int ret = -1;
     struct mk_image *img = NULL;
 
-    if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 || read_dockerfile(&b, err) < 0)
+    if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 ||
+        read_dockerfile(&b, err) < 0 || rcache_open(&b, skip, err) < 0)
         goto out;
     predefined_args(&b);
     if (builder_context_open_with(opts->context_dir, b.df_path, opts->ignorefile, &b.ctx, err) < 0)
@@ -449,14 +455,39 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         ret = 0;
         goto out;
     }
-    if (write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0)
+    if (rcache_fetch(&b, &b.stages[b.target].lowerdirs, err) < 0 ||
+        write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0 || rcache_export(&b, err) < 0)
         goto out;
     warn_unused_args(&b);
     builder_hashcache_save(b.hc, NULL);
     *ret_image = MK_TAKE_PTR(img);
     ret = 0;
 out:
+    *ret_bad = ret < 0 ? rcache_broken(b.rc, opts) : -1;
     layerstore_image_free(img);
     build_release(&b);
     return ret;
+}
+
+/* A cache source whose layer turns out missing or corrupt when it is fetched costs a restart
+ * without it (what was built is a local hit then), never a wrong image or a failed build. */
+int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
+                  struct mk_image **ret_image, struct mk_error **err)
+{
+    uint64_t skip = 0;
+    for (;;) {
+        int bad = -1;
+        struct mk_error *e = NULL;
+        if (build_once(store, opts, skip, ret_image, &bad, &e) == 0)
+            return 0;
+        if (bad < 0 || bad >= 64 || (skip & (UINT64_C(1) << bad))) {
+            if (err)
+                *err = e;
+            else
+                mk_error_free(e);
+            return -1;
+        }
+        mk_error_free(e);
+        skip |= UINT64_C(1) << bad;
+    }
 }

@@ -62,6 +62,8 @@ struct mk_build_opts {
      * it (the CLI: --build-arg SOURCE_DATE_EPOCH=N, else --timestamp, else the environment);
      * the builder reads no environment variable for it. */
     int64_t epoch;
+    struct mk_strv cache_from; /* --cache-from specs (docs/remote-cache.md) */
+    struct mk_strv cache_to;   /* --cache-to specs */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and

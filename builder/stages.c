@@ -84,7 +84,8 @@ int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_r
 {
     r->fd = -1;
     struct mk_workspace ws;
-    if (builder_workspace_new(b->store, "src-", &ws, err) < 0)
+    if (rcache_fetch(b, lowerdirs, err) < 0 ||
+        builder_workspace_new(b->store, "src-", &ws, err) < 0)
         return -1;
     r->tmp = MK_TAKE_PTR(ws.tmp);
     _cleanup_free_ char *upper = MK_TAKE_PTR(ws.upper);

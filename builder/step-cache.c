@@ -140,6 +140,17 @@ void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l)
         key_add(h, l->v[i]);
 }
 
+void key_add_lowers(struct mk_sha256 *h, const struct mk_strv *lowerdirs)
+{
+    char n[32];
+    snprintf(n, sizeof(n), "%zu", lowerdirs->n);
+    key_add(h, n);
+    for (size_t i = 0; i < lowerdirs->n; i++) {
+        const char *name = strrchr(lowerdirs->v[i], '/');
+        key_add(h, name ? name + 1 : lowerdirs->v[i]);
+    }
+}
+
 static int cmp_part(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -147,13 +158,16 @@ static int cmp_part(const void *a, const void *b)
 
 /* Compares this step's inputs with the record of the last build's step at the same
  * position, prints what changed, and keeps the new record. */
-static void explain_step(struct build *b, bool hit)
+static void explain_step(struct build *b, bool hit, const char *from)
 {
     ex_close_part();
     _cleanup_free_ char *id_text = mk_xasprintf("mkimg-explain-v1\n%s\n%zu", b->df_abs, b->step);
     char id[MK_DIGEST_SIZE];
     mk_sha256_buffer(id_text, strlen(id_text), id);
     qsort(ex->parts.v, ex->parts.n, sizeof(char *), cmp_part);
+    if (hit && b->rc)
+        logf_(b, " => cache hit: %s%s%s\n", from ? "from \"" : "local", from ? from : "",
+              from ? "\"" : "");
     if (!hit && !b->opts->no_cache) {
         struct mk_explain_record old;
         struct mk_error *e = NULL;
@@ -211,30 +225,41 @@ static void explain_step(struct build *b, bool hit)
 
 /* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
  * *ret_hit tells. A broken entry is a miss. */
-static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
-                              const char *created_by, bool *ret_hit);
+static bool cache_lookup_local(struct build *b, struct stage *s, const char *key,
+                               const char *created_by);
 
+/* A local hit, else one from a --cache-from source (from names it). */
 int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
                  bool *ret_hit)
 {
-    int r = cache_lookup_inner(b, s, key, created_by, ret_hit);
+    const char *from = NULL;
+    bool hit = false;
+    if (!b->opts->no_cache || strv_has(&b->fresh_keys, key)) {
+        hit = cache_lookup_local(b, s, key, created_by);
+        if (!hit && !b->opts->no_cache)
+            hit = (from = rcache_lookup(b, s, key, created_by)) != NULL;
+    }
+    *ret_hit = hit;
+    if (hit) {
+        b->cached_steps++;
+        rcache_note(b, s, key);
+        if (!b->silent)
+            builder_progress_done(b->ui, "CACHED");
+    }
     if (ex->on)
-        explain_step(b, *ret_hit);
+        explain_step(b, hit, from);
     ex->first_in_stage = false;
-    return r;
+    return 0;
 }
 
-static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
-                              const char *created_by, bool *ret_hit)
+static bool cache_lookup_local(struct build *b, struct stage *s, const char *key,
+                               const char *created_by)
 {
-    *ret_hit = false;
-    if (b->opts->no_cache && !strv_has(&b->fresh_keys, key))
-        return 0;
     struct mk_step_record rec;
     struct mk_error *e = NULL;
     if (layerstore_step_record_get(b->store, key, &rec, &e) < 0) {
         mk_error_free(e);
-        return 0;
+        return false;
     }
     bool hit = rec.empty;
     if (rec.empty) {
@@ -255,13 +280,7 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
         mk_error_free(e);
     }
     layerstore_step_record_release(&rec);
-    if (!hit)
-        return 0;
-    *ret_hit = true;
-    b->cached_steps++;
-    if (!b->silent)
-        builder_progress_done(b->ui, "CACHED");
-    return 0;
+    return hit;
 }
 
 void cache_store(struct build *b, const struct stage *s, const char *key, bool empty)
@@ -281,6 +300,7 @@ void cache_store(struct build *b, const struct stage *s, const char *key, bool e
     }
     /* A cache that cannot be written only costs speed next time. */
     layerstore_step_record_put(b->store, &rec, NULL);
+    rcache_note(b, s, key);
     if (b->result_fd >= 0) {
         _cleanup_free_ char *line = mk_xasprintf("key %s\n", key);
         mk_write_all(b->result_fd, line, strlen(line), NULL);
@@ -295,7 +315,8 @@ int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_wo
                struct mk_error **err)
 {
     struct mk_workspace ws;
-    if (builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
+    if (rcache_fetch(b, &s->lowerdirs, err) < 0 ||
+        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
         builder_workspace_new(b->store, "step-", &ws, err) < 0)
         return -1;
     b->tmp = MK_TAKE_PTR(ws.tmp);

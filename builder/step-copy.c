@@ -327,7 +327,7 @@ int do_copy(struct build *b, struct stage *s, const struct mk_df_node *n, bool i
             goto out;
         struct copy_key k = {.b = b, .h = key_begin(b, s, kw), .srcfd = spec.src_rootfd};
         key_part("source stage or image");
-        key_add_strv(k.h, &src_lowers);
+        key_add_lowers(k.h, &src_lowers);
         key_part("heredocs");
         for (size_t i = 0; i < n->n_heredocs; i++)
             key_add(k.h, n->heredocs[i].content);

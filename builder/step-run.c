@@ -124,7 +124,7 @@ static struct mk_strv *from_lowers(struct build *b, struct stage *s, const struc
         node_error(b, n, err, "too many --mount options that need an overlay");
         return NULL;
     }
-    if (from_lowerdirs(b, s, n, from, lowers, err) < 0) {
+    if (from_lowerdirs(b, s, n, from, lowers, err) < 0 || rcache_fetch(b, lowers, err) < 0) {
         node_error(b, n, err, "--mount from=%s", from);
         return NULL;
     }
@@ -356,6 +356,7 @@ static int one_mount(struct build *b, struct stage *s, const struct mk_df_node *
             goto out;
         }
         keep(rm, dir);
+        rcache_mount(b, d, dir);
         mode_t mode;
         uint64_t uid = 0, gid = 0;
         const char *u = mk_strv_env_get(&kv, "uid"), *g = mk_strv_env_get(&kv, "gid");
@@ -577,7 +578,7 @@ static int run_mounts_key(struct build *b, struct stage *s, const struct mk_df_n
             if (from_lowerdirs(b, s, n, from, &lowers, err) < 0)
                 return node_error(b, n, err, "--mount from=%s", from);
             key_part("mount from %s", from);
-            key_add_strv(h, &lowers);
+            key_add_lowers(h, &lowers);
         } else if (strcmp(type, "bind") == 0) {
             _cleanup_free_ char *rel = mount_source_rel(source);
             _cleanup_close_ int fd =

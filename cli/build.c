@@ -381,6 +381,8 @@ enum {
     OPT_SQUASH,
     OPT_JOBS,
     OPT_ALLOW,
+    OPT_CACHE_FROM,
+    OPT_CACHE_TO,
     OPT_BUILD_CONTEXT,
 };
 
@@ -411,6 +413,15 @@ static const struct cli_opt build_opts[] = {
      CLI_COMP_FILE, NULL},
     {OPT_EXPLAIN_CACHE, 0, "explain-cache", NULL,
      "for each step that misses the cache, say which input changed", 0, NULL},
+    {OPT_CACHE_FROM, 0, "cache-from", "SPEC",
+     "also take cached steps from an exported cache: type=local,src=DIR, "
+     "type=registry,ref=REF or REF (repeatable)",
+     CLI_COMP_FILE, NULL},
+    {OPT_CACHE_TO, 0, "cache-to", "SPEC",
+     "export the build cache: type=local,dest=DIR, type=registry,ref=REF or type=inline; "
+     "mode=min (the final stage's steps) or max (every stage's); ignore-error=true; "
+     "cache-mounts=true (RUN cache mounts too) (repeatable)",
+     CLI_COMP_FILE, NULL},
     {OPT_PULL, 0, "pull", "[=POLICY]", "base images: missing (default), always, never (offline)",
      CLI_COMP_WORDS, "missing always never"},
     {OPT_IGNOREFILE, 0, "ignorefile", "FILE", "use FILE instead of the context's .dockerignore",
@@ -473,6 +484,8 @@ static void build_cli_release(struct build_cli *b)
     mk_strv_release(&b->opts.secrets);
     mk_strv_release(&b->opts.labels);
     mk_strv_release(&b->opts.annotations);
+    mk_strv_release(&b->opts.cache_from);
+    mk_strv_release(&b->opts.cache_to);
     mk_strv_release(&b->outputs);
     mk_strv_release(&b->named_contexts);
     mk_strv_release(&b->opts.named_contexts);
@@ -567,6 +580,12 @@ static int build_opt(struct build_cli *b, int id, const char *arg)
         break;
     case OPT_EXPLAIN_CACHE:
         opts->explain_cache = true;
+        break;
+    case OPT_CACHE_FROM:
+        mk_strv_push(&opts->cache_from, arg);
+        break;
+    case OPT_CACHE_TO:
+        mk_strv_push(&opts->cache_to, arg);
         break;
     case OPT_IGNOREFILE:
         opts->ignorefile = arg;

@@ -7,6 +7,40 @@
 
 #include "layerstore/internal.h"
 
+/* The tree of the directory open as fd as a plain tar blob (ret: digest == diff_id), no mtime
+ * later than epoch (MK_EPOCH_NONE: as they are). */
+static int dir_fd_to_blob(struct mk_store *store, int fd, int64_t epoch, struct mk_layer_desc *ret,
+                          struct mk_error **err)
+{
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
+    if (out < 0)
+        return -1;
+    char diff_id[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    if (ls_tar_write_dir(fd, out, epoch, diff_id, &size, err) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    if (ls_blob_commit_tmp(store, out, tmp, diff_id, err) < 0)
+        return -1;
+    memset(ret, 0, sizeof(*ret));
+    memcpy(ret->digest, diff_id, MK_DIGEST_SIZE);
+    memcpy(ret->diff_id, diff_id, MK_DIGEST_SIZE);
+    ret->media_type = mk_xstrdup(MK_MEDIA_OCI_LAYER);
+    ret->size = size;
+    return 0;
+}
+
+int layerstore_dir_to_blob(struct mk_store *store, const char *dir, struct mk_layer_desc *ret,
+                           struct mk_error **err)
+{
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", dir);
+    return dir_fd_to_blob(store, fd, MK_EPOCH_NONE, ret, err);
+}
+
 static int import_layer(struct mk_store *store, const char *path, int64_t epoch,
                         struct mk_layer_desc *ret, struct mk_error **err)
 {
@@ -21,24 +55,13 @@ static int import_layer(struct mk_store *store, const char *path, int64_t epoch,
         return layerstore_layer_import_tar(store, fd, "", ret, NULL, err);
     /* The user's directory is only read: write its tar as a blob, then unpack that into a
      * snapshot, so the snapshot holds exactly what the layer says. */
-    _cleanup_free_ char *tmp = NULL;
-    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
-    if (out < 0)
+    if (dir_fd_to_blob(store, fd, epoch, ret, err) < 0)
         return -1;
-    char diff_id[MK_DIGEST_SIZE];
-    uint64_t size = 0;
-    if (ls_tar_write_dir(fd, out, epoch, diff_id, &size, err) < 0) {
-        unlink(tmp);
+    if (ls_snapshot_unpack(store, ret->diff_id, ret->diff_id, ret->diff_id, err) < 0) {
+        free(ret->media_type);
+        ret->media_type = NULL;
         return -1;
     }
-    if (ls_blob_commit_tmp(store, out, tmp, diff_id, err) < 0 ||
-        ls_snapshot_unpack(store, diff_id, diff_id, diff_id, err) < 0)
-        return -1;
-    memset(ret, 0, sizeof(*ret));
-    memcpy(ret->digest, diff_id, MK_DIGEST_SIZE);
-    memcpy(ret->diff_id, diff_id, MK_DIGEST_SIZE);
-    ret->media_type = mk_xstrdup(MK_MEDIA_OCI_LAYER);
-    ret->size = size;
     return 0;
 }
 

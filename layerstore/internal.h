@@ -264,6 +264,13 @@ struct ls_cache_refs {
  * its head only (data may be its first bytes). */
 int ls_cache_record_refs(enum ls_cache_kind kind, const char *key, const char *data, size_t len,
                          struct ls_cache_refs *ret, struct mk_error **err);
+/* A step record as the JSON object ROOT/cache/steps/ holds (and a remote cache exports), or
+ * NULL (MK_ERR_INVALID) for a record with a layer but no valid digests. Caller decrefs. */
+json_t *ls_step_record_json(const struct mk_step_record *rec, struct mk_error **err);
+/* The reverse, for key; ret is released with layerstore_step_record_release (also on
+ * failure, MK_ERR_PARSE). */
+int ls_step_record_from_json(json_t *o, const char *key, struct mk_step_record *ret,
+                             struct mk_error **err);
 /* Reads enough of the record file name in dirfd for ls_cache_record_refs. */
 int ls_cache_record_load(int dirfd, const char *name, enum ls_cache_kind kind, char **ret,
                          size_t *ret_len, struct mk_error **err);

@@ -594,4 +594,54 @@ int layerstore_extract(int in_fd, int rootfd, const char *dest,
  * MK_EPOCH_NONE). For `build --output type=tar`. */
 int layerstore_tar_tree(int dirfd, int out_fd, int64_t epoch, struct mk_error **err);
 
+/* ---- remote build cache artifact (layerstore/cache-export.c, docs/remote-cache.md) -------
+ *
+ * A cache is an OCI image manifest of artifactType MK_MEDIA_CACHE_ARTIFACT whose config blob
+ * ({"version":1,"records":[...]}) holds step records in the form ROOT/cache/steps/ holds them,
+ * each with its "key", sorted by key; its layers are the uncompressed layer blobs they name.
+ * type=local keeps it in an OCI image layout directory (index.json written last). */
+#define MK_MEDIA_CACHE_ARTIFACT "application/vnd.mkimg.cache.v1"
+#define MK_MEDIA_CACHE_CONFIG "application/vnd.mkimg.cache.config.v1+json"
+/* --cache-to type=inline: the image manifest's annotation holding the config blob's JSON. */
+#define MK_ANNOTATION_CACHE_INLINE "dev.mkimg.cache.v1"
+
+/* The config blob for recs (a key listed twice is kept once). Caller frees; NULL
+ * (MK_ERR_INVALID) for a record with a layer but no valid digests. */
+char *layerstore_cache_config_json(const struct mk_step_record *recs, size_t n,
+                                   struct mk_error **err);
+/* Parses a config blob: *ret (freed with layerstore_step_records_free) and *ret_n. */
+int layerstore_cache_config_parse(const char *data, size_t len, struct mk_step_record **ret,
+                                  size_t *ret_n, struct mk_error **err);
+void layerstore_step_records_free(struct mk_step_record *recs, size_t n);
+/* Writes the cache of recs (their layers copied from the store) into the OCI layout dir,
+ * created when missing; what dir held before stays valid until index.json is replaced. */
+int layerstore_cache_layout_write(struct mk_store *store, const char *dir,
+                                  const struct mk_step_record *recs, size_t n,
+                                  struct mk_error **err);
+/* The cache manifest naming the config blob (digest, size) and the distinct layers of recs,
+ * in record order. Caller frees. */
+char *layerstore_cache_manifest_json(const struct mk_step_record *recs, size_t n,
+                                     const char *config, size_t config_len);
+/* Reads the records of the cache in dir: index.json, manifest and config (digests checked),
+ * and checks that every layer they name is there with its size. Layers are not read. */
+int layerstore_cache_layout_read(const char *dir, struct mk_step_record **ret, size_t *ret_n,
+                                 struct mk_error **err);
+/* Imports rec's layer from dir on top of parent_chain (blob and snapshot; nothing when both
+ * are in the store already): MK_ERR_DIGEST when its diff ID or chain ID is not rec's. */
+int layerstore_cache_layout_fetch(struct mk_store *store, const char *dir,
+                                  const struct mk_step_record *rec, const char *parent_chain,
+                                  struct mk_error **err);
+/* --cache-to cache-mounts=true: the tree of dir (a cache mount's data/) as a plain tar blob
+ * in the store (ret: digest == diff_id, size; ret->media_type is the caller's)
+ * (layerstore/import.c). */
+int layerstore_dir_to_blob(struct mk_store *store, const char *dir, struct mk_layer_desc *ret,
+                           struct mk_error **err);
+/* Unpacks the plain tar read from fd into dir, which must not exist: it appears (by rename)
+ * only when complete and when the tar's sha256 is digest (MK_ERR_DIGEST otherwise). */
+int layerstore_tar_unpack_new_dir(struct mk_store *store, int fd, const char *digest,
+                                  const char *dir, struct mk_error **err);
+/* The same from a layer tar open as fd (e.g. a blob a registry cache gave). */
+int layerstore_cache_layer_import(struct mk_store *store, int fd, const struct mk_step_record *rec,
+                                  const char *parent_chain, struct mk_error **err);
+
 #endif

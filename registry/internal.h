@@ -232,6 +232,13 @@ int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk
                    const char *image, const struct mk_ref *ref, const struct registry_opts *opts,
                    bool by_digest, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                    struct mk_error **err);
+/* The store's blob digest into c's repository unless it is there (HEAD), mounted from
+ * mount_from or a repository known to hold it, else uploaded. */
+int reg_push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
+                  const char *mount_from, struct mk_error **err);
+/* A blob of c's repository into the store unless it is there, verified (registry/pull.c). */
+int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest, uint64_t size,
+                   struct mk_error **err);
 /* PUT of a manifest or index; fails when the registry names another digest for it. */
 int reg_put_manifest(struct reg_client *c, const char *ref, const char *data, size_t len,
                      const char *media_type, const char *digest, struct mk_error **err);

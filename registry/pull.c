@@ -112,8 +112,8 @@ static int fetch_blob_once(struct reg_client *c, const char *path, struct mk_blo
 
 /* Downloads a blob into the store unless it is there: resumes with Range after a broken
  * connection, starts over after a corrupted answer, gives up after the retry budget. */
-static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest,
-                      uint64_t size, struct mk_error **err)
+int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest, uint64_t size,
+                   struct mk_error **err)
 {
     if (layerstore_blob_exists(store, digest)) {
         reg_log(c, "blob %s already present", digest);
@@ -168,7 +168,7 @@ static int fetch_layer_job(void *ctx, struct reg_client *c, size_t i, struct mk_
     for (size_t k = 0; k < i; k++)
         if (strcmp(j->layers[k].digest, j->layers[i].digest) == 0)
             return 0;
-    return fetch_blob(c, j->store, j->layers[i].digest, j->layers[i].size, err);
+    return reg_fetch_blob(c, j->store, j->layers[i].digest, j->layers[i].size, err);
 }
 
 /* Fetches the config and every layer of an image manifest, unpacking each layer. Layers
@@ -181,7 +181,7 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
     _cleanup_free_ struct reg_blob_desc *layers = NULL;
     size_t n = 0;
     if (reg_manifest_blobs(m, &config, &layers, &n, err) < 0 ||
-        fetch_blob(c, store, config.digest, config.size, err) < 0)
+        reg_fetch_blob(c, store, config.digest, config.size, err) < 0)
         return -1;
     _cleanup_free_ char *cdata = NULL;
     size_t clen = 0;

@@ -244,8 +244,8 @@ static int upload_blob(struct upload *u, struct mk_store *store, const char *mou
     return r;
 }
 
-static int push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
-                     const char *mount_from, struct mk_error **err)
+int reg_push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
+                  const char *mount_from, struct mk_error **err)
 {
     int ex = blob_exists(c, digest, err);
     if (ex < 0)
@@ -293,7 +293,7 @@ static int push_layer_streamed(struct reg_client *c, struct mk_store *store,
         /* The copy was there already: the usual HEAD, mount or upload. */
         int r = layerstore_compress_stream_finish(s, false, ret, err);
         layerstore_compress_stream_free(s);
-        return r < 0 ? -1 : push_blob(c, store, ret->digest, mount_from, err);
+        return r < 0 ? -1 : reg_push_blob(c, store, ret->digest, mount_from, err);
     }
     reg_log(c, "compressing layer %s and uploading it on the way", src->diff_id);
     struct upload u = {.c = c, .fd = layerstore_compress_stream_fd(s), .chunk = chunk_size()};
@@ -371,7 +371,7 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
     struct push_jobs *j = ctx;
     const struct mk_image *img = j->img;
     if (i == img->n_layers)
-        return push_blob(c, j->store, img->config_digest, j->mount_from, err);
+        return reg_push_blob(c, j->store, img->config_digest, j->mount_from, err);
     /* A layer listed twice goes once; its descriptor is copied when all are done. */
     for (size_t k = 0; k < i; k++)
         if (strcmp(img->layers[k].digest, img->layers[i].digest) == 0)
@@ -386,7 +386,7 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
     /* Compressed already (pulled), or pushed as it is stored. */
     j->out[i] = *src;
     j->out[i].media_type = mk_xstrdup(src->media_type ? src->media_type : MK_MEDIA_OCI_LAYER);
-    return push_blob(c, j->store, src->digest, j->mount_from, err);
+    return reg_push_blob(c, j->store, src->digest, j->mount_from, err);
 }
 
 /* Every blob of img, several at once; *ret gets the layers as pushed. */

@@ -128,4 +128,27 @@ int registry_auth_store(const char *authfile, const char *host, const char *cred
 int registry_login_check(const char *host, const char *creds, const struct registry_opts *opts,
                          struct mk_error **err);
 
+/* ---- remote build cache (registry/cache.c, docs/remote-cache.md) ----------------------- */
+
+struct mk_step_record;
+struct mk_layer_desc;
+/* Pushes the cache of recs to name (a tag): every layer blob not in the repository, the
+ * config blob of the records, then the artifact manifest under the tag (last, so a reader
+ * sees the old cache or the whole new one). Credentials and TLS as registry_push. */
+int registry_cache_push(struct mk_store *store, const char *name, const struct registry_opts *opts,
+                        const struct mk_step_record *recs, size_t n, struct mk_error **err);
+/* The records of the cache at name: its manifest (of the cache artifactType) and config,
+ * both digest-checked; no layer is fetched. *ret is freed with layerstore_step_records_free.
+ * An image manifest with an inline cache (annotation MK_ANNOTATION_CACHE_INLINE) gives its
+ * records, and in *ret_blobs (caller frees; NULL for a cache artifact) its layers as the
+ * registry holds them (digest, size) with their diff IDs, to fetch a record's layer by. */
+int registry_cache_records(const char *name, const struct registry_opts *opts,
+                           struct mk_step_record **ret, size_t *ret_n,
+                           struct mk_layer_desc **ret_blobs, size_t *ret_nblobs,
+                           struct mk_error **err);
+/* One layer blob of the cache at name into the store (verified), unless it is there. */
+int registry_cache_fetch_layer(struct mk_store *store, const char *name,
+                               const struct registry_opts *opts, const struct mk_layer_desc *layer,
+                               struct mk_error **err);
+
 #endif
