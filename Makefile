@@ -102,11 +102,12 @@ unit-bins: $(UNIT_BINS)
 # Debian packages: build, test (skopeo/umoci as independent readers, docker-registry for the
 # registry tests, uidmap for rootless, busybox-static for the embedded base image, procps for
 # the tests' pgrep, QEMU user emulation for the arm64 builds; the arm64 busybox comes from
-# busybox-static:arm64; man-db, groff-base and zsh check the generated man pages and completion).
+# busybox-static:arm64; man-db, groff-base and zsh check the generated man pages and completion;
+# strace counts system calls in t4705).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
 	libdeflate-dev busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz \
-	buildah runc time procps git podman qemu-user-static binfmt-support man-db groff-base zsh
+	buildah runc time procps git podman qemu-user-static binfmt-support man-db groff-base zsh strace
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \

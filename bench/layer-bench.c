@@ -74,7 +74,7 @@ int main(int argc, char **argv)
     char digest[MK_DIGEST_SIZE];
     uint64_t size = 0;
     struct mk_error *err = NULL;
-    if (ls_tar_write_dir(dfd, out, digest, &size, &err) < 0 || fsync(out) < 0) {
+    if (ls_tar_write_dir(dfd, out, MK_EPOCH_NONE, digest, &size, &err) < 0 || fsync(out) < 0) {
         fprintf(stderr, "layer-bench: %s\n", err ? err->msg : "fsync failed");
         return 1;
     }

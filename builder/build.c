@@ -86,16 +86,8 @@ int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 static int read_dockerfile(struct build *b, struct mk_error **err)
 {
     const struct mk_build_opts *o = b->opts;
-    _cleanup_free_ char *path =
-        o->dockerfile ? mk_xstrdup(o->dockerfile) : mk_xasprintf("%s/Dockerfile", o->context_dir);
-    if (!o->dockerfile && access(path, F_OK) < 0) {
-        /* Buildah and podman also take a Containerfile. */
-        _cleanup_free_ char *alt = mk_xasprintf("%s/Containerfile", o->context_dir);
-        if (access(alt, F_OK) == 0) {
-            free(path);
-            path = MK_TAKE_PTR(alt);
-        }
-    }
+    b->df_path = builder_dockerfile_path(o->context_dir, o->dockerfile);
+    const char *path = b->df_path;
     const char *slash = strrchr(path, '/');
     if (o->df_name)
         b->df_name = mk_xstrdup(o->df_name);
@@ -174,7 +166,8 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
     if (r == 0) {
         r = builder_squash_snapshots(&snaps, ws.upper, err);
         if (r == 0)
-            r = layerstore_layer_commit_dir(b->store, ws.upper, &lowers, chain, &d, new_chain, err);
+            r = layerstore_layer_commit_dir(b->store, ws.upper, &lowers, chain, b->opts->epoch, &d,
+                                            new_chain, err);
         builder_workspace_release(b->store, &ws);
     }
     if (r < 0) {
@@ -215,38 +208,26 @@ static void build_release(struct build *b)
     mk_strv_release(&b->used_build_args);
     mk_strv_release(&b->fresh_keys);
     free(b->df_name);
+    free(b->df_path);
     free(b->df_abs);
     free(b->created);
     explain_release();
+    rcache_free(b->rc);
     builder_progress_free(b->ui);
 }
 
-/* Checks what the options ask before any work: a bad -t or --platform must not cost a build.
- * SOURCE_DATE_EPOCH as a build-arg works like the environment variable. */
+/* Checks what the options ask before any work: a bad -t or --platform must not cost a build. */
 static int check_opts(struct build *b, struct mk_error **err)
 {
     const struct mk_build_opts *opts = b->opts;
     for (size_t i = 0; i < opts->tags.n; i++) {
-        char *norm = layerstore_normalize_ref(opts->tags.v[i], err);
+        char *norm = mk_ref_local_name(opts->tags.v[i], err);
         if (!norm)
             return mk_error_set_where(err, opts->tags.v[i]);
         free(norm);
     }
-    if (layerstore_platform_parse(opts->platform, &b->target_platform, err) < 0)
+    if (mk_platform_parse(opts->platform, &b->target_platform, err) < 0)
         return mk_error_set_where(err, "--platform");
-    const char *sde = NULL;
-    for (size_t i = 0; i < opts->build_args.n; i++)
-        if (mk_str_has_prefix(opts->build_args.v[i], "SOURCE_DATE_EPOCH="))
-            sde = opts->build_args.v[i] + 18;
-    if (sde) {
-        uint64_t v;
-        if (mk_parse_u64(sde, &v) < 0)
-            return mk_error_set(err, MK_ERR_USAGE, 0,
-                                "--build-arg SOURCE_DATE_EPOCH=%s: not a number of seconds", sde);
-        setenv("SOURCE_DATE_EPOCH", sde, 1);
-        free(b->created);
-        b->created = layerstore_now_rfc3339();
-    }
     struct stat st;
     if (stat(opts->context_dir, &st) < 0 || !S_ISDIR(st.st_mode))
         return mk_error_set_at(err, MK_ERR_NOT_FOUND, opts->context_dir,
@@ -302,8 +283,10 @@ static int write_image(struct build *b, struct mk_image **ret, struct mk_error *
         const char *a = opts->annotations.v[i];
         mk_strv_push_take(&notes, strchr(a, '=') ? mk_xstrdup(a) : mk_xasprintf("%s=", a));
     }
+    if (rcache_inline_annotation(b, &notes, err) < 0)
+        return -1;
     char key[MK_DIGEST_SIZE];
-    image_reuse_key(t, &notes, key);
+    image_reuse_key(t, &notes, opts->epoch, key);
     if (!opts->no_cache)
         image_reuse_lookup(b, key, ret);
     if (*ret)
@@ -345,25 +328,27 @@ static void warn_unused_args(struct build *b)
     }
 }
 
-int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
-                  struct mk_image **ret_image, struct mk_error **err)
+/* One build, without the --cache-from sources set in skip; *ret_bad is a source that failed
+ * it (rcache_broken) or -1. */
+static int build_once(struct mk_store *store, const struct mk_build_opts *opts, uint64_t skip,
+                      struct mk_image **ret_image, int *ret_bad, struct mk_error **err)
 {
     struct build b;
     memset(&b, 0, sizeof(b));
     b.store = store;
     b.opts = opts;
-    b.created = layerstore_now_rfc3339();
+    b.created = mk_epoch_rfc3339(opts->epoch);
     b.ui = builder_progress_new(opts->quiet ? -1 : opts->log_fd, opts->progress);
     b.result_fd = -1;
     explain_begin(opts->explain_cache);
     int ret = -1;
     struct mk_image *img = NULL;
 
-    if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 || read_dockerfile(&b, err) < 0)
+    if (check_opts(&b, err) < 0 || resolve_build_args(&b, err) < 0 ||
+        read_dockerfile(&b, err) < 0 || rcache_open(&b, skip, err) < 0)
         goto out;
     predefined_args(&b);
-    if (builder_context_open_with(opts->context_dir, opts->dockerfile, opts->ignorefile, &b.ctx,
-                                  err) < 0)
+    if (builder_context_open_with(opts->context_dir, b.df_path, opts->ignorefile, &b.ctx, err) < 0)
         goto out;
     if (split_stages(&b, err) < 0 || stage_platforms(&b, err) < 0)
         goto out;
@@ -377,14 +362,39 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         ret = 0;
         goto out;
     }
-    if (write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0)
+    if (rcache_fetch(&b, &b.stages[b.target].lowerdirs, err) < 0 ||
+        write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0 || rcache_export(&b, err) < 0)
         goto out;
     warn_unused_args(&b);
     builder_hashcache_save(b.hc, NULL);
     *ret_image = MK_TAKE_PTR(img);
     ret = 0;
 out:
+    *ret_bad = ret < 0 ? rcache_broken(b.rc, opts) : -1;
     layerstore_image_free(img);
     build_release(&b);
     return ret;
+}
+
+/* A cache source whose layer turns out missing or corrupt when it is fetched costs a restart
+ * without it (what was built is a local hit then), never a wrong image or a failed build. */
+int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
+                  struct mk_image **ret_image, struct mk_error **err)
+{
+    uint64_t skip = 0;
+    for (;;) {
+        int bad = -1;
+        struct mk_error *e = NULL;
+        if (build_once(store, opts, skip, ret_image, &bad, &e) == 0)
+            return 0;
+        if (bad < 0 || bad >= 64 || (skip & (UINT64_C(1) << bad))) {
+            if (err)
+                *err = e;
+            else
+                mk_error_free(e);
+            return -1;
+        }
+        mk_error_free(e);
+        skip |= UINT64_C(1) << bad;
+    }
 }

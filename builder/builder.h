@@ -4,6 +4,11 @@
  * (user, mount, pid, ipc and uts namespaces over overlayfs) and the rootless entry into a
  * user namespace. It never prints on its own: progress and RUN output go to opts->log_fd,
  * errors come back through common/error.h.
+ *
+ * Inside, builder/build.c is the driver and the rest lives in rooms named after what they hold
+ * (stages.c, workers.c, step-cache.c, step-run.c, step-copy.c, step-meta.c, step.c; shared
+ * state in builder/rooms.h). builder/README.md walks through one build and says where a new
+ * instruction goes.
  */
 #ifndef MK_BUILDER_H
 #define MK_BUILDER_H
@@ -52,6 +57,13 @@ struct mk_build_opts {
     bool no_tag;                   /* no index.json entry for the image: the caller tags it */
     bool pinned_only;              /* build only the stages FROM --platform fixes (no image) */
     struct mk_strv named_contexts; /* --build-context, from builder_named_contexts_prepare */
+    /* SOURCE_DATE_EPOCH (common/epoch.h): MK_EPOCH_NONE (-1; 0 is 1970) or seconds. The
+     * created times of the image, and no mtime in a layer later than it. The caller decides
+     * it (the CLI: --build-arg SOURCE_DATE_EPOCH=N, else --timestamp, else the environment);
+     * the builder reads no environment variable for it. */
+    int64_t epoch;
+    struct mk_strv cache_from; /* --cache-from specs (docs/remote-cache.md) */
+    struct mk_strv cache_to;   /* --cache-to specs */
 };
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and
@@ -77,9 +89,10 @@ int builder_run_image(struct mk_store *store, const struct mk_image *img, char *
                       enum mk_network network, int *ret_status, struct mk_error **err);
 
 /* `build --output type=tar|local,dest=PATH`: the image's root file system as a tar file
- * ("-" = stdout) or unpacked into the directory dest (created when missing). */
+ * ("-" = stdout) or unpacked into the directory dest (created when missing); no mtime later
+ * than epoch (MK_EPOCH_NONE: as they are). */
 int builder_export(struct mk_store *store, const struct mk_image *img, const char *type,
-                   const char *dest, struct mk_error **err);
+                   const char *dest, int64_t epoch, struct mk_error **err);
 
 /* ---- contexts that are not a local directory (builder/source.c) ---- */
 

@@ -71,6 +71,25 @@ void builder_context_free(struct mk_context *ctx)
 
 MK_DEFINE_CLEANUP(struct mk_context, builder_context_free)
 
+const char *builder_dockerfile_default(int ctx_dirfd)
+{
+    /* Present means present, also as a symlink: whether it resolves is the reader's
+     * business (inside the context for a remote one). */
+    if (faccessat(ctx_dirfd, "Dockerfile", F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+        faccessat(ctx_dirfd, "Containerfile", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return "Containerfile";
+    return "Dockerfile";
+}
+
+char *builder_dockerfile_path(const char *context_dir, const char *dockerfile)
+{
+    if (dockerfile)
+        return mk_xstrdup(dockerfile);
+    _cleanup_close_ int dfd = open(context_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return mk_xasprintf("%s/%s", context_dir,
+                        dfd < 0 ? "Dockerfile" : builder_dockerfile_default(dfd));
+}
+
 int builder_context_open(const char *dir, const char *dockerfile, struct mk_context **ret,
                          struct mk_error **err)
 {
@@ -87,8 +106,8 @@ int builder_context_open_with(const char *dir, const char *dockerfile, const cha
                             "opening build context \"%s\"", dir);
 
     /* BuildKit: DOCKERFILE.dockerignore beside the Dockerfile replaces .dockerignore. */
-    _cleanup_free_ char *beside = dockerfile ? mk_xasprintf("%s.dockerignore", dockerfile)
-                                             : mk_xasprintf("%s/Dockerfile.dockerignore", dir);
+    _cleanup_free_ char *df = dockerfile ? NULL : builder_dockerfile_path(dir, NULL);
+    _cleanup_free_ char *beside = mk_xasprintf("%s.dockerignore", dockerfile ? dockerfile : df);
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
     const char *source = ignorefile ? ignorefile : beside;

@@ -13,6 +13,7 @@
 
 struct tar_arg {
     int out_fd;
+    int64_t epoch;
 };
 
 static int tar_fn(int rootfd, void *arg, struct mk_error **err)
@@ -22,11 +23,11 @@ static int tar_fn(int rootfd, void *arg, struct mk_error **err)
     _cleanup_close_ int dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mk_error_errno(err, "opening the image root");
-    return layerstore_tar_tree(dfd, a->out_fd, err);
+    return layerstore_tar_tree(dfd, a->out_fd, a->epoch, err);
 }
 
 /* Writes the image's root file system as a tar to out_fd. */
-static int export_tar(struct mk_store *store, const struct mk_image *img, int out_fd,
+static int export_tar(struct mk_store *store, const struct mk_image *img, int out_fd, int64_t epoch,
                       struct mk_error **err)
 {
     struct mk_strv lowers = MK_STRV_INIT;
@@ -41,7 +42,7 @@ static int export_tar(struct mk_store *store, const struct mk_image *img, int ou
     spec.upperdir = ws.upper;
     spec.workdir = ws.work;
     spec.stdout_fd = spec.stderr_fd = -1;
-    struct tar_arg a = {.out_fd = out_fd};
+    struct tar_arg a = {.out_fd = out_fd, .epoch = epoch};
     r = builder_sandbox_call(&spec, tar_fn, &a, err);
 out:
     builder_workspace_release(store, &ws);
@@ -50,17 +51,17 @@ out:
 }
 
 int builder_export(struct mk_store *store, const struct mk_image *img, const char *type,
-                   const char *dest, struct mk_error **err)
+                   const char *dest, int64_t epoch, struct mk_error **err)
 {
     if (strcmp(type, "tar") != 0 && strcmp(type, "local") != 0)
         return mk_error_set(err, MK_ERR_USAGE, 0, "unknown output type \"%s\"", type);
     if (strcmp(dest, "-") == 0 && strcmp(type, "tar") == 0)
-        return export_tar(store, img, STDOUT_FILENO, err);
+        return export_tar(store, img, STDOUT_FILENO, epoch, err);
     if (strcmp(type, "tar") == 0) {
         _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
         int r = mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err);
         if (r == 0)
-            r = export_tar(store, img, out.fd, err);
+            r = export_tar(store, img, out.fd, epoch, err);
         if (r == 0)
             r = mk_atomic_file_commit(&out, err);
         return r < 0 ? mk_error_set_where(err, dest) : 0;
@@ -73,8 +74,8 @@ int builder_export(struct mk_store *store, const struct mk_image *img, const cha
     _cleanup_free_ char *tmp_path = mk_xasprintf("%s/rootfs.tar", tmpdir);
     _cleanup_close_ int fd =
         open(tmp_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    int r =
-        fd < 0 ? mk_error_errno(err, "creating \"%s\"", tmp_path) : export_tar(store, img, fd, err);
+    int r = fd < 0 ? mk_error_errno(err, "creating \"%s\"", tmp_path)
+                   : export_tar(store, img, fd, epoch, err);
     if (r == 0)
         r = mk_mkdir_p(dest, 0755, err);
     _cleanup_close_ int dfd = r == 0 ? open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;

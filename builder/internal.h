@@ -1,4 +1,6 @@
-/* builder/internal.h - declarations shared by the builder's files. Not a public API. */
+/* builder/internal.h - the services the builder's files share (sandbox, context, copy engine,
+ * progress, users, squash). Not a public API. The build driver's own state and its rooms'
+ * entry points are in builder/rooms.h. */
 #ifndef MK_BUILDER_INTERNAL_H
 #define MK_BUILDER_INTERNAL_H
 
@@ -151,10 +153,18 @@ int builder_resolve_user_groups(int rootfd, const char *user, uid_t *ret_uid, gi
 
 struct mk_context;
 
+/* The Dockerfile's name in a context dir when -f names none: "Dockerfile", or
+ * "Containerfile" (buildah, podman) when the context has that and no Dockerfile. */
+const char *builder_dockerfile_default(int ctx_dirfd);
+/* The path of the Dockerfile a build of context_dir reads: dockerfile (-f) when not NULL,
+ * else CONTEXT/ + builder_dockerfile_default. Resolved once per build and carried: the
+ * ignore file beside it goes by the same path. Caller frees. */
+char *builder_dockerfile_path(const char *context_dir, const char *dockerfile);
+
 /* Opens the context dir; reads DOCKERFILE.dockerignore beside the Dockerfile (if present)
- * else CONTEXT/.dockerignore (resolved inside the context). dockerfile may be NULL (then
- * CONTEXT/Dockerfile.dockerignore is looked for). A malformed ignore file (a lone "!", a bad
- * pattern) fails with MK_ERR_PARSE. Free with builder_context_free. */
+ * else CONTEXT/.dockerignore (resolved inside the context). dockerfile is the path
+ * builder_dockerfile_path gave (NULL: that of the context's own). A malformed ignore file (a
+ * lone "!", a bad pattern) fails with MK_ERR_PARSE. Free with builder_context_free. */
 int builder_context_open(const char *dir, const char *dockerfile, struct mk_context **ret,
                          struct mk_error **err);
 /* Same, with ignorefile (when not NULL; a host path that must exist) used instead of the

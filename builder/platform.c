@@ -52,9 +52,9 @@ static void binfmt_state(const char *name, bool *ret_found, bool *ret_enabled, b
 int builder_platform_check_run(const struct mk_platform *p, struct mk_error **err)
 {
     struct mk_platform host;
-    layerstore_platform_host(&host);
+    mk_platform_host(&host);
     char want[MK_PLATFORM_MAX];
-    layerstore_platform_format(p, want);
+    mk_platform_format(p, want);
     if (strcmp(p->os, "linux") != 0)
         return mk_error_set(err, MK_ERR_UNSUPPORTED, 0, "RUN for %s: only linux programs can run",
                             want);
@@ -198,7 +198,7 @@ static int build_parallel(struct mk_store *store, struct mk_build_opts *one,
         jobs[i].pid = -1;
         jobs[i].log_fd = jobs[i].report_fd = -1;
         char p[MK_PLATFORM_MAX];
-        layerstore_platform_format(&plats[i].platform, p);
+        mk_platform_format(&plats[i].platform, p);
         snprintf(jobs[i].prefix, sizeof(jobs[i].prefix), "[%s] ", p);
         mk_buf_init(&jobs[i].line, 8192);
     }
@@ -284,9 +284,9 @@ int builder_build_platforms(struct mk_store *store, const struct mk_build_opts *
     struct mk_build_opts one = *opts;
     int r = 0;
     for (size_t i = 0; r == 0 && i < n; i++) {
-        r = layerstore_platform_parse(platforms->v[i], &entries[i].platform, err);
+        r = mk_platform_parse(platforms->v[i], &entries[i].platform, err);
         for (size_t k = 0; r == 0 && k < i; k++)
-            if (layerstore_platform_equal(&entries[i].platform, &entries[k].platform))
+            if (mk_platform_equal(&entries[i].platform, &entries[k].platform))
                 r = mk_error_set(err, MK_ERR_USAGE, 0, "platform \"%s\" given twice",
                                  platforms->v[i]);
         if (r < 0)

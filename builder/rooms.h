@@ -57,6 +57,7 @@ struct build {
     struct mk_df *df;
     struct mk_inst_list insts; /* insts.v[i] is df->nodes[i], typed and checked */
     char *df_name;             /* for error locations: "Dockerfile" as the user named it */
+    char *df_path; /* what is read (builder_dockerfile_path); its ignore file goes by it */
     struct mk_context *ctx;
     struct mk_strv meta_args;  /* global ARGs (before the first FROM), "K=V" */
     struct mk_strv build_args; /* --build-arg, resolved "K=V" */
@@ -65,8 +66,8 @@ struct build {
     size_t n_stages;
     size_t target;
     size_t step, n_steps;
-    char *created;
-    char *tmp; /* current step's tmpdir, removed on every path */
+    char *created; /* RFC 3339 of opts->epoch, else of the build's start */
+    char *tmp;     /* current step's tmpdir, removed on every path */
     struct mk_hashcache *hc;
     size_t cached_steps;
     char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
@@ -77,6 +78,7 @@ struct build {
     int result_fd;
     struct mk_strv fresh_keys;
     struct mk_platform target_platform; /* --platform, else the host's (TARGETPLATFORM) */
+    struct rcache *rc;                  /* --cache-from/--cache-to, or NULL (remote-cache.c) */
 };
 
 struct src_root {
@@ -116,14 +118,45 @@ int split_stages(struct build *b, struct mk_error **err);
 int stage_platforms(struct build *b, struct mk_error **err);
 size_t keep_pinned(struct build *b);
 
+/* remote-cache.c: --cache-from/--cache-to (docs/remote-cache.md) */
+/* Checks the specs (MK_ERR_USAGE) and reads every cache source's records but those whose
+ * index is set in skip; a source that cannot be read is one warning line on the log and left
+ * out. */
+int rcache_open(struct build *b, uint64_t skip, struct mk_error **err);
+void rcache_free(struct rcache *rc);
+/* After a local miss: a source's record of key that fits on s is added to s like a local
+ * hit (its layer not fetched yet). Returns the source's spec, or NULL for a miss. */
+const char *rcache_lookup(struct build *b, struct stage *s, const char *key,
+                          const char *created_by);
+/* key was a step of s in this build (for --cache-to). */
+void rcache_note(struct build *b, const struct stage *s, const char *key);
+/* Fetches (verified) the layers among lowerdirs (a stage's, a --from source's) that came
+ * from a cache source and are not in the store yet: before they are mounted. */
+int rcache_fetch(struct build *b, const struct mk_strv *lowerdirs, struct mk_error **err);
+/* --cache-to type=inline: appends "KEY=VALUE", the annotation that carries the final stage's
+ * records in the image manifest, to notes (nothing without one). */
+int rcache_inline_annotation(struct build *b, struct mk_strv *notes, struct mk_error **err);
+/* RUN --mount=type=cache: the mount id (digest) whose data dir is dir, locked by the
+ * caller: noted for cache-mounts=true, and when dir does not exist yet, restored from a
+ * cache source that has it (a warning when that fails: the mount starts empty). */
+void rcache_mount(struct build *b, const char *id, const char *dir);
+/* After a failed build: the --cache-from index of the source whose layer could not be
+ * fetched (after one warning line saying so), or -1. */
+int rcache_broken(const struct rcache *rc, const struct mk_build_opts *opts);
+/* Writes every --cache-to. */
+int rcache_export(struct build *b, struct mk_error **err);
+
 /* step-cache.c */
 void explain_begin(bool on);
 void explain_stage_begin(void);
 void explain_release(void);
 __attribute__((format(printf, 1, 2))) void key_part(const char *fmt, ...);
 void key_add(struct mk_sha256 *h, const char *s);
-struct mk_sha256 *key_begin(const struct stage *s, const char *kind);
+struct mk_sha256 *key_begin(const struct build *b, const struct stage *s, const char *kind);
 void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l);
+/* Snapshot dirs by name (their chain IDs), never by path: a key means the same in every
+ * store. */
+void key_add_lowers(struct mk_sha256 *h, const struct mk_strv *lowerdirs);
 int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
                  bool *ret_hit);
 void cache_store(struct build *b, const struct stage *s, const char *key, bool empty);
@@ -135,7 +168,8 @@ int step_commit(struct build *b, struct stage *s, const char *upper, const char 
 int copy_key_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
                    struct mk_error **err);
 int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel, struct mk_error **err);
-void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char out[MK_DIGEST_SIZE]);
+void image_reuse_key(const struct stage *t, const struct mk_strv *notes, int64_t epoch,
+                     char out[MK_DIGEST_SIZE]);
 void image_reuse_lookup(struct build *b, const char *key, struct mk_image **ret);
 
 /* step-run.c */

@@ -931,6 +931,40 @@ static int open_trees(const struct mk_sandbox_spec *spec, int *trees, struct mk_
     return 0;
 }
 
+/* The container's workspace sits next to the upperdir, in the step's store tmpdir. */
+static char *workspace_new(const char *upperdir, struct mk_error **err)
+{
+    _cleanup_free_ char *tmpdir = mk_xstrdup(upperdir);
+    char *slash = strrchr(tmpdir, '/');
+    if (slash && slash != tmpdir)
+        *slash = '\0';
+    else
+        tmpdir[1] = '\0', tmpdir[0] = slash ? '/' : '.';
+    return mk_mkdtemp_in(tmpdir, "sandbox-", err);
+}
+
+/* The cloned child: waits for the parent's go (maps written), sets the container up and runs
+ * it; what fails is reported on rep[1]. */
+__attribute__((noreturn)) static void child_main(struct child_ctx *c, int go[2], int rep[2])
+{
+    char byte;
+    /* With the death signal armed, a parent gone before this point shows as EOF. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Layers must not depend on the umask of whoever runs mkimg. */
+    umask(022);
+    close(go[1]);
+    close(rep[0]);
+    if (read(go[0], &byte, 1) != 1)
+        _exit(1);
+    close(go[0]);
+    struct mk_error *e = NULL;
+    if (child_setup(c, &e) < 0) {
+        send_error(rep[1], e);
+        _exit(1);
+    }
+    _exit(0);
+}
+
 static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode mode,
                          mk_sandbox_fn fn, void *arg, int *ret_status, struct mk_error **err)
 {
@@ -947,14 +981,7 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     _cleanup_close_ int upper_fd = open(spec->upperdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (upper_fd < 0)
         return mk_error_errno(err, "opening upper directory \"%s\"", spec->upperdir);
-    /* The workspace sits next to the upperdir, in the step's store tmpdir. */
-    _cleanup_free_ char *tmpdir = mk_xstrdup(spec->upperdir);
-    char *slash = strrchr(tmpdir, '/');
-    if (slash && slash != tmpdir)
-        *slash = '\0';
-    else
-        tmpdir[1] = '\0', tmpdir[0] = slash ? '/' : '.';
-    _cleanup_free_ char *workspace = mk_mkdtemp_in(tmpdir, "sandbox-", err);
+    _cleanup_free_ char *workspace = workspace_new(spec->upperdir, err);
     if (!workspace)
         return -1;
     int r = -1;
@@ -997,22 +1024,7 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
                               .uid_map = uid_map,
                               .gid_map = gid_map,
                               .trees = trees};
-        char byte;
-        /* With the death signal armed, a parent gone before this point shows as EOF. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        /* Layers must not depend on the umask of whoever runs mkimg. */
-        umask(022);
-        close(go[1]);
-        close(rep[0]);
-        if (read(go[0], &byte, 1) != 1)
-            _exit(1);
-        close(go[0]);
-        struct mk_error *e = NULL;
-        if (child_setup(&c, &e) < 0) {
-            send_error(rep[1], e);
-            _exit(1);
-        }
-        _exit(0);
+        child_main(&c, go, rep);
     }
     close(go[0]);
     close(rep[1]);

@@ -105,6 +105,25 @@ static int unpack_input(int fd, const char *input_path, const char *ctx, const c
     return 0;
 }
 
+/* The environment git runs with: ours, made for a run without a terminal. Built before the
+ * fork (no allocation in the child of a process that may have threads), never by changing
+ * our own. */
+static void git_env(struct mk_strv *env)
+{
+    for (char **e = environ; *e; e++)
+        mk_strv_push(env, *e);
+    /* Never ask for a password on the terminal: credentials come from git's own helpers. */
+    mk_strv_env_set(env, "GIT_TERMINAL_PROMPT", "0");
+    mk_strv_env_set(env, "GIT_ASKPASS", "true");
+    /* SSL_CERT_FILE trusts a CA for every download of the build, git's too (git's libcurl
+     * may be built against GnuTLS, which does not read it). */
+    const char *cafile = mk_strv_env_get(env, "SSL_CERT_FILE");
+    if (cafile && *cafile && !mk_strv_env_get(env, "GIT_SSL_CAINFO")) {
+        _cleanup_free_ char *ca = mk_xstrdup(cafile);
+        mk_strv_env_set(env, "GIT_SSL_CAINFO", ca);
+    }
+}
+
 /* Runs git with argv in dir (NULL: ours); its output goes to log_path, whose last line is the
  * error message when it fails. */
 static int run_git(char *const *argv, const char *dir, const char *log_path, const char *what,
@@ -114,6 +133,8 @@ static int run_git(char *const *argv, const char *dir, const char *log_path, con
         open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (logfd < 0)
         return mk_error_errno(err, "creating \"%s\"", log_path);
+    _cleanup_(mk_strv_release) struct mk_strv env = MK_STRV_INIT;
+    git_env(&env);
     pid_t pid = fork();
     if (pid < 0)
         return mk_error_errno(err, "%s: fork", what);
@@ -122,15 +143,7 @@ static int run_git(char *const *argv, const char *dir, const char *log_path, con
         if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 ||
             (dir && chdir(dir) < 0))
             _exit(127);
-        /* Never ask for a password on the terminal: credentials come from git's own helpers. */
-        setenv("GIT_TERMINAL_PROMPT", "0", 1);
-        setenv("GIT_ASKPASS", "true", 1);
-        /* SSL_CERT_FILE trusts a CA for every download of the build, git's too (git's libcurl
-         * may be built against GnuTLS, which does not read it). */
-        const char *cafile = getenv("SSL_CERT_FILE");
-        if (cafile && *cafile && !getenv("GIT_SSL_CAINFO"))
-            setenv("GIT_SSL_CAINFO", cafile, 1);
-        execvp(argv[0], argv);
+        execvpe(argv[0], argv, env.v);
         _exit(127);
     }
     int st = 0;
@@ -309,6 +322,26 @@ static int copy_dockerfile(const char *ctx, const char *rel, const char *out, bo
     return 0;
 }
 
+/* The Dockerfile of a remote context (-f names a file inside it, as with docker; else
+ * builder_dockerfile_default), copied to out, and its own ignore file NAME.dockerignore, when
+ * the context has one, to out.dockerignore: beside the copy, where the context reader looks. */
+static int copy_context_dockerfile(const char *ctx, const char *dockerfile, const char *out,
+                                   struct mk_error **err)
+{
+    _cleanup_close_ int dfd = open(ctx, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return mk_error_errno(err, "opening \"%s\"", ctx);
+    const char *name = dockerfile ? dockerfile : builder_dockerfile_default(dfd);
+    bool found = false;
+    if (copy_dockerfile(ctx, name, out, &found, err) < 0)
+        return -1;
+    if (!found)
+        return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no \"%s\" in the build context", name);
+    _cleanup_free_ char *ignore = mk_xasprintf("%s.dockerignore", name);
+    _cleanup_free_ char *ignore_out = mk_xasprintf("%s.dockerignore", out);
+    return copy_dockerfile(ctx, ignore, ignore_out, &found, err);
+}
+
 /* A remote context (git, http(s) or "-") into the new directory ctx under tmpdir: ret_dir is
  * the context directory (a git subdir resolved inside ctx), or, when the bytes were no tar,
  * NULL and they are the file df_path. */
@@ -385,18 +418,10 @@ int builder_source_prepare(struct mk_store *store, const char *context, const ch
         src->dockerfile = mk_xstrdup(df_path);
         src->context_dir = mk_xstrdup(ctx);
     }
-    if (!src->dockerfile) {
-        /* -f names a file inside a remote context, as with docker. */
-        const char *names[] = {dockerfile ? dockerfile : "Dockerfile", "Containerfile"};
-        bool found = false;
-        for (size_t i = 0; !found && i < (dockerfile ? 1u : 2u); i++)
-            if (copy_dockerfile(src->context_dir, names[i], df_path, &found, err) < 0)
-                return -1;
-        if (!found)
-            return mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no \"%s\" in the build context",
-                                names[0]);
+    if (!src->dockerfile && copy_context_dockerfile(src->context_dir, dockerfile, df_path, err) < 0)
+        return -1;
+    if (!src->dockerfile)
         src->dockerfile = mk_xstrdup(df_path);
-    }
 done:
     *ret = *src;
     memset(src, 0, sizeof(*src));
@@ -436,7 +461,7 @@ static int import_dir(struct mk_store *store, const char *tmpdir, const char *di
                             "opening \"%s\"", dir);
     _cleanup_free_ char *tar = mk_xasprintf("%s/tree.tar", tmpdir);
     _cleanup_close_ int fd = create_file(tar, err);
-    if (fd < 0 || layerstore_tar_tree(dfd, fd, err) < 0)
+    if (fd < 0 || layerstore_tar_tree(dfd, fd, MK_EPOCH_NONE, err) < 0)
         return -1;
     if (lseek(fd, 0, SEEK_SET) < 0)
         return mk_error_errno(err, "rewinding \"%s\"", tar);
@@ -446,7 +471,7 @@ static int import_dir(struct mk_store *store, const char *tmpdir, const char *di
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     struct mk_platform host;
-    layerstore_platform_host(&host);
+    mk_platform_host(&host);
     cfg.os = mk_xstrdup(host.os);
     cfg.architecture = mk_xstrdup(host.arch);
     cfg.variant = host.variant[0] ? mk_xstrdup(host.variant) : NULL;
@@ -560,7 +585,7 @@ static int load_oci_layout(struct mk_store *store, const char *tmpdir, const cha
     /* layerstore_load verifies every blob on the way in, as for `mkimg load`. */
     _cleanup_free_ char *tar = mk_xasprintf("%s/layout.tar", tmpdir);
     _cleanup_close_ int fd = create_file(tar, err);
-    if (fd < 0 || layerstore_tar_tree(lfd, fd, err) < 0)
+    if (fd < 0 || layerstore_tar_tree(lfd, fd, MK_EPOCH_NONE, err) < 0)
         return -1;
     if (lseek(fd, 0, SEEK_SET) < 0)
         return mk_error_errno(err, "rewinding \"%s\"", tar);
@@ -580,7 +605,7 @@ static int named_context_value(struct mk_store *store, const char *tmpdir, const
 {
     if (mk_str_has_prefix(value, "docker-image://")) {
         const char *ref = value + strlen("docker-image://");
-        _cleanup_free_ char *norm = layerstore_normalize_ref(ref, err);
+        _cleanup_free_ char *norm = mk_ref_local_name(ref, err);
         if (!norm)
             return -1;
         *ret = mk_xstrdup(ref);
@@ -608,17 +633,15 @@ static int named_context_value(struct mk_store *store, const char *tmpdir, const
     return import_dir(store, tmpdir, value, ret, err);
 }
 
-/* The key a name is looked up by: normalized, and familiar as BuildKit compares them
+/* The key a name is looked up by: its familiar form, as BuildKit compares them
  * ("docker.io/library/alpine" is "alpine:latest"). Caller frees; NULL for an invalid name. */
 static char *context_key(const char *name)
 {
-    char *key = layerstore_normalize_ref(name, NULL);
-    const char *prefixes[] = {"docker.io/library/", "docker.io/"};
-    for (size_t i = 0; key && i < MK_ARRAY_SIZE(prefixes); i++)
-        if (mk_str_has_prefix(key, prefixes[i]) && strchr(key + strlen(prefixes[i]), '/') == NULL) {
-            memmove(key, key + strlen(prefixes[i]), strlen(key + strlen(prefixes[i])) + 1);
-            break;
-        }
+    struct mk_ref *ref = NULL;
+    if (mk_ref_parse(name, &ref, NULL) < 0)
+        return NULL;
+    char *key = mk_ref_familiar(ref);
+    mk_ref_free(ref);
     return key;
 }
 

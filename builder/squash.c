@@ -196,10 +196,14 @@ int builder_fit_lowerdirs(struct mk_store *store, struct mk_strv *lowerdirs, str
     size_t keep = MAX_LOWERDIRS / 2;
     _cleanup_(mk_strv_release) struct mk_strv bottom = MK_STRV_INIT;
     struct mk_sha256 *h = mk_sha256_new();
-    mk_sha256_update(h, "mkimg-flat-v1\n", 14);
+    /* Named by the snapshots' names (chain IDs), not their paths: a step key that names a
+     * flat dir means the same in every store (docs/remote-cache.md). */
+    mk_sha256_update(h, "mkimg-flat-v2\n", 14);
     for (size_t i = lowerdirs->n; i-- > keep;) {
         mk_strv_push(&bottom, lowerdirs->v[i]);
-        mk_sha256_update(h, lowerdirs->v[i], strlen(lowerdirs->v[i]) + 1);
+        const char *name = strrchr(lowerdirs->v[i], '/');
+        name = name ? name + 1 : lowerdirs->v[i];
+        mk_sha256_update(h, name, strlen(name) + 1);
     }
     char d[MK_DIGEST_SIZE];
     mk_sha256_final(h, d);

@@ -84,7 +84,8 @@ int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_r
 {
     r->fd = -1;
     struct mk_workspace ws;
-    if (builder_workspace_new(b->store, "src-", &ws, err) < 0)
+    if (rcache_fetch(b, lowerdirs, err) < 0 ||
+        builder_workspace_new(b->store, "src-", &ws, err) < 0)
         return -1;
     r->tmp = MK_TAKE_PTR(ws.tmp);
     _cleanup_free_ char *upper = MK_TAKE_PTR(ws.upper);
@@ -124,10 +125,10 @@ static int stage_image_get(struct build *b, const struct stage *s, const char *n
     else
         memset(&ropts, 0, sizeof(ropts));
     char plat[MK_PLATFORM_MAX];
-    layerstore_platform_format(&s->platform, plat);
+    mk_platform_format(&s->platform, plat);
     struct mk_platform host;
-    layerstore_platform_host(&host);
-    if (!layerstore_platform_equal(&s->platform, &host))
+    mk_platform_host(&host);
+    if (!mk_platform_equal(&s->platform, &host))
         ropts.platform = plat;
     /* A pulled base joins the platforms the name holds: the next platform's build finds
      * it, and this one's stays. */
@@ -174,20 +175,6 @@ int stage_from(struct build *b, struct stage *s, const struct mk_inst *in, struc
     if (!mk_strv_env_get(&s->config.env, "PATH"))
         mk_strv_env_set(&s->config.env, "PATH", MK_DEFAULT_PATH_ENV + 5);
     return 0;
-}
-
-/* "busybox" -> "docker.io/library/busybox:latest", as BuildKit writes base.name. */
-static char *qualified_ref(const char *image)
-{
-    _cleanup_free_ char *norm = layerstore_normalize_ref(image, NULL);
-    const char *r = norm ? norm : image;
-    const char *slash = strchr(r, '/');
-    bool has_host =
-        slash && (memchr(r, '.', (size_t)(slash - r)) || memchr(r, ':', (size_t)(slash - r)) ||
-                  ((size_t)(slash - r) == 9 && strncmp(r, "localhost", 9) == 0));
-    if (has_host)
-        return mk_xstrdup(r);
-    return mk_xasprintf("docker.io/%s%s", slash ? "" : "library/", r);
 }
 
 static int stage_from_base(struct build *b, struct stage *s, const struct mk_inst *in,
@@ -246,8 +233,14 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_ins
     layerstore_image_chain_id(img, img->n_layers, s->chain);
     s->n_base_layers = img->n_layers;
     s->n_base_history = s->config.n_history;
-    if (!named || !mk_digest_valid(named))
-        s->base_ref = qualified_ref(named ? named : image);
+    if (!named || !mk_digest_valid(named)) {
+        /* "busybox" -> "docker.io/library/busybox:latest", as BuildKit writes base.name. */
+        const char *base = named ? named : image;
+        struct mk_ref *ref = NULL;
+        s->base_ref =
+            mk_ref_parse(base, &ref, NULL) == 0 ? mk_ref_qualified(ref) : mk_xstrdup(base);
+        mk_ref_free(ref);
+    }
     memcpy(s->base_digest, img->manifest_digest, MK_DIGEST_SIZE);
     r = builder_image_lowerdirs(b->store, img, &s->lowerdirs, err);
     layerstore_image_free(img);
@@ -296,10 +289,10 @@ int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node *from,
 void predefined_args(struct build *b)
 {
     struct mk_platform host;
-    layerstore_platform_host(&host);
+    mk_platform_host(&host);
     char tp[MK_PLATFORM_MAX], bp[MK_PLATFORM_MAX];
-    layerstore_platform_format(&b->target_platform, tp);
-    layerstore_platform_format(&host, bp);
+    mk_platform_format(&b->target_platform, tp);
+    mk_platform_format(&host, bp);
     const char *names[][2] = {
         {"TARGETPLATFORM", tp},
         {"TARGETOS", b->target_platform.os},
@@ -465,7 +458,7 @@ int stage_platforms(struct build *b, struct mk_error **err)
             _cleanup_free_ char *p = NULL;
             r = mk_shell_word(flag, &env, b->df->escape, &p, err);
             if (r == 0)
-                r = layerstore_platform_parse(p, &s->platform, err);
+                r = mk_platform_parse(p, &s->platform, err);
             if (r < 0) {
                 mk_strv_release(&env);
                 return node_where(b, n, err);

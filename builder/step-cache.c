@@ -102,7 +102,7 @@ void key_add(struct mk_sha256 *h, const char *s)
         mk_sha256_update(ex->cur, s, strlen(s) + 1);
 }
 
-struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
+struct mk_sha256 *key_begin(const struct build *b, const struct stage *s, const char *kind)
 {
     struct mk_sha256 *h = mk_sha256_new();
     const char *chain = s->chain[0] ? s->chain : "scratch";
@@ -117,14 +117,15 @@ struct mk_sha256 *key_begin(const struct stage *s, const char *kind)
     /* The same layers run on another platform (FROM --platform, a scratch stage) give
      * another result. */
     char plat[MK_PLATFORM_MAX];
-    layerstore_platform_format(&s->platform, plat);
+    mk_platform_format(&s->platform, plat);
     key_part("platform");
     key_add(h, plat);
     /* The epoch clamps the mtimes in the layer: a layer made without it is another layer. */
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde) {
-        key_part("SOURCE_DATE_EPOCH");
-        key_add(h, sde);
+    if (b->opts->epoch != MK_EPOCH_NONE) {
+        char epoch[32];
+        snprintf(epoch, sizeof(epoch), "%lld", (long long)b->opts->epoch);
+        key_part("build epoch");
+        key_add(h, epoch);
     }
     key_part("instruction");
     return h;
@@ -139,6 +140,17 @@ void key_add_strv(struct mk_sha256 *h, const struct mk_strv *l)
         key_add(h, l->v[i]);
 }
 
+void key_add_lowers(struct mk_sha256 *h, const struct mk_strv *lowerdirs)
+{
+    char n[32];
+    snprintf(n, sizeof(n), "%zu", lowerdirs->n);
+    key_add(h, n);
+    for (size_t i = 0; i < lowerdirs->n; i++) {
+        const char *name = strrchr(lowerdirs->v[i], '/');
+        key_add(h, name ? name + 1 : lowerdirs->v[i]);
+    }
+}
+
 static int cmp_part(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -146,13 +158,16 @@ static int cmp_part(const void *a, const void *b)
 
 /* Compares this step's inputs with the record of the last build's step at the same
  * position, prints what changed, and keeps the new record. */
-static void explain_step(struct build *b, bool hit)
+static void explain_step(struct build *b, bool hit, const char *from)
 {
     ex_close_part();
     _cleanup_free_ char *id_text = mk_xasprintf("mkimg-explain-v1\n%s\n%zu", b->df_abs, b->step);
     char id[MK_DIGEST_SIZE];
     mk_sha256_buffer(id_text, strlen(id_text), id);
     qsort(ex->parts.v, ex->parts.n, sizeof(char *), cmp_part);
+    if (hit && b->rc)
+        logf_(b, " => cache hit: %s%s%s\n", from ? "from \"" : "local", from ? from : "",
+              from ? "\"" : "");
     if (!hit && !b->opts->no_cache) {
         struct mk_explain_record old;
         struct mk_error *e = NULL;
@@ -210,30 +225,41 @@ static void explain_step(struct build *b, bool hit)
 
 /* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
  * *ret_hit tells. A broken entry is a miss. */
-static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
-                              const char *created_by, bool *ret_hit);
+static bool cache_lookup_local(struct build *b, struct stage *s, const char *key,
+                               const char *created_by);
 
+/* A local hit, else one from a --cache-from source (from names it). */
 int cache_lookup(struct build *b, struct stage *s, const char *key, const char *created_by,
                  bool *ret_hit)
 {
-    int r = cache_lookup_inner(b, s, key, created_by, ret_hit);
+    const char *from = NULL;
+    bool hit = false;
+    if (!b->opts->no_cache || strv_has(&b->fresh_keys, key)) {
+        hit = cache_lookup_local(b, s, key, created_by);
+        if (!hit && !b->opts->no_cache)
+            hit = (from = rcache_lookup(b, s, key, created_by)) != NULL;
+    }
+    *ret_hit = hit;
+    if (hit) {
+        b->cached_steps++;
+        rcache_note(b, s, key);
+        if (!b->silent)
+            builder_progress_done(b->ui, "CACHED");
+    }
     if (ex->on)
-        explain_step(b, *ret_hit);
+        explain_step(b, hit, from);
     ex->first_in_stage = false;
-    return r;
+    return 0;
 }
 
-static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
-                              const char *created_by, bool *ret_hit)
+static bool cache_lookup_local(struct build *b, struct stage *s, const char *key,
+                               const char *created_by)
 {
-    *ret_hit = false;
-    if (b->opts->no_cache && !strv_has(&b->fresh_keys, key))
-        return 0;
     struct mk_step_record rec;
     struct mk_error *e = NULL;
     if (layerstore_step_record_get(b->store, key, &rec, &e) < 0) {
         mk_error_free(e);
-        return 0;
+        return false;
     }
     bool hit = rec.empty;
     if (rec.empty) {
@@ -254,13 +280,7 @@ static int cache_lookup_inner(struct build *b, struct stage *s, const char *key,
         mk_error_free(e);
     }
     layerstore_step_record_release(&rec);
-    if (!hit)
-        return 0;
-    *ret_hit = true;
-    b->cached_steps++;
-    if (!b->silent)
-        builder_progress_done(b->ui, "CACHED");
-    return 0;
+    return hit;
 }
 
 void cache_store(struct build *b, const struct stage *s, const char *key, bool empty)
@@ -280,6 +300,7 @@ void cache_store(struct build *b, const struct stage *s, const char *key, bool e
     }
     /* A cache that cannot be written only costs speed next time. */
     layerstore_step_record_put(b->store, &rec, NULL);
+    rcache_note(b, s, key);
     if (b->result_fd >= 0) {
         _cleanup_free_ char *line = mk_xasprintf("key %s\n", key);
         mk_write_all(b->result_fd, line, strlen(line), NULL);
@@ -294,7 +315,8 @@ int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_wo
                struct mk_error **err)
 {
     struct mk_workspace ws;
-    if (builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
+    if (rcache_fetch(b, &s->lowerdirs, err) < 0 ||
+        builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
         builder_workspace_new(b->store, "step-", &ws, err) < 0)
         return -1;
     b->tmp = MK_TAKE_PTR(ws.tmp);
@@ -318,7 +340,8 @@ int step_commit(struct build *b, struct stage *s, const char *upper, const char 
     struct mk_layer_desc d;
     memset(&d, 0, sizeof(d));
     char chain[MK_DIGEST_SIZE];
-    if (layerstore_layer_commit_dir(b->store, upper, &s->lowerdirs, s->chain, &d, chain, err) < 0)
+    if (layerstore_layer_commit_dir(b->store, upper, &s->lowerdirs, s->chain, b->opts->epoch, &d,
+                                    chain, err) < 0)
         return -1;
     _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
     stage_add_layer(s, &d, chain, snap);
@@ -377,7 +400,8 @@ int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel, stru
     return builder_context_walk(b->ctx, rel, key_tree_visit, &k, err);
 }
 
-void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char out[MK_DIGEST_SIZE])
+void image_reuse_key(const struct stage *t, const struct mk_strv *notes, int64_t epoch,
+                     char out[MK_DIGEST_SIZE])
 {
     struct mk_image_config c;
     memset(&c, 0, sizeof(c));
@@ -397,6 +421,13 @@ void image_reuse_key(const struct stage *t, const struct mk_strv *notes, char ou
         mk_sha256_update(h, t->layers[i].digest, strlen(t->layers[i].digest) + 1);
     for (size_t i = 0; i < notes->n; i++)
         mk_sha256_update(h, notes->v[i], strlen(notes->v[i]) + 1);
+    /* Timestamps are left out, but an epoch's are what was asked for: an image made with one
+     * is not the image of a build without it (or with another), even on the same layers. */
+    if (epoch != MK_EPOCH_NONE) {
+        char e[48];
+        snprintf(e, sizeof(e), "epoch=%lld", (long long)epoch);
+        mk_sha256_update(h, e, strlen(e) + 1);
+    }
     mk_sha256_final(h, out);
     mk_sha256_free(h);
 }

@@ -281,9 +281,9 @@ static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct
     const struct mk_df_node *n = j->in->node;
     if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
         return -1;
-    struct copy_key k = {.b = b, .h = key_begin(s, j->kw), .srcfd = j->spec.src_rootfd};
+    struct copy_key k = {.b = b, .h = key_begin(b, s, j->kw), .srcfd = j->spec.src_rootfd};
     key_part("source stage or image");
-    key_add_strv(k.h, &j->src_lowers);
+    key_add_lowers(k.h, &j->src_lowers);
     key_part("heredocs");
     for (size_t i = 0; i < n->n_heredocs; i++)
         key_add(k.h, n->heredocs[i].content);

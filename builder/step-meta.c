@@ -64,7 +64,7 @@ static int make_dirs_step(struct build *b, struct stage *s, const struct mk_df_n
                           struct mk_error **err)
 {
     char key[MK_DIGEST_SIZE];
-    struct mk_sha256 *h = key_begin(s, n->keyword);
+    struct mk_sha256 *h = key_begin(b, s, n->keyword);
     key_add_strv(h, paths);
     key_add(h, user);
     mk_sha256_final(h, key);

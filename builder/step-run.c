@@ -118,7 +118,7 @@ static struct mk_strv *from_lowers(struct build *b, struct stage *s, const struc
         node_error(b, n, err, "too many --mount options that need an overlay");
         return NULL;
     }
-    if (from_lowerdirs(b, s, n, from, lowers, err) < 0) {
+    if (from_lowerdirs(b, s, n, from, lowers, err) < 0 || rcache_fetch(b, lowers, err) < 0) {
         node_error(b, n, err, "--mount from=%s", from);
         return NULL;
     }
@@ -285,6 +285,7 @@ static int mount_cache(struct build *b, const struct mk_df_node *n, const struct
     if (cache_lock(b, n, rm, d, m->sharing, false, &dir, err) < 0)
         return node_where(b, n, err);
     keep(rm, dir);
+    rcache_mount(b, d, dir);
     struct stat st;
     if (stat(dir, &st) < 0) {
         if (mk_mkdir_p(dir, 0755, err) < 0 || chmod(dir, m->has_mode ? m->mode : 0755) < 0 ||
@@ -483,7 +484,7 @@ static int run_mounts_key(struct build *b, struct stage *s, const struct mk_df_n
             if (from_lowerdirs(b, s, n, m->from, &lowers, err) < 0)
                 return node_error(b, n, err, "--mount from=%s", m->from);
             key_part("mount from %s", m->from);
-            key_add_strv(h, &lowers);
+            key_add_lowers(h, &lowers);
         } else if (m->type == MK_RUN_MOUNT_BIND) {
             _cleanup_free_ char *rel = mount_source_rel(m->source);
             _cleanup_close_ int fd =
@@ -639,7 +640,7 @@ static void run_step_release(struct run_step *r)
 static int run_key(struct build *b, struct stage *s, const struct mk_inst *in, struct run_step *r,
                    struct mk_error **err)
 {
-    struct mk_sha256 *h = key_begin(s, "RUN");
+    struct mk_sha256 *h = key_begin(b, s, "RUN");
     key_part("command");
     key_add_strv(h, &r->argv);
     char count[32];

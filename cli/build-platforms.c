@@ -26,7 +26,7 @@ static void output_parse(const char *spec, char **ret_type, char **ret_dest)
 
 /* BuildKit's platform-split: DIR/linux_arm64/... for each platform. */
 static int export_split(struct mk_store *store, struct mk_image **imgs, size_t n, const char *dir,
-                        struct mk_error **err)
+                        int64_t epoch, struct mk_error **err)
 {
     if (mk_mkdir_p(dir, 0755, err) < 0)
         return mk_error_set_where(err, dir);
@@ -34,12 +34,12 @@ static int export_split(struct mk_store *store, struct mk_image **imgs, size_t n
         struct mk_platform p;
         layerstore_config_platform(&imgs[i]->config, &p);
         char ps[MK_PLATFORM_MAX];
-        layerstore_platform_format(&p, ps);
+        mk_platform_format(&p, ps);
         for (char *c = ps; *c; c++)
             if (*c == '/')
                 *c = '_';
         _cleanup_free_ char *sub = mk_xasprintf("%s/%s", dir, ps);
-        if (builder_export(store, imgs[i], "local", sub, err) < 0)
+        if (builder_export(store, imgs[i], "local", sub, epoch, err) < 0)
             return -1;
     }
     return 0;
@@ -47,21 +47,21 @@ static int export_split(struct mk_store *store, struct mk_image **imgs, size_t n
 
 /* type=tar: one tar holding the platform-split tree (BuildKit's layout), to dest or "-". */
 static int export_tar(struct mk_store *store, struct mk_image **imgs, size_t n, const char *dest,
-                      struct mk_error **err)
+                      int64_t epoch, struct mk_error **err)
 {
     _cleanup_free_ char *tmp = layerstore_tmpdir(store, "out-", err);
     if (!tmp)
         return -1;
-    int r = export_split(store, imgs, n, tmp, err);
+    int r = export_split(store, imgs, n, tmp, epoch, err);
     _cleanup_close_ int dfd = r == 0 ? open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (r == 0 && dfd < 0)
         r = mk_error_errno(err, "opening \"%s\"", tmp);
     _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
     if (r == 0 && strcmp(dest, "-") == 0)
-        r = layerstore_tar_tree(dfd, STDOUT_FILENO, err);
-    else if (r == 0 &&
-             (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err) < 0 ||
-              layerstore_tar_tree(dfd, out.fd, err) < 0 || mk_atomic_file_commit(&out, err) < 0))
+        r = layerstore_tar_tree(dfd, STDOUT_FILENO, epoch, err);
+    else if (r == 0 && (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err) < 0 ||
+                        layerstore_tar_tree(dfd, out.fd, epoch, err) < 0 ||
+                        mk_atomic_file_commit(&out, err) < 0))
         r = mk_error_set_where(err, dest);
     layerstore_tmpdir_remove(store, tmp, NULL);
     return r;
@@ -72,18 +72,9 @@ static int export_tar(struct mk_store *store, struct mk_image **imgs, size_t n, 
 static int export_oci(struct mk_store *store, const char *name, const char *dest,
                       struct mk_error **err)
 {
-    if (mk_str_has_suffix(dest, "/"))
-        return layerstore_save(store, &name, 1, MK_ARCHIVE_OCI_DIR, MK_COMPRESS_GZIP, 0, -1, dest,
-                               err) < 0
-                   ? mk_error_set_where(err, dest)
-                   : 0;
-    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
-    if (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err) < 0 ||
-        layerstore_save(store, &name, 1, MK_ARCHIVE_OCI, MK_COMPRESS_GZIP, 0, out.fd, NULL, err) <
-            0 ||
-        mk_atomic_file_commit(&out, err) < 0)
-        return mk_error_set_where(err, dest);
-    return 0;
+    return cli_save_archive(store, &name, 1,
+                            mk_str_has_suffix(dest, "/") ? MK_ARCHIVE_OCI_DIR : MK_ARCHIVE_OCI,
+                            MK_COMPRESS_GZIP, 0, dest, err);
 }
 
 static int write_outputs(struct mk_store *store, struct mk_image **imgs, size_t n,
@@ -95,9 +86,9 @@ static int write_outputs(struct mk_store *store, struct mk_image **imgs, size_t 
         struct mk_error *err = NULL;
         int r;
         if (strcmp(type, "local") == 0)
-            r = export_split(store, imgs, n, dest, &err);
+            r = export_split(store, imgs, n, dest, opts->epoch, &err);
         else if (strcmp(type, "tar") == 0)
-            r = export_tar(store, imgs, n, dest, &err);
+            r = export_tar(store, imgs, n, dest, opts->epoch, &err);
         else
             r = export_oci(store, opts->tags.v[0], dest, &err);
         if (r < 0)

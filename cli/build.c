@@ -143,32 +143,14 @@ static int write_archive(struct mk_store *store, const struct output *o, const c
                          size_t n, enum mk_archive_format fmt)
 {
     struct mk_error *err = NULL;
-    if (fmt == MK_ARCHIVE_OCI_DIR) {
-        if (layerstore_save(store, names, n, fmt, o->compression, o->level, -1, o->dest, &err) <
-            0) {
-            mk_error_set_where(&err, o->dest);
-            return cli_fail(err);
-        }
-        return 0;
-    }
-    if (strcmp(o->dest, "-") == 0) {
-        if (layerstore_save(store, names, n, fmt, o->compression, o->level, STDOUT_FILENO, NULL,
-                            &err) < 0)
-            return cli_fail(err);
-        return 0;
-    }
-    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
-    if (mk_atomic_file_init(&out, AT_FDCWD, o->dest, 0644, &err) < 0 ||
-        layerstore_save(store, names, n, fmt, o->compression, o->level, out.fd, NULL, &err) < 0 ||
-        mk_atomic_file_commit(&out, &err) < 0) {
-        mk_error_set_where(&err, o->dest);
+    if (cli_save_archive(store, names, n, fmt, o->compression, o->level, o->dest, &err) < 0)
         return cli_fail(err);
-    }
     return 0;
 }
 
 static int write_output(struct mk_store *store, const struct mk_image *img, const char *spec,
-                        const struct mk_strv *tags, const struct registry_opts *ropts, bool quiet)
+                        const struct mk_strv *tags, const struct registry_opts *ropts, bool quiet,
+                        int64_t epoch)
 {
     _cleanup_(output_release) struct output o;
     int rc = output_parse(spec, &o);
@@ -177,7 +159,7 @@ static int write_output(struct mk_store *store, const struct mk_image *img, cons
     const struct mk_strv *names = o.names.n ? &o.names : tags;
     struct mk_error *err = NULL;
     if (strcmp(o.type, "local") == 0 || strcmp(o.type, "tar") == 0) {
-        if (builder_export(store, img, o.type, o.dest, &err) < 0)
+        if (builder_export(store, img, o.type, o.dest, epoch, &err) < 0)
             return cli_fail(err);
         return 0;
     }
@@ -355,7 +337,7 @@ static int write_metadata(const struct mk_image *img, const struct mk_strv *tags
     if (tags->n) {
         struct mk_buf names = MK_BUF_INIT;
         for (size_t i = 0; i < tags->n; i++) {
-            _cleanup_free_ char *norm = layerstore_normalize_ref(tags->v[i], NULL);
+            _cleanup_free_ char *norm = mk_ref_local_name(tags->v[i], NULL);
             mk_buf_addf(&names, "%s%s", i ? "," : "", norm ? norm : tags->v[i]);
         }
         json_object_set_new(o, "image.name", json_string(names.data));
@@ -399,6 +381,8 @@ enum {
     OPT_SQUASH,
     OPT_JOBS,
     OPT_ALLOW,
+    OPT_CACHE_FROM,
+    OPT_CACHE_TO,
     OPT_BUILD_CONTEXT,
 };
 
@@ -429,6 +413,15 @@ static const struct cli_opt build_opts[] = {
      CLI_COMP_FILE, NULL},
     {OPT_EXPLAIN_CACHE, 0, "explain-cache", NULL,
      "for each step that misses the cache, say which input changed", 0, NULL},
+    {OPT_CACHE_FROM, 0, "cache-from", "SPEC",
+     "also take cached steps from an exported cache: type=local,src=DIR, "
+     "type=registry,ref=REF or REF (repeatable)",
+     CLI_COMP_FILE, NULL},
+    {OPT_CACHE_TO, 0, "cache-to", "SPEC",
+     "export the build cache: type=local,dest=DIR, type=registry,ref=REF or type=inline; "
+     "mode=min (the final stage's steps) or max (every stage's); ignore-error=true; "
+     "cache-mounts=true (RUN cache mounts too) (repeatable)",
+     CLI_COMP_FILE, NULL},
     {OPT_PULL, 0, "pull", "[=POLICY]", "base images: missing (default), always, never (offline)",
      CLI_COMP_WORDS, "missing always never"},
     {OPT_IGNOREFILE, 0, "ignorefile", "FILE", "use FILE instead of the context's .dockerignore",
@@ -479,6 +472,7 @@ struct build_cli {
     struct mk_build_opts opts;
     struct registry_opts ropts;
     const char *iidfile, *metadata_file, *manifest_list;
+    const char *timestamp; /* --timestamp, checked */
     bool push, progress_given, stdout_taken;
     struct mk_strv outputs, named_contexts; /* --build-context, as given */
 };
@@ -490,6 +484,8 @@ static void build_cli_release(struct build_cli *b)
     mk_strv_release(&b->opts.secrets);
     mk_strv_release(&b->opts.labels);
     mk_strv_release(&b->opts.annotations);
+    mk_strv_release(&b->opts.cache_from);
+    mk_strv_release(&b->opts.cache_to);
     mk_strv_release(&b->outputs);
     mk_strv_release(&b->named_contexts);
     mk_strv_release(&b->opts.named_contexts);
@@ -500,6 +496,7 @@ static int build_checked_opt(struct build_cli *b, int id, const char *arg)
 {
     struct mk_build_opts *opts = &b->opts;
     uint64_t v;
+    int64_t epoch;
     int p;
     switch (id) {
     case OPT_SECRET:
@@ -537,9 +534,9 @@ static int build_checked_opt(struct build_cli *b, int id, const char *arg)
         mk_strv_push(id == OPT_LABEL ? &opts->labels : &opts->annotations, arg);
         return 0;
     case OPT_TIMESTAMP:
-        if (mk_parse_u64(arg, &v) < 0 || v > (uint64_t)INT32_MAX * 4)
+        if (!*arg || mk_epoch_parse(arg, &epoch, NULL) < 0)
             return cli_usage("build: --timestamp takes seconds since the epoch, not \"%s\"", arg);
-        setenv("SOURCE_DATE_EPOCH", arg, 1);
+        b->timestamp = arg;
         return 0;
     case OPT_JOBS:
         if (mk_parse_u64(arg, &v) < 0 || v < 1 || v > 64)
@@ -584,6 +581,12 @@ static int build_opt(struct build_cli *b, int id, const char *arg)
     case OPT_EXPLAIN_CACHE:
         opts->explain_cache = true;
         break;
+    case OPT_CACHE_FROM:
+        mk_strv_push(&opts->cache_from, arg);
+        break;
+    case OPT_CACHE_TO:
+        mk_strv_push(&opts->cache_to, arg);
+        break;
     case OPT_IGNOREFILE:
         opts->ignorefile = arg;
         break;
@@ -623,6 +626,16 @@ static int build_check(struct build_cli *b, const char *context)
     if (!b->progress_given && env_progress && *env_progress &&
         (rc = parse_progress("BUILDKIT_PROGRESS", env_progress, opts)) != 0)
         return rc;
+    /* The epoch: --build-arg SOURCE_DATE_EPOCH=N (as BuildKit), else --timestamp (as
+     * buildah), else the environment's (as buildx passes it on). */
+    const char *epoch = b->timestamp, *epoch_what = "--timestamp";
+    for (size_t i = 0; i < opts->build_args.n; i++)
+        if (mk_str_has_prefix(opts->build_args.v[i], "SOURCE_DATE_EPOCH=")) {
+            epoch = opts->build_args.v[i] + 18;
+            epoch_what = "--build-arg SOURCE_DATE_EPOCH";
+        }
+    if ((rc = cli_epoch(epoch, epoch_what, &opts->epoch)) != 0)
+        return rc;
     if (opts->dockerfile && strcmp(opts->dockerfile, "-") == 0 && strcmp(context, "-") == 0)
         return cli_usage("build: the build context and the Dockerfile cannot both come from stdin");
     for (size_t i = 0; i < opts->tags.n; i++)
@@ -651,7 +664,8 @@ static int build_finish(struct mk_store *store, struct build_cli *b, const struc
     struct mk_error *err = NULL;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < b->outputs.n; i++)
-        rc = write_output(store, img, b->outputs.v[i], &opts->tags, &b->ropts, opts->quiet);
+        rc = write_output(store, img, b->outputs.v[i], &opts->tags, &b->ropts, opts->quiet,
+                          opts->epoch);
     if (rc == 0 && b->manifest_list) {
         const char *d = img->manifest_digest;
         char list_digest[MK_DIGEST_SIZE];

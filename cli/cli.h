@@ -50,12 +50,24 @@ extern const struct cli_cmd cli_cmd_build, cli_cmd_run, cli_cmd_parse, cli_cmd_i
 /* A name an image is about to get (build -t, tag TARGET): a valid reference without a digest,
  * checked before any work. 0, or prints why and returns 1. */
 int cli_check_new_name(const char *name);
+/* The build epoch of a command that writes created times or layers: value when not NULL
+ * (from --build-arg SOURCE_DATE_EPOCH=N or --timestamp; what names it), else
+ * $SOURCE_DATE_EPOCH; MK_EPOCH_NONE when neither. Prints the error and returns 2 for a value
+ * that is not one (as buildx refuses it). */
+int cli_epoch(const char *value, const char *what, int64_t *ret);
 
 int cmd_build(struct mk_cli *cli, int argc, char **argv);
 /* build --platform A,B (cli/build-platforms.c): a usage error for outputs it cannot write
  * (0 when fine), then the builds, outputs and pushes; both return the exit code. */
 struct mk_build_opts;
 struct registry_opts;
+/* Writes the archive of names (layerstore_save) to dest: "-" is stdout, an oci-dir the
+ * directory dest, anything else a file that appears only complete (common/atomic-file.h).
+ * save, build -o type=oci|docker and build --platform A,B -o type=oci all write through here.
+ * Errors name dest (not for stdout). */
+int cli_save_archive(struct mk_store *store, const char *const *names, size_t n,
+                     enum mk_archive_format f, enum mk_compression c, int level, const char *dest,
+                     struct mk_error **err);
 int cli_build_platforms_check(const struct mk_build_opts *opts, const struct mk_strv *outputs);
 int cli_build_platforms(struct mk_store *store, const struct mk_build_opts *opts,
                         const struct mk_strv *outputs, bool push, const struct registry_opts *ropts,

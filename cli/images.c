@@ -248,9 +248,9 @@ static void print_default(json_t *rows, bool quiet)
     static const char *const key[6] = {"Repository",   "Tag",  "ID",
                                        "CreatedSince", "Size", "Platform"};
     struct mk_platform hp;
-    layerstore_platform_host(&hp);
+    mk_platform_host(&hp);
     char host[MK_PLATFORM_MAX];
-    layerstore_platform_format(&hp, host);
+    mk_platform_format(&hp, host);
     bool foreign = false;
     int w[6];
     for (int c = 0; c < 6; c++)

@@ -42,13 +42,17 @@ int cmd_import(struct mk_cli *cli, int argc, char **argv)
     if (argc - a.first != 2)
         return cli_args_usage(&cli_cmd_import, "expected TARBALL|DIR NAME");
     argv += a.first - 1;
+    int64_t epoch;
+    int prc = cli_epoch(NULL, NULL, &epoch);
+    if (prc)
+        return prc;
     struct mk_store *store = cli_store(cli);
     if (!store)
         return 1;
     struct mk_error *err = NULL;
     struct mk_image *img = NULL;
-    if (layerstore_import_platform(store, argv[1], argv[2], has_platform ? &platform : NULL, &img,
-                                   &err) < 0)
+    if (layerstore_import_platform(store, argv[1], argv[2], has_platform ? &platform : NULL, epoch,
+                                   &img, &err) < 0)
         return cli_fail(err);
     printf("%s\n", img->config_digest);
     layerstore_image_free(img);

@@ -109,8 +109,7 @@ int cmd_login(struct mk_cli *cli, int argc, char **argv)
     _cleanup_free_ char *creds = mk_xasprintf("%s:%s", u, p);
     explicit_bzero(p, strlen(p));
     struct mk_error *err = NULL;
-    const char *check = strcmp(host, "docker.io") == 0 ? "registry-1.docker.io" : host;
-    int r = registry_login_check(check, creds, &opts, &err);
+    int r = registry_login_check(mk_ref_registry_host(host), creds, &opts, &err);
     if (r == 0)
         r = registry_auth_store(opts.authfile, host, creds, &err);
     explicit_bzero(creds, strlen(creds));

@@ -122,13 +122,28 @@ void cli_warn(const char *fmt, ...)
 int cli_check_new_name(const char *name)
 {
     struct mk_error *err = NULL;
-    _cleanup_free_ char *norm = layerstore_normalize_ref(name, &err);
+    _cleanup_free_ char *norm = mk_ref_local_name(name, &err);
     if (!norm)
         return cli_fail(err);
     if (strchr(name, '@')) {
         mk_error_set(&err, MK_ERR_INVALID, 0,
                      "invalid name \"%s\": an image cannot be named with a digest (NAME[:TAG])",
                      name);
+        return cli_fail(err);
+    }
+    return 0;
+}
+
+int cli_epoch(const char *value, const char *what, int64_t *ret)
+{
+    if (!value) {
+        value = getenv("SOURCE_DATE_EPOCH");
+        what = "SOURCE_DATE_EPOCH";
+    }
+    struct mk_error *err = NULL;
+    if (mk_epoch_parse(value, ret, &err) < 0) {
+        _cleanup_free_ char *where = mk_xasprintf("%s=%s", what, value);
+        mk_error_set_where(&err, where);
         return cli_fail(err);
     }
     return 0;

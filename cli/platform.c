@@ -10,7 +10,7 @@ const char cli_platform_words[] =
 int cli_platform_value(const char *v, struct mk_platform *ret)
 {
     struct mk_error *err = NULL;
-    if (layerstore_platform_parse(v, ret, &err) < 0)
+    if (mk_platform_parse(v, ret, &err) < 0)
         return cli_fail(err);
     return 0;
 }

@@ -1,22 +1,11 @@
 /* cli/push.c - `mkimg push [OPTIONS] IMAGE [DESTINATION]`. */
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "common/fsutil.h"
 #include "registry/registry.h"
-
-/* mk_write_file_atomic takes a name inside a directory fd. */
-static int write_digestfile(const char *path, const char *digest, struct mk_error **err)
-{
-    _cleanup_free_ char *d = mk_xstrdup(path), *b = mk_xstrdup(path);
-    _cleanup_close_ int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return mk_error_errno(err, "opening the directory of \"%s\"", path);
-    return mk_write_file_atomic(dfd, basename(b), digest, strlen(digest), 0644, err);
-}
 
 enum { OPT_DIGESTFILE = 1, OPT_COMPRESSION, OPT_QUIET };
 
@@ -74,7 +63,8 @@ int cmd_push(struct mk_cli *cli, int argc, char **argv)
                       &err) < 0)
         return cli_fail(err);
     printf("%s\n", digest);
-    if (digestfile && write_digestfile(digestfile, digest, &err) < 0) {
+    if (digestfile &&
+        mk_write_file_atomic(AT_FDCWD, digestfile, digest, strlen(digest), 0644, &err) < 0) {
         mk_error_set_where(&err, digestfile);
         return cli_fail(err);
     }

@@ -14,7 +14,7 @@ static int rmi_one(struct mk_store *store, const char *name, struct mk_error **e
         return -1;
     }
     /* Report what went: the named tag, or every tag when removed by ID. */
-    char *ref = mk_digest_valid(name) ? NULL : layerstore_normalize_ref(name, NULL);
+    char *ref = mk_digest_valid(name) ? NULL : mk_ref_local_name(name, NULL);
     bool by_ref = false;
     for (size_t i = 0; ref && i < img->tags.n; i++)
         by_ref |= strcmp(img->tags.v[i], ref) == 0;

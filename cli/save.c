@@ -9,17 +9,24 @@
 #include "cli/cli.h"
 #include "common/atomic-file.h"
 
-/* The archive is an atomic file (common/atomic-file.h): FILE is never a truncated archive. */
-static int save_to_file(struct mk_store *store, const char *const *names, size_t n,
-                        enum mk_archive_format f, enum mk_compression c, int level,
-                        const char *file, struct mk_error **err)
+int cli_save_archive(struct mk_store *store, const char *const *names, size_t n,
+                     enum mk_archive_format f, enum mk_compression c, int level, const char *dest,
+                     struct mk_error **err)
 {
-    _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
-    if (mk_atomic_file_init(&out, AT_FDCWD, file, 0644, err) < 0 ||
-        layerstore_save(store, names, n, f, c, level, out.fd, NULL, err) < 0 ||
-        mk_atomic_file_commit(&out, err) < 0)
-        return mk_error_set_where(err, file);
-    return 0;
+    if (f != MK_ARCHIVE_OCI_DIR && strcmp(dest, "-") == 0)
+        return layerstore_save(store, names, n, f, c, level, STDOUT_FILENO, NULL, err);
+    int r;
+    if (f == MK_ARCHIVE_OCI_DIR) {
+        r = layerstore_save(store, names, n, f, c, level, -1, dest, err);
+    } else {
+        _cleanup_(mk_atomic_file_release) struct mk_atomic_file out = {.fd = -1, .dirfd = -1};
+        r = mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err);
+        if (r == 0)
+            r = layerstore_save(store, names, n, f, c, level, out.fd, NULL, err);
+        if (r == 0)
+            r = mk_atomic_file_commit(&out, err);
+    }
+    return r < 0 ? mk_error_set_where(err, dest) : 0;
 }
 
 enum { OPT_OUTPUT = 1, OPT_FORMAT, OPT_COMPRESSION, OPT_LEVEL };
@@ -89,14 +96,7 @@ int cmd_save(struct mk_cli *cli, int argc, char **argv)
     struct mk_error *err = NULL;
     const char *const *names = (const char *const *)&argv[first];
     size_t n = (size_t)(argc - first);
-    int r;
-    if (format == MK_ARCHIVE_OCI_DIR)
-        r = layerstore_save(store, names, n, format, comp, level, -1, out, &err);
-    else if (to_stdout)
-        r = layerstore_save(store, names, n, format, comp, level, STDOUT_FILENO, NULL, &err);
-    else
-        r = save_to_file(store, names, n, format, comp, level, out, &err);
-    if (r < 0)
+    if (cli_save_archive(store, names, n, format, comp, level, to_stdout ? "-" : out, &err) < 0)
         return cli_fail(err);
     return 0;
 }

@@ -375,7 +375,7 @@ static int saved_prepare(struct mk_store *store, const char *name, enum mk_compr
     if (layerstore_image_get(store, name, &ret->img, err) < 0)
         return -1;
     struct mk_image *img = ret->img;
-    _cleanup_free_ char *ref = mk_digest_valid(name) ? NULL : layerstore_normalize_ref(name, NULL);
+    _cleanup_free_ char *ref = mk_digest_valid(name) ? NULL : mk_ref_local_name(name, NULL);
     bool named = false;
     for (size_t i = 0; ref && i < img->tags.n; i++)
         named |= strcmp(img->tags.v[i], ref) == 0;
@@ -544,7 +544,7 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
             break;
         }
         struct saved_index *x = &ix[n_ix++];
-        x->name = layerstore_normalize_ref(names[i], NULL);
+        x->name = mk_ref_local_name(names[i], NULL);
         x->first = want.n;
         r = layerstore_ref_platforms(store, names[i], &x->e, &x->n, err);
         for (size_t k = 0; r == 0 && k < x->n; k++)
@@ -929,7 +929,7 @@ static int import_image(struct loader *l, const struct image_src *src, struct mk
     size_t tagged = 0;
     for (size_t i = 0; r == 0 && i < src->names.n; i++) {
         /* A name that is no valid reference (a bare OCI ref.name like "v1") is no tag. */
-        _cleanup_free_ char *ref = layerstore_normalize_ref(src->names.v[i], NULL);
+        _cleanup_free_ char *ref = mk_ref_local_name(src->names.v[i], NULL);
         if (!ref)
             continue;
         r = layerstore_tag(l->store, &img, ref, err);
@@ -1024,8 +1024,7 @@ static int oci_manifest(struct loader *l, json_t *desc, int depth, struct image_
             json_t *p = json_object_get(d, "platform");
             const char *arch = json_string_value(json_object_get(p, "architecture"));
             const char *os = json_string_value(json_object_get(p, "os"));
-            if (arch && os && strcmp(arch, layerstore_host_arch()) == 0 &&
-                strcmp(os, "linux") == 0) {
+            if (arch && os && strcmp(arch, mk_host_arch()) == 0 && strcmp(os, "linux") == 0) {
                 pick = d;
                 break;
             }

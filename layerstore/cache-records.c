@@ -107,15 +107,14 @@ static json_t *history_json(const struct mk_history *h)
     return o;
 }
 
-int layerstore_step_record_put(struct mk_store *store, const struct mk_step_record *rec,
-                               struct mk_error **err)
+json_t *ls_step_record_json(const struct mk_step_record *rec, struct mk_error **err)
 {
     _cleanup_json_ json_t *o = json_object();
     if (!rec->empty) {
         const struct mk_layer_desc *l = &rec->layer;
         if (!mk_digest_valid(l->digest) || !mk_digest_valid(l->diff_id) ||
             !mk_digest_valid(rec->chain_id))
-            return mk_error_set(err, MK_ERR_INVALID, 0, "step record without a valid layer");
+            return mk_error_set(err, MK_ERR_INVALID, 0, "step record without a valid layer"), NULL;
         json_object_set_new(o, "layer",
                             json_pack("{s:s, s:s, s:s, s:I}", "mediaType",
                                       l->media_type ? l->media_type : MK_MEDIA_OCI_LAYER, "digest",
@@ -132,11 +131,18 @@ int layerstore_step_record_put(struct mk_store *store, const struct mk_step_reco
         json_object_set_new(cfg, k, json_string(eq ? eq + 1 : ""));
     }
     json_object_set_new(o, "config", cfg);
-    return write_json(store, LS_CACHE_STEPS, rec->key, o, err);
+    return MK_TAKE_PTR(o);
 }
 
-static int step_from_json(json_t *o, const char *key, struct mk_step_record *ret,
-                          struct mk_error **err)
+int layerstore_step_record_put(struct mk_store *store, const struct mk_step_record *rec,
+                               struct mk_error **err)
+{
+    _cleanup_json_ json_t *o = ls_step_record_json(rec, err);
+    return o ? write_json(store, LS_CACHE_STEPS, rec->key, o, err) : -1;
+}
+
+int ls_step_record_from_json(json_t *o, const char *key, struct mk_step_record *ret,
+                             struct mk_error **err)
 {
     memset(ret, 0, sizeof(*ret));
     memcpy(ret->key, key, MK_DIGEST_SIZE);
@@ -173,7 +179,7 @@ int layerstore_step_record_get(struct mk_store *store, const char *key, struct m
     if (!o)
         return -1;
     struct mk_error *e = NULL;
-    if (step_from_json(o, key, ret, &e) < 0) {
+    if (ls_step_record_from_json(o, key, ret, &e) < 0) {
         layerstore_step_record_release(ret);
         mk_error_set(err, MK_ERR_NOT_FOUND, 0, "cache record %s: %s", key, e->msg);
         mk_error_free(e);
@@ -342,7 +348,7 @@ static int record_refs(enum ls_cache_kind kind, const char *key, json_t *o,
     switch (kind) {
     case LS_CACHE_STEPS: {
         struct mk_step_record rec;
-        int r = step_from_json(o, key, &rec, err);
+        int r = ls_step_record_from_json(o, key, &rec, err);
         if (r == 0 && !rec.empty) {
             memcpy(ret->blob, rec.layer.digest, MK_DIGEST_SIZE);
             memcpy(ret->chain, rec.chain_id, MK_DIGEST_SIZE);

@@ -175,22 +175,26 @@ static int source_open(struct mk_store *store, const struct mk_layer_desc *src, 
     return in->fd < 0 ? mk_error_wrap(err, "compressing layer %s", src->diff_id) : 0;
 }
 
-/* Stores the finished copy in tmp (open as out, bytes hashing to digest): checks that a
- * decoded source matched diff_id, renames it into the store, remembers it in the cache.
- * tmp is gone afterwards either way. */
-static int copy_commit(struct mk_store *store, struct source *in, const struct mk_layer_desc *src,
+/* Checks that a decoded source matched diff_id (once, at its end). */
+static int source_verify(struct source *in, const struct mk_layer_desc *src, struct mk_error **err)
+{
+    if (!in->rd)
+        return 0;
+    char got[MK_DIGEST_SIZE];
+    mk_sha256_final(in->h, got);
+    if (strcmp(got, src->diff_id) != 0)
+        return mk_error_set(err, MK_ERR_DIGEST, 0, "layer %s decodes to %s", src->diff_id, got);
+    return 0;
+}
+
+/* Stores the finished and verified copy in tmp (open as out, bytes hashing to digest):
+ * renames it into the store, remembers it in the cache. tmp is gone afterwards either way
+ * (renamed or removed). */
+static int copy_commit(struct mk_store *store, const struct mk_layer_desc *src,
                        enum mk_compression c, int level, int out, const char *tmp,
                        const char *digest, uint64_t size, struct mk_layer_desc *ret,
                        struct mk_error **err)
 {
-    if (in->rd) {
-        char got[MK_DIGEST_SIZE];
-        mk_sha256_final(in->h, got);
-        if (strcmp(got, src->diff_id) != 0) {
-            unlink(tmp);
-            return mk_error_set(err, MK_ERR_DIGEST, 0, "layer %s decodes to %s", src->diff_id, got);
-        }
-    }
     if (ls_blob_commit_tmp(store, out, tmp, digest, err) < 0)
         return mk_error_wrap(err, "compressing layer %s", src->diff_id);
     /* The blob is in place before the entry that names it, so a crash in between leaves at
@@ -229,7 +233,11 @@ static int compress_one(struct mk_store *store, const struct mk_layer_desc *src,
         unlink(tmp);
         mk_error_wrap(err, "compressing layer %s", src->diff_id);
     } else if (out >= 0) {
-        r = copy_commit(store, &in, src, c, level, out, tmp, digest, size, ret, err);
+        r = source_verify(&in, src, err);
+        if (r < 0)
+            unlink(tmp);
+        else
+            r = copy_commit(store, src, c, level, out, tmp, digest, size, ret, err);
     }
     close(in.fd);
     source_release(&in);
@@ -252,8 +260,11 @@ struct mk_compress_stream {
     pthread_cond_t cond;
     uint64_t written;
     bool ended, abort;
-    int rc;
-    struct mk_error *err;
+    int rc;                /* of the compression, valid once ended */
+    int commit_rc;         /* of storing the copy, valid once the thread is joined */
+    bool committed;        /* tmp renamed into the store */
+    struct mk_error *err;  /* the compression's error */
+    struct mk_error *cerr; /* the commit's */
     char digest[MK_DIGEST_SIZE];
     struct mk_layer_desc result;
 };
@@ -269,6 +280,8 @@ static int stream_advance(void *pctx, uint64_t written)
     return abort ? -1 : 0;
 }
 
+/* Compresses, says so (the digest is what an upload's closing request needs), then stores
+ * the copy while the caller finishes the upload: the fsync of the copy is off its path. */
 static void *stream_main(void *arg)
 {
     struct mk_compress_stream *st = arg;
@@ -278,14 +291,22 @@ static void *stream_main(void *arg)
     int r = ls_compress_stream_progress(source_read_cb, &st->in, st->out, st->c, st->level,
                                         cpus > 1 ? (unsigned)cpus : 1, stream_advance, st,
                                         st->digest, &size, &e);
+    if (r == 0)
+        r = source_verify(&st->in, &st->src, &e);
     pthread_mutex_lock(&st->lock);
     st->rc = r;
     st->err = e;
     if (r == 0)
         st->written = size;
     st->ended = true;
+    bool abort = st->abort;
     pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->lock);
+    if (r == 0 && !abort) {
+        st->commit_rc = copy_commit(st->store, &st->src, st->c, st->level, st->out, st->tmp,
+                                    st->digest, size, &st->result, &st->cerr);
+        st->committed = st->commit_rc == 0;
+    }
     return NULL;
 }
 
@@ -343,6 +364,22 @@ uint64_t layerstore_compress_stream_wait(struct mk_compress_stream *s, uint64_t 
     return n;
 }
 
+int layerstore_compress_stream_digest(struct mk_compress_stream *s, char ret_digest[MK_DIGEST_SIZE],
+                                      uint64_t *ret_size)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->ended)
+        pthread_cond_wait(&s->cond, &s->lock);
+    int r = s->running ? s->rc : 0;
+    const char *d = s->running ? s->digest : s->result.digest;
+    if (r == 0) {
+        memcpy(ret_digest, d, MK_DIGEST_SIZE);
+        *ret_size = s->written;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
 int layerstore_compress_stream_finish(struct mk_compress_stream *s, bool abort,
                                       struct mk_layer_desc *ret, struct mk_error **err)
 {
@@ -359,11 +396,13 @@ int layerstore_compress_stream_finish(struct mk_compress_stream *s, bool abort,
             if (err && !*err)
                 *err = MK_TAKE_PTR(s->err);
             mk_error_wrap(err, "compressing layer %s", s->src.diff_id);
-        } else if (!abort) {
-            r = copy_commit(s->store, &s->in, &s->src, s->c, s->level, s->out, s->tmp, s->digest,
-                            s->written, &s->result, err);
+        } else if (s->commit_rc < 0) {
+            /* copy_commit removed tmp and said which layer */
+            if (err && !*err)
+                *err = MK_TAKE_PTR(s->cerr);
+            r = -1;
         }
-        if (r < 0 || abort)
+        if (!s->committed && (r < 0 || abort))
             unlink(s->tmp);
         free(s->tmp);
         s->tmp = NULL; /* renamed into the store, or gone */
@@ -394,6 +433,7 @@ void layerstore_compress_stream_free(struct mk_compress_stream *s)
         close(s->in.fd);
     source_release(&s->in);
     mk_error_free(s->err);
+    mk_error_free(s->cerr);
     free(s->result.media_type);
     free(s->src.media_type);
     pthread_mutex_destroy(&s->lock);

@@ -189,7 +189,7 @@ int ls_image_get(struct mk_store *store, const char *name, const struct mk_platf
                 memcpy(manifest, name, MK_DIGEST_SIZE);
         }
     } else {
-        _cleanup_free_ char *ref = layerstore_normalize_ref(name, NULL);
+        _cleanup_free_ char *ref = mk_ref_local_name(name, NULL);
         size_t i;
         json_t *e;
         json_array_foreach(json_object_get(idx, "manifests"), i, e)
@@ -305,7 +305,7 @@ static void list_entry(struct mk_store *store, json_t *idx, const char *ref, con
     en->created = img->config.created ? mk_xstrdup(img->config.created) : NULL;
     struct mk_platform p;
     layerstore_config_platform(&img->config, &p);
-    layerstore_platform_format(&p, en->platform);
+    mk_platform_format(&p, en->platform);
 }
 
 int layerstore_list(struct mk_store *store, struct mk_image_entry **ret, size_t *ret_n,
@@ -362,7 +362,7 @@ int layerstore_rmi(struct mk_store *store, const char *name, struct mk_error **e
 {
     /* A name holding several platforms names an index: the tag goes, with all of them. */
     if (!mk_digest_valid(name)) {
-        _cleanup_free_ char *ref = layerstore_normalize_ref(name, NULL);
+        _cleanup_free_ char *ref = mk_ref_local_name(name, NULL);
         char d[MK_DIGEST_SIZE];
         if (ref && ls_index_ref_digest(store, ref, d, NULL) == 0)
             return layerstore_untag(store, ref, err);
@@ -370,7 +370,7 @@ int layerstore_rmi(struct mk_store *store, const char *name, struct mk_error **e
     _cleanup_(layerstore_image_freep) struct mk_image *img = NULL;
     if (layerstore_image_get(store, name, &img, err) < 0)
         return -1;
-    _cleanup_free_ char *ref = mk_digest_valid(name) ? NULL : layerstore_normalize_ref(name, NULL);
+    _cleanup_free_ char *ref = mk_digest_valid(name) ? NULL : mk_ref_local_name(name, NULL);
     for (size_t i = 0; ref && i < img->tags.n; i++)
         if (strcmp(img->tags.v[i], ref) == 0)
             return layerstore_untag(store, ref, err);

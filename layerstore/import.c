@@ -7,8 +7,42 @@
 
 #include "layerstore/internal.h"
 
-static int import_layer(struct mk_store *store, const char *path, struct mk_layer_desc *ret,
-                        struct mk_error **err)
+/* The tree of the directory open as fd as a plain tar blob (ret: digest == diff_id), no mtime
+ * later than epoch (MK_EPOCH_NONE: as they are). */
+static int dir_fd_to_blob(struct mk_store *store, int fd, int64_t epoch, struct mk_layer_desc *ret,
+                          struct mk_error **err)
+{
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
+    if (out < 0)
+        return -1;
+    char diff_id[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    if (ls_tar_write_dir(fd, out, epoch, diff_id, &size, err) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    if (ls_blob_commit_tmp(store, out, tmp, diff_id, err) < 0)
+        return -1;
+    memset(ret, 0, sizeof(*ret));
+    memcpy(ret->digest, diff_id, MK_DIGEST_SIZE);
+    memcpy(ret->diff_id, diff_id, MK_DIGEST_SIZE);
+    ret->media_type = mk_xstrdup(MK_MEDIA_OCI_LAYER);
+    ret->size = size;
+    return 0;
+}
+
+int layerstore_dir_to_blob(struct mk_store *store, const char *dir, struct mk_layer_desc *ret,
+                           struct mk_error **err)
+{
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", dir);
+    return dir_fd_to_blob(store, fd, MK_EPOCH_NONE, ret, err);
+}
+
+static int import_layer(struct mk_store *store, const char *path, int64_t epoch,
+                        struct mk_layer_desc *ret, struct mk_error **err)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -21,52 +55,41 @@ static int import_layer(struct mk_store *store, const char *path, struct mk_laye
         return layerstore_layer_import_tar(store, fd, "", ret, NULL, err);
     /* The user's directory is only read: write its tar as a blob, then unpack that into a
      * snapshot, so the snapshot holds exactly what the layer says. */
-    _cleanup_free_ char *tmp = NULL;
-    _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
-    if (out < 0)
+    if (dir_fd_to_blob(store, fd, epoch, ret, err) < 0)
         return -1;
-    char diff_id[MK_DIGEST_SIZE];
-    uint64_t size = 0;
-    if (ls_tar_write_dir(fd, out, diff_id, &size, err) < 0) {
-        unlink(tmp);
+    if (ls_snapshot_unpack(store, ret->diff_id, ret->diff_id, ret->diff_id, err) < 0) {
+        free(ret->media_type);
+        ret->media_type = NULL;
         return -1;
     }
-    if (ls_blob_commit_tmp(store, out, tmp, diff_id, err) < 0 ||
-        ls_snapshot_unpack(store, diff_id, diff_id, diff_id, err) < 0)
-        return -1;
-    memset(ret, 0, sizeof(*ret));
-    memcpy(ret->digest, diff_id, MK_DIGEST_SIZE);
-    memcpy(ret->diff_id, diff_id, MK_DIGEST_SIZE);
-    ret->media_type = mk_xstrdup(MK_MEDIA_OCI_LAYER);
-    ret->size = size;
     return 0;
 }
 
 int layerstore_import(struct mk_store *store, const char *path, const char *ref,
                       struct mk_image **ret, struct mk_error **err)
 {
-    return layerstore_import_platform(store, path, ref, NULL, ret, err);
+    return layerstore_import_platform(store, path, ref, NULL, MK_EPOCH_NONE, ret, err);
 }
 
 int layerstore_import_platform(struct mk_store *store, const char *path, const char *ref,
-                               const struct mk_platform *platform, struct mk_image **ret,
-                               struct mk_error **err)
+                               const struct mk_platform *platform, int64_t epoch,
+                               struct mk_image **ret, struct mk_error **err)
 {
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     struct mk_layer_desc layer;
-    if (import_layer(store, path, &layer, err) < 0)
+    if (import_layer(store, path, epoch, &layer, err) < 0)
         return mk_error_wrap(err, "importing \"%s\"", path);
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     struct mk_platform host;
-    layerstore_platform_host(&host);
+    mk_platform_host(&host);
     const struct mk_platform *p = platform ? platform : &host;
     cfg.os = mk_xstrdup(p->os);
     cfg.architecture = mk_xstrdup(p->arch);
     cfg.variant = p->variant[0] ? mk_xstrdup(p->variant) : NULL;
-    cfg.created = layerstore_now_rfc3339();
+    cfg.created = mk_epoch_rfc3339(epoch);
     mk_strv_push(&cfg.diff_ids, layer.diff_id);
     _cleanup_free_ char *by = mk_xasprintf("mkimg import %s", path);
     layerstore_config_add_history(&cfg, cfg.created, by, NULL, false);

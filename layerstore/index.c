@@ -121,7 +121,7 @@ int layerstore_tag(struct mk_store *store, const struct mk_image *img, const cha
 {
     if (!ref)
         return index_keep_untagged(store, img, err);
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     return ls_index_tag_desc(store, name, manifest_media_type(img), img->manifest_digest,
@@ -225,7 +225,7 @@ static int index_remove(struct mk_store *store, const char *ref, const char *man
 
 int layerstore_untag(struct mk_store *store, const char *ref, struct mk_error **err)
 {
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     return index_remove(store, name, NULL, err);

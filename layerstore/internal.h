@@ -44,9 +44,10 @@ const char *ls_compression_name(const void *head, size_t len);
  * regular files ".wh.NAME"; a directory with user.overlay.opaque=y or
  * trusted.overlay.opaque=y gets an entry "DIR/.wh..wh..opq" right after the directory.
  * Hashes while writing: ret_diff_id = sha256 of the bytes written, ret_size their count.
- * With $SOURCE_DATE_EPOCH set, no entry's mtime is later than it (reproducible builds). */
-int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
-                     struct mk_error **err);
+ * With an epoch (not MK_EPOCH_NONE, common/epoch.h), no entry's mtime is later than it
+ * (reproducible builds). */
+int ls_tar_write_dir(int dirfd, int out_fd, int64_t epoch, char ret_diff_id[MK_DIGEST_SIZE],
+                     uint64_t *ret_size, struct mk_error **err);
 
 /* The overlay lowerdirs under one directory of an upperdir being written (tar-diff.c): an
  * open directory fd per layer where it is visible, top-most first. */
@@ -59,12 +60,12 @@ struct ls_lowers {
  * first; NULL or empty: none): entries that overlay copied up but that equal the entry they
  * hide are left out (see tar-diff.c); a directory is still written when something under it
  * is. */
-int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
+int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
                       char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
 
 /* The digest ls_tar_write_diff would give, writing nothing; no_mtimes writes every mtime
- * after 1970 as 0 (and ignores $SOURCE_DATE_EPOCH): for comparing two trees whose mtimes
- * are known to differ (fsck --deep). */
+ * after 1970 as 0, else they are written as they are (no epoch): for comparing two trees
+ * whose mtimes are known to differ (fsck --deep). */
 int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes,
                        char ret_digest[MK_DIGEST_SIZE], struct mk_error **err);
 
@@ -111,7 +112,7 @@ struct ls_apply_opts {
 int ls_tar_apply(int in_fd, int dirfd, const struct ls_apply_opts *opts, int tee_fd,
                  char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
 
-/* ---- the store handle and shared helpers (store, blob, config, ref, index, image,
+/* ---- the store handle and shared helpers (store, blob, config, index, image,
  *      snapshot, import .c) ---------------------------------------------------------------- */
 
 #include <jansson.h>
@@ -155,7 +156,7 @@ int ls_snapshot_unpack(struct mk_store *store, const char *blob, const char *dif
 /* fsck --deep: whether the snapshot of chain (whose parent chains, bottom-most first, are
  * parents) holds layer blob with diff_id. Our writer's tar of the snapshot over its parents
  * is compared with diff_id; when they differ (a layer another tool wrote, or one made with
- * $SOURCE_DATE_EPOCH), with the same tar of a fresh unpack of the blob, mtimes left out.
+ * a build epoch), with the same tar of a fresh unpack of the blob, mtimes left out.
  * Fails when the snapshot, a parent or the blob cannot be read. */
 int ls_snapshot_verify(struct mk_store *store, const struct mk_strv *parents, const char *chain,
                        const char *blob, const char *diff_id, bool *ret_ok, struct mk_error **err);
@@ -263,6 +264,13 @@ struct ls_cache_refs {
  * its head only (data may be its first bytes). */
 int ls_cache_record_refs(enum ls_cache_kind kind, const char *key, const char *data, size_t len,
                          struct ls_cache_refs *ret, struct mk_error **err);
+/* A step record as the JSON object ROOT/cache/steps/ holds (and a remote cache exports), or
+ * NULL (MK_ERR_INVALID) for a record with a layer but no valid digests. Caller decrefs. */
+json_t *ls_step_record_json(const struct mk_step_record *rec, struct mk_error **err);
+/* The reverse, for key; ret is released with layerstore_step_record_release (also on
+ * failure, MK_ERR_PARSE). */
+int ls_step_record_from_json(json_t *o, const char *key, struct mk_step_record *ret,
+                             struct mk_error **err);
 /* Reads enough of the record file name in dirfd for ls_cache_record_refs. */
 int ls_cache_record_load(int dirfd, const char *name, enum ls_cache_kind kind, char **ret,
                          size_t *ret_len, struct mk_error **err);

@@ -35,7 +35,10 @@
 #include <stdint.h>
 
 #include "common/digest.h"
+#include "common/epoch.h"
 #include "common/error.h"
+#include "common/platform.h"
+#include "common/ref.h"
 #include "common/util.h"
 
 #define MK_MEDIA_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -45,10 +48,6 @@
 #define MK_MEDIA_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
 #define MK_MEDIA_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 #define MK_MEDIA_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
-
-/* "os/arch/variant" and each of its parts fit in these (layerstore/platform.c). */
-#define MK_PLATFORM_PART_MAX 32
-#define MK_PLATFORM_MAX (3 * MK_PLATFORM_PART_MAX)
 
 struct mk_store;
 
@@ -156,13 +155,9 @@ struct mk_image {
     struct mk_strv tags; /* refs naming this manifest in index.json */
 };
 
-/* "hello" -> "hello:latest"; a reference with a tag or digest stays as it is. Fails with
- * MK_ERR_INVALID for malformed names. Caller frees. */
-char *layerstore_normalize_ref(const char *ref, struct mk_error **err);
-
-/* Finds an image by reference (normalized), by "sha256:<hex>" of its config or manifest,
- * or by an unambiguous hex prefix (at least 4 digits) of its ID. MK_ERR_NOT_FOUND when
- * nothing matches. */
+/* Finds an image by reference (its local name, common/ref.h), by "sha256:<hex>" of its
+ * config or manifest, or by an unambiguous hex prefix (at least 4 digits) of its ID.
+ * MK_ERR_NOT_FOUND when nothing matches. */
 int layerstore_image_get(struct mk_store *store, const char *name, struct mk_image **ret,
                          struct mk_error **err);
 void layerstore_image_free(struct mk_image *img);
@@ -179,7 +174,7 @@ int layerstore_image_write_annotated(struct mk_store *store, const struct mk_ima
                                      const struct mk_strv *annotations, struct mk_image **ret,
                                      struct mk_error **err);
 
-/* Points ref (normalized) at the manifest, replacing what it named before. Atomic under
+/* Points ref (its local name) at the manifest, replacing what it named before. Atomic under
  * the store lock. ref NULL keeps the image as an untagged entry (findable by ID) unless
  * index.json already lists its manifest. */
 int layerstore_tag(struct mk_store *store, const struct mk_image *img, const char *ref,
@@ -214,20 +209,7 @@ char *layerstore_image_inspect_json(struct mk_store *store, const struct mk_imag
 /* A name holds one image per platform: index.json points the name at the image manifest
  * while it holds one, and at an OCI image index (one manifest per platform, in the order
  * they were added) once it holds several. layerstore_image_get on such a name gives the
- * host's platform. */
-struct mk_platform {
-    char os[MK_PLATFORM_PART_MAX];
-    char arch[MK_PLATFORM_PART_MAX];    /* OCI/Go naming: amd64, arm64, arm, 386, ... */
-    char variant[MK_PLATFORM_PART_MAX]; /* "" for none */
-};
-/* "os/arch[/variant]" or "arch" (linux); NULL or "" is the host's. Normalized as
- * containerd does (x86_64 -> amd64, aarch64 -> arm64, arm64/v8 -> arm64, arm -> arm/v7).
- * MK_ERR_USAGE for anything else. */
-int layerstore_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **err);
-void layerstore_platform_host(struct mk_platform *ret);
-/* "linux/arm64", "linux/arm/v7". */
-void layerstore_platform_format(const struct mk_platform *p, char out[MK_PLATFORM_MAX]);
-bool layerstore_platform_equal(const struct mk_platform *a, const struct mk_platform *b);
+ * host's platform. Platforms themselves: common/platform.h. */
 /* The platform an image config says (os defaults to linux), normalized. */
 void layerstore_config_platform(const struct mk_image_config *cfg, struct mk_platform *ret);
 
@@ -298,11 +280,12 @@ int layerstore_image_snapshots(struct mk_store *store, const struct mk_image *im
  * lowerdirs (top-most first, as mounted; NULL for none) are what the upperdir was mounted
  * over: entries overlay copied up that equal what they hide there (content, mode, owner,
  * mtime, xattrs) are left out of the tar; the snapshot keeps them (same merged tree).
- * parent_chain is "" for a first layer. ret_chain may be NULL. */
+ * parent_chain is "" for a first layer. epoch (common/epoch.h; MK_EPOCH_NONE for none):
+ * no mtime in the tar is later than it. ret_chain may be NULL. */
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
                                 const struct mk_strv *lowerdirs, const char *parent_chain,
-                                struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
-                                struct mk_error **err);
+                                int64_t epoch, struct mk_layer_desc *ret,
+                                char ret_chain[MK_DIGEST_SIZE], struct mk_error **err);
 
 /* Imports an untrusted layer tar (plain, gzip, bzip2, xz or zstd, detected from content)
  * from fd: stores the uncompressed tar as a blob and unpacks it into the snapshot of
@@ -316,15 +299,11 @@ int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *pare
 int layerstore_import(struct mk_store *store, const char *path, const char *ref,
                       struct mk_image **ret, struct mk_error **err);
 /* The same for platform (NULL: the host's, replacing what ref named); with a platform it is
- * added to ref as layerstore_tag_add_platform does. */
+ * added to ref as layerstore_tag_add_platform does. With an epoch (not MK_EPOCH_NONE) that
+ * is the created time and no mtime of a directory's layer is later. */
 int layerstore_import_platform(struct mk_store *store, const char *path, const char *ref,
-                               const struct mk_platform *platform, struct mk_image **ret,
-                               struct mk_error **err);
-
-/* Host architecture in OCI/Go naming: amd64, arm64, ... */
-const char *layerstore_host_arch(void);
-/* RFC 3339 UTC time of now (or of $SOURCE_DATE_EPOCH when set). Caller frees. */
-char *layerstore_now_rfc3339(void);
+                               const struct mk_platform *platform, int64_t epoch,
+                               struct mk_image **ret, struct mk_error **err);
 
 /* ---- build cache (layerstore/cache.c, cache-records.c, cache-mounts.c) ---------------------
  *
@@ -464,6 +443,10 @@ int layerstore_compress_stream_fd(const struct mk_compress_stream *s);
  * returns the bytes written. */
 uint64_t layerstore_compress_stream_wait(struct mk_compress_stream *s, uint64_t want,
                                          bool *ret_ended);
+/* Waits for the compressor to end; then the digest and size of the whole copy, or -1 when
+ * it failed (finish says why). The copy may not be stored yet: finish waits for that. */
+int layerstore_compress_stream_digest(struct mk_compress_stream *s, char ret_digest[MK_DIGEST_SIZE],
+                                      uint64_t *ret_size);
 /* Stops the compressor when abort, else waits for it; on success stores the copy (blob and
  * cache entry) and fills ret (media type owned by ret). The fd stays readable until _free. */
 int layerstore_compress_stream_finish(struct mk_compress_stream *s, bool abort,
@@ -607,7 +590,58 @@ int layerstore_extract(int in_fd, int rootfd, const char *dest,
 /* ---- exporting a root file system (layerstore/tar-write.c) --------------------------------- */
 
 /* Writes the tree at dirfd (a mounted image root: no overlay whiteouts in it) to out_fd as a
- * deterministic tar, owners and modes as they are. For `build --output type=tar`. */
-int layerstore_tar_tree(int dirfd, int out_fd, struct mk_error **err);
+ * deterministic tar, owners and modes as they are, no mtime later than epoch (unless
+ * MK_EPOCH_NONE). For `build --output type=tar`. */
+int layerstore_tar_tree(int dirfd, int out_fd, int64_t epoch, struct mk_error **err);
+
+/* ---- remote build cache artifact (layerstore/cache-export.c, docs/remote-cache.md) -------
+ *
+ * A cache is an OCI image manifest of artifactType MK_MEDIA_CACHE_ARTIFACT whose config blob
+ * ({"version":1,"records":[...]}) holds step records in the form ROOT/cache/steps/ holds them,
+ * each with its "key", sorted by key; its layers are the uncompressed layer blobs they name.
+ * type=local keeps it in an OCI image layout directory (index.json written last). */
+#define MK_MEDIA_CACHE_ARTIFACT "application/vnd.mkimg.cache.v1"
+#define MK_MEDIA_CACHE_CONFIG "application/vnd.mkimg.cache.config.v1+json"
+/* --cache-to type=inline: the image manifest's annotation holding the config blob's JSON. */
+#define MK_ANNOTATION_CACHE_INLINE "dev.mkimg.cache.v1"
+
+/* The config blob for recs (a key listed twice is kept once). Caller frees; NULL
+ * (MK_ERR_INVALID) for a record with a layer but no valid digests. */
+char *layerstore_cache_config_json(const struct mk_step_record *recs, size_t n,
+                                   struct mk_error **err);
+/* Parses a config blob: *ret (freed with layerstore_step_records_free) and *ret_n. */
+int layerstore_cache_config_parse(const char *data, size_t len, struct mk_step_record **ret,
+                                  size_t *ret_n, struct mk_error **err);
+void layerstore_step_records_free(struct mk_step_record *recs, size_t n);
+/* Writes the cache of recs (their layers copied from the store) into the OCI layout dir,
+ * created when missing; what dir held before stays valid until index.json is replaced. */
+int layerstore_cache_layout_write(struct mk_store *store, const char *dir,
+                                  const struct mk_step_record *recs, size_t n,
+                                  struct mk_error **err);
+/* The cache manifest naming the config blob (digest, size) and the distinct layers of recs,
+ * in record order. Caller frees. */
+char *layerstore_cache_manifest_json(const struct mk_step_record *recs, size_t n,
+                                     const char *config, size_t config_len);
+/* Reads the records of the cache in dir: index.json, manifest and config (digests checked),
+ * and checks that every layer they name is there with its size. Layers are not read. */
+int layerstore_cache_layout_read(const char *dir, struct mk_step_record **ret, size_t *ret_n,
+                                 struct mk_error **err);
+/* Imports rec's layer from dir on top of parent_chain (blob and snapshot; nothing when both
+ * are in the store already): MK_ERR_DIGEST when its diff ID or chain ID is not rec's. */
+int layerstore_cache_layout_fetch(struct mk_store *store, const char *dir,
+                                  const struct mk_step_record *rec, const char *parent_chain,
+                                  struct mk_error **err);
+/* --cache-to cache-mounts=true: the tree of dir (a cache mount's data/) as a plain tar blob
+ * in the store (ret: digest == diff_id, size; ret->media_type is the caller's)
+ * (layerstore/import.c). */
+int layerstore_dir_to_blob(struct mk_store *store, const char *dir, struct mk_layer_desc *ret,
+                           struct mk_error **err);
+/* Unpacks the plain tar read from fd into dir, which must not exist: it appears (by rename)
+ * only when complete and when the tar's sha256 is digest (MK_ERR_DIGEST otherwise). */
+int layerstore_tar_unpack_new_dir(struct mk_store *store, int fd, const char *digest,
+                                  const char *dir, struct mk_error **err);
+/* The same from a layer tar open as fd (e.g. a blob a registry cache gave). */
+int layerstore_cache_layer_import(struct mk_store *store, int fd, const struct mk_step_record *rec,
+                                  const char *parent_chain, struct mk_error **err);
 
 #endif

@@ -15,109 +15,11 @@ MK_DEFINE_CLEANUP(struct mk_error, mk_error_free)
 
 #define INDEX_MAX_MANIFESTS 256
 
-/* OCI/Go names for what uname and other tools call the architectures. */
-static const char *const arch_alias[][2] = {
-    {"x86_64", "amd64"}, {"x86-64", "amd64"}, {"aarch64", "arm64"}, {"armhf", "arm"},
-    {"armel", "arm"},    {"i386", "386"},     {"i686", "386"},      {"ppc64el", "ppc64le"},
-};
-
-static bool platform_word_ok(const char *s, size_t n)
-{
-    if (n == 0 || n >= MK_PLATFORM_PART_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-void layerstore_platform_host(struct mk_platform *ret)
-{
-    memset(ret, 0, sizeof(*ret));
-    snprintf(ret->os, sizeof(ret->os), "linux");
-    snprintf(ret->arch, sizeof(ret->arch), "%s", layerstore_host_arch());
-    if (strcmp(ret->arch, "arm") == 0)
-        snprintf(ret->variant, sizeof(ret->variant), "v7");
-}
-
-/* As containerd's platforms.Normalize: arm64's only variant v8 is the default and is
- * dropped, arm without one is v7. */
-static void platform_normalize(struct mk_platform *p)
-{
-    for (size_t i = 0; i < MK_ARRAY_SIZE(arch_alias); i++)
-        if (strcmp(p->arch, arch_alias[i][0]) == 0)
-            snprintf(p->arch, sizeof(p->arch), "%s", arch_alias[i][1]);
-    if (strcmp(p->arch, "arm64") == 0 && strcmp(p->variant, "v8") == 0)
-        p->variant[0] = '\0';
-    if (strcmp(p->arch, "arm") == 0 && !p->variant[0])
-        snprintf(p->variant, sizeof(p->variant), "v7");
-}
-
-int layerstore_platform_parse(const char *s, struct mk_platform *ret, struct mk_error **err)
-{
-    if (!s || !*s) {
-        layerstore_platform_host(ret);
-        return 0;
-    }
-    struct mk_platform p;
-    memset(&p, 0, sizeof(p));
-    const char *parts[3] = {NULL, NULL, NULL};
-    size_t lens[3] = {0, 0, 0}, n = 0;
-    const char *q = s;
-    for (;;) {
-        if (n == 3)
-            goto bad;
-        size_t len = strcspn(q, "/");
-        parts[n] = q;
-        lens[n++] = len;
-        if (!q[len])
-            break;
-        q += len + 1;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!platform_word_ok(parts[i], lens[i]))
-            goto bad;
-    if (n == 1) {
-        /* "arm64" alone is linux/arm64, as BuildKit reads it. */
-        snprintf(p.os, sizeof(p.os), "linux");
-        snprintf(p.arch, sizeof(p.arch), "%.*s", (int)lens[0], parts[0]);
-    } else {
-        snprintf(p.os, sizeof(p.os), "%.*s", (int)lens[0], parts[0]);
-        snprintf(p.arch, sizeof(p.arch), "%.*s", (int)lens[1], parts[1]);
-        if (n == 3)
-            snprintf(p.variant, sizeof(p.variant), "%.*s", (int)lens[2], parts[2]);
-    }
-    platform_normalize(&p);
-    *ret = p;
-    return 0;
-bad:
-    return mk_error_set(err, MK_ERR_USAGE, 0,
-                        "invalid platform \"%s\" (expected OS/ARCH[/VARIANT], e.g. linux/arm64)",
-                        s);
-}
-
-void layerstore_platform_format(const struct mk_platform *p, char out[MK_PLATFORM_MAX])
-{
-    snprintf(out, MK_PLATFORM_MAX, "%s/%s%s%s", p->os, p->arch, p->variant[0] ? "/" : "",
-             p->variant);
-}
-
-bool layerstore_platform_equal(const struct mk_platform *a, const struct mk_platform *b)
-{
-    return strcmp(a->os, b->os) == 0 && strcmp(a->arch, b->arch) == 0 &&
-           strcmp(a->variant, b->variant) == 0;
-}
-
 void layerstore_config_platform(const struct mk_image_config *cfg, struct mk_platform *ret)
 {
-    memset(ret, 0, sizeof(*ret));
-    snprintf(ret->os, sizeof(ret->os), "%s", cfg->os && *cfg->os ? cfg->os : "linux");
-    snprintf(ret->arch, sizeof(ret->arch), "%s",
-             cfg->architecture && *cfg->architecture ? cfg->architecture : "unknown");
-    snprintf(ret->variant, sizeof(ret->variant), "%s", cfg->variant ? cfg->variant : "");
-    platform_normalize(ret);
+    mk_platform_set(ret, cfg->os && *cfg->os ? cfg->os : "linux",
+                    cfg->architecture && *cfg->architecture ? cfg->architecture : "unknown",
+                    cfg->variant);
 }
 
 /* The platform object of an index entry; false when it has none. */
@@ -129,11 +31,7 @@ static bool desc_platform(json_t *desc, struct mk_platform *ret)
     const char *variant = json_string_value(json_object_get(p, "variant"));
     if (!os || !arch)
         return false;
-    memset(ret, 0, sizeof(*ret));
-    snprintf(ret->os, sizeof(ret->os), "%s", os);
-    snprintf(ret->arch, sizeof(ret->arch), "%s", arch);
-    snprintf(ret->variant, sizeof(ret->variant), "%s", variant ? variant : "");
-    platform_normalize(ret);
+    mk_platform_set(ret, os, arch, variant);
     return true;
 }
 
@@ -199,7 +97,7 @@ int ls_index_select(struct mk_store *store, const char *digest, const struct mk_
     }
     struct mk_platform host;
     if (!want) {
-        layerstore_platform_host(&host);
+        mk_platform_host(&host);
         want = &host;
     }
     size_t n = 0;
@@ -207,18 +105,18 @@ int ls_index_select(struct mk_store *store, const char *digest, const struct mk_
     struct mk_buf have;
     mk_buf_init(&have, 4096);
     for (size_t i = 0; i < n; i++) {
-        if (layerstore_platform_equal(&e[i].platform, want)) {
+        if (mk_platform_equal(&e[i].platform, want)) {
             memcpy(ret_manifest, e[i].manifest_digest, MK_DIGEST_SIZE);
             entries_free(e);
             mk_buf_release(&have);
             return 0;
         }
         char p[MK_PLATFORM_MAX];
-        layerstore_platform_format(&e[i].platform, p);
+        mk_platform_format(&e[i].platform, p);
         mk_buf_addf(&have, "%s%s", i ? ", " : "", p);
     }
     char w[MK_PLATFORM_MAX];
-    layerstore_platform_format(want, w);
+    mk_platform_format(want, w);
     mk_error_set(err, MK_ERR_NOT_FOUND, 0, "no image for platform %s (the index has %s)", w,
                  n ? have.data : "none");
     entries_free(e);
@@ -250,7 +148,7 @@ static int digest_entries(struct mk_store *store, const char *digest, const char
 int layerstore_ref_platforms(struct mk_store *store, const char *name,
                              struct mk_platform_entry **ret, size_t *ret_n, struct mk_error **err)
 {
-    _cleanup_free_ char *ref = layerstore_normalize_ref(name, err);
+    _cleanup_free_ char *ref = mk_ref_local_name(name, err);
     if (!ref)
         return -1;
     char digest[MK_DIGEST_SIZE];
@@ -302,12 +200,12 @@ static int tag_entries(struct mk_store *store, const struct mk_platform_entry *e
 {
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < i; k++)
-            if (layerstore_platform_equal(&e[i].platform, &e[k].platform)) {
+            if (mk_platform_equal(&e[i].platform, &e[k].platform)) {
                 char p[MK_PLATFORM_MAX];
-                layerstore_platform_format(&e[i].platform, p);
+                mk_platform_format(&e[i].platform, p);
                 return mk_error_set_at(err, MK_ERR_INVALID, ref, "two images for platform %s", p);
             }
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     char digest[MK_DIGEST_SIZE];
@@ -344,7 +242,7 @@ int layerstore_tag_index(struct mk_store *store, const struct mk_platform_entry 
 
 bool layerstore_ref_is_index(struct mk_store *store, const char *name)
 {
-    _cleanup_free_ char *ref = layerstore_normalize_ref(name, NULL);
+    _cleanup_free_ char *ref = mk_ref_local_name(name, NULL);
     char digest[MK_DIGEST_SIZE];
     if (!ref || ls_index_ref_digest(store, ref, digest, NULL) < 0)
         return false;
@@ -368,7 +266,7 @@ void layerstore_image_platform_entry(const struct mk_image *img, struct mk_platf
 static int add_platform(struct mk_store *store, const struct mk_image *img, const char *ref,
                         bool index_always, char ret_digest[MK_DIGEST_SIZE], struct mk_error **err)
 {
-    _cleanup_free_ char *name = layerstore_normalize_ref(ref, err);
+    _cleanup_free_ char *name = mk_ref_local_name(ref, err);
     if (!name)
         return -1;
     struct mk_platform_entry add;
@@ -384,7 +282,7 @@ static int add_platform(struct mk_store *store, const struct mk_image *img, cons
             return -1;
         e = mk_xreallocarray(e, n + 1, sizeof(*e));
         size_t i = 0;
-        while (i < n && !layerstore_platform_equal(&e[i].platform, &add.platform))
+        while (i < n && !mk_platform_equal(&e[i].platform, &add.platform))
             i++;
         e[i] = add;
         if (i == n)
@@ -419,10 +317,10 @@ int layerstore_image_get_platform(struct mk_store *store, const char *name,
     if (platform) {
         struct mk_platform have;
         layerstore_config_platform(&img->config, &have);
-        if (!layerstore_platform_equal(&have, platform)) {
+        if (!mk_platform_equal(&have, platform)) {
             char w[MK_PLATFORM_MAX], h[MK_PLATFORM_MAX];
-            layerstore_platform_format(platform, w);
-            layerstore_platform_format(&have, h);
+            mk_platform_format(platform, w);
+            mk_platform_format(&have, h);
             return mk_error_set_at(err, MK_ERR_NOT_FOUND, name,
                                    "no image for platform %s (the image is %s)", w, h);
         }

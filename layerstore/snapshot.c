@@ -168,7 +168,7 @@ int ls_snapshot_verify(struct mk_store *store, const struct mk_strv *parents, co
     }
     /* Not the layer's bytes, yet maybe whole: the layer was written by another tool
      * (pulled, loaded, imported: its own entry order and headers) or with
-     * $SOURCE_DATE_EPOCH (mtimes clamped in the tar, not on disk). Then the snapshot must
+     * a build epoch (mtimes clamped in the tar, not on disk). Then the snapshot must
      * give what a fresh unpack of the blob gives, both written by our writer with the
      * same lowers and mtimes left out. */
     _cleanup_close_ int in = layerstore_blob_open(store, blob, err);
@@ -229,14 +229,14 @@ static void fill_desc(struct mk_layer_desc *ret, const char *diff_id, uint64_t s
 
 /* Writes the layer tar of dirfd (an upperdir over lowers) into a blob. */
 static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowers *lowers,
-                         char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
+                         int64_t epoch, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                          struct mk_error **err)
 {
     _cleanup_free_ char *tmp = NULL;
     _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
     if (out < 0)
         return -1;
-    if (ls_tar_write_diff(dirfd, lowers, out, ret_diff_id, ret_size, err) < 0) {
+    if (ls_tar_write_diff(dirfd, lowers, out, epoch, ret_diff_id, ret_size, err) < 0) {
         unlink(tmp);
         return -1;
     }
@@ -245,8 +245,8 @@ static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowe
 
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
                                 const struct mk_strv *lowerdirs, const char *parent_chain,
-                                struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
-                                struct mk_error **err)
+                                int64_t epoch, struct mk_layer_desc *ret,
+                                char ret_chain[MK_DIGEST_SIZE], struct mk_error **err)
 {
     _cleanup_close_ int dfd = open_dir(upperdir, err);
     if (dfd < 0)
@@ -263,7 +263,7 @@ int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
     }
     char diff_id[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
     uint64_t size = 0;
-    int r = blob_from_dir(store, dfd, &lowers, diff_id, &size, err);
+    int r = blob_from_dir(store, dfd, &lowers, epoch, diff_id, &size, err);
     ls_lowers_release(&lowers);
     if (r < 0)
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);

@@ -244,38 +244,3 @@ bool ls_rootless(void)
     free(map);
     return !identity || geteuid() != 0;
 }
-
-const char *layerstore_host_arch(void)
-{
-#if defined(__x86_64__)
-    return "amd64";
-#elif defined(__aarch64__)
-    return "arm64";
-#elif defined(__arm__)
-    return "arm";
-#elif defined(__i386__)
-    return "386";
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return "ppc64le";
-#elif defined(__s390x__)
-    return "s390x";
-#elif defined(__riscv) && __riscv_xlen == 64
-    return "riscv64";
-#else
-    return "unknown";
-#endif
-}
-
-char *layerstore_now_rfc3339(void)
-{
-    time_t t = time(NULL);
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    uint64_t v;
-    if (sde && *sde && mk_parse_u64(sde, &v) == 0 && v <= (uint64_t)INT64_MAX / 2)
-        t = (time_t)v;
-    struct tm tm;
-    char buf[64];
-    if (!gmtime_r(&t, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        return mk_xstrdup("1970-01-01T00:00:00Z");
-    return mk_xstrdup(buf);
-}

@@ -47,7 +47,7 @@ struct link_map {
 struct writer {
     struct archive *a;
     int out_fd;
-    time_t clamp_mtime; /* -1, or $SOURCE_DATE_EPOCH: no mtime after it (reproducible builds) */
+    int64_t clamp_mtime; /* -1, or the build epoch: no mtime after it (reproducible builds) */
     char *buf;
     size_t buf_len;
     struct mk_sha256 *hash;
@@ -360,14 +360,14 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, const struc
     return ret;
 }
 
-int ls_tar_write_dir(int dirfd, int out_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
-                     struct mk_error **err)
+int ls_tar_write_dir(int dirfd, int out_fd, int64_t epoch, char ret_diff_id[MK_DIGEST_SIZE],
+                     uint64_t *ret_size, struct mk_error **err)
 {
-    return ls_tar_write_diff(dirfd, NULL, out_fd, ret_diff_id, ret_size, err);
+    return ls_tar_write_diff(dirfd, NULL, out_fd, epoch, ret_diff_id, ret_size, err);
 }
 
-/* out_fd < 0: only the digest and size. clamp_mtime < 0: none. */
-static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, time_t clamp_mtime,
+/* out_fd < 0: only the digest and size. clamp_mtime < 0 (MK_EPOCH_NONE): none. */
+static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t clamp_mtime,
                      char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
 {
     struct writer w = {.out_fd = out_fd,
@@ -415,19 +415,10 @@ out:
     return ret;
 }
 
-static time_t env_clamp(void)
-{
-    uint64_t epoch;
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && mk_parse_u64(sde, &epoch) == 0 && epoch < (uint64_t)INT64_MAX)
-        return (time_t)epoch;
-    return -1;
-}
-
-int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd,
+int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
                       char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
 {
-    return write_tar(dirfd, lowers, out_fd, env_clamp(), ret_diff_id, ret_size, err);
+    return write_tar(dirfd, lowers, out_fd, epoch, ret_diff_id, ret_size, err);
 }
 
 int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes,
@@ -435,12 +426,12 @@ int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes
 {
     uint64_t size;
     /* Clamped to 0, every mtime after 1970 is 0. */
-    return write_tar(dirfd, lowers, -1, no_mtimes ? 0 : env_clamp(), ret_digest, &size, err);
+    return write_tar(dirfd, lowers, -1, no_mtimes ? 0 : MK_EPOCH_NONE, ret_digest, &size, err);
 }
 
-int layerstore_tar_tree(int dirfd, int out_fd, struct mk_error **err)
+int layerstore_tar_tree(int dirfd, int out_fd, int64_t epoch, struct mk_error **err)
 {
     char digest[MK_DIGEST_SIZE];
     uint64_t size;
-    return ls_tar_write_dir(dirfd, out_fd, digest, &size, err);
+    return ls_tar_write_dir(dirfd, out_fd, epoch, digest, &size, err);
 }

@@ -299,13 +299,7 @@ int registry_auth_store(const char *authfile, const char *host, const char *cred
     _cleanup_free_ char *dir = mk_xstrdup(path);
     if (mk_mkdir_p(dirname(dir), 0700, err) < 0)
         return -1;
-    _cleanup_free_ char *dir2 = mk_xstrdup(path);
-    const char *d = dirname(dir2);
-    _cleanup_close_ int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return mk_error_errno(err, "opening \"%s\"", d);
-    _cleanup_free_ char *base = mk_xstrdup(path);
-    int r = mk_write_file_atomic(dfd, basename(base), data, strlen(data), 0600, err);
+    int r = mk_write_file_atomic(AT_FDCWD, path, data, strlen(data), 0600, err);
     explicit_bzero(data, strlen(data));
     return r;
 }

@@ -65,7 +65,7 @@ int reg_client_new(const struct mk_ref *ref, const struct registry_opts *opts,
         return mk_error_set(err, MK_ERR_FAILED, 0, "cannot initialize libcurl");
     struct reg_client *c = mk_xcalloc(1, sizeof(*c));
     c->curl = curl;
-    c->host = mk_xstrdup(registry_ref_host(ref));
+    c->host = mk_xstrdup(mk_ref_registry_host(ref->domain));
     c->repo = mk_xstrdup(ref->path);
     c->retries = opts->retries < 0 ? REG_DEFAULT_RETRIES : opts->retries;
     c->log = opts->log;
@@ -378,6 +378,31 @@ static bool curl_retryable(CURLcode rc)
     }
 }
 
+/* The request's method and, for an upload, where its body comes from. */
+static void set_method(CURL *curl, const struct reg_req *req, struct xfer *x)
+{
+    bool upload = req->fd >= 0 || req->data;
+    if (strcmp(req->method, "HEAD") == 0) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    } else if (upload) {
+        curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(curl, CURLOPT_READDATA, x);
+        curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(curl, CURLOPT_SEEKDATA, x);
+        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+                         (curl_off_t)(req->fd >= 0 ? req->fd_size : req->len));
+        if (strcmp(req->method, "PUT") != 0)
+            curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
+    } else if (strcmp(req->method, "POST") == 0) {
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+    } else if (strcmp(req->method, "GET") != 0) {
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+}
+
 static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_resp *resp,
                     bool *ret_retry, struct mk_error **err);
 
@@ -464,26 +489,7 @@ static int transfer(struct reg_client *c, const struct reg_req *req, struct reg_
         curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(curl, CURLOPT_MAXREDIRS, MAX_REDIRS);
     }
-    bool upload = req->fd >= 0 || req->data;
-    if (strcmp(req->method, "HEAD") == 0) {
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-    } else if (upload) {
-        curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(curl, CURLOPT_READDATA, &x);
-        curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(curl, CURLOPT_SEEKDATA, &x);
-        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
-                         (curl_off_t)(req->fd >= 0 ? req->fd_size : req->len));
-        if (strcmp(req->method, "PUT") != 0)
-            curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
-    } else if (strcmp(req->method, "POST") == 0) {
-        curl_easy_setopt(curl, CURLOPT_POST, 1L);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-    } else if (strcmp(req->method, "GET") != 0) {
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
-    }
+    set_method(curl, req, &x);
     CURLcode rc = curl_easy_perform(curl);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL); /* errbuf dies with this frame */
     if (rc == CURLE_SSL_CONNECT_ERROR && c->insecure && req->url[0] == '/' &&

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/platform.h"
 #include "common/util.h"
 #include "registry/registry.h"
 
@@ -197,13 +198,9 @@ void reg_manifest_release(struct reg_manifest *m);
 bool reg_is_index(const char *media_type);
 bool reg_is_image_manifest(const char *media_type);
 
-struct reg_platform {
-    char os[32], arch[32], variant[32];
-};
-/* "os/arch[/variant]"; NULL means linux/<host arch>. MK_ERR_USAGE when malformed. */
-int reg_platform_parse(const char *s, struct reg_platform *ret, struct mk_error **err);
-/* The digest of the index entry for want (MK_ERR_NOT_FOUND listing what the index has). */
-int reg_index_select(const struct reg_manifest *idx, const struct reg_platform *want,
+/* The digest of the index entry for want (normalized, common/platform.h; an empty variant
+ * takes any), MK_ERR_NOT_FOUND listing what the index has. */
+int reg_index_select(const struct reg_manifest *idx, const struct mk_platform *want,
                      char ret[MK_DIGEST_SIZE], struct mk_error **err);
 
 struct reg_blob_desc {
@@ -234,6 +231,13 @@ int reg_push_client(const struct mk_ref *ref, const struct registry_opts *opts,
 int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk_image *img,
                    const char *image, const struct mk_ref *ref, const struct registry_opts *opts,
                    bool by_digest, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                   struct mk_error **err);
+/* The store's blob digest into c's repository unless it is there (HEAD), mounted from
+ * mount_from or a repository known to hold it, else uploaded. */
+int reg_push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
+                  const char *mount_from, struct mk_error **err);
+/* A blob of c's repository into the store unless it is there, verified (registry/pull.c). */
+int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest, uint64_t size,
                    struct mk_error **err);
 /* PUT of a manifest or index; fails when the registry names another digest for it. */
 int reg_put_manifest(struct reg_client *c, const char *ref, const char *data, size_t len,

@@ -68,31 +68,8 @@ bool reg_is_image_manifest(const char *mt)
     return strcmp(mt, MK_MEDIA_OCI_MANIFEST) == 0 || strcmp(mt, REG_MEDIA_DOCKER_MANIFEST) == 0;
 }
 
-int reg_platform_parse(const char *s, struct reg_platform *ret, struct mk_error **err)
-{
-    memset(ret, 0, sizeof(*ret));
-    if (!s) {
-        snprintf(ret->os, sizeof(ret->os), "linux");
-        snprintf(ret->arch, sizeof(ret->arch), "%s", layerstore_host_arch());
-        return 0;
-    }
-    const char *a = strchr(s, '/');
-    const char *v = a ? strchr(a + 1, '/') : NULL;
-    size_t on = a ? (size_t)(a - s) : 0;
-    size_t an = a ? (v ? (size_t)(v - a - 1) : strlen(a + 1)) : 0;
-    if (!a || on == 0 || on >= sizeof(ret->os) || an == 0 || an >= sizeof(ret->arch) ||
-        (v && (strlen(v + 1) == 0 || strlen(v + 1) >= sizeof(ret->variant) || strchr(v + 1, '/'))))
-        return mk_error_set(err, MK_ERR_USAGE, 0,
-                            "invalid platform \"%s\" (expected OS/ARCH[/VARIANT])", s);
-    memcpy(ret->os, s, on);
-    memcpy(ret->arch, a + 1, an);
-    if (v)
-        snprintf(ret->variant, sizeof(ret->variant), "%s", v + 1);
-    return 0;
-}
-
 /* The digest of the index entry for the platform. */
-int reg_index_select(const struct reg_manifest *idx, const struct reg_platform *want,
+int reg_index_select(const struct reg_manifest *idx, const struct mk_platform *want,
                      char ret[MK_DIGEST_SIZE], struct mk_error **err)
 {
     json_t *list = json_object_get(idx->json, "manifests");
@@ -114,9 +91,12 @@ int reg_index_select(const struct reg_manifest *idx, const struct reg_platform *
         if (seen.len < 512)
             mk_buf_addf(&seen, "%s%s/%s%s%s", seen.len ? ", " : "", os, arch, variant ? "/" : "",
                         variant ? variant : "");
-        if (strcmp(os, want->os) != 0 || strcmp(arch, want->arch) != 0)
+        /* Both sides normalized: arm64/v8 is arm64, arm is arm/v7. */
+        struct mk_platform have;
+        mk_platform_set(&have, os, arch, variant);
+        if (strcmp(have.os, want->os) != 0 || strcmp(have.arch, want->arch) != 0)
             continue;
-        if (want->variant[0] && (!variant || strcmp(variant, want->variant) != 0))
+        if (want->variant[0] && strcmp(have.variant, want->variant) != 0)
             continue;
         if (mt && !reg_is_image_manifest(mt))
             continue;

@@ -112,8 +112,8 @@ static int fetch_blob_once(struct reg_client *c, const char *path, struct mk_blo
 
 /* Downloads a blob into the store unless it is there: resumes with Range after a broken
  * connection, starts over after a corrupted answer, gives up after the retry budget. */
-static int fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest,
-                      uint64_t size, struct mk_error **err)
+int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest, uint64_t size,
+                   struct mk_error **err)
 {
     if (layerstore_blob_exists(store, digest)) {
         reg_log(c, "blob %s already present", digest);
@@ -168,7 +168,7 @@ static int fetch_layer_job(void *ctx, struct reg_client *c, size_t i, struct mk_
     for (size_t k = 0; k < i; k++)
         if (strcmp(j->layers[k].digest, j->layers[i].digest) == 0)
             return 0;
-    return fetch_blob(c, j->store, j->layers[i].digest, j->layers[i].size, err);
+    return reg_fetch_blob(c, j->store, j->layers[i].digest, j->layers[i].size, err);
 }
 
 /* Fetches the config and every layer of an image manifest, unpacking each layer. Layers
@@ -181,7 +181,7 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
     _cleanup_free_ struct reg_blob_desc *layers = NULL;
     size_t n = 0;
     if (reg_manifest_blobs(m, &config, &layers, &n, err) < 0 ||
-        fetch_blob(c, store, config.digest, config.size, err) < 0)
+        reg_fetch_blob(c, store, config.digest, config.size, err) < 0)
         return -1;
     _cleanup_free_ char *cdata = NULL;
     size_t clen = 0;
@@ -222,15 +222,15 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
 int registry_pull(struct mk_store *store, const char *name, const struct registry_opts *opts,
                   struct mk_image **ret, struct mk_error **err)
 {
-    _cleanup_free_ char *local = layerstore_normalize_ref(name, err);
+    _cleanup_free_ char *local = mk_ref_local_name(name, err);
     if (!local)
         return -1;
     struct mk_ref *ref = NULL;
-    if (registry_ref_parse(name, &ref, err) < 0)
+    if (mk_ref_parse(name, &ref, err) < 0)
         return -1;
-    struct reg_platform want;
+    struct mk_platform want;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
-    int r = reg_platform_parse(opts ? opts->platform : NULL, &want, err);
+    int r = mk_platform_parse(opts ? opts->platform : NULL, &want, err);
     if (r == 0)
         r = reg_client_new(ref, opts, &c, err);
     if (r == 0 && opts && opts->creds)
@@ -277,7 +277,7 @@ int registry_pull(struct mk_store *store, const char *name, const struct registr
         reg_log(c, "stored %s as %s", m.digest, local);
     }
     reg_manifest_release(&m);
-    registry_ref_free(ref);
+    mk_ref_free(ref);
     if (r < 0)
         return mk_error_set_where(err, name);
     if (ret)
@@ -306,7 +306,7 @@ int registry_image_get(struct mk_store *store, const char *name, enum registry_p
         struct mk_error *e = NULL;
         struct mk_platform want;
         bool by_platform = opts && opts->platform;
-        if (by_platform && layerstore_platform_parse(opts->platform, &want, err) < 0)
+        if (by_platform && mk_platform_parse(opts->platform, &want, err) < 0)
             return -1;
         if (layerstore_image_get_platform(store, name, by_platform ? &want : NULL, ret, &e) == 0)
             return 0;

@@ -24,7 +24,7 @@ int reg_push_index(struct mk_store *store, const char *image, const char *dest,
         return -1;
     struct mk_ref *ref = NULL;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
-    int r = registry_ref_parse(target, &ref, err);
+    int r = mk_ref_parse(target, &ref, err);
     if (r == 0 && !ref->tag)
         r = mk_error_set(err, MK_ERR_INVALID, 0, "an image index is pushed to a tag, not a digest");
     if (r == 0)
@@ -46,7 +46,7 @@ int reg_push_index(struct mk_store *store, const char *image, const char *dest,
     if (r == 0)
         r = reg_put_manifest(c, ref->tag, data, len, MK_MEDIA_OCI_INDEX, digest, err);
     layerstore_platform_entries_free(e);
-    registry_ref_free(ref);
+    mk_ref_free(ref);
     if (r < 0)
         return mk_error_set_where(err, target);
     reg_log(c, "pushed index %s", digest);

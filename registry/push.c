@@ -244,8 +244,8 @@ static int upload_blob(struct upload *u, struct mk_store *store, const char *mou
     return r;
 }
 
-static int push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
-                     const char *mount_from, struct mk_error **err)
+int reg_push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
+                  const char *mount_from, struct mk_error **err)
 {
     int ex = blob_exists(c, digest, err);
     if (ex < 0)
@@ -293,7 +293,7 @@ static int push_layer_streamed(struct reg_client *c, struct mk_store *store,
         /* The copy was there already: the usual HEAD, mount or upload. */
         int r = layerstore_compress_stream_finish(s, false, ret, err);
         layerstore_compress_stream_free(s);
-        return r < 0 ? -1 : push_blob(c, store, ret->digest, mount_from, err);
+        return r < 0 ? -1 : reg_push_blob(c, store, ret->digest, mount_from, err);
     }
     reg_log(c, "compressing layer %s and uploading it on the way", src->diff_id);
     struct upload u = {.c = c, .fd = layerstore_compress_stream_fd(s), .chunk = chunk_size()};
@@ -313,13 +313,23 @@ static int push_layer_streamed(struct reg_client *c, struct mk_store *store,
         free(u.loc);
         u.loc = NULL;
     }
+    /* The rest goes up (the closing PUT needs only the digest) while the copy is stored in
+     * the store (its fsync): the finish below waits for both. */
     bool stop = reg_cancelled(c);
-    r = layerstore_compress_stream_finish(s, stop, ret, err);
-    if (r == 0) {
-        u.digest = ret->digest;
-        u.size = ret->size;
-        r = upload_blob(&u, store, NULL, err);
+    char digest[MK_DIGEST_SIZE];
+    bool compressed = !stop && layerstore_compress_stream_digest(s, digest, &u.size) == 0;
+    int up = 0;
+    if (compressed) {
+        u.digest = digest;
+        up = upload_blob(&u, store, NULL, err);
     }
+    /* After a failed upload the copy is not wanted and the upload's error is the one told;
+     * else finish tells why the compressor failed or the copy could not be stored. */
+    struct mk_error *unused = NULL;
+    r = layerstore_compress_stream_finish(s, stop || up < 0, ret, up < 0 ? &unused : err);
+    mk_error_free(unused);
+    if (up < 0)
+        r = -1;
     free(u.loc);
     layerstore_compress_stream_free(s);
     return r;
@@ -361,7 +371,7 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
     struct push_jobs *j = ctx;
     const struct mk_image *img = j->img;
     if (i == img->n_layers)
-        return push_blob(c, j->store, img->config_digest, j->mount_from, err);
+        return reg_push_blob(c, j->store, img->config_digest, j->mount_from, err);
     /* A layer listed twice goes once; its descriptor is copied when all are done. */
     for (size_t k = 0; k < i; k++)
         if (strcmp(img->layers[k].digest, img->layers[i].digest) == 0)
@@ -376,7 +386,7 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
     /* Compressed already (pulled), or pushed as it is stored. */
     j->out[i] = *src;
     j->out[i].media_type = mk_xstrdup(src->media_type ? src->media_type : MK_MEDIA_OCI_LAYER);
-    return push_blob(c, j->store, src->digest, j->mount_from, err);
+    return reg_push_blob(c, j->store, src->digest, j->mount_from, err);
 }
 
 /* Every blob of img, several at once; *ret gets the layers as pushed. */
@@ -431,12 +441,12 @@ static char *mount_source(const struct mk_image *img, const struct mk_ref *dest)
 {
     for (size_t i = 0; i < img->tags.n; i++) {
         struct mk_ref *r = NULL;
-        if (registry_ref_parse(img->tags.v[i], &r, NULL) < 0)
+        if (mk_ref_parse(img->tags.v[i], &r, NULL) < 0)
             continue;
         char *from = NULL;
         if (strcmp(r->domain, dest->domain) == 0 && strcmp(r->path, dest->path) != 0)
             from = mk_xstrdup(r->path);
-        registry_ref_free(r);
+        mk_ref_free(r);
         if (from)
             return from;
     }
@@ -455,13 +465,13 @@ int registry_push(struct mk_store *store, const char *image, const char *dest,
         return -1;
     const char *target = dest ? dest : image;
     struct mk_ref *ref = NULL;
-    if (registry_ref_parse(target, &ref, err) < 0)
+    if (mk_ref_parse(target, &ref, err) < 0)
         return -1;
     _cleanup_(reg_client_freep) struct reg_client *c = NULL;
     int r = reg_push_client(ref, opts, &c, err);
     if (r == 0)
         r = reg_push_image(c, store, img, image, ref, opts, false, ret_digest, NULL, err);
-    registry_ref_free(ref);
+    mk_ref_free(ref);
     if (r < 0)
         return mk_error_set_where(err, target);
     return 0;

@@ -1,7 +1,8 @@
 /* registry/registry.h - the OCI distribution (registry API v2) client.
  *
- * Image references ([host[:port]/]repo[:tag][@digest] with Docker's defaults), pull into the
- * local store and push from it, credentials (auth.json like podman and docker).
+ * Pull into the local store and push from it, credentials (auth.json like podman and docker).
+ * Image references are parsed and normalized by common/ref.h (struct mk_ref), platforms by
+ * common/platform.h.
  *
  * Invariants: nothing reaches the store unverified. Every blob is streamed (never held whole
  * in memory) into a temp file while its sha256 is computed, and renamed into the store only
@@ -35,23 +36,10 @@
 
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/ref.h"
 
 struct mk_store;
 struct mk_image;
-
-struct mk_ref {
-    char *domain; /* "docker.io", "127.0.0.1:5000" */
-    char *path;   /* "library/busybox" */
-    char *tag;    /* NULL when only a digest was given */
-    char *digest; /* NULL or "sha256:..." */
-};
-
-/* Parses and normalizes a reference the way docker does (docker.io, library/, latest).
- * MK_ERR_INVALID with a message naming the problem for malformed input. */
-int registry_ref_parse(const char *s, struct mk_ref **ret, struct mk_error **err);
-void registry_ref_free(struct mk_ref *ref);
-/* The registry host to talk to for a domain: docker.io means registry-1.docker.io. */
-const char *registry_ref_host(const struct mk_ref *ref);
 
 enum registry_tls {
     REGISTRY_TLS_DEFAULT = 0, /* verify, except plain HTTP for localhost, 127.x.y.z, [::1] */
@@ -75,7 +63,7 @@ struct registry_opts {
 };
 
 /* Pulls ref from its registry into the store and tags it locally under ref as the user
- * wrote it, normalized by layerstore_normalize_ref ("busybox" -> "busybox:latest";
+ * wrote it, normalized by mk_ref_local_name ("busybox" -> "busybox:latest";
  * "127.0.0.1:5000/a/b:v1" stays). An index or manifest list resolves to opts->platform.
  * Blobs already in the store are not fetched again. ret may be NULL; the image is the
  * caller's (layerstore_image_free). MK_ERR_NOT_FOUND when the registry has no such image,
@@ -139,5 +127,28 @@ int registry_auth_store(const char *authfile, const char *host, const char *cred
 /* Checks creds against host's /v2/ endpoint (basic or token auth). */
 int registry_login_check(const char *host, const char *creds, const struct registry_opts *opts,
                          struct mk_error **err);
+
+/* ---- remote build cache (registry/cache.c, docs/remote-cache.md) ----------------------- */
+
+struct mk_step_record;
+struct mk_layer_desc;
+/* Pushes the cache of recs to name (a tag): every layer blob not in the repository, the
+ * config blob of the records, then the artifact manifest under the tag (last, so a reader
+ * sees the old cache or the whole new one). Credentials and TLS as registry_push. */
+int registry_cache_push(struct mk_store *store, const char *name, const struct registry_opts *opts,
+                        const struct mk_step_record *recs, size_t n, struct mk_error **err);
+/* The records of the cache at name: its manifest (of the cache artifactType) and config,
+ * both digest-checked; no layer is fetched. *ret is freed with layerstore_step_records_free.
+ * An image manifest with an inline cache (annotation MK_ANNOTATION_CACHE_INLINE) gives its
+ * records, and in *ret_blobs (caller frees; NULL for a cache artifact) its layers as the
+ * registry holds them (digest, size) with their diff IDs, to fetch a record's layer by. */
+int registry_cache_records(const char *name, const struct registry_opts *opts,
+                           struct mk_step_record **ret, size_t *ret_n,
+                           struct mk_layer_desc **ret_blobs, size_t *ret_nblobs,
+                           struct mk_error **err);
+/* One layer blob of the cache at name into the store (verified), unless it is there. */
+int registry_cache_fetch_layer(struct mk_store *store, const char *name,
+                               const struct registry_opts *opts, const struct mk_layer_desc *layer,
+                               struct mk_error **err);
 
 #endif

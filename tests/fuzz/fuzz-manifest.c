@@ -47,9 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (reg_is_index(m.media_type)) {
         for (size_t i = 0; i < sizeof(fuzz_platforms) / sizeof(fuzz_platforms[0]); i++) {
-            struct reg_platform p;
+            struct mk_platform p;
             char d[MK_DIGEST_SIZE];
-            if (reg_platform_parse(fuzz_platforms[i], &p, NULL) < 0)
+            if (mk_platform_parse(fuzz_platforms[i], &p, NULL) < 0)
                 continue;
             err = NULL;
             if (reg_index_select(&m, &p, d, &err) == 0) {

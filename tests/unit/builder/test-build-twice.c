@@ -50,6 +50,7 @@ static int build(struct job *j, int round, char **ret_log)
     o.log_fd = fd;
     o.progress = MK_PROGRESS_PLAIN;
     o.jobs = 1;
+    o.epoch = MK_EPOCH_NONE;
     o.pull = REGISTRY_PULL_NEVER;
     mk_strv_pushf(&o.tags, "job%d:%d", j->no, round);
     struct mk_image *img = NULL;

@@ -1,5 +1,6 @@
 /* Compressed copies of layers: readable by gzip/zstd, deterministic, cached, parallel, and
  * one stream compressed on several cores. */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -352,6 +353,52 @@ static void write_tests(void)
     free(data);
 }
 
+/* A source that fails after `left` bytes. */
+struct failing {
+    struct mem m;
+    size_t left;
+};
+
+static ssize_t failing_read(void *ctx, void *buf, size_t n, struct mk_error **err)
+{
+    struct failing *f = ctx;
+    if (f->m.pos >= f->left)
+        return mk_error_set(err, MK_ERR_IO, EIO, "reading the layer");
+    return mem_read(&f->m, buf, n, err);
+}
+
+/* The reading, hashing and writing threads: a source failing half way and an output that
+ * cannot be written each end the stream with their own error, for both algorithms. */
+static void pipeline_error_tests(void)
+{
+    const size_t n = 12u << 20;
+    char *data = make_mixed_data(n);
+    static const enum mk_compression algos[] = {MK_COMPRESS_GZIP, MK_COMPRESS_ZSTD};
+    for (size_t a = 0; a < MK_ARRAY_SIZE(algos); a++) {
+        const char *name = algos[a] == MK_COMPRESS_GZIP ? "gzip" : "zstd";
+        struct failing f = {{data, n, 0, 0}, 5u << 20};
+        int fd = open("e.out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        char d[MK_DIGEST_SIZE];
+        uint64_t size = 0;
+        struct mk_error *err = NULL;
+        int r = ls_compress_stream(failing_read, &f, fd, algos[a], 3, 2, d, &size, &err);
+        close(fd);
+        tap_ok(r < 0 && err && err->code == MK_ERR_IO && strstr(err->msg, "reading the layer"),
+               "%s: a source failing after 5 MiB fails the stream with its error", name);
+        mk_error_free(err);
+        err = NULL;
+        struct mem m = {data, n, 0, 0};
+        fd = open("e.out", O_RDONLY | O_CLOEXEC);
+        r = ls_compress_stream(mem_read, &m, fd, algos[a], 3, 2, d, &size, &err);
+        close(fd);
+        tap_ok(r < 0 && err && err->code == MK_ERR_IO && err->sys_errno == EBADF,
+               "%s: an output that cannot be written fails the stream with the write's error",
+               name);
+        mk_error_free(err);
+    }
+    free(data);
+}
+
 /* zstd's workers stay within a bounded RSS: checked first, in a child, as the peak RSS a
  * process inherits is its parent's. */
 static void rss_test(void)
@@ -545,6 +592,7 @@ int main(void)
     scan_tests();
     stored_tests();
     write_tests();
+    pipeline_error_tests();
     mk_rm_rf(top, NULL);
     return tap_done();
 }

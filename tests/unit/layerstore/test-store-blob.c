@@ -137,14 +137,6 @@ int main(void)
     free(live);
     layerstore_free(st);
 
-    char *now = layerstore_now_rfc3339();
-    tap_ok(now && strlen(now) == 20 && now[10] == 'T' && now[19] == 'Z', "now is RFC 3339");
-    free(now);
-    setenv("SOURCE_DATE_EPOCH", "86400", 1);
-    now = layerstore_now_rfc3339();
-    tap_is_str(now, "1970-01-02T00:00:00Z", "SOURCE_DATE_EPOCH is honoured");
-    free(now);
-    unsetenv("SOURCE_DATE_EPOCH");
-    tap_ok(strcmp(layerstore_host_arch(), "unknown") != 0, "host arch is known");
+    tap_ok(strcmp(mk_host_arch(), "unknown") != 0, "host arch is known");
     return tap_done();
 }

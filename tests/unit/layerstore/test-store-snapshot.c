@@ -171,7 +171,7 @@ int main(void)
     free(p);
     struct mk_layer_desc l1;
     char chain1[MK_DIGEST_SIZE];
-    int r = layerstore_layer_commit_dir(st, upper, NULL, "", &l1, chain1, &err);
+    int r = layerstore_layer_commit_dir(st, upper, NULL, "", MK_EPOCH_NONE, &l1, chain1, &err);
     if (r < 0)
         tap_diag("commit_dir: %s", err->msg);
     tap_ok(r == 0, "commit_dir");
@@ -223,7 +223,7 @@ int main(void)
     struct mk_image_config cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.os = mk_xstrdup("linux");
-    cfg.architecture = mk_xstrdup(layerstore_host_arch());
+    cfg.architecture = mk_xstrdup(mk_host_arch());
     mk_strv_push(&cfg.diff_ids, l1.diff_id);
     mk_strv_push(&cfg.diff_ids, l2.diff_id);
     struct mk_layer_desc layers[2] = {l1, l2};

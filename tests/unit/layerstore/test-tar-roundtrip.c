@@ -47,7 +47,7 @@ static int write_layer(const char *dir, const char *out, char digest[MK_DIGEST_S
     struct mk_error *err = NULL;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int r = ls_tar_write_dir(dfd, ofd, digest, size, &err);
+    int r = ls_tar_write_dir(dfd, ofd, MK_EPOCH_NONE, digest, size, &err);
     if (r < 0)
         tap_diag("write %s: %s", dir, err->msg);
     mk_error_free(err);
@@ -156,7 +156,7 @@ static void diff_tests(void)
     char digest[MK_DIGEST_SIZE];
     uint64_t size = 0;
     struct mk_error *err = NULL;
-    int r = ls_tar_write_diff(dfd, &l, ofd, digest, &size, &err);
+    int r = ls_tar_write_diff(dfd, &l, ofd, MK_EPOCH_NONE, digest, &size, &err);
     if (r < 0)
         tap_diag("%s", err->msg);
     mk_error_free(err);

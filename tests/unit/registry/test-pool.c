@@ -48,7 +48,7 @@ int main(void)
 {
     struct mk_ref *ref = NULL;
     struct reg_client *c = NULL;
-    if (!tap_ok(registry_ref_parse("127.0.0.1:9/some/repo:1", &ref, NULL) == 0 &&
+    if (!tap_ok(mk_ref_parse("127.0.0.1:9/some/repo:1", &ref, NULL) == 0 &&
                     reg_client_new(ref, NULL, &c, NULL) == 0,
                 "a client"))
         return tap_done();
@@ -108,6 +108,6 @@ int main(void)
 
     tap_is_int(reg_pool_finish(NULL, true, NULL), 0, "finish accepts NULL");
     reg_client_free(c);
-    registry_ref_free(ref);
+    mk_ref_free(ref);
     return tap_done();
 }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench/transfer.sh - issue 19's compression and push rows with repetitions: on a 1 GiB layer
+# of random bytes and one of mixed content (a tar of /usr), `mkimg save` with no cached copy
+# against `zstd -T0 -3` and `pigz -6` on the same layer, and `mkimg push` against `skopeo copy`
+# to a fresh loopback registry each time, alternating, REPS times (default 3). OLD_MKIMG=PATH
+# adds another mkimg build (the code before a change) to the same alternation. Stores,
+# registry and outputs on a journaled ext4 loop file (bench/loopfs.sh). Prints medians and
+# ratios (median of each side); asserts nothing. LAYER_MB sizes the layers.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+mkimg=${MKIMG:-$top/mkimg}
+old=${OLD_MKIMG:-}
+reps=${REPS:-3}
+mb=${LAYER_MB:-1024}
+[ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
+. "$top/bench/loopfs.sh"
+loopfs_setup mkimg-transfer $(((mb * 12 >> 10) + 3))G
+export MKIMG_ROOT=$mnt/store
+mkdir -p "$work/mixed" "$work/random"
+tar -cf - /usr/lib /usr/share /usr/bin 2>/dev/null | head -c $((mb << 20)) >"$work/mixed/file" || true
+head -c $((mb << 20)) /dev/urandom >"$work/random/file"
+declare -A blob
+for l in mixed random; do
+    "$mkimg" import "$work/$l" "$l:latest" >/dev/null
+    d=$("$mkimg" inspect "$l" | jq -r '.[0].RootFS.Layers[0]')
+    blob[$l]=$MKIMG_ROOT/blobs/sha256/${d#sha256:}
+    rm -rf "${work:?}/$l"
+done
+reg_pid=
+stop_registry() { [ -z "$reg_pid" ] || { kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null || true; }; reg_pid=; }
+start_registry() {
+    stop_registry
+    rm -rf "$mnt/registry"
+    reg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$mnt/registry" "$reg_port" >"$work/registry.yml"
+    docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+    reg_pid=$!
+    for _ in $(seq 50); do
+        curl -fsS "http://127.0.0.1:$reg_port/v2/" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "transfer.sh: the loopback registry did not start" >&2
+    return 1
+}
+trap 'stop_registry; umount_under "$mnt"; rm -rf "$work"' EXIT
+declare -A times
+tim() { # KEY CMD... : one timed run, the compressed copies pruned and the fs synced first
+    "$mkimg" prune --all >/dev/null 2>&1 || true
+    rm -f "$mnt/out"
+    times[$1]+="$(run "$@") "
+}
+mk_variants=(new)
+[ -z "$old" ] || mk_variants+=(old)
+for rep in $(seq 1 "$reps"); do
+    for l in random mixed; do
+        b=${blob[$l]}
+        tim "$l zstd-cli" bash -c "zstd -q -T0 -3 -c '$b' >'$mnt/out'"
+        for v in "${mk_variants[@]}"; do
+            m=$mkimg; [ "$v" = old ] && m=$old
+            tim "$l save-zstd $v" "$m" save --compression zstd -o "$mnt/out" "$l"
+        done
+        tim "$l pigz" bash -c "pigz -6 -c '$b' >'$mnt/out'"
+        for v in "${mk_variants[@]}"; do
+            m=$mkimg; [ "$v" = old ] && m=$old
+            tim "$l save-gzip $v" "$m" save --compression gzip -o "$mnt/out" "$l"
+        done
+        for c in gzip zstd; do
+            start_registry
+            tim "$l push-$c skopeo" skopeo copy -q --dest-tls-verify=false --dest-compress-format "$c" \
+                "oci:$MKIMG_ROOT:$l:latest" "docker://127.0.0.1:$reg_port/bench/$l:latest"
+            for v in "${mk_variants[@]}"; do
+                m=$mkimg; [ "$v" = old ] && m=$old
+                start_registry
+                tim "$l push-$c $v" "$m" push -q --compression-format "$c" "$l" \
+                    "127.0.0.1:$reg_port/bench/$l:latest"
+            done
+        done
+        stop_registry
+    done
+done
+med() { echo "${times[$1]:-}" | median; }
+echo "| $mb MiB layer, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), reps $reps | peer s | mkimg s | ratio |$([ -z "$old" ] || echo ' before s | before ratio |')"
+echo "|---|---|---|---|$([ -z "$old" ] || echo '---|---|')"
+row() { # LAYER WHAT PEER-KEY MKIMG-KEY
+    local p n o
+    p=$(med "$1 $3") n=$(med "$1 $4 new")
+    printf '| %s: %s | %s | %s | %.2f |' "$1" "$2" "$p" "$n" "$(echo "$n / $p" | bc -l)"
+    if [ -n "$old" ]; then
+        o=$(med "$1 $4 old")
+        printf ' %s | %.2f |' "$o" "$(echo "$o / $p" | bc -l)"
+    fi
+    echo
+}
+for l in random mixed; do
+    row "$l" "save zstd / zstd -T0 -3" zstd-cli save-zstd
+    row "$l" "save gzip / pigz -6" pigz save-gzip
+    row "$l" "push gzip / skopeo" "push-gzip skopeo" push-gzip
+    row "$l" "push zstd / skopeo" "push-zstd skopeo" push-zstd
+done
+echo
+echo "all runs (seconds):"
+for k in "${!times[@]}"; do echo "  $k: ${times[$k]}"; done | sort
