@@ -200,6 +200,7 @@ bench: test-deps
 	bash bench/layer.sh
 	bash bench/run.sh
 	bash bench/parallel.sh
+	bash bench/remote-cache.sh
 
 clean:
 	rm -rf build build-san build-fuzz mkimg

@@ -31,6 +31,7 @@ struct rc_dest {
     bool registry;
     bool max;
     bool ignore_error;
+    int compression; /* enum mk_compression of the layers a registry cache pushes */
 };
 
 /* A hit from a source whose layer is not in the store yet. */
@@ -86,6 +87,7 @@ static int cmp_record(const void *a, const void *c)
 struct rc_spec {
     char *loc; /* src=/dest= DIR, or ref= */
     bool registry, max, ignore_error, cache_mounts;
+    int compression;
 };
 
 /* Every key of kv is one of known (NULL-terminated). */
@@ -115,6 +117,7 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
     const char *mode = mk_strv_env_get(&kv, "mode");
     const char *ign = mk_strv_env_get(&kv, "ignore-error");
     const char *cm = mk_strv_env_get(&kv, "cache-mounts");
+    const char *comp = mk_strv_env_get(&kv, "compression");
     bool reg = type && strcmp(type, "registry") == 0;
     if (to && type && strcmp(type, "inline") == 0 && kv.n == 1) {
         memset(ret, 0, sizeof(*ret));
@@ -141,8 +144,16 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
                             cm && strcmp(cm, "true") != 0 && strcmp(cm, "false") != 0
                                 ? "cache-mounts"
                                 : "ignore-error");
-    static const char *const known_to[] = {"type",         "dest",         "ref", "mode",
-                                           "ignore-error", "cache-mounts", NULL};
+    /* compression= (gzip, zstd, uncompressed: BuildKit's names) is for what goes to a
+     * registry; a local cache keeps the store's plain tars. */
+    int c = !comp                               ? MK_COMPRESS_NONE
+            : strcmp(comp, "uncompressed") == 0 ? MK_COMPRESS_NONE
+                                                : layerstore_compression_parse(comp);
+    if (c < 0 || (comp && !reg))
+        return mk_error_set(err, MK_ERR_USAGE, 0, "%s \"%s\": compression= takes %s", flag, spec,
+                            reg ? "gzip, zstd or uncompressed" : "nothing with type=local");
+    static const char *const known_to[] = {"type",         "dest",         "ref",         "mode",
+                                           "ignore-error", "cache-mounts", "compression", NULL};
     static const char *const known_from[] = {"type", "src", "ref", NULL};
     if (check_keys(flag, spec, &kv, to ? known_to : known_from, err) < 0)
         return -1;
@@ -151,6 +162,7 @@ static int parse_spec(const char *flag, const char *spec, bool to, struct rc_spe
     ret->max = mode && strcmp(mode, "max") == 0;
     ret->ignore_error = ign && strcmp(ign, "true") == 0;
     ret->cache_mounts = cm && strcmp(cm, "true") == 0;
+    ret->compression = c;
     return 0;
 }
 
@@ -181,7 +193,8 @@ int rcache_open(struct build *b, uint64_t skip, struct mk_error **err)
                               .registry = p.registry,
                               .max = p.max,
                               .ignore_error = p.ignore_error,
-                              .cache_mounts = p.cache_mounts};
+                              .cache_mounts = p.cache_mounts,
+                              .compression = p.compression};
         rc->export_mounts |= p.cache_mounts;
         rc->n_dst++;
     }
@@ -411,7 +424,8 @@ int rcache_export(struct build *b, struct mk_error **err)
         size_t n = 0;
         int r = collect(b, d, &recs, &n, err);
         if (r == 0 && d->registry)
-            r = registry_cache_push(b->store, d->dir, b->opts->registry, recs, n, err);
+            r = registry_cache_push(b->store, d->dir, b->opts->registry, recs, n, d->compression,
+                                    err);
         else if (r == 0)
             r = layerstore_cache_layout_write(b->store, d->dir, recs, n, err);
         layerstore_step_records_free(recs, n);

@@ -138,7 +138,8 @@ static int put_small(int dirfd, const char *data, char ret_digest[MK_DIGEST_SIZE
     return mk_write_file_atomic(dirfd, rel, data, strlen(data), 0644, err);
 }
 
-char *layerstore_cache_manifest_json(const struct mk_step_record *recs, size_t n,
+char *layerstore_cache_manifest_json(const struct mk_step_record *recs,
+                                     const struct mk_layer_desc *blobs, size_t n,
                                      const char *config, size_t config_len)
 {
     json_t *layers = json_array();
@@ -148,10 +149,14 @@ char *layerstore_cache_manifest_json(const struct mk_step_record *recs, size_t n
         bool seen = false;
         for (size_t k = 0; k < i && !seen; k++)
             seen = !recs[k].empty && strcmp(recs[k].layer.digest, recs[i].layer.digest) == 0;
-        if (!seen)
-            json_array_append_new(
-                layers, json_pack("{s:s, s:s, s:I}", "mediaType", MK_MEDIA_OCI_LAYER, "digest",
-                                  recs[i].layer.digest, "size", (json_int_t)recs[i].layer.size));
+        if (seen)
+            continue;
+        const struct mk_layer_desc *l = blobs ? &blobs[i] : &recs[i].layer;
+        json_array_append_new(layers, json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType",
+                                                l->media_type ? l->media_type : MK_MEDIA_OCI_LAYER,
+                                                "digest", l->digest, "size", (json_int_t)l->size,
+                                                "annotations", MK_ANNOTATION_CACHE_DIFF_ID,
+                                                recs[i].layer.diff_id));
     }
     _cleanup_json_ json_t *m = json_pack(
         "{s:i, s:s, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType",
@@ -185,7 +190,7 @@ int layerstore_cache_layout_write(struct mk_store *store, const char *dir,
     if (put_small(dirfd, config, cdigest, err) < 0)
         return -1;
     _cleanup_free_ char *manifest =
-        layerstore_cache_manifest_json(recs, n, cdigest, strlen(config));
+        layerstore_cache_manifest_json(recs, NULL, n, cdigest, strlen(config));
     if (put_small(dirfd, manifest, mdigest, err) < 0)
         return -1;
     static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";

@@ -604,6 +604,8 @@ int layerstore_tar_tree(int dirfd, int out_fd, int64_t epoch, struct mk_error **
 #define MK_MEDIA_CACHE_CONFIG "application/vnd.mkimg.cache.config.v1+json"
 /* --cache-to type=inline: the image manifest's annotation holding the config blob's JSON. */
 #define MK_ANNOTATION_CACHE_INLINE "dev.mkimg.cache.v1"
+/* A cache manifest's layer descriptor: the diff ID of the (maybe compressed) blob. */
+#define MK_ANNOTATION_CACHE_DIFF_ID "dev.mkimg.cache.diff-id"
 
 /* The config blob for recs (a key listed twice is kept once). Caller frees; NULL
  * (MK_ERR_INVALID) for a record with a layer but no valid digests. */
@@ -619,8 +621,11 @@ int layerstore_cache_layout_write(struct mk_store *store, const char *dir,
                                   const struct mk_step_record *recs, size_t n,
                                   struct mk_error **err);
 /* The cache manifest naming the config blob (digest, size) and the distinct layers of recs,
- * in record order. Caller frees. */
-char *layerstore_cache_manifest_json(const struct mk_step_record *recs, size_t n,
+ * in record order. blobs (NULL: the records' own layers) holds, for each record, the blob
+ * that carries its layer (a compressed copy: --cache-to compression=); every layer
+ * descriptor names its diff ID in the annotation MK_ANNOTATION_CACHE_DIFF_ID. Caller frees. */
+char *layerstore_cache_manifest_json(const struct mk_step_record *recs,
+                                     const struct mk_layer_desc *blobs, size_t n,
                                      const char *config, size_t config_len);
 /* Reads the records of the cache in dir: index.json, manifest and config (digests checked),
  * and checks that every layer they name is there with its size. Layers are not read. */

@@ -21,18 +21,41 @@ static int cache_client(const char *name, const struct registry_opts *opts, stru
     return reg_push_client(*ret_ref, opts, ret, err);
 }
 
-int registry_cache_push(struct mk_store *store, const char *name, const struct registry_opts *opts,
-                        const struct mk_step_record *recs, size_t n, struct mk_error **err)
+/* The blob that carries each record's layer: the layer itself, or its compressed copy (made
+ * once per distinct layer and cached in the store). *ret: n descs, NULL without compression. */
+static int cache_blobs(struct mk_store *store, const struct mk_step_record *recs, size_t n,
+                       int compression, struct mk_layer_desc **ret, struct mk_error **err)
 {
-    _cleanup_(mk_ref_freep) struct mk_ref *ref = NULL;
-    _cleanup_(reg_client_freep) struct reg_client *c = NULL;
-    if (cache_client(name, opts, &ref, &c, err) < 0)
-        return -1;
-    if (!ref->tag)
-        return mk_error_set(err, MK_ERR_USAGE, 0, "a cache ref needs a tag");
+    *ret = NULL;
+    if (compression == MK_COMPRESS_NONE)
+        return 0;
+    struct mk_layer_desc *layers = mk_xcalloc(n ? n : 1, sizeof(*layers));
+    size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!recs[i].empty && reg_push_blob(c, store, recs[i].layer.digest, NULL, err) < 0)
-            return -1;
+        if (!recs[i].empty)
+            layers[k++] = recs[i].layer;
+    struct mk_layer_desc *packed = NULL;
+    int r = layerstore_layers_compress(store, layers, k, (enum mk_compression)compression, 0,
+                                       &packed, err);
+    free(layers);
+    if (r < 0)
+        return -1;
+    struct mk_layer_desc *blobs = mk_xcalloc(n ? n : 1, sizeof(*blobs));
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (!recs[i].empty) {
+            blobs[i] = packed[j];
+            blobs[i].media_type = mk_xstrdup(packed[j++].media_type);
+        }
+    layerstore_layer_descs_free(packed, k);
+    *ret = blobs;
+    return 0;
+}
+
+/* The config blob of recs, then the manifest under tag. */
+static int push_manifest(struct reg_client *c, struct mk_store *store, const char *tag,
+                         const struct mk_step_record *recs, const struct mk_layer_desc *blobs,
+                         size_t n, struct mk_error **err)
+{
     _cleanup_free_ char *config = layerstore_cache_config_json(recs, n, err);
     char cdigest[MK_DIGEST_SIZE], mdigest[MK_DIGEST_SIZE];
     /* The config goes up from the store like any blob (prune drops it later). */
@@ -40,11 +63,37 @@ int registry_cache_push(struct mk_store *store, const char *name, const struct r
         reg_push_blob(c, store, cdigest, NULL, err) < 0)
         return -1;
     _cleanup_free_ char *manifest =
-        layerstore_cache_manifest_json(recs, n, cdigest, strlen(config));
+        layerstore_cache_manifest_json(recs, blobs, n, cdigest, strlen(config));
     mk_sha256_buffer(manifest, strlen(manifest), mdigest);
     /* The tag moves last: a reader sees the old cache or the whole new one. */
-    return reg_put_manifest(c, ref->tag, manifest, strlen(manifest), MK_MEDIA_OCI_MANIFEST, mdigest,
+    return reg_put_manifest(c, tag, manifest, strlen(manifest), MK_MEDIA_OCI_MANIFEST, mdigest,
                             err);
+}
+
+int registry_cache_push(struct mk_store *store, const char *name, const struct registry_opts *opts,
+                        const struct mk_step_record *recs, size_t n, int compression,
+                        struct mk_error **err)
+{
+    _cleanup_(mk_ref_freep) struct mk_ref *ref = NULL;
+    _cleanup_(reg_client_freep) struct reg_client *c = NULL;
+    if (cache_client(name, opts, &ref, &c, err) < 0)
+        return -1;
+    if (!ref->tag)
+        return mk_error_set(err, MK_ERR_USAGE, 0, "a cache ref needs a tag");
+    struct mk_layer_desc *blobs = NULL;
+    if (cache_blobs(store, recs, n, compression, &blobs, err) < 0)
+        return -1;
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < n; i++)
+        if (!recs[i].empty)
+            r = reg_push_blob(c, store, blobs ? blobs[i].digest : recs[i].layer.digest, NULL, err);
+    if (r == 0)
+        r = push_manifest(c, store, ref->tag, recs, blobs, n, err);
+    if (blobs)
+        for (size_t i = 0; i < n; i++)
+            free(blobs[i].media_type);
+    free(blobs);
+    return r;
 }
 
 /* GET of a small document: a manifest (by tag) or a blob (by digest, verified). */
@@ -120,6 +169,35 @@ static int inline_records(struct reg_client *c, json_t *m, const char *records,
     return 0;
 }
 
+/* The layers of a cache manifest whose descriptor names its diff ID (all that mkimg writes):
+ * a compressed blob is found by the diff ID of the record it carries. */
+static int annotated_blobs(json_t *m, struct mk_layer_desc **ret, size_t *ret_n,
+                           struct mk_error **err)
+{
+    json_t *layers = json_object_get(m, "layers");
+    size_t n = json_array_size(layers), k = 0;
+    struct mk_layer_desc *blobs = mk_xcalloc(n ? n : 1, sizeof(*blobs));
+    for (size_t i = 0; i < n; i++) {
+        json_t *l = json_array_get(layers, i);
+        const char *dg = json_string_value(json_object_get(l, "digest"));
+        const char *di = json_string_value(
+            json_object_get(json_object_get(l, "annotations"), MK_ANNOTATION_CACHE_DIFF_ID));
+        json_int_t size = json_integer_value(json_object_get(l, "size"));
+        if (!di)
+            continue;
+        if (!dg || !mk_digest_valid(dg) || !mk_digest_valid(di) || size < 0) {
+            free(blobs);
+            return mk_error_set(err, MK_ERR_PARSE, 0, "a cache layer without a valid digest");
+        }
+        memcpy(blobs[k].digest, dg, MK_DIGEST_SIZE);
+        memcpy(blobs[k].diff_id, di, MK_DIGEST_SIZE);
+        blobs[k++].size = (uint64_t)size;
+    }
+    *ret = blobs;
+    *ret_n = k;
+    return 0;
+}
+
 int registry_cache_records(const char *name, const struct registry_opts *opts,
                            struct mk_step_record **ret, size_t *ret_n,
                            struct mk_layer_desc **ret_blobs, size_t *ret_nblobs,
@@ -161,7 +239,14 @@ int registry_cache_records(const char *name, const struct registry_opts *opts,
     mk_sha256_buffer(cdata, clen, d);
     if (strcmp(d, cdigest) != 0)
         return mk_error_set(err, MK_ERR_DIGEST, 0, "blob %s does not match its digest", cdigest);
-    return layerstore_cache_config_parse(cdata, clen, ret, ret_n, err);
+    if (layerstore_cache_config_parse(cdata, clen, ret, ret_n, err) < 0)
+        return -1;
+    if (annotated_blobs(m, ret_blobs, ret_nblobs, err) < 0) {
+        layerstore_step_records_free(*ret, *ret_n);
+        *ret = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 int registry_cache_fetch_layer(struct mk_store *store, const char *name,

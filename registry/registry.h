@@ -132,11 +132,13 @@ int registry_login_check(const char *host, const char *creds, const struct regis
 
 struct mk_step_record;
 struct mk_layer_desc;
-/* Pushes the cache of recs to name (a tag): every layer blob not in the repository, the
+/* Pushes the cache of recs to name (a tag): every layer blob not in the repository (as
+ * compression, an enum mk_compression, makes it: the store's cached compressed copy), the
  * config blob of the records, then the artifact manifest under the tag (last, so a reader
  * sees the old cache or the whole new one). Credentials and TLS as registry_push. */
 int registry_cache_push(struct mk_store *store, const char *name, const struct registry_opts *opts,
-                        const struct mk_step_record *recs, size_t n, struct mk_error **err);
+                        const struct mk_step_record *recs, size_t n, int compression,
+                        struct mk_error **err);
 /* The records of the cache at name: its manifest (of the cache artifactType) and config,
  * both digest-checked; no layer is fetched. *ret is freed with layerstore_step_records_free.
  * An image manifest with an inline cache (annotation MK_ANNOTATION_CACHE_INLINE) gives its

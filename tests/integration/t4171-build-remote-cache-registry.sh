@@ -104,6 +104,30 @@ rc_store mb
     --cache-from "type=registry,ref=$REG/cache/mounts:1" "$m" >/dev/null 2>"$T/mb.log"
 t_grep "B's RUN finds it filled, through the registry" 'V=2 found:filled-on-1' "$T/mb.log"
 
+# compression=zstd: the layers go up as the store's compressed copies, each named with its
+# diff ID; a fresh store finds and unpacks them, runs no RUN, and gets the same image.
+rc_store za
+rc_build "$T/za.log" --creds ci:ci-pw \
+    --cache-to "type=registry,ref=$REG/cache/app:zstd,mode=max,compression=zstd" >/dev/null
+zman=$(curl -fsS -u ci:ci-pw -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$REG/v2/cache/app/manifests/zstd")
+t_eq "compression=zstd: every cache layer is zstd" \
+    "$(jq -r '.layers[].mediaType' <<<"$zman" | sort -u)" \
+    "application/vnd.oci.image.layer.v1.tar+zstd"
+t_eq "... and names its diff ID" \
+    "$(jq '[.layers[].annotations["dev.mkimg.cache.diff-id"] | select(. != null)] | length' \
+        <<<"$zman")" "$(jq '.layers | length' <<<"$zman")"
+rc_store zb
+id_zb=$(rc_build "$T/zb.log" --creds ci:ci-pw --cache-from "type=registry,ref=$REG/cache/app:zstd")
+t_eq "compression=zstd: B runs no RUN" "$(rc_ran "$T/zb.log")" ""
+t_eq "... to A's image ID" "$id_zb" "$id_a"
+"$MKIMG" build --cache-to "type=local,dest=$T/x,compression=gzip" "$c" >/dev/null 2>"$T/z.err"
+t_grep "compression= is for a registry cache" 'compression= takes nothing with type=local' \
+    "$T/z.err"
+"$MKIMG" build --cache-to "type=registry,ref=$REG/x:y,compression=lzma" "$c" >/dev/null 2>"$T/z.err"
+t_grep "an unknown compression is a usage error" 'compression= takes gzip, zstd or uncompressed' \
+    "$T/z.err"
+
 "$MKIMG" build --cache-to type=inline,mode=max "$c" >/dev/null 2>"$T/i.err"
 t_grep "type=inline takes no options" 'type= takes local, registry or inline' "$T/i.err"
 t_done
