@@ -21,14 +21,14 @@
 # backing file are synced (untimed) before each timed run so that one run's writeback does not
 # land in the next one's time.
 #
-# Environment: REPS (default 3), BIG_REPS (bigfile, push and pull; default 2), WORKLOADS (default all), BIG_MB / IGNORE_MB (sizes, see
+# Environment: REPS (default 3), BIG_REPS (bigfile, push and pull; default REPS), WORKLOADS (default all), BIG_MB / IGNORE_MB (sizes, see
 # workloads.sh), MKIMG (the binary, default ./mkimg), OUT (default bench/results/latest.md),
 # BENCH_TMP (where the loop file goes, default /var/tmp).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 mkimg=${MKIMG:-$top/mkimg}
 reps=${REPS:-3}
-big_reps=${BIG_REPS:-2} # bigfile and push/pull: each run moves 1-3 GiB
+big_reps=${BIG_REPS:-$reps} # bigfile and push/pull: each run moves 1-3 GiB
 workloads=${WORKLOADS:-hello manysteps manyfiles bigfile multistage ignore stages}
 out=${OUT:-$top/bench/results/latest.md}
 
