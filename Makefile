@@ -34,7 +34,7 @@ PKG_LIBS = $(eval PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(filter-out libcurl,
 # Goals that compile stop at once, with one line, when the build packages are missing,
 # instead of a screen of compiler or linker errors. Goals that install them (deps, and check,
 # demo and bench, which run deps first) and those that compile nothing are not held up.
-NO_BUILD_GOALS := deps test-deps check demo bench check-fresh clean format check-format
+NO_BUILD_GOALS := deps test-deps bench-deps check demo bench check-fresh clean format check-format
 ifneq ($(filter-out $(NO_BUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 MISSING := $(shell command -v $(firstword $(CC)) >/dev/null 2>&1 || echo $(firstword $(CC)); \
 	if ! command -v $(PKG_CONFIG) >/dev/null 2>&1; then echo $(PKG_CONFIG); \
@@ -69,7 +69,7 @@ CLI_OBJS := $(call objs_of,cli)
 UNIT_SRCS := $(wildcard tests/unit/*/test-*.c)
 UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
 
-.PHONY: all deps test-deps check check-fresh demo install docs format check-format clean unit-bins fuzz bench
+.PHONY: all deps test-deps check check-fresh demo install docs format check-format clean unit-bins fuzz bench bench-deps
 
 all: mkimg
 
@@ -108,14 +108,18 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
 	libdeflate-dev busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz \
 	buildah runc time procps git podman qemu-user-static binfmt-support man-db groff-base zsh strace
+# $(call apt_install,PACKAGES,TARGET,APT-OPTIONS): installs those of PACKAGES not installed yet.
+define apt_install
+@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	grep -q 'install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+	echo "installing:" $$missing; \
+	if [ "$$(id -u)" != 0 ]; then echo "make $(2): run as root to install packages" >&2; exit 1; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(3) $$missing >/dev/null; \
+fi
+endef
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
-		grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install packages" >&2; exit 1; fi; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	$(call apt_install,$(DEB_PKGS),deps)
 
 # What only the tests need beyond packages: Debian's busybox-static for arm64 (the foreign
 # platform tests' base image; this adds arm64 to dpkg's architectures). Not part of demo.
@@ -194,12 +198,19 @@ $(BUILD)/bench/layer-bench: bench/layer-bench.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS) $(PKG_LIBS) $(ALL_LDFLAGS)
 
-bench: test-deps
+# Packages only `make bench` needs, never the tests: docker.io, whose dockerd runs BuildKit as a
+# bench peer (bench/dockerd.sh starts a private one); without recommends (apparmor, needrestart).
+BENCH_DEB_PKGS := docker.io
+bench-deps: test-deps
+	$(call apt_install,$(BENCH_DEB_PKGS),bench,--no-install-recommends)
+
+bench: bench-deps
 	$(MAKE) all $(BUILD)/bench/parse-bench $(BUILD)/bench/layer-bench
 	$(BUILD)/bench/parse-bench
 	bash bench/layer.sh
 	bash bench/run.sh
 	bash bench/parallel.sh
+	bash bench/transfer.sh
 	bash bench/remote-cache.sh
 
 clean:

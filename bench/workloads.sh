@@ -99,3 +99,19 @@ COPY . /src/
 RUN ls -R /src > /listing
 EOF
 echo app/a1.txt >"$d.touch"
+
+# stages: four independent stages that wait 1 s each (sleeping, as on the network or a disk
+# would), then a final stage that copies from all four.
+d=$out/stages
+mkdir -p "$d"
+echo "stages" >"$d/msg.txt"
+{
+    for s in a b c d; do
+        echo "FROM busybox:latest AS $s"
+        echo "RUN sleep 1 && echo $s > /$s"
+    done
+    echo "FROM busybox:latest"
+    for s in a b c d; do echo "COPY --from=$s /$s /$s"; done
+    echo "COPY msg.txt /msg.txt"
+} >"$d/Dockerfile"
+echo msg.txt >"$d.touch"
