@@ -431,6 +431,40 @@ static void rss_test(void)
     tap_ok(mib < 40, "zstd on 2 workers: %d MiB of peak RSS for the compressor", mib);
 }
 
+/* A layer kept only compressed (as pulled): decoded on the fly, checked against its diff_id
+ * (gz: its gzip copy, layer: the plain one). */
+static void pulled_layer_tests(struct mk_store *st, const struct mk_layer_desc *gz,
+                               const struct mk_layer_desc *layer)
+{
+    struct mk_error *err = NULL, *e2 = NULL;
+    struct mk_layer_desc pulled = *gz;
+    char *plain = layerstore_blob_path(st, layer->diff_id);
+    char *plain_saved = mk_xasprintf("%s.saved", plain);
+    rename(plain, plain_saved);
+    struct mk_layer_desc *z2 = NULL;
+    tap_ok(layerstore_layers_compress(st, &pulled, 1, MK_COMPRESS_ZSTD, 7, &z2, &err) == 0,
+           "zstd from a gzip-only layer");
+    char got[MK_DIGEST_SIZE] = "";
+    if (z2)
+        decompressed_digest(st, "zstd -q", z2[0].digest, got);
+    tap_is_str(got, layer->diff_id, "its zstd copy decodes to the diff_id");
+    layerstore_layer_descs_free(z2, 1);
+    z2 = NULL;
+    snprintf(pulled.diff_id, MK_DIGEST_SIZE, "sha256:%064d", 0);
+    e2 = NULL;
+    tap_ok(layerstore_layers_compress(st, &pulled, 1, MK_COMPRESS_ZSTD, 8, &z2, &e2) < 0 && e2 &&
+               e2->code == MK_ERR_DIGEST,
+           "a compressed layer that is not its diff_id is refused");
+    if (e2)
+        tap_diag("%d %s", e2->code, e2->msg);
+    layerstore_layer_descs_free(z2, 1);
+    mk_error_free(e2);
+    rename(plain_saved, plain);
+    free(plain);
+    free(plain_saved);
+    mk_error_free(err);
+}
+
 int main(void)
 {
     const char *top = tap_tmpdir();
@@ -554,33 +588,7 @@ int main(void)
            "gzip level 12 is refused");
     mk_error_free(e2);
 
-    /* A layer kept only compressed (as pulled): decoded on the fly, checked against its
-     * diff_id. */
-    struct mk_layer_desc pulled = gz[3];
-    char *plain = layerstore_blob_path(st, layers[3].diff_id);
-    char *plain_saved = mk_xasprintf("%s.saved", plain);
-    rename(plain, plain_saved);
-    struct mk_layer_desc *z2 = NULL;
-    tap_ok(layerstore_layers_compress(st, &pulled, 1, MK_COMPRESS_ZSTD, 7, &z2, &err) == 0,
-           "zstd from a gzip-only layer");
-    char got[MK_DIGEST_SIZE] = "";
-    if (z2)
-        decompressed_digest(st, "zstd -q", z2[0].digest, got);
-    tap_is_str(got, layers[3].diff_id, "its zstd copy decodes to the diff_id");
-    layerstore_layer_descs_free(z2, 1);
-    z2 = NULL;
-    snprintf(pulled.diff_id, MK_DIGEST_SIZE, "sha256:%064d", 0);
-    e2 = NULL;
-    tap_ok(layerstore_layers_compress(st, &pulled, 1, MK_COMPRESS_ZSTD, 8, &z2, &e2) < 0 && e2 &&
-               e2->code == MK_ERR_DIGEST,
-           "a compressed layer that is not its diff_id is refused");
-    if (e2)
-        tap_diag("%d %s", e2->code, e2->msg);
-    layerstore_layer_descs_free(z2, 1);
-    mk_error_free(e2);
-    rename(plain_saved, plain);
-    free(plain);
-    free(plain_saved);
+    pulled_layer_tests(st, &gz[3], &layers[3]);
 
     layerstore_layer_descs_free(gz, N);
     layerstore_layer_descs_free(zs, N);
