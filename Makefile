@@ -103,11 +103,11 @@ unit-bins: $(UNIT_BINS)
 # registry tests, uidmap for rootless, busybox-static for the embedded base image, procps for
 # the tests' pgrep, QEMU user emulation for the arm64 builds; the arm64 busybox comes from
 # busybox-static:arm64; man-db, groff-base and zsh check the generated man pages and completion;
-# strace counts system calls in t4705).
+# strace counts system calls in t4705; curl reads registry manifests in t4171).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev clang-format \
 	libarchive-dev libssl-dev libjansson-dev libcurl4-openssl-dev libzstd-dev zlib1g-dev libseccomp-dev \
 	libdeflate-dev busybox-static uidmap skopeo umoci docker-registry jq attr python3 zstd bc pigz \
-	buildah runc time procps git podman qemu-user-static binfmt-support man-db groff-base zsh strace
+	buildah runc time procps git podman qemu-user-static binfmt-support man-db groff-base zsh strace curl
 # $(call apt_install,PACKAGES,TARGET,APT-OPTIONS): installs those of PACKAGES not installed yet.
 define apt_install
 @missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
