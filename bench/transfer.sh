@@ -26,22 +26,15 @@ for l in mixed random; do
     blob[$l]=$MKIMG_ROOT/blobs/sha256/${d#sha256:}
     rm -rf "${work:?}/$l"
 done
-reg_pid=
-stop_registry() { [ -z "$reg_pid" ] || { kill "$reg_pid" 2>/dev/null; wait "$reg_pid" 2>/dev/null || true; }; reg_pid=; }
+# A fresh loopback registry (tests/lib/registry.sh), its storage on the loop file system.
+T=$mnt
+. "$top/tests/lib/registry.sh"
+stop_registry() { reg_stop 2>/dev/null || true; }
 start_registry() {
     stop_registry
-    rm -rf "$mnt/registry"
-    reg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-        "$mnt/registry" "$reg_port" >"$work/registry.yml"
-    docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-    reg_pid=$!
-    for _ in $(seq 50); do
-        curl -fsS "http://127.0.0.1:$reg_port/v2/" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "transfer.sh: the loopback registry did not start" >&2
-    return 1
+    rm -rf "$mnt/reg-push"
+    reg_start push >&2 || { echo "transfer.sh: the loopback registry did not start" >&2; return 1; }
+    reg_port=${REG##*:}
 }
 trap 'stop_registry; umount_under "$mnt"; rm -rf "$work"' EXIT
 declare -A times
