@@ -420,7 +420,7 @@ static const struct cli_opt build_opts[] = {
     {OPT_CACHE_TO, 0, "cache-to", "SPEC",
      "export the build cache: type=local,dest=DIR, type=registry,ref=REF or type=inline; "
      "mode=min (the final stage's steps) or max (every stage's); ignore-error=true; "
-     "cache-mounts=true (RUN cache mounts too) (repeatable)",
+     "compression=gzip|zstd (registry); cache-mounts=true (RUN cache mounts too) (repeatable)",
      CLI_COMP_FILE, NULL},
     {OPT_PULL, 0, "pull", "[=POLICY]", "base images: missing (default), always, never (offline)",
      CLI_COMP_WORDS, "missing always never"},
