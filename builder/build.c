@@ -305,12 +305,39 @@ static int tag_image(struct build *b, const struct mk_image *img, struct mk_erro
     if (opts->tags.n == 0 && !opts->no_tag && layerstore_tag(b->store, img, NULL, err) < 0)
         return -1;
     for (size_t i = 0; i < opts->tags.n; i++)
-        if (layerstore_tag(b->store, img, opts->tags.v[i], err) < 0) {
+        if (layerstore_tag(b->store, img, opts->tags.v[i], err) == 0) {
+            layerstore_lazy_untag(b->store, opts->tags.v[i]);
+        } else {
             /* Do not leave some tags pointing at the new image and others not. */
             for (size_t k = 0; k < i; k++)
                 layerstore_untag(b->store, opts->tags.v[k], NULL);
             return mk_error_set_where(err, opts->tags.v[i]);
         }
+    return 0;
+}
+
+/* --push (opts->lazy_push): the image without fetching the final layers a registry cache
+ * holds; named as a lazy image (docs/remote-cache.md) when some stay there. The export goes
+ * first: what it needs it fetches. */
+static int finish_lazy(struct build *b, struct mk_image **ret, struct mk_error **err)
+{
+    if (write_image(b, ret, err) < 0 || rcache_export(b, err) < 0)
+        return -1;
+    int lazy = rcache_defer(b, *ret, err);
+    if (lazy <= 0)
+        return lazy < 0 ? -1 : tag_image(b, *ret, err);
+    const struct mk_build_opts *opts = b->opts;
+    for (size_t i = 0; i < opts->tags.n; i++) {
+        /* The name leaves index.json: it names the lazy image now. */
+        struct mk_error *e = NULL;
+        if (layerstore_untag(b->store, opts->tags.v[i], &e) < 0)
+            mk_error_free(e);
+        if (layerstore_lazy_tag(b->store, opts->tags.v[i], (*ret)->manifest_digest, err) < 0) {
+            for (size_t k = 0; k < i; k++)
+                layerstore_lazy_untag(b->store, opts->tags.v[k]);
+            return mk_error_set_where(err, opts->tags.v[i]);
+        }
+    }
     return 0;
 }
 
@@ -362,9 +389,14 @@ static int build_once(struct mk_store *store, const struct mk_build_opts *opts, 
         ret = 0;
         goto out;
     }
-    if (rcache_fetch(&b, &b.stages[b.target].lowerdirs, err) < 0 ||
-        write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0 || rcache_export(&b, err) < 0)
+    if (opts->lazy_push && b.rc && !opts->squash && opts->tags.n > 0 && !opts->no_tag) {
+        if (finish_lazy(&b, &img, err) < 0)
+            goto out;
+    } else if (rcache_fetch(&b, &b.stages[b.target].lowerdirs, err) < 0 ||
+               write_image(&b, &img, err) < 0 || tag_image(&b, img, err) < 0 ||
+               rcache_export(&b, err) < 0) {
         goto out;
+    }
     warn_unused_args(&b);
     builder_hashcache_save(b.hc, NULL);
     *ret_image = MK_TAKE_PTR(img);

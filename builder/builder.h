@@ -64,7 +64,18 @@ struct mk_build_opts {
     int64_t epoch;
     struct mk_strv cache_from; /* --cache-from specs (docs/remote-cache.md) */
     struct mk_strv cache_to;   /* --cache-to specs */
+    /* The image is only pushed (build --push, docs/remote-cache.md "Lazy images"): final
+     * layers that a registry cache source holds are not fetched; the image is then lazy,
+     * named in ROOT/lazy/refs/ instead of index.json, until builder_lazy_complete. */
+    bool lazy_push;
 };
+
+/* A lazy image (layerstore/cache-lazy.c) named name: its layers fetched from the registry
+ * caches that hold them (each verified, unpacked to its snapshot), then name moved into
+ * index.json. 0 (nothing done) when name is not lazy. Fails naming the cache source when a
+ * layer cannot be fetched; the image stays lazy then. */
+int builder_lazy_complete(struct mk_store *store, const char *name,
+                          const struct registry_opts *ropts, struct mk_error **err);
 
 /* Builds; on success the image is written and tagged with every opts->tags entry, and
  * ret_image receives it (caller frees). On failure nothing is tagged and every temp dir

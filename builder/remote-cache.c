@@ -232,7 +232,7 @@ void rcache_free(struct rcache *rc)
         free(rc->src[i].spec);
         free(rc->src[i].dir);
         layerstore_step_records_free(rc->src[i].recs, rc->src[i].n);
-        free(rc->src[i].blobs);
+        layerstore_layer_descs_free(rc->src[i].blobs, rc->src[i].n_blobs);
     }
     for (size_t i = 0; i < rc->n_dst; i++) {
         free(rc->dst[i].spec);
@@ -308,15 +308,22 @@ const char *rcache_lookup(struct build *b, struct stage *s, const char *key, con
     return src->spec;
 }
 
-/* A registry source's layer: the blob the registry has for it (an inline cache's image
- * layer, compressed, found by diff ID; else the record's own), into the store, then
- * unpacked and checked against the record. */
-static int fetch_registry(struct build *b, const struct rc_pending *p, struct mk_error **err)
+/* The blob a registry source has for a record's layer: an inline cache's image layer or a
+ * cache layer (compressed or not) found by diff ID, else the record's own. */
+static const struct mk_layer_desc *registry_blob(const struct rc_pending *p)
 {
     const struct mk_layer_desc *want = &p->rec->layer;
     for (size_t i = 0; i < p->src->n_blobs; i++)
         if (strcmp(p->src->blobs[i].diff_id, want->diff_id) == 0)
             want = &p->src->blobs[i];
+    return want;
+}
+
+/* A registry source's layer: its blob (registry_blob) into the store, then unpacked and
+ * checked against the record. */
+static int fetch_registry(struct build *b, const struct rc_pending *p, struct mk_error **err)
+{
+    const struct mk_layer_desc *want = registry_blob(p);
     if (registry_cache_fetch_layer(b->store, p->src->dir, b->opts->registry, want, err) < 0)
         return -1;
     _cleanup_close_ int fd = layerstore_blob_open(b->store, want->digest, err);
@@ -355,6 +362,101 @@ int rcache_fetch(struct build *b, const struct mk_strv *lowerdirs, struct mk_err
             fetch(b, &rc->pending[i], err) < 0)
             return -1;
     return 0;
+}
+
+int rcache_defer(struct build *b, const struct mk_image *img, struct mk_error **err)
+{
+    struct rcache *rc = b->rc;
+    const struct mk_strv *lowers = &b->stages[b->target].lowerdirs;
+    int lazy = 0;
+    for (size_t i = 0; rc && i < rc->n_pending; i++) {
+        struct rc_pending *p = &rc->pending[i];
+        if (p->fetched || !strv_has(lowers, p->snapshot))
+            continue;
+        bool have = layerstore_snapshot_exists(b->store, p->rec->chain_id) &&
+                    layerstore_blob_exists(b->store, p->rec->layer.digest);
+        if (!p->src->registry || have) {
+            /* A local source costs no download: the image stays whole. */
+            if (fetch(b, p, err) < 0)
+                return -1;
+            continue;
+        }
+        const struct mk_layer_desc *blob = registry_blob(p);
+        struct mk_lazy_layer l = {.media_type = blob->media_type ? blob->media_type
+                                                                 : p->rec->layer.media_type,
+                                  .size = blob->size,
+                                  .source = p->src->dir};
+        memcpy(l.digest, blob->digest, MK_DIGEST_SIZE);
+        memcpy(l.diff_id, p->rec->layer.diff_id, MK_DIGEST_SIZE);
+        memcpy(l.chain_id, p->rec->chain_id, MK_DIGEST_SIZE);
+        memcpy(l.parent, p->parent, MK_DIGEST_SIZE);
+        if (layerstore_lazy_layer_put(b->store, &l, err) < 0)
+            return -1;
+        lazy = 1;
+    }
+    /* Every layer of the image: in the store, or lazy (just recorded, or by an earlier build
+     * whose image this one reuses). */
+    for (size_t i = 0; lazy && i < img->n_layers; i++) {
+        struct mk_lazy_layer l;
+        if (layerstore_blob_exists(b->store, img->layers[i].digest))
+            continue;
+        if (layerstore_lazy_layer_get(b->store, img->layers[i].diff_id, &l, err) < 0)
+            return -1;
+        layerstore_lazy_layer_release(&l);
+    }
+    return lazy;
+}
+
+/* One lazy layer into the store: its blob from the registry cache, unpacked on its parent
+ * chain and checked against its diff ID and chain ID. */
+static int lazy_fetch(struct mk_store *store, const struct mk_lazy_layer *l,
+                      const struct registry_opts *ropts, struct mk_error **err)
+{
+    struct mk_layer_desc blob = {.size = l->size, .media_type = l->media_type};
+    memcpy(blob.digest, l->digest, MK_DIGEST_SIZE);
+    if (registry_cache_fetch_layer(store, l->source, ropts, &blob, err) < 0)
+        return -1;
+    struct mk_step_record rec;
+    memset(&rec, 0, sizeof(rec));
+    memcpy(rec.layer.digest, l->diff_id, MK_DIGEST_SIZE);
+    memcpy(rec.layer.diff_id, l->diff_id, MK_DIGEST_SIZE);
+    memcpy(rec.chain_id, l->chain_id, MK_DIGEST_SIZE);
+    _cleanup_close_ int fd = layerstore_blob_open(store, l->digest, err);
+    if (fd < 0 || layerstore_cache_layer_import(store, fd, &rec, l->parent, err) < 0)
+        return -1;
+    return 0;
+}
+
+int builder_lazy_complete(struct mk_store *store, const char *name,
+                          const struct registry_opts *ropts, struct mk_error **err)
+{
+    char manifest[MK_DIGEST_SIZE];
+    if (layerstore_lazy_ref_get(store, name, manifest) < 0)
+        return 0;
+    struct mk_image *img = NULL;
+    if (layerstore_image_get(store, manifest, &img, err) < 0)
+        return mk_error_set_where(err, name);
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < img->n_layers; i++) {
+        const struct mk_layer_desc *d = &img->layers[i];
+        if (layerstore_blob_exists(store, d->digest))
+            continue;
+        struct mk_lazy_layer l;
+        if (layerstore_lazy_layer_get(store, d->diff_id, &l, err) < 0) {
+            r = mk_error_wrap(err, "layer %s", d->diff_id);
+            break;
+        }
+        if (lazy_fetch(store, &l, ropts, err) < 0)
+            r = mk_error_wrap(err, "fetching layer %s from cache source \"%s\"", d->diff_id,
+                              l.source);
+        layerstore_lazy_layer_release(&l);
+    }
+    /* Whole now: named in index.json (the lazy layer records stay, harmless, for other lazy
+     * images on them). */
+    if (r == 0 && (r = layerstore_tag(store, img, name, err)) == 0)
+        layerstore_lazy_untag(store, name);
+    layerstore_image_free(img);
+    return r < 0 ? mk_error_set_where(err, name) : 0;
 }
 
 /* cache-mounts=true: a record per cache mount this build used, keyed by its id digest (never

@@ -143,6 +143,10 @@ void rcache_mount(struct build *b, const char *id, const char *dir);
 /* After a failed build: the --cache-from index of the source whose layer could not be
  * fetched (after one warning line saying so), or -1. */
 int rcache_broken(const struct rcache *rc, const struct mk_build_opts *opts);
+/* opts->lazy_push: the target's layers that came from a registry source and are not
+ * fetched yet are recorded as lazy layers of img instead (local sources: fetched). 1 when
+ * img is lazy, 0 when every layer is in the store. */
+int rcache_defer(struct build *b, const struct mk_image *img, struct mk_error **err);
 /* Writes every --cache-to. */
 int rcache_export(struct build *b, struct mk_error **err);
 

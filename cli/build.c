@@ -673,8 +673,11 @@ static int build_finish(struct mk_store *store, struct build_cli *b, const struc
             rc = cli_fail(err);
     }
     for (size_t i = 0; b->push && rc == 0 && i < opts->tags.n; i++) {
-        char digest[MK_DIGEST_SIZE];
-        if (registry_push(store, opts->tags.v[i], NULL, &b->ropts, digest, &err) < 0)
+        char digest[MK_DIGEST_SIZE], lazy[MK_DIGEST_SIZE];
+        /* A lazy image (opts->lazy_push) is named outside index.json: pushed by manifest. */
+        bool is_lazy = layerstore_lazy_ref_get(store, opts->tags.v[i], lazy) == 0;
+        if (registry_push(store, is_lazy ? lazy : opts->tags.v[i], is_lazy ? opts->tags.v[i] : NULL,
+                          &b->ropts, digest, &err) < 0)
             return cli_fail(err);
         if (!opts->quiet)
             fprintf(stderr, "pushed %s@%s\n", opts->tags.v[i], digest);
@@ -718,6 +721,8 @@ static int build_run(struct mk_store *store, struct build_cli *b, const char *co
                                    b->iidfile);
     }
     struct mk_image *img = NULL;
+    /* Only pushed: layers a registry cache holds can stay there (docs/remote-cache.md). */
+    opts->lazy_push = b->push && b->outputs.n == 0 && !b->manifest_list;
     if (builder_build(store, opts, &img, &err) < 0)
         return cli_fail(err);
     clock_gettime(CLOCK_MONOTONIC, &t1);

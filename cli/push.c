@@ -58,9 +58,15 @@ int cmd_push(struct mk_cli *cli, int argc, char **argv)
     if (!store)
         return 1;
     struct mk_error *err = NULL;
-    char digest[MK_DIGEST_SIZE];
-    if (registry_push(store, argv[first], first + 1 < argc ? argv[first + 1] : NULL, &opts, digest,
-                      &err) < 0)
+    char digest[MK_DIGEST_SIZE], lazy[MK_DIGEST_SIZE];
+    const char *image = argv[first], *dest = first + 1 < argc ? argv[first + 1] : NULL;
+    /* A lazy image (docs/remote-cache.md) goes by its manifest: its layers are mounted or
+     * copied from the registry cache that holds them. */
+    if (layerstore_lazy_ref_get(store, image, lazy) == 0) {
+        dest = dest ? dest : image;
+        image = lazy;
+    }
+    if (registry_push(store, image, dest, &opts, digest, &err) < 0)
         return cli_fail(err);
     printf("%s\n", digest);
     if (digestfile &&

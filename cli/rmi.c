@@ -7,6 +7,14 @@
 static int rmi_one(struct mk_store *store, const char *name, struct mk_error **err)
 {
     struct mk_image *img = NULL;
+    char lazy[MK_DIGEST_SIZE];
+    if (!mk_digest_valid(name) && layerstore_lazy_ref_get(store, name, lazy) == 0) {
+        /* A lazy image (docs/remote-cache.md): only named in ROOT/lazy/refs/. */
+        layerstore_lazy_untag(store, name);
+        _cleanup_free_ char *ref = mk_ref_local_name(name, NULL);
+        printf("Untagged: %s\n", ref ? ref : name);
+        return 0;
+    }
     if (layerstore_image_get(store, name, &img, err) < 0)
         return -1;
     if (layerstore_rmi(store, name, err) < 0) {

@@ -50,7 +50,9 @@ int cmd_run(struct mk_cli *cli, int argc, char **argv)
         return 1;
     struct mk_image *img = NULL;
     struct mk_error *err = NULL;
-    if (layerstore_image_get(store, argv[i], &img, &err) < 0)
+    /* A lazy image (built with --push from a registry cache) gets its layers first. */
+    if (builder_lazy_complete(store, argv[i], NULL, &err) < 0 ||
+        layerstore_image_get(store, argv[i], &img, &err) < 0)
         return cli_fail(err);
     int status = 0;
     int r = builder_run_image(store, img, argv + i + 1, net, &status, &err);

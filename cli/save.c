@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "builder/builder.h"
 #include "cli/cli.h"
 #include "common/atomic-file.h"
 
@@ -96,6 +97,10 @@ int cmd_save(struct mk_cli *cli, int argc, char **argv)
     struct mk_error *err = NULL;
     const char *const *names = (const char *const *)&argv[first];
     size_t n = (size_t)(argc - first);
+    /* A lazy image (built with --push from a registry cache) gets its layers first. */
+    for (size_t i = 0; i < n; i++)
+        if (builder_lazy_complete(store, names[i], NULL, &err) < 0)
+            return cli_fail(err);
     if (cli_save_archive(store, names, n, format, comp, level, to_stdout ? "-" : out, &err) < 0)
         return cli_fail(err);
     return 0;

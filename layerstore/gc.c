@@ -152,6 +152,17 @@ static int ls_gc_mark(struct mk_store *store, struct ls_marks *ret, struct mk_er
             return mk_error_wrap(err, "image %s", ref ? ref : d);
         }
     }
+    /* Lazy images (cache-lazy.c): named outside index.json, kept all the same. */
+    _cleanup_(mk_strv_release) struct mk_strv lazy = MK_STRV_INIT;
+    if (layerstore_lazy_manifests(store, &lazy, err) < 0) {
+        ls_marks_release(&m);
+        return -1;
+    }
+    for (size_t k = 0; k < lazy.n; k++)
+        if (mark_manifest(store, lazy.v[k], 0, &m, err) < 0) {
+            ls_marks_release(&m);
+            return mk_error_wrap(err, "lazy image %s", lazy.v[k]);
+        }
     if (m.blobs.n)
         qsort(m.blobs.v, m.blobs.n, sizeof(char *), cmp_str);
     if (m.chains.n)

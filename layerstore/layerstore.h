@@ -392,6 +392,37 @@ int layerstore_blob_source_put(struct mk_store *store, const char *host, const c
 /* The repository last recorded for digest at host, or NULL. Caller frees. */
 char *layerstore_blob_source_get(struct mk_store *store, const char *host, const char *digest);
 
+/* Lazy images (layerstore/cache-lazy.c, docs/remote-cache.md): an image built from a
+ * registry build cache and pushed, whose layers stay in that registry until something needs
+ * their bytes. A lazy layer names the registry cache (source, "HOST/REPO[:TAG]") and its blob
+ * there (digest, media type, size: compressed or not), the diff ID and chain it gives, and the
+ * chain it goes on. A lazy image is named in ROOT/lazy/refs/, never in index.json, until its
+ * layers are fetched (builder_lazy_complete). */
+struct mk_lazy_layer {
+    char digest[MK_DIGEST_SIZE];
+    char diff_id[MK_DIGEST_SIZE];
+    char chain_id[MK_DIGEST_SIZE];
+    char parent[MK_DIGEST_SIZE]; /* "" for a first layer */
+    char *media_type;
+    uint64_t size;
+    char *source;
+};
+void layerstore_lazy_layer_release(struct mk_lazy_layer *l);
+int layerstore_lazy_layer_put(struct mk_store *store, const struct mk_lazy_layer *l,
+                              struct mk_error **err);
+/* The record of the layer with this diff ID; MK_ERR_NOT_FOUND without one. */
+int layerstore_lazy_layer_get(struct mk_store *store, const char *diff_id,
+                              struct mk_lazy_layer *ret, struct mk_error **err);
+void layerstore_lazy_layer_drop(struct mk_store *store, const char *diff_id);
+/* name -> manifest digest in ROOT/lazy/refs/ (replacing what name had there). */
+int layerstore_lazy_tag(struct mk_store *store, const char *name, const char *manifest,
+                        struct mk_error **err);
+/* 0 and the manifest digest when name is a lazy image, else -1. */
+int layerstore_lazy_ref_get(struct mk_store *store, const char *name, char ret[MK_DIGEST_SIZE]);
+void layerstore_lazy_untag(struct mk_store *store, const char *name);
+/* Appends the manifest digest of every lazy image to ret. */
+int layerstore_lazy_manifests(struct mk_store *store, struct mk_strv *ret, struct mk_error **err);
+
 /* RUN --mount=type=cache directories: ROOT/cache/mounts/<id hex>[-N]/ holds a lock file and
  * data/, the directory the caller mounts (and creates, with the mode and owner it wants).
  * A cache mount is a store object: df counts it, prune --keep-storage drops the least

@@ -121,6 +121,14 @@ static int get_small(struct reg_client *c, const char *kind, const char *what, c
     return r;
 }
 
+/* A layer descriptor's media type (what a push of a lazy layer names), if a known one. */
+static void blob_media_type(struct mk_layer_desc *d, json_t *l)
+{
+    const char *mt = json_string_value(json_object_get(l, "mediaType"));
+    if (mt && strlen(mt) < 256 && strncmp(mt, "application/", 12) == 0)
+        d->media_type = mk_xstrdup(mt);
+}
+
 /* An image with an inline cache: its records from the annotation, and its layers (as the
  * registry holds them) with their diff IDs from its config, for the fetches. */
 static int inline_records(struct reg_client *c, json_t *m, const char *records,
@@ -153,15 +161,16 @@ static int inline_records(struct reg_client *c, json_t *m, const char *records,
         const char *di = json_string_value(json_array_get(diff_ids, i));
         json_int_t size = json_integer_value(json_object_get(l, "size"));
         if (!dg || !di || !mk_digest_valid(dg) || !mk_digest_valid(di) || size < 0) {
-            free(blobs);
+            layerstore_layer_descs_free(blobs, i);
             return mk_error_set(err, MK_ERR_PARSE, 0, "a layer without a valid digest");
         }
         memcpy(blobs[i].digest, dg, MK_DIGEST_SIZE);
         memcpy(blobs[i].diff_id, di, MK_DIGEST_SIZE);
         blobs[i].size = (uint64_t)size;
+        blob_media_type(&blobs[i], l);
     }
     if (layerstore_cache_config_parse(records, strlen(records), ret, ret_n, err) < 0) {
-        free(blobs);
+        layerstore_layer_descs_free(blobs, n);
         return -1;
     }
     *ret_blobs = blobs;
@@ -186,12 +195,13 @@ static int annotated_blobs(json_t *m, struct mk_layer_desc **ret, size_t *ret_n,
         if (!di)
             continue;
         if (!dg || !mk_digest_valid(dg) || !mk_digest_valid(di) || size < 0) {
-            free(blobs);
+            layerstore_layer_descs_free(blobs, k);
             return mk_error_set(err, MK_ERR_PARSE, 0, "a cache layer without a valid digest");
         }
         memcpy(blobs[k].digest, dg, MK_DIGEST_SIZE);
         memcpy(blobs[k].diff_id, di, MK_DIGEST_SIZE);
-        blobs[k++].size = (uint64_t)size;
+        blobs[k].size = (uint64_t)size;
+        blob_media_type(&blobs[k++], l);
     }
     *ret = blobs;
     *ret_n = k;

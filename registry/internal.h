@@ -236,6 +236,16 @@ int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk
  * mount_from or a repository known to hold it, else uploaded. */
 int reg_push_blob(struct reg_client *c, struct mk_store *store, const char *digest,
                   const char *mount_from, struct mk_error **err);
+/* digest into c's repository without its bytes: 1 when the repository has it (HEAD) or the
+ * registry mounted it from the repository from (same host), 0 when not. */
+int reg_mount_blob(struct reg_client *c, const char *digest, const char *from,
+                   struct mk_error **err);
+/* A lazy layer (layerstore/cache-lazy.c, not in the store) into c's repository as the
+ * registry cache holds it: mounted from the cache's repository on the same registry, else
+ * fetched from the cache (verified) and uploaded. *ret: its descriptor as pushed. */
+int reg_push_lazy(struct reg_client *c, struct mk_store *store, const struct mk_layer_desc *src,
+                  const struct registry_opts *opts, struct mk_layer_desc *ret,
+                  struct mk_error **err);
 /* A blob of c's repository into the store unless it is there, verified (registry/pull.c). */
 int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest, uint64_t size,
                    struct mk_error **err);

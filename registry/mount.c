@@ -32,3 +32,48 @@ char *reg_blob_source(struct mk_store *store, const struct reg_client *c, const 
         return NULL; /* this very repository: nothing to mount */
     return MK_TAKE_PTR(repo);
 }
+
+int reg_push_lazy(struct reg_client *c, struct mk_store *store, const struct mk_layer_desc *src,
+                  const struct registry_opts *opts, struct mk_layer_desc *ret,
+                  struct mk_error **err)
+{
+    struct mk_lazy_layer l;
+    struct mk_error *e = NULL;
+    if (layerstore_lazy_layer_get(store, src->diff_id, &l, &e) < 0) {
+        /* Not a lazy layer: a store that lost a blob. */
+        bool gone = e->code == MK_ERR_NOT_FOUND;
+        if (gone || !err || *err)
+            mk_error_free(e);
+        else
+            *err = e;
+        return gone ? mk_error_set(err, MK_ERR_NOT_FOUND, 0, "blob %s is missing from the store",
+                                   src->digest)
+                    : mk_error_wrap(err, "layer %s", src->diff_id);
+    }
+    struct mk_ref *from = NULL;
+    int r = mk_ref_parse(l.source, &from, err);
+    if (r == 0 && strcmp(from->domain, c->host) == 0)
+        r = reg_mount_blob(c, l.digest, from->path, err);
+    if (r == 1) {
+        reg_blob_seen(store, c, l.digest);
+        r = 0;
+    } else if (r == 0) {
+        /* Another registry, or one that would not mount: through the store. */
+        struct mk_layer_desc blob = {.size = l.size, .media_type = l.media_type};
+        memcpy(blob.digest, l.digest, MK_DIGEST_SIZE);
+        r = registry_cache_fetch_layer(store, l.source, opts, &blob, err);
+        if (r < 0)
+            mk_error_wrap(err, "fetching layer %s from cache source \"%s\"", src->diff_id,
+                          l.source);
+        else
+            r = reg_push_blob(c, store, l.digest, NULL, err);
+    }
+    if (r == 0) {
+        *ret = (struct mk_layer_desc){.size = l.size, .media_type = MK_TAKE_PTR(l.media_type)};
+        memcpy(ret->digest, l.digest, MK_DIGEST_SIZE);
+        memcpy(ret->diff_id, l.diff_id, MK_DIGEST_SIZE);
+    }
+    mk_ref_free(from);
+    layerstore_lazy_layer_release(&l);
+    return r;
+}

@@ -102,6 +102,19 @@ static int upload_start(struct upload *u, const char *mount_from, bool *ret_retr
     return r;
 }
 
+int reg_mount_blob(struct reg_client *c, const char *digest, const char *from,
+                   struct mk_error **err)
+{
+    struct upload u = {.c = c, .fd = -1, .digest = digest, .chunk = chunk_size()};
+    bool retry = false;
+    int r = blob_exists(c, digest, err);
+    if (r == 0)
+        r = upload_start(&u, from, &retry, err);
+    /* A session opened instead of the mount is left for the registry to expire. */
+    free(u.loc);
+    return r;
+}
+
 /* PATCH of the next chunk, [done, done + n). 1 when the registry refuses chunked uploads. */
 static int upload_patch(struct upload *u, uint64_t n, bool *ret_retry, struct mk_error **err)
 {
@@ -363,6 +376,7 @@ struct push_jobs {
     const struct mk_image *img;
     enum mk_compression comp;
     const char *mount_from;
+    const struct registry_opts *opts;
     struct mk_layer_desc *out; /* the layers as pushed */
 };
 
@@ -377,6 +391,9 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
         if (strcmp(img->layers[k].digest, img->layers[i].digest) == 0)
             return 0;
     const struct mk_layer_desc *src = &img->layers[i];
+    /* A lazy image's layer goes as the registry cache holds it (mount.c). */
+    if (!layerstore_blob_exists(j->store, src->digest))
+        return reg_push_lazy(c, j->store, src, j->opts, &j->out[i], err);
     if (strcmp(src->digest, src->diff_id) == 0 && j->comp != MK_COMPRESS_NONE) {
         /* Compression does not watch the pool's flag: do not start one for nothing. */
         if (reg_cancelled(c))
@@ -391,7 +408,8 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
 
 /* Every blob of img, several at once; *ret gets the layers as pushed. */
 static int push_blobs(struct reg_client *c, struct mk_store *store, const struct mk_image *img,
-                      enum mk_compression comp, const char *mount_from, struct mk_layer_desc **ret,
+                      enum mk_compression comp, const char *mount_from,
+                      const struct registry_opts *opts, struct mk_layer_desc **ret,
                       struct mk_error **err)
 {
     size_t n = img->n_layers;
@@ -399,6 +417,7 @@ static int push_blobs(struct reg_client *c, struct mk_store *store, const struct
                           .img = img,
                           .comp = comp,
                           .mount_from = mount_from,
+                          .opts = opts,
                           .out = mk_xcalloc(n + 1, sizeof(struct mk_layer_desc))};
     struct reg_pool *pool = NULL;
     int r = reg_pool_start(c, n + 1, REG_PARALLEL, push_job, &j, &pool, err);
@@ -519,6 +538,8 @@ int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk
     for (size_t i = 0; comp != MK_COMPRESS_NONE && i < img->n_layers; i++)
         if (strcmp(img->layers[i].digest, img->layers[i].diff_id) == 0)
             changed = true;
+    for (size_t i = 0; i < img->n_layers; i++)
+        changed |= !layerstore_blob_exists(store, img->layers[i].digest); /* lazy (mount.c) */
     if (r == 0 && !ref->tag && !by_digest && changed)
         r = mk_error_set(err, MK_ERR_INVALID, 0,
                          "pushing by digest needs the image as stored: use --compression-format "
@@ -528,7 +549,7 @@ int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk
     _cleanup_free_ char *mount_from = r == 0 ? mount_source(img, ref) : NULL;
     struct mk_layer_desc *layers = NULL;
     if (r == 0)
-        r = push_blobs(c, store, img, (enum mk_compression)comp, mount_from, &layers, err);
+        r = push_blobs(c, store, img, (enum mk_compression)comp, mount_from, opts, &layers, err);
     if (r == 0 && changed) {
         /* A new manifest for the compressed layers; the local image stays as it is. */
         free(mdata);

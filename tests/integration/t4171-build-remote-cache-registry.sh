@@ -7,14 +7,8 @@
 . "$MKIMG_TOP/tests/lib/registry.sh"
 
 command -v docker-registry >/dev/null || { t_skip "docker-registry not available"; t_done; exit 0; }
-unset REGISTRY_AUTH_FILE
-export XDG_RUNTIME_DIR=$T/run HOME=$T/home
-mkdir -p "$XDG_RUNTIME_DIR" "$HOME"
-reg_htpasswd "$T/htpasswd" ci ci-pw
-printf 'auth:\n  htpasswd:\n    realm: basic-realm\n    path: %s\n' "$T/htpasswd" >"$T/auth.yml"
-if ! reg_start cache "$T/auth.yml"; then t_fail "registry with htpasswd starts"; t_done; exit 1; fi
-
 . "$MKIMG_TOP/tests/lib/remote-cache.sh"
+if ! rc_registry cache; then t_fail "registry with htpasswd starts"; t_done; exit 1; fi
 ref=$REG/cache/app:main
 
 rc_store a

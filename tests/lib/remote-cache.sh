@@ -4,6 +4,7 @@
 #   rc_store NAME     a fresh store $T/store-NAME holding busybox (exported MKIMG_ROOT)
 #   rc_build LOG ARGS builds $c with ARGS: the image ID on stdout, the log in LOG
 #   rc_ran LOG        the RUNs that ran, sorted: "RAN-build1 RAN-final2"
+#   rc_registry NAME  reg_start with htpasswd auth (ci / ci-pw), no credentials around
 export SOURCE_DATE_EPOCH=1700000000
 c=$T/c
 mkdir -p "$c"
@@ -31,3 +32,11 @@ rc_build() {
     "$MKIMG" build --progress=plain "$@" "$c" 2>"$log"
 }
 rc_ran() { grep -o 'RAN-[a-z0-9]*' "$1" | sort | paste -sd ' ' -; }
+rc_registry() {
+    unset REGISTRY_AUTH_FILE
+    export XDG_RUNTIME_DIR=$T/run HOME=$T/home
+    mkdir -p "$XDG_RUNTIME_DIR" "$HOME"
+    reg_htpasswd "$T/htpasswd" ci ci-pw
+    printf 'auth:\n  htpasswd:\n    realm: basic-realm\n    path: %s\n' "$T/htpasswd" >"$T/auth.yml"
+    reg_start "$1" "$T/auth.yml"
+}
