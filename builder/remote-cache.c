@@ -595,19 +595,31 @@ static int restore_mount(struct build *b, const struct rc_source *src,
     return fd < 0 ? -1 : layerstore_tar_unpack_new_dir(b->store, fd, r->layer.digest, dir, err);
 }
 
+void rcache_mount_note(struct build *b, const char *id, const char *dir)
+{
+    struct rcache *rc = b->rc;
+    if (!rc || !rc->export_mounts || !mk_digest_valid(id))
+        return;
+    for (size_t i = 0; i < rc->n_mounts; i++)
+        if (strcmp(rc->mounts[i].id, id) == 0)
+            return;
+    rc->mounts = mk_xreallocarray(rc->mounts, rc->n_mounts + 1, sizeof(*rc->mounts));
+    memcpy(rc->mounts[rc->n_mounts].id, id, MK_DIGEST_SIZE);
+    rc->mounts[rc->n_mounts++].dir = mk_xstrdup(dir);
+    /* A --jobs helper process: the parent exports, so it hears of the mount too
+     * (workers.c). */
+    if (b->result_fd >= 0) {
+        _cleanup_free_ char *line = mk_xasprintf("cache-mount %s\t%s\n", id, dir);
+        mk_write_all(b->result_fd, line, strlen(line), NULL);
+    }
+}
+
 void rcache_mount(struct build *b, const char *id, const char *dir)
 {
     struct rcache *rc = b->rc;
     if (!rc)
         return;
-    bool seen = false;
-    for (size_t i = 0; i < rc->n_mounts; i++)
-        seen |= strcmp(rc->mounts[i].id, id) == 0;
-    if (rc->export_mounts && !seen) {
-        rc->mounts = mk_xreallocarray(rc->mounts, rc->n_mounts + 1, sizeof(*rc->mounts));
-        memcpy(rc->mounts[rc->n_mounts].id, id, MK_DIGEST_SIZE);
-        rc->mounts[rc->n_mounts++].dir = mk_xstrdup(dir);
-    }
+    rcache_mount_note(b, id, dir);
     struct stat st;
     if (stat(dir, &st) == 0)
         return; /* this runner's own cache comes first */

@@ -140,6 +140,9 @@ int rcache_inline_annotation(struct build *b, struct mk_strv *notes, struct mk_e
  * caller: noted for cache-mounts=true, and when dir does not exist yet, restored from a
  * cache source that has it (a warning when that fails: the mount starts empty). */
 void rcache_mount(struct build *b, const char *id, const char *dir);
+/* Only the noting part of rcache_mount (cache-mounts=true): also what a --jobs helper
+ * reported (workers.c); a helper reports it on result_fd. */
+void rcache_mount_note(struct build *b, const char *id, const char *dir);
 /* After a failed build: the --cache-from index of the source whose layer could not be
  * fetched (after one warning line saying so), or -1. */
 int rcache_broken(const struct rcache *rc, const struct mk_build_opts *opts);

@@ -109,6 +109,10 @@ static int helper_collect(struct build *b, struct helper *h, struct mk_error **e
          l = strtok_r(NULL, "\n", &save)) {
         if (mk_str_has_prefix(l, "key ")) {
             mk_strv_push(&b->fresh_keys, l + 4);
+        } else if (mk_str_has_prefix(l, "cache-mount ") && strchr(l, '\t')) {
+            /* "cache-mount ID\tDIR": a RUN cache mount for --cache-to (remote-cache.c) */
+            *strchr(l, '\t') = '\0';
+            rcache_mount_note(b, l + 12, l + strlen(l) + 1);
         } else if (strcmp(l, "ok") == 0) {
             ok = true;
         } else if (mk_str_has_prefix(l, "error ") && ret == 0) {

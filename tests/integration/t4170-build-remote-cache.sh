@@ -127,6 +127,29 @@ rc_store mc
     "$m" >/dev/null 2>"$T/mc.log"
 t_grep "a cache without cache-mounts=true restores none" 'V=2 found:nothing' "$T/mc.log"
 
+# ... also those of RUNs in stages that --jobs builds in helper processes.
+j=$T/j; mkdir -p "$j"
+cat >"$j/Dockerfile" <<'DF'
+FROM busybox AS one
+ARG V=1
+RUN --mount=type=cache,id=one,target=/c echo "one V=$V found:$(cat /c/m 2>/dev/null || echo nothing)"; echo "one-$V" >/c/m; echo >/o
+FROM busybox AS two
+ARG V=1
+RUN --mount=type=cache,id=two,target=/c echo "two V=$V found:$(cat /c/m 2>/dev/null || echo nothing)"; echo "two-$V" >/c/m; echo >/t
+FROM busybox
+COPY --from=one /o /o
+COPY --from=two /t /t
+DF
+rc_store ja
+"$MKIMG" build --progress=plain --jobs 2 --cache-to "type=local,dest=$T/jcache,cache-mounts=true" \
+    "$j" >/dev/null 2>"$T/ja.log"
+t_grep "--jobs 2: A's first stage fills its cache mount" 'one V=1 found:nothing' "$T/ja.log"
+rc_store jb
+"$MKIMG" build --progress=plain --jobs 2 --build-arg V=2 --cache-from "type=local,src=$T/jcache" \
+    "$j" >/dev/null 2>"$T/jb.log"
+t_grep "... B's finds it filled" 'one V=2 found:one-1' "$T/jb.log"
+t_grep "... and so does B's second stage" 'two V=2 found:two-1' "$T/jb.log"
+
 # Usage errors before any work.
 "$MKIMG" build --cache-to type=nope,dest=x "$c" >/dev/null 2>"$T/u.err"
 t_eq "an unknown type is a usage error" "$?" 2
