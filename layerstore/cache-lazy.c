@@ -38,11 +38,10 @@ static char *layer_path(const char *diff_id)
 int layerstore_lazy_layer_put(struct mk_store *store, const struct mk_lazy_layer *l,
                               struct mk_error **err)
 {
-    _cleanup_(json_decrefp) json_t *j =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "source", l->source, "digest", l->digest,
-                  "mediaType", l->media_type ? l->media_type : MK_MEDIA_OCI_LAYER, "diffID",
-                  l->diff_id, "chainID", l->chain_id, "parent", l->parent, "size",
-                  (json_int_t)l->size);
+    _cleanup_(json_decrefp) json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "source", l->source, "digest", l->digest,
+        "mediaType", l->media_type ? l->media_type : MK_MEDIA_OCI_LAYER, "diffID", l->diff_id,
+        "chainID", l->chain_id, "parent", l->parent, "size", (json_int_t)l->size);
     if (!j)
         MK_BUG("json_pack failed");
     _cleanup_free_ char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
