@@ -52,7 +52,7 @@ int reg_push_lazy(struct reg_client *c, struct mk_store *store, const struct mk_
     }
     struct mk_ref *from = NULL;
     int r = mk_ref_parse(l.source, &from, err);
-    if (r == 0 && strcmp(from->domain, c->host) == 0)
+    if (r == 0 && strcmp(mk_ref_registry_host(from->domain), c->host) == 0)
         r = reg_mount_blob(c, l.digest, from->path, err);
     if (r == 1) {
         reg_blob_seen(store, c, l.digest);

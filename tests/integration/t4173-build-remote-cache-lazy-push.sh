@@ -102,6 +102,17 @@ rc_store c
 rc_build "$T/c.log" --creds ci:ci-pw -t "$REG/app/c:1" --push --cache-from "type=registry,ref=$ref" \
     >/dev/null
 t_ok "another lazy image" test -n "$(ls "$MKIMG_ROOT/lazy/refs")"
+# Pushed to another registry: no mount there, the layers go through the store.
+reg1=$REG log1=$REG_LOG
+reg_start other || t_fail "a second registry starts"
+reg2=$REG REG=$reg1 REG_LOG=$log1
+cp "$REG_LOG" "$T/before4.log"
+"$MKIMG" push --creds ci:ci-pw "$REG/app/c:1" "$reg2/other/c:1" >/dev/null 2>"$T/push4.err"
+t_eq "mkimg push of a lazy image to another registry" "$?" 0
+t_ok "... fetches its layers from the cache" test -n "$(blob_gets "$T/before4.log")"
+t_eq "... and the image there is A's" \
+    "$(skopeo inspect --tls-verify=false --config "docker://$reg2/other/c:1" | jq -c .rootfs.diff_ids)" \
+    "$(cat "$T/a-layers")"
 t_eq "rmi of it" "$("$MKIMG" rmi "$REG/app/c:1")" "Untagged: $REG/app/c:1"
 "$MKIMG" prune >/dev/null
 t_ok "... and prune drops its manifest" test ! -e "$MKIMG_ROOT/blobs/sha256/$(jq -r .config.digest "$T/pushed.json" | cut -d: -f2)"
