@@ -183,3 +183,25 @@ int layerstore_lazy_manifests(struct mk_store *store, struct mk_strv *ret, struc
     closedir(dir);
     return 0;
 }
+
+void ls_lazy_layers_prune(struct mk_store *store,
+                          bool (*keep)(const void *ctx, const char *diff_id), const void *ctx)
+{
+    int dfd = openat(store->root_fd, "lazy/layers", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    DIR *dir = fdopendir(dfd);
+    if (!dir) {
+        close(dfd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (!ls_is_hex64(de->d_name))
+            continue;
+        _cleanup_free_ char *d = mk_xasprintf("sha256:%s", de->d_name);
+        if (!keep(ctx, d))
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+}

@@ -63,6 +63,12 @@ static bool ls_marks_has(const struct mk_strv *sorted, const char *digest)
     return sorted->n && bsearch(&digest, sorted->v, sorted->n, sizeof(char *), cmp_str) != NULL;
 }
 
+/* A lazy layer record some lazy image still uses (its diff ID is marked). */
+static bool keep_lazy_layer(const void *ctx, const char *diff_id)
+{
+    return ls_marks_has(&((const struct ls_marks *)ctx)->blobs, diff_id);
+}
+
 static void ls_marks_release(struct ls_marks *m)
 {
     mk_strv_release(&m->blobs);
@@ -677,6 +683,8 @@ int layerstore_prune(struct mk_store *store, const struct mk_prune_opts *opts,
         return mk_error_wrap(err, "nothing pruned (\"mkimg fsck --repair\" drops broken images)");
     }
     r = prune_locked(&p, err);
+    if (r == 0)
+        ls_lazy_layers_prune(store, keep_lazy_layer, &m);
     ls_marks_release(&m);
     ls_gc_lock_shared(store);
     free(p.items);

@@ -327,6 +327,11 @@ void ls_mark_used(struct mk_store *store, const char *blob, const char *chain);
 /* Same for one entry relative to dirfd. */
 void ls_mark_used_at(int dirfd, const char *name);
 
+/* cache-lazy.c: drops the lazy layer records whose diff ID keep refuses (prune: those no lazy
+ * image uses). */
+void ls_lazy_layers_prune(struct mk_store *store,
+                          bool (*keep)(const void *ctx, const char *diff_id), const void *ctx);
+
 /* A leftover of an atomic file (".NAME.tmp.PID-RANDOM", common/atomic-file.h) whose writer
  * is gone. */
 bool ls_stale_atomic_tmp(const char *name);

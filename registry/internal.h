@@ -240,6 +240,8 @@ int reg_push_blob(struct reg_client *c, struct mk_store *store, const char *dige
  * registry mounted it from the repository from (same host), 0 when not. */
 int reg_mount_blob(struct reg_client *c, const char *digest, const char *from,
                    struct mk_error **err);
+/* A layer of a lazy image: its blob is not in the store, a lazy layer record names it. */
+bool reg_layer_lazy(struct mk_store *store, const struct mk_layer_desc *l);
 /* A lazy layer (layerstore/cache-lazy.c, not in the store) into c's repository as the
  * registry cache holds it: mounted from the cache's repository on the same registry, else
  * fetched from the cache (verified) and uploaded. *ret: its descriptor as pushed. */

@@ -33,6 +33,17 @@ char *reg_blob_source(struct mk_store *store, const struct reg_client *c, const 
     return MK_TAKE_PTR(repo);
 }
 
+bool reg_layer_lazy(struct mk_store *store, const struct mk_layer_desc *l)
+{
+    if (layerstore_blob_exists(store, l->digest))
+        return false;
+    struct mk_lazy_layer lazy;
+    if (layerstore_lazy_layer_get(store, l->diff_id, &lazy, NULL) < 0)
+        return false;
+    layerstore_lazy_layer_release(&lazy);
+    return true;
+}
+
 int reg_push_lazy(struct reg_client *c, struct mk_store *store, const struct mk_layer_desc *src,
                   const struct registry_opts *opts, struct mk_layer_desc *ret,
                   struct mk_error **err)

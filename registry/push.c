@@ -392,7 +392,7 @@ static int push_job(void *ctx, struct reg_client *c, size_t i, struct mk_error *
             return 0;
     const struct mk_layer_desc *src = &img->layers[i];
     /* A lazy image's layer goes as the registry cache holds it (mount.c). */
-    if (!layerstore_blob_exists(j->store, src->digest))
+    if (reg_layer_lazy(j->store, src))
         return reg_push_lazy(c, j->store, src, j->opts, &j->out[i], err);
     if (strcmp(src->digest, src->diff_id) == 0 && j->comp != MK_COMPRESS_NONE) {
         /* Compression does not watch the pool's flag: do not start one for nothing. */
@@ -539,7 +539,7 @@ int reg_push_image(struct reg_client *c, struct mk_store *store, const struct mk
         if (strcmp(img->layers[i].digest, img->layers[i].diff_id) == 0)
             changed = true;
     for (size_t i = 0; i < img->n_layers; i++)
-        changed |= !layerstore_blob_exists(store, img->layers[i].digest); /* lazy (mount.c) */
+        changed |= reg_layer_lazy(store, &img->layers[i]); /* pushed as the cache has it */
     if (r == 0 && !ref->tag && !by_digest && changed)
         r = mk_error_set(err, MK_ERR_INVALID, 0,
                          "pushing by digest needs the image as stored: use --compression-format "

@@ -116,4 +116,5 @@ t_eq "... and the image there is A's" \
 t_eq "rmi of it" "$("$MKIMG" rmi "$REG/app/c:1")" "Untagged: $REG/app/c:1"
 "$MKIMG" prune >/dev/null
 t_ok "... and prune drops its manifest" test ! -e "$MKIMG_ROOT/blobs/sha256/$(jq -r .config.digest "$T/pushed.json" | cut -d: -f2)"
+t_eq "... and its lazy layer records" "$(ls -A "$MKIMG_ROOT/lazy/layers")" ""
 t_done
