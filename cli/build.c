@@ -166,14 +166,22 @@ static int write_output(struct mk_store *store, const struct mk_image *img, cons
     if (strcmp(o.type, "image") == 0) {
         if (!names->n)
             return cli_usage("build: --output type=%s needs name= or -t", o.type);
+        /* A lazy image (docs/remote-cache.md) is named outside index.json and pushed by its
+         * manifest. */
+        bool lazy = false;
+        for (size_t i = 0; i < img->n_layers; i++)
+            lazy |= !layerstore_blob_exists(store, img->layers[i].digest);
         struct registry_opts po = *ropts;
         po.compression = o.compression == MK_COMPRESS_ZSTD   ? "zstd"
                          : o.compression == MK_COMPRESS_NONE ? "none"
                                                              : NULL;
         for (size_t i = 0; i < names->n; i++) {
             char digest[MK_DIGEST_SIZE];
-            if (layerstore_tag(store, img, names->v[i], &err) < 0 ||
-                (o.push && registry_push(store, names->v[i], NULL, &po, digest, &err) < 0))
+            int r = lazy ? layerstore_lazy_tag(store, names->v[i], img->manifest_digest, &err)
+                         : layerstore_tag(store, img, names->v[i], &err);
+            if (r < 0 ||
+                (o.push && registry_push(store, lazy ? img->manifest_digest : names->v[i],
+                                         lazy ? names->v[i] : NULL, &po, digest, &err) < 0))
                 return cli_fail(err);
             if (o.push && !quiet)
                 fprintf(stderr, "pushed %s@%s\n", names->v[i], digest);
@@ -657,6 +665,17 @@ static int build_check(struct build_cli *b, const char *context)
     return 0;
 }
 
+/* Every --output is a push of the image (type=image,push=true or type=registry). */
+static bool outputs_push_only(const struct mk_strv *outputs)
+{
+    for (size_t i = 0; i < outputs->n; i++) {
+        _cleanup_(output_release) struct output o;
+        if (output_parse(outputs->v[i], &o) != 0 || strcmp(o.type, "image") != 0 || !o.push)
+            return false;
+    }
+    return true;
+}
+
 /* After the build: outputs, the manifest list, pushes, the metadata and iid files. */
 static int build_finish(struct mk_store *store, struct build_cli *b, const struct mk_image *img)
 {
@@ -722,7 +741,8 @@ static int build_run(struct mk_store *store, struct build_cli *b, const char *co
     }
     struct mk_image *img = NULL;
     /* Only pushed: layers a registry cache holds can stay there (docs/remote-cache.md). */
-    opts->lazy_push = b->push && b->outputs.n == 0 && !b->manifest_list;
+    opts->lazy_push =
+        !b->manifest_list && (b->outputs.n == 0 ? b->push : outputs_push_only(&b->outputs));
     if (builder_build(store, opts, &img, &err) < 0)
         return cli_fail(err);
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -97,6 +97,17 @@ a
 one"
 t_ok "fsck is happy" "$MKIMG" fsck
 
+# -o type=registry (type=image,push=true) is the same.
+rc_store d
+cp "$REG_LOG" "$T/before5.log"
+rc_build "$T/d.log" --creds ci:ci-pw -t "$REG/app/d:1" -o type=registry \
+    --cache-from "type=registry,ref=$ref" >/dev/null
+t_eq "-o type=registry: no layer blob downloaded" \
+    "$(blob_gets "$T/before5.log" | grep -vx "$cache_config")" ""
+t_eq "... and the image pushed is A's" \
+    "$(skopeo inspect "${sk[@]}" --config "docker://$REG/app/d:1" | jq -c .rootfs.diff_ids)" \
+    "$(cat "$T/a-layers")"
+
 # rmi of a lazy image: its name goes, prune then takes its blobs.
 rc_store c
 rc_build "$T/c.log" --creds ci:ci-pw -t "$REG/app/c:1" --push --cache-from "type=registry,ref=$ref" \
