@@ -392,17 +392,17 @@ int rcache_defer(struct build *b, const struct mk_image *img, struct mk_error **
         memcpy(l.parent, p->parent, MK_DIGEST_SIZE);
         if (layerstore_lazy_layer_put(b->store, &l, err) < 0)
             return -1;
-        lazy = 1;
     }
     /* Every layer of the image: in the store, or lazy (just recorded, or by an earlier build
      * whose image this one reuses). */
-    for (size_t i = 0; lazy && i < img->n_layers; i++) {
+    for (size_t i = 0; i < img->n_layers; i++) {
         struct mk_lazy_layer l;
         if (layerstore_blob_exists(b->store, img->layers[i].digest))
             continue;
         if (layerstore_lazy_layer_get(b->store, img->layers[i].diff_id, &l, err) < 0)
             return -1;
         layerstore_lazy_layer_release(&l);
+        lazy = 1;
     }
     return lazy;
 }
