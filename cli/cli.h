@@ -50,6 +50,10 @@ extern const struct cli_cmd cli_cmd_build, cli_cmd_run, cli_cmd_parse, cli_cmd_i
 /* A name an image is about to get (build -t, tag TARGET): a valid reference without a digest,
  * checked before any work. 0, or prints why and returns 1. */
 int cli_check_new_name(const char *name);
+
+/* The name to look name up by: the manifest digest (in buf) of a lazy image
+ * (docs/remote-cache.md), else name itself. For commands that only read the image's JSON. */
+const char *cli_lazy_name(struct mk_store *store, const char *name, char buf[MK_DIGEST_SIZE]);
 /* The build epoch of a command that writes created times or layers: value when not NULL
  * (from --build-arg SOURCE_DATE_EPOCH=N or --timestamp; what names it), else
  * $SOURCE_DATE_EPOCH; MK_EPOCH_NONE when neither. Prints the error and returns 2 for a value

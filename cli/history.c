@@ -122,7 +122,8 @@ int cmd_history(struct mk_cli *cli, int argc, char **argv)
         return 1;
     struct mk_error *err = NULL;
     struct mk_image *img = NULL;
-    if (layerstore_image_get(store, argv[a.first], &img, &err) < 0)
+    char lazy[MK_DIGEST_SIZE];
+    if (layerstore_image_get(store, cli_lazy_name(store, argv[a.first], lazy), &img, &err) < 0)
         return cli_fail(err);
     json_t *rows = history_rows(img, &fl);
     int r = print_rows(rows, format, fl.quiet, &err);

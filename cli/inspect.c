@@ -98,8 +98,9 @@ int cmd_inspect(struct mk_cli *cli, int argc, char **argv)
     for (int i = a.first; i < argc; i++) {
         struct mk_error *err = NULL;
         struct mk_image *img = NULL;
-        if (layerstore_image_get_platform(store, argv[i], has_platform ? &platform : NULL, &img,
-                                          &err) < 0) {
+        char lazy[MK_DIGEST_SIZE];
+        if (layerstore_image_get_platform(store, cli_lazy_name(store, argv[i], lazy),
+                                          has_platform ? &platform : NULL, &img, &err) < 0) {
             fflush(stdout);
             rc = cli_fail(err);
             continue;

@@ -63,6 +63,8 @@ t_eq "... the lazy image is not in index.json" \
         "$MKIMG_ROOT/index.json")" 0
 t_ok "prune keeps the lazy image" "$MKIMG" prune
 t_ok "fsck is happy with it" "$MKIMG" fsck
+t_eq "inspect reads the lazy image" "$("$MKIMG" inspect "$img" | jq -r '.[0].Id')" "$id_a"
+t_ok "... and history" "$MKIMG" history "$img"
 
 # mkimg push of the lazy image to another repository: mounted again.
 cp "$REG_LOG" "$T/before2.log"
