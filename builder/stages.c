@@ -133,6 +133,9 @@ static int stage_image_get(struct build *b, const struct stage *s, const char *n
     /* A pulled base joins the platforms the name holds: the next platform's build finds
      * it, and this one's stays. */
     ropts.add_platform = true;
+    /* A lazy image of this store (docs/remote-cache.md): its layers fetched first. */
+    if (builder_lazy_complete(b->store, name, b->opts->registry, err) < 0)
+        return -1;
     return registry_image_get(b->store, name, b->opts->pull, &ropts, ret, err);
 }
 

@@ -109,6 +109,12 @@ t_eq "-o type=registry: no layer blob downloaded" \
 t_eq "... and the image pushed is A's" \
     "$(skopeo inspect "${sk[@]}" --config "docker://$REG/app/d:1" | jq -c .rootfs.diff_ids)" \
     "$(cat "$T/a-layers")"
+mkdir -p "$T/from"
+printf 'FROM %s\nRUN cat /late2 /two >/both\n' "$REG/app/d:1" >"$T/from/Dockerfile"
+id_from=$("$MKIMG" build -q --pull=never "$T/from" 2>"$T/from.err")
+t_eq "FROM a lazy image fetches its layers" "$("$MKIMG" run "$id_from" cat /both 2>&1)" "late
+a
+one"
 
 # rmi of a lazy image: its name goes, prune then takes its blobs.
 rc_store c
