@@ -893,19 +893,37 @@ static int child_setup(struct child_ctx *c, struct mk_error **err)
     run_init(c, &u);
 }
 
-static int write_workspace_files(const char *workspace, const char *hostname, struct mk_error **err)
+/* A file of the container's workspace. The workspace is private to this step, created
+ * empty for it (mk_mkdtemp_in) and removed when the container is gone, so the file is
+ * created fresh (O_EXCL, nothing planted is followed) and never fsynced: nothing reads it
+ * after a crash, and an fsync here would cost a journal commit per file and step. */
+static int write_workspace_file(int dfd, const char *name, const char *data, struct mk_error **err)
+{
+    _cleanup_close_ int fd =
+        openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return mk_error_errno(err, "creating \"%s\" in the sandbox workspace", name);
+    return mk_write_all(fd, data, strlen(data), err);
+}
+
+/* merged/ and empty/ for every sandbox; /etc/hosts and /etc/hostname only for a container
+ * (a helper mounts neither). */
+static int write_workspace_files(const char *workspace, enum sandbox_mode mode,
+                                 const char *hostname, struct mk_error **err)
 {
     _cleanup_close_ int dfd = open(workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mk_error_errno(err, "opening \"%s\"", workspace);
+    if (mkdirat(dfd, "merged", 0755) < 0 || mkdirat(dfd, "empty", 0755) < 0)
+        return mk_error_errno(err, "creating sandbox directories in \"%s\"", workspace);
+    if (mode != MODE_RUN)
+        return 0;
     _cleanup_free_ char *hosts = mk_xasprintf(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n",
         hostname);
     _cleanup_free_ char *hn = mk_xasprintf("%s\n", hostname);
-    if (mkdirat(dfd, "merged", 0755) < 0 || mkdirat(dfd, "empty", 0755) < 0)
-        return mk_error_errno(err, "creating sandbox directories in \"%s\"", workspace);
-    if (mk_write_file_atomic(dfd, "hosts", hosts, strlen(hosts), 0644, err) < 0 ||
-        mk_write_file_atomic(dfd, "hostname", hn, strlen(hn), 0644, err) < 0)
+    if (write_workspace_file(dfd, "hosts", hosts, err) < 0 ||
+        write_workspace_file(dfd, "hostname", hn, err) < 0)
         return -1;
     return 0;
 }
@@ -990,7 +1008,7 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     _cleanup_free_ int *trees = mk_xreallocarray(NULL, spec->n_mounts + 1, sizeof(int));
     for (size_t i = 0; i < spec->n_mounts; i++)
         trees[i] = -1;
-    if (write_workspace_files(workspace, hostname, err) < 0)
+    if (write_workspace_files(workspace, mode, hostname, err) < 0)
         goto out;
     if (mode == MODE_RUN && open_trees(spec, trees, err) < 0)
         goto out;
