@@ -36,6 +36,10 @@ int ls_index_load(struct mk_store *store, json_t **ret, struct mk_error **err)
 
 static int index_save(struct mk_store *store, json_t *idx, struct mk_error **err)
 {
+    /* Layer blobs get their names without a directory fsync (ls_blob_install_synced): the
+     * one here makes them durable before a tag can name an image that needs them. */
+    if (ls_blobs_dir_sync(store, err) < 0)
+        return mk_error_wrap(err, "writing the store index");
     char *s = json_dumps(idx, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (!s)
         MK_BUG("json_dumps failed");

@@ -146,6 +146,15 @@ int ls_tmpfile(struct mk_store *store, char **ret_path, struct mk_error **err);
  * directory. tmp_path is gone afterwards, on success and on failure. */
 int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
                        struct mk_error **err);
+/* The same for a temp file whose bytes are on disk already (a syncfs of the store's file
+ * system since it was written): chmod and rename only, no fsync of the file or of
+ * blobs/sha256/. The name may be lost in a crash (a layer lookup then misses), never the
+ * bytes behind it; ls_blobs_dir_sync makes the names durable before index.json names an
+ * image that uses them. */
+int ls_blob_install_synced(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
+                           struct mk_error **err);
+/* fsync of blobs/sha256/: every blob renamed into it so far keeps its name in a crash. */
+int ls_blobs_dir_sync(struct mk_store *store, struct mk_error **err);
 /* true when the process is not real root of the initial user namespace (device nodes and
  * setuid bits cannot be created). */
 bool ls_rootless(void);

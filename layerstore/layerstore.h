@@ -20,9 +20,10 @@
  * Nothing else writes under ROOT: other modules get paths and records through this API.
  *
  * Invariants: a blob's file name is the sha256 of its bytes (written to a temp file,
- * verified, fsynced and renamed); index.json is replaced atomically; a snapshot directory
- * appears (by rename) only when complete. Layers are stored uncompressed
- * (application/vnd.oci.image.layer.v1.tar): a build never waits for compression.
+ * verified, put on disk by an fsync or a syncfs, then renamed); index.json is replaced
+ * atomically, after an fsync of blobs/sha256/ (a layer's name is not fsynced on its own);
+ * a snapshot directory appears (by rename) only when complete and on disk. Layers are stored
+ * uncompressed (application/vnd.oci.image.layer.v1.tar): a build never waits for compression.
  *
  * Ownership: every object returned through ret_* is the caller's and has a _free function.
  * All functions follow common/error.h.
