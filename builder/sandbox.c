@@ -993,6 +993,20 @@ __attribute__((noreturn)) static void child_main(struct child_ctx *c, int go[2],
     _exit(0);
 }
 
+/* A volatile overlay leaves work/incompat/volatile/dirty in its workdir and refuses to be
+ * mounted on that workdir again while it is there; callers may mount one workdir several
+ * times (the mount is gone with the container, and the upperdir was never synced through
+ * it anyway). The workdir is ours and never visible in the container. */
+static void volatile_reset(const char *workdir)
+{
+    _cleanup_close_ int fd = open(workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    unlinkat(fd, "work/incompat/volatile/dirty", 0);
+    unlinkat(fd, "work/incompat/volatile", AT_REMOVEDIR);
+    unlinkat(fd, "work/incompat", AT_REMOVEDIR);
+}
+
 static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode mode,
                          mk_sandbox_fn fn, void *arg, int *ret_status, struct mk_error **err)
 {
@@ -1070,6 +1084,7 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     go[1] = -1;
     int wr = wait_child(pid, rep[0], &report, &wst, err);
     remove_created(upper_fd, &report.created);
+    volatile_reset(spec->workdir);
     if (wr < 0)
         goto out;
     if (report.error) {
