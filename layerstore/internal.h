@@ -131,6 +131,12 @@ struct mk_store {
     pthread_mutex_t tmp_lock;
     struct mk_strv tmp_paths;
     int *tmp_fds;
+    /* layerstore_sync_defer: the marker ROOT/unsynced/<name> (flock()ed through sync_fd) and
+     * the process that owns it (forked helpers share the handle, and write in the window
+     * too, but never end it). */
+    int sync_fd;
+    char *sync_marker;
+    pid_t sync_owner;
 };
 
 /* index.json may not grow past this (every tag is one short descriptor). */
@@ -324,6 +330,18 @@ int ls_deflate_scan(const void *data, size_t n, uint64_t *ret_last_header, uint6
 
 /* Turns this handle's gc lock exclusive (waiting for every other mkimg process on the store
  * to finish) and back to shared. */
+/* After a power cut in a window of layerstore_sync_defer that began at since: removes every
+ * blob, snapshot, flat tree and cache record whose ctime is since or later, except what
+ * index.json keeps alive (written after a syncfs, so whole; when it cannot be followed,
+ * blobs whose bytes hash to their names). *ret_removed counts them. */
+int ls_gc_recover_unsynced(struct mk_store *store, time_t since, size_t *ret_removed,
+                           struct mk_error **err);
+/* flock()s ROOT/lock exclusively (what every index.json update holds); close the fd to
+ * release it. */
+int ls_index_lock(struct mk_store *store, struct mk_error **err);
+/* In a window of layerstore_sync_defer: a syncfs (a forked helper may have written, so
+ * always), else 0 at once. */
+int ls_sync_flush(struct mk_store *store, struct mk_error **err);
 int ls_gc_lock_exclusive(struct mk_store *store, struct mk_error **err);
 void ls_gc_lock_shared(struct mk_store *store);
 /* A blob or snapshot file name: 64 lowercase hex digits. */

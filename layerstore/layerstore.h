@@ -14,6 +14,8 @@
  *                                   "build cache" below)
  *   ROOT/cache/mounts/<id hex>[-N]/ RUN --mount=type=cache directories: lock, data/
  *   ROOT/flat/<hex>/                merged bottom snapshots of very deep images (derived)
+ *   ROOT/unsynced/<pid>-<random>    a build's window of deferred durability: the boot id,
+ *                                   flock()ed by the build (layerstore_sync_defer)
  *   ROOT/lock                       flock() held while index.json is read-modified-written
  *   ROOT/gc.lock                    flock()ed shared by every open handle, exclusively by
  *                                   prune and fsck --repair
@@ -61,6 +63,15 @@ char *layerstore_default_root(void);
 int layerstore_open(const char *root, struct mk_store **ret, struct mk_error **err);
 void layerstore_free(struct mk_store *store);
 const char *layerstore_root(const struct mk_store *store);
+
+/* Opens a window of deferred durability (the comment in store.c): until
+ * layerstore_sync_end (or layerstore_free in the same process), snapshots and layer blobs
+ * are named before a syncfs puts them on disk; that syncfs comes before index.json names an
+ * image and at the end. A power cut in the window costs what it wrote but did not tag (the
+ * next open removes it). Does nothing (0) when no boot id can be read. */
+int layerstore_sync_defer(struct mk_store *store, struct mk_error **err);
+/* Closes the window: syncfs, then the marker goes. Only in the process that opened it. */
+int layerstore_sync_end(struct mk_store *store, struct mk_error **err);
 
 /* A new private temp dir ROOT/tmp/<prefix>XXXXXX on the store's file system (so it can be
  * renamed into snapshots/), locked while the store handle lives. Caller frees the path and
