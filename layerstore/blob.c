@@ -97,8 +97,10 @@ static int blob_install(struct mk_store *store, int fd, const char *tmp_path, co
 int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
                        struct mk_error **err)
 {
-    int r = blob_install(store, fd, tmp_path, digest, true, err);
-    return r <= 0 ? r : ls_blobs_dir_sync(store, err);
+    /* In a window of layerstore_sync_defer its syncfs does both fsyncs' work. */
+    bool sync = store->sync_fd < 0;
+    int r = blob_install(store, fd, tmp_path, digest, sync, err);
+    return r <= 0 || !sync ? r : ls_blobs_dir_sync(store, err);
 }
 
 int ls_blob_install_synced(struct mk_store *store, int fd, const char *tmp_path, const char *digest,

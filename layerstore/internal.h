@@ -149,7 +149,8 @@ struct mk_store {
 int ls_tmpfile(struct mk_store *store, char **ret_path, struct mk_error **err);
 /* Makes the finished temp file tmp_path (open as fd, whose bytes hash to digest) the blob
  * digest: fsync, rename into blobs/sha256/ (or drop it when the blob exists), fsync of the
- * directory. tmp_path is gone afterwards, on success and on failure. */
+ * directory (no fsyncs in a window of layerstore_sync_defer). tmp_path is gone afterwards,
+ * on success and on failure. */
 int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
                        struct mk_error **err);
 /* The same for a temp file whose bytes are on disk already (a syncfs of the store's file

@@ -210,7 +210,8 @@ int layerstore_sync_end(struct mk_store *store, struct mk_error **err)
         return -1;
     _cleanup_free_ char *rel = mk_xasprintf("unsynced/%s", store->sync_marker);
     unlinkat(store->root_fd, rel, 0);
-    mk_closep(&store->sync_fd);
+    close(store->sync_fd);
+    store->sync_fd = -1;
     free(store->sync_marker);
     store->sync_marker = NULL;
     return 0;
