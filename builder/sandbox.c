@@ -1036,6 +1036,8 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
         goto out;
     if (mode == MODE_RUN && open_trees(spec, trees, err) < 0)
         goto out;
+    if (mode == MODE_RUN && !spec->insecure && builder_confine_seccomp_prepare(err) < 0)
+        goto out;
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
         mk_error_errno(err, "creating a pipe");
         goto out;
