@@ -410,8 +410,8 @@ out:
 
 /* A cache source whose layer turns out missing or corrupt when it is fetched costs a restart
  * without it (what was built is a local hit then), never a wrong image or a failed build. */
-int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
-                  struct mk_image **ret_image, struct mk_error **err)
+static int build_retrying(struct mk_store *store, const struct mk_build_opts *opts,
+                          struct mk_image **ret_image, struct mk_error **err)
 {
     uint64_t skip = 0;
     for (;;) {
@@ -429,4 +429,23 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         mk_error_free(e);
         skip |= UINT64_C(1) << bad;
     }
+}
+
+/* The whole build in one window of deferred durability (layerstore_sync_defer): one syncfs
+ * before the tag instead of one per layer step. */
+int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
+                  struct mk_image **ret_image, struct mk_error **err)
+{
+    if (layerstore_sync_defer(store, err) < 0)
+        return mk_error_wrap(err, "opening the store for a build");
+    int r = build_retrying(store, opts, ret_image, err);
+    struct mk_error *e = NULL;
+    if (layerstore_sync_end(store, r < 0 ? NULL : &e) < 0 && r == 0) {
+        if (err)
+            *err = e;
+        else
+            mk_error_free(e);
+        return -1;
+    }
+    return r;
 }

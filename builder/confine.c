@@ -15,10 +15,14 @@
  * what breaks a container escape is the short list above, not the long tail of harmless calls.
  */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -161,7 +165,8 @@ static const uint64_t ns_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   
 
 MK_DEFINE_CLEANUP(void, seccomp_release)
 
-int builder_confine_seccomp(struct mk_error **err)
+/* The filter's rules in a new libseccomp context. */
+static int filter_new(scmp_filter_ctx *ret, struct mk_error **err)
 {
     _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
@@ -201,7 +206,62 @@ int builder_confine_seccomp(struct mk_error **err)
     int nr = seccomp_syscall_resolve_name("clone3");
     if (nr != __NR_SCMP_ERROR && (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0)) < 0)
         return mk_error_set(err, MK_ERR_IO, -r, "seccomp rule for clone3");
-    if ((r = seccomp_load(ctx)) < 0)
+    *ret = MK_TAKE_PTR(ctx);
+    return 0;
+}
+
+/* The compiled program, once per process (builder_confine_seccomp_prepare): libseccomp
+ * builds it from the rules in about a millisecond and probes the kernel with a dozen
+ * seccomp() calls each time, which every RUN paid in its child. */
+static struct sock_fprog compiled;
+static pthread_mutex_t compiled_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int builder_confine_seccomp_prepare(struct mk_error **err)
+{
+    pthread_mutex_lock(&compiled_lock);
+    int ret = -1;
+    _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+    _cleanup_close_ int fd = -1;
+    if (compiled.filter) {
+        ret = 0;
+        goto out;
+    }
+    if (filter_new(&ctx, err) < 0)
+        goto out;
+    fd = memfd_create("mkimg-seccomp", MFD_CLOEXEC);
+    int r = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
+    off_t size = r < 0 ? -1 : lseek(fd, 0, SEEK_END);
+    if (r < 0 || size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
+        size > (off_t)(BPF_MAXINSNS * sizeof(struct sock_filter))) {
+        mk_error_set(err, MK_ERR_IO, r < 0 ? -r : EINVAL, "compiling the seccomp filter");
+        goto out;
+    }
+    struct sock_filter *prog = mk_xmalloc((size_t)size);
+    if (pread(fd, prog, (size_t)size, 0) != size) {
+        free(prog);
+        mk_error_errno(err, "reading the compiled seccomp filter");
+        goto out;
+    }
+    compiled.len = (unsigned short)((size_t)size / sizeof(struct sock_filter));
+    compiled.filter = prog;
+    ret = 0;
+out:
+    pthread_mutex_unlock(&compiled_lock);
+    return ret;
+}
+
+int builder_confine_seccomp(struct mk_error **err)
+{
+    if (compiled.filter) {
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &compiled) < 0)
+            return mk_error_errno(err, "loading the seccomp filter");
+        return 0;
+    }
+    _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+    if (filter_new(&ctx, err) < 0)
+        return -1;
+    int r = seccomp_load(ctx);
+    if (r < 0)
         return mk_error_set(err, MK_ERR_IO, -r, "loading the seccomp filter");
     return 0;
 }

@@ -134,7 +134,11 @@ uint64_t builder_default_caps(void);
 int builder_confine_bounding(struct mk_error **err);
 /* Cuts the permitted, effective and inheritable sets to the default set. */
 int builder_confine_caps(struct mk_error **err);
-/* Loads the seccomp filter into this thread (after no_new_privs). */
+/* Compiles the seccomp filter once for this process (and the children it forks), so that
+ * builder_confine_seccomp only loads it. */
+int builder_confine_seccomp_prepare(struct mk_error **err);
+/* Loads the seccomp filter into this thread (after no_new_privs): the prepared program, or
+ * one compiled here. */
 int builder_confine_seccomp(struct mk_error **err);
 
 /* Resolves USER ("name[:group]" / "uid[:gid]") through rootfd's /etc/passwd and

@@ -289,9 +289,13 @@ static int overlay_error(int saved, int fsfd, struct mk_error **err)
 }
 
 /* The new mount API takes one lowerdir per call ("lowerdir+", Linux 6.8), so the layer count
- * is not limited by the one-page option string mount(2) accepts. */
+ * is not limited by the one-page option string mount(2) accepts. With throwaway (the upperdir
+ * is a step's, committed with a syncfs of its own, or discarded), the mount is "volatile"
+ * (Linux 5.10): without it the unmount when the container's mount namespace goes away
+ * syncs the whole upper file system, one journal commit per step that nothing needs. */
 static int mount_overlay_fsconfig(const struct mk_sandbox_spec *spec, const char *empty,
-                                  const char *target, bool *ret_unsupported, struct mk_error **err)
+                                  const char *target, bool throwaway, bool *ret_unsupported,
+                                  struct mk_error **err)
 {
     *ret_unsupported = false;
     _cleanup_close_ int fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
@@ -315,8 +319,12 @@ static int mount_overlay_fsconfig(const struct mk_sandbox_spec *spec, const char
     }
     if (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", spec->upperdir, 0) < 0 ||
         fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", spec->workdir, 0) < 0 ||
-        fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0 ||
-        fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        fsconfig(fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
+        return overlay_error(errno, fsfd, err);
+    /* Where "volatile" is unknown the mount is only slower. */
+    if (throwaway)
+        (void)fsconfig(fsfd, FSCONFIG_SET_FLAG, "volatile", NULL, 0);
+    if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
         return overlay_error(errno, fsfd, err);
     _cleanup_close_ int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
     if (mfd < 0)
@@ -329,11 +337,11 @@ static int mount_overlay_fsconfig(const struct mk_sandbox_spec *spec, const char
 bool builder_sandbox_legacy_mount;
 
 static int mount_overlay(const struct mk_sandbox_spec *spec, const char *empty, const char *target,
-                         struct mk_error **err)
+                         bool throwaway, struct mk_error **err)
 {
     bool unsupported = true;
     if (!builder_sandbox_legacy_mount &&
-        mount_overlay_fsconfig(spec, empty, target, &unsupported, err) == 0)
+        mount_overlay_fsconfig(spec, empty, target, throwaway, &unsupported, err) == 0)
         return 0;
     if (!unsupported)
         return -1;
@@ -602,7 +610,9 @@ static int mount_overlay_at(struct child_ctx *c, int rootfd, const struct mk_san
     }
     struct mk_sandbox_spec ov = {
         .lowerdirs = &lowers, .upperdir = m->upperdir, .workdir = m->workdir};
-    if (mount_overlay(&ov, empty, dir, err) < 0)
+    /* Not throwaway: a cache mount's upperdir is kept, and a volatile mount leaves its
+     * workdir unfit for the next mount. */
+    if (mount_overlay(&ov, empty, dir, false, err) < 0)
         return mk_error_wrap(err, "--mount target \"%s\"", m->target);
     _cleanup_close_ int top = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (top < 0)
@@ -858,7 +868,7 @@ static int child_setup(struct child_ctx *c, struct mk_error **err)
         return mk_error_errno(err, "making mounts private");
     _cleanup_free_ char *merged = mk_xasprintf("%s/merged", c->workspace);
     _cleanup_free_ char *empty = mk_xasprintf("%s/empty", c->workspace);
-    if (mount_overlay(spec, empty, merged, err) < 0)
+    if (mount_overlay(spec, empty, merged, true, err) < 0)
         return -1;
     _cleanup_close_ int rootfd = open(merged, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
@@ -893,19 +903,37 @@ static int child_setup(struct child_ctx *c, struct mk_error **err)
     run_init(c, &u);
 }
 
-static int write_workspace_files(const char *workspace, const char *hostname, struct mk_error **err)
+/* A file of the container's workspace. The workspace is private to this step, created
+ * empty for it (mk_mkdtemp_in) and removed when the container is gone, so the file is
+ * created fresh (O_EXCL, nothing planted is followed) and never fsynced: nothing reads it
+ * after a crash, and an fsync here would cost a journal commit per file and step. */
+static int write_workspace_file(int dfd, const char *name, const char *data, struct mk_error **err)
+{
+    _cleanup_close_ int fd =
+        openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return mk_error_errno(err, "creating \"%s\" in the sandbox workspace", name);
+    return mk_write_all(fd, data, strlen(data), err);
+}
+
+/* merged/ and empty/ for every sandbox; /etc/hosts and /etc/hostname only for a container
+ * (a helper mounts neither). */
+static int write_workspace_files(const char *workspace, enum sandbox_mode mode,
+                                 const char *hostname, struct mk_error **err)
 {
     _cleanup_close_ int dfd = open(workspace, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mk_error_errno(err, "opening \"%s\"", workspace);
+    if (mkdirat(dfd, "merged", 0755) < 0 || mkdirat(dfd, "empty", 0755) < 0)
+        return mk_error_errno(err, "creating sandbox directories in \"%s\"", workspace);
+    if (mode != MODE_RUN)
+        return 0;
     _cleanup_free_ char *hosts = mk_xasprintf(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n",
         hostname);
     _cleanup_free_ char *hn = mk_xasprintf("%s\n", hostname);
-    if (mkdirat(dfd, "merged", 0755) < 0 || mkdirat(dfd, "empty", 0755) < 0)
-        return mk_error_errno(err, "creating sandbox directories in \"%s\"", workspace);
-    if (mk_write_file_atomic(dfd, "hosts", hosts, strlen(hosts), 0644, err) < 0 ||
-        mk_write_file_atomic(dfd, "hostname", hn, strlen(hn), 0644, err) < 0)
+    if (write_workspace_file(dfd, "hosts", hosts, err) < 0 ||
+        write_workspace_file(dfd, "hostname", hn, err) < 0)
         return -1;
     return 0;
 }
@@ -965,6 +993,20 @@ __attribute__((noreturn)) static void child_main(struct child_ctx *c, int go[2],
     _exit(0);
 }
 
+/* A volatile overlay leaves work/incompat/volatile/dirty in its workdir and refuses to be
+ * mounted on that workdir again while it is there; callers may mount one workdir several
+ * times (the mount is gone with the container, and the upperdir was never synced through
+ * it anyway). The workdir is ours and never visible in the container. */
+static void volatile_reset(const char *workdir)
+{
+    _cleanup_close_ int fd = open(workdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    unlinkat(fd, "work/incompat/volatile/dirty", 0);
+    unlinkat(fd, "work/incompat/volatile", AT_REMOVEDIR);
+    unlinkat(fd, "work/incompat", AT_REMOVEDIR);
+}
+
 static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode mode,
                          mk_sandbox_fn fn, void *arg, int *ret_status, struct mk_error **err)
 {
@@ -990,9 +1032,11 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     _cleanup_free_ int *trees = mk_xreallocarray(NULL, spec->n_mounts + 1, sizeof(int));
     for (size_t i = 0; i < spec->n_mounts; i++)
         trees[i] = -1;
-    if (write_workspace_files(workspace, hostname, err) < 0)
+    if (write_workspace_files(workspace, mode, hostname, err) < 0)
         goto out;
     if (mode == MODE_RUN && open_trees(spec, trees, err) < 0)
+        goto out;
+    if (mode == MODE_RUN && !spec->insecure && builder_confine_seccomp_prepare(err) < 0)
         goto out;
     if (pipe2(go, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
         mk_error_errno(err, "creating a pipe");
@@ -1042,6 +1086,7 @@ static int sandbox_spawn(const struct mk_sandbox_spec *spec, enum sandbox_mode m
     go[1] = -1;
     int wr = wait_child(pid, rep[0], &report, &wst, err);
     remove_created(upper_fd, &report.created);
+    volatile_reset(spec->workdir);
     if (wr < 0)
         goto out;
     if (report.error) {

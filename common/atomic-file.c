@@ -1,5 +1,6 @@
 /* common/atomic-file.c - output files written under a temp name and renamed when complete. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
@@ -80,27 +81,34 @@ int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, m
     return mk_error_set(err, MK_ERR_IO, EEXIST, "creating a temp file for \"%s\"", path);
 }
 
-int mk_atomic_file_commit(struct mk_atomic_file *f, struct mk_error **err)
+/* fsync (when sync) and rename; the temp file is gone afterwards either way. */
+static int commit(struct mk_atomic_file *f, bool sync, struct mk_error **err)
 {
     if (!f->tmp)
-        MK_BUG("mk_atomic_file_commit without a temp file");
-    if (fsync(f->fd) < 0) {
-        int saved = errno;
+        MK_BUG("committing an atomic file without a temp file");
+    int saved = 0;
+    const char *what = NULL;
+    if (sync && fsync(f->fd) < 0)
+        saved = errno, what = "writing";
+    else if (renameat(f->dirfd, f->tmp, f->dirfd, f->name) < 0)
+        saved = errno, what = "renaming into";
+    if (what)
         unlinkat(f->dirfd, f->tmp, 0);
-        free(f->tmp);
-        f->tmp = NULL;
-        return mk_error_set(err, MK_ERR_IO, saved, "writing \"%s\"", f->name);
-    }
-    if (renameat(f->dirfd, f->tmp, f->dirfd, f->name) < 0) {
-        int saved = errno;
-        unlinkat(f->dirfd, f->tmp, 0);
-        free(f->tmp);
-        f->tmp = NULL;
-        return mk_error_set(err, MK_ERR_IO, saved, "renaming into \"%s\"", f->name);
-    }
     free(f->tmp);
     f->tmp = NULL;
+    return what ? mk_error_set(err, MK_ERR_IO, saved, "%s \"%s\"", what, f->name) : 0;
+}
+
+int mk_atomic_file_commit(struct mk_atomic_file *f, struct mk_error **err)
+{
+    if (commit(f, true, err) < 0)
+        return -1;
     return mk_fsync_dir(f->dirfd, err);
+}
+
+int mk_atomic_file_commit_unsynced(struct mk_atomic_file *f, struct mk_error **err)
+{
+    return commit(f, false, err);
 }
 
 int mk_write_file_atomic(int dirfd, const char *path, const void *data, size_t len, mode_t mode,

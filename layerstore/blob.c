@@ -1,6 +1,7 @@
 /* layerstore/blob.c - content-addressed blobs: ROOT/blobs/sha256/<hex>. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,15 +71,17 @@ int layerstore_blob_read(struct mk_store *store, const char *digest, size_t max,
     return 0;
 }
 
-int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
-                       struct mk_error **err)
+/* Renames the finished temp file into blobs/sha256/ (or drops it when the blob exists), after
+ * an fsync when sync; tmp_path is gone afterwards either way. 1 when it was renamed. */
+static int blob_install(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
+                        bool sync, struct mk_error **err)
 {
     _cleanup_free_ char *rel = blob_relpath(digest);
     if (layerstore_blob_exists(store, digest)) {
         unlink(tmp_path);
         return 0;
     }
-    if (fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, 0644) < 0 || (sync && fsync(fd) < 0)) {
         int saved = errno;
         unlink(tmp_path);
         return mk_error_set(err, MK_ERR_IO, saved, "writing blob %s", digest);
@@ -88,6 +91,26 @@ int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, con
         unlink(tmp_path);
         return mk_error_set(err, MK_ERR_IO, saved, "storing blob %s", digest);
     }
+    return 1;
+}
+
+int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
+                       struct mk_error **err)
+{
+    /* In a window of layerstore_sync_defer its syncfs does both fsyncs' work. */
+    bool sync = store->sync_fd < 0;
+    int r = blob_install(store, fd, tmp_path, digest, sync, err);
+    return r <= 0 || !sync ? r : ls_blobs_dir_sync(store, err);
+}
+
+int ls_blob_install_synced(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
+                           struct mk_error **err)
+{
+    return blob_install(store, fd, tmp_path, digest, false, err) < 0 ? -1 : 0;
+}
+
+int ls_blobs_dir_sync(struct mk_store *store, struct mk_error **err)
+{
     _cleanup_close_ int dfd =
         openat(store->root_fd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)

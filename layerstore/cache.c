@@ -66,7 +66,20 @@ int ls_cache_write(struct mk_store *store, enum ls_cache_kind kind, const char *
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mk_error_errno(err, "opening \"%s\"", dir);
-    return mk_write_file_atomic(dfd, mk_digest_hex(key), data, len, 0600, err);
+    if (kind != LS_CACHE_STEPS && store->sync_fd < 0)
+        return mk_write_file_atomic(dfd, mk_digest_hex(key), data, len, 0600, err);
+    /* A step record is written on every step that makes a layer; two fsyncs each would be
+     * most of a small step's time. Unsynced is safe: a reader takes nothing but a whole
+     * record of its kind and key (a header naming both, NUL-free, one JSON object), so
+     * what a crash leaves of an unsynced record is a miss; and a hit needs the record's
+     * blob and snapshot to exist, whose bytes were on disk before they got their names.
+     * Records of every kind written in a window of layerstore_sync_defer go after a power
+     * cut in it, and are synced before it ends. */
+    _cleanup_(mk_atomic_file_release) struct mk_atomic_file f = {.fd = -1, .dirfd = -1};
+    if (mk_atomic_file_init(&f, dfd, mk_digest_hex(key), 0600, err) < 0 ||
+        mk_write_all(f.fd, data, len, err) < 0 || mk_atomic_file_commit_unsynced(&f, err) < 0)
+        return mk_error_wrap(err, "writing \"%s/%s\"", dir, mk_digest_hex(key));
+    return 0;
 }
 
 int ls_cache_record_load(int dirfd, const char *name, enum ls_cache_kind kind, char **ret,

@@ -836,3 +836,68 @@ int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_er
     *ret = rep;
     return 0;
 }
+
+/* ---- after a power cut ---------------------------------------------------------------- */
+
+struct recover {
+    const struct ls_marks *marks; /* NULL: index.json could not be followed */
+    time_t since;
+    enum { REC_BLOBS, REC_SNAPSHOTS, REC_OTHER } what;
+    size_t removed;
+};
+
+/* Without marks, a blob stays when its bytes hash to its name (a tagged image may need it). */
+static bool blob_whole(int dirfd, const char *name)
+{
+    _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    char got[MK_DIGEST_SIZE], want[MK_DIGEST_SIZE];
+    snprintf(want, sizeof(want), "sha256:%s", name);
+    return fd >= 0 && mk_sha256_fd(fd, got, NULL, NULL) == 0 && strcmp(got, want) == 0;
+}
+
+static int recover_entry(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    struct recover *r = ctx;
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_ctime < r->since)
+        return 0;
+    if (r->what != REC_OTHER && ls_is_hex64(name)) {
+        char digest[MK_DIGEST_SIZE];
+        snprintf(digest, sizeof(digest), "sha256:%s", name);
+        if (r->marks &&
+            ls_marks_has(r->what == REC_BLOBS ? &r->marks->blobs : &r->marks->chains, digest))
+            return 0;
+        if (!r->marks && r->what == REC_BLOBS && blob_whole(dirfd, name))
+            return 0;
+    }
+    r->removed++;
+    return mk_rm_rf_at(dirfd, name, err);
+}
+
+/* Snapshots are unpacked again from their blobs when an image needs one, so without marks
+ * every recent one goes. */
+int ls_gc_recover_unsynced(struct mk_store *store, time_t since, size_t *ret_removed,
+                           struct mk_error **err)
+{
+    struct ls_marks m;
+    struct mk_error *e = NULL;
+    bool marked = ls_gc_mark(store, &m, &e) == 0;
+    mk_error_free(e);
+    struct recover r = {marked ? &m : NULL, since, REC_BLOBS, 0};
+    int ret = ls_walk_dir(store, "blobs/sha256", recover_entry, &r, err);
+    r.what = REC_SNAPSHOTS;
+    if (ret == 0)
+        ret = ls_walk_dir(store, "snapshots", recover_entry, &r, err);
+    r.what = REC_OTHER;
+    if (ret == 0)
+        ret = ls_walk_dir(store, "flat", recover_entry, &r, err);
+    for (int k = 0; ret == 0 && k < LS_CACHE_KINDS; k++) {
+        _cleanup_free_ char *rel = mk_xasprintf("cache/%s", ls_cache_dirs[k]);
+        ret = ls_walk_dir(store, rel, recover_entry, &r, err);
+    }
+    if (marked)
+        ls_marks_release(&m);
+    if (ret == 0 && ret_removed)
+        *ret_removed = r.removed;
+    return ret;
+}

@@ -36,6 +36,11 @@ int ls_index_load(struct mk_store *store, json_t **ret, struct mk_error **err)
 
 static int index_save(struct mk_store *store, json_t *idx, struct mk_error **err)
 {
+    /* Layer blobs get their names without a directory fsync (ls_blob_install_synced), and
+     * in a window of layerstore_sync_defer snapshots and blobs without a syncfs: this makes
+     * them durable before a tag can name an image that needs them. */
+    if ((store->sync_fd >= 0 ? ls_sync_flush(store, err) : ls_blobs_dir_sync(store, err)) < 0)
+        return mk_error_wrap(err, "writing the store index");
     char *s = json_dumps(idx, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (!s)
         MK_BUG("json_dumps failed");
@@ -44,7 +49,7 @@ static int index_save(struct mk_store *store, json_t *idx, struct mk_error **err
     return r < 0 ? mk_error_wrap(err, "writing the store index") : 0;
 }
 
-static int index_lock(struct mk_store *store, struct mk_error **err)
+int ls_index_lock(struct mk_store *store, struct mk_error **err)
 {
     int fd = openat(store->root_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -63,7 +68,7 @@ static int index_lock(struct mk_store *store, struct mk_error **err)
 static int index_open_locked(struct mk_store *store, int *ret_lock, json_t **ret_idx,
                              struct mk_error **err)
 {
-    int lock = index_lock(store, err);
+    int lock = ls_index_lock(store, err);
     if (lock < 0)
         return -1;
     if (ls_index_load(store, ret_idx, err) < 0) {

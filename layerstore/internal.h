@@ -131,6 +131,12 @@ struct mk_store {
     pthread_mutex_t tmp_lock;
     struct mk_strv tmp_paths;
     int *tmp_fds;
+    /* layerstore_sync_defer: the marker ROOT/unsynced/<name> (flock()ed through sync_fd) and
+     * the process that owns it (forked helpers share the handle, and write in the window
+     * too, but never end it). */
+    int sync_fd;
+    char *sync_marker;
+    pid_t sync_owner;
 };
 
 /* index.json may not grow past this (every tag is one short descriptor). */
@@ -143,9 +149,19 @@ struct mk_store {
 int ls_tmpfile(struct mk_store *store, char **ret_path, struct mk_error **err);
 /* Makes the finished temp file tmp_path (open as fd, whose bytes hash to digest) the blob
  * digest: fsync, rename into blobs/sha256/ (or drop it when the blob exists), fsync of the
- * directory. tmp_path is gone afterwards, on success and on failure. */
+ * directory (no fsyncs in a window of layerstore_sync_defer). tmp_path is gone afterwards,
+ * on success and on failure. */
 int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
                        struct mk_error **err);
+/* The same for a temp file whose bytes are on disk already (a syncfs of the store's file
+ * system since it was written): chmod and rename only, no fsync of the file or of
+ * blobs/sha256/. The name may be lost in a crash (a layer lookup then misses), never the
+ * bytes behind it; ls_blobs_dir_sync makes the names durable before index.json names an
+ * image that uses them. */
+int ls_blob_install_synced(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
+                           struct mk_error **err);
+/* fsync of blobs/sha256/: every blob renamed into it so far keeps its name in a crash. */
+int ls_blobs_dir_sync(struct mk_store *store, struct mk_error **err);
 /* true when the process is not real root of the initial user namespace (device nodes and
  * setuid bits cannot be created). */
 bool ls_rootless(void);
@@ -315,6 +331,18 @@ int ls_deflate_scan(const void *data, size_t n, uint64_t *ret_last_header, uint6
 
 /* Turns this handle's gc lock exclusive (waiting for every other mkimg process on the store
  * to finish) and back to shared. */
+/* After a power cut in a window of layerstore_sync_defer that began at since: removes every
+ * blob, snapshot, flat tree and cache record whose ctime is since or later, except what
+ * index.json keeps alive (written after a syncfs, so whole; when it cannot be followed,
+ * blobs whose bytes hash to their names). *ret_removed counts them. */
+int ls_gc_recover_unsynced(struct mk_store *store, time_t since, size_t *ret_removed,
+                           struct mk_error **err);
+/* flock()s ROOT/lock exclusively (what every index.json update holds); close the fd to
+ * release it. */
+int ls_index_lock(struct mk_store *store, struct mk_error **err);
+/* In a window of layerstore_sync_defer: a syncfs (a forked helper may have written, so
+ * always), else 0 at once. */
+int ls_sync_flush(struct mk_store *store, struct mk_error **err);
 int ls_gc_lock_exclusive(struct mk_store *store, struct mk_error **err);
 void ls_gc_lock_shared(struct mk_store *store);
 /* A blob or snapshot file name: 64 lowercase hex digits. */

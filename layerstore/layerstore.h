@@ -14,15 +14,18 @@
  *                                   "build cache" below)
  *   ROOT/cache/mounts/<id hex>[-N]/ RUN --mount=type=cache directories: lock, data/
  *   ROOT/flat/<hex>/                merged bottom snapshots of very deep images (derived)
+ *   ROOT/unsynced/<pid>-<random>    a build's window of deferred durability: the boot id,
+ *                                   flock()ed by the build (layerstore_sync_defer)
  *   ROOT/lock                       flock() held while index.json is read-modified-written
  *   ROOT/gc.lock                    flock()ed shared by every open handle, exclusively by
  *                                   prune and fsck --repair
  * Nothing else writes under ROOT: other modules get paths and records through this API.
  *
  * Invariants: a blob's file name is the sha256 of its bytes (written to a temp file,
- * verified, fsynced and renamed); index.json is replaced atomically; a snapshot directory
- * appears (by rename) only when complete. Layers are stored uncompressed
- * (application/vnd.oci.image.layer.v1.tar): a build never waits for compression.
+ * verified, put on disk by an fsync or a syncfs, then renamed); index.json is replaced
+ * atomically, after an fsync of blobs/sha256/ (a layer's name is not fsynced on its own);
+ * a snapshot directory appears (by rename) only when complete and on disk. Layers are stored
+ * uncompressed (application/vnd.oci.image.layer.v1.tar): a build never waits for compression.
  *
  * Ownership: every object returned through ret_* is the caller's and has a _free function.
  * All functions follow common/error.h.
@@ -60,6 +63,15 @@ char *layerstore_default_root(void);
 int layerstore_open(const char *root, struct mk_store **ret, struct mk_error **err);
 void layerstore_free(struct mk_store *store);
 const char *layerstore_root(const struct mk_store *store);
+
+/* Opens a window of deferred durability (the comment in store.c): until
+ * layerstore_sync_end (or layerstore_free in the same process), snapshots and layer blobs
+ * are named before a syncfs puts them on disk; that syncfs comes before index.json names an
+ * image and at the end. A power cut in the window costs what it wrote but did not tag (the
+ * next open removes it). Does nothing (0) when no boot id can be read. */
+int layerstore_sync_defer(struct mk_store *store, struct mk_error **err);
+/* Closes the window: syncfs, then the marker goes. Only in the process that opened it. */
+int layerstore_sync_end(struct mk_store *store, struct mk_error **err);
 
 /* A new private temp dir ROOT/tmp/<prefix>XXXXXX on the store's file system (so it can be
  * renamed into snapshots/), locked while the store handle lives. Caller frees the path and

@@ -45,15 +45,15 @@ int ls_snapshot_install(struct mk_store *store, const char *dir, const char *cha
      * xfs, while syncfs writes the same data back with one. It also writes back other
      * dirty data of the store's file system, which the kernel would flush within seconds
      * anyway; that is the price, paid once per layer. */
+    /* In a window of layerstore_sync_defer (store.c), the window's syncfs does it later. */
     _cleanup_close_ int sfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (sfd < 0 || syncfs(sfd) < 0)
+    if (sfd < 0 || (store->sync_fd < 0 && syncfs(sfd) < 0))
         return mk_error_errno(err, "syncing \"%s\" to disk", dir);
     /* NOREPLACE: rename(2) would silently replace an existing empty snapshot dir. */
-    if (renameat2(AT_FDCWD, dir, store->root_fd, rel, RENAME_NOREPLACE) == 0) {
-        _cleanup_close_ int dfd =
-            openat(store->root_fd, "snapshots", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        return dfd < 0 ? mk_error_errno(err, "opening \"snapshots\"") : mk_fsync_dir(dfd, err);
-    }
+    /* No fsync of snapshots/: a snapshot whose name a crash loses is unpacked again from its
+     * blob when an image needs it, and a step record that names it is a miss. */
+    if (renameat2(AT_FDCWD, dir, store->root_fd, rel, RENAME_NOREPLACE) == 0)
+        return 0;
     /* Another process unpacked the same layer first: its copy is as good as ours. */
     if (errno == EEXIST || errno == ENOTEMPTY)
         return mk_rm_rf(dir, err);
@@ -227,9 +227,11 @@ static void fill_desc(struct mk_layer_desc *ret, const char *diff_id, uint64_t s
     ret->size = size;
 }
 
-/* Writes the layer tar of dirfd (an upperdir over lowers) into a blob. */
+/* Writes the layer tar of dirfd (an upperdir over lowers) into the temp file *ret_tmp (open
+ * as *ret_fd), to become a blob once it is on disk. */
 static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowers *lowers,
-                         int64_t epoch, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
+                         int64_t epoch, char **ret_tmp, int *ret_fd,
+                         char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                          struct mk_error **err)
 {
     _cleanup_free_ char *tmp = NULL;
@@ -240,7 +242,9 @@ static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowe
         unlink(tmp);
         return -1;
     }
-    return ls_blob_commit_tmp(store, out, tmp, ret_diff_id, err);
+    *ret_tmp = MK_TAKE_PTR(tmp);
+    *ret_fd = MK_TAKE_FD(out);
+    return 0;
 }
 
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
@@ -263,13 +267,21 @@ int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
     }
     char diff_id[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
     uint64_t size = 0;
-    int r = blob_from_dir(store, dfd, &lowers, epoch, diff_id, &size, err);
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_close_ int out = -1;
+    int r = blob_from_dir(store, dfd, &lowers, epoch, &tmp, &out, diff_id, &size, err);
     ls_lowers_release(&lowers);
     if (r < 0)
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
     mk_chain_id(parent_chain, diff_id, chain);
-    if (ls_snapshot_install(store, upperdir, chain, err) < 0)
+    /* The snapshot's syncfs puts the tar on disk too: one sync for both, then the blob's
+     * rename. */
+    if (ls_snapshot_install(store, upperdir, chain, err) < 0) {
+        unlink(tmp);
         return -1;
+    }
+    if (ls_blob_install_synced(store, out, tmp, diff_id, err) < 0)
+        return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
     ls_mark_used(store, diff_id, chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)

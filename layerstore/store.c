@@ -1,9 +1,11 @@
 /* layerstore/store.c - opening the store, its layout and its temp files. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,6 +73,150 @@ static int remove_stale_tmp(int root_fd, struct mk_error **err)
     return 0;
 }
 
+/* ---- deferred durability ------------------------------------------------------------------
+ *
+ * A build makes a layer per step, and each used to cost a syncfs of the store's file system
+ * (a snapshot's files must be on disk before it gets its name: from then on it is trusted).
+ * In a window opened by layerstore_sync_defer, snapshots and layer blobs get their names
+ * first and reach the disk with one syncfs before index.json names an image (index_save) or
+ * the window ends. What makes that safe is the marker ROOT/unsynced/<name>, on disk before
+ * the window's first write and removed only after its last syncfs, holding the boot id and
+ * flock()ed by its owner:
+ * - owner alive: nothing to do;
+ * - owner gone, same boot (killed: its writes are in the page cache): syncfs, then the
+ *   marker goes;
+ * - another boot (a power cut or crash in the window): what the window wrote may be names
+ *   without their bytes. Every blob, snapshot and cache record changed since the marker was
+ *   made (ctime; a margin for clock steps) that index.json does not keep alive is removed,
+ *   then the marker. A tagged image was synced before its tag, so it stays whole; the rest
+ *   was cache.
+ * Markers are checked by layerstore_open under ROOT/lock, which layerstore_sync_defer also
+ * holds while it makes one, so no process of this boot is past its open while a marker of
+ * another boot remains, and none of its objects is mistaken for the window's. */
+
+#define UNSYNCED_MARGIN 600 /* seconds: what a clock step back may hide from ctime */
+
+static int boot_id(char out[64])
+{
+    _cleanup_close_ int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, out, 63);
+    if (n < 32)
+        return -1;
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    return 0;
+}
+
+struct unsynced {
+    char now[64]; /* "" when unknown */
+    struct mk_strv gone;
+    time_t since;
+    bool recover;
+};
+
+static int unsynced_marker(void *ctx, int dirfd, const char *name, struct mk_error **err)
+{
+    (void)err;
+    struct unsynced *u = ctx;
+    _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+        return 0; /* its owner is alive */
+    char id[64] = "";
+    ssize_t n = fd >= 0 ? read(fd, id, sizeof(id) - 1) : -1;
+    if (n > 0)
+        id[n] = '\0';
+    id[strcspn(id, "\n")] = '\0';
+    struct stat st;
+    if (!*u->now || strcmp(id, u->now) != 0) {
+        time_t t = fd >= 0 && fstat(fd, &st) == 0 ? st.st_mtime : 0;
+        u->since = !u->recover || t < u->since ? t : u->since;
+        u->recover = true;
+    }
+    mk_strv_push(&u->gone, name);
+    return 0;
+}
+
+/* With ROOT/lock held: settles the markers of owners that are gone (see above). */
+static int check_unsynced(struct mk_store *store, struct mk_error **err)
+{
+    struct unsynced u = {.gone = MK_STRV_INIT};
+    if (boot_id(u.now) < 0)
+        u.now[0] = '\0';
+    int r = ls_walk_dir(store, "unsynced", unsynced_marker, &u, err);
+    if (r == 0 && u.recover &&
+        ls_gc_recover_unsynced(store, u.since - UNSYNCED_MARGIN, NULL, err) < 0)
+        r = mk_error_wrap(err, "removing what a build left unsynced when the system went down");
+    if (r == 0 && u.gone.n && syncfs(store->root_fd) < 0)
+        r = mk_error_errno(err, "syncing the store");
+    for (size_t i = 0; r == 0 && i < u.gone.n; i++) {
+        _cleanup_free_ char *rel = mk_xasprintf("unsynced/%s", u.gone.v[i]);
+        unlinkat(store->root_fd, rel, 0);
+    }
+    mk_strv_release(&u.gone);
+    return r;
+}
+
+int layerstore_sync_defer(struct mk_store *store, struct mk_error **err)
+{
+    char id[64];
+    if (store->sync_fd >= 0 || boot_id(id) < 0)
+        return 0; /* open already, or no boot id to tell a power cut by: stay synced */
+    _cleanup_close_ int lock = ls_index_lock(store, err);
+    if (lock < 0)
+        return -1;
+    if (mkdirat(store->root_fd, "unsynced", 0700) < 0 && errno != EEXIST)
+        return mk_error_errno(err, "creating \"unsynced\"");
+    _cleanup_close_ int dfd =
+        openat(store->root_fd, "unsynced", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return mk_error_errno(err, "opening \"unsynced\"");
+    char rnd[16];
+    unsigned long long x = 0;
+    if (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
+        x = (unsigned long long)time(NULL);
+    snprintf(rnd, sizeof(rnd), "%llx", x & 0xffffffffffULL);
+    _cleanup_free_ char *name = mk_xasprintf("%d-%s", (int)getpid(), rnd);
+    _cleanup_close_ int fd =
+        openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return mk_error_errno(err, "creating \"unsynced/%s\"", name);
+    _cleanup_free_ char *line = mk_xasprintf("%s\n", id);
+    if (flock(fd, LOCK_EX) < 0 || mk_write_all(fd, line, strlen(line), err) < 0 || fsync(fd) < 0 ||
+        mk_fsync_dir(dfd, err) < 0) {
+        if (!err || !*err)
+            mk_error_errno(err, "writing \"unsynced/%s\"", name);
+        unlinkat(dfd, name, 0);
+        return -1;
+    }
+    store->sync_fd = MK_TAKE_FD(fd);
+    store->sync_marker = MK_TAKE_PTR(name);
+    store->sync_owner = getpid();
+    return 0;
+}
+
+int ls_sync_flush(struct mk_store *store, struct mk_error **err)
+{
+    if (store->sync_fd >= 0 && syncfs(store->root_fd) < 0)
+        return mk_error_errno(err, "syncing the store \"%s\"", store->root);
+    return 0;
+}
+
+int layerstore_sync_end(struct mk_store *store, struct mk_error **err)
+{
+    if (store->sync_fd < 0 || store->sync_owner != getpid())
+        return 0;
+    /* A marker left behind (the syncfs failed) is handled by the next open. */
+    if (ls_sync_flush(store, err) < 0)
+        return -1;
+    _cleanup_free_ char *rel = mk_xasprintf("unsynced/%s", store->sync_marker);
+    unlinkat(store->root_fd, rel, 0);
+    close(store->sync_fd);
+    store->sync_fd = -1;
+    free(store->sync_marker);
+    store->sync_marker = NULL;
+    return 0;
+}
+
 int layerstore_open(const char *root, struct mk_store **ret, struct mk_error **err)
 {
     if (!root || !*root)
@@ -95,6 +241,11 @@ int layerstore_open(const char *root, struct mk_store **ret, struct mk_error **e
         return mk_error_wrap(err, "initializing the store \"%s\"", root);
     if (remove_stale_tmp(fd, err) < 0)
         return mk_error_wrap(err, "opening the store \"%s\"", root);
+    {
+        struct mk_store probe = {.root = (char *)root, .root_fd = fd, .gc_fd = -1, .sync_fd = -1};
+        if (check_unsynced(&probe, err) < 0)
+            return mk_error_wrap(err, "opening the store \"%s\"", root);
+    }
     _cleanup_close_ int gcfd = openat(fd, "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (gcfd < 0)
         return mk_error_errno(err, "creating \"%s/gc.lock\"", root);
@@ -110,6 +261,7 @@ int layerstore_open(const char *root, struct mk_store **ret, struct mk_error **e
     s->gc_fd = MK_TAKE_FD(gcfd);
     s->root = mk_xstrdup(root);
     s->root_fd = MK_TAKE_FD(fd);
+    s->sync_fd = -1;
     pthread_mutex_init(&s->tmp_lock, NULL);
     *ret = s;
     return 0;
@@ -119,6 +271,10 @@ void layerstore_free(struct mk_store *store)
 {
     if (!store)
         return;
+    layerstore_sync_end(store, NULL);
+    if (store->sync_fd >= 0)
+        close(store->sync_fd);
+    free(store->sync_marker);
     for (size_t i = 0; i < store->tmp_paths.n; i++)
         if (store->tmp_fds[i] >= 0)
             close(store->tmp_fds[i]);
