@@ -100,7 +100,9 @@ int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, con
     /* In a window of layerstore_sync_defer its syncfs does both fsyncs' work. */
     bool sync = store->sync_fd < 0;
     int r = blob_install(store, fd, tmp_path, digest, sync, err);
-    return r <= 0 || !sync ? r : ls_blobs_dir_sync(store, err);
+    if (r <= 0)
+        return r;
+    return sync ? ls_blobs_dir_sync(store, err) : 0;
 }
 
 int ls_blob_install_synced(struct mk_store *store, int fd, const char *tmp_path, const char *digest,
