@@ -606,7 +606,7 @@ static char *join(const char *a, const char *b)
     size_t n = strlen(a);
     if (!*b)
         return mk_xstrdup(a);
-    return mk_xasprintf("%s%s%s", a, n && a[n - 1] == '/' ? "" : "/", b);
+    return mk_xconcat3(a, n && a[n - 1] == '/' ? "" : "/", b);
 }
 
 static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct mk_error **err)
