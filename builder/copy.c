@@ -417,9 +417,11 @@ static bool cfr_refused(dev_t src, dev_t dst)
     return false;
 }
 
-/* src_dev, dst_dev: the devices of in and out (the source's from the walk, the destination's
- * from its directory: overlay may give its files other numbers, but the same ones every time). */
-static int copy_bytes(int in, int out, dev_t src_dev, dev_t dst_dev, struct mk_error **err)
+/* size: what the walk's stat said; src_dev, dst_dev: the devices of in and out (the source's from
+ * the walk, the destination's from its directory: overlay may give its files other numbers, but the
+ * same ones every time). */
+static int copy_bytes(int in, int out, uint64_t size, dev_t src_dev, dev_t dst_dev,
+                      struct mk_error **err)
 {
     while (!cfr_refused(src_dev, dst_dev)) {
         ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
@@ -437,7 +439,7 @@ static int copy_bytes(int in, int out, dev_t src_dev, dev_t dst_dev, struct mk_e
         break;
     }
     char buf[1 << 18];
-    for (;;) {
+    for (uint64_t total = 0;;) {
         ssize_t n = mk_read_some(in, buf, sizeof(buf), err);
         if (n < 0)
             return -1;
@@ -445,6 +447,11 @@ static int copy_bytes(int in, int out, dev_t src_dev, dev_t dst_dev, struct mk_e
             return 0;
         if (mk_write_all(out, buf, (size_t)n, err) < 0)
             return -1;
+        total += (uint64_t)n;
+        /* A short read of a regular file is its end; when that is the size the walk saw,
+         * the read that would return 0 is left out (one syscall a file in a big COPY). */
+        if ((size_t)n < sizeof(buf) && total == size)
+            return 0;
     }
 }
 
@@ -512,11 +519,11 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
     if (pfd < 0)
         return -1;
     _cleanup_close_ int owned_fd = owned ? pfd : -1;
-    struct stat dst;
-    bool exists = fstatat(pfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
-    if (replace_nondir(st, pfd, name, exists ? &dst : NULL, rel, dest, err) < 0)
-        return -1;
     if (sst->st_nlink > 1) {
+        struct stat dst;
+        bool exists = fstatat(pfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+        if (replace_nondir(st, pfd, name, exists ? &dst : NULL, rel, dest, err) < 0)
+            return -1;
         for (size_t i = 0; i < st->n_links; i++) {
             if (st->links[i].dev != sst->st_dev || st->links[i].ino != sst->st_ino)
                 continue;
@@ -531,13 +538,25 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
     _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
     if (in < 0)
         return -1;
-    _cleanup_close_ int out =
-        openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    const int cflags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    _cleanup_close_ int out = openat(pfd, name, cflags, 0600);
+    if (out < 0 && errno == EEXIST && sst->st_nlink <= 1) {
+        /* Created first, looked at only when something is there (most copies go to new
+         * names): what is there goes unless it is a directory, as for the other kinds. */
+        struct stat dst;
+        if (fstatat(pfd, name, &dst, AT_SYMLINK_NOFOLLOW) < 0)
+            return mk_error_errno(err, "replacing \"%s\"", dest);
+        if (replace_nondir(st, pfd, name, &dst, rel, dest, err) < 0)
+            return -1;
+        out = openat(pfd, name, cflags, 0600);
+    } else if (out >= 0 && sst->st_nlink <= 1) {
+        st->files++;
+    }
     if (out < 0)
         return mk_error_errno(err, "creating \"%s\"", dest);
     struct stat dpst;
     dev_t ddev = owned ? (fstat(pfd, &dpst) == 0 ? dpst.st_dev : 0) : st->pcache_dev;
-    if (copy_bytes(in, out, sst->st_dev, ddev, err) < 0)
+    if (copy_bytes(in, out, (uint64_t)sst->st_size, sst->st_dev, ddev, err) < 0)
         return mk_error_wrap(err, "copying \"%s\"", rel);
     if (sst->st_nlink > 1) {
         st->links = mk_xreallocarray(st->links, st->n_links + 1, sizeof(*st->links));
