@@ -21,7 +21,7 @@ struct hc_entry {
     char *path;
     uint64_t size, mtime_ns, ino;
     char digest[MK_DIGEST_SIZE];
-    bool used;
+    bool used, known; /* known: digest holds one (checked when the table was read) */
 };
 
 struct mk_hashcache {
@@ -37,6 +37,11 @@ static uint64_t hash_str(const char *s)
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    /* The table takes the low bits, which in FNV depend only on the low bits of each byte:
+     * paths that differ in a digit or two crowded a few slots. Mixed as murmur3's fmix64. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
     return h;
 }
 
@@ -48,11 +53,14 @@ static struct hc_entry *hc_slot(struct mk_hashcache *hc, const char *path)
     return &hc->tab[i];
 }
 
-static void hc_grow(struct mk_hashcache *hc)
+/* Makes room for at least want entries (at most half full), or doubles the table. */
+static void hc_grow_to(struct mk_hashcache *hc, size_t want)
 {
     struct hc_entry *old = hc->tab;
     size_t oldcap = hc->cap;
     hc->cap = oldcap ? oldcap * 2 : 1024;
+    while (hc->cap < 2 * want)
+        hc->cap *= 2;
     hc->tab = mk_xcalloc(hc->cap, sizeof(*hc->tab));
     for (size_t i = 0; i < oldcap; i++)
         if (old[i].path)
@@ -60,16 +68,29 @@ static void hc_grow(struct mk_hashcache *hc)
     free(old);
 }
 
-static struct hc_entry *hc_put(struct mk_hashcache *hc, const char *path)
+/* The entry of path, added if missing with path (owned) as its name, else owned is freed. */
+static struct hc_entry *hc_put_take(struct mk_hashcache *hc, char *owned)
 {
     if ((hc->n + 1) * 2 > hc->cap)
-        hc_grow(hc);
-    struct hc_entry *e = hc_slot(hc, path);
+        hc_grow_to(hc, hc->n + 1);
+    struct hc_entry *e = hc_slot(hc, owned);
     if (!e->path) {
-        e->path = mk_xstrdup(path);
+        e->path = owned;
         hc->n++;
+    } else {
+        free(owned);
     }
     return e;
+}
+
+static struct hc_entry *hc_put(struct mk_hashcache *hc, const char *path)
+{
+    if (hc->cap && (hc->n + 1) * 2 <= hc->cap) {
+        struct hc_entry *e = hc_slot(hc, path);
+        if (e->path)
+            return e;
+    }
+    return hc_put_take(hc, mk_xstrdup(path));
 }
 
 int builder_hashcache_open(struct mk_store *store, const char *context_dir,
@@ -82,17 +103,20 @@ int builder_hashcache_open(struct mk_store *store, const char *context_dir,
     hc->store = store;
     _cleanup_free_ char *material = mk_xasprintf("mkimg-filehash-v1\n%s", abs);
     mk_sha256_buffer(material, strlen(material), hc->key);
-    hc_grow(hc);
     struct mk_context_file *files = NULL;
     size_t n = 0;
     struct mk_error *e = NULL;
-    if (layerstore_context_table_get(store, hc->key, &files, &n, &e) == 0) {
+    bool have = layerstore_context_table_get(store, hc->key, &files, &n, &e) == 0;
+    hc_grow_to(hc, have ? n : 0);
+    if (have) {
         for (size_t i = 0; i < n; i++) {
-            struct hc_entry *en = hc_put(hc, files[i].path);
+            /* The paths move into the table: one allocation per file, not two. */
+            struct hc_entry *en = hc_put_take(hc, MK_TAKE_PTR(files[i].path));
             en->size = files[i].size;
             en->mtime_ns = files[i].mtime_ns;
             en->ino = files[i].ino;
             memcpy(en->digest, files[i].digest, MK_DIGEST_SIZE);
+            en->known = true;
         }
         layerstore_context_table_free(files, n);
     }
@@ -107,8 +131,8 @@ int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
     uint64_t mt = (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
     struct hc_entry *e = hc_put(hc, rel);
     e->used = true;
-    if (e->size == (uint64_t)st->st_size && e->mtime_ns == mt && e->ino == (uint64_t)st->st_ino &&
-        mk_digest_valid(e->digest)) {
+    if (e->known && e->size == (uint64_t)st->st_size && e->mtime_ns == mt &&
+        e->ino == (uint64_t)st->st_ino) {
         memcpy(out, e->digest, MK_DIGEST_SIZE);
         return 0;
     }
@@ -121,6 +145,7 @@ int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
     e->mtime_ns = mt;
     e->ino = (uint64_t)st->st_ino;
     memcpy(e->digest, out, MK_DIGEST_SIZE);
+    e->known = true;
     hc->dirty = true;
     return 0;
 }
@@ -133,7 +158,7 @@ int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err)
     size_t n = 0;
     for (size_t i = 0; i < hc->cap && n < hc->n; i++) {
         const struct hc_entry *e = &hc->tab[i];
-        if (!e->path || !mk_digest_valid(e->digest))
+        if (!e->path || !e->known)
             continue;
         /* Borrowed: the table is written before hc changes. */
         files[n] = (struct mk_context_file){

@@ -274,7 +274,7 @@ static int walk_guard(const char *rel, unsigned depth, struct mk_error **err)
 /* rel + "/" + name, or name below the root. Caller frees. */
 static char *child_path(const char *rel, const char *name)
 {
-    return strcmp(rel, ".") == 0 ? mk_xstrdup(name) : mk_xasprintf("%s/%s", rel, name);
+    return strcmp(rel, ".") == 0 ? mk_xstrdup(name) : mk_xconcat3(rel, "/", name);
 }
 
 /* The lstat of the walk's start rel (normalized) below rootfd. */

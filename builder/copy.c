@@ -39,6 +39,11 @@ struct copy_state {
         char *dest;
     } * links;
     size_t n_links;
+    /* The parent directory of the last regular file copied (see file_parent): its path in
+     * the root, an O_PATH fd and that fd's device. */
+    char *pcache;
+    int pcache_fd;
+    dev_t pcache_dev;
 };
 
 #define MAX_SYMLINK_HOPS 40
@@ -320,7 +325,27 @@ static int glob_expand(struct copy_state *st, const char *dir, const char *rest,
 
 /* As BuildKit (fsutil's copyXAttrs): every extended attribute of the source but overlayfs's
  * own, best effort (a file system or namespace that refuses one does not fail the copy). Set
- * after the owner, since chown clears security.capability. */
+ * after the owner, since chown clears security.capability. The files are named by path (ip,
+ * op) or, where those are NULL, by open fds (in, out). */
+static void xattrs_copy(int in, const char *ip, int out, const char *op)
+{
+    char list[XATTR_LIST_MAX];
+    ssize_t n = ip ? listxattr(ip, list, sizeof(list)) : flistxattr(in, list, sizeof(list));
+    if (n <= 0)
+        return;
+    _cleanup_free_ char *value = mk_xmalloc(XATTR_SIZE_MAX);
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1) {
+        const char *x = list + i;
+        if (mk_str_has_prefix(x, "user.overlay.") || mk_str_has_prefix(x, "trusted.overlay."))
+            continue;
+        ssize_t vn =
+            ip ? getxattr(ip, x, value, XATTR_SIZE_MAX) : fgetxattr(in, x, value, XATTR_SIZE_MAX);
+        if (vn >= 0)
+            (void)(op ? setxattr(op, x, value, (size_t)vn, 0)
+                      : fsetxattr(out, x, value, (size_t)vn, 0));
+    }
+}
+
 static void copy_xattrs(const struct copy_state *st, const char *rel, int dirfd, const char *name)
 {
     _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_PATH, 0, NULL);
@@ -331,19 +356,27 @@ static void copy_xattrs(const struct copy_state *st, const char *rel, int dirfd,
     char ip[64], op[64];
     snprintf(ip, sizeof(ip), "/proc/self/fd/%d", in);
     snprintf(op, sizeof(op), "/proc/self/fd/%d", out);
-    char list[XATTR_LIST_MAX];
-    ssize_t n = listxattr(ip, list, sizeof(list));
-    if (n <= 0)
-        return;
-    _cleanup_free_ char *value = mk_xmalloc(XATTR_SIZE_MAX);
-    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1) {
-        const char *x = list + i;
-        if (mk_str_has_prefix(x, "user.overlay.") || mk_str_has_prefix(x, "trusted.overlay."))
-            continue;
-        ssize_t vn = getxattr(ip, x, value, XATTR_SIZE_MAX);
-        if (vn >= 0)
-            (void)setxattr(op, x, value, (size_t)vn, 0);
-    }
+    xattrs_copy(-1, ip, -1, op);
+}
+
+/* set_meta for a regular file just written: the same steps in the same order, through the
+ * open files rather than by name (no path lookup in the overlay per step). */
+static int set_meta_fd(struct copy_state *st, int in, int out, const char *name,
+                       const struct stat *src, struct mk_error **err)
+{
+    if (fchown(out, st->uid, st->gid) < 0)
+        return mk_error_errno(err, "changing the owner of \"%s\" to %u:%u", name, (unsigned)st->uid,
+                              (unsigned)st->gid);
+    mode_t mode = src->st_mode & 07777;
+    if (st->spec->chmod && mk_chmod_apply(st->spec->chmod, mode, false, &mode) < 0)
+        return mk_error_set(err, MK_ERR_INVALID, 0, "invalid --chmod value \"%s\"",
+                            st->spec->chmod);
+    if (fchmod(out, mode) < 0)
+        return mk_error_errno(err, "changing the mode of \"%s\"", name);
+    xattrs_copy(in, NULL, out, NULL);
+    struct timespec ts[2] = {src->st_atim, src->st_mtim};
+    futimens(out, ts);
+    return 0;
 }
 
 static int set_meta(struct copy_state *st, int dirfd, const char *name, const char *rel,
@@ -384,11 +417,13 @@ static bool cfr_refused(dev_t src, dev_t dst)
     return false;
 }
 
-static int copy_bytes(int in, int out, struct mk_error **err)
+/* size: what the walk's stat said; src_dev, dst_dev: the devices of in and out (the source's from
+ * the walk, the destination's from its directory: overlay may give its files other numbers, but the
+ * same ones every time). */
+static int copy_bytes(int in, int out, uint64_t size, dev_t src_dev, dev_t dst_dev,
+                      struct mk_error **err)
 {
-    struct stat si, so;
-    bool known = fstat(in, &si) == 0 && fstat(out, &so) == 0;
-    while (!known || !cfr_refused(si.st_dev, so.st_dev)) {
+    while (!cfr_refused(src_dev, dst_dev)) {
         ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
         if (n == 0)
             return 0;
@@ -399,12 +434,12 @@ static int copy_bytes(int in, int out, struct mk_error **err)
         if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
             return mk_error_errno(err, "copying");
         /* EINVAL can be about this file (a special file system, flags): not remembered. */
-        if (known && errno != EINVAL && n_no_cfr < MK_ARRAY_SIZE(no_cfr))
-            no_cfr[n_no_cfr++] = (typeof(no_cfr[0])){si.st_dev, so.st_dev};
+        if (errno != EINVAL && n_no_cfr < MK_ARRAY_SIZE(no_cfr))
+            no_cfr[n_no_cfr++] = (typeof(no_cfr[0])){src_dev, dst_dev};
         break;
     }
     char buf[1 << 18];
-    for (;;) {
+    for (uint64_t total = 0;;) {
         ssize_t n = mk_read_some(in, buf, sizeof(buf), err);
         if (n < 0)
             return -1;
@@ -412,7 +447,123 @@ static int copy_bytes(int in, int out, struct mk_error **err)
             return 0;
         if (mk_write_all(out, buf, (size_t)n, err) < 0)
             return -1;
+        total += (uint64_t)n;
+        /* A short read of a regular file is its end; when that is the size the walk saw,
+         * the read that would return 0 is left out (one syscall a file in a big COPY). */
+        if ((size_t)n < sizeof(buf) && total == size)
+            return 0;
     }
+}
+
+/* Before a non-directory is copied to dest: what is there (dst, or NULL) goes, unless it is
+ * a directory. */
+static int replace_nondir(struct copy_state *st, int pfd, const char *name, const struct stat *dst,
+                          const char *rel, const char *dest, struct mk_error **err)
+{
+    if (dst && S_ISDIR(dst->st_mode))
+        return mk_error_set(err, MK_ERR_INVALID, 0, "cannot copy \"%s\" over the directory \"%s\"",
+                            rel, dest);
+    if (dst && unlinkat(pfd, name, 0) < 0)
+        return mk_error_errno(err, "replacing \"%s\"", dest);
+    st->files++;
+    return 0;
+}
+
+static void parent_cache_drop(struct copy_state *st)
+{
+    free(st->pcache);
+    st->pcache = NULL;
+    if (st->pcache_fd >= 0)
+        close(st->pcache_fd);
+    st->pcache_fd = -1;
+}
+
+/* The parent of a regular file's dest and its last component. A walk copies a directory's
+ * files one after another, so the last parent is kept: one resolution through the overlay per
+ * directory, not per file. Creating or replacing files in a directory cannot change what its
+ * path resolves to; copy_entry drops the kept one before any other kind of entry. The fd
+ * belongs to the cache (*ret_owned false) or, when not kept, to the caller. */
+static int file_parent(struct copy_state *st, const char *dest, char **ret_name, bool *ret_owned,
+                       struct mk_error **err)
+{
+    const char *slash = strrchr(dest, '/');
+    size_t plen = slash ? (size_t)(slash - dest) : 0;
+    *ret_owned = false;
+    if (st->pcache && slash && slash[1] && strlen(st->pcache) == plen &&
+        memcmp(st->pcache, dest, plen) == 0) {
+        *ret_name = mk_xstrdup(slash + 1);
+        return st->pcache_fd;
+    }
+    parent_cache_drop(st);
+    int fd = open_parent_follow(st, dest, ret_name, err);
+    if (fd < 0)
+        return -1;
+    struct stat pst;
+    if (!slash || strcmp(*ret_name, slash + 1) != 0 || fstat(fd, &pst) < 0) {
+        *ret_owned = true;
+        return fd;
+    }
+    st->pcache = mk_xstrndup(dest, plen);
+    st->pcache_fd = fd;
+    st->pcache_dev = pst.st_dev;
+    return fd;
+}
+
+/* A regular file: its bytes, then its metadata (through the open files). */
+static int copy_file(struct copy_state *st, const char *rel, const struct stat *sst,
+                     const char *dest, struct mk_error **err)
+{
+    _cleanup_free_ char *name = NULL;
+    bool owned = false;
+    int pfd = file_parent(st, dest, &name, &owned, err);
+    if (pfd < 0)
+        return -1;
+    _cleanup_close_ int owned_fd = owned ? pfd : -1;
+    if (sst->st_nlink > 1) {
+        struct stat dst;
+        bool exists = fstatat(pfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+        if (replace_nondir(st, pfd, name, exists ? &dst : NULL, rel, dest, err) < 0)
+            return -1;
+        for (size_t i = 0; i < st->n_links; i++) {
+            if (st->links[i].dev != sst->st_dev || st->links[i].ino != sst->st_ino)
+                continue;
+            _cleanup_free_ char *lname = NULL;
+            _cleanup_close_ int lpfd =
+                mk_open_parent_in_root(st->rootfd, st->links[i].dest, false, &lname, NULL);
+            if (lpfd >= 0 && linkat(lpfd, lname, pfd, name, 0) == 0)
+                return 0;
+            break; /* the first copy is gone or elsewhere: copy the bytes again */
+        }
+    }
+    _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
+    if (in < 0)
+        return -1;
+    const int cflags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    _cleanup_close_ int out = openat(pfd, name, cflags, 0600);
+    if (out < 0 && errno == EEXIST && sst->st_nlink <= 1) {
+        /* Created first, looked at only when something is there (most copies go to new
+         * names): what is there goes unless it is a directory, as for the other kinds. */
+        struct stat dst;
+        if (fstatat(pfd, name, &dst, AT_SYMLINK_NOFOLLOW) < 0)
+            return mk_error_errno(err, "replacing \"%s\"", dest);
+        if (replace_nondir(st, pfd, name, &dst, rel, dest, err) < 0)
+            return -1;
+        out = openat(pfd, name, cflags, 0600);
+    } else if (out >= 0 && sst->st_nlink <= 1) {
+        st->files++;
+    }
+    if (out < 0)
+        return mk_error_errno(err, "creating \"%s\"", dest);
+    struct stat dpst;
+    dev_t ddev = owned ? (fstat(pfd, &dpst) == 0 ? dpst.st_dev : 0) : st->pcache_dev;
+    if (copy_bytes(in, out, (uint64_t)sst->st_size, sst->st_dev, ddev, err) < 0)
+        return mk_error_wrap(err, "copying \"%s\"", rel);
+    if (sst->st_nlink > 1) {
+        st->links = mk_xreallocarray(st->links, st->n_links + 1, sizeof(*st->links));
+        st->links[st->n_links++] =
+            (struct copied_link){.dev = sst->st_dev, .ino = sst->st_ino, .dest = mk_xstrdup(dest)};
+    }
+    return set_meta_fd(st, in, out, name, sst, err);
 }
 
 /* Copies one entry (file, dir, symlink, fifo) from the source tree to dest in the root. */
@@ -423,6 +574,9 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
         return st->spec->visit(rel, sst, dest, st->spec->visit_arg, err);
     if (mk_interrupted)
         return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
+    if (S_ISREG(sst->st_mode))
+        return copy_file(st, rel, sst, dest, err);
+    parent_cache_drop(st);
     _cleanup_free_ char *name = NULL;
     _cleanup_close_ int pfd = open_parent_follow(st, dest, &name, err);
     if (pfd < 0)
@@ -439,14 +593,8 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
             return mk_error_errno(err, "creating directory \"%s\"", dest);
         return set_meta(st, pfd, name, rel, sst, false, err);
     }
-    if (exists) {
-        if (S_ISDIR(dst.st_mode))
-            return mk_error_set(err, MK_ERR_INVALID, 0,
-                                "cannot copy \"%s\" over the directory \"%s\"", rel, dest);
-        if (unlinkat(pfd, name, 0) < 0)
-            return mk_error_errno(err, "replacing \"%s\"", dest);
-    }
-    st->files++;
+    if (replace_nondir(st, pfd, name, exists ? &dst : NULL, rel, dest, err) < 0)
+        return -1;
     if (S_ISLNK(sst->st_mode)) {
         _cleanup_free_ char *sname = NULL;
         _cleanup_close_ int spfd = mk_open_parent_in_root(st->srcfd, rel, false, &sname, err);
@@ -466,38 +614,10 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
             return mk_error_errno(err, "creating fifo \"%s\"", dest);
         return set_meta(st, pfd, name, rel, sst, false, err);
     }
-    if (!S_ISREG(sst->st_mode))
-        return mk_error_set(err, MK_ERR_INVALID, 0,
-                            "cannot copy \"%s\": not a regular file, "
-                            "directory, symlink or fifo",
-                            rel);
-    if (sst->st_nlink > 1) {
-        for (size_t i = 0; i < st->n_links; i++) {
-            if (st->links[i].dev != sst->st_dev || st->links[i].ino != sst->st_ino)
-                continue;
-            _cleanup_free_ char *lname = NULL;
-            _cleanup_close_ int lpfd =
-                mk_open_parent_in_root(st->rootfd, st->links[i].dest, false, &lname, NULL);
-            if (lpfd >= 0 && linkat(lpfd, lname, pfd, name, 0) == 0)
-                return 0;
-            break; /* the first copy is gone or elsewhere: copy the bytes again */
-        }
-    }
-    _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
-    if (in < 0)
-        return -1;
-    _cleanup_close_ int out =
-        openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (out < 0)
-        return mk_error_errno(err, "creating \"%s\"", dest);
-    if (copy_bytes(in, out, err) < 0)
-        return mk_error_wrap(err, "copying \"%s\"", rel);
-    if (sst->st_nlink > 1) {
-        st->links = mk_xreallocarray(st->links, st->n_links + 1, sizeof(*st->links));
-        st->links[st->n_links++] =
-            (struct copied_link){.dev = sst->st_dev, .ino = sst->st_ino, .dest = mk_xstrdup(dest)};
-    }
-    return set_meta(st, pfd, name, rel, sst, false, err);
+    return mk_error_set(err, MK_ERR_INVALID, 0,
+                        "cannot copy \"%s\": not a regular file, "
+                        "directory, symlink or fifo",
+                        rel);
 }
 
 static char *join(const char *a, const char *b)
@@ -505,7 +625,7 @@ static char *join(const char *a, const char *b)
     size_t n = strlen(a);
     if (!*b)
         return mk_xstrdup(a);
-    return mk_xasprintf("%s%s%s", a, n && a[n - 1] == '/' ? "" : "/", b);
+    return mk_xconcat3(a, n && a[n - 1] == '/' ? "" : "/", b);
 }
 
 static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct mk_error **err)
@@ -681,6 +801,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
 {
     struct copy_state cs;
     memset(&cs, 0, sizeof(cs));
+    cs.pcache_fd = -1;
     cs.spec = spec;
     cs.rootfd = rootfd;
     cs.srcfd = spec->ctx ? builder_context_dirfd(spec->ctx) : spec->src_rootfd;
@@ -737,6 +858,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     for (size_t i = 0; i < matched.n && r == 0; i++)
         r = copy_source(&cs, matched.v[i], dest_dir, err);
     mk_strv_release(&matched);
+    parent_cache_drop(&cs);
     for (size_t i = 0; i < cs.n_links; i++)
         free(cs.links[i].dest);
     free(cs.links);

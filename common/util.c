@@ -80,6 +80,16 @@ char *mk_xasprintf(const char *fmt, ...)
     return s;
 }
 
+char *mk_xconcat3(const char *a, const char *b, const char *c)
+{
+    size_t na = strlen(a), nb = strlen(b), nc = strlen(c);
+    char *p = mk_xmalloc(na + nb + nc + 1);
+    memcpy(p, a, na);
+    memcpy(p + na, b, nb);
+    memcpy(p + na + nb, c, nc + 1);
+    return p;
+}
+
 bool mk_str_has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -3,9 +3,29 @@
  * not JSON: a big context has hundreds of thousands of files and the table is read at the
  * start of every build. A line that does not parse is skipped (that file is hashed again). */
 #include <inttypes.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "layerstore/internal.h"
+
+/* mk_parse_u64 without strtoull's locale and errno handling: three numbers a line, hundreds
+ * of thousands of lines at the start of a build. Digits only, no overflow. */
+static bool parse_dec(const char *s, uint64_t *ret)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *ret = v;
+    return true;
+}
 
 static bool parse_line(char *line, struct mk_context_file *ret)
 {
@@ -21,8 +41,8 @@ static bool parse_line(char *line, struct mk_context_file *ret)
         *tab = '\0';
         p = tab + 1;
     }
-    if (nf != 5 || !*f[0] || !mk_digest_valid(f[4]) || mk_parse_u64(f[1], &ret->size) < 0 ||
-        mk_parse_u64(f[2], &ret->mtime_ns) < 0 || mk_parse_u64(f[3], &ret->ino) < 0)
+    if (nf != 5 || !*f[0] || !mk_digest_valid(f[4]) || !parse_dec(f[1], &ret->size) ||
+        !parse_dec(f[2], &ret->mtime_ns) || !parse_dec(f[3], &ret->ino))
         return false;
     ret->path = f[0];
     memcpy(ret->digest, f[4], MK_DIGEST_SIZE);
