@@ -175,6 +175,13 @@ int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
                 ret = mk_error_errno(err, "creating a stage report");
                 break;
             }
+            /* The helper writes in the build's window of deferred durability: open it here,
+             * where it is owned (the helper cannot). */
+            if (layerstore_sync_begin(b->store, err) < 0) {
+                close(fd);
+                ret = -1;
+                break;
+            }
             pid_t pid = fork();
             if (pid < 0) {
                 close(fd);

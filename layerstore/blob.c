@@ -98,7 +98,7 @@ int ls_blob_commit_tmp(struct mk_store *store, int fd, const char *tmp_path, con
                        struct mk_error **err)
 {
     /* In a window of layerstore_sync_defer its syncfs does both fsyncs' work. */
-    bool sync = store->sync_fd < 0;
+    bool sync = !ls_sync_deferred(store);
     int r = blob_install(store, fd, tmp_path, digest, sync, err);
     if (r <= 0)
         return r;

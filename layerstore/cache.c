@@ -66,7 +66,7 @@ int ls_cache_write(struct mk_store *store, enum ls_cache_kind kind, const char *
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mk_error_errno(err, "opening \"%s\"", dir);
-    if (kind != LS_CACHE_STEPS && store->sync_fd < 0)
+    if (kind != LS_CACHE_STEPS && !ls_sync_deferred(store))
         return mk_write_file_atomic(dfd, mk_digest_hex(key), data, len, 0600, err);
     /* A step record is written on every step that makes a layer; two fsyncs each would be
      * most of a small step's time. Unsynced is safe: a reader takes nothing but a whole

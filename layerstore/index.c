@@ -154,6 +154,8 @@ int ls_index_tag_desc(struct mk_store *store, const char *name, const char *medi
         if (strcmp(now, expect) != 0)
             return 1;
     }
+    /* A rebuild with nothing changed names the same manifest again: no write, no sync. */
+    _cleanup_json_ json_t *before = json_deep_copy(list);
     json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", media_type, "digest", digest,
                              "size", (json_int_t)size, "annotations", REF_ANNOTATION, name);
     if (!desc)
@@ -179,6 +181,8 @@ int ls_index_tag_desc(struct mk_store *store, const char *name, const char *medi
     if (!placed)
         json_array_append(list, desc);
     json_decref(desc);
+    if (json_equal(before, list))
+        return 0;
     return index_save(store, idx, err);
 }
 

@@ -137,6 +137,9 @@ struct mk_store {
     int sync_fd;
     char *sync_marker;
     pid_t sync_owner;
+    /* Asked for, not opened yet: the marker is made by the first write that would skip a
+     * sync (ls_sync_deferred), so a build that writes nothing syncs nothing. */
+    bool sync_wanted;
 };
 
 /* index.json may not grow past this (every tag is one short descriptor). */
@@ -343,6 +346,9 @@ int ls_index_lock(struct mk_store *store, struct mk_error **err);
 /* In a window of layerstore_sync_defer: a syncfs (a forked helper may have written, so
  * always), else 0 at once. */
 int ls_sync_flush(struct mk_store *store, struct mk_error **err);
+/* May this write skip its sync? True in an open window; opens a wanted one first (in the
+ * process that asked for it). False outside a window or when the marker cannot be made. */
+bool ls_sync_deferred(struct mk_store *store);
 int ls_gc_lock_exclusive(struct mk_store *store, struct mk_error **err);
 void ls_gc_lock_shared(struct mk_store *store);
 /* A blob or snapshot file name: 64 lowercase hex digits. */

@@ -70,6 +70,9 @@ const char *layerstore_root(const struct mk_store *store);
  * image and at the end. A power cut in the window costs what it wrote but did not tag (the
  * next open removes it). Does nothing (0) when no boot id can be read. */
 int layerstore_sync_defer(struct mk_store *store, struct mk_error **err);
+/* The window's marker is made by its first deferred write (a build that writes nothing
+ * syncs nothing); this makes it now, before forking helpers that write in the window. */
+int layerstore_sync_begin(struct mk_store *store, struct mk_error **err);
 /* Closes the window: syncfs, then the marker goes. Only in the process that opened it. */
 int layerstore_sync_end(struct mk_store *store, struct mk_error **err);
 

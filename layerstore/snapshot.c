@@ -47,7 +47,7 @@ int ls_snapshot_install(struct mk_store *store, const char *dir, const char *cha
      * anyway; that is the price, paid once per layer. */
     /* In a window of layerstore_sync_defer (store.c), the window's syncfs does it later. */
     _cleanup_close_ int sfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (sfd < 0 || (store->sync_fd < 0 && syncfs(sfd) < 0))
+    if (sfd < 0 || (!ls_sync_deferred(store) && syncfs(sfd) < 0))
         return mk_error_errno(err, "syncing \"%s\" to disk", dir);
     /* NOREPLACE: rename(2) would silently replace an existing empty snapshot dir. */
     /* No fsync of snapshots/: a snapshot whose name a crash loses is unpacked again from its

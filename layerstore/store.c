@@ -90,8 +90,11 @@ static int remove_stale_tmp(int root_fd, struct mk_error **err)
  *   made (ctime; a margin for clock steps) that index.json does not keep alive is removed,
  *   then the marker. A tagged image was synced before its tag, so it stays whole; the rest
  *   was cache.
- * Markers are checked by layerstore_open under ROOT/lock, which layerstore_sync_defer also
- * holds while it makes one, so no process of this boot is past its open while a marker of
+ * The marker is made by the window's first write that skips a sync (ls_sync_deferred; a
+ * build that writes nothing, a rebuild with nothing changed, syncs nothing), or before a
+ * helper is forked (layerstore_sync_begin): a helper writes in its owner's window.
+ * Markers are checked by layerstore_open under ROOT/lock, which window_open also holds
+ * while it makes one, so no process of this boot is past its open while a marker of
  * another boot remains, and none of its objects is mistaken for the window's. */
 
 #define UNSYNCED_MARGIN 600 /* seconds: what a clock step back may hide from ctime */
@@ -156,11 +159,11 @@ static int check_unsynced(struct mk_store *store, struct mk_error **err)
     return r;
 }
 
-int layerstore_sync_defer(struct mk_store *store, struct mk_error **err)
+static int window_open(struct mk_store *store, struct mk_error **err)
 {
     char id[64];
-    if (store->sync_fd >= 0 || boot_id(id) < 0)
-        return 0; /* open already, or no boot id to tell a power cut by: stay synced */
+    if (boot_id(id) < 0)
+        return mk_error_set(err, MK_ERR_IO, 0, "no boot id");
     _cleanup_close_ int lock = ls_index_lock(store, err);
     if (lock < 0)
         return -1;
@@ -190,8 +193,40 @@ int layerstore_sync_defer(struct mk_store *store, struct mk_error **err)
     }
     store->sync_fd = MK_TAKE_FD(fd);
     store->sync_marker = MK_TAKE_PTR(name);
+    return 0;
+}
+
+int layerstore_sync_defer(struct mk_store *store, struct mk_error **err)
+{
+    (void)err;
+    char id[64];
+    if (store->sync_fd >= 0 || boot_id(id) < 0)
+        return 0; /* open already, or no boot id to tell a power cut by: stay synced */
+    store->sync_wanted = true;
     store->sync_owner = getpid();
     return 0;
+}
+
+bool ls_sync_deferred(struct mk_store *store)
+{
+    if (store->sync_fd >= 0)
+        return true;
+    if (!store->sync_wanted || store->sync_owner != getpid())
+        return false;
+    struct mk_error *e = NULL;
+    if (window_open(store, &e) < 0) {
+        mk_error_free(e);
+        store->sync_wanted = false; /* synced writes from here on */
+        return false;
+    }
+    return true;
+}
+
+int layerstore_sync_begin(struct mk_store *store, struct mk_error **err)
+{
+    if (store->sync_fd >= 0 || !store->sync_wanted || store->sync_owner != getpid())
+        return 0;
+    return window_open(store, err);
 }
 
 int ls_sync_flush(struct mk_store *store, struct mk_error **err)
@@ -203,6 +238,8 @@ int ls_sync_flush(struct mk_store *store, struct mk_error **err)
 
 int layerstore_sync_end(struct mk_store *store, struct mk_error **err)
 {
+    if (store->sync_owner == getpid())
+        store->sync_wanted = false;
     if (store->sync_fd < 0 || store->sync_owner != getpid())
         return 0;
     /* A marker left behind (the syncfs failed) is handled by the next open. */

@@ -94,4 +94,9 @@ t_grep "the root overlay of a RUN is volatile" "[,-]( |fsync=)?volatile(,|\$)" \
 t_eq "the cache mount kept what the first build wrote" "$("$MKIMG" run --rm vol cat /n)" "$(printf '1\n2')"
 t_ok "the image is whole" "$MKIMG" fsck
 t_eq "and runs" "$("$MKIMG" run --rm big cat /s6 /w6/f6 2>&1)" "$(printf '6\nf6')"
+# A rebuild with nothing changed writes nothing: no window is opened, the tag names the same
+# manifest, so no sync at all.
+t_ok "a rebuild with nothing changed under strace" trace big "$T/big"
+t_eq "... syncs nothing" "$(count big 'f(data)?sync') $(count big syncfs)" "0 0"
+t_eq "... and leaves no marker" "$(ls "$MKIMG_ROOT/unsynced" 2>/dev/null)" ""
 t_done
