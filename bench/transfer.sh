@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/transfer.sh - issue 19's compression and push rows with repetitions: on a 1 GiB layer
 # of random bytes and one of mixed content (a tar of /usr), `mkimg save` with no cached copy
-# against `zstd -T0 -3` and `pigz -6` on the same layer, and `mkimg push` against `skopeo copy`
-# to a fresh loopback registry each time, alternating, REPS times (default 3). OLD_MKIMG=PATH
+# against `zstd -T0 -3` and `pigz -6` on the same layer, `mkimg push` against `skopeo copy`
+# to a fresh loopback registry each time, and `mkimg pull` of the layer pushed gzip / zstd by
+# skopeo (into a fresh store, unpacked) against `skopeo copy` into a fresh OCI layout,
+# alternating, REPS times (default 3). OLD_MKIMG=PATH
 # adds another mkimg build (the code before a change) to the same alternation. Stores,
 # registry and outputs on a journaled ext4 loop file (bench/loopfs.sh). Prints medians and
 # ratios (median of each side); asserts nothing. LAYER_MB sizes the layers.
@@ -69,6 +71,25 @@ for rep in $(seq 1 "$reps"); do
                     "127.0.0.1:$reg_port/bench/$l:latest"
             done
         done
+        # Pulls of the layer compressed by skopeo, into a fresh store (mkimg, unpacked) or a
+        # fresh OCI layout (skopeo, not unpacked).
+        start_registry
+        for c in gzip zstd; do
+            skopeo copy -q --dest-tls-verify=false --dest-compress-format "$c" \
+                "oci:$MKIMG_ROOT:$l:latest" "docker://127.0.0.1:$reg_port/bench/$l-$c:latest" >/dev/null
+        done
+        for c in gzip zstd; do
+            rm -rf "$mnt/pull"
+            tim "$l pull-$c skopeo" skopeo copy -q --src-tls-verify=false \
+                "docker://127.0.0.1:$reg_port/bench/$l-$c:latest" "oci:$mnt/pull:x"
+            for v in "${mk_variants[@]}"; do
+                m=$mkimg; [ "$v" = old ] && m=$old
+                rm -rf "$mnt/pull"
+                tim "$l pull-$c $v" env MKIMG_ROOT="$mnt/pull" "$m" pull -q \
+                    "127.0.0.1:$reg_port/bench/$l-$c:latest"
+            done
+        done
+        rm -rf "$mnt/pull"
         stop_registry
     done
 done
@@ -90,6 +111,8 @@ for l in random mixed; do
     row "$l" "save gzip / pigz -6" pigz save-gzip
     row "$l" "push gzip / skopeo" "push-gzip skopeo" push-gzip
     row "$l" "push zstd / skopeo" "push-zstd skopeo" push-zstd
+    row "$l" "pull gzip (+ unpack) / skopeo to oci" "pull-gzip skopeo" pull-gzip
+    row "$l" "pull zstd (+ unpack) / skopeo to oci" "pull-zstd skopeo" pull-zstd
 done
 echo
 echo "all runs (seconds):"

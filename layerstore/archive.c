@@ -64,6 +64,10 @@ struct sink {
     size_t buf_len;
     uint64_t off; /* tar bytes so far, written or not */
     struct mk_strv written;
+    /* Layers compressed straight into the archive so far (another image with the same
+     * layer names the same blob). */
+    struct mk_layer_desc *streamed;
+    size_t n_streamed;
 };
 
 static bool sink_seen(struct sink *s, const char *name)
@@ -285,6 +289,93 @@ static int sink_blob(struct sink *s, struct mk_store *store, const char *digest,
     return sink_fd(s, name, fd, (uint64_t)st.st_size, err);
 }
 
+/* The largest layer compressed straight into a tar: its entry's size, known only at the end,
+ * must then fit the ustar header written in front of it (what compression can add to
+ * incompressible data is far below the margin). */
+#define DIRECT_MAX (TAR_SIZE_MAX - (TAR_SIZE_MAX >> 6))
+
+static int pwrite_all(int fd, const void *data, size_t n, off_t at, struct mk_error **err)
+{
+    while (n > 0) {
+        ssize_t k = pwrite(fd, data, n, at);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return mk_error_errno(err, "writing the archive");
+        data = (const char *)data + k;
+        n -= (size_t)k;
+        at += k;
+    }
+    return 0;
+}
+
+/* A layer with no compressed copy yet, compressed in one pass straight into the archive
+ * (the bytes are the same as a cached copy's): into a tar at the end of the stream, with a
+ * zero header rewritten once the blob's digest and size are known, or into a temp file of
+ * the directory renamed to the digest. Not cached in the store: a save is not followed by
+ * another of the same layer often enough to pay for writing (and syncing) every byte twice,
+ * and a push caches its own copy. Fills ret's digest and size. */
+static int sink_layer_compressed(struct sink *s, struct mk_store *store,
+                                 const struct mk_layer_desc *src, enum mk_compression c, int level,
+                                 struct mk_layer_desc *ret, struct mk_error **err)
+{
+    for (size_t k = 0; k < s->n_streamed; k++) {
+        if (strcmp(s->streamed[k].diff_id, src->diff_id) == 0) {
+            memcpy(ret->digest, s->streamed[k].digest, MK_DIGEST_SIZE);
+            ret->size = s->streamed[k].size;
+            return 0;
+        }
+    }
+    if (s->fd >= 0) {
+        if (tar_flush(s, err) < 0)
+            return -1;
+        off_t at = lseek(s->fd, 0, SEEK_CUR);
+        if (at < 0)
+            return mk_error_errno(err, "writing the archive");
+        char h[512] = {0};
+        if (mk_write_all(s->fd, h, sizeof(h), err) < 0)
+            return mk_error_wrap(err, "writing the archive");
+        if (ls_compress_layer_to(store, src, c, level, s->fd, ret->digest, &ret->size, err) < 0)
+            return -1;
+        if (ret->size > TAR_SIZE_MAX)
+            return mk_error_set(err, MK_ERR_UNSUPPORTED, 0,
+                                "compressed layer %s is too large for the archive", src->diff_id);
+        _cleanup_free_ char *name = blob_name(ret->digest);
+        if (sink_seen(s, name)) {
+            /* The same blob is in already (an image kept in this compressed form). */
+            if (ftruncate(s->fd, at) < 0 || lseek(s->fd, at, SEEK_SET) < 0)
+                return mk_error_errno(err, "writing the archive");
+        } else {
+            ustar_header(h, name, '0', 0644, ret->size);
+            if (pwrite_all(s->fd, h, sizeof(h), at, err) < 0)
+                return -1;
+            s->off += sizeof(h) + ret->size;
+            if (tar_pad(s, err) < 0)
+                return -1;
+        }
+    } else {
+        _cleanup_(mk_atomic_file_release) struct mk_atomic_file af = {.fd = -1, .dirfd = -1};
+        _cleanup_free_ char *tmp_name = blob_name(src->diff_id);
+        const char *base;
+        _cleanup_close_ int pfd = sink_parent(s, tmp_name, &base, err);
+        if (pfd < 0 || mk_atomic_file_init(&af, pfd, base, 0644, err) < 0)
+            return -1;
+        if (ls_compress_layer_to(store, src, c, level, af.fd, ret->digest, &ret->size, err) < 0)
+            return -1;
+        _cleanup_free_ char *name = blob_name(ret->digest);
+        if (!sink_seen(s, name)) {
+            free(af.name);
+            af.name = mk_xstrdup(mk_digest_hex(ret->digest));
+            if (mk_atomic_file_commit(&af, err) < 0)
+                return -1;
+        }
+    }
+    s->streamed = mk_xrealloc(s->streamed, (s->n_streamed + 1) * sizeof(*s->streamed));
+    s->streamed[s->n_streamed++] = *ret;
+    s->streamed[s->n_streamed - 1].media_type = NULL;
+    return 0;
+}
+
 /* The manifest JSON for a config and a set of layers (what save writes for recompressed
  * layers, and what load stores for the uncompressed ones). */
 static char *manifest_json(const char *config, uint64_t config_size,
@@ -312,8 +403,10 @@ static char *manifest_json(const char *config, uint64_t config_size,
 /* One image as it will be written. */
 struct saved {
     struct mk_image *img;
-    struct mk_layer_desc *layers; /* as written (maybe compressed) */
-    char *manifest;               /* bytes of the manifest as written */
+    struct mk_layer_desc *layers; /* as written (maybe compressed); digest "" = to compress */
+    enum mk_compression c;
+    int level;      /* resolved */
+    char *manifest; /* bytes of the manifest as written */
     size_t manifest_len;
     char manifest_digest[MK_DIGEST_SIZE];
     uint64_t config_size;
@@ -369,8 +462,32 @@ static int save_indexes(struct sink *s, struct mk_store *store, const struct sav
     return 0;
 }
 
+/* The manifest as written, once every layer's digest is known. */
+static int saved_manifest(struct mk_store *store, const char *name, struct saved *sv,
+                          struct mk_error **err)
+{
+    struct mk_image *img = sv->img;
+    bool same = true;
+    for (size_t i = 0; i < img->n_layers; i++)
+        same &= strcmp(sv->layers[i].digest, img->layers[i].digest) == 0;
+    if (same) {
+        if (layerstore_blob_read(store, img->manifest_digest, LS_JSON_MAX, &sv->manifest,
+                                 &sv->manifest_len, err) < 0)
+            return mk_error_set_where(err, name);
+    } else {
+        sv->manifest =
+            manifest_json(img->config_digest, sv->config_size, sv->layers, img->n_layers);
+        sv->manifest_len = strlen(sv->manifest);
+    }
+    mk_sha256_buffer(sv->manifest, sv->manifest_len, sv->manifest_digest);
+    return 0;
+}
+
+/* Resolves the image name and its layers as they will be written. With direct, a layer with
+ * no compressed copy yet is left to compress into the archive (save_blobs); *direct turns
+ * false when a layer is too large for that, and the caller then prepares again without. */
 static int saved_prepare(struct mk_store *store, const char *name, enum mk_compression c, int level,
-                         struct saved *ret, struct mk_error **err)
+                         bool *direct, struct saved *ret, struct mk_error **err)
 {
     if (layerstore_image_get(store, name, &ret->img, err) < 0)
         return -1;
@@ -391,36 +508,42 @@ static int saved_prepare(struct mk_store *store, const char *name, enum mk_compr
         return mk_error_set_at(err, MK_ERR_NOT_FOUND, name, "config blob %s is missing",
                                img->config_digest);
     ret->config_size = (uint64_t)st.st_size;
+    ret->c = c;
+    for (size_t i = 0; *direct && i < img->n_layers; i++)
+        *direct = img->layers[i].size <= DIRECT_MAX;
+    if (*direct && c != MK_COMPRESS_NONE) {
+        if (ls_compress_level(c, level, &ret->level, err) < 0)
+            return mk_error_set_where(err, name);
+        ret->layers = mk_xcalloc(img->n_layers + 1, sizeof(*ret->layers));
+        for (size_t i = 0; i < img->n_layers; i++)
+            ls_compress_existing(store, &img->layers[i], c, ret->level, &ret->layers[i]);
+        return 0;
+    }
     if (layerstore_layers_compress(store, img->layers, img->n_layers, c, level, &ret->layers, err) <
         0)
         return mk_error_set_where(err, name);
-    bool same = true;
-    for (size_t i = 0; i < img->n_layers; i++)
-        same &= strcmp(ret->layers[i].digest, img->layers[i].digest) == 0;
-    if (same) {
-        if (layerstore_blob_read(store, img->manifest_digest, LS_JSON_MAX, &ret->manifest,
-                                 &ret->manifest_len, err) < 0)
-            return mk_error_set_where(err, name);
-    } else {
-        ret->manifest =
-            manifest_json(img->config_digest, ret->config_size, ret->layers, img->n_layers);
-        ret->manifest_len = strlen(ret->manifest);
-    }
-    mk_sha256_buffer(ret->manifest, ret->manifest_len, ret->manifest_digest);
     return 0;
 }
 
-static int save_blobs(struct sink *s, struct mk_store *store, const struct saved *sv, bool docker,
+static int save_blobs(struct sink *s, struct mk_store *store, struct saved *sv, bool docker,
                       struct mk_error **err)
 {
     _cleanup_free_ char *cname = blob_name(sv->img->config_digest);
     if (sink_blob(s, store, sv->img->config_digest, cname, err) < 0)
         return -1;
     for (size_t i = 0; i < sv->img->n_layers; i++) {
+        if (!sv->layers[i].digest[0]) {
+            if (sink_layer_compressed(s, store, &sv->img->layers[i], sv->c, sv->level,
+                                      &sv->layers[i], err) < 0)
+                return -1;
+            continue;
+        }
         _cleanup_free_ char *lname = blob_name(sv->layers[i].digest);
         if (sink_blob(s, store, sv->layers[i].digest, lname, err) < 0)
             return -1;
     }
+    if (saved_manifest(store, sv->names.n ? sv->names.v[0] : sv->img->manifest_digest, sv, err) < 0)
+        return -1;
     if (docker)
         return 0;
     _cleanup_free_ char *mname = blob_name(sv->manifest_digest);
@@ -502,7 +625,7 @@ static char *docker_manifest_json(const struct saved *sv, size_t n)
 
 static const char oci_layout_json[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
-static int save_to(struct sink *s, struct mk_store *store, const struct saved *sv, size_t n,
+static int save_to(struct sink *s, struct mk_store *store, struct saved *sv, size_t n,
                    struct saved_index *ix, size_t n_ix, enum mk_archive_format f,
                    struct mk_error **err)
 {
@@ -553,8 +676,27 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
     size_t n_items = want.n;
     struct saved *sv = mk_xcalloc(n_items + 1, sizeof(*sv));
     struct sink s = {.fd = -1, .dirfd = -1};
+    /* Layers are compressed straight into a directory, or into a tar the headers of which
+     * can be rewritten (a regular file, not in append mode); else (a pipe) through the
+     * store's cached copies, whose sizes are known before their headers are written. */
+    bool direct = f == MK_ARCHIVE_OCI_DIR;
+    struct stat ost;
+    if (!direct && fstat(out_fd, &ost) == 0 && S_ISREG(ost.st_mode)) {
+        int fl = fcntl(out_fd, F_GETFL);
+        direct = fl >= 0 && !(fl & O_APPEND) && lseek(out_fd, 0, SEEK_CUR) >= 0;
+    }
     for (size_t i = 0; i < n_items && r == 0; i++) {
-        r = saved_prepare(store, want.v[i], c, level, &sv[i], err);
+        bool was = direct;
+        r = saved_prepare(store, want.v[i], c, level, &direct, &sv[i], err);
+        if (r == 0 && was && !direct) {
+            /* A layer too large to compress into a tar: every image the cached way. */
+            for (size_t k = 0; k <= i; k++) {
+                saved_release(&sv[k]);
+                memset(&sv[k], 0, sizeof(sv[k]));
+            }
+            i = (size_t)-1;
+            continue;
+        }
         if (r == 0 && in_saved_index(ix, n_ix, i))
             mk_strv_clear(&sv[i].names);
     }
@@ -590,6 +732,7 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
     free(ix);
     mk_strv_release(&want);
     mk_strv_release(&s.written);
+    free(s.streamed);
     return r;
 }
 

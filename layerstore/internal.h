@@ -325,6 +325,20 @@ int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_co
                                 int level, unsigned threads, ls_progress_fn progress, void *pctx,
                                 char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                                 struct mk_error **err);
+/* level resolved for c (0 = the default) and checked. */
+int ls_compress_level(enum mk_compression c, int level, int *ret_level, struct mk_error **err);
+/* The compressed copy of src already there (src itself, or a cached copy), as for
+ * layerstore_layers_compress: fills ret's media type (allocated) and diff_id in any case,
+ * its digest and size when found. */
+bool ls_compress_existing(struct mk_store *store, const struct mk_layer_desc *src,
+                          enum mk_compression c, int level, struct mk_layer_desc *ret);
+/* Compresses the layer src (level resolved) straight to out_fd at its position on all
+ * cores, not cached: for an archive that is the only copy wanted. The digest and size of
+ * the bytes written; the source is checked against its diff_id. */
+int ls_compress_layer_to(struct mk_store *store, const struct mk_layer_desc *src,
+                         enum mk_compression c, int level, int out_fd,
+                         char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
+                         struct mk_error **err);
 /* Whether libzstd was built with worker threads. */
 bool ls_zstd_has_threads(void);
 /* Walks the complete raw deflate stream data[0..n) (layerstore/deflate-scan.c): the bit

@@ -1,5 +1,6 @@
 /* mkimg save's tar: a valid archive of the store's blobs, whose blob bytes reach the archive
- * by copy_file_range or in 1 MiB writes, not in libarchive's 10 KiB records. This binary
+ * by copy_file_range or in 1 MiB writes (a layer compressed on the way), not in libarchive's
+ * 10 KiB records. This binary
  * defines write() and copy_file_range() itself, so the calls the store makes come here and
  * are counted per file descriptor. */
 #include <archive.h>
@@ -116,7 +117,8 @@ int main(void)
     layerstore_image_free(img);
     const char *names[] = {"noise:latest"};
 
-    /* To a file: the blobs go by copy_file_range, the rest in a few writes. */
+    /* To a file: the config goes by copy_file_range, the layer (no compressed copy yet) is
+     * compressed straight into the archive in 1 MiB writes, the rest in a few writes. */
     int out = open("a.tar", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     watch(out);
     tap_ok(layerstore_save(st, names, 1, MK_ARCHIVE_OCI, MK_COMPRESS_ZSTD, 0, out, NULL, &err) == 0,
@@ -124,8 +126,9 @@ int main(void)
     watched = -1;
     close(out);
     tap_diag("to a file: %zu writes, %zu copy_file_range", n_writes, n_copies);
-    tap_ok(n_writes <= 8 && n_copies >= 2,
-           "to a file: the blobs by copy_file_range, the headers and JSON in %zu writes", n_writes);
+    tap_ok(n_writes <= 8 && n_copies >= 1 && n_writes - n_small_writes >= 2,
+           "to a file: the config by copy_file_range, the layer in 1 MiB writes, %zu in all",
+           n_writes);
     int entries = 0;
     tap_is_int(check_tar("a.tar", &entries), 3, "config, layer and manifest are named by digest");
     tap_is_int(entries, 7, "oci-layout, two directories, three blobs and index.json");
