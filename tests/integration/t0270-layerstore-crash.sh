@@ -19,24 +19,32 @@ DF
 "$MKIMG" save --format docker-archive -o "$T/d.tar" t:0
 
 killed=0 finished=0 unclean=0
+# The longest delay before the kill, in ms, per kind of operation; halved each time the
+# operation finished first, so that the kills keep landing mid-operation as mkimg gets faster.
+declare -A max=([build]=250 [load]=250 [save]=120 [prune]=50 [dload]=150)
 for i in $(seq 1 "$n"); do
     case $((i % 4)) in
-    0) cmd=(build -q -t "t:$i" --build-arg "N=$i" "$T/ctx") max=250 ;;
-    1) cmd=(load -q -i "$T/g.tar") max=250 ;;
+    0) cmd=(build -q -t "t:$i" --build-arg "N=$i" "$T/ctx") kind=build ;;
+    1) cmd=(load -q -i "$T/g.tar") kind=load ;;
     2) cmd=(save --compression zstd --compression-level $((i % 19 + 1)) -o "$T/out.tar" t:0)
-       max=120 ;;
+       kind=save ;;
     3) "$MKIMG" rmi "t:$((i - 3))" >/dev/null 2>&1
        if [ $((i % 8)) = 3 ]; then cmd=(prune --all); else cmd=(prune); fi
-       max=50 ;;
+       kind=prune ;;
     esac
-    [ $((i % 7)) = 0 ] && cmd=(load -q -i "$T/d.tar") max=150
+    [ $((i % 7)) = 0 ] && cmd=(load -q -i "$T/d.tar") kind=dload
     # Its own process group, so whatever it started dies with it.
     setsid "$MKIMG" "${cmd[@]}" >/dev/null 2>&1 &
     pid=$!
-    sleep "$(printf '0.%03d' $((RANDOM % max)))"
+    sleep "$(printf '0.%03d' $((RANDOM % max[$kind])))"
     # A zombie has finished: only a live process counts as killed mid-operation.
     state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
-    if [ -n "$state" ] && [ "$state" != Z ]; then killed=$((killed + 1)); else finished=$((finished + 1)); fi
+    if [ -n "$state" ] && [ "$state" != Z ]; then
+        killed=$((killed + 1))
+    else
+        finished=$((finished + 1))
+        [ "${max[$kind]}" -gt 4 ] && max[$kind]=$((max[$kind] / 2))
+    fi
     kill -9 -- "-$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     if ! out=$(timeout 60 "$MKIMG" fsck 2>&1) || [ "$out" != "store is clean" ]; then
