@@ -288,9 +288,10 @@ static int copy_urls(struct build *b, struct copy_job *j, struct mk_error **err)
     return 0;
 }
 
-/* The step key's visit, and for a reusable COPY the table of what it copies. */
+/* A reusable COPY's table of what it copies. Made on a miss only, by a walk of its own
+ * (the digests are in the hash cache by then): a hit does not pay for it. */
 struct reuse_visit {
-    struct copy_key *k;
+    struct build *b;
     struct copy_job *j;
 };
 
@@ -298,8 +299,6 @@ static int reuse_visit(const char *rel, const struct stat *st, const char *dest,
                        struct mk_error **err)
 {
     struct reuse_visit *v = arg;
-    if (copy_key_visit(rel, st, dest, v->k, err) < 0)
-        return -1;
     struct copy_job *j = v->j;
     if (!S_ISREG(st->st_mode) || !j->reusable)
         return 0;
@@ -312,7 +311,7 @@ static int reuse_visit(const char *rel, const struct stat *st, const char *dest,
         j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
     }
     struct mk_context_file *f = &j->files[j->n_files];
-    if (builder_hashcache_file(v->k->b->hc, builder_context_dirfd(v->k->b->ctx), rel, st, f->digest,
+    if (builder_hashcache_file(v->b->hc, builder_context_dirfd(v->b->ctx), rel, st, f->digest,
                                err) < 0)
         return -1;
     f->path = mk_xstrdup(dest);
@@ -358,6 +357,16 @@ static int cmp_file_path(const void *a, const void *b)
  * unreadable: everything is copied. */
 static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *upper)
 {
+    struct mk_copy_spec vspec = j->spec;
+    struct reuse_visit rv = {.b = b, .j = j};
+    vspec.visit = reuse_visit;
+    vspec.visit_arg = &rv;
+    struct mk_error *we = NULL;
+    if (builder_copy_into(-1, &vspec, &we) < 0 || !j->reusable) {
+        mk_error_free(we);
+        j->reusable = false;
+        return;
+    }
     struct mk_context_file *prev = NULL;
     size_t n = 0;
     struct mk_error *e = NULL;
@@ -449,9 +458,8 @@ static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct
             key_add(k.h, "keep-git-dir");
     }
     struct mk_copy_spec vspec = j->spec;
-    struct reuse_visit rv = {.k = &k, .j = j};
-    vspec.visit = reuse_visit;
-    vspec.visit_arg = &rv;
+    vspec.visit = copy_key_visit;
+    vspec.visit_arg = &k;
     int r = c->from ? 0 : builder_copy_into(-1, &vspec, err);
     mk_sha256_final(k.h, j->key);
     mk_sha256_free(k.h);
