@@ -2,9 +2,9 @@
 # A COPY from the context rebuilt after some of its sources changed links the files that did
 # not change from the snapshot of its last build (issue 19) and copies the rest: the image is
 # a clean build's (SOURCE_DATE_EPOCH: the same ID), and the earlier snapshot is left as it was.
-# Changed, deleted, added and chmod-ed files, a new mtime, a hard-link pair and a file with an
-# xattr are copied; --chown/--chmod and a RUN that copies an unchanged file up give the same
-# layers as a clean build.
+# Changed, deleted, added and chmod-ed files, a new mtime, a hard-link pair, a pair split
+# since (one of its names linked, the other copied) and a file with an xattr are copied;
+# --chown/--chmod and a RUN that copies an unchanged file up give a clean build's layers.
 . "$(dirname "$0")/../lib/test-lib.sh"
 
 export SOURCE_DATE_EPOCH=1700000000
@@ -17,6 +17,8 @@ echo keep >"$ctx/tree/c/keep"
 echo gone >"$ctx/tree/c/gone"
 echo pair >"$ctx/tree/h1"
 ln "$ctx/tree/h1" "$ctx/tree/h2"
+echo split >"$ctx/tree/p1"
+ln "$ctx/tree/p1" "$ctx/tree/p2"
 echo x >"$ctx/tree/x"
 xattr=false
 setfattr -n user.t -v 1 "$ctx/tree/x" 2>/dev/null && xattr=true
@@ -37,6 +39,8 @@ rm "$ctx/tree/c/gone"
 echo new >"$ctx/tree/c/new"
 chmod 0600 "$ctx/tree/a/f3"
 touch -d '2002-03-04 05:06:07' "$ctx/tree/b/g2"
+# A pair split into two files with the bytes and mtime both had: one inode each again.
+cp -p "$ctx/tree/p1" "$ctx/tree/p1.tmp" && mv "$ctx/tree/p1.tmp" "$ctx/tree/p1"
 id2=$("$MKIMG" build -q -t rb2 "$ctx" | tail -n 1)
 MKIMG_ROOT=$T/fresh "$MKIMG" import "$T/bbroot" busybox:latest >/dev/null
 id3=$(MKIMG_ROOT=$T/fresh "$MKIMG" build -q -t rb3 "$ctx" | tail -n 1)
@@ -55,6 +59,11 @@ t_eq "and the one with a new mtime" "$(links b/g2)" 1
 t_eq "the hard-link pair is a pair of its own" "$(links h1) $(links h2)" "2 2"
 t_ok "not the last build's" test "$(stat -c %i "$MKIMG_ROOT/snapshots/$new/data/h1")" != \
     "$(stat -c %i "$MKIMG_ROOT/snapshots/$old/data/h1")"
+# (p1 shares the inode that is a pair in the last build's snapshot: 3 links.)
+t_eq "a pair split since: one name linked, the other copied" "$(links p1) $(links p2)" "3 1"
+t_ok "a pair split since is two files, not one linked twice" test \
+    "$(stat -c %i "$MKIMG_ROOT/snapshots/$new/data/p1")" != \
+    "$(stat -c %i "$MKIMG_ROOT/snapshots/$new/data/p2")"
 if $xattr; then
     t_eq "a file with an xattr is copied" "$(links x)" 1
 else
