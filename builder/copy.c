@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -44,6 +47,22 @@ struct copy_state {
     char *pcache;
     int pcache_fd;
     dev_t pcache_dev;
+    /* Files the snapshot of an earlier build has as this copy would make them (spec's
+     * reuse_dests): linked into the upperdir once the walk is done (reuse_link). */
+    struct reuse_file {
+        char *rel, *dest;
+        struct stat sst; /* the source's */
+        dev_t dev;       /* the snapshot copy's */
+        ino_t ino;
+        size_t idx;
+        bool dup;
+    } * reuse;
+    size_t n_reuse;
+    bool no_reuse;
+    /* The directory of the last reuse candidate: its path (root-relative), its O_PATH fds in
+     * the snapshot and in the upperdir (-1: not there). */
+    char *rcache;
+    int rcache_snap, rcache_upper;
 };
 
 #define MAX_SYMLINK_HOPS 40
@@ -509,6 +528,157 @@ static int file_parent(struct copy_state *st, const char *dest, char **ret_name,
     return fd;
 }
 
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+/* The directory rel below root, no symlink followed and nothing outside root: an O_PATH fd,
+ * or -1. */
+static int open_dir_nofollow(int root, const char *rel)
+{
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                      RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+    return (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how, sizeof(how));
+}
+
+static void reuse_cache_drop(struct copy_state *st)
+{
+    free(st->rcache);
+    st->rcache = NULL;
+    mk_closep(&st->rcache_snap);
+    mk_closep(&st->rcache_upper);
+}
+
+/* dest's directory in the earlier snapshot and in the upperdir (the fds belong to the cache)
+ * and its last component; false when either directory is not there as a directory. */
+static bool reuse_parents(struct copy_state *st, const char *dest, const char **ret_name,
+                          int *ret_snap, int *ret_upper)
+{
+    while (*dest == '/')
+        dest++;
+    const char *slash = strrchr(dest, '/');
+    size_t plen = slash ? (size_t)(slash - dest) : 0;
+    *ret_name = slash ? slash + 1 : dest;
+    if (!st->rcache || strlen(st->rcache) != plen || memcmp(st->rcache, dest, plen) != 0) {
+        reuse_cache_drop(st);
+        st->rcache = mk_xstrndup(dest, plen);
+        st->rcache_snap = open_dir_nofollow(st->spec->reuse_fd, st->rcache);
+        st->rcache_upper = open_dir_nofollow(st->spec->upper_fd, st->rcache);
+    }
+    *ret_snap = st->rcache_snap;
+    *ret_upper = st->rcache_upper;
+    return **ret_name && strcmp(*ret_name, ".") != 0 && strcmp(*ret_name, "..") != 0 &&
+           st->rcache_snap >= 0 && st->rcache_upper >= 0;
+}
+
+/* Whether name in dirfd may have extended attributes (true when that cannot be told). */
+static bool maybe_xattrs(int dirfd, const char *name)
+{
+    char p[PATH_MAX + 64];
+    int n = snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, name);
+    return n < 0 || (size_t)n >= sizeof(p) || llistxattr(p, NULL, 0) != 0;
+}
+
+/* A regular file (one link) whose copy in the earlier snapshot has what this copy would give
+ * it: the same bytes (the caller's digest match), size, mtime, owner, mode and no xattrs on
+ * either side, nothing at dest in the root (no lower file: a layer leaves out what equals a
+ * lower one, and only a copy of one link can be compared), and dest's directory already in
+ * the upperdir. Such a file is linked there by reuse_link rather than copied now: the
+ * overlay is not written behind its back while the walk still goes through it. */
+static bool reuse_defer(struct copy_state *st, const char *rel, const struct stat *sst,
+                        const char *dest, int pfd, const char *name)
+{
+    const struct mk_strv *d = st->spec->reuse_dests;
+    if (st->no_reuse || sst->st_nlink != 1 || !bsearch(&dest, d->v, d->n, sizeof(*d->v), cmp_strp))
+        return false;
+    const char *sname;
+    int sfd, ufd;
+    if (!reuse_parents(st, dest, &sname, &sfd, &ufd))
+        return false;
+    struct stat ss, x;
+    mode_t mode = sst->st_mode & 07777;
+    if (st->spec->chmod && mk_chmod_apply(st->spec->chmod, mode, false, &mode) < 0)
+        return false;
+    if (fstatat(sfd, sname, &ss, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(ss.st_mode) ||
+        ss.st_size != sst->st_size || ss.st_mtim.tv_sec != sst->st_mtim.tv_sec ||
+        ss.st_mtim.tv_nsec != sst->st_mtim.tv_nsec || ss.st_uid != st->uid ||
+        ss.st_gid != st->gid || (ss.st_mode & 07777) != mode)
+        return false;
+    if (fstatat(pfd, name, &x, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+        return false;
+    if (maybe_xattrs(st->srcfd, rel) || maybe_xattrs(sfd, sname))
+        return false;
+    st->reuse = mk_xreallocarray(st->reuse, st->n_reuse + 1, sizeof(*st->reuse));
+    st->reuse[st->n_reuse] = (struct reuse_file){.rel = mk_xstrdup(rel),
+                                                 .dest = mk_xstrdup(dest),
+                                                 .sst = *sst,
+                                                 .dev = ss.st_dev,
+                                                 .ino = ss.st_ino,
+                                                 .idx = st->n_reuse};
+    st->n_reuse++;
+    st->files++;
+    return true;
+}
+
+static int cmp_reuse_ino(const void *a, const void *b)
+{
+    const struct reuse_file *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    if (x->ino != y->ino)
+        return x->ino < y->ino ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int cmp_reuse_idx(const void *a, const void *b)
+{
+    const struct reuse_file *x = a, *y = b;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int copy_file(struct copy_state *st, const char *rel, const struct stat *sst,
+                     const char *dest, struct mk_error **err);
+
+/* The deferred files, linked from the snapshot into the upperdir, in walk order. One inode
+ * is linked to one name only (the others are copied: a layer pairs the names of one inode as
+ * a hard link, which the copy of single-link sources never makes). A name taken meanwhile
+ * (a later source copied to the same dest) stays as it is; a link that fails otherwise (the
+ * snapshot removed meanwhile) becomes a copy. */
+static int reuse_link(struct copy_state *st, struct mk_error **err)
+{
+    qsort(st->reuse, st->n_reuse, sizeof(*st->reuse), cmp_reuse_ino);
+    for (size_t i = 1; i < st->n_reuse; i++)
+        st->reuse[i].dup =
+            st->reuse[i].dev == st->reuse[i - 1].dev && st->reuse[i].ino == st->reuse[i - 1].ino;
+    qsort(st->reuse, st->n_reuse, sizeof(*st->reuse), cmp_reuse_idx);
+    reuse_cache_drop(st);
+    for (size_t i = 0; i < st->n_reuse; i++) {
+        struct reuse_file *e = &st->reuse[i];
+        const char *name;
+        int sfd, ufd;
+        if (!e->dup && reuse_parents(st, e->dest, &name, &sfd, &ufd)) {
+            if (linkat(sfd, name, ufd, name, 0) == 0 || errno == EEXIST)
+                continue;
+        }
+        st->no_reuse = true;
+        st->files--;
+        if (copy_file(st, e->rel, &e->sst, e->dest, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void reuse_release(struct copy_state *st)
+{
+    reuse_cache_drop(st);
+    for (size_t i = 0; i < st->n_reuse; i++) {
+        free(st->reuse[i].rel);
+        free(st->reuse[i].dest);
+    }
+    free(st->reuse);
+}
+
 /* A regular file: its bytes, then its metadata (through the open files). */
 static int copy_file(struct copy_state *st, const char *rel, const struct stat *sst,
                      const char *dest, struct mk_error **err)
@@ -519,6 +689,8 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
     if (pfd < 0)
         return -1;
     _cleanup_close_ int owned_fd = owned ? pfd : -1;
+    if (st->spec->reuse_dests && reuse_defer(st, rel, sst, dest, pfd, name))
+        return 0;
     if (sst->st_nlink > 1) {
         struct stat dst;
         bool exists = fstatat(pfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
@@ -802,6 +974,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     struct copy_state cs;
     memset(&cs, 0, sizeof(cs));
     cs.pcache_fd = -1;
+    cs.rcache_snap = cs.rcache_upper = -1;
     cs.spec = spec;
     cs.rootfd = rootfd;
     cs.srcfd = spec->ctx ? builder_context_dirfd(spec->ctx) : spec->src_rootfd;
@@ -857,6 +1030,9 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     }
     for (size_t i = 0; i < matched.n && r == 0; i++)
         r = copy_source(&cs, matched.v[i], dest_dir, err);
+    if (r == 0 && cs.n_reuse)
+        r = reuse_link(&cs, err);
+    reuse_release(&cs);
     mk_strv_release(&matched);
     parent_cache_drop(&cs);
     for (size_t i = 0; i < cs.n_links; i++)

@@ -242,6 +242,13 @@ struct mk_copy_spec {
     int (*visit)(const char *relpath, const struct stat *st, const char *dest, void *arg,
                  struct mk_error **err);
     void *visit_arg;
+    /* An earlier build of this COPY on the same parent (issue 19): the destinations of
+     * regular files whose source digest is the one copied then (sorted by strcmp), that
+     * build's snapshot (reuse_fd) and the upperdir below the root (upper_fd). A file whose
+     * snapshot copy has what this copy would give it is linked from there into the upperdir
+     * instead of copied. NULL: everything is copied (the fds are then unused). */
+    const struct mk_strv *reuse_dests;
+    int reuse_fd, upper_fd;
 };
 
 /* Creates directory path and its missing parents (mode, owned by uid:gid) below rootfd,

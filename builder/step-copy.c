@@ -159,10 +159,23 @@ struct copy_job {
     char *from_name, *dest_word, *chown, *dest, *created_by;
     struct mk_buf hist_src; /* BuildKit's history line: expanded sources and heredocs */
     char key[MK_DIGEST_SIZE];
+    /* A COPY from the context: the regular files it copies (dest, source digest) under
+     * reuse_id, which names this COPY on this parent whatever the files hold; an earlier
+     * build's table says which of its snapshot's files can be reused (copy_reuse_prepare). */
+    bool reusable;
+    char reuse_id[MK_DIGEST_SIZE];
+    struct mk_context_file *files;
+    size_t n_files, cap_files;
+    struct mk_strv reuse_dests;
+    int reuse_fd, upper_fd;
 };
 
 static void copy_job_release(struct build *b, struct copy_job *j)
 {
+    layerstore_context_table_free(j->files, j->n_files);
+    mk_strv_release(&j->reuse_dests);
+    mk_closep(&j->reuse_fd);
+    mk_closep(&j->upper_fd);
     mk_buf_release(&j->hist_src);
     src_root_release(b, &j->src);
     src_root_release(b, &j->heredocs);
@@ -275,6 +288,142 @@ static int copy_urls(struct build *b, struct copy_job *j, struct mk_error **err)
     return 0;
 }
 
+/* A reusable COPY's table of what it copies. Made on a miss only, by a walk of its own
+ * (the digests are in the hash cache by then): a hit does not pay for it. */
+struct reuse_visit {
+    struct build *b;
+    struct copy_job *j;
+};
+
+static int reuse_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
+                       struct mk_error **err)
+{
+    struct reuse_visit *v = arg;
+    struct copy_job *j = v->j;
+    if (!S_ISREG(st->st_mode) || !j->reusable)
+        return 0;
+    if (*dest != '/' || strpbrk(dest, "\t\n")) {
+        j->reusable = false; /* not a line of a table */
+        return 0;
+    }
+    if (j->n_files == j->cap_files) {
+        j->cap_files = j->cap_files ? 2 * j->cap_files : 256;
+        j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
+    }
+    struct mk_context_file *f = &j->files[j->n_files];
+    if (builder_hashcache_file(v->b->hc, builder_context_dirfd(v->b->ctx), rel, st, f->digest,
+                               err) < 0)
+        return -1;
+    f->path = mk_xstrdup(dest);
+    f->size = (uint64_t)st->st_size;
+    f->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    f->ino = (uint64_t)st->st_ino;
+    j->n_files++;
+    return 0;
+}
+
+/* The table's line naming the snapshot it describes (no destination is relative). */
+#define REUSE_SNAPSHOT "snapshot"
+
+static void reuse_id(struct build *b, struct stage *s, struct copy_job *j)
+{
+    struct mk_sha256 *h = mk_sha256_new();
+    char plat[MK_PLATFORM_MAX], epoch[32];
+    mk_platform_format(&s->platform, plat);
+    snprintf(epoch, sizeof(epoch), "%lld", (long long)b->opts->epoch);
+    const char *parts[] = {"mkimg-copy-reuse-v1",
+                           s->chain[0] ? s->chain : "scratch",
+                           plat,
+                           epoch,
+                           j->created_by,
+                           j->dest,
+                           j->spec.dest_is_dir ? "dir" : "file"};
+    for (size_t i = 0; i < MK_ARRAY_SIZE(parts); i++)
+        key_add(h, parts[i]);
+    key_add_strv(h, &j->sources);
+    key_add_strv(h, &j->excludes);
+    mk_sha256_final(h, j->reuse_id);
+    mk_sha256_free(h);
+}
+
+static int cmp_file_path(const void *a, const void *b)
+{
+    return strcmp(((const struct mk_context_file *)a)->path,
+                  ((const struct mk_context_file *)b)->path);
+}
+
+/* A miss of a reusable COPY: the destinations whose source digest is the one the last build
+ * of this COPY on this parent copied, when its snapshot is still there. Anything missing or
+ * unreadable: everything is copied. */
+static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *upper)
+{
+    struct mk_copy_spec vspec = j->spec;
+    struct reuse_visit rv = {.b = b, .j = j};
+    vspec.visit = reuse_visit;
+    vspec.visit_arg = &rv;
+    struct mk_error *we = NULL;
+    if (builder_copy_into(-1, &vspec, &we) < 0 || !j->reusable) {
+        mk_error_free(we);
+        j->reusable = false;
+        return;
+    }
+    struct mk_context_file *prev = NULL;
+    size_t n = 0;
+    struct mk_error *e = NULL;
+    if (layerstore_context_table_get(b->store, j->reuse_id, &prev, &n, &e) < 0) {
+        mk_error_free(e);
+        return;
+    }
+    const char *chain = NULL;
+    for (size_t i = 0; i < n && !chain; i++)
+        if (strcmp(prev[i].path, REUSE_SNAPSHOT) == 0)
+            chain = prev[i].digest;
+    _cleanup_free_ char *snap = chain ? layerstore_snapshot_path(b->store, chain) : NULL;
+    j->reuse_fd = snap ? open(snap, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    j->upper_fd = j->reuse_fd >= 0 ? open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (j->upper_fd >= 0) {
+        /* Both sorted by destination; a destination twice in either is left out. */
+        struct mk_context_file *cur = mk_xreallocarray(NULL, j->n_files + 1, sizeof(*cur));
+        memcpy(cur, j->files, j->n_files * sizeof(*cur));
+        qsort(cur, j->n_files, sizeof(*cur), cmp_file_path);
+        qsort(prev, n, sizeof(*prev), cmp_file_path);
+        size_t p = 0;
+        for (size_t i = 0; i < j->n_files; i++) {
+            if ((i > 0 && strcmp(cur[i].path, cur[i - 1].path) == 0) ||
+                (i + 1 < j->n_files && strcmp(cur[i].path, cur[i + 1].path) == 0))
+                continue;
+            while (p < n && strcmp(prev[p].path, cur[i].path) < 0)
+                p++;
+            if (p < n && strcmp(prev[p].path, cur[i].path) == 0 &&
+                (p + 1 >= n || strcmp(prev[p + 1].path, cur[i].path) != 0) &&
+                memcmp(prev[p].digest, cur[i].digest, MK_DIGEST_SIZE) == 0)
+                mk_strv_push(&j->reuse_dests, cur[i].path);
+        }
+        free(cur);
+        j->spec.reuse_dests = &j->reuse_dests;
+        j->spec.reuse_fd = j->reuse_fd;
+        j->spec.upper_fd = j->upper_fd;
+    }
+    layerstore_context_table_free(prev, n);
+}
+
+/* After the commit: this COPY's table, naming the snapshot just made. Best effort: without
+ * it the next build of this COPY copies everything. */
+static void copy_reuse_record(struct build *b, struct stage *s, struct copy_job *j)
+{
+    if (j->n_files == j->cap_files) {
+        j->cap_files = j->cap_files + 1;
+        j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
+    }
+    struct mk_context_file *f = &j->files[j->n_files++];
+    memset(f, 0, sizeof(*f));
+    f->path = mk_xstrdup(REUSE_SNAPSHOT);
+    memcpy(f->digest, s->chain, MK_DIGEST_SIZE);
+    struct mk_error *e = NULL;
+    layerstore_context_table_put(b->store, j->reuse_id, j->files, j->n_files, &e);
+    mk_error_free(e);
+}
+
 static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct mk_error **err)
 {
     const struct mk_inst_copy *c = &j->in->copy;
@@ -334,6 +483,8 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
     }
     if (step_begin(b, s, &upper, &work, err) < 0)
         goto out;
+    if (j->reusable)
+        copy_reuse_prepare(b, j, upper);
     struct mk_sandbox_spec sb;
     sandbox_spec_init(&sb, s, upper, work);
     if (j->link)
@@ -355,6 +506,8 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
     ret = step_commit(b, s, upper, j->created_by, err);
     if (ret == 0)
         cache_store(b, s, j->key, false);
+    if (ret == 0 && j->reusable)
+        copy_reuse_record(b, s, j);
 out:
     step_end(b);
     return ret;
@@ -378,6 +531,9 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
         .heredocs = {NULL, -1},
         .urls = {MK_STRV_INIT, MK_STRV_INIT, MK_STRV_INIT, {NULL, -1}, c->keep_git_dir},
         .hist_src = MK_BUF_INIT,
+        .reuse_dests = MK_STRV_INIT,
+        .reuse_fd = -1,
+        .upper_fd = -1,
     };
     j.spec.src_rootfd = -1;
     j.spec.chmod = c->chmod;
@@ -402,6 +558,10 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
     }
     j.spec.sources = &j.sources;
     j.spec.dest = j.dest;
+    /* Only a COPY from the context is reused: its sources' digests are known per file. */
+    j.reusable = !is_add && !c->from && !in->node->n_heredocs && !j.urls.urls.n && !j.link;
+    if (j.reusable)
+        reuse_id(b, s, &j);
     if (copy_key(b, s, &j, err) < 0)
         goto out;
     bool hit = false;

@@ -8,7 +8,10 @@
  * the same type, mode (setuid/setgid/sticky included), owner, mtime to the nanosecond,
  * extended attributes (overlay's own left out) and content: file bytes, symlink target or
  * device number. A change of metadata alone is a change, as for docker. Regular files with
- * more than one link are always treated as changed: the link structure is part of the layer.
+ * more than one link in the upperdir are always treated as changed: the link structure is
+ * part of the layer. The lower's link count is not looked at: a lower file's links are its
+ * layer's, and a COPY shares unchanged files with an earlier build's snapshot (issue 19),
+ * which must not make a step's layer differ from a clean build's.
  * Directories are compared by their metadata only; the tar writer still writes an unchanged
  * one when something under it is written, as docker and buildah do, so the unpacked image
  * keeps its parents' metadata. Anything that cannot be told for sure counts as a change.
@@ -210,7 +213,7 @@ int ls_lowers_unchanged(const struct ls_lowers *l, int dfd, const char *name, co
     if (ls.st_mode != st->st_mode || ls.st_uid != st->st_uid || ls.st_gid != st->st_gid ||
         ls.st_mtim.tv_sec != st->st_mtim.tv_sec || ls.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
         return 0;
-    if (S_ISREG(st->st_mode) && (st->st_nlink > 1 || ls.st_nlink > 1 || ls.st_size != st->st_size))
+    if (S_ISREG(st->st_mode) && (st->st_nlink > 1 || ls.st_size != st->st_size))
         return 0;
     if ((S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) && ls.st_rdev != st->st_rdev)
         return 0;
