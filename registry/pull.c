@@ -231,6 +231,13 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
                               .diff_ids = &cfg.diff_ids,
                               .streams = streams};
     struct reg_pool *pool = NULL;
+    /* In a window of deferred durability the download threads' blobs are not fsynced; its
+     * marker is made now, not by the first of them to finish (nothing to download, none). */
+    bool fetching = false;
+    for (size_t i = 0; i < n; i++)
+        fetching |= !layerstore_blob_exists(store, layers[i].digest);
+    if (r == 0 && fetching)
+        r = layerstore_sync_begin(store, err);
     if (r == 0 && n > 0)
         r = reg_pool_start(c, n, REG_PARALLEL, fetch_layer_job, &jobs, &pool, err);
     char chain[MK_DIGEST_SIZE] = "";

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # a pulled layer is unpacked as it downloads: the stored blob is not opened again to unpack
-# it, the snapshot holds the layer's files, fsck and skopeo/umoci find the store sound; a
+# it; the pull syncs once, before the tag (a window of deferred durability); the snapshot holds the layer's files, fsck and skopeo/umoci find the store sound; a
 # layer that does not unpack to its config's diff_id fails the pull with the digests named,
 # nothing tagged, no snapshot and no temp dir left.
 . "$(dirname "$0")/../lib/test-lib.sh"
@@ -23,7 +23,7 @@ done
 
 for c in gzip zstd; do
     export MKIMG_ROOT=$T/pull-$c
-    strace -f -qq -e trace=openat -o "$T/trace-$c" "$MKIMG" pull -q "$REG/s/two:$c" \
+    strace -f -y -qq -e trace=openat,fsync,fdatasync,syncfs,renameat,renameat2 -o "$T/trace-$c" "$MKIMG" pull -q "$REG/s/two:$c" \
         >"$T/out" 2>"$T/err"
     t_eq "pull $c exits 0" "$?" 0
     layers=$("$MKIMG" inspect "$REG/s/two:$c" | jq -r '.[0].RootFS.Layers | length')
@@ -33,9 +33,18 @@ for c in gzip zstd; do
     reopened=0
     for b in $blobs; do
         t_ok "layer blob stored ($c)" test -f "$MKIMG_ROOT/blobs/sha256/$b"
-        grep -q "blobs/sha256/$b\"" "$T/trace-$c" && reopened=$((reopened + 1))
+        grep -qE "^[0-9]+ +openat\(.*blobs/sha256/$b\"" "$T/trace-$c" && reopened=$((reopened + 1))
     done
     t_eq "no layer blob opened again to unpack it ($c)" "$reopened" 0
+    # One window of deferred durability: no blob or snapshot synced one by one, a syncfs
+    # before index.json names the image.
+    t_eq "no blob fsynced on its own ($c)" \
+        "$(grep -cE '^[0-9]+ +f(data)?sync\([0-9]+</[^>]*/(tmp/blob-|blobs/sha256)' "$T/trace-$c")" 0
+    t_eq "one syncfs before the tag, one at the end ($c)" "$(grep -cE '^[0-9]+ +syncfs\(' "$T/trace-$c")" 2
+    t_ok "the syncfs comes before index.json is replaced ($c)" awk '
+        /^[0-9]+ +syncfs\(/ { s = NR }
+        /renameat.*"index.json"/ { r = NR; ok = s > 0 }
+        END { exit !(r && ok) }' "$T/trace-$c"
     f=$(find "$MKIMG_ROOT/snapshots" -path '*/d/r' | head -1)
     t_ok "the snapshot has the random file ($c)" cmp "$T/c/r" "$f"
     t_ok "and the text file ($c)" cmp "$T/c/s" "$(dirname "$f")/s"
