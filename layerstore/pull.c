@@ -175,8 +175,8 @@ static void *stream_main(void *arg)
     /* To the end (tar padding, a compressed stream's trailer, bytes after a failure), so
      * the writer never blocks on a reader that stopped. */
     char buf[65536];
-    while (read(s->rfd, buf, sizeof(buf)) > 0 || errno == EINTR)
-        ;
+    for (ssize_t n = 1; n > 0 || (n < 0 && errno == EINTR);)
+        n = read(s->rfd, buf, sizeof(buf));
     return NULL;
 }
 

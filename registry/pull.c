@@ -126,12 +126,15 @@ static int fetch_blob_tee(struct reg_client *c, struct mk_store *store, const ch
     _cleanup_free_ char *path = reg_path(c, "blobs", digest);
     _cleanup_(layerstore_blob_writer_freep) struct mk_blob_writer *w = NULL;
     for (int attempt = 1;; attempt++) {
+        bool fresh = !w;
         if (!w && layerstore_blob_writer_new(store, digest, size, &w, err) < 0)
             return -1;
-        if (tee && attempt == 1)
+        /* A resumed download goes on feeding the stream; one started over breaks it (the
+         * writer's reset does that when the server ignores Range). */
+        if (tee && fresh && attempt == 1)
             layerstore_blob_writer_tee(w, tee);
-        else if (tee)
-            layerstore_layer_stream_break(tee); /* fetched again from its start */
+        else if (tee && fresh)
+            layerstore_layer_stream_break(tee);
         struct mk_error *e = NULL;
         bool retry = false;
         int r = fetch_blob_once(c, path, w, &retry, &e);
