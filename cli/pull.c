@@ -102,17 +102,30 @@ int cmd_pull(struct mk_cli *cli, int argc, char **argv)
     _cleanup_free_ char *list = opts.platform ? mk_xstrdup(opts.platform) : NULL;
     opts.add_platform = list && strchr(list, ',');
     char *save = NULL;
+    /* One window of deferred durability (layerstore_sync_defer): the blobs and snapshots
+     * reach the disk with one syncfs before the tag names them, not an fsync per blob and a
+     * syncfs per layer; a power cut before the tag costs the pull, never a tagged image. */
+    if (layerstore_sync_defer(store, &err) < 0)
+        return cli_fail(err);
+    int r = 0;
     for (char *p = list ? strtok_r(list, ",", &save) : NULL;; p = strtok_r(NULL, ",", &save)) {
         if (list && !p)
             break;
         opts.platform = p;
         struct mk_image *img = NULL;
-        if (registry_pull(store, ref, &opts, &img, &err) < 0)
-            return cli_fail(err);
+        if (registry_pull(store, ref, &opts, &img, &err) < 0) {
+            r = -1;
+            break;
+        }
         printf("%s\n", img->config_digest);
         layerstore_image_free(img);
         if (!list)
             break;
     }
-    return 0;
+    struct mk_error *e = NULL;
+    if (layerstore_sync_end(store, r < 0 ? NULL : &e) < 0 && r == 0) {
+        err = e;
+        r = -1;
+    }
+    return r < 0 ? cli_fail(err) : 0;
 }

@@ -531,6 +531,26 @@ int layerstore_layer_unpack(struct mk_store *store, const char *blob, const char
                             const char *parent_chain, char ret_chain[MK_DIGEST_SIZE],
                             struct mk_error **err);
 
+/* A layer unpacked while it downloads, so the blob is not read a second time: a thread
+ * decompresses, hashes and unpacks what a blob writer it is tee'd to (_tee) receives, into
+ * a temp dir. _finish installs the snapshot of chain(parent_chain, diff_id) when the blob
+ * was stored whole (its writer committed) and unpacked to diff_id; when the stream broke
+ * (the download started over) or failed, it unpacks the stored blob as
+ * layerstore_layer_unpack does, whose error is the one to give. *ret is NULL when the
+ * snapshot exists already (unpack with layerstore_layer_unpack then). */
+struct mk_layer_stream;
+int layerstore_layer_stream_new(struct mk_store *store, const char *blob, const char *diff_id,
+                                const char *parent_chain, struct mk_layer_stream **ret,
+                                struct mk_error **err);
+/* From now on w's bytes go to s too. A reset of w breaks s. */
+void layerstore_blob_writer_tee(struct mk_blob_writer *w, struct mk_layer_stream *s);
+/* No more bytes reach s: what it unpacked is not used (a blob fetched whole again). */
+void layerstore_layer_stream_break(struct mk_layer_stream *s);
+int layerstore_layer_stream_finish(struct mk_layer_stream *s, char ret_chain[MK_DIGEST_SIZE],
+                                   struct mk_error **err);
+/* Stops the thread, removes the temp dir. Accepts NULL. */
+void layerstore_layer_stream_free(struct mk_layer_stream *s);
+
 /* ---- save and load (layerstore/archive.c) -------------------------------------------------- */
 
 enum mk_archive_format { MK_ARCHIVE_OCI = 0, MK_ARCHIVE_DOCKER, MK_ARCHIVE_OCI_DIR };

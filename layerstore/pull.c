@@ -1,6 +1,10 @@
 /* layerstore/pull.c - blobs that arrive in pieces (downloads) and unpacking pulled layers. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/fsutil.h"
@@ -14,7 +18,32 @@ struct mk_blob_writer {
     struct mk_sha256 *hash;
     char *tmp;
     int fd;
+    struct mk_layer_stream *tee;
 };
+
+struct mk_layer_stream {
+    struct mk_store *store;
+    char blob[MK_DIGEST_SIZE], diff_id[MK_DIGEST_SIZE], chain[MK_DIGEST_SIZE];
+    char parent[MK_DIGEST_SIZE]; /* "" for a first layer */
+    char *dir;                   /* the temp dir it unpacks into */
+    int dfd;
+    int wfd; /* the pipe's write end; -1 once closed */
+    int rfd;
+    bool broken; /* bytes went missing or came twice: what it unpacked is not the blob */
+    bool running;
+    pthread_t thread;
+    /* Set by the thread: */
+    int r;
+    struct mk_error *err;
+    char got[MK_DIGEST_SIZE];
+};
+
+static void stream_send(struct mk_layer_stream *s, const void *data, size_t n)
+{
+    /* The thread reads to the end whatever happens, so this blocks only while it works. */
+    if (s->wfd >= 0 && mk_write_all(s->wfd, data, n, NULL) < 0)
+        layerstore_layer_stream_break(s);
+}
 
 int layerstore_blob_writer_new(struct mk_store *store, const char *expected, uint64_t expected_size,
                                struct mk_blob_writer **ret, struct mk_error **err)
@@ -47,6 +76,8 @@ int layerstore_blob_writer_write(struct mk_blob_writer *w, const void *data, siz
         return mk_error_wrap(err, "writing blob %s", w->expected);
     mk_sha256_update(w->hash, data, n);
     w->size += n;
+    if (w->tee)
+        stream_send(w->tee, data, n);
     return 0;
 }
 
@@ -64,7 +95,15 @@ int layerstore_blob_writer_reset(struct mk_blob_writer *w, struct mk_error **err
     mk_sha256_free(w->hash);
     w->hash = mk_sha256_new();
     w->size = 0;
+    if (w->tee)
+        layerstore_layer_stream_break(w->tee);
+    w->tee = NULL;
     return 0;
+}
+
+void layerstore_blob_writer_tee(struct mk_blob_writer *w, struct mk_layer_stream *s)
+{
+    w->tee = s;
 }
 
 static void writer_discard(struct mk_blob_writer *w)
@@ -123,4 +162,118 @@ int layerstore_layer_unpack(struct mk_store *store, const char *blob, const char
     if (ret_chain)
         memcpy(ret_chain, chain, MK_DIGEST_SIZE);
     return 0;
+}
+
+static void *stream_main(void *arg)
+{
+    struct mk_layer_stream *s = arg;
+    struct ls_apply_opts opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.rootless = ls_rootless();
+    uint64_t size = 0;
+    s->r = ls_tar_apply(s->rfd, s->dfd, &opts, -1, s->got, &size, &s->err);
+    /* To the end (tar padding, a compressed stream's trailer, bytes after a failure), so
+     * the writer never blocks on a reader that stopped. */
+    char buf[65536];
+    for (ssize_t n = 1; n > 0 || (n < 0 && errno == EINTR);)
+        n = read(s->rfd, buf, sizeof(buf));
+    return NULL;
+}
+
+int layerstore_layer_stream_new(struct mk_store *store, const char *blob, const char *diff_id,
+                                const char *parent_chain, struct mk_layer_stream **ret,
+                                struct mk_error **err)
+{
+    *ret = NULL;
+    if (!mk_digest_valid(diff_id))
+        return mk_error_set(err, MK_ERR_INVALID, 0, "invalid diff_id \"%s\"", diff_id);
+    char chain[MK_DIGEST_SIZE];
+    mk_chain_id(parent_chain, diff_id, chain);
+    if (layerstore_snapshot_exists(store, chain))
+        return 0;
+    struct mk_layer_stream *s = mk_xcalloc(1, sizeof(*s));
+    s->store = store;
+    s->dfd = s->wfd = s->rfd = -1;
+    memcpy(s->blob, blob, MK_DIGEST_SIZE);
+    memcpy(s->diff_id, diff_id, MK_DIGEST_SIZE);
+    memcpy(s->chain, chain, MK_DIGEST_SIZE);
+    snprintf(s->parent, sizeof(s->parent), "%s", parent_chain);
+    int p[2];
+    s->dir = layerstore_tmpdir(store, "unpack-", err);
+    if (s->dir && ((s->dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+                   fchmod(s->dfd, 0755) < 0))
+        mk_error_errno(err, "opening \"%s\"", s->dir);
+    else if (s->dir && pipe2(p, O_CLOEXEC) < 0)
+        mk_error_errno(err, "pipe");
+    else if (s->dir) {
+        s->rfd = p[0];
+        s->wfd = p[1];
+        fcntl(s->wfd, F_SETPIPE_SZ, 1 << 20); /* fewer switches; the default is fine too */
+        int rc = pthread_create(&s->thread, NULL, stream_main, s);
+        if (rc == 0) {
+            s->running = true;
+            *ret = s;
+            return 0;
+        }
+        errno = rc;
+        mk_error_errno(err, "starting a thread");
+    }
+    layerstore_layer_stream_free(s);
+    return -1;
+}
+
+void layerstore_layer_stream_break(struct mk_layer_stream *s)
+{
+    s->broken = true;
+    if (s->wfd >= 0)
+        close(s->wfd);
+    s->wfd = -1;
+}
+
+static void stream_join(struct mk_layer_stream *s)
+{
+    if (s->wfd >= 0)
+        close(s->wfd);
+    s->wfd = -1;
+    if (s->running)
+        pthread_join(s->thread, NULL);
+    s->running = false;
+}
+
+int layerstore_layer_stream_finish(struct mk_layer_stream *s, char ret_chain[MK_DIGEST_SIZE],
+                                   struct mk_error **err)
+{
+    stream_join(s);
+    /* The blob is stored whole (its writer committed); the stream saw exactly its bytes
+     * unless it broke. Else, or when it failed, the stored blob is unpacked: that gives
+     * the error (a malformed layer, another diff_id) or, after a retried download, the
+     * snapshot. */
+    if (s->broken || s->r < 0 || strcmp(s->got, s->diff_id) != 0)
+        return layerstore_layer_unpack(s->store, s->blob, s->diff_id, s->parent, ret_chain, err);
+    if (ls_snapshot_install(s->store, s->dir, s->chain, err) < 0)
+        return mk_error_wrap(err, "unpacking layer %s", s->blob);
+    ls_tmpdir_forget(s->store, s->dir);
+    free(s->dir);
+    s->dir = NULL;
+    ls_mark_used(s->store, s->blob, s->chain);
+    if (ret_chain)
+        memcpy(ret_chain, s->chain, MK_DIGEST_SIZE);
+    return 0;
+}
+
+void layerstore_layer_stream_free(struct mk_layer_stream *s)
+{
+    if (!s)
+        return;
+    layerstore_layer_stream_break(s);
+    stream_join(s);
+    if (s->dfd >= 0)
+        close(s->dfd);
+    if (s->dir)
+        layerstore_tmpdir_remove(s->store, s->dir, NULL);
+    free(s->dir);
+    if (s->rfd >= 0)
+        close(s->rfd);
+    mk_error_free(s->err);
+    free(s);
 }

@@ -14,6 +14,7 @@ static const char accept_manifests[] = MK_MEDIA_OCI_MANIFEST
 MK_DEFINE_CLEANUP(struct reg_client, reg_client_free)
 MK_DEFINE_CLEANUP(struct mk_blob_writer, layerstore_blob_writer_free)
 MK_DEFINE_CLEANUP(struct mk_image, layerstore_image_free)
+MK_DEFINE_CLEANUP(struct mk_layer_stream, layerstore_layer_stream_free)
 
 /* GETs a manifest by tag or digest; when want is a digest the bytes must hash to it. */
 static int fetch_manifest(struct reg_client *c, const char *ref, const char *want,
@@ -110,10 +111,10 @@ static int fetch_blob_once(struct reg_client *c, const char *path, struct mk_blo
     return r;
 }
 
-/* Downloads a blob into the store unless it is there: resumes with Range after a broken
- * connection, starts over after a corrupted answer, gives up after the retry budget. */
-int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest, uint64_t size,
-                   struct mk_error **err)
+/* reg_fetch_blob, its bytes also sent to tee (a layer unpacked as it arrives) when not
+ * NULL. */
+static int fetch_blob_tee(struct reg_client *c, struct mk_store *store, const char *digest,
+                          uint64_t size, struct mk_layer_stream *tee, struct mk_error **err)
 {
     if (layerstore_blob_exists(store, digest)) {
         reg_log(c, "blob %s already present", digest);
@@ -125,8 +126,15 @@ int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *dig
     _cleanup_free_ char *path = reg_path(c, "blobs", digest);
     _cleanup_(layerstore_blob_writer_freep) struct mk_blob_writer *w = NULL;
     for (int attempt = 1;; attempt++) {
+        bool fresh = !w;
         if (!w && layerstore_blob_writer_new(store, digest, size, &w, err) < 0)
             return -1;
+        /* A resumed download goes on feeding the stream; one started over breaks it (the
+         * writer's reset does that when the server ignores Range). */
+        if (tee && fresh && attempt == 1)
+            layerstore_blob_writer_tee(w, tee);
+        else if (tee && fresh)
+            layerstore_layer_stream_break(tee);
         struct mk_error *e = NULL;
         bool retry = false;
         int r = fetch_blob_once(c, path, w, &retry, &e);
@@ -155,9 +163,20 @@ int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *dig
     }
 }
 
+/* Downloads a blob into the store unless it is there: resumes with Range after a broken
+ * connection, starts over after a corrupted answer, gives up after the retry budget. */
+int reg_fetch_blob(struct reg_client *c, struct mk_store *store, const char *digest, uint64_t size,
+                   struct mk_error **err)
+{
+    return fetch_blob_tee(c, store, digest, size, NULL, err);
+}
+
 struct layer_jobs {
     struct mk_store *store;
     const struct reg_blob_desc *layers;
+    char (*chains)[MK_DIGEST_SIZE]; /* chains[i]: the chain below layer i ("" for the first) */
+    const struct mk_strv *diff_ids;
+    struct mk_layer_stream **streams; /* set by job i, read after reg_pool_wait(i) */
 };
 
 static int fetch_layer_job(void *ctx, struct reg_client *c, size_t i, struct mk_error **err)
@@ -168,12 +187,18 @@ static int fetch_layer_job(void *ctx, struct reg_client *c, size_t i, struct mk_
     for (size_t k = 0; k < i; k++)
         if (strcmp(j->layers[k].digest, j->layers[i].digest) == 0)
             return 0;
-    return reg_fetch_blob(c, j->store, j->layers[i].digest, j->layers[i].size, err);
+    /* Unpacked while it downloads (a blob there already is unpacked from the store). */
+    if (!layerstore_blob_exists(j->store, j->layers[i].digest) &&
+        layerstore_layer_stream_new(j->store, j->layers[i].digest, j->diff_ids->v[i], j->chains[i],
+                                    &j->streams[i], err) < 0)
+        return -1;
+    return fetch_blob_tee(c, j->store, j->layers[i].digest, j->layers[i].size, j->streams[i], err);
 }
 
 /* Fetches the config and every layer of an image manifest, unpacking each layer. Layers
- * download in parallel; each is unpacked, in order, as soon as it and those before it are
- * stored. */
+ * download in parallel, each unpacked by a thread of its own as its bytes arrive (the
+ * chain ids are known from the config's diff_ids); a snapshot gets its name, in order,
+ * when its blob is stored and verified and it unpacked to its diff_id. */
 static int pull_image(struct reg_client *c, struct mk_store *store, const struct reg_manifest *m,
                       struct mk_error **err)
 {
@@ -195,8 +220,27 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
         r = mk_error_set_at(err, MK_ERR_INVALID, m->digest,
                             "the manifest has %zu layers but its config %zu diff_ids", n,
                             cfg.diff_ids.n);
-    struct layer_jobs jobs = {.store = store, .layers = layers};
+    _cleanup_free_ char(*chains)[MK_DIGEST_SIZE] = mk_xcalloc(n + 1, MK_DIGEST_SIZE);
+    _cleanup_free_ struct mk_layer_stream **streams = mk_xcalloc(n + 1, sizeof(*streams));
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        if (!mk_digest_valid(cfg.diff_ids.v[i]))
+            r = mk_error_set(err, MK_ERR_INVALID, 0, "invalid diff_id \"%s\"", cfg.diff_ids.v[i]);
+        else if (i + 1 < n)
+            mk_chain_id(chains[i], cfg.diff_ids.v[i], chains[i + 1]);
+    }
+    struct layer_jobs jobs = {.store = store,
+                              .layers = layers,
+                              .chains = chains,
+                              .diff_ids = &cfg.diff_ids,
+                              .streams = streams};
     struct reg_pool *pool = NULL;
+    /* In a window of deferred durability the download threads' blobs are not fsynced; its
+     * marker is made now, not by the first of them to finish (nothing to download, none). */
+    bool fetching = false;
+    for (size_t i = 0; i < n; i++)
+        fetching |= !layerstore_blob_exists(store, layers[i].digest);
+    if (r == 0 && fetching)
+        r = layerstore_sync_begin(store, err);
     if (r == 0 && n > 0)
         r = reg_pool_start(c, n, REG_PARALLEL, fetch_layer_job, &jobs, &pool, err);
     char chain[MK_DIGEST_SIZE] = "";
@@ -207,14 +251,20 @@ static int pull_image(struct reg_client *c, struct mk_store *store, const struct
             pool = NULL;
             break;
         }
-        r = layerstore_layer_unpack(store, layers[i].digest, cfg.diff_ids.v[i], chain, next, err);
+        if (streams[i])
+            r = layerstore_layer_stream_finish(streams[i], next, err);
+        else
+            r = layerstore_layer_unpack(store, layers[i].digest, cfg.diff_ids.v[i], chain, next,
+                                        err);
         if (r == 0)
             memcpy(chain, next, MK_DIGEST_SIZE);
     }
     /* After a failure here, the downloads still running are stopped; their blobs, verified,
-     * may stay in the store for the next pull. */
+     * may stay in the store for the next pull. Unpacks not installed are removed. */
     if (reg_pool_finish(pool, r < 0, err) < 0)
         r = -1;
+    for (size_t i = 0; i < n; i++)
+        layerstore_layer_stream_free(streams[i]);
     layerstore_config_release(&cfg);
     return r;
 }
