@@ -53,6 +53,9 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
     if (getppid() == 1)
         _exit(1);
     b->result_fd = fd;
+    /* Writes in the build's window if it is open, else in one of its own, closed (synced)
+     * before the report: a stage of cache hits syncs nothing. */
+    layerstore_sync_adopt(b->store);
     b->ui = builder_progress_new(b->opts->quiet ? -1 : b->opts->log_fd,
                                  b->opts->progress == MK_PROGRESS_RAWJSON ? MK_PROGRESS_RAWJSON
                                                                           : MK_PROGRESS_PLAIN);
@@ -68,6 +71,8 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
     }
     step_end(b);
     builder_hashcache_save(b->hc, NULL);
+    if (layerstore_sync_end(b->store, r < 0 ? NULL : &err) < 0 && r == 0)
+        r = -1;
     if (r < 0) {
         /* "error CODE ERRNO STATUS\tWHERE\tMESSAGE", one line */
         _cleanup_free_ char *line =
@@ -173,13 +178,6 @@ int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
             layerstore_tmpdir_remove(b->store, dir, NULL);
             if (fd < 0) {
                 ret = mk_error_errno(err, "creating a stage report");
-                break;
-            }
-            /* The helper writes in the build's window of deferred durability: open it here,
-             * where it is owned (the helper cannot). */
-            if (layerstore_sync_begin(b->store, err) < 0) {
-                close(fd);
-                ret = -1;
                 break;
             }
             pid_t pid = fork();

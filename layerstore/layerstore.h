@@ -73,6 +73,10 @@ int layerstore_sync_defer(struct mk_store *store, struct mk_error **err);
 /* The window's marker is made by its first deferred write (a build that writes nothing
  * syncs nothing); this makes it now, before forking helpers that write in the window. */
 int layerstore_sync_begin(struct mk_store *store, struct mk_error **err);
+/* In a process forked in a window that was wanted but not open yet: the window becomes
+ * this process's own (opened at its first deferred write, closed by its
+ * layerstore_sync_end, which must come before it reports what it built). */
+void layerstore_sync_adopt(struct mk_store *store);
 /* Closes the window: syncfs, then the marker goes. Only in the process that opened it. */
 int layerstore_sync_end(struct mk_store *store, struct mk_error **err);
 

@@ -91,8 +91,10 @@ static int remove_stale_tmp(int root_fd, struct mk_error **err)
  *   then the marker. A tagged image was synced before its tag, so it stays whole; the rest
  *   was cache.
  * The marker is made by the window's first write that skips a sync (ls_sync_deferred; a
- * build that writes nothing, a rebuild with nothing changed, syncs nothing), or before a
- * helper is forked (layerstore_sync_begin): a helper writes in its owner's window.
+ * build that writes nothing, a rebuild with nothing changed, syncs nothing), or before
+ * threads that write start (layerstore_sync_begin). A forked helper writes in its owner's
+ * window when it is open, else opens one of its own (layerstore_sync_adopt) and closes it
+ * before it reports.
  * Markers are checked by layerstore_open under ROOT/lock, which window_open also holds
  * while it makes one, so no process of this boot is past its open while a marker of
  * another boot remains, and none of its objects is mistaken for the window's. */
@@ -220,6 +222,12 @@ bool ls_sync_deferred(struct mk_store *store)
         return false;
     }
     return true;
+}
+
+void layerstore_sync_adopt(struct mk_store *store)
+{
+    if (store->sync_fd < 0 && store->sync_wanted)
+        store->sync_owner = getpid();
 }
 
 int layerstore_sync_begin(struct mk_store *store, struct mk_error **err)

@@ -99,4 +99,18 @@ t_eq "and runs" "$("$MKIMG" run --rm big cat /s6 /w6/f6 2>&1)" "$(printf '6\nf6'
 t_ok "a rebuild with nothing changed under strace" trace big "$T/big"
 t_eq "... syncs nothing" "$(count big 'f(data)?sync') $(count big syncfs)" "0 0"
 t_eq "... and leaves no marker" "$(ls "$MKIMG_ROOT/unsynced" 2>/dev/null)" ""
+# The same with independent stages built by --jobs helper processes: a cold build leaves no
+# marker (a helper closes its own window before it reports) and a rebuild syncs nothing.
+mkdir -p "$T/par"
+printf 'FROM busybox AS a\nRUN echo a >/a\nFROM busybox AS b\nRUN echo b >/b\nFROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n' >"$T/par/Dockerfile"
+t_ok "a build of two stages in helpers" "$MKIMG" build -q --jobs 2 -t par "$T/par"
+t_eq "... leaves no marker" "$(ls "$MKIMG_ROOT/unsynced" 2>/dev/null)" ""
+t_eq "... and runs" "$("$MKIMG" run --rm par cat /a /b 2>&1)" "$(printf 'a\nb')"
+trace_par() {
+    strace -f -y -qq -e trace=fsync,fdatasync,syncfs,clone,clone3,fork -o "$T/par.trace" \
+        "$MKIMG" build -q --jobs 2 -t par "$T/par" >/dev/null
+}
+t_ok "its rebuild under strace" trace_par
+t_ok "... forks helpers" grep -qE "clone\(child_stack=NULL, flags=[^)]*SIGCHLD" "$T/par.trace"
+t_eq "... and syncs nothing" "$(count par 'f(data)?sync') $(count par syncfs)" "0 0"
 t_done
