@@ -590,7 +590,8 @@ static bool reuse_defer(struct copy_state *st, const char *rel, const struct sta
                         const char *dest, int pfd, const char *name)
 {
     const struct mk_strv *d = st->spec->reuse_dests;
-    if (st->no_reuse || sst->st_nlink != 1 || !bsearch(&dest, d->v, d->n, sizeof(*d->v), cmp_strp))
+    if (st->no_reuse || sst->st_nlink != 1 || !d || d->n == 0 ||
+        !bsearch(&dest, d->v, d->n, sizeof(*d->v), cmp_strp))
         return false;
     const char *sname;
     int sfd, ufd;
