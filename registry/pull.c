@@ -146,6 +146,8 @@ static int fetch_blob_tee(struct reg_client *c, struct mk_store *store, const ch
                 return 0;
             }
             /* Corrupted on the way (or cut short without notice): fetch it whole again. */
+            if (!e)
+                MK_BUG("blob commit failed without an error");
             retry = e->code == MK_ERR_DIGEST;
             layerstore_blob_writer_free(w);
             w = NULL;
