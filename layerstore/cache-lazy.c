@@ -123,7 +123,7 @@ int layerstore_lazy_tag(struct mk_store *store, const char *name, const char *ma
     if (!path || mk_mkdir_p_in_root(store->root_fd, "lazy/refs", 0755, err) < 0)
         return -1;
     /* As index_save: what the name needs (manifest, config) is on disk before the name. */
-    if ((store->sync_fd >= 0 ? ls_sync_flush(store, err) : ls_blobs_dir_sync(store, err)) < 0)
+    if (ls_sync_before_name(store, err) < 0)
         return mk_error_wrap(err, "naming lazy image %s", local);
     _cleanup_free_ char *s = mk_xasprintf("%s\n%s\n", local, manifest);
     return mk_write_file_atomic(store->root_fd, path, s, strlen(s), 0644, err);

@@ -39,7 +39,7 @@ static int index_save(struct mk_store *store, json_t *idx, struct mk_error **err
     /* Layer blobs get their names without a directory fsync (ls_blob_install_synced), and
      * in a window of layerstore_sync_defer snapshots and blobs without a syncfs: this makes
      * them durable before a tag can name an image that needs them. */
-    if ((store->sync_fd >= 0 ? ls_sync_flush(store, err) : ls_blobs_dir_sync(store, err)) < 0)
+    if (ls_sync_before_name(store, err) < 0)
         return mk_error_wrap(err, "writing the store index");
     char *s = json_dumps(idx, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (!s)

@@ -360,6 +360,10 @@ int ls_index_lock(struct mk_store *store, struct mk_error **err);
 /* In a window of layerstore_sync_defer: a syncfs (a forked helper may have written, so
  * always), else 0 at once. */
 int ls_sync_flush(struct mk_store *store, struct mk_error **err);
+/* Before a name (index.json, a lazy ref) makes an image reachable: what it needs is on disk
+ * (the window's syncfs, or outside a window an fsync of blobs/sha256/, whose entries are not
+ * fsynced one by one). */
+int ls_sync_before_name(struct mk_store *store, struct mk_error **err);
 /* May this write skip its sync? True in an open window; opens a wanted one first (in the
  * process that asked for it). False outside a window or when the marker cannot be made. */
 bool ls_sync_deferred(struct mk_store *store);

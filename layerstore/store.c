@@ -244,6 +244,11 @@ int ls_sync_flush(struct mk_store *store, struct mk_error **err)
     return 0;
 }
 
+int ls_sync_before_name(struct mk_store *store, struct mk_error **err)
+{
+    return store->sync_fd >= 0 ? ls_sync_flush(store, err) : ls_blobs_dir_sync(store, err);
+}
+
 int layerstore_sync_end(struct mk_store *store, struct mk_error **err)
 {
     if (store->sync_owner == getpid())
