@@ -24,8 +24,10 @@ int cli_save_archive(struct mk_store *store, const char *const *names, size_t n,
         r = mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err);
         if (r == 0)
             r = layerstore_save(store, names, n, f, c, level, out.fd, NULL, err);
+        /* Renamed into place whole, not synced: an export, as `docker save`, `skopeo copy`
+         * and tar write one (docs/save.md). */
         if (r == 0)
-            r = mk_atomic_file_commit(&out, err);
+            r = mk_atomic_file_commit_unsynced(&out, err);
     }
     return r < 0 ? mk_error_set_where(err, dest) : 0;
 }
@@ -48,7 +50,10 @@ const struct cli_cmd cli_cmd_save = {
     .synopsis = "[-o FILE] [--format F] [--compression C] IMAGE...",
     .summary = "write images to an OCI or Docker archive",
     .description = "Each image is recorded under the name it was asked by, or under all its "
-                   "tags when asked by ID. The archive is written whole or not at all.",
+                   "tags when asked by ID. The archive appears under its name whole or not at "
+                   "all, also when save is interrupted. Like docker save, skopeo copy and tar, "
+                   "save does not wait for the archive to reach the disk: run sync after it if "
+                   "it must survive a power cut.",
     .opts = save_opts,
     .operand = CLI_COMP_IMAGE,
     .fn = cmd_save,

@@ -7,7 +7,9 @@
  * atomic) under a random name created with O_CREAT|O_EXCL|O_NOFOLLOW: nothing planted in
  * that directory, a symlink least of all, is ever opened, whatever fs.protected_symlinks
  * says. The temp file is fsynced and renamed over the target, then the directory is
- * fsynced. A symlink at the target's own name is replaced by the file, never followed.
+ * fsynced (mk_atomic_file_commit), or only renamed (mk_atomic_file_commit_unsynced: the
+ * archives of `save -o` and `build -o type=oci|docker`, see docs/save.md). A symlink at the
+ * target's own name is replaced by the file, never followed.
  * Temp names are ".NAME.tmp.PID-RANDOM": `prune` removes those whose process is gone.
  */
 #ifndef MK_COMMON_ATOMIC_FILE_H

@@ -191,17 +191,27 @@ static int sink_parent(struct sink *s, const char *name, const char **ret_base,
     return pfd;
 }
 
+/* A file of the directory is renamed into place whole but not synced: an export, like
+ * `docker save` or `skopeo copy` to a directory (docs/save.md). */
+static int sink_file_commit(struct mk_atomic_file *af, struct mk_error **err)
+{
+    return mk_atomic_file_commit_unsynced(af, err);
+}
+
 static int sink_bytes(struct sink *s, const char *name, const void *data, size_t len,
                       struct mk_error **err)
 {
     if (sink_seen(s, name))
         return 0;
     if (s->fd < 0) {
+        _cleanup_(mk_atomic_file_release) struct mk_atomic_file af = {.fd = -1, .dirfd = -1};
         const char *base;
         _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
-        if (pfd < 0)
+        if (pfd < 0 || mk_atomic_file_init(&af, pfd, base, 0644, err) < 0)
             return -1;
-        return mk_write_file_atomic(pfd, base, data, len, 0644, err);
+        if (mk_write_all(af.fd, data, len, err) < 0 || sink_file_commit(&af, err) < 0)
+            return mk_error_wrap(err, "writing \"%s\"", name);
+        return 0;
     }
     if (tar_header(s, name, false, len, err) < 0 || tar_put(s, data, len, err) < 0)
         return -1;
@@ -267,7 +277,7 @@ static int sink_fd(struct sink *s, const char *name, int fd, uint64_t size, stru
     _cleanup_close_ int pfd = sink_parent(s, name, &base, err);
     if (pfd < 0 || mk_atomic_file_init(&af, pfd, base, 0644, err) < 0)
         return -1;
-    if (copy_range(fd, af.fd, size, name, err) < 0 || mk_atomic_file_commit(&af, err) < 0)
+    if (copy_range(fd, af.fd, size, name, err) < 0 || sink_file_commit(&af, err) < 0)
         return -1;
     return 0;
 }
@@ -366,7 +376,7 @@ static int sink_layer_compressed(struct sink *s, struct mk_store *store,
         if (!sink_seen(s, name)) {
             free(af.name);
             af.name = mk_xstrdup(mk_digest_hex(ret->digest));
-            if (mk_atomic_file_commit(&af, err) < 0)
+            if (sink_file_commit(&af, err) < 0)
                 return -1;
         }
     }
@@ -707,8 +717,6 @@ int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
             r = mk_error_errno(err, "opening \"%s\"", out_dir);
         if (r == 0)
             r = save_to(&s, store, sv, n_items, ix, n_ix, f, err);
-        if (r == 0)
-            r = mk_fsync_dir(s.dirfd, err);
         if (s.dirfd >= 0)
             close(s.dirfd);
     } else if (r == 0) {

@@ -62,6 +62,7 @@ struct out {
     pthread_cond_t cv;
     uint64_t produced, hashed, written; /* slots, counted since the start */
     uint64_t bytes_written, kicked;
+    bool writeback; /* kick writeback every OUT_KICK bytes */
     bool closing, failed;
     struct mk_error *werr; /* the writer's error, once failed */
     pthread_t hasher, writer;
@@ -73,7 +74,7 @@ static int out_put(struct out *o, const char *data, size_t n, struct mk_error **
     if (mk_write_all(o->fd, data, n, err) < 0)
         return -1;
     o->bytes_written += n;
-    if (o->bytes_written - o->kicked >= OUT_KICK) {
+    if (o->writeback && o->bytes_written - o->kicked >= OUT_KICK) {
         /* Errors (a pipe, a file system without it) only mean no early writeback. */
         (void)sync_file_range(o->fd, (off_t)o->kicked, (off_t)(o->bytes_written - o->kicked),
                               SYNC_FILE_RANGE_WRITE);
@@ -128,9 +129,10 @@ static void *out_writer(void *arg)
     return NULL;
 }
 
-static void out_init(struct out *o, int fd, ls_progress_fn progress, void *pctx)
+static void out_init(struct out *o, int fd, bool writeback, ls_progress_fn progress, void *pctx)
 {
-    *o = (struct out){.fd = fd, .h = mk_sha256_new(), .progress = progress, .pctx = pctx};
+    *o = (struct out){
+        .fd = fd, .h = mk_sha256_new(), .writeback = writeback, .progress = progress, .pctx = pctx};
     for (int i = 0; i < OUT_SLOTS; i++)
         o->slot[i] = mk_xmalloc(OUT_BUF);
     pthread_mutex_init(&o->mu, NULL);
@@ -723,12 +725,13 @@ int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression
                        unsigned threads, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                        struct mk_error **err)
 {
-    return ls_compress_stream_progress(rd, ctx, out_fd, c, level, threads, NULL, NULL, ret_digest,
-                                       ret_size, err);
+    return ls_compress_stream_progress(rd, ctx, out_fd, c, level, threads, true, NULL, NULL,
+                                       ret_digest, ret_size, err);
 }
 
 int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c,
-                                int level, unsigned threads, ls_progress_fn progress, void *pctx,
+                                int level, unsigned threads, bool writeback,
+                                ls_progress_fn progress, void *pctx,
                                 char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                                 struct mk_error **err)
 {
@@ -737,7 +740,7 @@ int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_co
     struct in in;
     in_init(&in, rd, ctx);
     struct out o;
-    out_init(&o, out_fd, progress, pctx);
+    out_init(&o, out_fd, writeback, progress, pctx);
     int r = c == MK_COMPRESS_ZSTD ? zstd_stream(&in, &o, level, threads, err)
                                   : gzip_stream(&in, &o, level, threads, err);
     in_release_all(&in);

@@ -318,11 +318,14 @@ typedef ssize_t (*ls_read_fn)(void *ctx, void *buf, size_t n, struct mk_error **
 int ls_compress_stream(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c, int level,
                        unsigned threads, char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                        struct mk_error **err);
-/* Same, telling progress (when not NULL) the bytes written so far after each write; a
- * negative return stops the compression (MK_ERR_INTERRUPTED). */
+/* Same, telling progress (when not NULL) the bytes written so far after each write (on the
+ * writing thread: it may block there to hold the compression back); a negative return stops
+ * the compression (MK_ERR_INTERRUPTED). writeback: out_fd will be fsynced, start writing it
+ * back as it grows (ls_compress_stream does); false for output nobody syncs. */
 typedef int (*ls_progress_fn)(void *pctx, uint64_t written);
 int ls_compress_stream_progress(ls_read_fn rd, void *ctx, int out_fd, enum mk_compression c,
-                                int level, unsigned threads, ls_progress_fn progress, void *pctx,
+                                int level, unsigned threads, bool writeback,
+                                ls_progress_fn progress, void *pctx,
                                 char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,
                                 struct mk_error **err);
 /* level resolved for c (0 = the default) and checked. */
@@ -333,8 +336,9 @@ int ls_compress_level(enum mk_compression c, int level, int *ret_level, struct m
 bool ls_compress_existing(struct mk_store *store, const struct mk_layer_desc *src,
                           enum mk_compression c, int level, struct mk_layer_desc *ret);
 /* Compresses the layer src (level resolved) straight to out_fd at its position on all
- * cores, not cached: for an archive that is the only copy wanted. The digest and size of
- * the bytes written; the source is checked against its diff_id. */
+ * cores, not cached: for an archive that is the only copy wanted (not synced: no writeback
+ * is started on the way). The digest and size of the bytes written; the source is checked
+ * against its diff_id. */
 int ls_compress_layer_to(struct mk_store *store, const struct mk_layer_desc *src,
                          enum mk_compression c, int level, int out_fd,
                          char ret_digest[MK_DIGEST_SIZE], uint64_t *ret_size,

@@ -566,8 +566,9 @@ int layerstore_archive_format_parse(const char *s);
  * MK_ARCHIVE_OCI_DIR an OCI layout in the directory out_dir (created; index.json written
  * last, replacing one that is there). Each image is recorded under the name it was asked
  * by, under all its tags when asked by ID, and without a name when asked by its manifest
- * digest. On failure the output is incomplete: callers
- * write to a temp file and rename. */
+ * digest. Nothing is synced to disk (an export, as `docker save`; docs/save.md): each file
+ * of out_dir is renamed into place whole, index.json last. On failure the output is
+ * incomplete: callers write to a temp file and rename. */
 int layerstore_save(struct mk_store *store, const char *const *names, size_t n,
                     enum mk_archive_format f, enum mk_compression c, int level, int out_fd,
                     const char *out_dir, struct mk_error **err);

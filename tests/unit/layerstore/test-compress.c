@@ -343,8 +343,8 @@ static void write_tests(void)
         int fd = open("w.out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         char d[MK_DIGEST_SIZE];
         uint64_t size = 0;
-        int r = ls_compress_stream_progress(mem_read, &m, fd, algos[a], 3, 2, count_write, &w, d,
-                                            &size, NULL);
+        int r = ls_compress_stream_progress(mem_read, &m, fd, algos[a], 3, 2, true, count_write, &w,
+                                            d, &size, NULL);
         close(fd);
         tap_ok(r == 0 && w.last == size && w.n > 1 && w.small <= 1,
                "%s output goes out in 1 MiB writes (%zu writes, %zu smaller)",

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# save -o is an export (docs/save.md): the archive is renamed into place whole but never
+# fsynced, nor is writeback started for it (sync_file_range), in any format and compression;
+# the layer blob compressed on the way hashes to the digest its name and manifest give (the
+# output is hashed on a thread of its own while it is written).
+. "$(dirname "$0")/../lib/test-lib.sh"
+if ! command -v strace >/dev/null; then t_skip "strace is not installed"; t_done; exit 0; fi
+
+mkdir -p "$T/root"
+# Over 8 MiB compressed, so a writer that starts writeback as the output grows does it.
+head -c 12000000 /dev/urandom >"$T/root/noise"
+seq 1 300000 >"$T/root/numbers"
+"$MKIMG" import "$T/root" un:1 >/dev/null
+diff_id=$("$MKIMG" inspect un:1 | jq -r '.[0].RootFS.Layers[0]')
+
+syncs_of() { # TRACE PATH-PART: sync calls on files whose path contains PATH-PART
+    grep -E '(fsync|fdatasync|sync_file_range|syncfs)\(' "$1" | grep -cF "$2" || true
+}
+layer_ok() { # DIR: the layer blob hashes to the digest the manifest gives, decodes to diff_id
+    local m l f
+    m=$(jq -r '.manifests[0].digest' "$1/index.json")
+    l=$(jq -r '.layers[0].digest' "$1/blobs/sha256/${m#sha256:}")
+    f=$1/blobs/sha256/${l#sha256:}
+    [ "sha256:$(sha256sum <"$f" | cut -d' ' -f1)" = "$l" ] || return 1
+    case $(jq -r '.layers[0].mediaType' "$1/blobs/sha256/${m#sha256:}") in
+    *gzip) d=$(gzip -dc "$f" | sha256sum | cut -d' ' -f1) ;;
+    *zstd) d=$(zstd -dc "$f" | sha256sum | cut -d' ' -f1) ;;
+    *) d=$(sha256sum <"$f" | cut -d' ' -f1) ;;
+    esac
+    [ "sha256:$d" = "$diff_id" ]
+}
+
+for c in none gzip zstd; do
+    t_ok "$c: save -o under strace" strace -f -y -qq \
+        -e trace=fsync,fdatasync,sync_file_range,syncfs -o "$T/trace-$c" \
+        "$MKIMG" save --compression "$c" -o "$T/out-$c.tar" un:1
+    t_eq "$c: the archive is neither fsynced nor written back early" \
+        "$(syncs_of "$T/trace-$c" "out-$c.tar")" 0
+    t_eq "$c: nor its directory" "$(syncs_of "$T/trace-$c" "<$T>")" 0
+    t_eq "$c: no temp file is left" "$(find "$T" -maxdepth 1 -name '.out-*' | wc -l)" 0
+    mkdir -p "$T/x-$c" && tar -xf "$T/out-$c.tar" -C "$T/x-$c"
+    t_ok "$c: the layer blob hashes to its digest and decodes to the diff_id" layer_ok "$T/x-$c"
+    "$MKIMG" prune --all >/dev/null
+done
+
+t_ok "oci-dir: save under strace" strace -f -y -qq \
+    -e trace=fsync,fdatasync,sync_file_range,syncfs -o "$T/trace-dir" \
+    "$MKIMG" save --format oci-dir --compression zstd -o "$T/dir" un:1
+t_eq "oci-dir: no file or directory of the layout is fsynced" "$(syncs_of "$T/trace-dir" "$T/dir")" 0
+t_ok "oci-dir: the layer blob hashes to its digest and decodes to the diff_id" layer_ok "$T/dir"
+
+# Not vacuous: the trace does see fsyncs where mkimg makes them (a store blob of an import).
+mkdir -p "$T/root2" && echo other >"$T/root2/f"
+strace -f -y -qq -e trace=fsync,fdatasync,syncfs -o "$T/trace-import" \
+    "$MKIMG" import "$T/root2" un:2 >/dev/null
+t_ok "the trace sees the fsyncs of an import" \
+    test "$(grep -cE '(fsync|fdatasync|syncfs)\(' "$T/trace-import")" -gt 0
+
+t_done
