@@ -259,6 +259,7 @@ struct mk_compress_stream {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint64_t written;
+    uint64_t hold_at; /* the compressor waits while written >= hold_at (UINT64_MAX: never) */
     bool ended, abort;
     int rc;                /* of the compression, valid once ended */
     int commit_rc;         /* of storing the copy, valid once the thread is joined */
@@ -269,15 +270,28 @@ struct mk_compress_stream {
     struct mk_layer_desc result;
 };
 
+/* Called on the writing thread after each write: tells the reader, then waits, off the CPU,
+ * while the output has reached the limit the reader set (layerstore_compress_stream_allow). */
 static int stream_advance(void *pctx, uint64_t written)
 {
     struct mk_compress_stream *st = pctx;
     pthread_mutex_lock(&st->lock);
     st->written = written;
-    bool abort = st->abort;
     pthread_cond_broadcast(&st->cond);
+    while (!st->abort && st->written >= st->hold_at)
+        pthread_cond_wait(&st->cond, &st->lock);
+    bool abort = st->abort;
     pthread_mutex_unlock(&st->lock);
     return abort ? -1 : 0;
+}
+
+void layerstore_compress_stream_allow(struct mk_compress_stream *s, uint64_t limit)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->hold_at != UINT64_MAX)
+        s->hold_at = limit;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* Compresses, says so (the digest is what an upload's closing request needs), then stores
@@ -311,8 +325,8 @@ static void *stream_main(void *arg)
 }
 
 int layerstore_compress_stream_start(struct mk_store *store, const struct mk_layer_desc *src,
-                                     enum mk_compression c, struct mk_compress_stream **ret,
-                                     struct mk_error **err)
+                                     enum mk_compression c, uint64_t limit,
+                                     struct mk_compress_stream **ret, struct mk_error **err)
 {
     if (c != MK_COMPRESS_GZIP && c != MK_COMPRESS_ZSTD)
         return mk_error_set(err, MK_ERR_INVALID, 0, "unknown compression %d", (int)c);
@@ -323,6 +337,7 @@ int layerstore_compress_stream_start(struct mk_store *store, const struct mk_lay
     st->c = c;
     st->level = c == MK_COMPRESS_GZIP ? GZIP_DEFAULT_LEVEL : ZSTD_DEFAULT_LEVEL;
     st->in.fd = st->out = -1;
+    st->hold_at = limit ? limit : UINT64_MAX;
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, NULL);
     int r = 0;
@@ -384,11 +399,11 @@ int layerstore_compress_stream_finish(struct mk_compress_stream *s, bool abort,
                                       struct mk_layer_desc *ret, struct mk_error **err)
 {
     if (s->running) {
-        if (abort) {
-            pthread_mutex_lock(&s->lock);
-            s->abort = true;
-            pthread_mutex_unlock(&s->lock);
-        }
+        pthread_mutex_lock(&s->lock);
+        s->abort = s->abort || abort;
+        s->hold_at = UINT64_MAX;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
         pthread_join(s->thread, NULL);
         s->running = false;
         int r = s->rc;

@@ -482,17 +482,23 @@ void layerstore_layer_descs_free(struct mk_layer_desc *descs, size_t n);
 /* One layer's compressed copy made on a thread of its own, readable while it grows, so an
  * upload can follow the compressor instead of waiting for it (registry push). Same bytes,
  * same cache as layerstore_layers_compress. When the copy is there already (cached, or src
- * is compressed that way), the stream is complete from the start. */
+ * is compressed that way), the stream is complete from the start. With a limit (not 0) the
+ * compressor stops, off the CPU, once it has written that many bytes (at the first write
+ * that reaches it) until _allow moves the limit on: a consumer slower than the compression
+ * (an upload to a registry on the same cores) then gets the CPU that running ahead would
+ * take from it. finish and _free lift the limit. */
 struct mk_compress_stream;
 int layerstore_compress_stream_start(struct mk_store *store, const struct mk_layer_desc *src,
-                                     enum mk_compression c, struct mk_compress_stream **ret,
-                                     struct mk_error **err);
+                                     enum mk_compression c, uint64_t limit,
+                                     struct mk_compress_stream **ret, struct mk_error **err);
 /* The compressed bytes written so far, for pread (owned by the stream). */
 int layerstore_compress_stream_fd(const struct mk_compress_stream *s);
 /* Waits until at least want bytes are written or the compressor stopped (*ret_ended);
  * returns the bytes written. */
 uint64_t layerstore_compress_stream_wait(struct mk_compress_stream *s, uint64_t want,
                                          bool *ret_ended);
+/* The compressor may go on to limit bytes (UINT64_MAX: to the end, for good). */
+void layerstore_compress_stream_allow(struct mk_compress_stream *s, uint64_t limit);
 /* Waits for the compressor to end; then the digest and size of the whole copy, or -1 when
  * it failed (finish says why). The copy may not be stored yet: finish waits for that. */
 int layerstore_compress_stream_digest(struct mk_compress_stream *s, char ret_digest[MK_DIGEST_SIZE],
