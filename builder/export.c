@@ -62,8 +62,8 @@ int builder_export(struct mk_store *store, const struct mk_image *img, const cha
         int r = mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err);
         if (r == 0)
             r = export_tar(store, img, out.fd, epoch, err);
-        if (r == 0)
-            r = mk_atomic_file_commit(&out, err);
+        if (r == 0) /* an export, as save's archives (docs/save.md): renamed whole, unsynced */
+            r = mk_atomic_file_commit_unsynced(&out, err);
         return r < 0 ? mk_error_set_where(err, dest) : 0;
     }
     /* type=local: the tar goes through a private temp dir of the store, then is unpacked

@@ -61,7 +61,7 @@ static int export_tar(struct mk_store *store, struct mk_image **imgs, size_t n, 
         r = layerstore_tar_tree(dfd, STDOUT_FILENO, epoch, err);
     else if (r == 0 && (mk_atomic_file_init(&out, AT_FDCWD, dest, 0644, err) < 0 ||
                         layerstore_tar_tree(dfd, out.fd, epoch, err) < 0 ||
-                        mk_atomic_file_commit(&out, err) < 0))
+                        mk_atomic_file_commit_unsynced(&out, err) < 0)) /* docs/save.md */
         r = mk_error_set_where(err, dest);
     layerstore_tmpdir_remove(store, tmp, NULL);
     return r;

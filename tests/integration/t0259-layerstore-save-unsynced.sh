@@ -49,6 +49,19 @@ t_ok "oci-dir: save under strace" strace -f -y -qq \
 t_eq "oci-dir: no file or directory of the layout is fsynced" "$(syncs_of "$T/trace-dir" "$T/dir")" 0
 t_ok "oci-dir: the layer blob hashes to its digest and decodes to the diff_id" layer_ok "$T/dir"
 
+# build -o type=tar (one platform, and two) is the same kind of export.
+mkdir -p "$T/ctx" && printf 'FROM scratch\nCOPY numbers /n\n' >"$T/ctx/Dockerfile"
+cp "$T/root/numbers" "$T/ctx/"
+for p in "" "--platform linux/amd64,linux/arm64"; do
+    # shellcheck disable=SC2086 # $p is empty or two words
+    t_ok "build -o type=tar $p under strace" strace -f -y -qq \
+        -e trace=fsync,fdatasync,sync_file_range,syncfs -o "$T/trace-bt" \
+        "$MKIMG" build $p -o "type=tar,dest=$T/bt.tar" "$T/ctx"
+    t_eq "build -o type=tar $p: the tar is not fsynced" "$(syncs_of "$T/trace-bt" "bt.tar")" 0
+    t_ok "build -o type=tar $p: the tar is whole" tar -tf "$T/bt.tar"
+    rm -f "$T/bt.tar"
+done
+
 # Not vacuous: the trace does see fsyncs where mkimg makes them (a store blob of an import).
 mkdir -p "$T/root2" && echo other >"$T/root2/f"
 strace -f -y -qq -e trace=fsync,fdatasync,syncfs -o "$T/trace-import" \
