@@ -676,25 +676,27 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, const struc
         mk_strv_release(&names);
         return -1;
     }
-    /* Two passes: OCI asks for whiteouts before their siblings, so that a reader applying
-     * entries in order never deletes something this same layer adds. */
+    /* Each entry is looked at once (st_nlink 0: gone meanwhile), then written in two passes:
+     * OCI asks for whiteouts before their siblings, so that a reader applying entries in
+     * order never deletes something this same layer adds. */
     int ret = 0;
+    _cleanup_free_ struct stat *sts = mk_xreallocarray(NULL, names.n + 1, sizeof(*sts));
+    for (size_t i = 0; i < names.n && ret == 0; i++) {
+        if (fstatat(dfd, names.v[i], &sts[i], AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        sts[i].st_nlink = 0;
+        if (errno != ENOENT)
+            ret = mk_error_errno(err, "stat \"%s%s\"", prefix, names.v[i]);
+    }
     for (int pass = 0; pass < 2 && ret == 0; pass++) {
         for (size_t i = 0; i < names.n && ret == 0; i++) {
-            struct stat st;
-            if (fstatat(dfd, names.v[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno == ENOENT)
-                    continue;
-                ret = mk_error_errno(err, "stat \"%s%s\"", prefix, names.v[i]);
-                break;
-            }
-            if (is_whiteout(&st) != (pass == 0))
+            if (sts[i].st_nlink == 0 || is_whiteout(&sts[i]) != (pass == 0))
                 continue;
             if (pass == 0) {
                 _cleanup_free_ char *wh = mk_xasprintf("%s.wh.%s", prefix, names.v[i]);
                 ret = write_empty_file(w, wh, err);
             } else {
-                ret = write_one(w, dfd, names.v[i], prefix, &st, lowers, depth, err);
+                ret = write_one(w, dfd, names.v[i], prefix, &sts[i], lowers, depth, err);
             }
         }
     }
