@@ -34,8 +34,8 @@
 #define INDEX_DIR "tar-index"
 #define MAGIC "mkimg-tar-index-1\n"
 #define MAGIC_LEN (sizeof(MAGIC) - 1)
-/* A layer of a million files: ~100 MiB of index. Nothing bigger is read. */
-#define INDEX_MAX_BYTES (256u << 20)
+/* ~110 bytes a file: half a million files. A bigger index is neither written nor read. */
+#define INDEX_MAX_BYTES (64u << 20)
 #define INDEX_MAX_RECS 4000000u
 
 /* On disk, host byte order (the index never leaves the machine; another order fails the
@@ -114,13 +114,11 @@ static int cmp_path(const char *a, size_t al, const char *b, size_t bl)
     return c ? c : (al > bl) - (al < bl);
 }
 
-static const struct ls_tar_index *sort_base;
-
-static int cmp_rec(const void *a, const void *b)
+static int cmp_rec(const void *a, const void *b, void *arg)
 {
     const struct disk_rec *x = a, *y = b;
-    return cmp_path(sort_base->paths + x->path_off, x->path_len, sort_base->paths + y->path_off,
-                    y->path_len);
+    const char *paths = arg;
+    return cmp_path(paths + x->path_off, x->path_len, paths + y->path_off, y->path_len);
 }
 
 int ls_tar_index_save(struct mk_store *store, struct ls_tar_index *x, const char *chain,
@@ -129,12 +127,13 @@ int ls_tar_index_save(struct mk_store *store, struct ls_tar_index *x, const char
 {
     if (!mk_digest_valid(chain) || !mk_digest_valid(diff_id))
         MK_BUG("ls_tar_index_save: bad digest");
-    /* The writer adds them in tree order; lookups want byte order of the whole path. The
-     * index is written by one thread at a time (a commit), so a static base is fine. */
-    sort_base = x;
+    uint64_t bytes =
+        MAGIC_LEN + sizeof(x->h) + x->n * sizeof(*x->recs) + x->paths_len + MK_DIGEST_SIZE;
+    if (bytes > INDEX_MAX_BYTES || x->n > INDEX_MAX_RECS)
+        return 0; /* the next commit reads the files, as without an index */
+    /* The writer adds them in tree order; lookups want byte order of the whole path. */
     if (x->n)
-        qsort(x->recs, x->n, sizeof(*x->recs), cmp_rec);
-    sort_base = NULL;
+        qsort_r(x->recs, x->n, sizeof(*x->recs), cmp_rec, x->paths);
     memset(&x->h, 0, sizeof(x->h));
     memcpy(x->h.diff_id, diff_id, MK_DIGEST_SIZE);
     x->h.blob_size = blob_size;
@@ -197,7 +196,7 @@ static bool recs_ok(const struct ls_tar_index *x)
         if (r->off % 512 || r->len % 512 || r->len < 512 || r->size > r->len - 512 ||
             r->off > x->h.blob_size || r->len > x->h.blob_size - r->off || !S_ISREG(r->mode))
             return false;
-        if (i > 0 && cmp_rec(&x->recs[i - 1], r) >= 0)
+        if (i > 0 && cmp_rec(&x->recs[i - 1], r, x->paths) >= 0)
             return false;
     }
     /* Ranges disjoint: sorted by offset they follow each other. */
@@ -259,9 +258,7 @@ struct ls_tar_index *ls_tar_index_load(struct mk_store *store, const char *chain
         memcpy(x->recs, p, x->n * sizeof(*x->recs));
         x->paths = mk_xmalloc(x->paths_len + 1);
         memcpy(x->paths, p + x->n * sizeof(*x->recs), x->paths_len);
-        sort_base = x;
         ok = recs_ok(x);
-        sort_base = NULL;
     }
     if (ok) {
         x->blob_fd = layerstore_blob_open(store, x->h.diff_id, NULL);
