@@ -172,6 +172,10 @@ int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_wo
 void step_end(struct build *b);
 int step_commit(struct build *b, struct stage *s, const char *upper, const char *created_by,
                 struct mk_error **err);
+/* step_commit for an upperdir that shares files with the snapshot of like_chain (NULL:
+ * none): their entries are copied from that layer (layerstore_layer_commit_dir_like). */
+int step_commit_like(struct build *b, struct stage *s, const char *upper, const char *created_by,
+                     const char *like_chain, struct mk_error **err);
 int copy_key_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
                    struct mk_error **err);
 int key_context_tree(struct build *b, struct mk_sha256 *h, const char *rel, struct mk_error **err);

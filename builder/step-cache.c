@@ -337,11 +337,17 @@ void step_end(struct build *b)
 int step_commit(struct build *b, struct stage *s, const char *upper, const char *created_by,
                 struct mk_error **err)
 {
+    return step_commit_like(b, s, upper, created_by, NULL, err);
+}
+
+int step_commit_like(struct build *b, struct stage *s, const char *upper, const char *created_by,
+                     const char *like_chain, struct mk_error **err)
+{
     struct mk_layer_desc d;
     memset(&d, 0, sizeof(d));
     char chain[MK_DIGEST_SIZE];
-    if (layerstore_layer_commit_dir(b->store, upper, &s->lowerdirs, s->chain, b->opts->epoch, &d,
-                                    chain, err) < 0)
+    if (layerstore_layer_commit_dir_like(b->store, upper, &s->lowerdirs, s->chain, b->opts->epoch,
+                                         like_chain, &d, chain, err) < 0)
         return -1;
     _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
     stage_add_layer(s, &d, chain, snap);

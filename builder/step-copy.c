@@ -168,6 +168,7 @@ struct copy_job {
     size_t n_files, cap_files;
     struct mk_strv reuse_dests;
     int reuse_fd, upper_fd;
+    char reuse_chain[MK_DIGEST_SIZE]; /* the snapshot files are linked from, or "" */
 };
 
 static void copy_job_release(struct build *b, struct copy_job *j)
@@ -403,6 +404,7 @@ static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *
         j->spec.reuse_dests = &j->reuse_dests;
         j->spec.reuse_fd = j->reuse_fd;
         j->spec.upper_fd = j->upper_fd;
+        memcpy(j->reuse_chain, chain, MK_DIGEST_SIZE);
     }
     layerstore_context_table_free(prev, n);
 }
@@ -503,7 +505,8 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
         node_error(b, n, err, "%s failed", j->kw);
         goto out;
     }
-    ret = step_commit(b, s, upper, j->created_by, err);
+    ret = step_commit_like(b, s, upper, j->created_by, j->reuse_chain[0] ? j->reuse_chain : NULL,
+                           err);
     if (ret == 0)
         cache_store(b, s, j->key, false);
     if (ret == 0 && j->reusable)

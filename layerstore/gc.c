@@ -660,6 +660,10 @@ static int prune_locked(struct prune *p, struct mk_error **err)
         r = remove_derived(store, "mounts", err);
     if (r == 0)
         r = remove_derived(store, "flat", err);
+    /* Indexes of snapshots that may go: what they name is checked when one is used, so all
+     * go (a build's next commit of each layer writes its index again). */
+    if (r == 0)
+        r = remove_derived(store, "tar-index", err);
     /* Leftovers of atomic writes of index.json by processes that died mid-write. */
     _cleanup_closedir_ DIR *d = r == 0 ? opendir(store->root) : NULL;
     struct dirent *de;

@@ -63,6 +63,58 @@ struct ls_lowers {
 int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
                       char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err);
 
+/* ---- where a layer's file entries sit in its blob (tar-index.c) ---------------------------- */
+
+/* One regular file's entry, written with data and without xattrs: the inode it was read
+ * from, what its header encodes (mtime as written) and its byte range [off, off+len) in the
+ * blob (pax header, header, data and padding). */
+struct ls_tar_index_rec {
+    const char *path; /* the entry's name, not NUL-terminated */
+    size_t path_len;
+    uint64_t dev, ino, size, off, len;
+    int64_t mtime;
+    uint32_t mode, uid, gid;
+};
+struct ls_tar_index;
+/* An empty index to add records to while a layer is written. */
+struct ls_tar_index *ls_tar_index_new(void);
+void ls_tar_index_free(struct ls_tar_index *x);
+void ls_tar_index_add(struct ls_tar_index *x, const char *path, const struct stat *st,
+                      int64_t mtime, uint64_t off, uint64_t len);
+/* Stores x (its records sorted on the way) as the index of the snapshot of chain, whose
+ * blob is diff_id (blob_size bytes) and whose directory is root. Not synced. */
+int ls_tar_index_save(struct mk_store *store, struct ls_tar_index *x, const char *chain,
+                      const char *diff_id, uint64_t blob_size, const struct stat *root,
+                      struct mk_error **err);
+void ls_tar_index_remove(struct mk_store *store, const char *chain);
+/* The index of the snapshot of chain (at snapshot_dir) with its blob open, or NULL when
+ * there is none or it fails a check (see tar-index.c): never an error, only no index. */
+struct ls_tar_index *ls_tar_index_load(struct mk_store *store, const char *chain,
+                                       const char *snapshot_dir);
+int ls_tar_index_blob_fd(const struct ls_tar_index *x);
+/* Its records (0 for NULL). */
+size_t ls_tar_index_count(const struct ls_tar_index *x);
+/* The record of path, or NULL. */
+const struct ls_tar_index_rec *ls_tar_index_find(const struct ls_tar_index *x, const char *path);
+
+/* A commit's use of indexes: prev (may be NULL), the index of an earlier layer whose
+ * entries are copied for files that are its very inodes unchanged; out (may be NULL)
+ * collects the records of the layer being written. When an entry copied from prev's blob
+ * turns out not to be the entry the record describes, the write fails with stale set: the
+ * caller writes the layer again without prev. reused counts the entries copied. */
+struct ls_tar_reuse {
+    const struct ls_tar_index *prev;
+    struct ls_tar_index *out;
+    bool stale;
+    uint64_t reused, reused_bytes;
+};
+/* ls_tar_write_diff with reuse (NULL: none). */
+int ls_tar_write_reuse(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
+                       struct ls_tar_reuse *reuse, char ret_diff_id[MK_DIGEST_SIZE],
+                       uint64_t *ret_size, struct mk_error **err);
+/* Whether a lower of l has an entry name (not a whiteout). */
+bool ls_lowers_has(const struct ls_lowers *l, const char *name);
+
 /* The digest ls_tar_write_diff would give, writing nothing; no_mtimes writes every mtime
  * after 1970 as 0, else they are written as they are (no epoch): for comparing two trees
  * whose mtimes are known to differ (fsck --deep). */

@@ -14,6 +14,8 @@
  *                                   "build cache" below)
  *   ROOT/cache/mounts/<id hex>[-N]/ RUN --mount=type=cache directories: lock, data/
  *   ROOT/flat/<hex>/                merged bottom snapshots of very deep images (derived)
+ *   ROOT/tar-index/<chain hex>      where a built layer's file entries sit in its blob, for
+ *                                   the next commit that shares its files (derived)
  *   ROOT/unsynced/<pid>-<random>    a build's window of deferred durability: the boot id,
  *                                   flock()ed by the build (layerstore_sync_defer)
  *   ROOT/lock                       flock() held while index.json is read-modified-written
@@ -305,6 +307,17 @@ int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
                                 const struct mk_strv *lowerdirs, const char *parent_chain,
                                 int64_t epoch, struct mk_layer_desc *ret,
                                 char ret_chain[MK_DIGEST_SIZE], struct mk_error **err);
+/* The same, for an upperdir that may share files (hard links to the same inodes) with the
+ * snapshot of like_chain (NULL: none), e.g. a COPY that linked the files it did not change
+ * from its last build's snapshot: the entries of such files are copied from that layer's
+ * blob rather than read from the files (when the commit that made it left an index of its
+ * entries, ROOT/tar-index/; else, or when anything does not check out, all is read). The
+ * blob is byte for byte what layerstore_layer_commit_dir writes. */
+int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdir,
+                                     const struct mk_strv *lowerdirs, const char *parent_chain,
+                                     int64_t epoch, const char *like_chain,
+                                     struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                     struct mk_error **err);
 
 /* Imports an untrusted layer tar (plain, gzip, bzip2, xz or zstd, detected from content)
  * from fd: stores the uncompressed tar as a blob and unpacks it into the snapshot of

@@ -230,7 +230,7 @@ static void fill_desc(struct mk_layer_desc *ret, const char *diff_id, uint64_t s
 /* Writes the layer tar of dirfd (an upperdir over lowers) into the temp file *ret_tmp (open
  * as *ret_fd), to become a blob once it is on disk. */
 static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowers *lowers,
-                         int64_t epoch, char **ret_tmp, int *ret_fd,
+                         int64_t epoch, struct ls_tar_reuse *reuse, char **ret_tmp, int *ret_fd,
                          char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
                          struct mk_error **err)
 {
@@ -238,7 +238,7 @@ static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowe
     _cleanup_close_ int out = ls_tmpfile(store, &tmp, err);
     if (out < 0)
         return -1;
-    if (ls_tar_write_diff(dirfd, lowers, out, epoch, ret_diff_id, ret_size, err) < 0) {
+    if (ls_tar_write_reuse(dirfd, lowers, out, epoch, reuse, ret_diff_id, ret_size, err) < 0) {
         unlink(tmp);
         return -1;
     }
@@ -247,14 +247,58 @@ static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowe
     return 0;
 }
 
+/* The layer of dirfd, with the entries of like_chain's index where they fit; when one of
+ * them turns out stale, written again from the files alone. ret_index: the new layer's. */
+static int blob_from_dir_like(struct mk_store *store, int dirfd, const struct ls_lowers *lowers,
+                              int64_t epoch, const char *like_chain, char **ret_tmp, int *ret_fd,
+                              char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
+                              struct ls_tar_index **ret_index, struct mk_error **err)
+{
+    _cleanup_free_ char *snap = like_chain ? layerstore_snapshot_path(store, like_chain) : NULL;
+    struct ls_tar_reuse reuse = {.prev = snap ? ls_tar_index_load(store, like_chain, snap) : NULL,
+                                 .out = ls_tar_index_new()};
+    int r = blob_from_dir(store, dirfd, lowers, epoch, &reuse, ret_tmp, ret_fd, ret_diff_id,
+                          ret_size, err);
+    if (r < 0 && reuse.stale) {
+        if (err)
+            mk_error_free(MK_TAKE_PTR(*err));
+        ls_tar_index_remove(store, like_chain);
+        ls_tar_index_free((struct ls_tar_index *)reuse.prev);
+        ls_tar_index_free(reuse.out);
+        reuse = (struct ls_tar_reuse){.out = ls_tar_index_new()};
+        r = blob_from_dir(store, dirfd, lowers, epoch, &reuse, ret_tmp, ret_fd, ret_diff_id,
+                          ret_size, err);
+    }
+    ls_tar_index_free((struct ls_tar_index *)reuse.prev);
+    if (r < 0) {
+        ls_tar_index_free(reuse.out);
+        return -1;
+    }
+    *ret_index = reuse.out;
+    return 0;
+}
+
 int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
                                 const struct mk_strv *lowerdirs, const char *parent_chain,
                                 int64_t epoch, struct mk_layer_desc *ret,
                                 char ret_chain[MK_DIGEST_SIZE], struct mk_error **err)
 {
+    return layerstore_layer_commit_dir_like(store, upperdir, lowerdirs, parent_chain, epoch, NULL,
+                                            ret, ret_chain, err);
+}
+
+int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdir,
+                                     const struct mk_strv *lowerdirs, const char *parent_chain,
+                                     int64_t epoch, const char *like_chain,
+                                     struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                     struct mk_error **err)
+{
     _cleanup_close_ int dfd = open_dir(upperdir, err);
     if (dfd < 0)
         return -1;
+    struct stat root;
+    if (fstat(dfd, &root) < 0)
+        return mk_error_errno(err, "committing layer \"%s\"", upperdir);
     size_t n = lowerdirs ? lowerdirs->n : 0;
     struct ls_lowers lowers = {mk_xcalloc(n + 1, sizeof(int)), 0};
     for (size_t i = 0; i < n; i++) {
@@ -269,7 +313,9 @@ int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
     uint64_t size = 0;
     _cleanup_free_ char *tmp = NULL;
     _cleanup_close_ int out = -1;
-    int r = blob_from_dir(store, dfd, &lowers, epoch, &tmp, &out, diff_id, &size, err);
+    struct ls_tar_index *index = NULL;
+    int r = blob_from_dir_like(store, dfd, &lowers, epoch, like_chain, &tmp, &out, diff_id, &size,
+                               &index, err);
     ls_lowers_release(&lowers);
     if (r < 0)
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
@@ -277,11 +323,22 @@ int layerstore_layer_commit_dir(struct mk_store *store, const char *upperdir,
     /* The snapshot's syncfs puts the tar on disk too: one sync for both, then the blob's
      * rename. */
     if (ls_snapshot_install(store, upperdir, chain, err) < 0) {
+        ls_tar_index_free(index);
         unlink(tmp);
         return -1;
     }
-    if (ls_blob_install_synced(store, out, tmp, diff_id, err) < 0)
+    if (ls_blob_install_synced(store, out, tmp, diff_id, err) < 0) {
+        ls_tar_index_free(index);
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
+    }
+    /* Only for our own tree (another process may have installed the snapshot first): the
+     * index records its inodes. Best effort: without it the next commit reads every file. */
+    _cleanup_free_ char *snap = layerstore_snapshot_path(store, chain);
+    struct stat now;
+    if (ls_tar_index_count(index) && stat(snap, &now) == 0 && now.st_dev == root.st_dev &&
+        now.st_ino == root.st_ino)
+        ls_tar_index_save(store, index, chain, diff_id, size, &root, NULL);
+    ls_tar_index_free(index);
     ls_mark_used(store, diff_id, chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)

@@ -143,6 +143,12 @@ static int lower_find(const struct ls_lowers *l, const char *name, struct stat *
     return -1;
 }
 
+bool ls_lowers_has(const struct ls_lowers *l, const char *name)
+{
+    struct stat st;
+    return lower_find(l, name, &st) >= 0;
+}
+
 void ls_lowers_child(const struct ls_lowers *l, const char *name, bool upper_opaque,
                      struct ls_lowers *ret)
 {

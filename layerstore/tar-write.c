@@ -53,6 +53,9 @@ struct link_map {
 #define SLOT_SIZE (1u << 20)
 #define N_SLOTS 4
 #define KICK_BYTES (8u << 20)
+/* Entries copied from an earlier blob (tar-index.c) are read in runs of at most this many
+ * bytes, whole entries each; a bigger entry is written from its file. */
+#define RUN_BUF_SIZE (1u << 20)
 
 struct writer {
     struct archive *a;
@@ -83,6 +86,14 @@ struct writer {
         int role; /* 0: hashes, 1: writes */
     } roles[2];
     int n_threads; /* 2, or 0 when they could not start (or were stopped) */
+    /* Entries copied from an earlier layer's blob: those of the run not yet read (contiguous
+     * there), emitted before anything else is written. */
+    struct ls_tar_reuse *reuse;
+    const struct ls_tar_index_rec **run;
+    size_t n_run, cap_run;
+    uint64_t run_len;
+    char *run_buf;
+    uint64_t entry_start; /* where the entry being written began */
 };
 
 static size_t link_hash(dev_t dev, ino_t ino, size_t cap)
@@ -259,10 +270,10 @@ static int writer_flush(struct writer *w)
     return failed ? -1 : 0;
 }
 
-static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_t n)
+static int archive_fail_cb(struct writer *w, struct mk_error **err);
+
+static int out_append(struct writer *w, const void *buf, size_t n)
 {
-    (void)a;
-    struct writer *w = data;
     const char *p = buf;
     for (size_t left = n; left > 0;) {
         size_t k = SLOT_SIZE - w->fill < left ? SLOT_SIZE - w->fill : left;
@@ -274,7 +285,118 @@ static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_
             return -1;
     }
     w->size += n;
-    return (la_ssize_t)n;
+    return 0;
+}
+
+static la_ssize_t write_cb(struct archive *a, void *data, const void *buf, size_t n)
+{
+    (void)a;
+    return out_append(data, buf, n) < 0 ? -1 : (la_ssize_t)n;
+}
+
+static uint64_t tar_pad(uint64_t n)
+{
+    return (n + 511) & ~(uint64_t)511;
+}
+
+/* The octal number in a tar header field (NUL or space ends it); -1 when it is not one. */
+static int64_t tar_octal(const char *f, size_t n)
+{
+    int64_t v = 0;
+    size_t i = 0;
+    while (i < n && f[i] == ' ')
+        i++;
+    size_t start = i;
+    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++) {
+        if (v > (INT64_MAX >> 3))
+            return -1;
+        v = v * 8 + (f[i] - '0');
+    }
+    if (i == start || (i < n && f[i] != ' ' && f[i] != '\0'))
+        return -1;
+    return v;
+}
+
+/* Whether the entry r, whose bytes are at e (r->len of them), is one our writer gives r: its
+ * ustar header (the last one, right before the data) has a valid checksum, is a regular
+ * file's, and holds r's size, mode, owner and mtime where it can (bigger values go to the
+ * pax header before it); its name is r's path, in the header or (longer ones) as the pax
+ * header's path record. */
+static bool entry_matches(const char *e, const struct ls_tar_index_rec *r)
+{
+    size_t hoff = r->len - 512 - tar_pad(r->size);
+    const unsigned char *h = (const unsigned char *)e + hoff;
+    const char *c = (const char *)h;
+    if (r->path_len <= 100) {
+        if (memcmp(c, r->path, r->path_len) != 0 || (r->path_len < 100 && c[r->path_len]))
+            return false;
+    } else {
+        /* "N path=PATH\n" in the pax data after the pax header's own 512 bytes. */
+        _cleanup_free_ char *rec = mk_xasprintf(" path=%.*s\n", (int)r->path_len, r->path);
+        if (hoff < 1024 || !memmem(e + 512, hoff - 512, rec, strlen(rec)))
+            return false;
+    }
+    unsigned sum = 0;
+    for (size_t i = 0; i < 512; i++)
+        sum += i >= 148 && i < 156 ? ' ' : h[i];
+    if (tar_octal(c + 148, 8) != (int64_t)sum || (c[156] != '0' && c[156] != '\0') ||
+        memcmp(c + 257, "ustar", 5) != 0 || tar_octal(c + 124, 12) != (int64_t)r->size ||
+        tar_octal(c + 100, 8) != (int64_t)(r->mode & 07777))
+        return false;
+    if (r->uid < 07777777 && tar_octal(c + 108, 8) != (int64_t)r->uid)
+        return false;
+    if (r->gid < 07777777 && tar_octal(c + 116, 8) != (int64_t)r->gid)
+        return false;
+    if (r->mtime >= 0 && r->mtime < 077777777777 && tar_octal(c + 136, 12) != r->mtime)
+        return false;
+    return true;
+}
+
+/* Emits the run: its entries read from the earlier blob in pieces of whole entries, each
+ * header checked. A short read or a header that is not the record's: stale. */
+static int run_flush(struct writer *w, struct mk_error **err)
+{
+    int fd = w->reuse && w->reuse->prev ? ls_tar_index_blob_fd(w->reuse->prev) : -1;
+    for (size_t i = 0; i < w->n_run;) {
+        uint64_t off = w->run[i]->off, len = 0;
+        size_t j = i;
+        while (j < w->n_run && len + w->run[j]->len <= RUN_BUF_SIZE)
+            len += w->run[j++]->len;
+        for (uint64_t got = 0; got < len;) {
+            ssize_t n = pread(fd, w->run_buf + got, len - got, (off_t)(off + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                w->reuse->stale = true;
+                return mk_error_set(err, MK_ERR_FAILED, n < 0 ? errno : 0,
+                                    "reading the entries of an earlier layer");
+            }
+            got += (uint64_t)n;
+        }
+        for (size_t k = i; k < j; k++) {
+            const struct ls_tar_index_rec *r = w->run[k];
+            if (!entry_matches(w->run_buf + (r->off - off), r)) {
+                w->reuse->stale = true;
+                return mk_error_set(err, MK_ERR_FAILED, 0,
+                                    "an entry of an earlier layer is not where its index says");
+            }
+        }
+        if (out_append(w, w->run_buf, len) < 0)
+            return archive_fail_cb(w, err);
+        w->reuse->reused += j - i;
+        w->reuse->reused_bytes += len;
+        i = j;
+    }
+    w->n_run = 0;
+    w->run_len = 0;
+    return 0;
+}
+
+static int archive_fail_cb(struct writer *w, struct mk_error **err)
+{
+    if (w->cb_err && err && !*err)
+        *err = MK_TAKE_PTR(w->cb_err);
+    return mk_error_wrap(err, "writing the layer tar");
 }
 
 static int archive_fail(struct writer *w, const char *path, struct mk_error **err)
@@ -318,10 +440,15 @@ static int list_dir(int dfd, const char *path, struct mk_strv *ret, struct mk_er
     return 0;
 }
 
-/* Every entry goes through here: the unchanged directories above it go first. */
-static int write_header(struct writer *w, struct archive_entry *e, const char *path,
-                        struct mk_error **err)
+/* What must precede the next entry: the last one's padding, the run of copied entries, the
+ * unchanged directories above it. Then every byte so far went through out_append, so
+ * w->size is where the next entry starts. */
+static int flush_before_entry(struct writer *w, struct mk_error **err)
 {
+    if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
+        return archive_fail(w, "", err);
+    if (w->n_run && run_flush(w, err) < 0)
+        return -1;
     for (size_t i = 0; i < w->n_pending; i++) {
         if (!w->pending[i])
             continue;
@@ -330,6 +457,16 @@ static int write_header(struct writer *w, struct archive_entry *e, const char *p
         archive_entry_free(w->pending[i]);
         w->pending[i] = NULL;
     }
+    return 0;
+}
+
+/* Every entry goes through here: the unchanged directories above it go first. */
+static int write_header(struct writer *w, struct archive_entry *e, const char *path,
+                        struct mk_error **err)
+{
+    if (flush_before_entry(w, err) < 0)
+        return -1;
+    w->entry_start = w->size;
     if (archive_write_header(w->a, e) < ARCHIVE_WARN)
         return archive_fail(w, path, err);
     return 0;
@@ -371,6 +508,52 @@ static int copy_file_data(struct writer *w, int dfd, const char *name, const cha
 static int write_tree(struct writer *w, int dfd, const char *prefix, const struct ls_lowers *lowers,
                       int depth, struct mk_error **err);
 
+static bool pending_left(const struct writer *w)
+{
+    for (size_t i = 0; i < w->n_pending; i++)
+        if (w->pending[i])
+            return true;
+    return false;
+}
+
+/* A regular file that is, as it was, the inode an earlier layer's index records under path:
+ * its entry is taken from that layer's blob (added to the run) rather than written from
+ * the file, which is then neither opened nor read nor asked for its xattrs (the index only
+ * holds entries without any, and a snapshot's inodes are not written in place). 1 when it
+ * was, 0 when the file is to be written as usual. */
+static int reuse_entry(struct writer *w, const char *name, const char *path, const struct stat *st,
+                       int64_t mtime, const struct ls_lowers *lowers, struct mk_error **err)
+{
+    const struct ls_tar_index_rec *r = ls_tar_index_find(w->reuse->prev, path);
+    if (!r || r->dev != (uint64_t)st->st_dev || r->ino != (uint64_t)st->st_ino ||
+        r->size != (uint64_t)st->st_size || r->mode != (uint32_t)st->st_mode ||
+        r->uid != (uint32_t)st->st_uid || r->gid != (uint32_t)st->st_gid || r->mtime != mtime ||
+        r->len > RUN_BUF_SIZE)
+        return 0;
+    /* Over a lower entry the full comparison decides whether the file is written at all. */
+    if (lowers && lowers->n && ls_lowers_has(lowers, name))
+        return 0;
+    if (st->st_nlink > 1) {
+        struct link_slot *s = link_find(&w->links, st->st_dev, st->st_ino);
+        if (s && s->path)
+            return 0; /* a second name of the inode in this layer: a link entry */
+        link_add(&w->links, st->st_dev, st->st_ino, path);
+    }
+    const struct ls_tar_index_rec *last = w->n_run ? w->run[w->n_run - 1] : NULL;
+    if (!(last && last->off + last->len == r->off && !pending_left(w)) &&
+        flush_before_entry(w, err) < 0)
+        return -1;
+    if (w->n_run == w->cap_run) {
+        w->cap_run = w->cap_run ? 2 * w->cap_run : 256;
+        w->run = mk_xreallocarray(w->run, w->cap_run, sizeof(*w->run));
+    }
+    if (w->reuse->out)
+        ls_tar_index_add(w->reuse->out, path, st, mtime, w->size + w->run_len, r->len);
+    w->run[w->n_run++] = r;
+    w->run_len += r->len;
+    return 1;
+}
+
 static int write_subtree(struct writer *w, int dfd, const char *name, const char *path,
                          const struct ls_lowers *lowers, bool opaque, int depth,
                          struct mk_error **err)
@@ -394,20 +577,25 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
 {
     bool dir = S_ISDIR(st->st_mode);
     _cleanup_free_ char *path = mk_xasprintf("%s%s%s", prefix, name, dir ? "/" : "");
+    time_t mtime = st->st_mtim.tv_sec;
+    if (w->clamp_mtime >= 0 && mtime > w->clamp_mtime)
+        mtime = w->clamp_mtime;
+    if (S_ISREG(st->st_mode) && w->reuse && w->reuse->prev) {
+        int r = reuse_entry(w, name, path, st, mtime, lowers, err);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
+    }
     _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
     archive_entry_set_pathname(e, path);
     archive_entry_set_mode(e, st->st_mode);
     archive_entry_set_uid(e, st->st_uid);
     archive_entry_set_gid(e, st->st_gid);
-    time_t mtime = st->st_mtim.tv_sec;
-    if (w->clamp_mtime >= 0 && mtime > w->clamp_mtime)
-        mtime = w->clamp_mtime;
     archive_entry_set_mtime(e, mtime, 0);
 
     struct ls_xattrs xattrs;
     if (ls_xattrs_read(dfd, name, path, &xattrs, err) < 0)
         return -1;
-    bool opaque = xattrs.opaque, same = false;
+    bool opaque = xattrs.opaque, same = false, has_xattrs = xattrs.names.n > 0;
     for (size_t i = 0; i < xattrs.names.n; i++)
         archive_entry_xattr_add_entry(e, xattrs.names.v[i], xattrs.values[i], xattrs.lens[i]);
     int r = lowers && lowers->n
@@ -459,6 +647,11 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
         return -1;
     if (data && copy_file_data(w, dfd, name, path, st->st_size, err) < 0)
         return -1;
+    if (data && !has_xattrs && w->reuse && w->reuse->out) {
+        if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
+            return archive_fail(w, path, err);
+        ls_tar_index_add(w->reuse->out, path, st, mtime, w->entry_start, w->size - w->entry_start);
+    }
     if (!dir)
         return 0;
 
@@ -483,25 +676,27 @@ static int write_tree(struct writer *w, int dfd, const char *prefix, const struc
         mk_strv_release(&names);
         return -1;
     }
-    /* Two passes: OCI asks for whiteouts before their siblings, so that a reader applying
-     * entries in order never deletes something this same layer adds. */
+    /* Each entry is looked at once (st_nlink 0: gone meanwhile), then written in two passes:
+     * OCI asks for whiteouts before their siblings, so that a reader applying entries in
+     * order never deletes something this same layer adds. */
     int ret = 0;
+    _cleanup_free_ struct stat *sts = mk_xreallocarray(NULL, names.n + 1, sizeof(*sts));
+    for (size_t i = 0; i < names.n && ret == 0; i++) {
+        if (fstatat(dfd, names.v[i], &sts[i], AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        sts[i].st_nlink = 0;
+        if (errno != ENOENT)
+            ret = mk_error_errno(err, "stat \"%s%s\"", prefix, names.v[i]);
+    }
     for (int pass = 0; pass < 2 && ret == 0; pass++) {
         for (size_t i = 0; i < names.n && ret == 0; i++) {
-            struct stat st;
-            if (fstatat(dfd, names.v[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno == ENOENT)
-                    continue;
-                ret = mk_error_errno(err, "stat \"%s%s\"", prefix, names.v[i]);
-                break;
-            }
-            if (is_whiteout(&st) != (pass == 0))
+            if (sts[i].st_nlink == 0 || is_whiteout(&sts[i]) != (pass == 0))
                 continue;
             if (pass == 0) {
                 _cleanup_free_ char *wh = mk_xasprintf("%s.wh.%s", prefix, names.v[i]);
                 ret = write_empty_file(w, wh, err);
             } else {
-                ret = write_one(w, dfd, names.v[i], prefix, &st, lowers, depth, err);
+                ret = write_one(w, dfd, names.v[i], prefix, &sts[i], lowers, depth, err);
             }
         }
     }
@@ -517,9 +712,11 @@ int ls_tar_write_dir(int dirfd, int out_fd, int64_t epoch, char ret_diff_id[MK_D
 
 /* out_fd < 0: only the digest and size. clamp_mtime < 0 (MK_EPOCH_NONE): none. */
 static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t clamp_mtime,
-                     char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
+                     struct ls_tar_reuse *reuse, char ret_diff_id[MK_DIGEST_SIZE],
+                     uint64_t *ret_size, struct mk_error **err)
 {
-    struct writer w = {.out_fd = out_fd, .hash = mk_sha256_new(), .clamp_mtime = clamp_mtime};
+    struct writer w = {
+        .out_fd = out_fd, .hash = mk_sha256_new(), .clamp_mtime = clamp_mtime, .reuse = reuse};
     writer_start(&w);
     _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
     if (!a)
@@ -532,15 +729,19 @@ static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, int6
         /* Names are bytes: no conversion through the process locale, which would make the
          * output depend on LANG. */
         archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
-        archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
-        archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+        /* Unblocked: every byte reaches write_cb when the format writes it (the same bytes
+         * as 10 KiB blocks with no padding of the last), so entries copied from an earlier
+         * blob can go in between. */
+        archive_write_set_bytes_per_block(a, 0) != ARCHIVE_OK ||
         archive_write_open2(a, &w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
         archive_fail(&w, "", err);
         goto out;
     }
     if (lowers && lowers->n)
         w.diff_buf = mk_xmalloc(LS_DIFF_BUF_SIZE);
-    if (write_tree(&w, dirfd, "", lowers, 0, err) < 0)
+    if (reuse && reuse->prev)
+        w.run_buf = mk_xmalloc(RUN_BUF_SIZE);
+    if (write_tree(&w, dirfd, "", lowers, 0, err) < 0 || flush_before_entry(&w, err) < 0)
         goto out;
     if (archive_write_close(a) != ARCHIVE_OK || writer_flush(&w) < 0) {
         archive_fail(&w, "", err);
@@ -560,6 +761,8 @@ out:
     archive_write_free(MK_TAKE_PTR(a));
     writer_release(&w);
     free(w.diff_buf);
+    free(w.run_buf);
+    free(w.run);
     free(w.pending);
     mk_sha256_free(w.hash);
     mk_error_free(w.cb_err);
@@ -570,7 +773,14 @@ out:
 int ls_tar_write_diff(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
                       char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size, struct mk_error **err)
 {
-    return write_tar(dirfd, lowers, out_fd, epoch, ret_diff_id, ret_size, err);
+    return write_tar(dirfd, lowers, out_fd, epoch, NULL, ret_diff_id, ret_size, err);
+}
+
+int ls_tar_write_reuse(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
+                       struct ls_tar_reuse *reuse, char ret_diff_id[MK_DIGEST_SIZE],
+                       uint64_t *ret_size, struct mk_error **err)
+{
+    return write_tar(dirfd, lowers, out_fd, epoch, reuse, ret_diff_id, ret_size, err);
 }
 
 int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes,
@@ -578,7 +788,8 @@ int ls_tar_digest_diff(int dirfd, const struct ls_lowers *lowers, bool no_mtimes
 {
     uint64_t size;
     /* Clamped to 0, every mtime after 1970 is 0. */
-    return write_tar(dirfd, lowers, -1, no_mtimes ? 0 : MK_EPOCH_NONE, ret_digest, &size, err);
+    return write_tar(dirfd, lowers, -1, no_mtimes ? 0 : MK_EPOCH_NONE, NULL, ret_digest, &size,
+                     err);
 }
 
 int layerstore_tar_tree(int dirfd, int out_fd, int64_t epoch, struct mk_error **err)
