@@ -246,7 +246,7 @@ int cache_lookup(struct build *b, struct stage *s, const char *key, const char *
         if (!b->silent)
             builder_progress_done(b->ui, "CACHED");
     }
-    if (ex->on)
+    if (ex->on && !b->probing)
         explain_step(b, hit, from);
     ex->first_in_stage = false;
     return 0;
@@ -314,6 +314,8 @@ void cache_store(struct build *b, const struct stage *s, const char *key, bool e
 int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_work,
                struct mk_error **err)
 {
+    if (b->probing)
+        return probe_stop(err);
     struct mk_workspace ws;
     if (rcache_fetch(b, &s->lowerdirs, err) < 0 ||
         builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
