@@ -226,10 +226,40 @@ static int cmp_strp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The sorted entries of directory rel with their lstat. */
-static int read_dir(int rootfd, const char *rel, bool tolerate_denied, struct mk_strv *ret_names,
-                    struct stat **ret_st, struct mk_error **err)
+/* A directory's entries: names in one block (no allocation per name), sorted, with their
+ * lstat; and the paths of its children built in one buffer. */
+struct dir_list {
+    char *names; /* NUL-terminated names, one after the other */
+    char **v;    /* into names, sorted */
+    struct stat *st;
+    size_t n;
+    char *child; /* "rel/" + room for the longest name */
+    size_t prefix;
+};
+
+static void dir_list_release(struct dir_list *d)
 {
+    free(d->names);
+    free(d->v);
+    free(d->st);
+    free(d->child);
+    memset(d, 0, sizeof(*d));
+}
+
+/* The path of entry i below the directory ("name" below the root): valid until the next
+ * call. */
+static const char *dir_list_child(struct dir_list *d, size_t i)
+{
+    size_t len = strlen(d->v[i]);
+    memcpy(d->child + d->prefix, d->v[i], len + 1);
+    return d->child;
+}
+
+/* The sorted entries of directory rel with their lstat. */
+static int read_dir(int rootfd, const char *rel, bool tolerate_denied, struct dir_list *ret,
+                    struct mk_error **err)
+{
+    memset(ret, 0, sizeof(*ret));
     int fd = mk_open_in_root(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, NULL);
     if (fd < 0) {
         /* Opened only because an exception might lie below: unreadable means none does. */
@@ -242,21 +272,51 @@ static int read_dir(int rootfd, const char *rel, bool tolerate_denied, struct mk
         close(fd);
         return mk_error_errno(err, "reading \"%s\"", rel);
     }
+    size_t len = 0, cap = 0, alloc = 0, longest = 0;
+    _cleanup_free_ size_t *offs = NULL;
     struct dirent *de;
     errno = 0;
     while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            mk_strv_push(ret_names, de->d_name);
+        const char *nm = de->d_name;
+        if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0'))) {
+            errno = 0;
+            continue;
+        }
+        size_t l = strlen(nm) + 1;
+        if (len + l > cap) {
+            cap = cap ? 2 * cap : 4096;
+            while (cap < len + l)
+                cap *= 2;
+            ret->names = mk_xrealloc(ret->names, cap);
+        }
+        if (ret->n == alloc) {
+            alloc = alloc ? 2 * alloc : 64;
+            offs = mk_xreallocarray(offs, alloc, sizeof(*offs));
+        }
+        memcpy(ret->names + len, nm, l);
+        offs[ret->n++] = len;
+        len += l;
+        longest = l > longest ? l : longest;
         errno = 0;
     }
     if (errno)
         return mk_error_errno(err, "reading \"%s\"", rel);
-    if (ret_names->n)
-        qsort(ret_names->v, ret_names->n, sizeof(char *), cmp_strp);
-    *ret_st = mk_xreallocarray(NULL, ret_names->n + 1, sizeof(**ret_st));
-    for (size_t i = 0; i < ret_names->n; i++)
-        if (fstatat(dirfd(d), ret_names->v[i], &(*ret_st)[i], AT_SYMLINK_NOFOLLOW) < 0)
-            return mk_error_errno(err, "reading \"%s/%s\"", rel, ret_names->v[i]);
+    ret->v = mk_xreallocarray(NULL, ret->n + 1, sizeof(*ret->v));
+    for (size_t i = 0; i < ret->n; i++)
+        ret->v[i] = ret->names + offs[i];
+    if (ret->n)
+        qsort(ret->v, ret->n, sizeof(char *), cmp_strp);
+    bool root = strcmp(rel, ".") == 0;
+    ret->prefix = root ? 0 : strlen(rel) + 1;
+    ret->child = mk_xmalloc(ret->prefix + longest + 1);
+    if (!root) {
+        memcpy(ret->child, rel, ret->prefix - 1);
+        ret->child[ret->prefix - 1] = '/';
+    }
+    ret->st = mk_xreallocarray(NULL, ret->n + 1, sizeof(*ret->st));
+    for (size_t i = 0; i < ret->n; i++)
+        if (fstatat(dirfd(d), ret->v[i], &ret->st[i], AT_SYMLINK_NOFOLLOW) < 0)
+            return mk_error_errno(err, "reading \"%s/%s\"", rel, ret->v[i]);
     return 0;
 }
 
@@ -269,12 +329,6 @@ static int walk_guard(const char *rel, unsigned depth, struct mk_error **err)
     if (mk_interrupted)
         return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
     return 0;
-}
-
-/* rel + "/" + name, or name below the root. Caller frees. */
-static char *child_path(const char *rel, const char *name)
-{
-    return strcmp(rel, ".") == 0 ? mk_xstrdup(name) : mk_xconcat3(rel, "/", name);
 }
 
 /* The lstat of the walk's start rel (normalized) below rootfd. */
@@ -299,14 +353,11 @@ static int walk_entry(struct walk *w, const char *rel, const struct stat *st, un
 static int walk_children(struct walk *w, const char *rel, bool speculative, unsigned depth,
                          struct mk_error **err)
 {
-    struct mk_strv names = MK_STRV_INIT;
-    _cleanup_free_ struct stat *sts = NULL;
-    int r = read_dir(w->ctx->dirfd, rel, speculative, &names, &sts, err);
-    for (size_t i = 0; r == 0 && i < names.n; i++) {
-        _cleanup_free_ char *child = child_path(rel, names.v[i]);
-        r = walk_entry(w, child, &sts[i], depth + 1, err);
-    }
-    mk_strv_release(&names);
+    struct dir_list dl;
+    int r = read_dir(w->ctx->dirfd, rel, speculative, &dl, err);
+    for (size_t i = 0; r == 0 && i < dl.n; i++)
+        r = walk_entry(w, dir_list_child(&dl, i), &dl.st[i], depth + 1, err);
+    dir_list_release(&dl);
     return r;
 }
 
@@ -409,16 +460,15 @@ static int follow_read(struct follow *f, const char *p, bool wildcard, struct mk
     const char *base = slash ? slash + 1 : p;
     _cleanup_free_ char *dir = slash ? mk_xstrndup(p, (size_t)(slash - p)) : mk_xstrdup(".");
     if (wildcard && has_wildcards(base)) {
-        struct mk_strv names = MK_STRV_INIT;
-        _cleanup_free_ struct stat *sts = NULL;
-        int r = read_dir(f->rootfd, dir, false, &names, &sts, NULL);
-        for (size_t i = 0; r == 0 && i < names.n; i++) {
-            if (fnmatch(base, names.v[i], 0) != 0)
+        struct dir_list dl;
+        int r = read_dir(f->rootfd, dir, false, &dl, NULL);
+        for (size_t i = 0; r == 0 && i < dl.n; i++) {
+            if (fnmatch(base, dl.v[i], 0) != 0)
                 continue;
-            _cleanup_free_ char *child = child_path(dir, names.v[i]);
+            _cleanup_free_ char *child = mk_xstrdup(dir_list_child(&dl, i));
             r = follow_read(f, child, false, targets, err);
         }
-        mk_strv_release(&names);
+        dir_list_release(&dl);
         return r;
     }
     _cleanup_free_ char *name = NULL;
@@ -673,15 +723,12 @@ static int fwalk_entry(struct fwalk *w, const char *rel, const struct stat *st, 
         return -1;
     if (r == FEED_PRUNE || !S_ISDIR(st->st_mode))
         return 0;
-    struct mk_strv names = MK_STRV_INIT;
-    _cleanup_free_ struct stat *sts = NULL;
+    struct dir_list dl;
     /* As fsutil: a directory the first layer holds back may be unreadable. */
-    r = read_dir(w->rootfd, rel, r == FEED_HELD, &names, &sts, err);
-    for (size_t i = 0; r == 0 && i < names.n; i++) {
-        _cleanup_free_ char *child = child_path(rel, names.v[i]);
-        r = fwalk_entry(w, child, &sts[i], depth + 1, err);
-    }
-    mk_strv_release(&names);
+    r = read_dir(w->rootfd, rel, r == FEED_HELD, &dl, err);
+    for (size_t i = 0; r == 0 && i < dl.n; i++)
+        r = fwalk_entry(w, dir_list_child(&dl, i), &dl.st[i], depth + 1, err);
+    dir_list_release(&dl);
     return r;
 }
 
