@@ -25,10 +25,13 @@
 #include "builder/internal.h"
 #include "common/fsutil.h"
 
+/* 48 bytes: a big context's table is tens of thousands of them. */
 struct hc_entry {
-    struct mk_context_file f; /* f.path: into hc->data, or owned */
-    uint32_t hash;            /* of f.path, once indexed */
-    bool owned;
+    char *path;         /* into hc->data, or owned (owned_path) */
+    const char *digest; /* "sha256:...": into hc->data, or owned (owned_digest) */
+    uint64_t size, mtime_ns, ino;
+    uint32_t hash; /* of path, once indexed */
+    bool owned_path, owned_digest;
 };
 
 struct mk_hashcache {
@@ -39,6 +42,7 @@ struct mk_hashcache {
     struct hc_entry *ents; /* the lines parsed, in order; then the files added */
     size_t n, alloc;
     size_t cur;      /* the entry the next file asked for is expected at */
+    size_t n_owned;  /* entries with a path or digest of their own */
     uint32_t *slots; /* NULL, or the index: entry + 1, open addressing, power-of-two size */
     size_t cap;
     bool dirty;
@@ -82,7 +86,14 @@ static bool hc_parse_next(struct mk_hashcache *hc)
         struct mk_context_file f;
         if (!layerstore_context_line_parse(line, (size_t)(nl - line), &f))
             continue;
-        hc_append(hc)->f = f;
+        /* The line ends with the digest (parsed: MK_DIGEST_LEN bytes): kept where it is. */
+        *nl = '\0';
+        struct hc_entry *e = hc_append(hc);
+        e->path = f.path;
+        e->digest = nl - MK_DIGEST_LEN;
+        e->size = f.size;
+        e->mtime_ns = f.mtime_ns;
+        e->ino = f.ino;
         return true;
     }
     return false;
@@ -94,7 +105,7 @@ static uint32_t *hc_slot(struct mk_hashcache *hc, const char *path, uint32_t has
     size_t i = hash & (hc->cap - 1);
     while (hc->slots[i]) {
         const struct hc_entry *e = &hc->ents[hc->slots[i] - 1];
-        if (e->hash == hash && strcmp(e->f.path, path) == 0)
+        if (e->hash == hash && strcmp(e->path, path) == 0)
             break;
         i = (i + 1) & (hc->cap - 1);
     }
@@ -105,8 +116,8 @@ static uint32_t *hc_slot(struct mk_hashcache *hc, const char *path, uint32_t has
 static void hc_index_add(struct mk_hashcache *hc, size_t i)
 {
     struct hc_entry *e = &hc->ents[i];
-    e->hash = hash_str(e->f.path);
-    uint32_t *slot = hc_slot(hc, e->f.path, e->hash);
+    e->hash = hash_str(e->path);
+    uint32_t *slot = hc_slot(hc, e->path, e->hash);
     if (!*slot)
         *slot = (uint32_t)(i + 1);
 }
@@ -138,7 +149,7 @@ static struct hc_entry *hc_find(struct mk_hashcache *hc, const char *path)
 {
     if (hc->cur < hc->n || (!hc->slots && hc_parse_next(hc))) {
         struct hc_entry *e = &hc->ents[hc->cur];
-        if (strcmp(e->f.path, path) == 0) {
+        if (strcmp(e->path, path) == 0) {
             hc->cur++;
             return e;
         }
@@ -157,8 +168,9 @@ static struct hc_entry *hc_add(struct mk_hashcache *hc, const char *path)
     if ((hc->n + 1) * 2 > hc->cap)
         hc_index_resize(hc, hc->n + 1);
     struct hc_entry *e = hc_append(hc);
-    e->f.path = mk_xstrdup(path);
-    e->owned = true;
+    e->path = mk_xstrdup(path);
+    e->owned_path = true;
+    hc->n_owned++;
     hc_index_add(hc, hc->n - 1);
     return e;
 }
@@ -189,9 +201,9 @@ int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
 {
     uint64_t mt = (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
     struct hc_entry *e = hc_find(hc, rel);
-    if (e && e->f.size == (uint64_t)st->st_size && e->f.mtime_ns == mt &&
-        e->f.ino == (uint64_t)st->st_ino) {
-        memcpy(out, e->f.digest, MK_DIGEST_SIZE);
+    if (e && e->digest && e->size == (uint64_t)st->st_size && e->mtime_ns == mt &&
+        e->ino == (uint64_t)st->st_ino) {
+        memcpy(out, e->digest, MK_DIGEST_SIZE);
         return 0;
     }
     _cleanup_close_ int fd = mk_open_in_root(ctxfd, rel, O_RDONLY, 0, err);
@@ -201,10 +213,15 @@ int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
         return mk_error_wrap(err, "hashing \"%s\"", rel);
     if (!e)
         e = hc_add(hc, rel);
-    e->f.size = (uint64_t)st->st_size;
-    e->f.mtime_ns = mt;
-    e->f.ino = (uint64_t)st->st_ino;
-    memcpy(e->f.digest, out, MK_DIGEST_SIZE);
+    e->size = (uint64_t)st->st_size;
+    e->mtime_ns = mt;
+    e->ino = (uint64_t)st->st_ino;
+    if (!e->owned_digest) {
+        e->digest = mk_xmalloc(MK_DIGEST_SIZE);
+        e->owned_digest = true;
+        hc->n_owned += !e->owned_path;
+    }
+    memcpy((char *)e->digest, out, MK_DIGEST_SIZE);
     hc->dirty = true;
     return 0;
 }
@@ -233,7 +250,7 @@ static int cmp_walk_order(const void *a, const void *b, void *arg)
 {
     const struct hc_entry *ents = arg;
     size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    int c = walk_order(ents[i].f.path, ents[j].f.path);
+    int c = walk_order(ents[i].path, ents[j].path);
     return c ? c : i < j ? -1 : i > j;
 }
 
@@ -247,7 +264,7 @@ int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err)
     bool sorted = true;
     for (size_t i = 0; i < hc->n; i++) {
         order[i] = i;
-        sorted &= i == 0 || walk_order(hc->ents[i - 1].f.path, hc->ents[i].f.path) < 0;
+        sorted &= i == 0 || walk_order(hc->ents[i - 1].path, hc->ents[i].path) < 0;
     }
     /* Usually in order already: a rebuild asks in that order, a new file is the exception. */
     if (!sorted)
@@ -255,9 +272,15 @@ int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err)
     /* Borrowed: the table is written before hc changes. */
     struct mk_context_file *files = mk_xreallocarray(NULL, hc->n ? hc->n : 1, sizeof(*files));
     size_t n = 0;
-    for (size_t i = 0; i < hc->n; i++)
-        if (n == 0 || strcmp(files[n - 1].path, hc->ents[order[i]].f.path) != 0)
-            files[n++] = hc->ents[order[i]].f;
+    for (size_t i = 0; i < hc->n; i++) {
+        const struct hc_entry *e = &hc->ents[order[i]];
+        if (!e->digest || (n && strcmp(files[n - 1].path, e->path) == 0))
+            continue;
+        files[n] = (struct mk_context_file){
+            .path = e->path, .size = e->size, .mtime_ns = e->mtime_ns, .ino = e->ino};
+        memcpy(files[n].digest, e->digest, MK_DIGEST_SIZE);
+        n++;
+    }
     int r = layerstore_context_table_put(hc->store, hc->key, files, n, err);
     free(files);
     return r;
@@ -267,9 +290,13 @@ void builder_hashcache_free(struct mk_hashcache *hc)
 {
     if (!hc)
         return;
-    for (size_t i = 0; i < hc->n; i++)
-        if (hc->ents[i].owned)
-            free(hc->ents[i].f.path);
+    /* Only files hashed in this build own memory: none on a rebuild of the same context. */
+    for (size_t i = 0; hc->n_owned && i < hc->n; i++) {
+        if (hc->ents[i].owned_path)
+            free(hc->ents[i].path);
+        if (hc->ents[i].owned_digest)
+            free((char *)hc->ents[i].digest);
+    }
     free(hc->ents);
     free(hc->slots);
     free(hc->data);
