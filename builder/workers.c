@@ -283,7 +283,17 @@ int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
     }
     if (ret == 0 && mk_interrupted)
         ret = mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
-    for (size_t i = 0; ret == 0 && i < n; i++)
+    bool forked = false;
+    for (size_t i = 0; ret == 0 && i < n; i++) {
         b->stages[i].prebuilt = b->stages[i].needed && i != b->target && started[i];
+        forked |= started[i];
+    }
+    /* A probe may have read the file digests before the helpers hashed and saved theirs
+     * (with what they inherited of this process's): the final pass reads the table again
+     * rather than hash their files a second time. */
+    if (forked) {
+        builder_hashcache_free(b->hc);
+        b->hc = NULL;
+    }
     return ret;
 }
