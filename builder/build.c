@@ -60,12 +60,15 @@ static int step_result(struct build *b, int r)
 int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 {
     explain_stage_begin();
-    b->silent = s->prebuilt;
+    b->silent = s->prebuilt || b->probing;
     b->step = s->step0;
     const struct mk_inst *from = &b->insts.v[s->first];
     step_show(b, from);
     if (step_result(b, stage_from(b, s, from, err)) < 0)
         return -1;
+    /* A trigger may be an ADD of a URL: a probe leaves triggers to a helper process. */
+    if (b->probing && s->config.onbuild.n)
+        return probe_stop(err);
     /* A stage ARG without default takes the global value only when redeclared; the
      * predefined platform ARGs behave the same way. */
     if (run_onbuild(b, s, from->node, err) < 0)
@@ -248,6 +251,10 @@ static int build_stages(struct build *b, struct mk_error **err)
     for (size_t i = 0; i < b->n_stages; i++) {
         if (!b->stages[i].needed)
             continue;
+        /* A stage of cache hits that prebuild_stages built in this process is built again,
+         * shown this time, in order (each of its steps is one record lookup). */
+        if (b->stages[i].built)
+            stage_reset(&b->stages[i]);
         if (build_stage(b, &b->stages[i], err) < 0)
             return -1;
         if (i == b->target)

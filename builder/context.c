@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -32,11 +34,16 @@ struct pending {
     size_t n, reported, alloc;
 };
 
+struct ahead;
+
 struct walk {
     const struct mk_context *ctx;
     mk_context_walk_fn fn;
     void *arg;
     struct pending pending;
+    struct ahead *ahead; /* NULL: the walk reads every directory itself */
+    size_t next_start;   /* the thread's next subdirectory of the start (ahead->starts) */
+    bool in_ahead;       /* in one of them: its reads are the thread's */
 };
 
 /* Reads the ignore file at path (relative to the context when in_context), or returns 0 with
@@ -226,10 +233,40 @@ static int cmp_strp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The sorted entries of directory rel with their lstat. */
-static int read_dir(int rootfd, const char *rel, bool tolerate_denied, struct mk_strv *ret_names,
-                    struct stat **ret_st, struct mk_error **err)
+/* A directory's entries: names in one block (no allocation per name), sorted, with their
+ * lstat; and the paths of its children built in one buffer. */
+struct dir_list {
+    char *names; /* NUL-terminated names, one after the other */
+    char **v;    /* into names, sorted */
+    struct stat *st;
+    size_t n;
+    char *child; /* "rel/" + room for the longest name */
+    size_t prefix;
+};
+
+static void dir_list_release(struct dir_list *d)
 {
+    free(d->names);
+    free(d->v);
+    free(d->st);
+    free(d->child);
+    memset(d, 0, sizeof(*d));
+}
+
+/* The path of entry i below the directory ("name" below the root): valid until the next
+ * call. */
+static const char *dir_list_child(struct dir_list *d, size_t i)
+{
+    size_t len = strlen(d->v[i]);
+    memcpy(d->child + d->prefix, d->v[i], len + 1);
+    return d->child;
+}
+
+/* The sorted entries of directory rel with their lstat. */
+static int read_dir(int rootfd, const char *rel, bool tolerate_denied, struct dir_list *ret,
+                    struct mk_error **err)
+{
+    memset(ret, 0, sizeof(*ret));
     int fd = mk_open_in_root(rootfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, NULL);
     if (fd < 0) {
         /* Opened only because an exception might lie below: unreadable means none does. */
@@ -242,21 +279,51 @@ static int read_dir(int rootfd, const char *rel, bool tolerate_denied, struct mk
         close(fd);
         return mk_error_errno(err, "reading \"%s\"", rel);
     }
+    size_t len = 0, cap = 0, alloc = 0, longest = 0;
+    _cleanup_free_ size_t *offs = NULL;
     struct dirent *de;
     errno = 0;
     while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            mk_strv_push(ret_names, de->d_name);
+        const char *nm = de->d_name;
+        if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0'))) {
+            errno = 0;
+            continue;
+        }
+        size_t l = strlen(nm) + 1;
+        if (len + l > cap) {
+            cap = cap ? 2 * cap : 4096;
+            while (cap < len + l)
+                cap *= 2;
+            ret->names = mk_xrealloc(ret->names, cap);
+        }
+        if (ret->n == alloc) {
+            alloc = alloc ? 2 * alloc : 64;
+            offs = mk_xreallocarray(offs, alloc, sizeof(*offs));
+        }
+        memcpy(ret->names + len, nm, l);
+        offs[ret->n++] = len;
+        len += l;
+        longest = l > longest ? l : longest;
         errno = 0;
     }
     if (errno)
         return mk_error_errno(err, "reading \"%s\"", rel);
-    if (ret_names->n)
-        qsort(ret_names->v, ret_names->n, sizeof(char *), cmp_strp);
-    *ret_st = mk_xreallocarray(NULL, ret_names->n + 1, sizeof(**ret_st));
-    for (size_t i = 0; i < ret_names->n; i++)
-        if (fstatat(dirfd(d), ret_names->v[i], &(*ret_st)[i], AT_SYMLINK_NOFOLLOW) < 0)
-            return mk_error_errno(err, "reading \"%s/%s\"", rel, ret_names->v[i]);
+    ret->v = mk_xreallocarray(NULL, ret->n + 1, sizeof(*ret->v));
+    for (size_t i = 0; i < ret->n; i++)
+        ret->v[i] = ret->names + offs[i];
+    if (ret->n)
+        qsort(ret->v, ret->n, sizeof(char *), cmp_strp);
+    bool root = strcmp(rel, ".") == 0;
+    ret->prefix = root ? 0 : strlen(rel) + 1;
+    ret->child = mk_xmalloc(ret->prefix + longest + 1);
+    if (!root) {
+        memcpy(ret->child, rel, ret->prefix - 1);
+        ret->child[ret->prefix - 1] = '/';
+    }
+    ret->st = mk_xreallocarray(NULL, ret->n + 1, sizeof(*ret->st));
+    for (size_t i = 0; i < ret->n; i++)
+        if (fstatat(dirfd(d), ret->v[i], &ret->st[i], AT_SYMLINK_NOFOLLOW) < 0)
+            return mk_error_errno(err, "reading \"%s/%s\"", rel, ret->v[i]);
     return 0;
 }
 
@@ -269,12 +336,6 @@ static int walk_guard(const char *rel, unsigned depth, struct mk_error **err)
     if (mk_interrupted)
         return mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
     return 0;
-}
-
-/* rel + "/" + name, or name below the root. Caller frees. */
-static char *child_path(const char *rel, const char *name)
-{
-    return strcmp(rel, ".") == 0 ? mk_xstrdup(name) : mk_xconcat3(rel, "/", name);
 }
 
 /* The lstat of the walk's start rel (normalized) below rootfd. */
@@ -296,17 +357,203 @@ static int stat_start(int rootfd, const char *rel, struct stat *st, struct mk_er
 static int walk_entry(struct walk *w, const char *rel, const struct stat *st, unsigned depth,
                       struct mk_error **err);
 
+/* ---- read-ahead: a second thread reads half of the tree -----------------------------------
+ *
+ * A walk of a big tree spends most of its time in the kernel: getdents, and one lstat per
+ * entry. When the start directory has subdirectories to walk, every second one (and all
+ * below it) is read by a thread, in the walk's own order, deciding as walk_entry does (an
+ * excluded directory is read only when an exception may lie below it); it hands each
+ * directory's sorted entries and lstats over, at most AHEAD_MAX of them waiting. The walk
+ * reads the others itself meanwhile, so the reads go at twice the pace and the two meet once
+ * per subdirectory of the start. A read the walk does not expect next (never, but not worth
+ * a wrong result) stops the thread, and the walk reads for itself from then on. Errors
+ * travel with the read they belong to. */
+#define AHEAD_MAX 64
+#define AHEAD_MIN_DIRS 2
+
+struct ahead_item {
+    char *rel; /* '1' + path for a speculative read (read_dir's tolerate_denied), else '0' */
+    int rc;
+    struct mk_error *err;
+    struct dir_list dl;
+};
+
+struct ahead {
+    const struct mk_context *ctx;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct ahead_item ring[AHEAD_MAX];
+    size_t head, n;
+    bool stop, finished;
+    struct mk_strv starts; /* the thread's subdirectories of the start, '0'/'1' + path */
+};
+
+static void ahead_item_release(struct ahead_item *it)
+{
+    free(it->rel);
+    mk_error_free(it->err);
+    dir_list_release(&it->dl);
+}
+
+/* The subdirectories of dl that walk_entry reads, in order, '0'/'1' + path. */
+static void dirs_to_read(const struct mk_context *ctx, struct dir_list *dl, struct mk_strv *ret)
+{
+    for (size_t i = 0; i < dl->n; i++) {
+        if (!S_ISDIR(dl->st[i].st_mode))
+            continue;
+        const char *c = dir_list_child(dl, i);
+        if (!builder_context_excluded(ctx, c))
+            mk_strv_pushf(ret, "0%s", c);
+        else if (mk_ignore_dir_may_have_exceptions(ctx->ig, c))
+            mk_strv_pushf(ret, "1%s", c);
+    }
+}
+
+static bool ahead_put(struct ahead *a, struct ahead_item *it)
+{
+    pthread_mutex_lock(&a->mu);
+    while (a->n == AHEAD_MAX && !a->stop)
+        pthread_cond_wait(&a->cv, &a->mu);
+    bool ok = !a->stop;
+    if (ok) {
+        a->ring[(a->head + a->n) % AHEAD_MAX] = *it;
+        a->n++;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+/* Reads the directory spec names and, depth first, those below it; false to stop. */
+static bool ahead_dir(struct ahead *a, const char *spec, unsigned depth)
+{
+    if (depth > CONTEXT_MAX_DEPTH)
+        return false; /* the walk fails there itself */
+    struct ahead_item it = {.rel = mk_xstrdup(spec)};
+    it.rc = read_dir(a->ctx->dirfd, spec + 1, spec[0] == '1', &it.dl, &it.err);
+    struct mk_strv next = MK_STRV_INIT;
+    if (it.rc == 0)
+        dirs_to_read(a->ctx, &it.dl, &next);
+    bool ok = it.rc == 0;
+    if (!ahead_put(a, &it)) {
+        ahead_item_release(&it);
+        ok = false;
+    }
+    for (size_t i = 0; ok && i < next.n; i++)
+        ok = ahead_dir(a, next.v[i], depth + 1);
+    mk_strv_release(&next);
+    return ok;
+}
+
+static void *ahead_main(void *arg)
+{
+    struct ahead *a = arg;
+    for (size_t i = 0; i < a->starts.n && ahead_dir(a, a->starts.v[i], 1); i++)
+        ;
+    pthread_mutex_lock(&a->mu);
+    a->finished = true;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Starts reading ahead below the start directory (its entries dl), when worth a thread. */
+static void ahead_start(struct walk *w, struct dir_list *dl)
+{
+    struct mk_strv dirs = MK_STRV_INIT, starts = MK_STRV_INIT;
+    dirs_to_read(w->ctx, dl, &dirs);
+    for (size_t i = 1; dirs.n >= AHEAD_MIN_DIRS && i < dirs.n; i += 2)
+        mk_strv_push(&starts, dirs.v[i]);
+    mk_strv_release(&dirs);
+    if (!starts.n)
+        return;
+    struct ahead *a = mk_xcalloc(1, sizeof(*a));
+    a->ctx = w->ctx;
+    a->starts = starts;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    /* Signals stay with the walk's thread (mk_interrupted). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&a->thread, NULL, ahead_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_mutex_destroy(&a->mu);
+        pthread_cond_destroy(&a->cv);
+        mk_strv_release(&a->starts);
+        free(a);
+        return;
+    }
+    w->ahead = a;
+}
+
+static void ahead_end(struct walk *w)
+{
+    struct ahead *a = w->ahead;
+    if (!a)
+        return;
+    pthread_mutex_lock(&a->mu);
+    a->stop = true;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->thread, NULL);
+    for (; a->n; a->n--, a->head = (a->head + 1) % AHEAD_MAX)
+        ahead_item_release(&a->ring[a->head]);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    mk_strv_release(&a->starts);
+    free(a);
+    w->ahead = NULL;
+}
+
+/* The thread's read of rel, if it is the next one; false: the walk reads for itself. */
+static bool ahead_take(struct walk *w, const char *rel, bool speculative, struct dir_list *ret,
+                       int *ret_rc, struct mk_error **err)
+{
+    struct ahead *a = w->ahead;
+    pthread_mutex_lock(&a->mu);
+    while (a->n == 0 && !a->finished)
+        pthread_cond_wait(&a->cv, &a->mu);
+    struct ahead_item *it = a->n ? &a->ring[a->head] : NULL;
+    bool ok = it && it->rel[0] == (speculative ? '1' : '0') && strcmp(it->rel + 1, rel) == 0;
+    if (ok) {
+        *ret = it->dl;
+        *ret_rc = it->rc;
+        if (it->err && err)
+            *err = MK_TAKE_PTR(it->err);
+        mk_error_free(it->err);
+        free(it->rel);
+        a->head = (a->head + 1) % AHEAD_MAX;
+        a->n--;
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    if (!ok)
+        ahead_end(w);
+    return ok;
+}
+
 static int walk_children(struct walk *w, const char *rel, bool speculative, unsigned depth,
                          struct mk_error **err)
 {
-    struct mk_strv names = MK_STRV_INIT;
-    _cleanup_free_ struct stat *sts = NULL;
-    int r = read_dir(w->ctx->dirfd, rel, speculative, &names, &sts, err);
-    for (size_t i = 0; r == 0 && i < names.n; i++) {
-        _cleanup_free_ char *child = child_path(rel, names.v[i]);
-        r = walk_entry(w, child, &sts[i], depth + 1, err);
+    struct dir_list dl;
+    int r;
+    if (w->ahead && depth == 1) {
+        /* Entering a subdirectory of the start: one of the thread's, or one of the walk's. */
+        const char *next =
+            w->next_start < w->ahead->starts.n ? w->ahead->starts.v[w->next_start] + 1 : NULL;
+        w->in_ahead = next && strcmp(next, rel) == 0;
+        w->next_start += w->in_ahead;
     }
-    mk_strv_release(&names);
+    if (!w->ahead || !w->in_ahead || !ahead_take(w, rel, speculative, &dl, &r, err))
+        r = read_dir(w->ctx->dirfd, rel, speculative, &dl, err);
+    if (r == 0 && depth == 0)
+        ahead_start(w, &dl);
+    for (size_t i = 0; r == 0 && i < dl.n; i++)
+        r = walk_entry(w, dir_list_child(&dl, i), &dl.st[i], depth + 1, err);
+    dir_list_release(&dl);
     return r;
 }
 
@@ -338,6 +585,7 @@ int builder_context_walk(const struct mk_context *ctx, const char *relpath, mk_c
         return -1;
     struct walk w = {.ctx = ctx, .fn = fn, .arg = arg};
     int r = walk_entry(&w, rel, &st, 0, err);
+    ahead_end(&w);
     while (w.pending.n)
         pending_pop(&w.pending);
     free(w.pending.paths);
@@ -409,16 +657,15 @@ static int follow_read(struct follow *f, const char *p, bool wildcard, struct mk
     const char *base = slash ? slash + 1 : p;
     _cleanup_free_ char *dir = slash ? mk_xstrndup(p, (size_t)(slash - p)) : mk_xstrdup(".");
     if (wildcard && has_wildcards(base)) {
-        struct mk_strv names = MK_STRV_INIT;
-        _cleanup_free_ struct stat *sts = NULL;
-        int r = read_dir(f->rootfd, dir, false, &names, &sts, NULL);
-        for (size_t i = 0; r == 0 && i < names.n; i++) {
-            if (fnmatch(base, names.v[i], 0) != 0)
+        struct dir_list dl;
+        int r = read_dir(f->rootfd, dir, false, &dl, NULL);
+        for (size_t i = 0; r == 0 && i < dl.n; i++) {
+            if (fnmatch(base, dl.v[i], 0) != 0)
                 continue;
-            _cleanup_free_ char *child = child_path(dir, names.v[i]);
+            _cleanup_free_ char *child = mk_xstrdup(dir_list_child(&dl, i));
             r = follow_read(f, child, false, targets, err);
         }
-        mk_strv_release(&names);
+        dir_list_release(&dl);
         return r;
     }
     _cleanup_free_ char *name = NULL;
@@ -673,15 +920,12 @@ static int fwalk_entry(struct fwalk *w, const char *rel, const struct stat *st, 
         return -1;
     if (r == FEED_PRUNE || !S_ISDIR(st->st_mode))
         return 0;
-    struct mk_strv names = MK_STRV_INIT;
-    _cleanup_free_ struct stat *sts = NULL;
+    struct dir_list dl;
     /* As fsutil: a directory the first layer holds back may be unreadable. */
-    r = read_dir(w->rootfd, rel, r == FEED_HELD, &names, &sts, err);
-    for (size_t i = 0; r == 0 && i < names.n; i++) {
-        _cleanup_free_ char *child = child_path(rel, names.v[i]);
-        r = fwalk_entry(w, child, &sts[i], depth + 1, err);
-    }
-    mk_strv_release(&names);
+    r = read_dir(w->rootfd, rel, r == FEED_HELD, &dl, err);
+    for (size_t i = 0; r == 0 && i < dl.n; i++)
+        r = fwalk_entry(w, dir_list_child(&dl, i), &dl.st[i], depth + 1, err);
+    dir_list_release(&dl);
     return r;
 }
 

@@ -73,6 +73,9 @@ struct build {
     char *df_abs; /* the Dockerfile's absolute path: names step positions for --explain-cache */
     struct mk_progress_ui *ui;
     bool silent; /* collecting a stage a helper process built and showed already */
+    /* --jobs: trying a stage in this process with cache hits only (workers.c): a step that
+     * would do work (a miss, a pull, a download, a mount of a source root) fails instead. */
+    bool probing;
     /* --jobs: a helper process reports the cache keys it stored on result_fd; the parent
      * keeps them in fresh_keys, the entries this build made (hits even with --no-cache). */
     int result_fd;
@@ -116,6 +119,10 @@ int run_onbuild(struct build *b, struct stage *s, const struct mk_df_node *from,
 void predefined_args(struct build *b);
 int split_stages(struct build *b, struct mk_error **err);
 int stage_platforms(struct build *b, struct mk_error **err);
+/* Back to what split_stages and stage_platforms made of s: its build's result dropped. */
+void stage_reset(struct stage *s);
+/* b->probing: the error that stops a probe where the stage would do work. */
+int probe_stop(struct mk_error **err);
 size_t keep_pinned(struct build *b);
 
 /* remote-cache.c: --cache-from/--cache-to (docs/remote-cache.md) */

@@ -83,6 +83,8 @@ int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_r
                   struct mk_error **err)
 {
     r->fd = -1;
+    if (b->probing)
+        return probe_stop(err);
     struct mk_workspace ws;
     if (rcache_fetch(b, lowerdirs, err) < 0 ||
         builder_workspace_new(b->store, "src-", &ws, err) < 0)
@@ -133,6 +135,10 @@ static int stage_image_get(struct build *b, const struct stage *s, const char *n
     /* A pulled base joins the platforms the name holds: the next platform's build finds
      * it, and this one's stays. */
     ropts.add_platform = true;
+    /* A probe takes what the store has (it is not made with --pull=always): a pull, or the
+     * layers of a lazy image, are work for a helper process. */
+    if (b->probing)
+        return registry_image_get(b->store, name, REGISTRY_PULL_NEVER, &ropts, ret, err);
     /* A lazy image of this store (docs/remote-cache.md): its layers fetched first. */
     if (builder_lazy_complete(b->store, name, b->opts->registry, err) < 0)
         return -1;
@@ -250,6 +256,30 @@ static int stage_from_base(struct build *b, struct stage *s, const struct mk_ins
     if (r < 0)
         return node_error(b, n, err, "preparing base image \"%s\"", image);
     return 0;
+}
+
+void stage_reset(struct stage *s)
+{
+    free(s->base_name);
+    free(s->base_ref);
+    layerstore_config_release(&s->config);
+    memset(&s->config, 0, sizeof(s->config));
+    for (size_t i = 0; i < s->n_layers; i++)
+        free(s->layers[i].media_type);
+    free(s->layers);
+    mk_strv_release(&s->lowerdirs);
+    mk_strv_release(&s->args);
+    mk_strv_release(&s->arg_names);
+    s->base_name = s->base_ref = NULL;
+    s->layers = NULL;
+    s->n_layers = s->n_base_layers = s->n_base_history = 0;
+    s->chain[0] = s->base_digest[0] = '\0';
+    s->cmd_set = s->built = false;
+}
+
+int probe_stop(struct mk_error **err)
+{
+    return mk_error_set(err, MK_ERR_FAILED, 0, "not a cache hit");
 }
 
 /* ONBUILD triggers of the base image run first, as if written after FROM. */

@@ -94,6 +94,14 @@ __attribute__((format(printf, 1, 2))) void key_part(const char *fmt, ...)
     ex->cur = mk_sha256_new();
 }
 
+/* Strings added at once: len bytes, each string's NUL included, as key_add of each. */
+static void key_add_bytes(struct mk_sha256 *h, const char *data, size_t len)
+{
+    mk_sha256_update(h, data, len);
+    if (ex->cur)
+        mk_sha256_update(ex->cur, data, len);
+}
+
 void key_add(struct mk_sha256 *h, const char *s)
 {
     s = s ? s : "";
@@ -246,7 +254,7 @@ int cache_lookup(struct build *b, struct stage *s, const char *key, const char *
         if (!b->silent)
             builder_progress_done(b->ui, "CACHED");
     }
-    if (ex->on)
+    if (ex->on && !b->probing)
         explain_step(b, hit, from);
     ex->first_in_stage = false;
     return 0;
@@ -314,6 +322,8 @@ void cache_store(struct build *b, const struct stage *s, const char *key, bool e
 int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_work,
                struct mk_error **err)
 {
+    if (b->probing)
+        return probe_stop(err);
     struct mk_workspace ws;
     if (rcache_fetch(b, &s->lowerdirs, err) < 0 ||
         builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
@@ -361,12 +371,28 @@ int copy_key_visit(const char *rel, const struct stat *st, const char *dest, voi
                    struct mk_error **err)
 {
     struct copy_key *k = arg;
-    char line[64];
-    snprintf(line, sizeof(line), "%o", (unsigned)st->st_mode);
     key_part("file %s", rel);
-    key_add(k->h, rel);
-    key_add(k->h, dest);
-    key_add(k->h, line);
+    /* rel, dest, the mode in octal and for a file its digest, each with its NUL, as key_add
+     * would add them: one update, not four (a COPY of a big tree has one line per file). */
+    char buf[1024];
+    size_t rl = strlen(rel) + 1, dl = strlen(dest) + 1;
+    _cleanup_free_ char *heap = rl + dl + 16 + MK_DIGEST_SIZE > sizeof(buf)
+                                    ? mk_xmalloc(rl + dl + 16 + MK_DIGEST_SIZE)
+                                    : NULL;
+    char *line = heap ? heap : buf, *p = line;
+    memcpy(p, rel, rl);
+    memcpy(p += rl, dest, dl);
+    p += dl;
+    char oct[16];
+    size_t o = sizeof(oct);
+    oct[--o] = '\0';
+    unsigned mode = (unsigned)st->st_mode;
+    do {
+        oct[--o] = (char)('0' + (mode & 7));
+        mode >>= 3;
+    } while (mode);
+    memcpy(p, oct + o, sizeof(oct) - o);
+    p += sizeof(oct) - o;
     if (S_ISREG(st->st_mode)) {
         char d[MK_DIGEST_SIZE];
         if (k->srcfd >= 0) {
@@ -375,8 +401,12 @@ int copy_key_visit(const char *rel, const struct stat *st, const char *dest, voi
         } else if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st, d,
                                           err) < 0)
             return -1;
-        key_add(k->h, d);
-    } else if (S_ISLNK(st->st_mode)) {
+        size_t len = strlen(d) + 1;
+        memcpy(p, d, len);
+        p += len;
+    }
+    key_add_bytes(k->h, line, (size_t)(p - line));
+    if (S_ISLNK(st->st_mode)) {
         _cleanup_free_ char *name = NULL;
         _cleanup_close_ int pfd = mk_open_parent_in_root(
             k->srcfd >= 0 ? k->srcfd : builder_context_dirfd(k->b->ctx), rel, false, &name, err);

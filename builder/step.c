@@ -96,15 +96,7 @@ void history(struct build *b, struct stage *s, const char *created_by, bool empt
 void stage_release(struct stage *s)
 {
     free(s->name);
-    free(s->base_name);
-    free(s->base_ref);
-    layerstore_config_release(&s->config);
-    for (size_t i = 0; i < s->n_layers; i++)
-        free(s->layers[i].media_type);
-    free(s->layers);
-    mk_strv_release(&s->lowerdirs);
-    mk_strv_release(&s->args);
-    mk_strv_release(&s->arg_names);
+    stage_reset(s);
     free(s->deps);
 }
 

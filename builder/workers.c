@@ -46,6 +46,55 @@ bool stages_parallel(const struct build *b)
     return false;
 }
 
+/* ---- probes: stages of cache hits need no helper ------------------------------------------
+ *
+ * A helper costs a fork and a second pass over its stage; on a rebuild where nothing changed
+ * every stage is cache hits and the helpers only slow it down. So before a stage gets a
+ * helper, this process tries it with b->probing set: silent, taking what the store has, and
+ * stopped (probe_stop) by the first step that would do work: a miss (step_begin), a source
+ * root (src_root_open), a pull or a lazy image (stage_image_get), ONBUILD triggers. A stage
+ * whose probe ends is built here: its dependents can be probed in turn, and the final pass
+ * (build_stages) shows it, in order, like the target. Otherwise its state is reset and a
+ * helper builds it, as without probes. */
+
+/* No probe where the usual path does not fit or a key alone may download: --no-cache (every
+ * step is a miss), --pull=always (the store's image may not be the one to use), --cache-from
+ * and --cache-to (hits from sources, records to note), an ADD of a URL or git repository. */
+static bool stage_probe_fits(const struct build *b, const struct stage *s)
+{
+    if (b->opts->no_cache || b->opts->pull == REGISTRY_PULL_ALWAYS || b->rc)
+        return false;
+    for (size_t k = s->first + 1; k < s->end; k++) {
+        const struct mk_df_node *n = b->insts.v[k].node;
+        for (size_t a = 0; b->insts.v[k].kind == MK_INST_ADD && a + 1 < n->args.n; a++) {
+            const char *w = n->args.v[a];
+            if (strchr(w, '$') || strstr(w, "://") || mk_str_has_prefix(w, "git@"))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* Builds stage s in this process if every step of it is a cache hit; true when it did. */
+static bool stage_probe(struct build *b, struct stage *s)
+{
+    if (!stage_probe_fits(b, s))
+        return false;
+    size_t step = b->step, cached = b->cached_steps;
+    struct mk_error *e = NULL;
+    b->probing = true;
+    int r = build_stage(b, s, &e);
+    step_end(b);
+    b->probing = false;
+    b->silent = false;
+    b->step = step;
+    b->cached_steps = cached;
+    mk_error_free(e);
+    if (r < 0)
+        stage_reset(s);
+    return r == 0;
+}
+
 /* The helper process: builds stage i (and collects what it uses), reports, exits. */
 __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, int fd)
 {
@@ -64,7 +113,8 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
     int r = 0;
     for (size_t k = 0; r == 0 && k <= i; k++) {
         struct stage *s = &b->stages[k];
-        if (!s->needed || (k != i && !depends_on(b, i, k)))
+        /* A stage a probe built is here already. */
+        if (!s->needed || (k != i && (!depends_on(b, i, k) || s->built)))
             continue;
         s->prebuilt = k != i;
         r = build_stage(b, s, &err);
@@ -165,6 +215,10 @@ int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
                 ready &= done[b->stages[i].deps[k]];
             if (!ready)
                 continue;
+            if (stage_probe(b, &b->stages[i])) {
+                done[i] = true;
+                continue;
+            }
             /* The report goes through a file, not a pipe: it can be longer than a pipe
              * holds, and is read once the helper is gone. */
             _cleanup_free_ char *dir = layerstore_tmpdir(b->store, "stage-", err);
@@ -229,7 +283,17 @@ int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
     }
     if (ret == 0 && mk_interrupted)
         ret = mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted");
-    for (size_t i = 0; ret == 0 && i < n; i++)
-        b->stages[i].prebuilt = b->stages[i].needed && i != b->target;
+    bool forked = false;
+    for (size_t i = 0; ret == 0 && i < n; i++) {
+        b->stages[i].prebuilt = b->stages[i].needed && i != b->target && started[i];
+        forked |= started[i];
+    }
+    /* A probe may have read the file digests before the helpers hashed and saved theirs
+     * (with what they inherited of this process's): the final pass reads the table again
+     * rather than hash their files a second time. */
+    if (forked) {
+        builder_hashcache_free(b->hc);
+        b->hc = NULL;
+    }
     return ret;
 }

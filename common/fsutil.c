@@ -23,7 +23,8 @@
  * root); openat2(2) says to retry. After this many tries the user-space walk resolves it. */
 #define OPENAT2_TRIES 16
 
-static int openat2_supported = -1;
+/* Atomic: a context walk reads directories from two threads (builder/context.c). */
+static _Atomic int openat2_supported = -1;
 static int (*openat2_inject)(void);
 
 void mk_fsutil_test_force_fallback(bool on)

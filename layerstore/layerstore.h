@@ -416,6 +416,14 @@ int layerstore_context_table_put(struct mk_store *store, const char *key,
                                  const struct mk_context_file *files, size_t n,
                                  struct mk_error **err);
 void layerstore_context_table_free(struct mk_context_file *files, size_t n);
+/* The same table for a reader that parses it as it goes: *ret_data (caller frees) holds it
+ * NUL-terminated, its lines from *ret_body on, each ended by '\n' (a last line without one
+ * is cut short: no line). MK_ERR_NOT_FOUND when there is none or it is of another format. */
+int layerstore_context_table_read(struct mk_store *store, const char *key, char **ret_data,
+                                  char **ret_body, struct mk_error **err);
+/* Parses one line of len bytes (without its '\n') in place: ret->path points into line,
+ * NUL-terminated there. false for a line that does not parse (its file is hashed again). */
+bool layerstore_context_line_parse(char *line, size_t len, struct mk_context_file *ret);
 
 /* A blob seen in (pushed to or pulled from) repo of the registry host: a later push of it to
  * another repository there may mount it from repo. A hint, kept until prune --all. */
