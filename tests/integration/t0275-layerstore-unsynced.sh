@@ -28,6 +28,12 @@ kill_b() {
     t_eq "another open leaves a live build's marker alone" "$(ls "$MKIMG_ROOT/unsynced" | wc -l)" 1
     kill -9 -- "-$pid"
     wait "$pid" 2>/dev/null
+    # The build's children (the RUN's sandbox) die a moment after it and hold its flock()
+    # until they do: on a loaded machine the next open could still find the window live.
+    for i in $(seq 1 100); do
+        flock -n "$(ls -d "$MKIMG_ROOT"/unsynced/* | head -n 1)" true && break
+        sleep 0.1
+    done
 }
 cached() { # the lines of a build of b's first two steps that were cache hits
     printf 'FROM busybox\nRUN echo 1 >/one\nRUN echo 2 >/two\n' >"$T/b2/Dockerfile"
