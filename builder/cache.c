@@ -29,6 +29,7 @@ struct mk_hashcache {
     char key[MK_DIGEST_SIZE];
     struct hc_entry *tab; /* open addressing, power-of-two size */
     size_t cap, n;
+    size_t loaded; /* digests the stored table held when opened */
     bool dirty;
 };
 
@@ -119,6 +120,7 @@ int builder_hashcache_open(struct mk_store *store, const char *context_dir,
             en->known = true;
         }
         layerstore_context_table_free(files, n);
+        hc->loaded = n;
     }
     mk_error_free(e);
     *ret = hc;
@@ -148,6 +150,37 @@ int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
     e->known = true;
     hc->dirty = true;
     return 0;
+}
+
+bool builder_hashcache_was_empty(const struct mk_hashcache *hc)
+{
+    return hc->loaded == 0;
+}
+
+bool builder_hashcache_known(struct mk_hashcache *hc, const char *rel, const struct stat *st,
+                             char out[MK_DIGEST_SIZE])
+{
+    uint64_t mt = (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
+    struct hc_entry *e = hc->cap ? hc_slot(hc, rel) : NULL;
+    if (!e || !e->path || !e->known || e->size != (uint64_t)st->st_size || e->mtime_ns != mt ||
+        e->ino != (uint64_t)st->st_ino)
+        return false;
+    e->used = true;
+    memcpy(out, e->digest, MK_DIGEST_SIZE);
+    return true;
+}
+
+void builder_hashcache_put(struct mk_hashcache *hc, const char *rel, const struct stat *st,
+                           const char digest[MK_DIGEST_SIZE])
+{
+    struct hc_entry *e = hc_put(hc, rel);
+    e->used = true;
+    e->size = (uint64_t)st->st_size;
+    e->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
+    e->ino = (uint64_t)st->st_ino;
+    memcpy(e->digest, digest, MK_DIGEST_SIZE);
+    e->known = true;
+    hc->dirty = true;
 }
 
 int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err)
