@@ -695,7 +695,9 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
             return node_error(b, n, err, "COPY --from=%s", j->from_name);
         j->spec.src_rootfd = j->src.fd;
     }
-    if (step_begin(b, s, &upper, &work, err) < 0)
+    /* The durability window's marker (and its fsync) before the copy dirties the page cache,
+     * not after it, when it waits behind the copy's writeback. */
+    if (step_begin(b, s, &upper, &work, err) < 0 || layerstore_sync_begin(b->store, err) < 0)
         goto out;
     if (j->reusable)
         copy_reuse_prepare(b, j, upper);

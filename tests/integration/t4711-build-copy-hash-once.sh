@@ -5,6 +5,8 @@
 # again). The key is the one a build that hashed first would make: a touched file with the
 # same bytes is a hit, one with other bytes a miss; the digests feed the hash cache, so a
 # rebuild reads nothing. Counted with strace: the bytes read from fds of the context file.
+# The durability window's marker is on disk before the copy writes (its fsync waited behind
+# the copy's dirty pages when the commit made it).
 . "$(dirname "$0")/../lib/test-lib.sh"
 
 if ! command -v strace >/dev/null; then
@@ -24,7 +26,8 @@ read_bytes() { # TRACE FILE: bytes read (read, pread64) from fds naming FILE
         n = $NF; if (n > 0) s += n } END { print s + 0 }' "$1"
 }
 trace() { # NAME: a build of ctx tagged NAME under strace into $T/NAME.trace
-    strace -f -y -qq -e trace=read,pread64 -o "$T/$1.trace" "$MKIMG" build -q -t "$1" "$ctx"
+    strace -f -y -qq -e trace=read,pread64,write,fsync -o "$T/$1.trace" \
+        "$MKIMG" build -q -t "$1" "$ctx"
 }
 size=$((16 << 20))
 t_ok "a first build under strace" trace cold
@@ -38,6 +41,11 @@ t_ok "the tree arrives whole" diff -r "$ctx/tree" "$T/out/rootfs/tree"
 t_ok "a hard link stays one" test "$(stat -c %i "$T/out/rootfs/tree/f1")" = \
     "$(stat -c %i "$T/out/rootfs/tree/sub/link1")"
 id=$("$MKIMG" inspect --format '{{.Id}}' cold)
+first() { grep -nE "$1" "$T/cold.trace" | head -n 1 | cut -d: -f1; }
+m=$(first '^[0-9]+ +fsync\([0-9]+<[^>]*/unsynced/[^>/]*>')
+w=$(first '^[0-9]+ +write\([0-9]+<[^>]*/big\.bin>')
+t_ok "the marker is synced (trace line ${m:-none}) before the copy writes (line ${w:-none})" \
+    test -n "$m" -a -n "$w" -a "${m:-0}" -lt "${w:-0}"
 
 t_ok "a rebuild under strace" trace warm
 n=$(read_bytes "$T/warm.trace" "$ctx/big.bin")
