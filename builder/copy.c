@@ -41,7 +41,8 @@ struct copy_state {
         dev_t dev;
         ino_t ino;
         char *dest;
-        char digest[MK_DIGEST_SIZE]; /* with spec->digests: what was written */
+        char digest[MK_DIGEST_SIZE]; /* with spec->digests: what was written, */
+        struct stat after;           /* the source's stat after it (st_nlink 0: unknown) */
     } * links;
     size_t n_links;
     /* The parent directory of the last regular file copied (see file_parent): its path in
@@ -870,6 +871,13 @@ static int digests_flush(struct copy_state *st, struct mk_error **err)
     return r;
 }
 
+static bool stat_unchanged(const struct stat *a, const struct stat *b)
+{
+    return a->st_size == b->st_size && a->st_ino == b->st_ino &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
 /* The record of a regular file copied (spec->digests): sst is the source's stat before the
  * copy (the walk's), after its open file's after it (NULL: not known, never put in the hash
  * cache). */
@@ -884,11 +892,7 @@ static int digest_record(struct copy_state *st, const char *rel, const struct st
     d.ino = (uint64_t)sst->st_ino;
     d.mode = (uint32_t)sst->st_mode;
     d.rel_len = (uint32_t)strlen(rel);
-    d.stable = after && after->st_size == sst->st_size && after->st_ino == sst->st_ino &&
-               after->st_mtim.tv_sec == sst->st_mtim.tv_sec &&
-               after->st_mtim.tv_nsec == sst->st_mtim.tv_nsec &&
-               after->st_ctim.tv_sec == sst->st_ctim.tv_sec &&
-               after->st_ctim.tv_nsec == sst->st_ctim.tv_nsec;
+    d.stable = after && stat_unchanged(sst, after);
     memcpy(d.digest, digest, MK_DIGEST_SIZE);
     mk_buf_add(&st->digests, &d, sizeof(d));
     mk_buf_add(&st->digests, rel, d.rel_len);
@@ -920,7 +924,9 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
                 mk_open_parent_in_root(st->rootfd, st->links[i].dest, false, &lname, NULL);
             if (lpfd >= 0 && linkat(lpfd, lname, pfd, name, 0) == 0)
                 return st->spec->digests
-                           ? digest_record(st, rel, sst, NULL, st->links[i].digest, err)
+                           ? digest_record(st, rel, sst,
+                                           st->links[i].after.st_nlink ? &st->links[i].after : NULL,
+                                           st->links[i].digest, err)
                            : 0;
             break; /* the first copy is gone or elsewhere: copy the bytes again */
         }
@@ -959,17 +965,23 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
     if (copy_bytes(in, out, (uint64_t)sst->st_size, sst->st_dev, ddev, h, wb, err) < 0)
         return mk_error_wrap(err, "copying \"%s\"", rel);
     char digest[MK_DIGEST_SIZE] = "";
+    const struct stat *afterp = NULL;
     if (h) {
         mk_sha256_final(h, digest);
         bool big = (uint64_t)sst->st_size >= HASH_THREAD_MIN;
-        if (digest_record(st, rel, sst, !big || fstat(in, &after) == 0 ? &after : NULL, digest,
-                          err) < 0)
+        afterp = !big || fstat(in, &after) == 0 ? &after : NULL;
+        if (digest_record(st, rel, sst, afterp, digest, err) < 0)
             return -1;
     }
     if (sst->st_nlink > 1) {
         st->links = mk_xreallocarray(st->links, st->n_links + 1, sizeof(*st->links));
         st->links[st->n_links] =
             (struct copied_link){.dev = sst->st_dev, .ino = sst->st_ino, .dest = mk_xstrdup(dest)};
+        /* Another name of the inode is linked, not copied: it has this digest while its
+         * stat is the one this copy began and ended with. */
+        st->links[st->n_links].after = after;
+        if (!afterp || !stat_unchanged(sst, afterp))
+            st->links[st->n_links].after.st_nlink = 0;
         memcpy(st->links[st->n_links++].digest, digest, MK_DIGEST_SIZE);
     }
     return set_meta_fd(st, in, out, name, sst, err);

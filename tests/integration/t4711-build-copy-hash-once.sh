@@ -53,6 +53,8 @@ t_ok "writeback of the copy started early ($n sync_file_range calls)" test "$n" 
 t_ok "a rebuild under strace" trace warm
 n=$(read_bytes "$T/warm.trace" "$ctx/big.bin")
 t_ok "a rebuild reads nothing of the file ($n bytes)" test "$n" -eq 0
+n=$(read_bytes "$T/warm.trace" "$ctx/tree/sub/link1")
+t_ok "nor of a hard link's other name ($n bytes)" test "$n" -eq 0
 t_eq "a rebuild gives the same image" "$("$MKIMG" inspect --format '{{.Id}}' warm)" "$id"
 
 touch "$ctx/big.bin" "$ctx/tree/f3"
