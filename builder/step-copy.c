@@ -803,10 +803,13 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
     if (speculate && !b->hc &&
         builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
         goto out;
-    sc.hash_small = speculate && !builder_hashcache_was_empty(b->hc);
-    if (copy_key(b, s, &j, speculate ? &sc : NULL, probe_digest, err) < 0)
+    /* The hash cache knows nothing of the context (its first build): no file's digest is
+     * known, so the first key's walk is left out. */
+    bool cold = speculate && builder_hashcache_was_empty(b->hc);
+    sc.hash_small = speculate && !cold;
+    if (!cold && copy_key(b, s, &j, speculate ? &sc : NULL, probe_digest, err) < 0)
         goto out;
-    if (sc.deferred) {
+    if (cold || sc.deferred) {
         j.files_from_key = true;
         ret = copy_exec(b, s, &j, &sc, err);
         if (ret == 1)
@@ -828,8 +831,7 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
             goto out;
     }
     bool hit = false;
-    if (!sc.deferred)
-        cache_lookup(b, s, j.key, j.created_by, &hit);
+    cache_lookup(b, s, j.key, j.created_by, &hit);
     ret = hit ? 0 : copy_exec(b, s, &j, NULL, err);
 out:
     spec_copy_release(&sc);
