@@ -478,23 +478,9 @@ static void *hasher_main(void *arg)
     return NULL;
 }
 
-/* Starts writeback of what was just written (every WRITEBACK_STEP bytes of a big file), so
- * that the syncfs before the tag finds less to flush; wb is the file itself in the upperdir
- * (writes through overlayfs land in its page cache, not the overlay file's), or -1. */
-#define WRITEBACK_STEP (8u << 20)
-
-static void writeback_start(int wb, uint64_t *done, uint64_t total, bool last)
-{
-    if (wb < 0 || (!last && total - *done < WRITEBACK_STEP))
-        return;
-    (void)sync_file_range(wb, (off64_t)*done, (off64_t)(total - *done), SYNC_FILE_RANGE_WRITE);
-    *done = total;
-}
-
 /* Reads in to its end (size: what the walk saw; a short read at that size is the end),
  * writes out and hashes into h, in buffers of bufsize; with threaded, on a thread. */
-static int copy_hashed(int in, int out, uint64_t size, struct mk_sha256 *h, int wb,
-                       struct mk_error **err)
+static int copy_hashed(int in, int out, uint64_t size, struct mk_sha256 *h, struct mk_error **err)
 {
     struct hasher hs = {.h = h};
     pthread_t t;
@@ -514,7 +500,7 @@ static int copy_hashed(int in, int out, uint64_t size, struct mk_sha256 *h, int 
         }
     }
     int r = 0;
-    uint64_t total = 0, flushed = 0;
+    uint64_t total = 0;
     for (uint64_t k = 0;; k++) {
         size_t slot = k % nbuf;
         if (threaded) {
@@ -542,11 +528,9 @@ static int copy_hashed(int in, int out, uint64_t size, struct mk_sha256 *h, int 
             break;
         }
         total += (uint64_t)n;
-        writeback_start(wb, &flushed, total, false);
         if ((size_t)n < bufsize && total == size)
             break;
     }
-    writeback_start(wb, &flushed, total, true);
     if (threaded) {
         pthread_mutex_lock(&hs.mu);
         hs.done = true;
@@ -579,9 +563,9 @@ static int hash_written(int out, struct mk_sha256 *h, struct mk_error **err)
 /* size: what the walk's stat said; src_dev, dst_dev: the devices of in and out (the source's from
  * the walk, the destination's from its directory: overlay may give its files other numbers, but the
  * same ones every time). With h, the bytes written are hashed into it (out is then open for
- * reading too); wb: see writeback_start. */
+ * reading too). */
 static int copy_bytes(int in, int out, uint64_t size, dev_t src_dev, dev_t dst_dev,
-                      struct mk_sha256 *h, int wb, struct mk_error **err)
+                      struct mk_sha256 *h, struct mk_error **err)
 {
     bool kernel_copied = false;
     while (!cfr_refused(src_dev, dst_dev)) {
@@ -602,7 +586,7 @@ static int copy_bytes(int in, int out, uint64_t size, dev_t src_dev, dev_t dst_d
         break;
     }
     if (h) {
-        if (copy_hashed(in, out, size, kernel_copied ? NULL : h, wb, err) < 0)
+        if (copy_hashed(in, out, size, kernel_copied ? NULL : h, err) < 0)
             return -1;
         return kernel_copied ? hash_written(out, h, err) : 0;
     }
@@ -831,37 +815,6 @@ static void reuse_release(struct copy_state *st)
 
 MK_DEFINE_CLEANUP(struct mk_sha256, mk_sha256_free)
 
-/* The file name in the overlay directory pfd as the upperdir (spec->upper_fd) holds it, open
- * for writeback_start only: the same path below the upperdir (a file created through the
- * overlay has its parents copied up), no symlink followed, and the same inode; else -1. */
-static int upper_twin(const struct copy_state *st, int pfd, const char *name, int out)
-{
-    char p[64], root[PATH_MAX], dir[PATH_MAX];
-    snprintf(p, sizeof(p), "/proc/self/fd/%d", st->rootfd);
-    ssize_t rn = readlink(p, root, sizeof(root) - 1);
-    snprintf(p, sizeof(p), "/proc/self/fd/%d", pfd);
-    ssize_t dn = readlink(p, dir, sizeof(dir) - 1);
-    if (rn <= 0 || dn < rn || (size_t)rn >= sizeof(root) - 1 || (size_t)dn >= sizeof(dir) - 1)
-        return -1;
-    root[rn] = dir[dn] = '\0';
-    size_t skip = strcmp(root, "/") == 0 ? 0 : (size_t)rn;
-    if (strncmp(dir, root, skip) != 0 || (dir[skip] != '/' && dir[skip] != '\0'))
-        return -1;
-    const char *sub = dir + skip + strspn(dir + skip, "/");
-    _cleanup_free_ char *rel = *sub ? mk_xasprintf("%s/%s", sub, name) : mk_xstrdup(name);
-    struct open_how how = {.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-                                      RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
-    int fd = (int)syscall(SYS_openat2, st->spec->upper_fd, rel, &how, sizeof(how));
-    struct stat a, b;
-    if (fd >= 0 &&
-        (fstat(fd, &a) < 0 || fstat(out, &b) < 0 || !S_ISREG(a.st_mode) || a.st_ino != b.st_ino)) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
 static int digests_flush(struct copy_state *st, struct mk_error **err)
 {
     if (!st->digests.len)
@@ -960,9 +913,7 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
      * chance when it hashes after the walk's stat): its stat is not taken again. */
     struct stat after = *sst;
     _cleanup_(mk_sha256_freep) struct mk_sha256 *h = st->spec->digests ? mk_sha256_new() : NULL;
-    _cleanup_close_ int wb =
-        h && (uint64_t)sst->st_size >= WRITEBACK_STEP ? upper_twin(st, pfd, name, out) : -1;
-    if (copy_bytes(in, out, (uint64_t)sst->st_size, sst->st_dev, ddev, h, wb, err) < 0)
+    if (copy_bytes(in, out, (uint64_t)sst->st_size, sst->st_dev, ddev, h, err) < 0)
         return mk_error_wrap(err, "copying \"%s\"", rel);
     char digest[MK_DIGEST_SIZE] = "";
     const struct stat *afterp = NULL;

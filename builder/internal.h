@@ -246,8 +246,7 @@ struct mk_copy_spec {
      * regular files whose source digest is the one copied then (sorted by strcmp), that
      * build's snapshot (reuse_fd) and the upperdir below the root (upper_fd). A file whose
      * snapshot copy has what this copy would give it is linked from there into the upperdir
-     * instead of copied. NULL: everything is copied (the fds are then unused). With digests,
-     * upper_fd is always the upperdir: the writeback of big files starts there (copy.c). */
+     * instead of copied. NULL: everything is copied (the fds are then unused). */
     const struct mk_strv *reuse_dests;
     int reuse_fd, upper_fd;
     /* digests: every regular file copied is hashed while its bytes are written (issue 19:

@@ -650,19 +650,12 @@ static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct
 #undef k
 }
 
-/* Before the speculative copy: where its records go; the upperdir for the writeback of big
- * files (copy.c, upper_twin). */
-static int spec_prepare(struct copy_job *j, struct spec_copy *sc, const char *upper,
-                        struct mk_error **err)
+/* Before the speculative copy: where its records go. */
+static int spec_prepare(struct copy_job *j, struct spec_copy *sc, struct mk_error **err)
 {
     sc->fd = memfd_create("mkimg-digests", MFD_CLOEXEC);
     if (sc->fd < 0)
         return mk_error_errno(err, "creating a memfd");
-    if (j->upper_fd < 0)
-        j->upper_fd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (j->upper_fd < 0)
-        return mk_error_errno(err, "opening \"%s\"", upper);
-    j->spec.upper_fd = j->upper_fd;
     j->spec.digests = true;
     j->spec.digest_fd = sc->fd;
     return 0;
@@ -708,7 +701,7 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
         goto out;
     if (j->reusable)
         copy_reuse_prepare(b, j, upper);
-    if (sc && spec_prepare(j, sc, upper, err) < 0)
+    if (sc && spec_prepare(j, sc, err) < 0)
         goto out;
     struct mk_sandbox_spec sb;
     sandbox_spec_init(&sb, s, upper, work);
