@@ -45,6 +45,7 @@ struct mk_hashcache {
     size_t n_owned;  /* entries with a path or digest of their own */
     uint32_t *slots; /* NULL, or the index: entry + 1, open addressing, power-of-two size */
     size_t cap;
+    bool was_empty; /* the stored table held no line when opened */
     bool dirty;
 };
 
@@ -186,24 +187,60 @@ int builder_hashcache_open(struct mk_store *store, const char *context_dir,
     _cleanup_free_ char *material = mk_xasprintf("mkimg-filehash-v1\n%s", abs);
     mk_sha256_buffer(material, strlen(material), hc->key);
     struct mk_error *e = NULL;
+    hc->was_empty = true;
     if (layerstore_context_table_read(store, hc->key, &hc->data, &hc->next, &e) == 0) {
         /* A line is at least 80 bytes: room for every line at once. */
         hc->alloc = strlen(hc->next) / 80 + 1;
         hc->ents = mk_xreallocarray(NULL, hc->alloc, sizeof(*hc->ents));
+        hc->was_empty = !*hc->next;
     }
     mk_error_free(e);
     *ret = hc;
     return 0;
 }
 
+static uint64_t hc_mtime(const struct stat *st)
+{
+    return (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
+}
+
+/* The entry of rel when it holds a digest made from a file with st (size, mtime, inode). */
+static struct hc_entry *hc_lookup(struct mk_hashcache *hc, const char *rel, const struct stat *st,
+                                  struct hc_entry **found)
+{
+    struct hc_entry *e = hc_find(hc, rel);
+    *found = e;
+    if (e && e->digest && e->size == (uint64_t)st->st_size && e->mtime_ns == hc_mtime(st) &&
+        e->ino == (uint64_t)st->st_ino)
+        return e;
+    return NULL;
+}
+
+/* Records digest for rel (entry e if it has one) as made from a file with st. */
+static void hc_set(struct mk_hashcache *hc, struct hc_entry *e, const char *rel,
+                   const struct stat *st, const char digest[MK_DIGEST_SIZE])
+{
+    if (!e)
+        e = hc_add(hc, rel);
+    e->size = (uint64_t)st->st_size;
+    e->mtime_ns = hc_mtime(st);
+    e->ino = (uint64_t)st->st_ino;
+    if (!e->owned_digest) {
+        e->digest = mk_xmalloc(MK_DIGEST_SIZE);
+        e->owned_digest = true;
+        hc->n_owned += !e->owned_path;
+    }
+    memcpy((char *)e->digest, digest, MK_DIGEST_SIZE);
+    hc->dirty = true;
+}
+
 int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
                            const struct stat *st, char out[MK_DIGEST_SIZE], struct mk_error **err)
 {
-    uint64_t mt = (uint64_t)st->st_mtim.tv_sec * 1000000000ULL + (uint64_t)st->st_mtim.tv_nsec;
-    struct hc_entry *e = hc_find(hc, rel);
-    if (e && e->digest && e->size == (uint64_t)st->st_size && e->mtime_ns == mt &&
-        e->ino == (uint64_t)st->st_ino) {
-        memcpy(out, e->digest, MK_DIGEST_SIZE);
+    struct hc_entry *e;
+    const struct hc_entry *hit = hc_lookup(hc, rel, st, &e);
+    if (hit) {
+        memcpy(out, hit->digest, MK_DIGEST_SIZE);
         return 0;
     }
     _cleanup_close_ int fd = mk_open_in_root(ctxfd, rel, O_RDONLY, 0, err);
@@ -211,19 +248,32 @@ int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
         return -1;
     if (mk_sha256_fd(fd, out, NULL, err) < 0)
         return mk_error_wrap(err, "hashing \"%s\"", rel);
-    if (!e)
-        e = hc_add(hc, rel);
-    e->size = (uint64_t)st->st_size;
-    e->mtime_ns = mt;
-    e->ino = (uint64_t)st->st_ino;
-    if (!e->owned_digest) {
-        e->digest = mk_xmalloc(MK_DIGEST_SIZE);
-        e->owned_digest = true;
-        hc->n_owned += !e->owned_path;
-    }
-    memcpy((char *)e->digest, out, MK_DIGEST_SIZE);
-    hc->dirty = true;
+    hc_set(hc, e, rel, st, out);
     return 0;
+}
+
+bool builder_hashcache_was_empty(const struct mk_hashcache *hc)
+{
+    return hc->was_empty;
+}
+
+bool builder_hashcache_known(struct mk_hashcache *hc, const char *rel, const struct stat *st,
+                             char out[MK_DIGEST_SIZE])
+{
+    struct hc_entry *e;
+    const struct hc_entry *hit = hc_lookup(hc, rel, st, &e);
+    if (!hit)
+        return false;
+    memcpy(out, hit->digest, MK_DIGEST_SIZE);
+    return true;
+}
+
+void builder_hashcache_put(struct mk_hashcache *hc, const char *rel, const struct stat *st,
+                           const char digest[MK_DIGEST_SIZE])
+{
+    struct hc_entry *e;
+    if (!hc_lookup(hc, rel, st, &e) || memcmp(e->digest, digest, MK_DIGEST_SIZE) != 0)
+        hc_set(hc, e, rel, st, digest);
 }
 
 /* The walks' order: each directory's entries by name (strcmp), a directory's contents right

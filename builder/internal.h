@@ -249,6 +249,21 @@ struct mk_copy_spec {
      * instead of copied. NULL: everything is copied (the fds are then unused). */
     const struct mk_strv *reuse_dests;
     int reuse_fd, upper_fd;
+    /* digests: every regular file copied is hashed while its bytes are written (issue 19:
+     * the key of a cold COPY from the context needs no read pass of its own), and a record
+     * (struct mk_copy_digest, then the source path) is appended to digest_fd for each. */
+    bool digests;
+    int digest_fd;
+};
+
+/* A record of spec->digest_fd: the source's stat before the copy, whether it was the same
+ * after (stable: the digest can go into the hash cache), and the sha256 of what was
+ * written. rel_len bytes of the source path (context-relative) follow. */
+struct mk_copy_digest {
+    uint64_t size, mtime_ns, ino;
+    uint32_t mode, rel_len;
+    uint32_t stable;
+    char digest[MK_DIGEST_SIZE];
 };
 
 /* Creates directory path and its missing parents (mode, owned by uid:gid) below rootfd,
@@ -319,6 +334,16 @@ int builder_hashcache_open(struct mk_store *store, const char *context_dir,
 /* sha256 of the regular file rel (inside ctxfd) whose lstat is st. */
 int builder_hashcache_file(struct mk_hashcache *hc, int ctxfd, const char *rel,
                            const struct stat *st, char out[MK_DIGEST_SIZE], struct mk_error **err);
+/* Whether the cache held nothing when opened (a first build of this context). */
+bool builder_hashcache_was_empty(const struct mk_hashcache *hc);
+/* The digest the cache holds for rel when st (size, mtime, inode) is what it was made from;
+ * false, out untouched, when it holds none. Reads nothing. */
+bool builder_hashcache_known(struct mk_hashcache *hc, const char *rel, const struct stat *st,
+                             char out[MK_DIGEST_SIZE]);
+/* Records digest as the content of rel while it has st (a digest found elsewhere, e.g. by a
+ * copy that hashed the bytes it wrote). */
+void builder_hashcache_put(struct mk_hashcache *hc, const char *rel, const struct stat *st,
+                           const char digest[MK_DIGEST_SIZE]);
 int builder_hashcache_save(struct mk_hashcache *hc, struct mk_error **err);
 void builder_hashcache_free(struct mk_hashcache *hc);
 

@@ -17,6 +17,11 @@ struct copy_key {
     struct build *b;
     struct mk_sha256 *h;
     int srcfd; /* -1: the build context */
+    /* When set, the digest of a regular file of the context (else the hash cache's):
+     * step-copy.c's speculative copy gives the digests of the bytes it copied. */
+    int (*file_digest)(struct copy_key *k, const char *rel, const struct stat *st, const char *dest,
+                       char out[MK_DIGEST_SIZE], struct mk_error **err);
+    void *arg;
 };
 
 struct stage {

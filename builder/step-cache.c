@@ -398,6 +398,9 @@ int copy_key_visit(const char *rel, const struct stat *st, const char *dest, voi
         if (k->srcfd >= 0) {
             /* COPY --from: the source's content is named by its layers (in the key). */
             snprintf(d, sizeof(d), "%llu", (unsigned long long)st->st_size);
+        } else if (k->file_digest) {
+            if (k->file_digest(k, rel, st, dest, d, err) < 0)
+                return -1;
         } else if (builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st, d,
                                           err) < 0)
             return -1;

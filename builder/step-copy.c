@@ -7,6 +7,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -169,6 +170,7 @@ struct copy_job {
     struct mk_strv reuse_dests;
     int reuse_fd, upper_fd;
     char reuse_chain[MK_DIGEST_SIZE]; /* the snapshot files are linked from, or "" */
+    bool files_from_key; /* j->files are filled by the final key walk (speculative copy) */
 };
 
 static void copy_job_release(struct build *b, struct copy_job *j)
@@ -312,8 +314,12 @@ static int reuse_visit(const char *rel, const struct stat *st, const char *dest,
         j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
     }
     struct mk_context_file *f = &j->files[j->n_files];
-    if (builder_hashcache_file(v->b->hc, builder_context_dirfd(v->b->ctx), rel, st, f->digest,
-                               err) < 0)
+    if (j->files_from_key) {
+        /* A speculative copy: a file the hash cache does not know is copied (and hashed). */
+        if (!builder_hashcache_known(v->b->hc, rel, st, f->digest))
+            snprintf(f->digest, sizeof(f->digest), "unknown");
+    } else if (builder_hashcache_file(v->b->hc, builder_context_dirfd(v->b->ctx), rel, st,
+                                      f->digest, err) < 0)
         return -1;
     f->path = mk_xstrdup(dest);
     f->size = (uint64_t)st->st_size;
@@ -358,6 +364,13 @@ static int cmp_file_path(const void *a, const void *b)
  * unreadable: everything is copied. */
 static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *upper)
 {
+    struct mk_context_file *prev = NULL;
+    size_t n = 0;
+    struct mk_error *e = NULL;
+    bool have = layerstore_context_table_get(b->store, j->reuse_id, &prev, &n, &e) == 0;
+    mk_error_free(e);
+    if (!have && j->files_from_key)
+        return; /* the table to record is made by the key's walk after the copy */
     struct mk_copy_spec vspec = j->spec;
     struct reuse_visit rv = {.b = b, .j = j};
     vspec.visit = reuse_visit;
@@ -366,15 +379,11 @@ static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *
     if (builder_copy_into(-1, &vspec, &we) < 0 || !j->reusable) {
         mk_error_free(we);
         j->reusable = false;
+        layerstore_context_table_free(prev, n);
         return;
     }
-    struct mk_context_file *prev = NULL;
-    size_t n = 0;
-    struct mk_error *e = NULL;
-    if (layerstore_context_table_get(b->store, j->reuse_id, &prev, &n, &e) < 0) {
-        mk_error_free(e);
+    if (!have)
         return;
-    }
     const char *chain = NULL;
     for (size_t i = 0; i < n && !chain; i++)
         if (strcmp(prev[i].path, REUSE_SNAPSHOT) == 0)
@@ -407,6 +416,12 @@ static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *
         memcpy(j->reuse_chain, chain, MK_DIGEST_SIZE);
     }
     layerstore_context_table_free(prev, n);
+    if (j->files_from_key) {
+        /* Walked for the reuse only: the key's walk after the copy makes the table. */
+        layerstore_context_table_free(j->files, j->n_files);
+        j->files = NULL;
+        j->n_files = j->cap_files = 0;
+    }
 }
 
 /* After the commit: this COPY's table, naming the snapshot just made. Best effort: without
@@ -426,13 +441,180 @@ static void copy_reuse_record(struct build *b, struct stage *s, struct copy_job 
     mk_error_free(e);
 }
 
-static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct mk_error **err)
+/* ---- a COPY from the context whose files the hash cache does not know (issue 19) ----
+ * Its key needs their digests, which cost a read of every byte before the copy reads them
+ * again. Instead the copy is made first, speculatively, hashing what it writes (copy.c,
+ * spec->digests); the key is then made from those digests, and a hit throws the upperdir
+ * away. The key is the one the hash cache would have given (the same walk, the digests of
+ * the same bytes), and the digests go into the hash cache, so a rebuild stats each file once.
+ * A file changed during the copy: its digest is that of what was written (the key describes
+ * the layer), and it stays out of the hash cache. Anything the copy and the key's walk saw
+ * differently (a file added, removed or retyped meanwhile): the speculation is dropped and the
+ * step is made as before. */
+struct spec_file {
+    const char *rel; /* into spec_copy.raw */
+    uint32_t mode;
+    char digest[MK_DIGEST_SIZE];
+    bool used;
+};
+
+struct spec_copy {
+    struct copy_key k; /* first: the hooks get &k */
+    struct copy_job *j;
+    size_t deferred; /* probe: files whose digest the copy is to give */
+    bool hash_small; /* probe: small unknown files are hashed now (see probe_digest) */
+    int fd;          /* the copy's records (memfd), -1 */
+    char *raw;
+    struct spec_file *files; /* sorted by rel */
+    size_t n_files;
+    bool mismatch;
+};
+
+static void spec_copy_release(struct spec_copy *sc)
+{
+    mk_closep(&sc->fd);
+    free(sc->raw);
+    free(sc->files);
+    sc->raw = NULL;
+    sc->files = NULL;
+    sc->n_files = 0;
+}
+
+/* Files below this size are hashed by the key as before when the hash cache knows part of the
+ * context (a touched file among many: copying all of them to hash one would cost more). */
+#define SPEC_SMALL (1u << 20)
+
+/* The first key's hook: the hash cache's digest, else a placeholder and the file deferred. */
+static int probe_digest(struct copy_key *k, const char *rel, const struct stat *st,
+                        const char *dest, char out[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    (void)dest;
+    struct spec_copy *sc = (struct spec_copy *)k;
+    if (builder_hashcache_known(k->b->hc, rel, st, out))
+        return 0;
+    if (sc->hash_small && (uint64_t)st->st_size < SPEC_SMALL)
+        return builder_hashcache_file(k->b->hc, builder_context_dirfd(k->b->ctx), rel, st, out,
+                                      err);
+    sc->deferred++;
+    snprintf(out, MK_DIGEST_SIZE, "unknown");
+    return 0;
+}
+
+static int cmp_spec_file(const void *a, const void *b)
+{
+    return strcmp(((const struct spec_file *)a)->rel, ((const struct spec_file *)b)->rel);
+}
+
+/* The final key's hook: the digest of what the copy wrote, else (a file linked from an
+ * earlier snapshot) the hash cache's; a reusable COPY's table is filled on the way. */
+static int spec_digest(struct copy_key *k, const char *rel, const struct stat *st, const char *dest,
+                       char out[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    (void)err;
+    struct spec_copy *sc = (struct spec_copy *)k;
+    struct spec_file key = {.rel = rel};
+    struct spec_file *f =
+        sc->n_files ? bsearch(&key, sc->files, sc->n_files, sizeof(key), cmp_spec_file) : NULL;
+    if (f && f->mode == (uint32_t)st->st_mode) {
+        memcpy(out, f->digest, MK_DIGEST_SIZE);
+        f->used = true;
+    } else if (f || !builder_hashcache_known(k->b->hc, rel, st, out)) {
+        sc->mismatch = true;
+        snprintf(out, MK_DIGEST_SIZE, "unknown");
+    }
+    struct copy_job *j = sc->j;
+    if (!j->reusable || !j->files_from_key)
+        return 0;
+    if (*dest != '/' || strpbrk(dest, "\t\n")) {
+        j->reusable = false;
+        return 0;
+    }
+    if (j->n_files == j->cap_files) {
+        j->cap_files = j->cap_files ? 2 * j->cap_files : 256;
+        j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
+    }
+    struct mk_context_file *cf = &j->files[j->n_files++];
+    memcpy(cf->digest, out, MK_DIGEST_SIZE);
+    cf->path = mk_xstrdup(dest);
+    cf->size = (uint64_t)st->st_size;
+    cf->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    cf->ino = (uint64_t)st->st_ino;
+    return 0;
+}
+
+/* The copy's records: into sc->files, and the digests of files that did not change while
+ * copied into the hash cache. */
+static int spec_read(struct build *b, struct spec_copy *sc, struct mk_error **err)
+{
+    struct stat fst;
+    if (fstat(sc->fd, &fst) < 0)
+        return mk_error_errno(err, "reading the copy's digests");
+    size_t len = (size_t)fst.st_size, n = 0;
+    sc->raw = mk_xmalloc(len + 1);
+    if (pread(sc->fd, sc->raw, len, 0) != (ssize_t)len)
+        return mk_error_errno(err, "reading the copy's digests");
+    for (size_t off = 0; off < len;) {
+        struct mk_copy_digest d;
+        if (len - off < sizeof(d))
+            return mk_error_set(err, MK_ERR_IO, 0, "the copy's digests are cut short");
+        memcpy(&d, sc->raw + off, sizeof(d));
+        off += sizeof(d);
+        if (d.rel_len == 0 || d.rel_len > len - off || d.digest[MK_DIGEST_SIZE - 1] != '\0')
+            return mk_error_set(err, MK_ERR_IO, 0, "the copy's digests are cut short");
+        /* The path is made a string in place: its record is read already. */
+        char *rel = sc->raw + off - 1;
+        memmove(rel, sc->raw + off, d.rel_len);
+        rel[d.rel_len] = '\0';
+        off += d.rel_len;
+        sc->files = mk_xreallocarray(sc->files, n + 1, sizeof(*sc->files));
+        sc->files[n] = (struct spec_file){.rel = rel, .mode = d.mode};
+        memcpy(sc->files[n].digest, d.digest, MK_DIGEST_SIZE);
+        n++;
+        if (d.stable) {
+            struct stat st;
+            memset(&st, 0, sizeof(st));
+            st.st_size = (off_t)d.size;
+            st.st_mtim.tv_sec = (time_t)(d.mtime_ns / 1000000000u);
+            st.st_mtim.tv_nsec = (long)(d.mtime_ns % 1000000000u);
+            st.st_ino = (ino_t)d.ino;
+            builder_hashcache_put(b->hc, rel, &st, d.digest);
+        }
+    }
+    if (n)
+        qsort(sc->files, n, sizeof(*sc->files), cmp_spec_file);
+    /* One source copied twice (two sources naming it): the same bytes both times, or no
+     * speculation. */
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w && strcmp(sc->files[w - 1].rel, sc->files[i].rel) == 0) {
+            if (strcmp(sc->files[w - 1].digest, sc->files[i].digest) != 0 ||
+                sc->files[w - 1].mode != sc->files[i].mode)
+                sc->mismatch = true;
+            continue;
+        }
+        sc->files[w++] = sc->files[i];
+    }
+    sc->n_files = w;
+    return 0;
+}
+
+static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct spec_copy *sc,
+                    int (*file_digest)(struct copy_key *, const char *, const struct stat *,
+                                       const char *, char *, struct mk_error **),
+                    struct mk_error **err)
 {
     const struct mk_inst_copy *c = &j->in->copy;
     const struct mk_df_node *n = j->in->node;
     if (!b->hc && builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
         return -1;
-    struct copy_key k = {.b = b, .h = key_begin(b, s, j->kw), .srcfd = j->spec.src_rootfd};
+    struct copy_key k0 = {.b = b, .h = key_begin(b, s, j->kw), .srcfd = j->spec.src_rootfd};
+    struct copy_key *kp = sc ? &sc->k : &k0;
+    if (sc) {
+        sc->k = k0;
+        sc->k.file_digest = file_digest;
+        sc->j = j;
+    }
+#define k (*kp)
     key_part("source stage or image");
     key_add_lowers(k.h, &j->src_lowers);
     key_part("heredocs");
@@ -460,16 +642,48 @@ static int copy_key(struct build *b, struct stage *s, struct copy_job *j, struct
             key_add(k.h, "keep-git-dir");
     }
     struct mk_copy_spec vspec = j->spec;
+    vspec.digests = false;
     vspec.visit = copy_key_visit;
     vspec.visit_arg = &k;
     int r = c->from ? 0 : builder_copy_into(-1, &vspec, err);
     mk_sha256_final(k.h, j->key);
     mk_sha256_free(k.h);
     return r < 0 ? node_error(b, n, err, "%s failed", j->kw) : 0;
+#undef k
+}
+
+/* Before the speculative copy: where its records go. */
+static int spec_prepare(struct copy_job *j, struct spec_copy *sc, struct mk_error **err)
+{
+    sc->fd = memfd_create("mkimg-digests", MFD_CLOEXEC);
+    if (sc->fd < 0)
+        return mk_error_errno(err, "creating a memfd");
+    j->spec.digests = true;
+    j->spec.digest_fd = sc->fd;
+    return 0;
+}
+
+/* After the speculative copy: the key from what it wrote, and its lookup. 1: a hit (the
+ * upperdir goes), 0: a miss (it is committed), 2: the copy and the key disagree. */
+static int spec_finish(struct build *b, struct stage *s, struct copy_job *j, struct spec_copy *sc,
+                       struct mk_error **err)
+{
+    j->spec.digests = false;
+    if (spec_read(b, sc, err) < 0 || copy_key(b, s, j, sc, spec_digest, err) < 0)
+        return -1;
+    for (size_t i = 0; i < sc->n_files; i++)
+        if (!sc->files[i].used)
+            sc->mismatch = true;
+    if (sc->mismatch)
+        return 2;
+    bool hit = false;
+    cache_lookup(b, s, j->key, j->created_by, &hit);
+    return hit ? 1 : 0;
 }
 
 /* A cache miss: the downloads with --checksum, the --from root, the copy in a sandbox. */
-static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struct mk_error **err)
+static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struct spec_copy *sc,
+                     struct mk_error **err)
 {
     const struct mk_df_node *n = j->in->node;
     const char *checksum = j->in->copy.checksum;
@@ -483,10 +697,14 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
             return node_error(b, n, err, "COPY --from=%s", j->from_name);
         j->spec.src_rootfd = j->src.fd;
     }
-    if (step_begin(b, s, &upper, &work, err) < 0)
+    /* The durability window's marker (and its fsync) before the copy dirties the page cache,
+     * not after it, when it waits behind the copy's writeback. */
+    if (step_begin(b, s, &upper, &work, err) < 0 || layerstore_sync_begin(b->store, err) < 0)
         goto out;
     if (j->reusable)
         copy_reuse_prepare(b, j, upper);
+    if (sc && spec_prepare(j, sc, err) < 0)
+        goto out;
     struct mk_sandbox_spec sb;
     sandbox_spec_init(&sb, s, upper, work);
     if (j->link)
@@ -504,6 +722,13 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
     if (builder_sandbox_call(&sb, copy_fn, &call, err) < 0) {
         node_error(b, n, err, "%s failed", j->kw);
         goto out;
+    }
+    if (sc) {
+        int r = spec_finish(b, s, j, sc, err);
+        if (r != 0) {
+            ret = r < 0 ? node_error(b, n, err, "%s failed", j->kw) : r;
+            goto out;
+        }
     }
     ret = step_commit_like(b, s, upper, j->created_by, j->reuse_chain[0] ? j->reuse_chain : NULL,
                            err);
@@ -543,6 +768,7 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
     /* Local archives are unpacked unless --unpack=false, downloads only with --unpack=true. */
     j.spec.extract = is_add && c->unpack != 0;
     j.spec.parents = c->parents;
+    struct spec_copy sc = {.fd = -1};
     int ret = -1;
     if ((in->node->n_heredocs && write_heredocs(b, s, in->node, &j.heredocs, err) < 0) ||
         copy_sources(b, s, &j, err) < 0 || copy_options(b, s, &j, err) < 0 ||
@@ -565,12 +791,46 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
     j.reusable = !is_add && !c->from && !in->node->n_heredocs && !j.urls.urls.n && !j.link;
     if (j.reusable)
         reuse_id(b, s, &j);
-    if (copy_key(b, s, &j, err) < 0)
+    /* From the context with digests to find: copied while hashed (spec_copy above) when the
+     * hash cache knew nothing of the context, or the files to hash are big. Not with
+     * --cache-from: a hit there needs no layer below it, the copy would fetch them all. */
+    bool speculate =
+        !is_add && !c->from && !in->node->n_heredocs && !j.urls.urls.n && !b->opts->cache_from.n;
+    if (speculate && !b->hc &&
+        builder_hashcache_open(b->store, b->opts->context_dir, &b->hc, err) < 0)
         goto out;
+    /* The hash cache knows nothing of the context (its first build): no file's digest is
+     * known, so the first key's walk is left out. */
+    bool cold = speculate && builder_hashcache_was_empty(b->hc);
+    sc.hash_small = speculate && !cold;
+    if (!cold && copy_key(b, s, &j, speculate ? &sc : NULL, probe_digest, err) < 0)
+        goto out;
+    if (cold || sc.deferred) {
+        j.files_from_key = true;
+        ret = copy_exec(b, s, &j, &sc, err);
+        if (ret == 1)
+            ret = 0; /* a hit: the copy is thrown away */
+        if (ret != 2)
+            goto out;
+        /* The copy and the key's walk disagree (the context changed meanwhile): as before. */
+        spec_copy_release(&sc);
+        j.files_from_key = false;
+        j.spec.digests = false;
+        layerstore_context_table_free(j.files, j.n_files);
+        j.files = NULL;
+        j.n_files = j.cap_files = 0;
+        mk_strv_clear(&j.reuse_dests);
+        j.spec.reuse_dests = NULL;
+        mk_closep(&j.reuse_fd);
+        mk_closep(&j.upper_fd);
+        if (copy_key(b, s, &j, NULL, NULL, err) < 0)
+            goto out;
+    }
     bool hit = false;
     cache_lookup(b, s, j.key, j.created_by, &hit);
-    ret = hit ? 0 : copy_exec(b, s, &j, err);
+    ret = hit ? 0 : copy_exec(b, s, &j, NULL, err);
 out:
+    spec_copy_release(&sc);
     copy_job_release(b, &j);
     return ret;
 }
