@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -81,6 +83,22 @@ int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, m
     return mk_error_set(err, MK_ERR_IO, EEXIST, "creating a temp file for \"%s\"", path);
 }
 
+/* Unsynced, over an existing regular file: the two names swapped (RENAME_EXCHANGE), then the
+ * old file unlinked under the temp name. A plain rename over a file makes ext4 (auto_da_alloc,
+ * its default) write the new file back before the rename returns: 1.6-3 s for a 1 GiB archive
+ * on a loop fs, the flush an unsynced export leaves out. 0: done; -1: use a plain rename (no
+ * target, not a regular file, or a file system without the exchange). */
+static int exchange_over(struct mk_atomic_file *f)
+{
+    struct stat st;
+    if (fstatat(f->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        return -1;
+    if (renameat2(f->dirfd, f->tmp, f->dirfd, f->name, RENAME_EXCHANGE) < 0)
+        return -1;
+    unlinkat(f->dirfd, f->tmp, 0); /* the old file; if this fails, prune removes it */
+    return 0;
+}
+
 /* fsync (when sync) and rename; the temp file is gone afterwards either way. */
 static int commit(struct mk_atomic_file *f, bool sync, struct mk_error **err)
 {
@@ -90,7 +108,7 @@ static int commit(struct mk_atomic_file *f, bool sync, struct mk_error **err)
     const char *what = NULL;
     if (sync && fsync(f->fd) < 0)
         saved = errno, what = "writing";
-    else if (renameat(f->dirfd, f->tmp, f->dirfd, f->name) < 0)
+    else if ((sync || exchange_over(f) < 0) && renameat(f->dirfd, f->tmp, f->dirfd, f->name) < 0)
         saved = errno, what = "renaming into";
     if (what)
         unlinkat(f->dirfd, f->tmp, 0);

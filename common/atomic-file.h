@@ -36,7 +36,9 @@ int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, m
 int mk_atomic_file_commit(struct mk_atomic_file *f, struct mk_error **err);
 /* The rename alone, no fsync: for files whose readers take anything but the whole file
  * (a crash can leave the name with no or partial content) as absent. The target is never
- * seen half-written while the system runs. Fails as mk_atomic_file_commit. */
+ * seen half-written while the system runs. An existing regular file is swapped out
+ * (RENAME_EXCHANGE) and unlinked, so that ext4 does not flush the new file as it does on a
+ * rename over one. Fails as mk_atomic_file_commit. */
 int mk_atomic_file_commit_unsynced(struct mk_atomic_file *f, struct mk_error **err);
 /* Closes everything and removes the temp file unless it was committed. Accepts a released
  * (or zero-initialized with fds of -1) object; usable as _cleanup_(mk_atomic_file_release). */

@@ -49,6 +49,18 @@ t_ok "oci-dir: save under strace" strace -f -y -qq \
 t_eq "oci-dir: no file or directory of the layout is fsynced" "$(syncs_of "$T/trace-dir" "$T/dir")" 0
 t_ok "oci-dir: the layer blob hashes to its digest and decodes to the diff_id" layer_ok "$T/dir"
 
+# Over an existing archive: the names are swapped and the old file unlinked (a plain rename
+# over a file makes ext4 write the new one back first: seconds for a big archive).
+echo old >"$T/over.tar"
+t_ok "save -o over an existing file, under strace" strace -f -qq -e trace=rename,renameat,renameat2 \
+    -o "$T/trace-over" "$MKIMG" save --compression zstd -o "$T/over.tar" un:1
+t_grep "the names are swapped (RENAME_EXCHANGE)" 'RENAME_EXCHANGE' "$T/trace-over"
+mkdir -p "$T/x-over" && tar -xf "$T/over.tar" -C "$T/x-over"
+t_ok "the new archive is in place, whole" layer_ok "$T/x-over"
+t_eq "the old file and the temp file are gone" "$(find "$T" -maxdepth 1 -name '.over*' | wc -l)" 0
+t_ok "a symlink at the name is replaced, not followed" bash -c "ln -s '$T/over.tar' '$T/link.tar' &&
+    '$MKIMG' save -o '$T/link.tar' un:1 && test ! -L '$T/link.tar' && test -s '$T/over.tar'"
+
 # build -o type=tar (one platform, and two) is the same kind of export.
 mkdir -p "$T/ctx" && printf 'FROM scratch\nCOPY numbers /n\n' >"$T/ctx/Dockerfile"
 cp "$T/root/numbers" "$T/ctx/"
