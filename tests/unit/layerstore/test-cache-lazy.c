@@ -9,6 +9,7 @@
 #include "common/fsutil.h"
 #include "layerstore/layerstore.h"
 #include "tap.h"
+#include "store-fixture.h"
 
 static void digest_of(const char *s, char out[MK_DIGEST_SIZE])
 {
@@ -78,11 +79,7 @@ static void test_refs(struct mk_store *st)
 
 int main(void)
 {
-    tap_tmpdir();
-    struct mk_store *st = NULL;
-    struct mk_error *err = NULL;
-    if (layerstore_open("store", &st, &err) < 0)
-        return 1;
+    struct mk_store *st = fixture_store();
     test_layers(st);
     test_refs(st);
     layerstore_free(st);

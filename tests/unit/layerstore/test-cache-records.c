@@ -8,6 +8,7 @@
 #include "common/fsutil.h"
 #include "layerstore/layerstore.h"
 #include "tap.h"
+#include "store-fixture.h"
 
 static void digest_of(const char *s, char out[MK_DIGEST_SIZE])
 {
@@ -167,11 +168,7 @@ static void test_mounts(struct mk_store *st)
 
 int main(void)
 {
-    tap_tmpdir();
-    struct mk_store *st = NULL;
-    struct mk_error *err = NULL;
-    if (layerstore_open("store", &st, &err) < 0)
-        return 1;
+    struct mk_store *st = fixture_store();
     test_step(st);
     test_others(st);
     test_mounts(st);

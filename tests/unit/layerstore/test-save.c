@@ -14,6 +14,7 @@
 #include "common/fsutil.h"
 #include "layerstore/layerstore.h"
 #include "tap.h"
+#include "store-fixture.h"
 
 static int watched = -1;
 static size_t n_writes, n_small_writes, n_copies;
@@ -91,11 +92,8 @@ static void *drain_main(void *arg)
 
 int main(void)
 {
-    tap_tmpdir();
-    struct mk_store *st = NULL;
+    struct mk_store *st = fixture_store();
     struct mk_error *err = NULL;
-    if (layerstore_open("store", &st, &err) < 0)
-        return 1;
     /* A 3 MiB file of noise: its compressed layer is over 3 MiB too. */
     mkdir("root", 0755);
     int fd = open("root/noise", O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -7,6 +7,7 @@
 #include "common/fsutil.h"
 #include "layerstore/layerstore.h"
 #include "tap.h"
+#include "store-fixture.h"
 
 static struct mk_image *make_image(struct mk_store *st, const char *tag_content)
 {
@@ -63,11 +64,8 @@ static int get_code(struct mk_store *st, const char *name)
 
 int main(void)
 {
-    tap_tmpdir();
-    struct mk_store *st = NULL;
+    struct mk_store *st = fixture_store();
     struct mk_error *err = NULL;
-    if (layerstore_open("store", &st, &err) < 0)
-        return 1;
     struct mk_image *a = make_image(st, "A=1"), *b = make_image(st, "B=2");
     tap_ok(a && b && strcmp(a->config_digest, b->config_digest) != 0, "two images written");
     tap_is_int(get_code(st, "hello"), MK_ERR_NOT_FOUND, "untagged image has no name");

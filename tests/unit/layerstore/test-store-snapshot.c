@@ -8,6 +8,7 @@
 #include "common/fsutil.h"
 #include "layerstore/layerstore.h"
 #include "tap.h"
+#include "store-fixture.h"
 
 static void put(const char *path, const char *content)
 {
@@ -153,11 +154,8 @@ static void test_race(struct mk_store *st)
 
 int main(void)
 {
-    tap_tmpdir();
-    struct mk_store *st = NULL;
+    struct mk_store *st = fixture_store();
     struct mk_error *err = NULL;
-    if (layerstore_open("store", &st, &err) < 0)
-        return 1;
 
     /* commit_dir: an upperdir inside a store temp dir becomes layer + snapshot */
     char *tmp = layerstore_tmpdir(st, "build-", &err);
