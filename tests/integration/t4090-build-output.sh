@@ -12,7 +12,7 @@ t_ok "build with five outputs" "$MKIMG" build -q -t hello \
 t_ok "skopeo reads the oci-archive" skopeo inspect "oci-archive:$o/oci.tar"
 t_ok "skopeo reads the docker-archive" skopeo inspect "docker-archive:$o/docker.tar"
 t_ok "skopeo reads the OCI layout" skopeo inspect "oci:$o/layout"
-t_grep "the rootfs tar holds the built file" '^app/data/greeting.txt$' <(tar tf "$o/rootfs.tar")
+t_grep "the rootfs tar holds the built file" '^app/data/greeting.txt$' <(tar tf "$o/rootfs.tar" 2>/dev/null)
 t_ok "the rootfs tar has no whiteouts" bash -c "! tar tf '$o/rootfs.tar' | grep -q '\.wh\.'"
 t_eq "type=local wrote the tree" "$(cat "$o/rootfs/app/data/greeting.txt")" "hello from mkimg"
 t_ok "a deleted file is not in the exported tree" test ! -e "$o/rootfs/tmp/scratch.txt"

@@ -31,7 +31,7 @@ t_fails "and name= was not left behind as a tag" "$MKIMG" inspect other/x:5
 
 "$MKIMG" build -q -o - "$c" >"$o/stdout.tar" 2>"$T/err"
 t_eq "-o - succeeds" "$?" 0
-t_grep "-o - is a rootfs tar on stdout" '^a$' <(tar -tf "$o/stdout.tar")
+t_grep "-o - is a rootfs tar on stdout" '^a$' <(tar -tf "$o/stdout.tar" 2>/dev/null)
 t_ok "-o - piped into tar t" bash -c 'set -o pipefail; "$1" build -q -o - "$2" | tar -t | grep -x a' \
     _ "$MKIMG" "$c"
 t_ok "no directory named -" test ! -e "$T/-" -a ! -e "$c/-"
