@@ -7,7 +7,8 @@
 mkdir -p "$T/root/data"
 # Text that compresses, noise that does not, and a file larger than many 128 KiB blocks.
 seq 1 400000 >"$T/root/data/numbers"
-head -c 3000000 /dev/urandom >"$T/root/data/noise"
+# 9 MB of noise: gzip stores it, zstd writes a frame of raw blocks for most of it.
+head -c 9000000 /dev/urandom >"$T/root/data/noise"
 for i in $(seq 1 200); do echo "line $i of a small file" >"$T/root/data/f$i"; done
 "$MKIMG" import "$T/root" big:1 >/dev/null
 diff_id=$("$MKIMG" inspect big:1 | jq -r '.[0].RootFS.Layers[0]')
@@ -28,6 +29,8 @@ for c in gzip zstd; do
         skopeo copy --dest-decompress "oci:$T/$c:big:1" "dir:$T/$c-dir"
     t_ok "$c: into the diff_id" test -e "$T/$c-dir/${diff_id#sha256:}"
 done
+t_ok "zstd: the noise is a frame of its own (raw blocks), between compressed ones" \
+    test "$(zstd -l "$(layer_blob "$T/zstd")" | awk 'NR == 2 { print $1 }')" -ge 3
 # Debian's umoci (0.4.7) reads no zstd layers.
 t_ok "gzip: umoci unpacks it (Go's reader)" umoci unpack --rootless --image "$T/gzip:big:1" "$T/bundle"
 t_ok "gzip: the same tree" diff -r "$T/root/data" "$T/bundle/rootfs/data"

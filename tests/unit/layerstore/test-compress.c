@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "common/fsutil.h"
 #include "layerstore/internal.h"
@@ -273,6 +274,21 @@ static void scan_tests(void)
 
 /* Incompressible blocks go out stored, compressible ones between them compressed, and the
  * parts make one gzip member. */
+/* Whether data compresses to the same bytes (into path) on 1 to max_threads threads. */
+static bool same_on_threads(const char *path, const char *data, size_t n, enum mk_compression c,
+                            int level, unsigned max_threads)
+{
+    char first[MK_DIGEST_SIZE] = "", d[MK_DIGEST_SIZE];
+    bool same = true;
+    for (unsigned t = 1; t <= max_threads; t++) {
+        same &= compress_to(path, data, n, c, level, t, d) == 0;
+        if (t == 1)
+            memcpy(first, d, MK_DIGEST_SIZE);
+        same &= strcmp(first, d) == 0;
+    }
+    return same;
+}
+
 static void stored_tests(void)
 {
     const size_t n = 3u << 20;
@@ -297,21 +313,53 @@ static void stored_tests(void)
     for (size_t off = 0; off < n; off += 1u << 20)
         memcpy(data + off + (512u << 10), text + off, 512u << 10);
     mk_sha256_buffer(data, n, want);
-    bool same = true;
-    char first[MK_DIGEST_SIZE] = "";
-    for (unsigned t = 1; t <= 4; t++) {
-        same &= compress_to("both.gz", data, n, MK_COMPRESS_GZIP, 6, t, d) == 0;
-        if (t == 1)
-            memcpy(first, d, MK_DIGEST_SIZE);
-        same &= strcmp(first, d) == 0;
-    }
-    tap_ok(same, "stored and compressed parts: the same bytes on 1 to 4 threads");
+    tap_ok(same_on_threads("both.gz", data, n, MK_COMPRESS_GZIP, 6, 4),
+           "stored and compressed parts: the same bytes on 1 to 4 threads");
     decoded_digest("gzip", "both.gz", got);
     tap_is_str(got, want, "gzip -dc gives stored and compressed parts back");
     tap_ok(stat("both.gz", &st) == 0 && (size_t)st.st_size < n * 3 / 4 &&
                one_gzip_member("both.gz"),
            "the text parts are compressed, into one gzip member");
     free(text);
+    free(data);
+}
+
+/* zstd: a run of incompressible slots (1 MiB each) becomes a frame of raw blocks once four
+ * in a row are; compressible slots around it stay compressed, each side a frame of its own. */
+static void raw_frame_tests(void)
+{
+    const size_t mib = 1u << 20, n = 12 * mib;
+    char *data = make_data(5, n);
+    char *noise = make_noise(11, 8 * mib);
+    memcpy(data + 2 * mib, noise, 8 * mib); /* text 0-2 MiB, noise 2-10, text 10-12 */
+    free(noise);
+    char want[MK_DIGEST_SIZE], got[MK_DIGEST_SIZE];
+    mk_sha256_buffer(data, n, want);
+    tap_ok(same_on_threads("raw.zst", data, n, MK_COMPRESS_ZSTD, 3, 3),
+           "zstd with an incompressible run: the same bytes on 1 to 3 workers");
+    decoded_digest("zstd", "raw.zst", got);
+    tap_is_str(got, want, "zstd -dc gives text, noise and text back");
+    size_t len = 0, off = 0, frames = 0, raw_size = 0;
+    char *z = read_all("raw.zst", &len);
+    bool checksums[4] = {false};
+    while (z && off < len && frames < 4) {
+        size_t fl = ZSTD_findFrameCompressedSize(z + off, len - off);
+        if (ZSTD_isError(fl) || fl < 5)
+            break;
+        checksums[frames] = (unsigned char)z[off + 4] >> 2 & 1; /* Content_Checksum_flag */
+        if (frames == 1)
+            raw_size = fl;
+        off += fl;
+        frames++;
+    }
+    /* Slots 2-4 precede the fourth incompressible one and are compressed as before; slots
+     * 5-9 are 40 raw blocks of 128 KiB (3 bytes of header each), after a 6-byte frame
+     * header, with a 3-byte empty last block. */
+    tap_ok(off == len && frames == 3 && checksums[0] && !checksums[1] && checksums[2] &&
+               raw_size == 5 * mib + 6 + 40 * 3 + 3,
+           "three frames: compressed, 5 MiB raw (%zu bytes, no checksum), compressed (%zu in all)",
+           raw_size, frames);
+    free(z);
     free(data);
 }
 
@@ -599,6 +647,7 @@ int main(void)
     stream_tests();
     scan_tests();
     stored_tests();
+    raw_frame_tests();
     write_tests();
     pipeline_error_tests();
     mk_rm_rf(top, NULL);
