@@ -46,6 +46,42 @@ void mk_atomic_file_release(struct mk_atomic_file *f)
     *f = (struct mk_atomic_file){.fd = -1, .dirfd = -1};
 }
 
+static bool is_stream(mode_t m)
+{
+    return S_ISCHR(m) || S_ISFIFO(m);
+}
+
+/* A device or FIFO at name (see atomic-file.h): opened for writing into f->fd. 1: it is one
+ * (f->fd set, or an error), 0: it is not (or nothing is there). */
+static int open_in_place(struct mk_atomic_file *f, const char *path, struct mk_error **err)
+{
+    struct stat st;
+    if (fstatat(f->dirfd, f->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    int flags = O_WRONLY | O_NOCTTY | O_CLOEXEC;
+    if (S_ISLNK(st.st_mode)) {
+        struct stat t;
+        if ((st.st_uid != 0 && st.st_uid != geteuid()) || fstatat(f->dirfd, f->name, &t, 0) < 0 ||
+            !is_stream(t.st_mode))
+            return 0;
+    } else if (is_stream(st.st_mode) || S_ISBLK(st.st_mode)) {
+        flags |= O_NOFOLLOW;
+    } else {
+        return 0;
+    }
+    f->fd = openat(f->dirfd, f->name, flags);
+    struct stat o;
+    if (f->fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", path), 1;
+    /* What was opened is what was looked at: a device or FIFO (a block device only by its
+     * own name), not something swapped in meanwhile. */
+    if (fstat(f->fd, &o) < 0 ||
+        !(is_stream(o.st_mode) || (S_ISBLK(o.st_mode) && !S_ISLNK(st.st_mode))))
+        return mk_error_set(err, MK_ERR_IO, 0, "\"%s\" changed while it was opened", path), 1;
+    f->in_place = true;
+    return 1;
+}
+
 int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, mode_t mode,
                         struct mk_error **err)
 {
@@ -61,6 +97,12 @@ int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, m
     if (f->dirfd < 0)
         return mk_error_errno(err, "opening directory \"%s\"", parent);
     f->name = mk_xstrdup(name);
+    int r = open_in_place(f, path, err);
+    if (r != 0) {
+        if (!f->in_place)
+            mk_atomic_file_release(f);
+        return f->in_place ? 0 : -1;
+    }
     for (int attempt = 0; attempt < TMP_ATTEMPTS; attempt++) {
         char rnd[9];
         random_suffix(rnd);
@@ -102,6 +144,8 @@ static int exchange_over(struct mk_atomic_file *f)
 /* fsync (when sync) and rename; the temp file is gone afterwards either way. */
 static int commit(struct mk_atomic_file *f, bool sync, struct mk_error **err)
 {
+    if (f->in_place)
+        return 0;
     if (!f->tmp)
         MK_BUG("committing an atomic file without a temp file");
     int saved = 0;
@@ -121,7 +165,7 @@ int mk_atomic_file_commit(struct mk_atomic_file *f, struct mk_error **err)
 {
     if (commit(f, true, err) < 0)
         return -1;
-    return mk_fsync_dir(f->dirfd, err);
+    return f->in_place ? 0 : mk_fsync_dir(f->dirfd, err);
 }
 
 int mk_atomic_file_commit_unsynced(struct mk_atomic_file *f, struct mk_error **err)

@@ -10,21 +10,29 @@
  * fsynced (mk_atomic_file_commit), or only renamed (mk_atomic_file_commit_unsynced: the
  * archives of `save -o` and `build -o type=oci|docker`, see docs/save.md). A symlink at the
  * target's own name is replaced by the file, never followed.
+ * Except for a target that is a device or a FIFO (`save -o /dev/null`, `-o /dev/stdout`, a
+ * named pipe): it cannot be replaced without breaking what else uses it (a rename would put
+ * the archive where /dev/null was), so it is opened and written in place, and commit does
+ * nothing. That is the target's own name, not a symlink, or a symlink owned by root or by
+ * the caller (as fs.protected_symlinks would follow) to a character device or a FIFO: a
+ * symlink someone else planted is still replaced, never followed.
  * Temp names are ".NAME.tmp.PID-RANDOM": `prune` removes those whose process is gone.
  */
 #ifndef MK_COMMON_ATOMIC_FILE_H
 #define MK_COMMON_ATOMIC_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "common/error.h"
 
 struct mk_atomic_file {
-    int fd;     /* write the content here (O_RDWR) */
-    int dirfd;  /* the target's directory */
-    char *name; /* the target's name in dirfd */
-    char *tmp;  /* the temp file's name in dirfd; NULL once committed */
+    int fd;        /* write the content here (O_RDWR) */
+    int dirfd;     /* the target's directory */
+    char *name;    /* the target's name in dirfd */
+    char *tmp;     /* the temp file's name in dirfd; NULL once committed */
+    bool in_place; /* a device or FIFO written in place: no temp file, nothing to commit */
 };
 
 /* Creates the temp file for path (relative to dirfd, which may be AT_FDCWD; "dir/name" puts

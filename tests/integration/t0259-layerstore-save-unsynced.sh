@@ -61,6 +61,25 @@ t_eq "the old file and the temp file are gone" "$(find "$T" -maxdepth 1 -name '.
 t_ok "a symlink at the name is replaced, not followed" bash -c "ln -s '$T/over.tar' '$T/link.tar' &&
     '$MKIMG' save -o '$T/link.tar' un:1 && test ! -L '$T/link.tar' && test -s '$T/over.tar'"
 
+# A device or a FIFO at the name is written to, not replaced: `save -o /dev/null` must not
+# leave the archive where the null device was (a device of our own here, not the host's).
+mknod "$T/null" c 1 3
+t_ok "save -o a null device succeeds" "$MKIMG" save --compression zstd -o "$T/null" un:1
+t_ok "the null device is still there, not a file" test -c "$T/null"
+mkfifo "$T/pipe"
+timeout 20 cat "$T/pipe" >"$T/piped.tar" &
+reader=$!
+t_ok "save -o a FIFO" "$MKIMG" save -o "$T/pipe" un:1
+wait "$reader"
+t_ok "its reader gets the whole archive" bash -c "tar -tf '$T/piped.tar' | grep -qx index.json"
+t_ok "the FIFO stays a FIFO" test -p "$T/pipe"
+timeout 20 cat "$T/pipe" >"$T/piped2.tar" &
+reader=$!
+t_ok "build -o type=tar,dest=FIFO" "$MKIMG" build -q -o "type=tar,dest=$T/pipe" - <<<'FROM un:1'
+wait "$reader"
+t_ok "its reader gets the rootfs tar" bash -c "tar -tf '$T/piped2.tar' | grep -q numbers"
+t_ok "no temp file beside them" test -z "$(find "$T" -maxdepth 1 -name '.null.tmp*' -o -maxdepth 1 -name '.pipe.tmp*')"
+
 # build -o type=tar (one platform, and two) is the same kind of export.
 mkdir -p "$T/ctx" && printf 'FROM scratch\nCOPY numbers /n\n' >"$T/ctx/Dockerfile"
 cp "$T/root/numbers" "$T/ctx/"
