@@ -135,6 +135,8 @@ struct ls_xattrs {
 };
 int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs *ret,
                    struct mk_error **err);
+/* The same for a file open for reading (a regular file whose data is read next: one open). */
+int ls_xattrs_read_fd(int fd, const char *path, struct ls_xattrs *ret, struct mk_error **err);
 void ls_xattrs_release(struct ls_xattrs *x);
 
 /* The lower set of the directory name inside the one l describes (none when the upper

@@ -538,15 +538,21 @@ static int early_sync_wait(struct writer *w, struct mk_error **err)
     return 0;
 }
 
-static int copy_file_data(struct writer *w, int dfd, const char *name, const char *path,
-                          int64_t size, struct mk_error **err)
+/* A regular file: opened once, for its xattrs and its data (not by an O_PATH fd and its
+ * /proc magic link for the xattrs, then again for the data: two syscalls and a procfs lookup
+ * a file, 60,000 of the commit's syscalls for a COPY of 20,000 files). -1 with errno set
+ * when it cannot be opened for reading. */
+static int open_data(struct writer *w, int dfd, const char *name)
 {
     if (w->reuse && w->reuse->sync_early && w->out_fd >= 0 && !w->sync_started &&
         ++w->files_read == EARLY_SYNC_FILES)
         early_sync_start(w, dfd);
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return mk_error_errno(err, "opening \"%s\"", path);
+    return openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static int copy_file_data(struct writer *w, int fd, const char *path, int64_t size,
+                          struct mk_error **err)
+{
     char buf[1 << 18];
     while (size > 0) {
         size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
@@ -649,8 +655,18 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
     archive_entry_set_gid(e, st->st_gid);
     archive_entry_set_mtime(e, mtime, 0);
 
+    /* A regular file whose data is to be written (not a later name of an inode written
+     * already: a link entry). Unreadable (EACCES): its xattrs through O_PATH as for other
+     * kinds, and its data, if written, fails there as before. */
+    struct link_slot *seen = S_ISREG(st->st_mode) && st->st_nlink > 1
+                                 ? link_find(&w->links, st->st_dev, st->st_ino)
+                                 : NULL;
+    bool reads = S_ISREG(st->st_mode) && !(seen && seen->path);
+    _cleanup_close_ int data_fd = reads ? open_data(w, dfd, name) : -1;
+    int data_errno = reads && data_fd < 0 ? errno : 0;
     struct ls_xattrs xattrs;
-    if (ls_xattrs_read(dfd, name, path, &xattrs, err) < 0)
+    if ((data_fd >= 0 ? ls_xattrs_read_fd(data_fd, path, &xattrs, err)
+                      : ls_xattrs_read(dfd, name, path, &xattrs, err)) < 0)
         return -1;
     bool opaque = xattrs.opaque, same = false, has_xattrs = xattrs.names.n > 0;
     for (size_t i = 0; i < xattrs.names.n; i++)
@@ -702,7 +718,9 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
 
     if (write_header(w, e, path, err) < 0)
         return -1;
-    if (data && copy_file_data(w, dfd, name, path, st->st_size, err) < 0)
+    if (data && data_fd < 0)
+        return mk_error_set(err, MK_ERR_IO, data_errno, "opening \"%s\"", path);
+    if (data && copy_file_data(w, data_fd, path, st->st_size, err) < 0)
         return -1;
     if (data && !has_xattrs && w->reuse && w->reuse->out) {
         if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
