@@ -7,10 +7,7 @@
 # the snapshot renames; the image holds the files either way.
 . "$(dirname "$0")/../lib/test-lib.sh"
 
-if ! command -v strace >/dev/null; then
-    t_skip "strace is not installed"
-    t_done
-fi
+t_need strace
 t_import_busybox
 ctx=$T/ctx
 mkdir -p "$ctx/many/a" "$ctx/many/b" "$ctx/few"

@@ -7,10 +7,7 @@
 # reach the layer.
 . "$(dirname "$0")/../lib/test-lib.sh"
 
-if ! command -v strace >/dev/null; then
-    t_skip "strace is not installed"
-    t_done
-fi
+t_need strace
 t_import_busybox
 ctx=$T/ctx
 mkdir -p "$ctx"
