@@ -53,6 +53,10 @@ struct copy_state {
     int pcache_fd;
     dev_t pcache_dev;
     gid_t pcache_gid;
+    /* The same for the source side (see src_open): the directory of the last regular file
+     * read, its path in the source root and an O_PATH fd. */
+    char *scache;
+    int scache_fd;
     /* Files the snapshot of an earlier build has as this copy would make them (spec's
      * reuse_dests): linked into the upperdir once the walk is done (reuse_link). */
     struct reuse_file {
@@ -667,6 +671,33 @@ static int file_parent(struct copy_state *st, const char *dest, char **ret_name,
     return fd;
 }
 
+/* A regular file of the source, for reading: by its name under its directory, kept from the
+ * last file (a walk reads a directory's files one after another: one resolution of the path
+ * in the source root per directory, not per file). The name is one component opened without
+ * following a symlink, so it stays inside the directory, which was resolved inside the root.
+ * A source that is itself a symlink (COPY follows it) is opened by its whole path. */
+static int src_open(struct copy_state *st, const char *rel, struct mk_error **err)
+{
+    const char *slash = strrchr(rel, '/');
+    const char *name = slash ? slash + 1 : rel;
+    size_t plen = slash ? (size_t)(slash - rel) : 0;
+    if (*name && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+        if (!st->scache || strlen(st->scache) != plen || memcmp(st->scache, rel, plen) != 0) {
+            free(st->scache);
+            mk_closep(&st->scache_fd);
+            st->scache = mk_xstrndup(rel, plen);
+            st->scache_fd =
+                mk_open_in_root(st->srcfd, plen ? st->scache : ".", O_PATH | O_DIRECTORY, 0, NULL);
+        }
+        if (st->scache_fd >= 0) {
+            int fd = openat(st->scache_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0 || errno != ELOOP)
+                return fd >= 0 ? fd : mk_error_errno(err, "opening \"%s\"", rel);
+        }
+    }
+    return mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
+}
+
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
@@ -890,7 +921,7 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
             break; /* the first copy is gone or elsewhere: copy the bytes again */
         }
     }
-    _cleanup_close_ int in = mk_open_in_root(st->srcfd, rel, O_RDONLY, 0, err);
+    _cleanup_close_ int in = src_open(st, rel, err);
     if (in < 0)
         return -1;
     /* Hashing: read back when the kernel copies (copy_file_range). */
@@ -1187,6 +1218,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     struct copy_state cs;
     memset(&cs, 0, sizeof(cs));
     cs.pcache_fd = -1;
+    cs.scache_fd = -1;
     cs.rcache_snap = cs.rcache_upper = -1;
     cs.spec = spec;
     cs.rootfd = rootfd;
@@ -1253,6 +1285,8 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     reuse_release(&cs);
     mk_strv_release(&matched);
     parent_cache_drop(&cs);
+    free(cs.scache);
+    mk_closep(&cs.scache_fd);
     for (size_t i = 0; i < cs.n_links; i++)
         free(cs.links[i].dest);
     free(cs.links);
