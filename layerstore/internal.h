@@ -107,6 +107,9 @@ struct ls_tar_reuse {
     struct ls_tar_index *out;
     bool stale;
     uint64_t reused, reused_bytes;
+    /* The tree is a step's upperdir on its way to a snapshot that is to be synced: its many
+     * files' write-back may start while the tar is written (tar-write.c, EARLY_SYNC_FILES). */
+    bool sync_early;
 };
 /* ls_tar_write_diff with reuse (NULL: none). */
 int ls_tar_write_reuse(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
@@ -132,6 +135,8 @@ struct ls_xattrs {
 };
 int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs *ret,
                    struct mk_error **err);
+/* The same for a file open for reading (a regular file whose data is read next: one open). */
+int ls_xattrs_read_fd(int fd, const char *path, struct ls_xattrs *ret, struct mk_error **err);
 void ls_xattrs_release(struct ls_xattrs *x);
 
 /* The lower set of the directory name inside the one l describes (none when the upper

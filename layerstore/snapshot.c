@@ -256,7 +256,8 @@ static int blob_from_dir_like(struct mk_store *store, int dirfd, const struct ls
 {
     _cleanup_free_ char *snap = like_chain ? layerstore_snapshot_path(store, like_chain) : NULL;
     struct ls_tar_reuse reuse = {.prev = snap ? ls_tar_index_load(store, like_chain, snap) : NULL,
-                                 .out = ls_tar_index_new()};
+                                 .out = ls_tar_index_new(),
+                                 .sync_early = true};
     int r = blob_from_dir(store, dirfd, lowers, epoch, &reuse, ret_tmp, ret_fd, ret_diff_id,
                           ret_size, err);
     if (r < 0 && reuse.stale) {
@@ -265,7 +266,7 @@ static int blob_from_dir_like(struct mk_store *store, int dirfd, const struct ls
         ls_tar_index_remove(store, like_chain);
         ls_tar_index_free((struct ls_tar_index *)reuse.prev);
         ls_tar_index_free(reuse.out);
-        reuse = (struct ls_tar_reuse){.out = ls_tar_index_new()};
+        reuse = (struct ls_tar_reuse){.out = ls_tar_index_new(), .sync_early = true};
         r = blob_from_dir(store, dirfd, lowers, epoch, &reuse, ret_tmp, ret_fd, ret_diff_id,
                           ret_size, err);
     }

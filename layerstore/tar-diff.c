@@ -48,23 +48,22 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs *ret,
-                   struct mk_error **err)
+/* The xattrs of the inode fd (a real open file, fd_path NULL) or of fd_path (the magic link
+ * of an O_PATH fd, which has no f*xattr). */
+static int xattrs_read(int fd, const char *fd_path, const char *path, struct ls_xattrs *ret,
+                       struct mk_error **err)
 {
     memset(ret, 0, sizeof(*ret));
-    _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return mk_error_errno(err, "opening \"%s\"", path);
-    /* O_PATH fds have no f*xattr; the magic link names the inode itself, even a symlink. */
-    char proc[64];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
     _cleanup_free_ char *list = mk_xmalloc(XATTR_LIST_MAX_BYTES);
-    ssize_t n = listxattr(proc, list, XATTR_LIST_MAX_BYTES);
+    ssize_t n = fd_path ? listxattr(fd_path, list, XATTR_LIST_MAX_BYTES)
+                        : flistxattr(fd, list, XATTR_LIST_MAX_BYTES);
     if (n < 0) {
         if (errno == ENOTSUP || errno == EPERM)
             return 0;
         return mk_error_errno(err, "listing extended attributes of \"%s\"", path);
     }
+    if (n == 0)
+        return 0;
     struct mk_strv names = MK_STRV_INIT;
     for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
         mk_strv_push(&names, list + i);
@@ -74,7 +73,8 @@ int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs
     int r = 0;
     for (size_t i = 0; i < names.n; i++) {
         const char *x = names.v[i];
-        ssize_t vn = getxattr(proc, x, value, XATTR_VALUE_MAX_BYTES);
+        ssize_t vn = fd_path ? getxattr(fd_path, x, value, XATTR_VALUE_MAX_BYTES)
+                             : fgetxattr(fd, x, value, XATTR_VALUE_MAX_BYTES);
         if (vn < 0) {
             if (errno == ENODATA)
                 continue;
@@ -97,6 +97,24 @@ int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs
     if (r < 0)
         ls_xattrs_release(ret);
     return r;
+}
+
+int ls_xattrs_read(int dfd, const char *name, const char *path, struct ls_xattrs *ret,
+                   struct mk_error **err)
+{
+    memset(ret, 0, sizeof(*ret));
+    _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return mk_error_errno(err, "opening \"%s\"", path);
+    /* O_PATH fds have no f*xattr; the magic link names the inode itself, even a symlink. */
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    return xattrs_read(fd, proc, path, ret, err);
+}
+
+int ls_xattrs_read_fd(int fd, const char *path, struct ls_xattrs *ret, struct mk_error **err)
+{
+    return xattrs_read(fd, NULL, path, ret, err);
 }
 
 static bool xattrs_equal(const struct ls_xattrs *a, const struct ls_xattrs *b)

@@ -56,6 +56,19 @@ struct link_map {
 /* Entries copied from an earlier blob (tar-index.c) are read in runs of at most this many
  * bytes, whole entries each; a bigger entry is written from its file. */
 #define RUN_BUF_SIZE (1u << 20)
+/* A commit's tree of many files (reuse->sync_early), e.g. a COPY of a big source tree: the
+ * step has just written them, they are all dirty in the page cache, and their write-back at
+ * the sync that makes the snapshot durable (the build's syncfs, or the snapshot's) took as
+ * long as the tar itself, with the tar's second core idle meanwhile (manyfiles, 20,000 files
+ * of 3 KiB on a journaled ext4: ~0.2 s each). Once the walk has read this many files, one
+ * syncfs of the tree's file system runs on a thread of its own, so that the write-back
+ * overlaps the rest of the tar; the writer waits for it before it returns (no thread outlives
+ * the commit: the builder forks next). A big file alone does not start it: its data is
+ * streamed to the disk as fast either way, and a snapshot that is dropped unsynced should not
+ * be written back for nothing. Its failure fails the commit: syncfs reports a write-back
+ * error once per open file, and a file opened after it (a snapshot's own sync) might not
+ * hear of it. */
+#define EARLY_SYNC_FILES 1024
 
 struct writer {
     struct archive *a;
@@ -94,6 +107,12 @@ struct writer {
     uint64_t run_len;
     char *run_buf;
     uint64_t entry_start; /* where the entry being written began */
+    /* EARLY_SYNC_FILES: files whose data was read, the syncing thread (if started), its fd
+     * and the errno its syncfs failed with (0: none). */
+    uint64_t files_read;
+    bool sync_started;
+    pthread_t sync_thread;
+    int sync_fd, sync_errno;
 };
 
 static size_t link_hash(dev_t dev, ino_t ino, size_t cap)
@@ -484,12 +503,56 @@ static int write_empty_file(struct writer *w, const char *path, struct mk_error 
     return write_header(w, e, path, err);
 }
 
-static int copy_file_data(struct writer *w, int dfd, const char *name, const char *path,
-                          int64_t size, struct mk_error **err)
+static void *early_sync_main(void *arg)
 {
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return mk_error_errno(err, "opening \"%s\"", path);
+    struct writer *w = arg;
+    if (syncfs(w->sync_fd) < 0)
+        w->sync_errno = errno;
+    return NULL;
+}
+
+/* Starts the syncfs of EARLY_SYNC_FILES on its own open file of the tree (best effort: the
+ * sync that counts comes later anyway). */
+static void early_sync_start(struct writer *w, int dfd)
+{
+    w->sync_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (w->sync_fd < 0)
+        return;
+    if (pthread_create(&w->sync_thread, NULL, early_sync_main, w) != 0) {
+        mk_closep(&w->sync_fd);
+        return;
+    }
+    w->sync_started = true;
+}
+
+/* Waits for the early syncfs; -1 when it failed. */
+static int early_sync_wait(struct writer *w, struct mk_error **err)
+{
+    if (!w->sync_started)
+        return 0;
+    pthread_join(w->sync_thread, NULL);
+    w->sync_started = false;
+    mk_closep(&w->sync_fd);
+    if (w->sync_errno)
+        return mk_error_set(err, MK_ERR_IO, w->sync_errno, "syncing the layer's files to disk");
+    return 0;
+}
+
+/* A regular file: opened once, for its xattrs and its data (not by an O_PATH fd and its
+ * /proc magic link for the xattrs, then again for the data: two syscalls and a procfs lookup
+ * a file, 60,000 of the commit's syscalls for a COPY of 20,000 files). -1 with errno set
+ * when it cannot be opened for reading. */
+static int open_data(struct writer *w, int dfd, const char *name)
+{
+    if (w->reuse && w->reuse->sync_early && w->out_fd >= 0 && !w->sync_started &&
+        ++w->files_read == EARLY_SYNC_FILES)
+        early_sync_start(w, dfd);
+    return openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static int copy_file_data(struct writer *w, int fd, const char *path, int64_t size,
+                          struct mk_error **err)
+{
     char buf[1 << 18];
     while (size > 0) {
         size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
@@ -592,8 +655,18 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
     archive_entry_set_gid(e, st->st_gid);
     archive_entry_set_mtime(e, mtime, 0);
 
+    /* A regular file whose data is to be written (not a later name of an inode written
+     * already: a link entry). Unreadable (EACCES): its xattrs through O_PATH as for other
+     * kinds, and its data, if written, fails there as before. */
+    struct link_slot *seen = S_ISREG(st->st_mode) && st->st_nlink > 1
+                                 ? link_find(&w->links, st->st_dev, st->st_ino)
+                                 : NULL;
+    bool reads = S_ISREG(st->st_mode) && !(seen && seen->path);
+    _cleanup_close_ int data_fd = reads ? open_data(w, dfd, name) : -1;
+    int data_errno = reads && data_fd < 0 ? errno : 0;
     struct ls_xattrs xattrs;
-    if (ls_xattrs_read(dfd, name, path, &xattrs, err) < 0)
+    if ((data_fd >= 0 ? ls_xattrs_read_fd(data_fd, path, &xattrs, err)
+                      : ls_xattrs_read(dfd, name, path, &xattrs, err)) < 0)
         return -1;
     bool opaque = xattrs.opaque, same = false, has_xattrs = xattrs.names.n > 0;
     for (size_t i = 0; i < xattrs.names.n; i++)
@@ -645,7 +718,9 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
 
     if (write_header(w, e, path, err) < 0)
         return -1;
-    if (data && copy_file_data(w, dfd, name, path, st->st_size, err) < 0)
+    if (data && data_fd < 0)
+        return mk_error_set(err, MK_ERR_IO, data_errno, "opening \"%s\"", path);
+    if (data && copy_file_data(w, data_fd, path, st->st_size, err) < 0)
         return -1;
     if (data && !has_xattrs && w->reuse && w->reuse->out) {
         if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
@@ -715,8 +790,11 @@ static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, int6
                      struct ls_tar_reuse *reuse, char ret_diff_id[MK_DIGEST_SIZE],
                      uint64_t *ret_size, struct mk_error **err)
 {
-    struct writer w = {
-        .out_fd = out_fd, .hash = mk_sha256_new(), .clamp_mtime = clamp_mtime, .reuse = reuse};
+    struct writer w = {.out_fd = out_fd,
+                       .hash = mk_sha256_new(),
+                       .clamp_mtime = clamp_mtime,
+                       .reuse = reuse,
+                       .sync_fd = -1};
     writer_start(&w);
     _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
     if (!a)
@@ -752,6 +830,8 @@ static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, int6
         archive_fail(&w, "", err);
         goto out;
     }
+    if (early_sync_wait(&w, err) < 0)
+        goto out;
     mk_sha256_final(w.hash, ret_diff_id);
     *ret_size = w.size;
     ret = 0;
@@ -760,6 +840,7 @@ out:
      * closes it and calls write_cb once more, which uses w: before w's buffers and hash go. */
     archive_write_free(MK_TAKE_PTR(a));
     writer_release(&w);
+    early_sync_wait(&w, NULL);
     free(w.diff_buf);
     free(w.run_buf);
     free(w.run);

@@ -90,6 +90,13 @@ echo "$1:x:$id:" >>/etc/group
 SH
     chmod 755 "$1/usr/sbin/adduser" "$1/usr/sbin/addgroup"
 }
+# t_need CMD: the test is skipped (and ends here) when CMD is not installed.
+t_need() {
+    command -v "$1" >/dev/null && return 0
+    t_skip "$1 is not installed"
+    t_done
+    exit 0
+}
 t_done() {
     if [ -s "$T/.not-found" ]; then
         t_fail "commands not found: $(sort -u "$T/.not-found" | paste -sd ' ' -)"
