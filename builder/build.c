@@ -136,6 +136,8 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
     size_t nb = t->n_base_layers, added = t->n_layers - nb;
     if (added < 2)
         return 0;
+    if (snapshots_ensure(b, NULL, err) < 0)
+        return mk_error_wrap(err, "--squash");
     /* Snapshots by chain id (the stage's lowerdirs may have merged ones at the bottom):
      * the added layers bottom-most first, the base's top-most first. */
     _cleanup_(mk_strv_release) struct mk_strv snaps = MK_STRV_INIT;
@@ -199,6 +201,7 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
 static void build_release(struct build *b)
 {
     step_end(b);
+    snapshots_release(b);
     for (size_t i = 0; i < b->n_stages; i++)
         stage_release(&b->stages[i]);
     free(b->stages);
@@ -396,6 +399,8 @@ static int build_once(struct mk_store *store, const struct mk_build_opts *opts, 
         ret = 0;
         goto out;
     }
+    /* Before the syncfs that comes before the tag: what is dropped is never written. */
+    snapshots_settle(&b, !opts->export_rootfs);
     if (opts->lazy_push && b.rc && !opts->squash && opts->tags.n > 0 && !opts->no_tag) {
         if (finish_lazy(&b, &img, err) < 0)
             goto out;

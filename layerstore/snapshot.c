@@ -293,6 +293,16 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
                                      struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
                                      struct mk_error **err)
 {
+    return layerstore_layer_commit_blob(store, upperdir, lowerdirs, parent_chain, epoch, like_chain,
+                                        false, ret, ret_chain, NULL, err);
+}
+
+int layerstore_layer_commit_blob(struct mk_store *store, const char *upperdir,
+                                 const struct mk_strv *lowerdirs, const char *parent_chain,
+                                 int64_t epoch, const char *like_chain, bool may_defer,
+                                 struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                 bool *ret_deferred, struct mk_error **err)
+{
     _cleanup_close_ int dfd = open_dir(upperdir, err);
     if (dfd < 0)
         return -1;
@@ -320,9 +330,13 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
     if (r < 0)
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
     mk_chain_id(parent_chain, diff_id, chain);
+    /* Deferred only in a window of deferred durability, whose syncfs puts the blob on disk
+     * (outside one the snapshot's syncfs does, below), and only for a tree that is not a
+     * snapshot yet. */
+    bool defer = may_defer && ls_sync_deferred(store) && !layerstore_snapshot_exists(store, chain);
     /* The snapshot's syncfs puts the tar on disk too: one sync for both, then the blob's
      * rename. */
-    if (ls_snapshot_install(store, upperdir, chain, err) < 0) {
+    if (!defer && ls_snapshot_install(store, upperdir, chain, err) < 0) {
         ls_tar_index_free(index);
         unlink(tmp);
         return -1;
@@ -332,18 +346,32 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
     }
     /* Only for our own tree (another process may have installed the snapshot first): the
-     * index records its inodes. Best effort: without it the next commit reads every file. */
+     * index records its inodes, which a later rename into snapshots/ keeps. Best effort:
+     * without it the next commit reads every file. */
     _cleanup_free_ char *snap = layerstore_snapshot_path(store, chain);
     struct stat now;
-    if (ls_tar_index_count(index) && stat(snap, &now) == 0 && now.st_dev == root.st_dev &&
-        now.st_ino == root.st_ino)
+    if (ls_tar_index_count(index) &&
+        (defer ||
+         (stat(snap, &now) == 0 && now.st_dev == root.st_dev && now.st_ino == root.st_ino)))
         ls_tar_index_save(store, index, chain, diff_id, size, &root, NULL);
     ls_tar_index_free(index);
-    ls_mark_used(store, diff_id, chain);
+    ls_mark_used(store, diff_id, defer ? NULL : chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)
         memcpy(ret_chain, chain, MK_DIGEST_SIZE);
+    if (ret_deferred)
+        *ret_deferred = defer;
     return 0;
+}
+
+int layerstore_snapshot_settle(struct mk_store *store, const char *upperdir, const char *chain,
+                               bool keep, struct mk_error **err)
+{
+    if (keep)
+        return ls_snapshot_install(store, upperdir, chain, err);
+    /* The index describes this tree's inodes: a snapshot unpacked later has others. */
+    ls_tar_index_remove(store, chain);
+    return mk_rm_rf(upperdir, err);
 }
 
 int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *parent_chain,
