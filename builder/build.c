@@ -57,6 +57,18 @@ static int step_result(struct build *b, int r)
     return r;
 }
 
+/* No instruction after i (up to end) can add a layer. */
+static bool last_layer_step(const struct build *b, size_t i, size_t end)
+{
+    for (size_t k = i + 1; k < end; k++) {
+        enum mk_inst_kind kind = b->insts.v[k].kind;
+        if (kind == MK_INST_RUN || kind == MK_INST_COPY || kind == MK_INST_ADD ||
+            kind == MK_INST_WORKDIR)
+            return false;
+    }
+    return true;
+}
+
 int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 {
     explain_stage_begin();
@@ -78,7 +90,10 @@ int build_stage(struct build *b, struct stage *s, struct mk_error **err)
         step_show(b, in);
         if (mk_interrupted)
             return step_result(b, mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted"));
-        if (step_result(b, run_instruction(b, s, in, err)) < 0)
+        b->last_layer_step = s == &b->stages[b->target] && last_layer_step(b, i, s->end);
+        int r = run_instruction(b, s, in, err);
+        b->last_layer_step = false;
+        if (step_result(b, r) < 0)
             return -1;
     }
     s->built = true;

@@ -90,6 +90,9 @@ struct build {
     struct rcache *rc;                  /* --cache-from/--cache-to, or NULL (remote-cache.c) */
     struct pending_snap *snaps;         /* snapshots not in the store (step-cache.c) */
     size_t n_snaps;
+    /* The running instruction is the target stage's last that can add a layer: nothing of
+     * this build mounts what it adds (step_commit may consume its tree). */
+    bool last_layer_step;
 };
 
 /* A layer of this build whose snapshot is not in the store: committed with its tree left in

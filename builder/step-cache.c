@@ -242,7 +242,12 @@ static void explain_step(struct build *b, bool hit, const char *from)
  * the copy cost). Small layers keep their snapshot (DROP_MIN): there the disk writes cost
  * little and `mkimg run` stays instant. A --jobs helper keeps everything (its stages are
  * what other stages use), and so does a build whose output is a root file system
- * (-o type=local|tar reads the snapshots). */
+ * (-o type=local|tar reads the snapshots). The last step of the target that can add a layer
+ * (nothing after it mounts what it adds) goes further, when nothing keeps its tree: its
+ * commit consumes the tree (MK_COMMIT_CONSUME), emptying each big file as the blob is
+ * written, so its dirty pages are dropped as the blob's pile up instead of being written
+ * back with them (on a loop device or a slow disk, writeback started under the dirty limits
+ * reached them before the end of the build). */
 #define DROP_MIN (64ull << 20)
 
 static struct pending_snap *snap_pending_find(struct build *b, const char *chain)
@@ -466,13 +471,23 @@ int step_commit_like(struct build *b, struct stage *s, const char *upper, const 
      * something mounts it. */
     size_t tl = b->tmp ? strlen(b->tmp) : 0;
     bool may_defer = tl && strncmp(upper, b->tmp, tl) == 0 && strcmp(upper + tl, "/upper") == 0;
+    /* The last layer of the target, in a build that keeps nothing of it: a big file of it
+     * is emptied as the blob is written (its pages dropped, never written back, even
+     * while the blob's pile up) and the tree removed (snapshots_settle would drop it). */
+    bool consume = may_defer && b->last_layer_step && !b->opts->export_rootfs && !b->opts->squash &&
+                   b->result_fd < 0;
+    enum mk_commit_mode mode = consume     ? MK_COMMIT_CONSUME
+                               : may_defer ? MK_COMMIT_DEFER
+                                           : MK_COMMIT_SNAPSHOT;
     bool deferred = false;
     if (layerstore_layer_commit_blob(b->store, upper, &s->lowerdirs, s->chain, b->opts->epoch,
-                                     like_chain, may_defer, &d, chain, &deferred, err) < 0)
+                                     like_chain, mode, &d, chain, &deferred, err) < 0)
         return -1;
     _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
     if (deferred)
         snap_pending_add(b, s->chain, &d, chain, snap, MK_TAKE_PTR(b->tmp));
+    else if (!layerstore_snapshot_exists(b->store, chain))
+        snap_pending_add(b, s->chain, &d, chain, snap, NULL); /* consumed */
     stage_add_layer(s, &d, chain, snap);
     free(d.media_type);
     history(b, s, created_by, false);

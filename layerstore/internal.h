@@ -107,7 +107,12 @@ struct ls_tar_reuse {
     struct ls_tar_index *out;
     bool stale;
     uint64_t reused, reused_bytes;
+    /* The tree is thrown away after this write (never with prev: a stale write is done
+     * again from the files): a file of LS_CONSUME_MIN bytes or more with no other name is
+     * emptied (holes punched) as it is read; consumed says one was. */
+    bool consume, consumed;
 };
+#define LS_CONSUME_MIN (64ull << 20)
 /* ls_tar_write_diff with reuse (NULL: none). */
 int ls_tar_write_reuse(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
                        struct ls_tar_reuse *reuse, char ret_diff_id[MK_DIGEST_SIZE],

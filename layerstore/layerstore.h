@@ -321,18 +321,28 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
                                      struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
                                      struct mk_error **err);
 
-/* layerstore_layer_commit_dir_like that, with may_defer, in a window of deferred durability
- * (layerstore_sync_defer) and when the snapshot of the new chain does not exist yet, stores
- * only the blob (and the tar index) and leaves upperdir where it is (*ret_deferred = true;
- * may be NULL without may_defer): the caller hands it to layerstore_snapshot_settle before
- * the window's syncfs. A snapshot is derived data (every reader unpacks a missing one from
- * its blob: layerstore_image_snapshots, layerstore_layer_unpack), so a big layer that nothing
- * mounts in this build can be dropped, and its data, written and deleted before writeback,
- * never reaches the disk (ext4 and xfs allocate late). Outside a window, or when the
- * snapshot exists, it is layerstore_layer_commit_dir_like (*ret_deferred = false). */
+/* What layerstore_layer_commit_blob does with the tree. A snapshot is derived data (every
+ * reader unpacks a missing one from its blob: layerstore_image_snapshots,
+ * layerstore_layer_unpack), so the snapshot of a big layer that nothing mounts in this build
+ * can be left out, and its data, written and deleted before writeback, never reaches the
+ * disk (ext4 and xfs allocate late). */
+enum mk_commit_mode {
+    MK_COMMIT_SNAPSHOT, /* it becomes the snapshot (layerstore_layer_commit_dir_like) */
+    MK_COMMIT_DEFER,    /* it stays where it is, for layerstore_snapshot_settle */
+    /* As DEFER, but when it holds a file of 64 MiB or more with no other name (and
+     * like_chain is NULL), such files are emptied as the blob is written (their pages are
+     * dropped, not written back) and the tree is removed: no snapshot. For a tree that
+     * nothing will mount (else it is unpacked again from the blob). */
+    MK_COMMIT_CONSUME,
+};
+/* layerstore_layer_commit_dir_like, where mode says what becomes of upperdir. DEFER and
+ * CONSUME apply only in a window of deferred durability (layerstore_sync_defer) and when
+ * the snapshot of the new chain does not exist yet; else the tree becomes the snapshot as
+ * with SNAPSHOT. *ret_deferred (may be NULL with SNAPSHOT) is true when upperdir was left
+ * for the caller, who hands it to layerstore_snapshot_settle before the window's syncfs. */
 int layerstore_layer_commit_blob(struct mk_store *store, const char *upperdir,
                                  const struct mk_strv *lowerdirs, const char *parent_chain,
-                                 int64_t epoch, const char *like_chain, bool may_defer,
+                                 int64_t epoch, const char *like_chain, enum mk_commit_mode mode,
                                  struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
                                  bool *ret_deferred, struct mk_error **err);
 /* A deferred commit's upperdir becomes the snapshot of chain (keep; removed when another

@@ -484,12 +484,31 @@ static int write_empty_file(struct writer *w, const char *path, struct mk_error 
     return write_header(w, e, path, err);
 }
 
+/* reuse->consume: the bytes read so far punched out of fd, whose dirty pages are then
+ * dropped, never written back (on a loop or slow disk the writeback of the blob's pages
+ * piling up behind them would write the tree's too). false when the file system cannot. */
+static bool consume_range(int fd, off_t from, off_t to)
+{
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, to - from) == 0;
+}
+
 static int copy_file_data(struct writer *w, int dfd, const char *name, const char *path,
                           int64_t size, struct mk_error **err)
 {
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    bool consume = w->reuse && w->reuse->consume && (uint64_t)size >= LS_CONSUME_MIN;
+    /* Rootless, a file of another owner may not open for writing: then it is only read. */
+    _cleanup_close_ int fd = consume ? openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1;
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+        close(fd); /* a second name (a file linked from a snapshot) must stay whole */
+        fd = -1;
+    }
+    consume = fd >= 0;
+    if (fd < 0)
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return mk_error_errno(err, "opening \"%s\"", path);
+    off_t done = 0, punched = 0;
     char buf[1 << 18];
     while (size > 0) {
         size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
@@ -501,6 +520,13 @@ static int copy_file_data(struct writer *w, int dfd, const char *name, const cha
         if (archive_write_data(w->a, buf, (size_t)n) < 0)
             return archive_fail(w, path, err);
         size -= n;
+        done += n;
+        /* The writer holds what it was given: those bytes of the file are not needed. */
+        if (consume && (done - punched >= (8 << 20) || size <= 0)) {
+            consume = consume_range(fd, punched, done);
+            punched = done;
+            w->reuse->consumed |= consume;
+        }
     }
     return 0;
 }

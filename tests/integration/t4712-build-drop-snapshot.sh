@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The snapshot of a big layer that nothing in its build mounts is not kept (issue 19): the
-# layer's blob is written and its tree removed before the build's syncfs, so a 1 GiB COPY
-# writes 1 GiB, not 2. The image is the same (SOURCE_DATE_EPOCH: same ID as with -o
+# layer's blob is written and its tree removed before the build's syncfs (the last step's
+# big files emptied as the blob is written), so a 1 GiB COPY writes 1 GiB, not 2. The image is the same (SOURCE_DATE_EPOCH: same ID as with -o
 # type=local, which keeps every snapshot), and every reader unpacks the snapshot from the
 # blob: `mkimg run`, a build FROM the image, a cache hit with a RUN on top, COPY --from the
 # image, a rebuild after a touch; fsck calls the store clean. A small layer keeps its
@@ -26,7 +26,18 @@ chain_of() { # IMAGE N: chain ID (hex) of the first N layers, as OCI defines it
 }
 snaps() { ls "$MKIMG_ROOT/snapshots" | sort; }
 
-t_ok "a build whose last COPY is big" "$MKIMG" build -q -t big "$ctx"
+# Under strace (when there is one): the big file is emptied as its blob is written (holes
+# punched behind the reads), so its pages are dropped, never written back.
+traced() { # FILE CMD...: CMD, its fallocate calls into FILE
+    if command -v strace >/dev/null; then strace -f -qq -e trace=fallocate -o "$@"; else
+        : >"$1"; "${@:2}"; fi
+}
+t_ok "a build whose last COPY is big" traced "$T/big.trace" "$MKIMG" build -q -t big "$ctx"
+if command -v strace >/dev/null; then
+    t_grep "empties the big file as it writes the blob" "FALLOC_FL_PUNCH_HOLE" "$T/big.trace"
+else
+    t_skip "strace is not installed"
+fi
 n=$("$MKIMG" inspect big | jq '.[0].RootFS.Layers | length')
 top=$(chain_of big "$n")
 t_ok "leaves no snapshot for that layer" test ! -e "$MKIMG_ROOT/snapshots/$top"
@@ -38,9 +49,11 @@ id=$("$MKIMG" inspect --format '{{.Id}}' big)
 
 # The same build in a store of its own with -o type=local keeps the snapshot: same image.
 MKIMG_ROOT=$T/store2 t_import_busybox
-t_ok "the same build with -o type=local" env MKIMG_ROOT="$T/store2" \
+t_ok "the same build with -o type=local" traced "$T/local.trace" env MKIMG_ROOT="$T/store2" \
     "$MKIMG" build -q -t big -o "type=local,dest=$T/rootfs" "$ctx"
 t_ok "keeps the snapshot" test -d "$T/store2/snapshots/$top"
+t_ok "whole" cmp "$ctx/big.bin" "$T/store2/snapshots/$top/big.bin"
+t_ok "(no hole punched)" test -z "$(grep PUNCH_HOLE "$T/local.trace")"
 t_eq "the same image" "$(MKIMG_ROOT=$T/store2 "$MKIMG" inspect --format '{{.Id}}' big)" "$id"
 t_ok "and exports the file" cmp "$ctx/big.bin" "$T/rootfs/big.bin"
 
