@@ -57,6 +57,18 @@ static int step_result(struct build *b, int r)
     return r;
 }
 
+/* No instruction after i (up to end) can add a layer. */
+static bool last_layer_step(const struct build *b, size_t i, size_t end)
+{
+    for (size_t k = i + 1; k < end; k++) {
+        enum mk_inst_kind kind = b->insts.v[k].kind;
+        if (kind == MK_INST_RUN || kind == MK_INST_COPY || kind == MK_INST_ADD ||
+            kind == MK_INST_WORKDIR)
+            return false;
+    }
+    return true;
+}
+
 int build_stage(struct build *b, struct stage *s, struct mk_error **err)
 {
     explain_stage_begin();
@@ -78,7 +90,10 @@ int build_stage(struct build *b, struct stage *s, struct mk_error **err)
         step_show(b, in);
         if (mk_interrupted)
             return step_result(b, mk_error_set(err, MK_ERR_INTERRUPTED, 0, "interrupted"));
-        if (step_result(b, run_instruction(b, s, in, err)) < 0)
+        b->last_layer_step = s == &b->stages[b->target] && last_layer_step(b, i, s->end);
+        int r = run_instruction(b, s, in, err);
+        b->last_layer_step = false;
+        if (step_result(b, r) < 0)
             return -1;
     }
     s->built = true;
@@ -136,6 +151,8 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
     size_t nb = t->n_base_layers, added = t->n_layers - nb;
     if (added < 2)
         return 0;
+    if (snapshots_ensure(b, NULL, err) < 0)
+        return mk_error_wrap(err, "--squash");
     /* Snapshots by chain id (the stage's lowerdirs may have merged ones at the bottom):
      * the added layers bottom-most first, the base's top-most first. */
     _cleanup_(mk_strv_release) struct mk_strv snaps = MK_STRV_INIT;
@@ -199,6 +216,7 @@ static int squash_stage(struct build *b, struct stage *t, struct mk_error **err)
 static void build_release(struct build *b)
 {
     step_end(b);
+    snapshots_release(b);
     for (size_t i = 0; i < b->n_stages; i++)
         stage_release(&b->stages[i]);
     free(b->stages);
@@ -396,6 +414,8 @@ static int build_once(struct mk_store *store, const struct mk_build_opts *opts, 
         ret = 0;
         goto out;
     }
+    /* Before the syncfs that comes before the tag: what is dropped is never written. */
+    snapshots_settle(&b, !opts->export_rootfs);
     if (opts->lazy_push && b.rc && !opts->squash && opts->tags.n > 0 && !opts->no_tag) {
         if (finish_lazy(&b, &img, err) < 0)
             goto out;

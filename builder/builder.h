@@ -68,6 +68,9 @@ struct mk_build_opts {
      * layers that a registry cache source holds are not fetched; the image is then lazy,
      * named in ROOT/lazy/refs/ instead of index.json, until builder_lazy_complete. */
     bool lazy_push;
+    /* An output reads the image's root file system (-o type=local|tar, builder_export): the
+     * build keeps every snapshot (builder/step-cache.c drops big unmounted ones otherwise). */
+    bool export_rootfs;
 };
 
 /* A lazy image (layerstore/cache-lazy.c) named name: its layers fetched from the registry

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "builder/internal.h"
 #include "common/digest.h"
@@ -87,6 +88,23 @@ struct build {
     struct mk_strv fresh_keys;
     struct mk_platform target_platform; /* --platform, else the host's (TARGETPLATFORM) */
     struct rcache *rc;                  /* --cache-from/--cache-to, or NULL (remote-cache.c) */
+    struct pending_snap *snaps;         /* snapshots not in the store (step-cache.c) */
+    size_t n_snaps;
+    /* The running instruction is the target stage's last that can add a layer: nothing of
+     * this build mounts what it adds (step_commit may consume its tree). */
+    bool last_layer_step;
+};
+
+/* A layer of this build whose snapshot is not in the store: committed with its tree left in
+ * its step's tmpdir (layerstore_layer_commit_blob), or a cache hit on a layer whose snapshot
+ * an earlier build dropped. step-cache.c: snapshots_ensure makes it before anything mounts
+ * it; snapshots_settle decides the rest when the stages are built. */
+struct pending_snap {
+    char chain[MK_DIGEST_SIZE], parent[MK_DIGEST_SIZE], diff_id[MK_DIGEST_SIZE];
+    uint64_t size; /* of the layer's tar */
+    char *path;    /* the snapshot dir, as the stages' lowerdirs name it */
+    char *tmp;     /* the tmpdir whose upper/ is the tree, or NULL: unpacked from the blob */
+    bool done;     /* in the store now, or settled */
 };
 
 struct src_root {
@@ -181,6 +199,17 @@ int cache_lookup(struct build *b, struct stage *s, const char *key, const char *
 void cache_store(struct build *b, const struct stage *s, const char *key, bool empty);
 int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_work,
                struct mk_error **err);
+/* Puts the snapshots among lowerdirs (NULL: all) that this build has not in the store into
+ * it: before they are mounted or read. */
+int snapshots_ensure(struct build *b, const struct mk_strv *lowerdirs, struct mk_error **err);
+/* When the stages are built (before the window's syncfs): each tree still in a tmpdir
+ * becomes its snapshot, but, with drop, those of big layers are removed (nothing of this
+ * build mounted them: their data need never reach the disk). Best effort: a snapshot that
+ * fails to settle is unpacked from its blob when needed. */
+void snapshots_settle(struct build *b, bool drop);
+/* A --jobs helper: the trees it inherited are the parent's to settle. */
+void snapshots_forget_trees(struct build *b);
+void snapshots_release(struct build *b);
 void step_end(struct build *b);
 int step_commit(struct build *b, struct stage *s, const char *upper, const char *created_by,
                 struct mk_error **err);

@@ -86,7 +86,7 @@ int src_root_open(struct build *b, const struct mk_strv *lowerdirs, struct src_r
     if (b->probing)
         return probe_stop(err);
     struct mk_workspace ws;
-    if (rcache_fetch(b, lowerdirs, err) < 0 ||
+    if (snapshots_ensure(b, lowerdirs, err) < 0 || rcache_fetch(b, lowerdirs, err) < 0 ||
         builder_workspace_new(b->store, "src-", &ws, err) < 0)
         return -1;
     r->tmp = MK_TAKE_PTR(ws.tmp);

@@ -231,6 +231,115 @@ static void explain_step(struct build *b, bool hit, const char *from)
     mk_strv_clear(&ex->parts);
 }
 
+/* ---- snapshots not in the store ------------------------------------------------------------
+ * A snapshot is derived data: its layer's blob unpacks to it. A step's tree is committed to
+ * its blob at once but becomes a snapshot only when something mounts it (a later step, a
+ * COPY --from, a RUN --mount from=), or when the stages are built. Then the tree of a big
+ * layer that nothing mounted is removed instead: on ext4 or xfs (delayed allocation) data
+ * written and deleted before writeback is never written, so the last COPY of a 1 GiB file
+ * writes 1 GiB (its blob), not 2. The price comes later and once: `mkimg run` of the image,
+ * a build FROM it or a step on top of that layer from the cache unpacks the blob (about what
+ * the copy cost). Small layers keep their snapshot (DROP_MIN): there the disk writes cost
+ * little and `mkimg run` stays instant. A --jobs helper keeps everything (its stages are
+ * what other stages use), and so does a build whose output is a root file system
+ * (-o type=local|tar reads the snapshots). The last step of the target that can add a layer
+ * (nothing after it mounts what it adds) goes further, when nothing keeps its tree: its
+ * commit consumes the tree (MK_COMMIT_CONSUME), emptying each big file as the blob is
+ * written, so its dirty pages are dropped as the blob's pile up instead of being written
+ * back with them (on a loop device or a slow disk, writeback started under the dirty limits
+ * reached them before the end of the build). */
+#define DROP_MIN (64ull << 20)
+
+static struct pending_snap *snap_pending_find(struct build *b, const char *chain)
+{
+    for (size_t i = 0; i < b->n_snaps; i++)
+        if (strcmp(b->snaps[i].chain, chain) == 0)
+            return &b->snaps[i];
+    return NULL;
+}
+
+/* tmp (taken) holds the tree in upper/; NULL: the layer's blob is unpacked when needed. */
+static void snap_pending_add(struct build *b, const char *parent, const struct mk_layer_desc *d,
+                             const char *chain, const char *path, char *tmp)
+{
+    struct pending_snap *p = snap_pending_find(b, chain);
+    if (p && !p->done) {
+        /* The same layer twice in one build: the first tree serves. */
+        if (tmp) {
+            layerstore_tmpdir_remove(b->store, tmp, NULL);
+            free(tmp);
+        }
+        return;
+    }
+    b->snaps = mk_xreallocarray(b->snaps, b->n_snaps + 1, sizeof(*b->snaps));
+    p = &b->snaps[b->n_snaps++];
+    memset(p, 0, sizeof(*p));
+    memcpy(p->chain, chain, MK_DIGEST_SIZE);
+    memcpy(p->parent, parent, MK_DIGEST_SIZE);
+    memcpy(p->diff_id, d->diff_id, MK_DIGEST_SIZE);
+    p->size = d->size;
+    p->path = mk_xstrdup(path);
+    p->tmp = tmp;
+}
+
+static int snap_settle(struct build *b, struct pending_snap *p, bool keep, struct mk_error **err)
+{
+    int r = 0;
+    if (p->tmp) {
+        _cleanup_free_ char *upper = mk_xasprintf("%s/upper", p->tmp);
+        r = layerstore_snapshot_settle(b->store, upper, p->chain, keep, err);
+        layerstore_tmpdir_remove(b->store, p->tmp, NULL);
+        free(p->tmp);
+        p->tmp = NULL;
+    } else if (keep) {
+        /* Our own layers: the blob's digest is the diff ID. */
+        r = layerstore_layer_unpack(b->store, p->diff_id, p->diff_id, p->parent, NULL, err);
+    }
+    p->done = true;
+    return r;
+}
+
+int snapshots_ensure(struct build *b, const struct mk_strv *lowerdirs, struct mk_error **err)
+{
+    for (size_t i = 0; i < b->n_snaps; i++) {
+        struct pending_snap *p = &b->snaps[i];
+        if (!p->done && (!lowerdirs || strv_has(lowerdirs, p->path)) &&
+            snap_settle(b, p, true, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void snapshots_settle(struct build *b, bool drop)
+{
+    for (size_t i = 0; i < b->n_snaps; i++) {
+        struct pending_snap *p = &b->snaps[i];
+        /* A cache hit's snapshot that nothing mounted stays missing. */
+        if (!p->done && p->tmp)
+            snap_settle(b, p, !drop || p->size < DROP_MIN, NULL);
+    }
+}
+
+void snapshots_forget_trees(struct build *b)
+{
+    for (size_t i = 0; i < b->n_snaps; i++)
+        if (b->snaps[i].tmp) {
+            free(b->snaps[i].tmp);
+            b->snaps[i].tmp = NULL;
+            b->snaps[i].done = true;
+        }
+}
+
+void snapshots_release(struct build *b)
+{
+    snapshots_settle(b, false);
+    for (size_t i = 0; i < b->n_snaps; i++)
+        free(b->snaps[i].path);
+    free(b->snaps);
+    b->snaps = NULL;
+    b->n_snaps = 0;
+}
+
 /* On a hit the stage gets the cached layer (or nothing for "empty") and its history entry;
  * *ret_hit tells. A broken entry is a miss. */
 static bool cache_lookup_local(struct build *b, struct stage *s, const char *key,
@@ -280,6 +389,8 @@ static bool cache_lookup_local(struct build *b, struct stage *s, const char *key
         if (strcmp(expect, rec.chain_id) == 0 &&
             layerstore_layer_lookup(b->store, rec.layer.diff_id, rec.chain_id, &d, &e) == 0) {
             _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, rec.chain_id);
+            if (!layerstore_snapshot_exists(b->store, rec.chain_id))
+                snap_pending_add(b, s->chain, &d, rec.chain_id, snap, NULL);
             stage_add_layer(s, &d, rec.chain_id, snap);
             free(d.media_type);
             history(b, s, created_by, false);
@@ -325,7 +436,7 @@ int step_begin(struct build *b, struct stage *s, char **ret_upper, char **ret_wo
     if (b->probing)
         return probe_stop(err);
     struct mk_workspace ws;
-    if (rcache_fetch(b, &s->lowerdirs, err) < 0 ||
+    if (snapshots_ensure(b, &s->lowerdirs, err) < 0 || rcache_fetch(b, &s->lowerdirs, err) < 0 ||
         builder_fit_lowerdirs(b->store, &s->lowerdirs, err) < 0 ||
         builder_workspace_new(b->store, "step-", &ws, err) < 0)
         return -1;
@@ -356,10 +467,27 @@ int step_commit_like(struct build *b, struct stage *s, const char *upper, const 
     struct mk_layer_desc d;
     memset(&d, 0, sizeof(d));
     char chain[MK_DIGEST_SIZE];
-    if (layerstore_layer_commit_dir_like(b->store, upper, &s->lowerdirs, s->chain, b->opts->epoch,
-                                         like_chain, &d, chain, err) < 0)
+    /* The tree may stay in the step's tmpdir (upper/ of b->tmp, step_begin's) until
+     * something mounts it. */
+    size_t tl = b->tmp ? strlen(b->tmp) : 0;
+    bool may_defer = tl && strncmp(upper, b->tmp, tl) == 0 && strcmp(upper + tl, "/upper") == 0;
+    /* The last layer of the target, in a build that keeps nothing of it: a big file of it
+     * is emptied as the blob is written (its pages dropped, never written back, even
+     * while the blob's pile up) and the tree removed (snapshots_settle would drop it). */
+    bool consume = may_defer && b->last_layer_step && !b->opts->export_rootfs && !b->opts->squash &&
+                   b->result_fd < 0;
+    enum mk_commit_mode mode = consume     ? MK_COMMIT_CONSUME
+                               : may_defer ? MK_COMMIT_DEFER
+                                           : MK_COMMIT_SNAPSHOT;
+    bool deferred = false;
+    if (layerstore_layer_commit_blob(b->store, upper, &s->lowerdirs, s->chain, b->opts->epoch,
+                                     like_chain, mode, &d, chain, &deferred, err) < 0)
         return -1;
     _cleanup_free_ char *snap = layerstore_snapshot_path(b->store, chain);
+    if (deferred)
+        snap_pending_add(b, s->chain, &d, chain, snap, MK_TAKE_PTR(b->tmp));
+    else if (!layerstore_snapshot_exists(b->store, chain))
+        snap_pending_add(b, s->chain, &d, chain, snap, NULL); /* consumed */
     stage_add_layer(s, &d, chain, snap);
     free(d.media_type);
     history(b, s, created_by, false);

@@ -118,7 +118,8 @@ static struct mk_strv *from_lowers(struct build *b, struct stage *s, const struc
         node_error(b, n, err, "too many --mount options that need an overlay");
         return NULL;
     }
-    if (from_lowerdirs(b, s, n, from, lowers, err) < 0 || rcache_fetch(b, lowers, err) < 0) {
+    if (from_lowerdirs(b, s, n, from, lowers, err) < 0 || snapshots_ensure(b, lowers, err) < 0 ||
+        rcache_fetch(b, lowers, err) < 0) {
         node_error(b, n, err, "--mount from=%s", from);
         return NULL;
     }

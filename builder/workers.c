@@ -102,6 +102,7 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
     if (getppid() == 1)
         _exit(1);
     b->result_fd = fd;
+    snapshots_forget_trees(b);
     /* Writes in the build's window if it is open, else in one of its own, closed (synced)
      * before the report: a stage of cache hits syncs nothing. */
     layerstore_sync_adopt(b->store);
@@ -120,6 +121,8 @@ __attribute__((noreturn)) static void stage_helper(struct build *b, size_t i, in
         r = build_stage(b, s, &err);
     }
     step_end(b);
+    /* The stages a helper builds are what other stages use: all kept, in its window. */
+    snapshots_settle(b, false);
     builder_hashcache_save(b->hc, NULL);
     if (layerstore_sync_end(b->store, r < 0 ? NULL : &err) < 0 && r == 0)
         r = -1;

@@ -676,6 +676,18 @@ static bool outputs_push_only(const struct mk_strv *outputs)
     return true;
 }
 
+/* Some --output reads the image's root file system (type=local or type=tar). */
+static bool outputs_rootfs(const struct mk_strv *outputs)
+{
+    for (size_t i = 0; i < outputs->n; i++) {
+        _cleanup_(output_release) struct output o;
+        if (output_parse(outputs->v[i], &o) == 0 &&
+            (strcmp(o.type, "local") == 0 || strcmp(o.type, "tar") == 0))
+            return true;
+    }
+    return false;
+}
+
 /* After the build: outputs, the manifest list, pushes, the metadata and iid files. */
 static int build_finish(struct mk_store *store, struct build_cli *b, const struct mk_image *img)
 {
@@ -733,6 +745,7 @@ static int build_run(struct mk_store *store, struct build_cli *b, const char *co
     }
     cli_debug("build: context %s, Dockerfile %s", opts->context_dir,
               opts->dockerfile ? opts->dockerfile : "(the context's)");
+    opts->export_rootfs = outputs_rootfs(&b->outputs);
     if (opts->platform && strchr(opts->platform, ',')) {
         if (b->metadata_file)
             cli_warn("--metadata-file is not written for several platforms yet");

@@ -9,8 +9,7 @@ enum { OPT_DEEP = 1, OPT_REPAIR };
 
 static const struct cli_opt fsck_opts[] = {
     {OPT_DEEP, 0, "deep", NULL, "also check each snapshot's files against its layer", 0, NULL},
-    {OPT_REPAIR, 0, "repair", NULL, "drop what is broken and unpack missing or bad snapshots", 0,
-     NULL},
+    {OPT_REPAIR, 0, "repair", NULL, "drop what is broken and unpack bad snapshots", 0, NULL},
     {0},
 };
 

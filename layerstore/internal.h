@@ -110,7 +110,13 @@ struct ls_tar_reuse {
     /* The tree is a step's upperdir on its way to a snapshot that is to be synced: its many
      * files' write-back may start while the tar is written (tar-write.c, EARLY_SYNC_FILES). */
     bool sync_early;
+    /* The tree is thrown away after this write (never with prev: a stale write is done
+     * again from the files): a file of LS_CONSUME_MIN bytes or more with no other name is
+     * emptied (holes punched) as it is read; consumed says one was. Not with sync_early:
+     * what is thrown away need not reach the disk. */
+    bool consume, consumed;
 };
+#define LS_CONSUME_MIN (64ull << 20)
 /* ls_tar_write_diff with reuse (NULL: none). */
 int ls_tar_write_reuse(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
                        struct ls_tar_reuse *reuse, char ret_diff_id[MK_DIGEST_SIZE],

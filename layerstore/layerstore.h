@@ -26,7 +26,9 @@
  * Invariants: a blob's file name is the sha256 of its bytes (written to a temp file,
  * verified, put on disk by an fsync or a syncfs, then renamed); index.json is replaced
  * atomically, after an fsync of blobs/sha256/ (a layer's name is not fsynced on its own);
- * a snapshot directory appears (by rename) only when complete and on disk. Layers are stored
+ * a snapshot directory appears (by rename) only when complete and on disk, and may be
+ * missing: it is derived from its layer's blob (unpacked again when needed; a build drops
+ * the snapshot of a big layer that nothing mounts, layerstore_layer_commit_blob). Layers are stored
  * uncompressed (application/vnd.oci.image.layer.v1.tar): a build never waits for compression.
  *
  * Ownership: every object returned through ret_* is the caller's and has a _free function.
@@ -319,6 +321,36 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
                                      struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
                                      struct mk_error **err);
 
+/* What layerstore_layer_commit_blob does with the tree. A snapshot is derived data (every
+ * reader unpacks a missing one from its blob: layerstore_image_snapshots,
+ * layerstore_layer_unpack), so the snapshot of a big layer that nothing mounts in this build
+ * can be left out, and its data, written and deleted before writeback, never reaches the
+ * disk (ext4 and xfs allocate late). */
+enum mk_commit_mode {
+    MK_COMMIT_SNAPSHOT, /* it becomes the snapshot (layerstore_layer_commit_dir_like) */
+    MK_COMMIT_DEFER,    /* it stays where it is, for layerstore_snapshot_settle */
+    /* As DEFER, but when it holds a file of 64 MiB or more with no other name (and
+     * like_chain is NULL), such files are emptied as the blob is written (their pages are
+     * dropped, not written back) and the tree is removed: no snapshot. For a tree that
+     * nothing will mount (else it is unpacked again from the blob). */
+    MK_COMMIT_CONSUME,
+};
+/* layerstore_layer_commit_dir_like, where mode says what becomes of upperdir. DEFER and
+ * CONSUME apply only in a window of deferred durability (layerstore_sync_defer) and when
+ * the snapshot of the new chain does not exist yet; else the tree becomes the snapshot as
+ * with SNAPSHOT. *ret_deferred (may be NULL with SNAPSHOT) is true when upperdir was left
+ * for the caller, who hands it to layerstore_snapshot_settle before the window's syncfs. */
+int layerstore_layer_commit_blob(struct mk_store *store, const char *upperdir,
+                                 const struct mk_strv *lowerdirs, const char *parent_chain,
+                                 int64_t epoch, const char *like_chain, enum mk_commit_mode mode,
+                                 struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                 bool *ret_deferred, struct mk_error **err);
+/* A deferred commit's upperdir becomes the snapshot of chain (keep; removed when another
+ * process installed it first), or is removed with its tar index (the snapshot is then
+ * unpacked from the blob by whoever needs it). Either way upperdir is gone on success. */
+int layerstore_snapshot_settle(struct mk_store *store, const char *upperdir, const char *chain,
+                               bool keep, struct mk_error **err);
+
 /* Imports an untrusted layer tar (plain, gzip, bzip2, xz or zstd, detected from content)
  * from fd: stores the uncompressed tar as a blob and unpacks it into the snapshot of
  * chain(parent_chain, diff_id). */
@@ -481,8 +513,9 @@ int layerstore_cache_mount_lock(struct mk_store *store, const char *id,
                                 enum mk_cache_sharing sharing, char **ret_dir,
                                 struct mk_error **err);
 
-/* A layer named by diff_id that is still fully usable (blob and snapshot present):
- * fills ret (digest == diff_id, size of the blob). */
+/* A layer named by diff_id whose blob is still there: fills ret (digest == diff_id, size of
+ * the blob). Its snapshot (chain_id) may be missing: snapshots are derived data, unpacked
+ * from the blob (layerstore_layer_unpack) before anything mounts them. */
 int layerstore_layer_lookup(struct mk_store *store, const char *diff_id, const char *chain_id,
                             struct mk_layer_desc *ret, struct mk_error **err);
 
@@ -648,14 +681,15 @@ struct mk_df_report {
 int layerstore_df(struct mk_store *store, struct mk_df_report *ret, struct mk_error **err);
 
 /* Verifies the store: every blob's content against its name, every index.json entry's
- * manifest, config and layer blobs, the snapshot of every referenced layer chain (present,
- * a directory), every cache record (whole, of its kind and key, naming blobs and snapshots
- * that are there) and cache mount (a directory holding its lock file and data directory);
+ * manifest, config and layer blobs, the snapshot of every referenced layer chain (a
+ * directory, or missing: derived data, unpacked when needed), every cache record (whole, of
+ * its kind and key, naming blobs that are there) and cache mount (a directory holding its
+ * lock file and data directory);
  * with deep, also each such snapshot's content against its layer (re-tarred as the layer
  * writer does and hashed; see ls_snapshot_verify). Each problem is one line appended to
  * ret_problems ("blob sha256:...: content is sha256:..."). With repair, broken blobs,
  * images, cache records and cache mounts are dropped (images by removing their index.json
- * entries), and missing or (deep) bad snapshots unpacked again from their blobs;
+ * entries), and (deep) bad snapshots unpacked again from their blobs;
  * ret_repaired counts the fixes. Fails only when the store cannot be read at all. */
 int layerstore_fsck(struct mk_store *store, bool repair, bool deep, struct mk_strv *ret_problems,
                     size_t *ret_repaired, struct mk_error **err);

@@ -250,14 +250,18 @@ static int blob_from_dir(struct mk_store *store, int dirfd, const struct ls_lowe
 /* The layer of dirfd, with the entries of like_chain's index where they fit; when one of
  * them turns out stale, written again from the files alone. ret_index: the new layer's. */
 static int blob_from_dir_like(struct mk_store *store, int dirfd, const struct ls_lowers *lowers,
-                              int64_t epoch, const char *like_chain, char **ret_tmp, int *ret_fd,
-                              char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
-                              struct ls_tar_index **ret_index, struct mk_error **err)
+                              int64_t epoch, const char *like_chain, bool consume, char **ret_tmp,
+                              int *ret_fd, char ret_diff_id[MK_DIGEST_SIZE], uint64_t *ret_size,
+                              struct ls_tar_index **ret_index, bool *ret_consumed,
+                              struct mk_error **err)
 {
     _cleanup_free_ char *snap = like_chain ? layerstore_snapshot_path(store, like_chain) : NULL;
+    /* Never consumed with an earlier layer's index: a stale write is done again from the
+     * files. */
     struct ls_tar_reuse reuse = {.prev = snap ? ls_tar_index_load(store, like_chain, snap) : NULL,
                                  .out = ls_tar_index_new(),
-                                 .sync_early = true};
+                                 .sync_early = !(consume && !like_chain),
+                                 .consume = consume && !like_chain};
     int r = blob_from_dir(store, dirfd, lowers, epoch, &reuse, ret_tmp, ret_fd, ret_diff_id,
                           ret_size, err);
     if (r < 0 && reuse.stale) {
@@ -276,6 +280,7 @@ static int blob_from_dir_like(struct mk_store *store, int dirfd, const struct ls
         return -1;
     }
     *ret_index = reuse.out;
+    *ret_consumed = reuse.consumed;
     return 0;
 }
 
@@ -293,6 +298,16 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
                                      int64_t epoch, const char *like_chain,
                                      struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
                                      struct mk_error **err)
+{
+    return layerstore_layer_commit_blob(store, upperdir, lowerdirs, parent_chain, epoch, like_chain,
+                                        MK_COMMIT_SNAPSHOT, ret, ret_chain, NULL, err);
+}
+
+int layerstore_layer_commit_blob(struct mk_store *store, const char *upperdir,
+                                 const struct mk_strv *lowerdirs, const char *parent_chain,
+                                 int64_t epoch, const char *like_chain, enum mk_commit_mode mode,
+                                 struct mk_layer_desc *ret, char ret_chain[MK_DIGEST_SIZE],
+                                 bool *ret_deferred, struct mk_error **err)
 {
     _cleanup_close_ int dfd = open_dir(upperdir, err);
     if (dfd < 0)
@@ -315,15 +330,27 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
     _cleanup_free_ char *tmp = NULL;
     _cleanup_close_ int out = -1;
     struct ls_tar_index *index = NULL;
-    int r = blob_from_dir_like(store, dfd, &lowers, epoch, like_chain, &tmp, &out, diff_id, &size,
-                               &index, err);
+    /* The tree is left alone only in a window of deferred durability, whose syncfs puts the
+     * blob on disk (outside one the snapshot's syncfs does, below). */
+    bool window = mode != MK_COMMIT_SNAPSHOT && ls_sync_deferred(store);
+    bool consumed = false;
+    int r = blob_from_dir_like(store, dfd, &lowers, epoch, like_chain,
+                               window && mode == MK_COMMIT_CONSUME, &tmp, &out, diff_id, &size,
+                               &index, &consumed, err);
     ls_lowers_release(&lowers);
     if (r < 0)
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
     mk_chain_id(parent_chain, diff_id, chain);
+    /* Emptied files make no snapshot: a consumed tree goes at once. */
+    if (consumed && mk_rm_rf(upperdir, err) < 0) {
+        ls_tar_index_free(index);
+        unlink(tmp);
+        return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
+    }
+    bool defer = !consumed && window && !layerstore_snapshot_exists(store, chain);
     /* The snapshot's syncfs puts the tar on disk too: one sync for both, then the blob's
      * rename. */
-    if (ls_snapshot_install(store, upperdir, chain, err) < 0) {
+    if (!consumed && !defer && ls_snapshot_install(store, upperdir, chain, err) < 0) {
         ls_tar_index_free(index);
         unlink(tmp);
         return -1;
@@ -333,18 +360,32 @@ int layerstore_layer_commit_dir_like(struct mk_store *store, const char *upperdi
         return mk_error_wrap(err, "committing layer \"%s\"", upperdir);
     }
     /* Only for our own tree (another process may have installed the snapshot first): the
-     * index records its inodes. Best effort: without it the next commit reads every file. */
+     * index records its inodes, which a later rename into snapshots/ keeps. Best effort:
+     * without it the next commit reads every file. */
     _cleanup_free_ char *snap = layerstore_snapshot_path(store, chain);
     struct stat now;
-    if (ls_tar_index_count(index) && stat(snap, &now) == 0 && now.st_dev == root.st_dev &&
-        now.st_ino == root.st_ino)
+    if (ls_tar_index_count(index) && !consumed &&
+        (defer ||
+         (stat(snap, &now) == 0 && now.st_dev == root.st_dev && now.st_ino == root.st_ino)))
         ls_tar_index_save(store, index, chain, diff_id, size, &root, NULL);
     ls_tar_index_free(index);
-    ls_mark_used(store, diff_id, chain);
+    ls_mark_used(store, diff_id, defer || consumed ? NULL : chain);
     fill_desc(ret, diff_id, size);
     if (ret_chain)
         memcpy(ret_chain, chain, MK_DIGEST_SIZE);
+    if (ret_deferred)
+        *ret_deferred = defer;
     return 0;
+}
+
+int layerstore_snapshot_settle(struct mk_store *store, const char *upperdir, const char *chain,
+                               bool keep, struct mk_error **err)
+{
+    if (keep)
+        return ls_snapshot_install(store, upperdir, chain, err);
+    /* The index describes this tree's inodes: a snapshot unpacked later has others. */
+    ls_tar_index_remove(store, chain);
+    return mk_rm_rf(upperdir, err);
 }
 
 int layerstore_layer_import_tar(struct mk_store *store, int fd, const char *parent_chain,

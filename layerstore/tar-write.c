@@ -538,21 +538,46 @@ static int early_sync_wait(struct writer *w, struct mk_error **err)
     return 0;
 }
 
+/* reuse->consume: the bytes read so far punched out of fd, whose dirty pages are then
+ * dropped, never written back (on a loop or slow disk the writeback of the blob's pages
+ * piling up behind them would write the tree's too). false when the file system cannot. */
+static bool consume_range(int fd, off_t from, off_t to)
+{
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, to - from) == 0;
+}
+
 /* A regular file: opened once, for its xattrs and its data (not by an O_PATH fd and its
  * /proc magic link for the xattrs, then again for the data: two syscalls and a procfs lookup
  * a file, 60,000 of the commit's syscalls for a COPY of 20,000 files). -1 with errno set
- * when it cannot be opened for reading. */
-static int open_data(struct writer *w, int dfd, const char *name)
+ * when it cannot be opened for reading. *ret_consume: opened for writing too, to be emptied
+ * as it is read (reuse->consume, a file of LS_CONSUME_MIN bytes or more with no other name;
+ * rootless, a file of another owner may not open for writing: then it is only read). */
+static int open_data(struct writer *w, int dfd, const char *name, const struct stat *st,
+                     bool *ret_consume)
 {
     if (w->reuse && w->reuse->sync_early && w->out_fd >= 0 && !w->sync_started &&
         ++w->files_read == EARLY_SYNC_FILES)
         early_sync_start(w, dfd);
+    *ret_consume = false;
+    if (w->reuse && w->reuse->consume && (uint64_t)st->st_size >= LS_CONSUME_MIN &&
+        st->st_nlink == 1) {
+        int fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        struct stat fst;
+        /* a second name (a file linked from a snapshot) must stay whole */
+        if (fd >= 0 && fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && fst.st_nlink == 1) {
+            *ret_consume = true;
+            return fd;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
     return openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-static int copy_file_data(struct writer *w, int fd, const char *path, int64_t size,
+static int copy_file_data(struct writer *w, int fd, bool consume, const char *path, int64_t size,
                           struct mk_error **err)
 {
+    off_t done = 0, punched = 0;
     char buf[1 << 18];
     while (size > 0) {
         size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
@@ -564,6 +589,13 @@ static int copy_file_data(struct writer *w, int fd, const char *path, int64_t si
         if (archive_write_data(w->a, buf, (size_t)n) < 0)
             return archive_fail(w, path, err);
         size -= n;
+        done += n;
+        /* The writer holds what it was given: those bytes of the file are not needed. */
+        if (consume && (done - punched >= (8 << 20) || size <= 0)) {
+            consume = consume_range(fd, punched, done);
+            punched = done;
+            w->reuse->consumed |= consume;
+        }
     }
     return 0;
 }
@@ -662,7 +694,8 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
                                  ? link_find(&w->links, st->st_dev, st->st_ino)
                                  : NULL;
     bool reads = S_ISREG(st->st_mode) && !(seen && seen->path);
-    _cleanup_close_ int data_fd = reads ? open_data(w, dfd, name) : -1;
+    bool consume = false;
+    _cleanup_close_ int data_fd = reads ? open_data(w, dfd, name, st, &consume) : -1;
     int data_errno = reads && data_fd < 0 ? errno : 0;
     struct ls_xattrs xattrs;
     if ((data_fd >= 0 ? ls_xattrs_read_fd(data_fd, path, &xattrs, err)
@@ -720,7 +753,7 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
         return -1;
     if (data && data_fd < 0)
         return mk_error_set(err, MK_ERR_IO, data_errno, "opening \"%s\"", path);
-    if (data && copy_file_data(w, data_fd, path, st->st_size, err) < 0)
+    if (data && copy_file_data(w, data_fd, consume, path, st->st_size, err) < 0)
         return -1;
     if (data && !has_xattrs && w->reuse && w->reuse->out) {
         if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
