@@ -73,6 +73,9 @@ struct copy_state {
      * the snapshot and in the upperdir (-1: not there). */
     char *rcache;
     int rcache_snap, rcache_upper;
+    /* The top directory (root-relative) that the walk of the current source created, in the
+     * root where nothing was: everything below it in the root is this walk's. */
+    char *made;
     struct mk_buf digests; /* records not yet written to spec->digest_fd */
 };
 
@@ -750,6 +753,66 @@ static bool maybe_xattrs(int dirfd, const char *name)
     return n < 0 || (size_t)n >= sizeof(p) || llistxattr(p, NULL, 0) != 0;
 }
 
+/* A path of plain names: no empty, "." or ".." component (after leading and trailing
+ * slashes), so that it names the directory a walk created, not one reached from it. */
+static bool plain_path(const char *p)
+{
+    while (*p == '/')
+        p++;
+    size_t n = strlen(p);
+    while (n && p[n - 1] == '/')
+        n--;
+    for (size_t i = 0; i < n;) {
+        size_t len = strcspn(p + i, "/");
+        if (len > n - i)
+            len = n - i;
+        if (len == 0 || (len == 1 && p[i] == '.') || (len == 2 && p[i] == '.' && p[i + 1] == '.'))
+            return false;
+        i += len + 1;
+    }
+    return n > 0;
+}
+
+/* dir (a destination in the root) was created by the walk of the current source where nothing
+ * was: unless it is below the one noted already, it is the new top (a walk goes depth first,
+ * so it has left that one's subtree). */
+static void made_note(struct copy_state *st, const char *dir)
+{
+    if (!plain_path(dir))
+        return;
+    while (*dir == '/')
+        dir++;
+    size_t n = strlen(dir);
+    while (n && dir[n - 1] == '/')
+        n--;
+    size_t ml = st->made ? strlen(st->made) : 0;
+    if (st->made && n > ml && memcmp(dir, st->made, ml) == 0 && dir[ml] == '/')
+        return;
+    free(st->made);
+    st->made = mk_xstrndup(dir, n);
+}
+
+static void made_forget(struct copy_state *st)
+{
+    free(st->made);
+    st->made = NULL;
+}
+
+/* Whether dest's directory is the created one or below it: then what is at dest in the root
+ * is what this walk put there, and the walk reaches each destination once (a tree's entries
+ * have distinct names, none below a symlink it copies), so there is nothing yet. */
+static bool made_below(const struct copy_state *st, const char *dest)
+{
+    if (!st->made)
+        return false;
+    while (*dest == '/')
+        dest++;
+    const char *slash = strrchr(dest, '/');
+    size_t plen = slash ? (size_t)(slash - dest) : 0, ml = strlen(st->made);
+    return slash && plen >= ml && memcmp(dest, st->made, ml) == 0 &&
+           (plen == ml || dest[ml] == '/');
+}
+
 /* A regular file (one link) whose copy in the earlier snapshot has what this copy would give
  * it: the same bytes (the caller's digest match), size, mtime, owner, mode and no xattrs on
  * either side, nothing at dest in the root (no lower file: a layer leaves out what equals a
@@ -776,9 +839,14 @@ static bool reuse_defer(struct copy_state *st, const char *rel, const struct sta
         ss.st_mtim.tv_nsec != sst->st_mtim.tv_nsec || ss.st_uid != st->uid ||
         ss.st_gid != st->gid || (ss.st_mode & 07777) != mode)
         return false;
-    if (fstatat(pfd, name, &x, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+    if (!made_below(st, dest) &&
+        (fstatat(pfd, name, &x, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT))
         return false;
-    if (maybe_xattrs(st->srcfd, rel) || maybe_xattrs(sfd, sname))
+    /* The snapshot's side: its index says so for the files it records. */
+    if (maybe_xattrs(st->srcfd, rel) ||
+        (!layerstore_snapshot_file_plain(st->spec->reuse_files, dest + strspn(dest, "/"),
+                                         (uint64_t)ss.st_dev, (uint64_t)ss.st_ino) &&
+         maybe_xattrs(sfd, sname)))
         return false;
     st->reuse = mk_xreallocarray(st->reuse, st->n_reuse + 1, sizeof(*st->reuse));
     st->reuse[st->n_reuse] = (struct reuse_file){.rel = mk_xstrdup(rel),
@@ -1005,8 +1073,11 @@ static int copy_entry(struct copy_state *st, const char *rel, const struct stat 
                 return mk_error_errno(err, "replacing \"%s\"", dest);
             exists = false;
         }
-        if (!exists && mkdirat(pfd, name, 0755) < 0)
-            return mk_error_errno(err, "creating directory \"%s\"", dest);
+        if (!exists) {
+            if (mkdirat(pfd, name, 0755) < 0)
+                return mk_error_errno(err, "creating directory \"%s\"", dest);
+            made_note(st, dest);
+        }
         return set_meta(st, pfd, name, rel, sst, false, err);
     }
     if (replace_nondir(st, pfd, name, exists ? &dst : NULL, rel, dest, err) < 0)
@@ -1067,11 +1138,14 @@ static int walk_fn(const char *relpath, const struct stat *st, void *arg, struct
          * source directory's own metadata is not copied. */
         if (cs->spec->visit)
             return cs->spec->visit(relpath, st, cs->dest_base, cs->spec->visit_arg, err);
+        bool created = false;
         int fd = builder_mkdir_follow(cs->rootfd, cs->dest_base, cs->dir_mode, cs->uid, cs->gid,
-                                      NULL, err);
+                                      &created, err);
         if (fd < 0)
             return -1;
         close(fd);
+        if (created)
+            made_note(cs, cs->dest_base);
         return 0;
     }
     _cleanup_free_ char *dest = join(cs->dest_base, sub);
@@ -1269,20 +1343,29 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     /* ADD leaves the destination to each source: an archive's is made 0755 whatever
      * --chmod says (BuildKit's unpack), a file's or directory's as COPY makes it. */
     if (r == 0 && dest_dir && !spec->visit && !spec->extract) {
-        int fd = builder_mkdir_follow(rootfd, spec->dest, cs.dir_mode, cs.uid, cs.gid, NULL, err);
+        bool created = false;
+        int fd =
+            builder_mkdir_follow(rootfd, spec->dest, cs.dir_mode, cs.uid, cs.gid, &created, err);
         if (fd < 0)
             r = -1;
         else
             close(fd);
+        if (created)
+            made_note(&cs, spec->dest);
     }
-    for (size_t i = 0; i < matched.n && r == 0; i++)
+    for (size_t i = 0; i < matched.n && r == 0; i++) {
+        /* A directory an earlier source's walk created may hold what it copied. */
+        if (i > 0)
+            made_forget(&cs);
         r = copy_source(&cs, matched.v[i], dest_dir, err);
+    }
     if (r == 0 && cs.n_reuse)
         r = reuse_link(&cs, err);
     if (r == 0 && spec->digests)
         r = digests_flush(&cs, err);
     mk_buf_release(&cs.digests);
     reuse_release(&cs);
+    made_forget(&cs);
     mk_strv_release(&matched);
     parent_cache_drop(&cs);
     free(cs.scache);

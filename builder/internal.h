@@ -249,6 +249,8 @@ struct mk_copy_spec {
      * instead of copied. NULL: everything is copied (the fds are then unused). */
     const struct mk_strv *reuse_dests;
     int reuse_fd, upper_fd;
+    /* That snapshot's files known to have no xattrs (NULL: each one is asked). */
+    const struct mk_snapshot_files *reuse_files;
     /* digests: every regular file copied is hashed while its bytes are written (issue 19:
      * the key of a cold COPY from the context needs no read pass of its own), and a record
      * (struct mk_copy_digest, then the source path) is appended to digest_fd for each. */

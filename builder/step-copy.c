@@ -169,14 +169,17 @@ struct copy_job {
     size_t n_files, cap_files;
     struct mk_strv reuse_dests;
     int reuse_fd, upper_fd;
+    struct mk_snapshot_files *reuse_files;
     char reuse_chain[MK_DIGEST_SIZE]; /* the snapshot files are linked from, or "" */
     bool files_from_key; /* j->files are filled by the final key walk (speculative copy) */
+    bool files_walked;   /* j->files were filled by the key's first walk (probe_digest) */
 };
 
 static void copy_job_release(struct build *b, struct copy_job *j)
 {
     layerstore_context_table_free(j->files, j->n_files);
     mk_strv_release(&j->reuse_dests);
+    layerstore_snapshot_files_free(j->reuse_files);
     mk_closep(&j->reuse_fd);
     mk_closep(&j->upper_fd);
     mk_buf_release(&j->hist_src);
@@ -291,12 +294,36 @@ static int copy_urls(struct build *b, struct copy_job *j, struct mk_error **err)
     return 0;
 }
 
-/* A reusable COPY's table of what it copies. Made on a miss only, by a walk of its own
- * (the digests are in the hash cache by then): a hit does not pay for it. */
+/* A reusable COPY's table of what it copies. Listed by the key's walk when there is one that
+ * knows the digests (probe_digest_table: a hit pays for the list only), else made on a miss
+ * by a walk of its own (the digests are in the hash cache by then). */
 struct reuse_visit {
     struct build *b;
     struct copy_job *j;
 };
+
+/* A regular file of the table: its destination and source digest (the placeholder
+ * "unknown" for a file a speculative copy is to hash). */
+static void reuse_file_add(struct copy_job *j, const char *dest, const struct stat *st,
+                           const char digest[MK_DIGEST_SIZE])
+{
+    if (!j->reusable)
+        return;
+    if (*dest != '/' || strpbrk(dest, "\t\n")) {
+        j->reusable = false; /* not a line of a table */
+        return;
+    }
+    if (j->n_files == j->cap_files) {
+        j->cap_files = j->cap_files ? 2 * j->cap_files : 256;
+        j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
+    }
+    struct mk_context_file *f = &j->files[j->n_files++];
+    memcpy(f->digest, digest, MK_DIGEST_SIZE);
+    f->path = mk_xstrdup(dest);
+    f->size = (uint64_t)st->st_size;
+    f->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    f->ino = (uint64_t)st->st_ino;
+}
 
 static int reuse_visit(const char *rel, const struct stat *st, const char *dest, void *arg,
                        struct mk_error **err)
@@ -305,27 +332,15 @@ static int reuse_visit(const char *rel, const struct stat *st, const char *dest,
     struct copy_job *j = v->j;
     if (!S_ISREG(st->st_mode) || !j->reusable)
         return 0;
-    if (*dest != '/' || strpbrk(dest, "\t\n")) {
-        j->reusable = false; /* not a line of a table */
-        return 0;
-    }
-    if (j->n_files == j->cap_files) {
-        j->cap_files = j->cap_files ? 2 * j->cap_files : 256;
-        j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
-    }
-    struct mk_context_file *f = &j->files[j->n_files];
+    char digest[MK_DIGEST_SIZE];
     if (j->files_from_key) {
         /* A speculative copy: a file the hash cache does not know is copied (and hashed). */
-        if (!builder_hashcache_known(v->b->hc, rel, st, f->digest))
-            snprintf(f->digest, sizeof(f->digest), "unknown");
-    } else if (builder_hashcache_file(v->b->hc, builder_context_dirfd(v->b->ctx), rel, st,
-                                      f->digest, err) < 0)
+        if (!builder_hashcache_known(v->b->hc, rel, st, digest))
+            snprintf(digest, sizeof(digest), "unknown");
+    } else if (builder_hashcache_file(v->b->hc, builder_context_dirfd(v->b->ctx), rel, st, digest,
+                                      err) < 0)
         return -1;
-    f->path = mk_xstrdup(dest);
-    f->size = (uint64_t)st->st_size;
-    f->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    f->ino = (uint64_t)st->st_ino;
-    j->n_files++;
+    reuse_file_add(j, dest, st, digest);
     return 0;
 }
 
@@ -369,14 +384,21 @@ static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *
     struct mk_error *e = NULL;
     bool have = layerstore_context_table_get(b->store, j->reuse_id, &prev, &n, &e) == 0;
     mk_error_free(e);
-    if (!have && j->files_from_key)
-        return; /* the table to record is made by the key's walk after the copy */
+    if (!have && j->files_from_key) {
+        /* The table to record is made by the key's walk after the copy. */
+        layerstore_context_table_free(j->files, j->n_files);
+        j->files = NULL;
+        j->n_files = j->cap_files = 0;
+        return;
+    }
+    /* The key's first walk went through the same files (same spec), with the same digests:
+     * no walk of its own. */
     struct mk_copy_spec vspec = j->spec;
     struct reuse_visit rv = {.b = b, .j = j};
     vspec.visit = reuse_visit;
     vspec.visit_arg = &rv;
     struct mk_error *we = NULL;
-    if (builder_copy_into(-1, &vspec, &we) < 0 || !j->reusable) {
+    if ((!j->files_walked && builder_copy_into(-1, &vspec, &we) < 0) || !j->reusable) {
         mk_error_free(we);
         j->reusable = false;
         layerstore_context_table_free(prev, n);
@@ -413,6 +435,8 @@ static void copy_reuse_prepare(struct build *b, struct copy_job *j, const char *
         j->spec.reuse_dests = &j->reuse_dests;
         j->spec.reuse_fd = j->reuse_fd;
         j->spec.upper_fd = j->upper_fd;
+        j->reuse_files = layerstore_snapshot_files_open(b->store, chain);
+        j->spec.reuse_files = j->reuse_files;
         memcpy(j->reuse_chain, chain, MK_DIGEST_SIZE);
     }
     layerstore_context_table_free(prev, n);
@@ -500,6 +524,16 @@ static int probe_digest(struct copy_key *k, const char *rel, const struct stat *
     return 0;
 }
 
+/* probe_digest, and the file in the reuse table as copy_reuse_prepare's walk would put it. */
+static int probe_digest_table(struct copy_key *k, const char *rel, const struct stat *st,
+                              const char *dest, char out[MK_DIGEST_SIZE], struct mk_error **err)
+{
+    if (probe_digest(k, rel, st, dest, out, err) < 0)
+        return -1;
+    reuse_file_add(((struct spec_copy *)k)->j, dest, st, out);
+    return 0;
+}
+
 static int cmp_spec_file(const void *a, const void *b)
 {
     return strcmp(((const struct spec_file *)a)->rel, ((const struct spec_file *)b)->rel);
@@ -522,23 +556,8 @@ static int spec_digest(struct copy_key *k, const char *rel, const struct stat *s
         sc->mismatch = true;
         snprintf(out, MK_DIGEST_SIZE, "unknown");
     }
-    struct copy_job *j = sc->j;
-    if (!j->reusable || !j->files_from_key)
-        return 0;
-    if (*dest != '/' || strpbrk(dest, "\t\n")) {
-        j->reusable = false;
-        return 0;
-    }
-    if (j->n_files == j->cap_files) {
-        j->cap_files = j->cap_files ? 2 * j->cap_files : 256;
-        j->files = mk_xreallocarray(j->files, j->cap_files, sizeof(*j->files));
-    }
-    struct mk_context_file *cf = &j->files[j->n_files++];
-    memcpy(cf->digest, out, MK_DIGEST_SIZE);
-    cf->path = mk_xstrdup(dest);
-    cf->size = (uint64_t)st->st_size;
-    cf->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
-    cf->ino = (uint64_t)st->st_ino;
+    if (sc->j->files_from_key)
+        reuse_file_add(sc->j, dest, st, out);
     return 0;
 }
 
@@ -803,7 +822,10 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
      * known, so the first key's walk is left out. */
     bool cold = speculate && builder_hashcache_was_empty(b->hc);
     sc.hash_small = speculate && !cold;
-    if (!cold && copy_key(b, s, &j, speculate ? &sc : NULL, probe_digest, err) < 0)
+    /* A reusable COPY's table is filled by that walk (copy_reuse_prepare needs no walk). */
+    j.files_walked = speculate && !cold && j.reusable;
+    if (!cold && copy_key(b, s, &j, speculate ? &sc : NULL,
+                          j.files_walked ? probe_digest_table : probe_digest, err) < 0)
         goto out;
     if (cold || sc.deferred) {
         j.files_from_key = true;
@@ -814,13 +836,16 @@ int do_copy(struct build *b, struct stage *s, const struct mk_inst *in, bool is_
             goto out;
         /* The copy and the key's walk disagree (the context changed meanwhile): as before. */
         spec_copy_release(&sc);
-        j.files_from_key = false;
+        j.files_from_key = j.files_walked = false;
         j.spec.digests = false;
         layerstore_context_table_free(j.files, j.n_files);
         j.files = NULL;
         j.n_files = j.cap_files = 0;
         mk_strv_clear(&j.reuse_dests);
         j.spec.reuse_dests = NULL;
+        layerstore_snapshot_files_free(j.reuse_files);
+        j.reuse_files = NULL;
+        j.spec.reuse_files = NULL;
         mk_closep(&j.reuse_fd);
         mk_closep(&j.upper_fd);
         if (copy_key(b, s, &j, NULL, NULL, err) < 0)

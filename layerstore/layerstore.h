@@ -286,6 +286,19 @@ void layerstore_image_chain_id(const struct mk_image *img, size_t n, char out[MK
 /* Absolute path of the snapshot dir for a chain id (it may not exist). Caller frees. */
 char *layerstore_snapshot_path(struct mk_store *store, const char *chain_id);
 
+/* The regular files of chain's snapshot whose entries the commit that made it wrote without
+ * extended attributes, as its index records them (ROOT/tar-index/, see
+ * layerstore_layer_commit_dir_like). NULL when there is no index, or it does not check out.
+ * Caller frees (layerstore_snapshot_files_free accepts NULL). */
+struct mk_snapshot_files;
+struct mk_snapshot_files *layerstore_snapshot_files_open(struct mk_store *store, const char *chain);
+void layerstore_snapshot_files_free(struct mk_snapshot_files *f);
+/* Whether path (relative to the snapshot, no leading slash) is recorded as inode dev:ino with
+ * no extended attributes. A snapshot's inodes are never written in place, so such a file of
+ * the snapshot that is still that inode has none; false when that is not known (f NULL). */
+bool layerstore_snapshot_file_plain(const struct mk_snapshot_files *f, const char *path,
+                                    uint64_t dev, uint64_t ino);
+
 /* ROOT/flat/<hex>: the builder's merged trees of many bottom snapshots, for images with
  * more layers than one overlay mount takes. Derived data: prune removes them all and the
  * builder makes them again when needed. Returns the path for hex (created: ROOT/flat). */

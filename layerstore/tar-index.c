@@ -10,6 +10,10 @@
  * xattrs, and the header fields that could differ are compared, so the bytes are the ones a
  * full commit would write.
  *
+ * The builder asks it too (layerstore_snapshot_file_plain): a COPY that links a file of the
+ * snapshot into its upperdir needs to know it has no xattrs, which the index says for the
+ * inodes it records.
+ *
  * The index is derived data: prune drops them all, a crash may leave one half-written or
  * stale. So nothing in it is taken on trust. It ends with the sha256 of what precedes it;
  * it names the blob (diff_id, size: the blob must be in the store with that size) and the
@@ -312,4 +316,37 @@ const struct ls_tar_index_rec *ls_tar_index_find(const struct ls_tar_index *x, c
             hi = mid;
     }
     return NULL;
+}
+
+/* The public view: the index as loaded, its blob left closed (nothing is read from it). */
+struct mk_snapshot_files {
+    struct ls_tar_index *x;
+};
+
+struct mk_snapshot_files *layerstore_snapshot_files_open(struct mk_store *store, const char *chain)
+{
+    _cleanup_free_ char *snap = layerstore_snapshot_path(store, chain);
+    struct ls_tar_index *x = ls_tar_index_load(store, chain, snap);
+    if (!x)
+        return NULL;
+    mk_closep(&x->blob_fd);
+    x->blob_fd = -1;
+    struct mk_snapshot_files *f = mk_xcalloc(1, sizeof(*f));
+    f->x = x;
+    return f;
+}
+
+void layerstore_snapshot_files_free(struct mk_snapshot_files *f)
+{
+    if (!f)
+        return;
+    ls_tar_index_free(f->x);
+    free(f);
+}
+
+bool layerstore_snapshot_file_plain(const struct mk_snapshot_files *f, const char *path,
+                                    uint64_t dev, uint64_t ino)
+{
+    const struct ls_tar_index_rec *r = f ? ls_tar_index_find(f->x, path) : NULL;
+    return r && r->dev == dev && r->ino == ino;
 }

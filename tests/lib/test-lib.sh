@@ -67,6 +67,20 @@ t_import_busybox() {
     "$MKIMG" import "$T/bbroot" busybox:latest >/dev/null
 }
 
+# t_layers STORE TAG: the layers of image TAG in STORE (hex digests), one a line.
+# t_same_layers STORE_A STORE_B TAG N: image TAG has N layers in both stores, byte for byte
+# the same (cmp).
+t_layers() { MKIMG_ROOT=$1 "$MKIMG" inspect "$2" | python3 -c \
+    'import json,sys; print("\n".join(l.split(":")[1] for l in json.load(sys.stdin)[0]["Layers"]))'; }
+t_same_layers() {
+    paste <(t_layers "$1" "$3") <(t_layers "$2" "$3") >"$T/.pairs"
+    test "$(wc -l <"$T/.pairs")" = "$4" || return 1
+    local a b
+    while read -r a b; do
+        cmp "$1/blobs/sha256/$a" "$2/blobs/sha256/$b" || return 1
+    done <"$T/.pairs"
+}
+
 # Debian's busybox has no adduser/addgroup applets: minimal ones for the cases that use them
 # ("adduser [-D] [-H] [-h HOME] NAME": uid and a group of its own from 1000 up).
 t_user_tools() { # ROOTFS
