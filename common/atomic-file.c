@@ -52,7 +52,7 @@ static bool is_stream(mode_t m)
 }
 
 /* A device or FIFO at name (see atomic-file.h): opened for writing into f->fd. 1: it is one
- * (f->fd set, or an error), 0: it is not (or nothing is there). */
+ * (f->fd set), 0: it is not (or nothing is there), -1: it is one that cannot be opened. */
 static int open_in_place(struct mk_atomic_file *f, const char *path, struct mk_error **err)
 {
     struct stat st;
@@ -72,12 +72,12 @@ static int open_in_place(struct mk_atomic_file *f, const char *path, struct mk_e
     f->fd = openat(f->dirfd, f->name, flags);
     struct stat o;
     if (f->fd < 0)
-        return mk_error_errno(err, "opening \"%s\"", path), 1;
+        return mk_error_errno(err, "opening \"%s\"", path);
     /* What was opened is what was looked at: a device or FIFO (a block device only by its
      * own name), not something swapped in meanwhile. */
     if (fstat(f->fd, &o) < 0 ||
         !(is_stream(o.st_mode) || (S_ISBLK(o.st_mode) && !S_ISLNK(st.st_mode))))
-        return mk_error_set(err, MK_ERR_IO, 0, "\"%s\" changed while it was opened", path), 1;
+        return mk_error_set(err, MK_ERR_IO, 0, "\"%s\" changed while it was opened", path);
     f->in_place = true;
     return 1;
 }
@@ -98,11 +98,10 @@ int mk_atomic_file_init(struct mk_atomic_file *f, int dirfd, const char *path, m
         return mk_error_errno(err, "opening directory \"%s\"", parent);
     f->name = mk_xstrdup(name);
     int r = open_in_place(f, path, err);
-    if (r != 0) {
-        if (!f->in_place)
-            mk_atomic_file_release(f);
-        return f->in_place ? 0 : -1;
-    }
+    if (r < 0)
+        mk_atomic_file_release(f);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
     for (int attempt = 0; attempt < TMP_ATTEMPTS; attempt++) {
         char rnd[9];
         random_suffix(rnd);
