@@ -210,6 +210,52 @@ static void check_gnu_tar_view(void)
                0, "GNU tar extracts the content");
 }
 
+/* Pax headers only where an entry needs one: plain entries are bare ustar headers (each one
+ * used to carry a "hdrcharset=BINARY" pax header, 1 KiB); names that are not ASCII, UTF-8 or
+ * not, keep their bytes through write -> apply -> write. */
+static void test_names(void)
+{
+    mkdir("plain", 0755);
+    mkdir("plain/b", 0755);
+    sh("printf hello > plain/a && printf x > plain/b/c");
+    sh("touch -d @1600000000 plain/a plain/b/c plain/b");
+    char d[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    tap_ok(write_layer("plain", "plain.tar", d, &size) == 0, "write a tree of plain entries");
+    /* a, b/, b/c: three headers, two data blocks, the two end blocks. */
+    tap_is_int(size, 7 * 512, "plain entries get no pax header");
+    tap_is_int(sh("grep -aq 'hdrcharset' plain.tar"), 1, "no hdrcharset record in a plain tar");
+
+    mkdir("names", 0755);
+    const char *utf8 = "caf\xc3\xa9", *raw = "bin\xff\xfe";
+    char p[64];
+    snprintf(p, sizeof(p), "names/%s", utf8);
+    sh("printf one > '%s'", p);
+    snprintf(p, sizeof(p), "names/%s", raw);
+    sh("printf two > '%s'", p);
+    sh("touch -d @1600000000 names/*");
+    char d1[MK_DIGEST_SIZE], d2[MK_DIGEST_SIZE], d3[MK_DIGEST_SIZE];
+    uint64_t s1 = 0, s2 = 0;
+    tap_ok(write_layer("names", "names.tar", d1, &s1) == 0, "write names that are not ASCII");
+    /* Both files' ustar headers and data, their two pax headers with their data (one block
+     * each), the two end blocks. */
+    tap_is_int(s1, (2 + 2 + 2 * 2 + 2) * 512,
+               "only the two entries with such names get a pax header");
+    struct mk_error *err = NULL;
+    tap_ok(apply_layer("names.tar", "names-out", -1, d2, &s2, &err) == 0, "apply it");
+    mk_error_free(err);
+    struct stat st;
+    snprintf(p, sizeof(p), "names-out/%s", utf8);
+    bool ok = lstat(p, &st) == 0 && st.st_size == 3;
+    snprintf(p, sizeof(p), "names-out/%s", raw);
+    tap_ok(ok && lstat(p, &st) == 0 && st.st_size == 3, "both names come back byte for byte");
+    tap_ok(write_layer("names-out", "names2.tar", d3, &s2) == 0 && strcmp(d1, d3) == 0,
+           "write -> apply -> write gives the same bytes");
+    tap_is_int(sh("[ \"$(grep -ao 'hdrcharset=BINARY' names.tar | wc -l)\" = 2 ] && "
+                  "[ \"$(tar tf names.tar 2>/dev/null | wc -l)\" = 2 ]"),
+               0, "one hdrcharset record per such name, and GNU tar lists both");
+}
+
 /* Compressed input: the diff_id is always that of the uncompressed tar (d1, s1); truncated
  * streams are parse errors; an empty tree is two zero blocks. */
 static void test_compressed_and_truncated(const char *d1, uint64_t s1)
@@ -343,6 +389,7 @@ int main(void)
 
     test_compressed_and_truncated(d1, s1);
     diff_tests();
+    test_names();
     sh("rm -rf '%s'", tmp);
     return tap_done();
 }
