@@ -76,7 +76,9 @@ struct copy_state {
     /* The top directory (root-relative) that the walk of the current source created, in the
      * root where nothing was: everything below it in the root is this walk's. */
     char *made;
-    struct mk_buf digests; /* records not yet written to spec->digest_fd */
+    struct mk_buf digests;      /* records not yet written to spec->digest_fd */
+    pthread_mutex_t digests_mu; /* digests, written by the pool's threads too */
+    struct copy_pool *pool;     /* NULL until a file goes to it (see POOL_THREADS) */
 };
 
 #define MAX_SYMLINK_HOPS 40
@@ -438,18 +440,29 @@ static int set_meta(struct copy_state *st, int dirfd, const char *name, const ch
 /* Pairs of file systems (source, destination device) copy_file_range refused: it fails the
  * same way for every file between them (EXDEV across file systems since Linux 5.19), so it
  * is tried once per pair, not once per file (20,000 failed calls for a COPY of 20,000 files
- * before). Per process, which is one COPY: it runs in the step's child, single-threaded. */
+ * before). Per process, which is one COPY: it runs in the step's child. */
 static struct {
     dev_t src, dst;
 } no_cfr[8];
 static size_t n_no_cfr;
+static pthread_mutex_t no_cfr_mu = PTHREAD_MUTEX_INITIALIZER; /* the pool's threads copy too */
 
 static bool cfr_refused(dev_t src, dev_t dst)
 {
-    for (size_t i = 0; i < n_no_cfr; i++)
-        if (no_cfr[i].src == src && no_cfr[i].dst == dst)
-            return true;
-    return false;
+    bool refused = false;
+    pthread_mutex_lock(&no_cfr_mu);
+    for (size_t i = 0; i < n_no_cfr && !refused; i++)
+        refused = no_cfr[i].src == src && no_cfr[i].dst == dst;
+    pthread_mutex_unlock(&no_cfr_mu);
+    return refused;
+}
+
+static void cfr_refuse(dev_t src, dev_t dst)
+{
+    pthread_mutex_lock(&no_cfr_mu);
+    if (n_no_cfr < MK_ARRAY_SIZE(no_cfr))
+        no_cfr[n_no_cfr++] = (typeof(no_cfr[0])){src, dst};
+    pthread_mutex_unlock(&no_cfr_mu);
 }
 
 /* ---- hashing while copying (spec->digests) ----
@@ -593,8 +606,8 @@ static int copy_bytes(int in, int out, uint64_t size, dev_t src_dev, dev_t dst_d
         if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
             return mk_error_errno(err, "copying");
         /* EINVAL can be about this file (a special file system, flags): not remembered. */
-        if (errno != EINVAL && n_no_cfr < MK_ARRAY_SIZE(no_cfr))
-            no_cfr[n_no_cfr++] = (typeof(no_cfr[0])){src_dev, dst_dev};
+        if (errno != EINVAL)
+            cfr_refuse(src_dev, dst_dev);
         break;
     }
     if (h) {
@@ -952,9 +965,208 @@ static int digest_record(struct copy_state *st, const char *rel, const struct st
     d.rel_len = (uint32_t)strlen(rel);
     d.stable = after && stat_unchanged(sst, after);
     memcpy(d.digest, digest, MK_DIGEST_SIZE);
+    pthread_mutex_lock(&st->digests_mu);
     mk_buf_add(&st->digests, &d, sizeof(d));
     mk_buf_add(&st->digests, rel, d.rel_len);
-    return st->digests.len >= (1u << 16) ? digests_flush(st, err) : 0;
+    int r = st->digests.len >= (1u << 16) ? digests_flush(st, err) : 0;
+    pthread_mutex_unlock(&st->digests_mu);
+    return r;
+}
+
+/* The bytes of the regular file in (the source rel, whose stat the walk took as sst) into
+ * out (at dest, whose last component is name; dest is needed only for a source of several
+ * links), hashed with spec->digests, then its metadata. */
+static int file_fill(struct copy_state *st, int in, int out, const char *rel, const char *dest,
+                     const char *name, const struct stat *sst, dev_t ddev, bool owned_right,
+                     struct mk_error **err)
+{
+    /* Hashing: the walk's stat (taken before the open) against the open source's after the
+     * copy, so that a file changed meanwhile keeps the digest of what was written but stays
+     * out of the hash cache. A small file is read at once (and the hash cache takes the same
+     * chance when it hashes after the walk's stat): its stat is not taken again. */
+    struct stat after = *sst;
+    _cleanup_(mk_sha256_freep) struct mk_sha256 *h = st->spec->digests ? mk_sha256_new() : NULL;
+    if (copy_bytes(in, out, (uint64_t)sst->st_size, sst->st_dev, ddev, h, err) < 0)
+        return mk_error_wrap(err, "copying \"%s\"", rel);
+    char digest[MK_DIGEST_SIZE] = "";
+    const struct stat *afterp = NULL;
+    if (h) {
+        mk_sha256_final(h, digest);
+        bool big = (uint64_t)sst->st_size >= HASH_THREAD_MIN;
+        afterp = !big || fstat(in, &after) == 0 ? &after : NULL;
+        if (digest_record(st, rel, sst, afterp, digest, err) < 0)
+            return -1;
+    }
+    if (sst->st_nlink > 1) {
+        st->links = mk_xreallocarray(st->links, st->n_links + 1, sizeof(*st->links));
+        st->links[st->n_links] =
+            (struct copied_link){.dev = sst->st_dev, .ino = sst->st_ino, .dest = mk_xstrdup(dest)};
+        /* Another name of the inode is linked, not copied: it has this digest while its
+         * stat is the one this copy began and ended with. */
+        st->links[st->n_links].after = after;
+        if (!afterp || !stat_unchanged(sst, afterp))
+            st->links[st->n_links].after.st_nlink = 0;
+        memcpy(st->links[st->n_links++].digest, digest, MK_DIGEST_SIZE);
+    }
+    return set_meta_fd(st, in, out, name, sst, owned_right, err);
+}
+
+/* ---- the copy pool ----
+ * A COPY of many small files spends most of its time in the kernel, a dozen calls a file,
+ * on one core. The walk opens both files of a small one (so that what is at its name, and
+ * every error about the tree, is met in walk order, as before) and hands the rest to
+ * POOL_THREADS threads: the bytes, the digest, mode, xattrs and times, through the two open
+ * files (nothing by name: the walk may have moved on to another directory). Files with
+ * several links (their copies are linked to the first) and big ones (hashed on a thread of
+ * their own) stay on the walk's thread. The first failure stops the walk at its next file;
+ * builder_copy_into waits for the threads before it returns. */
+#define POOL_THREADS 2
+#define POOL_QUEUE 64
+
+struct pool_job {
+    int in, out;
+    struct stat sst;
+    char *rel, *name;
+    dev_t ddev;
+    bool owned_right;
+};
+
+struct copy_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work, room; /* the threads wait for a file, the walk for a free slot */
+    int idle;                  /* threads waiting on work */
+    bool full;                 /* the walk waits on room */
+    struct pool_job q[POOL_QUEUE];
+    size_t head, n;
+    bool closing;
+    struct mk_error *err; /* the first failure, until pool_error passes it on */
+    bool failed;
+    pthread_t t[POOL_THREADS];
+    int n_threads;
+};
+
+static void pool_job_release(struct pool_job *j)
+{
+    mk_closep(&j->in);
+    mk_closep(&j->out);
+    free(j->rel);
+    free(j->name);
+}
+
+static void *pool_main(void *arg)
+{
+    struct copy_state *st = arg;
+    struct copy_pool *p = st->pool;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->n == 0 && !p->closing) {
+            p->idle++;
+            pthread_cond_wait(&p->work, &p->mu);
+            p->idle--;
+        }
+        if (p->n == 0)
+            break;
+        struct pool_job j = p->q[p->head];
+        p->head = (p->head + 1) % POOL_QUEUE;
+        p->n--;
+        bool failed = p->failed;
+        /* Woken only when the queue is half empty: one wake-up for many files. */
+        if (p->full && p->n <= POOL_QUEUE / 2) {
+            p->full = false;
+            pthread_cond_signal(&p->room);
+        }
+        pthread_mutex_unlock(&p->mu);
+        struct mk_error *e = NULL;
+        if (!failed)
+            file_fill(st, j.in, j.out, j.rel, NULL, j.name, &j.sst, j.ddev, j.owned_right, &e);
+        pool_job_release(&j);
+        pthread_mutex_lock(&p->mu);
+        if (e && !p->failed) {
+            p->err = e;
+            p->failed = true;
+        } else {
+            mk_error_free(e);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Queues the file (taking *in and *out); false, with nothing taken, when there is no pool
+ * (its threads could not start: the walk copies the file itself). */
+static bool pool_put(struct copy_state *st, int *in, int *out, const char *rel, const char *name,
+                     const struct stat *sst, dev_t ddev, bool owned_right)
+{
+    if (!st->pool) {
+        struct copy_pool *p = mk_xcalloc(1, sizeof(*p));
+        pthread_mutex_init(&p->mu, NULL);
+        pthread_cond_init(&p->work, NULL);
+        pthread_cond_init(&p->room, NULL);
+        st->pool = p;
+        while (p->n_threads < POOL_THREADS &&
+               pthread_create(&p->t[p->n_threads], NULL, pool_main, st) == 0)
+            p->n_threads++;
+    }
+    struct copy_pool *p = st->pool;
+    if (p->n_threads == 0)
+        return false;
+    pthread_mutex_lock(&p->mu);
+    while (p->n == POOL_QUEUE) {
+        p->full = true;
+        pthread_cond_wait(&p->room, &p->mu);
+    }
+    p->q[(p->head + p->n) % POOL_QUEUE] = (struct pool_job){.in = MK_TAKE_FD(*in),
+                                                            .out = MK_TAKE_FD(*out),
+                                                            .sst = *sst,
+                                                            .rel = mk_xstrdup(rel),
+                                                            .name = mk_xstrdup(name),
+                                                            .ddev = ddev,
+                                                            .owned_right = owned_right};
+    p->n++;
+    if (p->idle)
+        pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    return true;
+}
+
+/* -1 once a file of the pool failed (its error passed on the first time), else 0. */
+static int pool_error(struct copy_state *st, struct mk_error **err)
+{
+    struct copy_pool *p = st->pool;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    bool failed = p->failed;
+    struct mk_error *e = MK_TAKE_PTR(p->err);
+    pthread_mutex_unlock(&p->mu);
+    if (!failed)
+        return 0;
+    if (e && err && !*err)
+        *err = e;
+    else
+        mk_error_free(e);
+    return mk_error_set(err, MK_ERR_FAILED, 0, "copying failed");
+}
+
+/* Waits for the queued files and the threads; then pool_error. */
+static int pool_stop(struct copy_state *st, struct mk_error **err)
+{
+    struct copy_pool *p = st->pool;
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    p->closing = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_threads; i++)
+        pthread_join(p->t[i], NULL);
+    int r = pool_error(st, err);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->room);
+    free(p);
+    st->pool = NULL;
+    return r;
 }
 
 /* A regular file: its bytes, then its metadata (through the open files). */
@@ -1019,35 +1231,12 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
      * of 20,000 files without --chown). */
     bool owned_right = have_parent && st->uid == st->euid && st->gid == st->egid &&
                        (owned ? dpst.st_gid : st->pcache_gid) == st->gid;
-    /* Hashing: the walk's stat (taken before the open) against the open source's after the
-     * copy, so that a file changed meanwhile keeps the digest of what was written but stays
-     * out of the hash cache. A small file is read at once (and the hash cache takes the same
-     * chance when it hashes after the walk's stat): its stat is not taken again. */
-    struct stat after = *sst;
-    _cleanup_(mk_sha256_freep) struct mk_sha256 *h = st->spec->digests ? mk_sha256_new() : NULL;
-    if (copy_bytes(in, out, (uint64_t)sst->st_size, sst->st_dev, ddev, h, err) < 0)
-        return mk_error_wrap(err, "copying \"%s\"", rel);
-    char digest[MK_DIGEST_SIZE] = "";
-    const struct stat *afterp = NULL;
-    if (h) {
-        mk_sha256_final(h, digest);
-        bool big = (uint64_t)sst->st_size >= HASH_THREAD_MIN;
-        afterp = !big || fstat(in, &after) == 0 ? &after : NULL;
-        if (digest_record(st, rel, sst, afterp, digest, err) < 0)
-            return -1;
-    }
-    if (sst->st_nlink > 1) {
-        st->links = mk_xreallocarray(st->links, st->n_links + 1, sizeof(*st->links));
-        st->links[st->n_links] =
-            (struct copied_link){.dev = sst->st_dev, .ino = sst->st_ino, .dest = mk_xstrdup(dest)};
-        /* Another name of the inode is linked, not copied: it has this digest while its
-         * stat is the one this copy began and ended with. */
-        st->links[st->n_links].after = after;
-        if (!afterp || !stat_unchanged(sst, afterp))
-            st->links[st->n_links].after.st_nlink = 0;
-        memcpy(st->links[st->n_links++].digest, digest, MK_DIGEST_SIZE);
-    }
-    return set_meta_fd(st, in, out, name, sst, owned_right, err);
+    /* A small file of one link: its bytes and metadata on the pool's threads, while the
+     * walk goes on. */
+    if (sst->st_nlink <= 1 && (uint64_t)sst->st_size < HASH_THREAD_MIN &&
+        pool_put(st, &in, &out, rel, name, sst, ddev, owned_right))
+        return pool_error(st, err);
+    return file_fill(st, in, out, rel, dest, name, sst, ddev, owned_right, err);
 }
 
 /* Copies one entry (file, dir, symlink, fifo) from the source tree to dest in the root. */
@@ -1294,6 +1483,7 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     cs.pcache_fd = -1;
     cs.scache_fd = -1;
     cs.rcache_snap = cs.rcache_upper = -1;
+    pthread_mutex_init(&cs.digests_mu, NULL);
     cs.spec = spec;
     cs.rootfd = rootfd;
     cs.srcfd = spec->ctx ? builder_context_dirfd(spec->ctx) : spec->src_rootfd;
@@ -1361,9 +1551,12 @@ int builder_copy_into(int rootfd, const struct mk_copy_spec *spec, struct mk_err
     }
     if (r == 0 && cs.n_reuse)
         r = reuse_link(&cs, err);
+    if (pool_stop(&cs, err) < 0)
+        r = -1;
     if (r == 0 && spec->digests)
         r = digests_flush(&cs, err);
     mk_buf_release(&cs.digests);
+    pthread_mutex_destroy(&cs.digests_mu);
     reuse_release(&cs);
     made_forget(&cs);
     mk_strv_release(&matched);

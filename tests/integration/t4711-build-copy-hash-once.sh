@@ -22,8 +22,15 @@ ln "$ctx/tree/f1" "$ctx/tree/sub/link1"
 ln -s f2 "$ctx/tree/sym"
 printf 'FROM scratch\nCOPY big.bin /big.bin\nCOPY tree /tree/\n' >"$ctx/Dockerfile"
 read_bytes() { # TRACE FILE: bytes read (read, pread64) from fds naming FILE
-    awk -v f="<$2>" 'index($0, f) && $0 ~ /^[0-9]+ +p?read(64)?\(/ {
-        n = $NF; if (n > 0) s += n } END { print s + 0 }' "$1"
+    # A call another thread interrupts is cut in two lines: "<unfinished ...>", then
+    # "<... read resumed> ... = N" (the copy's threads read small files).
+    awk -v f="<$2>" '
+        index($0, f) && $0 ~ /^[0-9]+ +p?read(64)?\(/ {
+            if ($0 ~ /<unfinished \.\.\.>$/) { pend[$1] = 1; next }
+            n = $NF; if (n > 0) s += n; next }
+        pend[$1] && $0 ~ /^[0-9]+ +<\.\.\. p?read(64)? resumed>/ {
+            delete pend[$1]; n = $NF; if (n > 0) s += n }
+        END { print s + 0 }' "$1"
 }
 trace() { # NAME: a build of ctx tagged NAME under strace into $T/NAME.trace
     strace -f -y -qq -e trace=read,pread64,write,fsync -o "$T/$1.trace" \
