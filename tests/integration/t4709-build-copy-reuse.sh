@@ -11,7 +11,8 @@ export SOURCE_DATE_EPOCH=1700000000
 t_import_busybox
 ctx=$T/ctx
 mkdir -p "$ctx/tree/a" "$ctx/tree/b" "$ctx/tree/c"
-for i in $(seq 1 20); do echo "file $i" >"$ctx/tree/a/f$i"; done
+# Over 1,024 files to link: two threads link them (copy.c, LINK_THREAD_MIN).
+for i in $(seq 1 1100); do echo "file $i" >"$ctx/tree/a/f$i"; done
 for i in 1 2 3; do head -c 5000 /dev/urandom >"$ctx/tree/b/g$i"; done
 echo keep >"$ctx/tree/c/keep"
 echo gone >"$ctx/tree/c/gone"
@@ -53,6 +54,7 @@ new=$(ls "$MKIMG_ROOT/snapshots" | while read -r s; do
 links() { stat -c %h "$MKIMG_ROOT/snapshots/$new/data/$1"; }
 t_eq "an unchanged file is linked from the last build's snapshot" "$(links a/f1)" 2
 t_eq "so is one in another directory" "$(links b/g1)" 2
+t_eq "and one of the second half, which the second thread links" "$(links a/f999)" 2
 t_eq "the changed file is copied" "$(links a/f7)" 1
 t_eq "the chmod-ed one too" "$(links a/f3)" 1
 t_eq "and the one with a new mtime" "$(links b/g2)" 1
