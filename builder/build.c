@@ -467,7 +467,9 @@ int builder_build(struct mk_store *store, const struct mk_build_opts *opts,
         return mk_error_wrap(err, "opening the store for a build");
     int r = build_retrying(store, opts, ret_image, err);
     struct mk_error *e = NULL;
-    if (layerstore_sync_end(store, r < 0 ? NULL : &e) < 0 && r == 0) {
+    int synced = layerstore_sync_end(store, r < 0 ? NULL : &e);
+    builder_sandbox_reap(); /* the last RUN's container, which exited meanwhile */
+    if (synced < 0 && r == 0) {
         if (err)
             *err = e;
         else

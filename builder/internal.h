@@ -112,6 +112,11 @@ int builder_image_lowerdirs(struct mk_store *store, const struct mk_image *img, 
  * A SIGINT/SIGTERM to mkimg (mk_interrupted) kills the container and fails with
  * MK_ERR_INTERRUPTED. The child dies with mkimg (PR_SET_PDEATHSIG). */
 int builder_sandbox_run(const struct mk_sandbox_spec *spec, int *ret_status, struct mk_error **err);
+/* builder_sandbox_run returns once the command and all it started are gone, while the
+ * container's pid 1 may still be exiting (its mounts going): this waits for that one, if
+ * any. Called before the next container, before --jobs helpers are forked and at the end of
+ * a build. */
+void builder_sandbox_reap(void);
 
 /* Mounts the same root file system in a child process (user + mount namespace only) and
  * calls fn(rootfd, arg, err) there, with rootfd an O_PATH fd of the merged root; used by

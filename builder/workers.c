@@ -237,6 +237,7 @@ int prebuild_stages(struct build *b, unsigned jobs, struct mk_error **err)
                 ret = mk_error_errno(err, "creating a stage report");
                 break;
             }
+            builder_sandbox_reap(); /* not for a helper to inherit, nor to reap */
             pid_t pid = fork();
             if (pid < 0) {
                 close(fd);
