@@ -745,9 +745,8 @@ static void reuse_dirs_drop(struct reuse_dirs *c)
 {
     free(c->dir);
     c->dir = NULL;
-    mk_closep(&c->snap); /* closes, leaves the number */
+    mk_closep(&c->snap);
     mk_closep(&c->upper);
-    c->snap = c->upper = -1;
 }
 
 static void reuse_cache_drop(struct copy_state *st)

@@ -215,8 +215,7 @@ void builder_sandbox_reap(void)
     /* ECHILD: reaped already (a fork's waitpid(-1)), or not our child (in a fork). */
     while (waitid(P_PIDFD, (id_t)pending_pidfd, &si, WEXITED) < 0 && errno == EINTR)
         ;
-    close(pending_pidfd);
-    pending_pidfd = -1;
+    mk_closep(&pending_pidfd);
 }
 
 /* Waits for the child while draining its reports (so it never blocks on a full pipe); a

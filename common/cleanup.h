@@ -18,12 +18,15 @@ static inline void mk_freep(void *p)
     free(*(void **)p);
 }
 
+/* Closes *fd (if open) and sets it to -1, so that a variable closed early and closed again
+ * by its cleanup (or a struct field closed twice) never closes a number reused meanwhile. */
 static inline void mk_closep(int *fd)
 {
     if (*fd >= 0) {
         int saved = errno;
         close(*fd);
         errno = saved;
+        *fd = -1;
     }
 }
 

@@ -332,7 +332,6 @@ struct mk_snapshot_files *layerstore_snapshot_files_open(struct mk_store *store,
     if (!x)
         return NULL;
     mk_closep(&x->blob_fd);
-    x->blob_fd = -1;
     struct mk_snapshot_files *f = mk_xcalloc(1, sizeof(*f));
     f->x = x;
     return f;
