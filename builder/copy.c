@@ -439,32 +439,40 @@ static int set_meta(struct copy_state *st, int dirfd, const char *name, const ch
     return 0;
 }
 
-/* Pairs of file systems (source, destination device) copy_file_range refused: it fails the
- * same way for every file between them (EXDEV across file systems since Linux 5.19), so it
- * is tried once per pair, not once per file (20,000 failed calls for a COPY of 20,000 files
- * before). Per process, which is one COPY: it runs in the step's child. */
+/* Pairs of file systems (source, destination device) where copy_file_range was tried: it
+ * fails the same way for every file between two that refuse it (EXDEV across file systems
+ * since Linux 5.19), so it is tried once per pair, not once per file (20,000 failed calls for
+ * a COPY of 20,000 files before). Per process, which is one COPY: it runs in the step's
+ * child. The pool's threads take a file only once its pair is known (copy_file), so the one
+ * try is the walk's. */
 static struct {
     dev_t src, dst;
-} no_cfr[8];
-static size_t n_no_cfr;
-static pthread_mutex_t no_cfr_mu = PTHREAD_MUTEX_INITIALIZER; /* the pool's threads copy too */
+    bool refused;
+} cfr_pairs[8];
+static size_t n_cfr_pairs;
+static pthread_mutex_t cfr_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static bool cfr_refused(dev_t src, dev_t dst)
+/* 1: refused, 0: works, -1: not tried yet (or not remembered: the table is full). */
+static int cfr_state(dev_t src, dev_t dst)
 {
-    bool refused = false;
-    pthread_mutex_lock(&no_cfr_mu);
-    for (size_t i = 0; i < n_no_cfr && !refused; i++)
-        refused = no_cfr[i].src == src && no_cfr[i].dst == dst;
-    pthread_mutex_unlock(&no_cfr_mu);
-    return refused;
+    int state = -1;
+    pthread_mutex_lock(&cfr_mu);
+    for (size_t i = 0; i < n_cfr_pairs && state < 0; i++)
+        if (cfr_pairs[i].src == src && cfr_pairs[i].dst == dst)
+            state = cfr_pairs[i].refused;
+    pthread_mutex_unlock(&cfr_mu);
+    return state;
 }
 
-static void cfr_refuse(dev_t src, dev_t dst)
+static void cfr_note(dev_t src, dev_t dst, bool refused)
 {
-    pthread_mutex_lock(&no_cfr_mu);
-    if (n_no_cfr < MK_ARRAY_SIZE(no_cfr))
-        no_cfr[n_no_cfr++] = (typeof(no_cfr[0])){src, dst};
-    pthread_mutex_unlock(&no_cfr_mu);
+    pthread_mutex_lock(&cfr_mu);
+    bool known = false;
+    for (size_t i = 0; i < n_cfr_pairs && !known; i++)
+        known = cfr_pairs[i].src == src && cfr_pairs[i].dst == dst;
+    if (!known && n_cfr_pairs < MK_ARRAY_SIZE(cfr_pairs))
+        cfr_pairs[n_cfr_pairs++] = (typeof(cfr_pairs[0])){src, dst, refused};
+    pthread_mutex_unlock(&cfr_mu);
 }
 
 /* ---- hashing while copying (spec->digests) ----
@@ -595,8 +603,10 @@ static int copy_bytes(int in, int out, uint64_t size, dev_t src_dev, dev_t dst_d
                       struct mk_sha256 *h, struct mk_error **err)
 {
     bool kernel_copied = false;
-    while (!cfr_refused(src_dev, dst_dev)) {
+    while (cfr_state(src_dev, dst_dev) != 1) {
         ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+        if (n >= 0 && !kernel_copied)
+            cfr_note(src_dev, dst_dev, false);
         if (n == 0)
             return h && kernel_copied ? hash_written(out, h, err) : 0;
         if (n > 0) {
@@ -609,7 +619,7 @@ static int copy_bytes(int in, int out, uint64_t size, dev_t src_dev, dev_t dst_d
             return mk_error_errno(err, "copying");
         /* EINVAL can be about this file (a special file system, flags): not remembered. */
         if (errno != EINVAL)
-            cfr_refuse(src_dev, dst_dev);
+            cfr_note(src_dev, dst_dev, true);
         break;
     }
     if (h) {
@@ -1293,6 +1303,7 @@ static int copy_file(struct copy_state *st, const char *rel, const struct stat *
     /* A small file of one link: its bytes and metadata on the pool's threads, while the
      * walk goes on. */
     if (sst->st_nlink <= 1 && (uint64_t)sst->st_size < HASH_THREAD_MIN &&
+        cfr_state(sst->st_dev, ddev) >= 0 &&
         pool_put(st, &in, &out, rel, name, sst, ddev, owned_right))
         return pool_error(st, err);
     return file_fill(st, in, out, rel, dest, name, sst, ddev, owned_right, err);
