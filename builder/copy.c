@@ -1091,6 +1091,9 @@ static int file_fill(struct copy_state *st, int in, int out, const char *rel, co
  * builder_copy_into waits for the threads before it returns. */
 #define POOL_THREADS 2
 #define POOL_QUEUE 64
+/* An idle thread is woken once this many files wait, not for each: a wake-up per file of 3 KiB
+ * cost more CPU (scheduler, futex) than its copy. */
+#define POOL_BATCH 16
 
 struct pool_job {
     int in, out;
@@ -1192,7 +1195,7 @@ static bool pool_put(struct copy_state *st, int *in, int *out, const char *rel, 
                                                             .ddev = ddev,
                                                             .owned_right = owned_right};
     p->n++;
-    if (p->idle)
+    if (p->idle && p->n >= POOL_BATCH)
         pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->mu);
     return true;
