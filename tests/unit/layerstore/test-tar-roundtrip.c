@@ -256,6 +256,30 @@ static void test_names(void)
                0, "one hdrcharset record per such name, and GNU tar lists both");
 }
 
+/* Writing a layer reads its files without moving their atime (O_NOATIME): under relatime a
+ * first read after a write (atime <= mtime) dirties every inode, and a journal commit writes
+ * them all back. Skipped where a plain read does not move it either (noatime mounts). */
+static void test_atime(void)
+{
+    mkdir("atime", 0755);
+    sh("printf data > atime/f && printf data > atime/ctl");
+    struct timespec ts[2] = {{1000, 0}, {2000, 0}}; /* atime before mtime */
+    utimensat(AT_FDCWD, "atime/f", ts, 0);
+    utimensat(AT_FDCWD, "atime/ctl", ts, 0);
+    struct stat st;
+    sh("cat atime/ctl > /dev/null");
+    if (stat("atime/ctl", &st) < 0 || st.st_atim.tv_sec == 1000) {
+        tap_skip("a read does not update atime on this file system");
+        return;
+    }
+    sh("rm atime/ctl");
+    char d[MK_DIGEST_SIZE];
+    uint64_t size = 0;
+    write_layer("atime", "atime.tar", d, &size);
+    tap_ok(stat("atime/f", &st) == 0 && st.st_atim.tv_sec == 1000,
+           "writing a layer leaves its files' atime alone");
+}
+
 /* Compressed input: the diff_id is always that of the uncompressed tar (d1, s1); truncated
  * streams are parse errors; an empty tree is two zero blocks. */
 static void test_compressed_and_truncated(const char *d1, uint64_t s1)
@@ -343,6 +367,7 @@ int main(void)
         sh("tar tvf l1.tar > a.lst; tar tvf l3.tar > b.lst; diff a.lst b.lst | sed 's/^/# /'");
 
     check_gnu_tar_view();
+    test_atime();
 
     /* Apply: the overlay lowerdir must write back to the very same bytes. */
     struct mk_error *err = NULL;
