@@ -60,7 +60,7 @@ struct link_map {
  * step has just written them, they are all dirty in the page cache, and their write-back at
  * the sync that makes the snapshot durable (the build's syncfs, or the snapshot's) took as
  * long as the tar itself, with the tar's second core idle meanwhile (manyfiles, 20,000 files
- * of 3 KiB on a journaled ext4: ~0.2 s each). Once the walk has read this many files, one
+ * of 3 KiB on a journaled ext4: ~0.2 s each). Once the walk has come to this many files, one
  * syncfs of the tree's file system runs on a thread of its own, so that the write-back
  * overlaps the rest of the tar; the writer waits for it before it returns (no thread outlives
  * the commit: the builder forks next). A big file alone does not start it: its data is
@@ -107,9 +107,9 @@ struct writer {
     uint64_t run_len;
     char *run_buf;
     uint64_t entry_start; /* where the entry being written began */
-    /* EARLY_SYNC_FILES: files whose data was read, the syncing thread (if started), its fd
-     * and the errno its syncfs failed with (0: none). */
-    uint64_t files_read;
+    /* EARLY_SYNC_FILES: regular files come to (count_file), the syncing thread (if started),
+     * its fd and the errno its syncfs failed with (0: none). */
+    uint64_t files_seen;
     bool sync_started;
     pthread_t sync_thread;
     int sync_fd, sync_errno;
@@ -553,12 +553,19 @@ static bool consume_range(int fd, off_t from, off_t to)
  * when it cannot be opened for reading. *ret_consume: opened for writing too, to be emptied
  * as it is read (reuse->consume, a file of LS_CONSUME_MIN bytes or more with no other name;
  * rootless, a file of another owner may not open for writing: then it is only read). */
+/* One more regular file of the tree: read, or its entry taken from an earlier blob (a COPY
+ * that changed one file of many has linked all the others: as many dirty inodes). */
+static void count_file(struct writer *w, int dfd)
+{
+    if (w->reuse && w->reuse->sync_early && w->out_fd >= 0 && !w->sync_started &&
+        ++w->files_seen == EARLY_SYNC_FILES)
+        early_sync_start(w, dfd);
+}
+
 static int open_data(struct writer *w, int dfd, const char *name, const struct stat *st,
                      bool *ret_consume)
 {
-    if (w->reuse && w->reuse->sync_early && w->out_fd >= 0 && !w->sync_started &&
-        ++w->files_read == EARLY_SYNC_FILES)
-        early_sync_start(w, dfd);
+    count_file(w, dfd);
     *ret_consume = false;
     if (w->reuse && w->reuse->consume && (uint64_t)st->st_size >= LS_CONSUME_MIN &&
         st->st_nlink == 1) {
@@ -686,6 +693,8 @@ static int write_one(struct writer *w, int dfd, const char *name, const char *pr
         mtime = w->clamp_mtime;
     if (S_ISREG(st->st_mode) && w->reuse && w->reuse->prev) {
         int r = reuse_entry(w, name, path, st, mtime, lowers, err);
+        if (r > 0)
+            count_file(w, dfd);
         if (r != 0)
             return r < 0 ? -1 : 0;
     }
