@@ -795,9 +795,7 @@ static bool reuse_parents(struct copy_state *st, const char *dest, const char **
 /* Whether name in dirfd may have extended attributes (true when that cannot be told). */
 static bool maybe_xattrs(int dirfd, const char *name)
 {
-    char p[PATH_MAX + 64];
-    int n = snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, name);
-    return n < 0 || (size_t)n >= sizeof(p) || llistxattr(p, NULL, 0) != 0;
+    return mk_llistxattrat(dirfd, name, NULL, 0) != 0;
 }
 
 /* A path of plain names: no empty, "." or ".." component (after leading and trailing

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/fsutil.h"
@@ -35,6 +36,31 @@ void mk_fsutil_test_force_fallback(bool on)
 void mk_fsutil_test_inject_openat2(int (*fn)(void))
 {
     openat2_inject = fn;
+}
+
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465 /* the same on every architecture (asm-generic/unistd.h, 6.13) */
+#endif
+/* -1: not known yet; 0: the kernel has none (ENOSYS). Atomic: the copy's threads ask too. */
+static _Atomic int listxattrat_supported = -1;
+
+ssize_t mk_llistxattrat(int dirfd, const char *name, char *list, size_t size)
+{
+    if (listxattrat_supported != 0) {
+        ssize_t n = syscall(SYS_listxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, list, size);
+        if (n >= 0 || errno != ENOSYS) {
+            listxattrat_supported = 1;
+            return n;
+        }
+        listxattrat_supported = 0;
+    }
+    char p[PATH_MAX + 64];
+    int k = snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, name);
+    if (k < 0 || (size_t)k >= sizeof(p)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return llistxattr(p, list, size);
 }
 
 static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve)

@@ -48,6 +48,12 @@ int mk_write_all(int fd, const void *data, size_t len, struct mk_error **err);
 ssize_t mk_read_some(int fd, void *buf, size_t len, struct mk_error **err);
 int mk_fsync_dir(int dirfd, struct mk_error **err);
 
+/* llistxattr(2) of name in dirfd (a symlink itself, not its target): listxattrat(2) (Linux
+ * 6.13), one lookup of one name; where the kernel lacks it, llistxattr of
+ * /proc/self/fd/DIRFD/NAME, a walk through procfs on every call. As llistxattr: the size of
+ * the list (list NULL, size 0: the size needed), or -1 with errno set. */
+ssize_t mk_llistxattrat(int dirfd, const char *name, char *list, size_t size);
+
 /* Tests only: resolve with the user-space walk instead of openat2 (on) or go back to
  * detecting openat2 (off). */
 void mk_fsutil_test_force_fallback(bool on);

@@ -4,9 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/fsutil.h"
@@ -151,6 +155,49 @@ static void test_openat2_errors(int rootfd)
     mk_fsutil_test_inject_openat2(NULL);
 }
 
+/* mk_llistxattrat: a file with and without xattrs, a symlink to the first (itself, not
+ * followed); then the same with listxattrat refused as a kernel before 6.13 refuses it
+ * (ENOSYS, by a seccomp filter in a child), where the /proc path answers instead. */
+static int xattr_answers(int dfd)
+{
+    char list[64];
+    ssize_t a = mk_llistxattrat(dfd, "xa", list, sizeof(list));
+    bool named = a == 7 && memcmp(list, "user.k", 7) == 0;
+    return (named ? 1 : 0) | (mk_llistxattrat(dfd, "xa", NULL, 0) == 7 ? 2 : 0) |
+           (mk_llistxattrat(dfd, "plain", NULL, 0) == 0 ? 4 : 0) |
+           (mk_llistxattrat(dfd, "xlink", NULL, 0) == 0 ? 8 : 0) |
+           (mk_llistxattrat(dfd, "missing", NULL, 0) < 0 && errno == ENOENT ? 16 : 0);
+}
+
+static void test_llistxattrat(void)
+{
+    mkdir("xattrs", 0755);
+    write_file("xattrs/xa", "x");
+    write_file("xattrs/plain", "p");
+    symlink("xa", "xattrs/xlink");
+    if (setxattr("xattrs/xa", "user.k", "v", 1, 0) < 0) {
+        tap_skip("no user xattrs here: %s", strerror(errno));
+        return;
+    }
+    int dfd = open("xattrs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    tap_is_int(xattr_answers(dfd), 31, "llistxattrat: list, size, none, a symlink itself, ENOENT");
+    pid_t pid = fork();
+    if (pid == 0) {
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), 465, 0) < 0 ||
+            seccomp_load(ctx) < 0)
+            _exit(99);
+        errno = 0;
+        bool refused = syscall(465, dfd, "xa", AT_SYMLINK_NOFOLLOW, NULL, 0) < 0 && errno == ENOSYS;
+        _exit(refused ? xattr_answers(dfd) : 98);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    tap_is_int(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 31,
+               "without listxattrat (ENOSYS): the same answers by /proc/self/fd");
+    close(dfd);
+}
+
 int main(void)
 {
     tap_tmpdir();
@@ -176,6 +223,7 @@ int main(void)
     tap_is_int(inject_calls, 0, "fallback: openat2 never called");
     mk_fsutil_test_force_fallback(false);
     test_openat2_errors(rootfd);
+    test_llistxattrat();
 
     struct mk_error *err = NULL;
     tap_ok(mk_rm_rf("root", &err) == 0 && access("root", F_OK) < 0, "rm -rf removes the tree");
