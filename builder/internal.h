@@ -254,6 +254,11 @@ struct mk_copy_spec {
      * instead of copied. NULL: everything is copied (the fds are then unused). */
     const struct mk_strv *reuse_dests;
     int reuse_fd, upper_fd;
+    /* direct: direct_fd is the upperdir below the root (an O_PATH fd), where what the walk
+     * puts into a directory it created itself is created without the overlay (copy.c,
+     * direct_parent). */
+    bool direct;
+    int direct_fd;
     /* That snapshot's files known to have no xattrs (NULL: each one is asked). */
     const struct mk_snapshot_files *reuse_files;
     /* digests: every regular file copied is hashed while its bytes are written (issue 19:

@@ -707,6 +707,7 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
     const struct mk_df_node *n = j->in->node;
     const char *checksum = j->in->copy.checksum;
     _cleanup_free_ char *upper = NULL, *work = NULL;
+    _cleanup_close_ int direct_fd = -1;
     int ret = -1;
     for (size_t i = 0; checksum && i < j->urls.urls.n; i++)
         if (url_download(b, n, &j->urls, i, checksum, err) < 0)
@@ -722,6 +723,9 @@ static int copy_exec(struct build *b, struct stage *s, struct copy_job *j, struc
         goto out;
     if (j->reusable)
         copy_reuse_prepare(b, j, upper);
+    direct_fd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    j->spec.direct = direct_fd >= 0;
+    j->spec.direct_fd = direct_fd;
     if (sc && spec_prepare(j, sc, err) < 0)
         goto out;
     struct mk_sandbox_spec sb;
