@@ -115,8 +115,19 @@ struct ls_tar_reuse {
      * emptied (holes punched) as it is read; consumed says one was. Not with sync_early:
      * what is thrown away need not reach the disk. */
     bool consume, consumed;
+    /* keep_sync: the caller writes in a window of deferred durability, whose flush waits for
+     * the early syncfs (ls_sync_keep): the write hands it over in early (when it started one)
+     * instead of waiting for it, so that the next step runs while the tree is written back. */
+    bool keep_sync;
+    struct ls_early_sync *early;
 };
 #define LS_CONSUME_MIN (64ull << 20)
+/* An early syncfs handed over: waited for (in its own process; in a forked one only
+ * forgotten) and freed; -1 with err when it failed. */
+struct ls_early_sync;
+int ls_early_sync_join(struct ls_early_sync *s, struct mk_error **err);
+/* The window's flush (ls_sync_flush, layerstore_free) waits for s first. */
+void ls_sync_keep(struct mk_store *store, struct ls_early_sync *s);
 /* ls_tar_write_diff with reuse (NULL: none). */
 int ls_tar_write_reuse(int dirfd, const struct ls_lowers *lowers, int out_fd, int64_t epoch,
                        struct ls_tar_reuse *reuse, char ret_diff_id[MK_DIGEST_SIZE],
@@ -203,6 +214,9 @@ struct mk_store {
     /* Asked for, not opened yet: the marker is made by the first write that would skip a
      * sync (ls_sync_deferred), so a build that writes nothing syncs nothing. */
     bool sync_wanted;
+    /* Early syncfs of commits in the window, not waited for yet (ls_sync_keep). */
+    struct ls_early_sync **kept;
+    size_t n_kept;
 };
 
 /* index.json may not grow past this (every tag is one short descriptor). */

@@ -261,7 +261,8 @@ static int blob_from_dir_like(struct mk_store *store, int dirfd, const struct ls
     struct ls_tar_reuse reuse = {.prev = snap ? ls_tar_index_load(store, like_chain, snap) : NULL,
                                  .out = ls_tar_index_new(),
                                  .sync_early = !(consume && !like_chain),
-                                 .consume = consume && !like_chain};
+                                 .consume = consume && !like_chain,
+                                 .keep_sync = ls_sync_deferred(store)};
     int r = blob_from_dir(store, dirfd, lowers, epoch, &reuse, ret_tmp, ret_fd, ret_diff_id,
                           ret_size, err);
     if (r < 0 && reuse.stale) {
@@ -270,10 +271,13 @@ static int blob_from_dir_like(struct mk_store *store, int dirfd, const struct ls
         ls_tar_index_remove(store, like_chain);
         ls_tar_index_free((struct ls_tar_index *)reuse.prev);
         ls_tar_index_free(reuse.out);
-        reuse = (struct ls_tar_reuse){.out = ls_tar_index_new(), .sync_early = true};
+        reuse = (struct ls_tar_reuse){
+            .out = ls_tar_index_new(), .sync_early = true, .keep_sync = ls_sync_deferred(store)};
         r = blob_from_dir(store, dirfd, lowers, epoch, &reuse, ret_tmp, ret_fd, ret_diff_id,
                           ret_size, err);
     }
+    if (reuse.early)
+        ls_sync_keep(store, MK_TAKE_PTR(reuse.early));
     ls_tar_index_free((struct ls_tar_index *)reuse.prev);
     if (r < 0) {
         ls_tar_index_free(reuse.out);

@@ -237,8 +237,29 @@ int layerstore_sync_begin(struct mk_store *store, struct mk_error **err)
     return window_open(store, err);
 }
 
+void ls_sync_keep(struct mk_store *store, struct ls_early_sync *s)
+{
+    store->kept = mk_xreallocarray(store->kept, store->n_kept + 1, sizeof(*store->kept));
+    store->kept[store->n_kept++] = s;
+}
+
+/* Waits for the kept early syncfs; the first failure is reported. */
+static int kept_join(struct mk_store *store, struct mk_error **err)
+{
+    int r = 0;
+    for (size_t i = 0; i < store->n_kept; i++)
+        if (ls_early_sync_join(store->kept[i], r < 0 ? NULL : err) < 0)
+            r = -1;
+    free(store->kept);
+    store->kept = NULL;
+    store->n_kept = 0;
+    return r;
+}
+
 int ls_sync_flush(struct mk_store *store, struct mk_error **err)
 {
+    if (kept_join(store, err) < 0)
+        return -1;
     if (store->sync_fd >= 0 && syncfs(store->root_fd) < 0)
         return mk_error_errno(err, "syncing the store \"%s\"", store->root);
     return 0;
@@ -322,6 +343,7 @@ void layerstore_free(struct mk_store *store)
     if (!store)
         return;
     layerstore_sync_end(store, NULL);
+    kept_join(store, NULL);
     if (store->sync_fd >= 0)
         close(store->sync_fd);
     free(store->sync_marker);

@@ -107,12 +107,10 @@ struct writer {
     uint64_t run_len;
     char *run_buf;
     uint64_t entry_start; /* where the entry being written began */
-    /* EARLY_SYNC_FILES: regular files come to (count_file), the syncing thread (if started),
-     * its fd and the errno its syncfs failed with (0: none). */
+    /* EARLY_SYNC_FILES: regular files come to (count_file), and the syncfs (NULL until
+     * started). */
     uint64_t files_seen;
-    bool sync_started;
-    pthread_t sync_thread;
-    int sync_fd, sync_errno;
+    struct ls_early_sync *early;
     uid_t euid; /* for open_data's O_NOATIME */
 };
 
@@ -504,11 +502,18 @@ static int write_empty_file(struct writer *w, const char *path, struct mk_error 
     return write_header(w, e, path, err);
 }
 
+struct ls_early_sync {
+    pthread_t thread;
+    int fd;
+    int errno_; /* the syncfs's, 0: none (written by the thread before it ends) */
+    pid_t owner;
+};
+
 static void *early_sync_main(void *arg)
 {
-    struct writer *w = arg;
-    if (syncfs(w->sync_fd) < 0)
-        w->sync_errno = errno;
+    struct ls_early_sync *s = arg;
+    if (syncfs(s->fd) < 0)
+        s->errno_ = errno;
     return NULL;
 }
 
@@ -516,27 +521,37 @@ static void *early_sync_main(void *arg)
  * sync that counts comes later anyway). */
 static void early_sync_start(struct writer *w, int dfd)
 {
-    w->sync_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (w->sync_fd < 0)
-        return;
-    if (pthread_create(&w->sync_thread, NULL, early_sync_main, w) != 0) {
-        mk_closep(&w->sync_fd);
+    struct ls_early_sync *s = mk_xcalloc(1, sizeof(*s));
+    s->owner = getpid();
+    s->fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->fd < 0 || pthread_create(&s->thread, NULL, early_sync_main, s) != 0) {
+        mk_closep(&s->fd);
+        free(s);
         return;
     }
-    w->sync_started = true;
+    w->early = s;
+}
+
+int ls_early_sync_join(struct ls_early_sync *s, struct mk_error **err)
+{
+    if (!s)
+        return 0;
+    /* In a forked process the thread is not there: its owner waits for it. */
+    bool ours = s->owner == getpid();
+    if (ours)
+        pthread_join(s->thread, NULL);
+    int e = ours ? s->errno_ : 0;
+    mk_closep(&s->fd);
+    free(s);
+    if (e)
+        return mk_error_set(err, MK_ERR_IO, e, "syncing the layer's files to disk");
+    return 0;
 }
 
 /* Waits for the early syncfs; -1 when it failed. */
 static int early_sync_wait(struct writer *w, struct mk_error **err)
 {
-    if (!w->sync_started)
-        return 0;
-    pthread_join(w->sync_thread, NULL);
-    w->sync_started = false;
-    mk_closep(&w->sync_fd);
-    if (w->sync_errno)
-        return mk_error_set(err, MK_ERR_IO, w->sync_errno, "syncing the layer's files to disk");
-    return 0;
+    return ls_early_sync_join(MK_TAKE_PTR(w->early), err);
 }
 
 /* reuse->consume: the bytes read so far punched out of fd, whose dirty pages are then
@@ -557,7 +572,7 @@ static bool consume_range(int fd, off_t from, off_t to)
  * that changed one file of many has linked all the others: as many dirty inodes). */
 static void count_file(struct writer *w, int dfd)
 {
-    if (w->reuse && w->reuse->sync_early && w->out_fd >= 0 && !w->sync_started &&
+    if (w->reuse && w->reuse->sync_early && w->out_fd >= 0 && !w->early &&
         ++w->files_seen == EARLY_SYNC_FILES)
         early_sync_start(w, dfd);
 }
@@ -845,7 +860,6 @@ static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, int6
                        .hash = mk_sha256_new(),
                        .clamp_mtime = clamp_mtime,
                        .reuse = reuse,
-                       .sync_fd = -1,
                        .euid = geteuid()};
     writer_start(&w);
     _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
@@ -885,7 +899,11 @@ static int write_tar(int dirfd, const struct ls_lowers *lowers, int out_fd, int6
         archive_fail(&w, "", err);
         goto out;
     }
-    if (early_sync_wait(&w, err) < 0)
+    /* Handed over (reuse->keep_sync) rather than waited for: the caller's window waits for
+     * it before anything is named. */
+    if (reuse && reuse->keep_sync)
+        reuse->early = MK_TAKE_PTR(w.early);
+    else if (early_sync_wait(&w, err) < 0)
         goto out;
     mk_sha256_final(w.hash, ret_diff_id);
     *ret_size = w.size;
