@@ -56,6 +56,21 @@ int main(void)
     tap_ok(mk_digest_valid(dg), "valid digest");
     tap_ok(!mk_digest_valid("sha256:E3B0") && !mk_digest_valid("md5:00") && !mk_digest_valid(NULL),
            "invalid digests refused");
+    {
+        char v[MK_DIGEST_SIZE + 2];
+        snprintf(v, sizeof(v), "%s", dg);
+        v[MK_DIGEST_LEN - 1] = '\0';
+        bool short_bad = !mk_digest_valid(v);
+        snprintf(v, sizeof(v), "%sa", dg);
+        bool long_bad = !mk_digest_valid(v);
+        snprintf(v, sizeof(v), "%s", dg);
+        v[20] = 'E';
+        bool upper_bad = !mk_digest_valid(v);
+        v[20] = 'g';
+        bool nonhex_bad = !mk_digest_valid(v);
+        tap_ok(short_bad && long_bad && upper_bad && nonhex_bad && !mk_digest_valid("sha256:"),
+               "one hex digit short or over, an upper-case or non-hex one: refused");
+    }
     char chain[MK_DIGEST_SIZE];
     mk_chain_id("", dg, chain);
     tap_is_str(chain, dg, "chain id of a first layer is its diff id");
