@@ -688,7 +688,7 @@ static int direct_parent(const struct copy_state *st, const char *dest, char **r
         dest++;
     const char *slash = strrchr(dest, '/'); /* made_below: there is one */
     const char *name = slash + 1;
-    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return -1;
     _cleanup_free_ char *dir = mk_xstrndup(dest, (size_t)(slash - dest));
     int fd = open_dir_nofollow(st->spec->direct_fd, dir);
